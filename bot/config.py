@@ -1,0 +1,67 @@
+"""Settings for syncbot, read from the environment (and a `.env` file) by pydantic-settings.
+
+Every setting has an offline default: with nothing set, syncbot runs on a SQLite file and the local
+stand-ins of `sandbox/` (see README). Secrets are `SecretStr` so they never print in a repr or a log.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Used only when TOKEN_ENCRYPTION_KEYS is not set: fine offline, refused in production (see `require_production_safe`).
+OFFLINE_TOKEN_KEY = "c3luY2JvdC1vZmZsaW5lLWRlbW8ta2V5LWRvLW5vdC11c2U="
+
+
+class Settings(BaseSettings):
+    """All of syncbot's configuration.
+
+    URLs default to Intuit's real hosts (DESIGN.md, "Platform facts"); `syncbot demo` and the tests point
+    them at the stand-ins instead.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field("sqlite:///syncbot.db", alias="DATABASE_URL")
+
+    # Encryption of OAuth tokens at rest: comma-separated Fernet keys, newest first (MultiFernet rotation).
+    token_encryption_keys: SecretStr = Field(SecretStr(OFFLINE_TOKEN_KEY), alias="TOKEN_ENCRYPTION_KEYS")
+
+    # QuickBooks Online (Intuit developer docs: "OAuth 2.0" and "Accounting API" base URLs).
+    qbo_client_id: str = Field("sandbox-client-id", alias="QBO_CLIENT_ID")
+    qbo_client_secret: SecretStr = Field(SecretStr("sandbox-client-secret"), alias="QBO_CLIENT_SECRET")
+    qbo_redirect_uri: str = Field("http://127.0.0.1:3000/oauth/quickbooks/callback", alias="QBO_REDIRECT_URI")
+    qbo_api_url: str = Field("https://sandbox-quickbooks.api.intuit.com", alias="QBO_API_URL")
+    qbo_auth_url: str = Field("https://appcenter.intuit.com/connect/oauth2", alias="QBO_AUTH_URL")
+    qbo_token_url: str = Field("https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer", alias="QBO_TOKEN_URL")
+    qbo_revoke_url: str = Field("https://developer.api.intuit.com/v2/oauth2/tokens/revoke", alias="QBO_REVOKE_URL")
+    qbo_minor_version: int = Field(75, alias="QBO_MINOR_VERSION")
+    qbo_timeout_seconds: float = Field(120.0, alias="QBO_TIMEOUT_SECONDS")
+    # Throttling budget per realm (Intuit: "Rate limits and throttles"): requests and batch requests per minute.
+    qbo_requests_per_minute: int = Field(500, alias="QBO_REQUESTS_PER_MINUTE")
+    qbo_batch_per_minute: int = Field(40, alias="QBO_BATCH_PER_MINUTE")
+    qbo_max_concurrent: int = Field(10, alias="QBO_MAX_CONCURRENT")
+    qbo_limit_minute_seconds: float = Field(60.0, alias="QBO_LIMIT_MINUTE_SECONDS")
+    # "per_item": each batch item counts against the per-minute budget (Intuit's batch sample); "per_request": one.
+    qbo_batch_metering: str = Field("per_item", alias="QBO_BATCH_METERING")
+
+    # How long a rate-limited connection pauses when QuickBooks gives no Retry-After (help article: 15 minutes).
+    rate_limit_pause_seconds: int = Field(900, alias="RATE_LIMIT_PAUSE_SECONDS")
+
+    # The Slack side (used from the Slack app issue on).
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+
+    def token_keys(self) -> list[str]:
+        """The Fernet keys, newest first."""
+        return [k.strip() for k in self.token_encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,1138 @@
+"""The sync engine: push JobsiteOn records to the provider, pull the provider's changes, and fix what failed.
+
+Every attempt writes one sync log entry (first as `pending`, committed before the provider call, so a crash
+leaves a trace and its requestid); every error and every resolution writes a notification in the same
+transaction (the outbox). What the engine promises:
+
+- **One write per intent.** A record is claimed (`record_claims`) before it is pushed: a second Retry of the same
+  entry while the first runs gets `InProgress`, and a finished one gets `NothingToRetry`. Every write carries a
+  QuickBooks `requestid`; a retry after an uncertain outcome (timeout, gateway error) reuses it, so a write whose
+  answer was lost is not done twice.
+- **Chains.** A new attempt of a record supersedes its open entries (`superseded_by_id`); when the record syncs,
+  the whole chain is resolved (`resolved_at`, `resolved_by`).
+- **Connection-wide failures** (auth_expired, rate_limited, subscription) open one incident per connection, mark
+  the connection (expired / rate_limited until `paused_until` / suspended) and stop the run; `resume` retries
+  every entry that waited on it and syncs what changed meanwhile.
+- **Conflicts** (5010, a stale SyncToken) re-read the object and try once more; only a second 5010 is logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
+from sync.models import (
+    RECORD_MODELS,
+    Connection,
+    ConnectionStatus,
+    Contact,
+    Direction,
+    Entity,
+    Incident,
+    Invoice,
+    InvoiceLine,
+    Link,
+    Notification,
+    Payment,
+    RecordClaim,
+    Status,
+    SyncLogEntry,
+    utcnow,
+)
+from sync.providers.base import BatchOp, Change, Provider, ProviderError, Written
+from sync.providers.quickbooks import MAX_BATCH, payload_hash
+
+log = logging.getLogger("syncbot.engine")
+
+#: The order records are pushed in: what others reference comes first.
+PUSH_ORDER: tuple[Entity, ...] = (Entity.CONTACT, Entity.ITEM, Entity.INVOICE, Entity.PAYMENT)
+#: The entities whose provider-side changes are pulled (invoices only for deletions).
+PULL_ENTITIES: tuple[Entity, ...] = (Entity.CONTACT, Entity.INVOICE, Entity.PAYMENT)
+CONNECTION_KINDS = frozenset(k for k, info in KINDS.items() if info.scope == "connection")
+UNCERTAIN_HTTP = frozenset({502, 503, 504})
+CDC_LOOKBACK = dt.timedelta(days=29)
+
+
+class EngineError(Exception):
+    """Base of the engine's refusals; ``str()`` is a sentence fit for a user."""
+
+
+class NotFound(EngineError, LookupError):
+    """No such entry, record or connection (in this account)."""
+
+
+class InProgress(EngineError):
+    """Someone is already syncing this record."""
+
+
+class NothingToRetry(EngineError):
+    """The entry is resolved already, or was retried already (``entry`` is the newest attempt)."""
+
+    def __init__(self, message: str, entry: SyncLogEntry) -> None:
+        super().__init__(message)
+        self.entry = entry
+
+
+class ConnectionUnavailable(EngineError):
+    """The connection cannot take requests now (``kind``: auth_expired, rate_limited or subscription)."""
+
+    def __init__(self, message: str, kind: Kind, until: dt.datetime | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.until = until
+
+
+class DependencyMissing(Exception):
+    """A record references another that is not in the provider yet."""
+
+    def __init__(self, entity: Entity, record_id: int, label: str, fieldname: str) -> None:
+        super().__init__(f"{entity.value} {label}")
+        self.entity = entity
+        self.record_id = record_id
+        self.label = label
+        self.fieldname = fieldname
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts of outcomes, and whether it stopped on a connection-wide failure."""
+
+    synced: int = 0
+    errors: int = 0
+    warnings: int = 0
+    skipped: int = 0
+    pulled: int = 0
+    unchanged: int = 0
+    stopped: Kind | None = None
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def count(self, entry: SyncLogEntry) -> None:
+        if entry.status == Status.SYNCED:
+            self.synced += 1
+        elif entry.status == Status.WARNING:
+            self.warnings += 1
+        elif entry.status == Status.ERROR:
+            self.errors += 1
+        if entry.kind:
+            self.by_kind[entry.kind] = self.by_kind.get(entry.kind, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"synced": self.synced, "errors": self.errors, "warnings": self.warnings,
+                "skipped": self.skipped, "pulled": self.pulled, "unchanged": self.unchanged,
+                "stopped": self.stopped.value if self.stopped else None, "by_kind": dict(self.by_kind)}
+
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EngineConfig:
+    """Tunables. ``rate_limit_pause_seconds``: pause after a 429 without Retry-After (help article: 15 min)."""
+
+    rate_limit_pause_seconds: int = 900
+    claim_lease_seconds: int = 300
+    batch_workers: int = 4
+
+
+@dataclass
+class _Target:
+    entity: Entity
+    record_id: int
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A failed attempt: its diagnosis and the provider objects found gone ((entity, record id or None for the
+    record itself))."""
+
+    diagnosis: Diagnosis
+    gone: tuple[tuple[str, int | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class _DepLink:
+    entity: Entity
+    record_id: int
+    remote_id: str
+    label: str
+
+
+@dataclass
+class _Prepared:
+    target: _Target
+    entry_id: int
+    payload: dict[str, Any]
+    remote: tuple[str, str | None] | None
+    request_id: str
+    key: str = ""
+    dep_links: tuple[_DepLink, ...] = ()
+
+
+def record_topic(connection_id: int, entity: str, record_id: int | None) -> str:
+    """The outbox topic of one record's message."""
+    return f"record:{connection_id}:{entity}:{record_id}"
+
+
+def connection_topic(connection_id: int) -> str:
+    """The outbox topic of a connection's incident message."""
+    return f"connection:{connection_id}"
+
+
+def new_request_id() -> str:
+    """A fresh QuickBooks requestid (32 hex characters: fits both the 50 and the batch 36 limits)."""
+    return uuid.uuid4().hex
+
+
+class SyncEngine:
+    """Runs syncs for connections. Thread-safe: every method opens its own sessions.
+
+    ``provider_for(connection)`` returns the Provider bound to that connection (tokens, realm). ``clock`` gives
+    the current UTC time (injectable for tests).
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], provider_for: Callable[[Connection], Provider],
+                 config: EngineConfig | None = None, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.sessions = sessions
+        self.provider_for = provider_for
+        self.config = config or EngineConfig()
+        self.clock = clock
+        self._owner = uuid.uuid4().hex[:16]
+
+    # ------------------------------------------------------------------------------------------ claims
+
+    def _try_claim(self, connection_id: int, entity: str, record_id: int) -> bool:
+        now = self.clock()
+        for _ in range(2):
+            with self.sessions() as session:
+                try:
+                    session.add(RecordClaim(connection_id=connection_id, entity=entity, record_id=record_id,
+                                            owner=self._owner, claimed_at=now))
+                    session.commit()
+                    return True
+                except IntegrityError:
+                    session.rollback()
+                stale = now - dt.timedelta(seconds=self.config.claim_lease_seconds)
+                res = session.execute(delete(RecordClaim).where(
+                    RecordClaim.connection_id == connection_id, RecordClaim.entity == entity,
+                    RecordClaim.record_id == record_id, RecordClaim.claimed_at < stale))
+                session.commit()
+                if not res.rowcount:  # type: ignore[attr-defined]
+                    return False
+        return False
+
+    def _release(self, connection_id: int, entity: str, record_id: int) -> None:
+        with self.sessions() as session:
+            session.execute(delete(RecordClaim).where(
+                RecordClaim.connection_id == connection_id, RecordClaim.entity == entity,
+                RecordClaim.record_id == record_id, RecordClaim.owner == self._owner))
+            session.commit()
+
+    @contextmanager
+    def _claimed(self, connection_id: int, entity: str, record_id: int) -> Iterator[None]:
+        if not self._try_claim(connection_id, entity, record_id):
+            raise InProgress(f"{entity} {record_id} is already being synced")
+        try:
+            yield
+        finally:
+            self._release(connection_id, entity, record_id)
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    def _connection(self, session: Session, connection_id: int, account_id: int | None = None) -> Connection:
+        conn = session.get(Connection, connection_id)
+        if conn is None or (account_id is not None and conn.account_id != account_id):
+            raise NotFound(f"no connection {connection_id}")
+        return conn
+
+    def _ensure_available(self, conn: Connection) -> None:
+        """Raise ConnectionUnavailable unless the connection can take requests now."""
+        now = self.clock()
+        if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.REVOKED) or not conn.realm_id:
+            raise ConnectionUnavailable("The QuickBooks connection needs to be reconnected.", Kind.AUTH_EXPIRED)
+        if conn.status == ConnectionStatus.SUSPENDED:
+            raise ConnectionUnavailable("The QuickBooks subscription is inactive.", Kind.SUBSCRIPTION)
+        if conn.status == ConnectionStatus.RATE_LIMITED and conn.paused_until and conn.paused_until > now:
+            raise ConnectionUnavailable("QuickBooks asked us to slow down; syncing resumes by itself.",
+                                        Kind.RATE_LIMITED, conn.paused_until)
+
+    @staticmethod
+    def _load_record(session: Session, account_id: int, entity: Entity, record_id: int) -> Any:
+        model = RECORD_MODELS[entity]
+        stmt = select(model).where(model.id == record_id, model.account_id == account_id)
+        if entity == Entity.INVOICE:
+            stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item),
+                                selectinload(Invoice.contact))
+        record = session.scalars(stmt).one_or_none()
+        if record is None:
+            raise NotFound(f"no {entity.value} {record_id}")
+        return record
+
+    @staticmethod
+    def _link(session: Session, connection_id: int, entity: str, record_id: int) -> Link | None:
+        return session.scalars(select(Link).where(Link.connection_id == connection_id, Link.entity == entity,
+                                                  Link.record_id == record_id)).one_or_none()
+
+    def _dependencies(self, entity: Entity, record: Any) -> list[tuple[Entity, int, str, str]]:
+        """(entity, record id, label, field) of what ``record`` references, in push order."""
+        if entity == Entity.INVOICE:
+            deps = [(Entity.CONTACT, record.contact_id, record.contact.display_name, "CustomerRef")]
+            seen: set[int] = set()
+            for line in record.lines:
+                if line.item_id not in seen:
+                    seen.add(line.item_id)
+                    deps.append((Entity.ITEM, line.item_id, line.item.name, "Line.SalesItemLineDetail.ItemRef"))
+            return deps
+        if entity == Entity.PAYMENT:
+            deps = [(Entity.CONTACT, record.contact_id, record.contact.display_name, "CustomerRef")]
+            if record.invoice_id:
+                deps.append((Entity.INVOICE, record.invoice_id, record.invoice.number, "LinkedTxn"))
+            return deps
+        return []
+
+    def _refs(self, session: Session, connection_id: int, entity: Entity, record: Any) -> dict[str, Any]:
+        """The provider ids of what ``record`` references. Raises DependencyMissing."""
+        refs: dict[str, Any] = {"items": {}}
+        for dep_entity, dep_id, label, fieldname in self._dependencies(entity, record):
+            link = self._link(session, connection_id, dep_entity, dep_id)
+            if link is None or link.remote_deleted:
+                raise DependencyMissing(dep_entity, dep_id, label, fieldname)
+            if dep_entity == Entity.CONTACT:
+                refs["customer"] = link.remote_id
+            elif dep_entity == Entity.ITEM:
+                refs["items"][dep_id] = link.remote_id
+            elif dep_entity == Entity.INVOICE:
+                refs["invoice"] = link.remote_id
+        return refs
+
+    @staticmethod
+    def _open_entries(session: Session, connection_id: int, entity: str, record_id: int,
+                      direction: str = Direction.PUSH) -> list[SyncLogEntry]:
+        return list(session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == connection_id, SyncLogEntry.entity == entity,
+            SyncLogEntry.record_id == record_id, SyncLogEntry.direction == direction,
+            SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
+            SyncLogEntry.superseded_by_id.is_(None)).order_by(SyncLogEntry.id)))
+
+    def _notify(self, session: Session, conn: Connection, event: str, topic: str,
+                entry: SyncLogEntry | None = None, incident: Incident | None = None) -> None:
+        session.add(Notification(account_id=conn.account_id, connection_id=conn.id, topic=topic, event=event,
+                                 entry_id=entry.id if entry else None,
+                                 incident_id=incident.id if incident else None, created_at=self.clock()))
+
+    def _open_incident(self, session: Session, conn: Connection, kind: Kind, details: str) -> Incident:
+        incident = session.scalars(select(Incident).where(
+            Incident.connection_id == conn.id, Incident.resolved_at.is_(None))).first()
+        if incident is None:
+            incident = Incident(account_id=conn.account_id, connection_id=conn.id, kind=kind.value,
+                                details=details[:4000], opened_at=self.clock())
+            session.add(incident)
+            session.flush()
+            self._notify(session, conn, "incident_opened", connection_topic(conn.id), incident=incident)
+            log.warning("event=incident_opened connection_id=%s kind=%s", conn.id, kind.value)
+        return incident
+
+    def _apply_connection_failure(self, session: Session, conn: Connection, diag: Diagnosis) -> None:
+        now = self.clock()
+        if diag.kind == Kind.AUTH_EXPIRED:
+            conn.status = ConnectionStatus.EXPIRED.value
+        elif diag.kind == Kind.RATE_LIMITED:
+            conn.status = ConnectionStatus.RATE_LIMITED.value
+            seconds = diag.retry_after if diag.retry_after else self.config.rate_limit_pause_seconds
+            conn.paused_until = now + dt.timedelta(seconds=seconds)
+        elif diag.kind == Kind.SUBSCRIPTION:
+            conn.status = ConnectionStatus.SUSPENDED.value
+        assert diag.kind is not None
+        self._open_incident(session, conn, diag.kind, diag.details)
+
+    def _fill_failure(self, entry: SyncLogEntry, diag: Diagnosis) -> None:
+        entry.status = diag.entry_status
+        entry.kind = diag.kind.value if diag.kind else None
+        entry.details = diag.details
+        entry.codes = ",".join(diag.codes)[:200] or None
+        entry.field = diag.field
+        entry.http_status = diag.http_status
+        entry.intuit_tid = diag.intuit_tid
+
+    def _finish_failure(self, session: Session, conn: Connection, entry: SyncLogEntry, diag: Diagnosis) -> None:
+        """Record a failed attempt: the entry, the connection state, and the notification."""
+        self._fill_failure(entry, diag)
+        if diag.kind in CONNECTION_KINDS:
+            self._apply_connection_failure(session, conn, diag)
+            self._notify(session, conn, "incident_updated", connection_topic(conn.id), entry=entry)
+        else:
+            self._notify(session, conn, "error", record_topic(conn.id, entry.entity, entry.record_id), entry=entry)
+        log.info("event=sync_failed connection_id=%s entity=%s record_id=%s kind=%s attempt=%s",
+                 conn.id, entry.entity, entry.record_id, entry.kind, entry.attempt)
+
+    def _finish_success(self, session: Session, conn: Connection, entry: SyncLogEntry, record: Any,
+                        written: Written, payload_digest: str, provider: Provider, actor: str) -> None:
+        """Record a successful write: the link, the entry (synced, or a total_mismatch warning), the chain."""
+        now = self.clock()
+        link = self._link(session, conn.id, entry.entity, entry.record_id or 0)
+        if link is None:
+            link = Link(connection_id=conn.id, entity=entry.entity, record_id=entry.record_id,
+                        remote_id=written.remote_id)
+            session.add(link)
+        link.remote_id = written.remote_id
+        link.sync_token = written.sync_token
+        link.synced_hash = payload_digest
+        link.synced_at = now
+        link.remote_deleted = False
+        entry.remote_id = written.remote_id
+        entry.intuit_tid = written.intuit_tid
+        warning = provider.check(entry.entity, record, written)
+        # resolve this record's earlier chain (open or superseded and not yet resolved)
+        chain = list(session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
+            SyncLogEntry.record_id == entry.record_id, SyncLogEntry.direction == entry.direction,
+            SyncLogEntry.id != entry.id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
+            SyncLogEntry.resolved_at.is_(None))))
+        for old in chain:
+            old.resolved_at = now
+            old.resolved_by = actor
+        if warning is not None:
+            self._fill_failure(entry, warning)
+            entry.data = dict(warning.data) if warning.data else None
+            self._notify(session, conn, "error", record_topic(conn.id, entry.entity, entry.record_id), entry=entry)
+        else:
+            entry.status = Status.SYNCED.value
+            entry.kind = None
+            if chain:
+                entry.resolved_at = now
+                entry.resolved_by = actor
+                self._notify(session, conn, "resolved", record_topic(conn.id, entry.entity, entry.record_id),
+                             entry=entry)
+        conn.last_sync_at = now
+
+    def _new_entry(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
+                   digest: str | None, retry_of: SyncLogEntry | None,
+                   direction: Direction = Direction.PUSH) -> SyncLogEntry:
+        """A pending entry for a new attempt; supersedes the record's open entries. Reuses the requestid of an
+        attempt whose outcome is uncertain when the payload is unchanged."""
+        previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
+        last = previous[-1] if previous else retry_of
+        request_id = new_request_id()
+        if last is not None and last.request_id and last.payload_hash == digest and _uncertain(last):
+            request_id = last.request_id
+        entry = SyncLogEntry(
+            created_at=self.clock(), account_id=conn.account_id, connection_id=conn.id,
+            entity=target.entity.value, record_id=target.record_id, record_label=_label(record),
+            direction=direction.value, status=Status.PENDING.value, request_id=request_id,
+            payload_hash=digest, attempt=(last.attempt + 1) if last is not None and last.resolved_at is None else 1,
+            actor=actor, retry_of_id=retry_of.id if retry_of is not None else None)
+        session.add(entry)
+        session.flush()
+        for old in previous:
+            old.superseded_by_id = entry.id
+        if retry_of is not None and retry_of.superseded_by_id is None:
+            retry_of.superseded_by_id = entry.id
+        return entry
+
+    # ------------------------------------------------------------------------------------------ one record
+
+    def sync_record(self, connection_id: int, entity: Entity | str, record_id: int, actor: str = "system",
+                    force: bool = False, retry_of_id: int | None = None) -> SyncLogEntry | None:
+        """Push one record (and first what it references, when that is not in the provider yet).
+
+        Returns the attempt's entry, or None when the record is unchanged since its last sync (and not forced).
+        Raises InProgress, NotFound, ConnectionUnavailable.
+        """
+        entity = Entity(entity)
+        with self._claimed(connection_id, entity, record_id):
+            return self._push_claimed(connection_id, _Target(entity, record_id, force), actor, retry_of_id)
+
+    def _push_claimed(self, connection_id: int, target: _Target, actor: str,
+                      retry_of_id: int | None) -> SyncLogEntry | None:
+        with self.sessions() as session:
+            conn = self._connection(session, connection_id)
+            self._ensure_available(conn)
+            record = self._load_record(session, conn.account_id, target.entity, target.record_id)
+            deps = self._dependencies(target.entity, record)
+        for dep_entity, dep_id, _label, _field in deps:
+            self._push_dependency(connection_id, dep_entity, dep_id, actor)
+
+        provider: Provider
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            self._ensure_available(conn)
+            provider = self.provider_for(conn)
+            record = self._load_record(session, conn.account_id, target.entity, target.record_id)
+            retry_of = session.get(SyncLogEntry, retry_of_id) if retry_of_id else None
+            link = self._link(session, conn.id, target.entity, target.record_id)
+            try:
+                refs = self._refs(session, conn.id, target.entity, record)
+            except DependencyMissing as missing:
+                entry = self._new_entry(session, conn, target, record, actor, None, retry_of)
+                self._finish_failure(session, conn, entry, _dependency_diagnosis(missing))
+                return entry
+            payload = provider.payload(target.entity, record, refs)
+            digest = payload_hash(payload)
+            if (not target.force and link is not None and not link.remote_deleted and link.synced_hash == digest
+                    and not self._open_entries(session, conn.id, target.entity, target.record_id)):
+                return None
+            dep_links = self._dep_links(session, conn.id, target.entity, record)
+            entry = self._new_entry(session, conn, target, record, actor, digest, retry_of)
+            remote = (link.remote_id, link.sync_token) if link is not None and not link.remote_deleted else None
+            entry_id, request_id = entry.id, entry.request_id or new_request_id()
+
+        outcome = self._attempt(provider, target.entity, payload, remote, request_id, dep_links)
+        return self._finish(connection_id, entry_id, target, outcome, digest, provider, actor)
+
+    def _push_dependency(self, connection_id: int, entity: Entity, record_id: int, actor: str) -> None:
+        """Push a referenced record when it is not linked or has changed; its failure is logged on its own."""
+        # InProgress: someone else is pushing it right now; the referencing record will say if it is missing
+        with contextlib.suppress(InProgress):
+            self.sync_record(connection_id, entity, record_id, actor)
+
+    def _dep_links(self, session: Session, connection_id: int, entity: Entity, record: Any) -> list[_DepLink]:
+        out = []
+        for dep_entity, dep_id, label, _field in self._dependencies(entity, record):
+            link = self._link(session, connection_id, dep_entity, dep_id)
+            if link is not None:
+                out.append(_DepLink(dep_entity, dep_id, link.remote_id, label))
+        return out
+
+    def _attempt(self, provider: Provider, entity: Entity, payload: Mapping[str, Any],
+                 remote: tuple[str, str | None] | None, request_id: str,
+                 dep_links: Sequence[_DepLink]) -> Written | _Failed:
+        """One write with its conflict re-read; a not_found says which object is gone (``gone``)."""
+        try:
+            return self._write(provider, entity, payload, remote, request_id)
+        except ProviderError as exc:
+            diag = exc.diagnosis
+        if diag.kind != Kind.NOT_FOUND:
+            return _Failed(diag)
+        return self._locate_not_found(provider, entity, remote, dep_links, diag)
+
+    def _locate_not_found(self, provider: Provider, entity: Entity, remote: tuple[str, str | None] | None,
+                          dep_links: Sequence[_DepLink], diag: Diagnosis) -> _Failed:
+        """QuickBooks says 610/2500 both for the object itself and for what it references: read them to know."""
+        candidates: list[tuple[str, str, int | None, str]] = []
+        if remote is not None:
+            candidates.append((entity.value, remote[0], None, "it"))
+        candidates += [(d.entity.value, d.remote_id, d.record_id, d.label) for d in dep_links]
+        for cand_entity, remote_id, record_id, label in candidates:
+            try:
+                provider.read(cand_entity, remote_id)
+            except ProviderError as exc:
+                if exc.diagnosis.kind != Kind.NOT_FOUND:
+                    return _Failed(diag)
+                if record_id is None:
+                    return _Failed(_explain(diag, "The linked record was deleted in QuickBooks."),
+                                   ((entity.value, None),))
+                return _Failed(_explain(diag, f"The {cand_entity} '{label}' it references was deleted or made "
+                                        "inactive in QuickBooks."), ((cand_entity, record_id),))
+        return _Failed(diag)
+
+    def _write(self, provider: Provider, entity: Entity, payload: Mapping[str, Any],
+               remote: tuple[str, str | None] | None, request_id: str) -> Written:
+        if remote is None:
+            return provider.create(entity, payload, request_id)
+        try:
+            return provider.update(entity, remote[0], remote[1], payload, request_id)
+        except ProviderError as exc:
+            if exc.diagnosis.kind != Kind.CONFLICT:
+                raise
+            # Stale SyncToken (5010): someone changed it in QuickBooks. Re-read and try once more.
+            current = provider.read(entity, remote[0])
+            return provider.update(entity, remote[0], current.sync_token, payload, new_request_id())
+
+    def _finish(self, connection_id: int, entry_id: int, target: _Target, outcome: Written | _Failed,
+                digest: str | None, provider: Provider, actor: str) -> SyncLogEntry:
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            entry = session.get(SyncLogEntry, entry_id)
+            assert entry is not None
+            if isinstance(outcome, Written):
+                record = self._load_record(session, conn.account_id, target.entity, target.record_id)
+                self._finish_success(session, conn, entry, record, outcome, digest or "", provider, actor)
+            else:
+                for gone_entity, gone_id in outcome.gone:
+                    link = self._link(session, conn.id, gone_entity,
+                                      target.record_id if gone_id is None else gone_id)
+                    if link is not None:
+                        link.remote_deleted = True
+                self._finish_failure(session, conn, entry, outcome.diagnosis)
+            session.flush()
+            session.expunge(entry)
+            return entry
+
+    # ------------------------------------------------------------------------------------------ entries
+
+    def get_entry(self, entry_id: int, account_id: int | None = None) -> SyncLogEntry:
+        """The entry ``entry_id`` (of ``account_id`` when given). Raises NotFound."""
+        with self.sessions() as session:
+            entry = session.get(SyncLogEntry, entry_id)
+            if entry is None or (account_id is not None and entry.account_id != account_id):
+                raise NotFound(f"no sync log entry {entry_id}")
+            session.expunge(entry)
+            return entry
+
+    def retry_entry(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
+        """Retry the record of an open entry; the actor is recorded on the new attempt.
+
+        Raises NotFound (also for another account's entry), NothingToRetry (resolved, or retried already: its
+        ``entry`` is the newest attempt), InProgress (a retry is running), ConnectionUnavailable.
+        """
+        entry = self.get_entry(entry_id, account_id)
+        if entry.record_id is None or entry.connection_id is None:
+            raise NothingToRetry("This entry is not about a record.", entry)
+        if entry.direction == Direction.PULL:
+            return self._retry_pull(entry, actor)
+        with self._claimed(entry.connection_id, entry.entity, entry.record_id):
+            entry = self.get_entry(entry_id, account_id)  # re-read under the claim
+            if entry.resolved_at is not None or entry.status in (Status.SYNCED, Status.INFO):
+                raise NothingToRetry("This entry is already resolved.", entry)
+            if entry.superseded_by_id is not None:
+                raise NothingToRetry("This entry was retried already.", self._newest(entry))
+            result = self._push_claimed(entry.connection_id, _Target(Entity(entry.entity), entry.record_id, True),
+                                        actor, entry.id)
+            assert result is not None
+            return result
+
+    def _retry_pull(self, entry: SyncLogEntry, actor: str) -> SyncLogEntry:
+        if entry.kind == Kind.NOT_FOUND:
+            assert entry.record_id is not None and entry.connection_id is not None
+            return self.recreate(entry.id, actor)
+        raise NothingToRetry("Pulled changes are applied on the next Sync Now.", entry)
+
+    def _newest(self, entry: SyncLogEntry) -> SyncLogEntry:
+        with self.sessions() as session:
+            current = session.get(SyncLogEntry, entry.id)
+            hops = 0
+            while current is not None and current.superseded_by_id is not None and hops < 1000:
+                current = session.get(SyncLogEntry, current.superseded_by_id)
+                hops += 1
+            assert current is not None
+            session.expunge(current)
+            return current
+
+    def mark_resolved(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
+        """Close an open entry by hand (e.g. a locked, deposited payment left as it is)."""
+        with self.sessions() as session, session.begin():
+            entry = session.get(SyncLogEntry, entry_id)
+            if entry is None or (account_id is not None and entry.account_id != account_id):
+                raise NotFound(f"no sync log entry {entry_id}")
+            if not entry.is_open:
+                raise NothingToRetry("This entry is already resolved.", entry)
+            entry.resolved_at = self.clock()
+            entry.resolved_by = actor
+            conn = self._connection(session, entry.connection_id or 0)
+            self._notify(session, conn, "resolved", record_topic(conn.id, entry.entity, entry.record_id), entry)
+            session.flush()
+            session.expunge(entry)
+            return entry
+
+    def unlink(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
+        """Forget the provider copy of the entry's record: the next sync creates a fresh copy. Returns the entry
+        (now resolved: the record waits for the next sync). Raises NotFound."""
+        with self.sessions() as session, session.begin():
+            entry = session.get(SyncLogEntry, entry_id)
+            if entry is None or (account_id is not None and entry.account_id != account_id) or entry.record_id is None:
+                raise NotFound(f"no sync log entry {entry_id}")
+            conn = self._connection(session, entry.connection_id or 0)
+            session.execute(delete(Link).where(Link.connection_id == conn.id, Link.entity == entry.entity,
+                                               Link.record_id == entry.record_id))
+            now = self.clock()
+            info = SyncLogEntry(created_at=now, account_id=conn.account_id, connection_id=conn.id,
+                                entity=entry.entity, record_id=entry.record_id, record_label=entry.record_label,
+                                direction=Direction.PUSH.value, status=Status.INFO.value, actor=actor,
+                                details="Unlinked: the next sync creates a fresh copy in QuickBooks.")
+            session.add(info)
+            for old in self._open_entries(session, conn.id, entry.entity, entry.record_id) + \
+                    self._open_entries(session, conn.id, entry.entity, entry.record_id, Direction.PULL):
+                old.resolved_at = now
+                old.resolved_by = actor
+            session.flush()
+            self._notify(session, conn, "unlinked", record_topic(conn.id, entry.entity, entry.record_id), info)
+            session.expunge(info)
+            return info
+
+    def recreate(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
+        """Re-create a record whose provider copy was deleted: unlink it and push a fresh copy now."""
+        entry = self.get_entry(entry_id, account_id)
+        if entry.record_id is None or entry.connection_id is None:
+            raise NotFound(f"no record for entry {entry_id}")
+        with self._claimed(entry.connection_id, entry.entity, entry.record_id):
+            with self.sessions() as session, session.begin():
+                session.execute(delete(Link).where(
+                    Link.connection_id == entry.connection_id, Link.entity == entry.entity,
+                    Link.record_id == entry.record_id, Link.remote_deleted.is_(True)))
+                for old in self._open_entries(session, entry.connection_id, entry.entity, entry.record_id,
+                                              Direction.PULL):
+                    old.resolved_at = self.clock()
+                    old.resolved_by = actor
+            result = self._push_claimed(entry.connection_id, _Target(Entity(entry.entity), entry.record_id, True),
+                                        actor, entry.id if entry.direction == Direction.PUSH else None)
+            assert result is not None
+            return result
+
+    def link_existing(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
+        """For a duplicate: link the record to the provider's object of the same name, then push to it."""
+        entry = self.get_entry(entry_id, account_id)
+        if entry.record_id is None or entry.connection_id is None or not entry.is_open:
+            raise NothingToRetry("This entry is not an open error.", entry)
+        with self.sessions() as session:
+            conn = self._connection(session, entry.connection_id)
+            self._ensure_available(conn)
+            provider = self.provider_for(conn)
+        try:
+            found = provider.find_by_name(entry.entity, entry.record_label or "")  # type: ignore[attr-defined]
+        except ProviderError as exc:
+            raise NothingToRetry(f"QuickBooks could not be searched: {exc.diagnosis.details}", entry) from exc
+        if found is None:
+            raise NothingToRetry("No QuickBooks record of that name was found.", entry)
+        with self.sessions() as session, session.begin():
+            taken = session.scalars(select(Link).where(Link.connection_id == entry.connection_id,
+                                                       Link.entity == entry.entity,
+                                                       Link.remote_id == found.remote_id)).first()
+            if taken is not None and taken.record_id != entry.record_id:
+                raise NothingToRetry("That QuickBooks record is already linked to another JobsiteOn record.", entry)
+            link = self._link(session, entry.connection_id, entry.entity, entry.record_id)
+            if link is None:
+                session.add(Link(connection_id=entry.connection_id, entity=entry.entity, record_id=entry.record_id,
+                                 remote_id=found.remote_id, sync_token=found.sync_token))
+            else:
+                link.remote_id, link.sync_token, link.remote_deleted = found.remote_id, found.sync_token, False
+        return self.retry_entry(entry_id, actor, account_id)
+
+    # ------------------------------------------------------------------------------------------ many records
+
+    def open_errors(self, connection_id: int, kinds: Sequence[str] | None = None) -> list[SyncLogEntry]:
+        """The connection's open push errors and warnings (one per record), oldest first."""
+        with self.sessions() as session:
+            stmt = select(SyncLogEntry).where(
+                SyncLogEntry.connection_id == connection_id, SyncLogEntry.direction == Direction.PUSH,
+                SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
+                SyncLogEntry.superseded_by_id.is_(None), SyncLogEntry.record_id.is_not(None))
+            if kinds:
+                stmt = stmt.where(SyncLogEntry.kind.in_(list(kinds)))
+            entries = list(session.scalars(stmt.order_by(SyncLogEntry.id)))
+            session.expunge_all()
+            return entries
+
+    def retry_all(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
+        """Retry every open error of the connection, through batches. Raises ConnectionUnavailable."""
+        targets = [_Target(Entity(e.entity), e.record_id or 0, True) for e in self.open_errors(connection_id)]
+        return self.push_many(connection_id, targets, actor, progress)
+
+    def changed_records(self, connection_id: int) -> list[_Target]:
+        """Records that are not in the provider yet, or changed since their last push, in push order."""
+        out: list[_Target] = []
+        with self.sessions() as session:
+            conn = self._connection(session, connection_id)
+            provider = self.provider_for(conn)
+            links = {(lk.entity, lk.record_id): lk for lk in session.scalars(
+                select(Link).where(Link.connection_id == connection_id))}
+            for entity in PUSH_ORDER:
+                model = RECORD_MODELS[entity]
+                stmt = select(model).where(model.account_id == conn.account_id).order_by(model.id)
+                if entity == Entity.INVOICE:
+                    stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item))
+                for record in session.scalars(stmt):
+                    link = links.get((entity.value, record.id))
+                    if link is None or link.remote_deleted:
+                        out.append(_Target(entity, record.id))
+                        continue
+                    try:
+                        refs = self._refs(session, connection_id, entity, record)
+                        digest = payload_hash(provider.payload(entity, record, refs))
+                    except DependencyMissing:
+                        digest = ""
+                    if digest != link.synced_hash:
+                        out.append(_Target(entity, record.id))
+        return out
+
+    def sync_now(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
+        """Pull what changed in the provider, then push what changed in JobsiteOn. Raises ConnectionUnavailable."""
+        summary = self.pull(connection_id, actor)
+        if summary.stopped:
+            return summary
+        pushed = self.push_many(connection_id, self.changed_records(connection_id), actor, progress)
+        pushed.pulled = summary.pulled
+        with self.sessions() as session, session.begin():
+            self._connection(session, connection_id).last_sync_at = self.clock()
+        return pushed
+
+    def push_many(self, connection_id: int, targets: Sequence[_Target], actor: str,
+                  progress: Progress | None = None) -> RunSummary:
+        """Push ``targets`` in batches of 30, entity by entity (contacts, items, invoices, payments), several
+        batches in flight. Stops at a connection-wide failure (the rest keep their open entries)."""
+        summary = RunSummary()
+        with self.sessions() as session:
+            self._ensure_available(self._connection(session, connection_id))
+        total = len(targets)
+        done = 0
+        lock = threading.Lock()
+        stop = threading.Event()
+        seen: set[tuple[Entity, int]] = set()
+        unique = [t for t in targets if not ((t.entity, t.record_id) in seen or seen.add((t.entity, t.record_id)))]
+
+        def run_chunk(chunk: list[_Target]) -> None:
+            nonlocal done
+            if stop.is_set():
+                return
+            entries = self._push_chunk(connection_id, chunk, actor, summary, lock)
+            with lock:
+                for entry in entries:
+                    summary.count(entry)
+                    if entry.kind in CONNECTION_KINDS:
+                        summary.stopped = Kind(entry.kind)
+                        stop.set()
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+
+        for entity in PUSH_ORDER:
+            phase = [t for t in unique if t.entity == entity]
+            chunks = [phase[i:i + MAX_BATCH] for i in range(0, len(phase), MAX_BATCH)]
+            with ThreadPoolExecutor(max_workers=max(1, self.config.batch_workers)) as pool:
+                list(pool.map(run_chunk, chunks))
+            if stop.is_set():
+                break
+        return summary
+
+    def _push_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
+                    lock: threading.Lock) -> list[SyncLogEntry]:
+        claimed: list[_Target] = []
+        for t in chunk:
+            if self._try_claim(connection_id, t.entity, t.record_id):
+                claimed.append(t)
+            else:
+                with lock:
+                    summary.skipped += 1
+        try:
+            return self._push_claimed_chunk(connection_id, claimed, actor, summary, lock)
+        finally:
+            for t in claimed:
+                self._release(connection_id, t.entity, t.record_id)
+
+    def _push_claimed_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
+                            lock: threading.Lock) -> list[SyncLogEntry]:
+        results: list[SyncLogEntry] = []
+        prepared: list[_Prepared] = []
+        digests: dict[int, str] = {}
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            try:
+                self._ensure_available(conn)
+            except ConnectionUnavailable:
+                return []
+            provider = self.provider_for(conn)
+            for i, t in enumerate(chunk):
+                try:
+                    record = self._load_record(session, conn.account_id, t.entity, t.record_id)
+                except NotFound:
+                    continue
+                link = self._link(session, conn.id, t.entity, t.record_id)
+                try:
+                    refs = self._refs(session, conn.id, t.entity, record)
+                except DependencyMissing as missing:
+                    entry = self._new_entry(session, conn, t, record, actor, None, None)
+                    self._finish_failure(session, conn, entry, _dependency_diagnosis(missing))
+                    results.append(entry)
+                    continue
+                payload = provider.payload(t.entity, record, refs)
+                digest = payload_hash(payload)
+                if (not t.force and link is not None and not link.remote_deleted and link.synced_hash == digest
+                        and not self._open_entries(session, conn.id, t.entity, t.record_id)):
+                    with lock:
+                        summary.unchanged += 1
+                    continue
+                entry = self._new_entry(session, conn, t, record, actor, digest, None)
+                remote = (link.remote_id, link.sync_token) if link is not None and not link.remote_deleted else None
+                prepared.append(_Prepared(t, entry.id, payload, remote, entry.request_id or "", key=f"b{i}",
+                                          dep_links=tuple(self._dep_links(session, conn.id, t.entity, record))))
+                digests[entry.id] = digest
+            session.flush()
+            session.expunge_all()
+        if not prepared:
+            return results
+
+        batch_id = _batch_request_id(prepared)
+        try:
+            answers: dict[str, Written | Diagnosis] = provider.batch(
+                [BatchOp(p.key, p.target.entity, p.payload, p.remote) for p in prepared], batch_id)
+        except ProviderError as exc:
+            answers = {p.key: exc.diagnosis for p in prepared}
+        for p in prepared:
+            answer = answers[p.key]
+            outcome: Written | _Failed
+            if isinstance(answer, Written):
+                outcome = answer
+            elif answer.kind == Kind.CONFLICT and p.remote is not None:
+                # re-read the SyncToken and send this one alone
+                outcome = self._attempt(provider, p.target.entity, p.payload, p.remote, new_request_id(),
+                                        p.dep_links)
+            elif answer.kind == Kind.NOT_FOUND:
+                outcome = self._locate_not_found(provider, p.target.entity, p.remote, p.dep_links, answer)
+            else:
+                outcome = _Failed(answer)
+            results.append(self._finish(connection_id, p.entry_id, p.target, outcome, digests[p.entry_id],
+                                        provider, actor))
+        return results
+
+    # ------------------------------------------------------------------------------------------ pull
+
+    def pull(self, connection_id: int, actor: str = "system") -> RunSummary:
+        """Apply the provider's changes since the stored cursor (CDC): customers update or create contacts,
+        payments update or create payments, a deleted linked object becomes a not_found entry."""
+        summary = RunSummary()
+        with self.sessions() as session:
+            conn = self._connection(session, connection_id)
+            self._ensure_available(conn)
+            provider = self.provider_for(conn)
+            now = self.clock()
+            since = conn.cdc_cursor or conn.connected_at or now - CDC_LOOKBACK
+            since = max(since, now - CDC_LOOKBACK)
+        try:
+            changes, server_time = provider.changes(list(PULL_ENTITIES), since)
+        except ProviderError as exc:
+            self._record_run_failure(connection_id, exc.diagnosis, summary)
+            return summary
+        for change in changes:
+            with self.sessions() as session, session.begin():
+                conn = self._connection(session, connection_id)
+                entry = self._apply_change(session, conn, provider, change, actor)
+                if entry is not None:
+                    summary.count(entry)
+                    summary.pulled += 1
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            conn.cdc_cursor = min(server_time, self.clock())
+        return summary
+
+    def _record_run_failure(self, connection_id: int, diag: Diagnosis, summary: RunSummary) -> None:
+        """A failure of a connection-level call (CDC): connection-wide kinds open the incident; others are an
+        entry of the connection."""
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            entry = SyncLogEntry(created_at=self.clock(), account_id=conn.account_id, connection_id=conn.id,
+                                 entity="connection", direction=Direction.PULL.value, status=Status.ERROR.value,
+                                 actor="system")
+            session.add(entry)
+            session.flush()
+            self._fill_failure(entry, diag)
+            if diag.kind in CONNECTION_KINDS:
+                self._apply_connection_failure(session, conn, diag)
+                summary.stopped = diag.kind
+            summary.count(entry)
+
+    def _apply_change(self, session: Session, conn: Connection, provider: Provider, change: Change,
+                      actor: str) -> SyncLogEntry | None:
+        link = session.scalars(select(Link).where(Link.connection_id == conn.id, Link.entity == change.entity,
+                                                  Link.remote_id == change.remote_id)).one_or_none()
+        now = self.clock()
+
+        def entry_for(record_id: int, label: str, status: Status, details: str) -> SyncLogEntry:
+            e = SyncLogEntry(created_at=now, account_id=conn.account_id, connection_id=conn.id,
+                             entity=change.entity, record_id=record_id, record_label=label,
+                             remote_id=change.remote_id, direction=Direction.PULL.value, status=status.value,
+                             details=details, actor=actor)
+            session.add(e)
+            session.flush()
+            return e
+
+        if change.deleted:
+            if link is None or link.remote_deleted:
+                return None
+            link.remote_deleted = True
+            record = session.get(RECORD_MODELS[Entity(change.entity)], link.record_id)
+            label = _label(record) if record is not None else str(link.record_id)
+            diag = make_diagnosis(Kind.NOT_FOUND, f"QuickBooks reports {change.entity} {label} (Id "
+                                  f"{change.remote_id}) as deleted.")
+            e = entry_for(link.record_id, label, Status.ERROR, diag.details)
+            self._fill_failure(e, diag)
+            self._notify(session, conn, "error", record_topic(conn.id, change.entity, link.record_id), e)
+            return e
+        sync_token = str(change.body.get("SyncToken")) if change.body.get("SyncToken") is not None else None
+        if link is not None and link.sync_token == sync_token:
+            return None  # our own write coming back
+        if change.entity == Entity.CONTACT:
+            return self._pull_contact(session, conn, provider, change, link, sync_token, entry_for)
+        if change.entity == Entity.PAYMENT:
+            return self._pull_payment(session, conn, provider, change, link, sync_token, entry_for)
+        if link is not None:  # invoices: JobsiteOn is the source of truth; keep the SyncToken current
+            link.sync_token = sync_token
+        return None
+
+    def _pull_contact(self, session: Session, conn: Connection, provider: Provider, change: Change,
+                      link: Link | None, sync_token: str | None, entry_for: Any) -> SyncLogEntry | None:
+        fields = provider.remote_fields(Entity.CONTACT, change.body)
+        if not fields.get("display_name"):
+            return None
+        contact = session.get(Contact, link.record_id) if link is not None else None
+        created = contact is None
+        if contact is None:
+            contact = Contact(account_id=conn.account_id, display_name=fields["display_name"])
+            session.add(contact)
+        for key, value in fields.items():
+            setattr(contact, key, value)
+        session.flush()
+        digest = payload_hash(provider.payload(Entity.CONTACT, contact, {}))
+        if link is None:
+            link = Link(connection_id=conn.id, entity=Entity.CONTACT.value, record_id=contact.id,
+                        remote_id=change.remote_id)
+            session.add(link)
+        link.sync_token, link.synced_hash, link.synced_at = sync_token, digest, self.clock()
+        verb = "Created from" if created else "Updated from"
+        return entry_for(contact.id, contact.display_name, Status.SYNCED, f"{verb} QuickBooks customer "
+                         f"{change.remote_id}.")
+
+    def _pull_payment(self, session: Session, conn: Connection, provider: Provider, change: Change,
+                      link: Link | None, sync_token: str | None, entry_for: Any) -> SyncLogEntry | None:
+        fields = provider.remote_fields(Entity.PAYMENT, change.body)
+
+        def local(entity: Entity, remote_id: str | None) -> int | None:
+            if not remote_id:
+                return None
+            lk = session.scalars(select(Link).where(Link.connection_id == conn.id, Link.entity == entity,
+                                                    Link.remote_id == remote_id)).one_or_none()
+            return lk.record_id if lk is not None else None
+
+        contact_id = local(Entity.CONTACT, fields.get("customer_remote_id"))
+        invoice_id = local(Entity.INVOICE, fields.get("invoice_remote_id"))
+        payment = session.get(Payment, link.record_id) if link is not None else None
+        if payment is None:
+            if contact_id is None:
+                e = entry_for(0, f"QuickBooks payment {change.remote_id}", Status.INFO,
+                              "Skipped: its customer is not linked to a JobsiteOn contact.")
+                e.record_id = None
+                return e
+            payment = Payment(account_id=conn.account_id, contact_id=contact_id, amount_cents=0,
+                              paid_on=fields.get("paid_on") or self.clock().date())
+            session.add(payment)
+        payment.amount_cents = fields["amount_cents"]
+        if fields.get("paid_on"):
+            payment.paid_on = fields["paid_on"]
+        payment.invoice_id = invoice_id if invoice_id is not None else payment.invoice_id
+        if contact_id is not None:
+            payment.contact_id = contact_id
+        session.flush()
+        refs = self._refs(session, conn.id, Entity.PAYMENT, payment) if payment.contact_id else {}
+        digest = payload_hash(provider.payload(Entity.PAYMENT, payment, refs)) if refs else None
+        if link is None:
+            link = Link(connection_id=conn.id, entity=Entity.PAYMENT.value, record_id=payment.id,
+                        remote_id=change.remote_id)
+            session.add(link)
+        link.sync_token, link.synced_hash, link.synced_at = sync_token, digest, self.clock()
+        return entry_for(payment.id, _label(payment), Status.SYNCED,
+                         f"Payment of {payment.amount_cents / 100:.2f} pulled from QuickBooks ({change.remote_id}).")
+
+    # ------------------------------------------------------------------------------------------ connection
+
+    def pause(self, connection_id: int, seconds: float | None = None) -> dt.datetime:
+        """Pause a rate-limited connection for ``seconds`` (default: 15 minutes). Returns paused_until (UTC)."""
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            conn.status = ConnectionStatus.RATE_LIMITED.value
+            conn.paused_until = self.clock() + dt.timedelta(
+                seconds=seconds if seconds is not None else self.config.rate_limit_pause_seconds)
+            self._open_incident(session, conn, Kind.RATE_LIMITED, "Paused: too many API calls in a short period.")
+            return conn.paused_until
+
+    def resume(self, connection_id: int, actor: str, resolution: str = "resumed",
+               progress: Progress | None = None) -> RunSummary:
+        """Bring a connection back after a reconnect or when its pause is over: mark it connected, close the
+        incident, retry every entry that waited on it, then sync what changed. Raises ConnectionUnavailable
+        when it still cannot be used (no tokens)."""
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            if conn.status == ConnectionStatus.RATE_LIMITED or conn.status == ConnectionStatus.SUSPENDED:
+                conn.status = ConnectionStatus.CONNECTED.value
+            conn.paused_until = None
+            self._ensure_available(conn)
+            now = self.clock()
+            for incident in session.scalars(select(Incident).where(Incident.connection_id == conn.id,
+                                                                   Incident.resolved_at.is_(None))):
+                incident.resolved_at, incident.resolved_by, incident.resolution = now, actor, resolution
+                self._notify(session, conn, "incident_resolved", connection_topic(conn.id), incident=incident)
+        waiting = [_Target(Entity(e.entity), e.record_id or 0, True)
+                   for e in self.open_errors(connection_id, [k.value for k in CONNECTION_KINDS])]
+        summary = self.push_many(connection_id, waiting, actor, progress) if waiting else RunSummary()
+        if summary.stopped:
+            return summary
+        rest = self.sync_now(connection_id, actor, progress)
+        for key in ("synced", "errors", "warnings", "skipped", "pulled", "unchanged"):
+            setattr(summary, key, getattr(summary, key) + getattr(rest, key))
+        summary.stopped = rest.stopped
+        return summary
+
+    def recover_pending(self, older_than_seconds: int = 300) -> int:
+        """Turn attempts left `pending` by a crash into errors whose outcome is uncertain (their requestid is
+        reused by the retry, so a write that did happen is not done twice). Returns how many."""
+        cutoff = self.clock() - dt.timedelta(seconds=older_than_seconds)
+        with self.sessions() as session, session.begin():
+            stale = list(session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.status == Status.PENDING, SyncLogEntry.created_at < cutoff)))
+            for entry in stale:
+                diag = make_diagnosis(Kind.UNKNOWN, "The attempt was interrupted before QuickBooks answered.")
+                self._fill_failure(entry, diag)
+                conn = self._connection(session, entry.connection_id or 0)
+                self._notify(session, conn, "error", record_topic(conn.id, entry.entity, entry.record_id), entry)
+            return len(stale)
+
+    def counts(self, connection_id: int) -> dict[str, int]:
+        """Open errors of the connection by kind."""
+        with self.sessions() as session:
+            rows = session.execute(select(SyncLogEntry.kind, func.count()).where(
+                SyncLogEntry.connection_id == connection_id,
+                SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
+                SyncLogEntry.superseded_by_id.is_(None)).group_by(SyncLogEntry.kind)).all()
+            return {str(kind): int(n) for kind, n in rows}
+
+
+def _label(record: Any) -> str:
+    if record is None:
+        return ""
+    label = getattr(record, "label", None)
+    return str(label) if label else f"#{getattr(record, 'id', '?')}"
+
+
+def _explain(diag: Diagnosis, sentence: str) -> Diagnosis:
+    """The diagnosis with ``sentence`` put before the provider's details."""
+    return dataclasses.replace(diag, details=f"{sentence} {diag.details}".strip())
+
+
+def _uncertain(entry: SyncLogEntry) -> bool:
+    """Did the attempt end without knowing whether the provider did the work?"""
+    return entry.kind == Kind.UNKNOWN and (entry.http_status is None or entry.http_status in UNCERTAIN_HTTP)
+
+
+def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:
+    what = {"contact": "contact", "item": "item", "invoice": "invoice"}.get(missing.entity.value, "record")
+    return make_diagnosis(
+        Kind.VALIDATION,
+        f"The {what} '{missing.label}' is not in QuickBooks yet, so this record cannot reference it. "
+        f"Fix the {what}'s own sync error first; this record syncs after it.",
+        field=missing.fieldname)
+
+
+def _batch_request_id(prepared: Sequence[_Prepared]) -> str:
+    """A batch requestid (<= 36 chars). The same set of attempts gives the same id, so a resent batch is
+    answered from QuickBooks' idempotency cache."""
+    import hashlib
+
+    joined = ",".join(p.request_id for p in prepared)
+    return hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+__all__ = [
+    "CONNECTION_KINDS", "ConnectionUnavailable", "EngineConfig", "EngineError", "InProgress", "NotFound",
+    "NothingToRetry", "RunSummary", "SyncEngine", "connection_topic", "record_topic",
+]

@@ -1,0 +1,273 @@
+"""Queries over the sync log: filters, keyset pages, counts, and the figures of a weekly summary.
+
+Pages are keyset pages on the entry id, newest first (stable while entries are being added, and as fast on the
+millionth entry as on the first). A filter can be parsed from the words people type (`/sync-log` and the CLI):
+`errors`, `warnings`, `entity:invoice kind:duplicate since:7d until:2026-11-01 direction:pull status:synced
+connection:3` and free text (matched against the record's name and the details).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from sync.diagnosis import Kind
+from sync.models import Direction, Entity, Status, SyncLogEntry, utcnow
+
+MAX_PAGE = 100
+_DURATION = re.compile(r"^(\d+)([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+ENTITY_ALIASES = {"contacts": "contact", "customer": "contact", "customers": "contact", "items": "item",
+                  "invoices": "invoice", "payments": "payment"}
+
+
+class FilterError(ValueError):
+    """A filter word could not be understood; the message says which and what is allowed."""
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What to show. All given conditions must hold. Times are UTC."""
+
+    account_id: int | None = None
+    connection_id: int | None = None
+    statuses: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()
+    direction: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    text: str | None = None
+    open_only: bool = False
+    include_pending: bool = False
+
+    def describe(self) -> str:
+        """A short human description (for headings), e.g. "errors · invoice · since 2026-11-23"."""
+        parts: list[str] = []
+        if self.open_only:
+            parts.append("open")
+        parts += list(self.statuses) + list(self.kinds) + list(self.entities)
+        if self.direction:
+            parts.append(self.direction)
+        if self.since:
+            parts.append(f"since {self.since:%Y-%m-%d %H:%M} UTC")
+        if self.until:
+            parts.append(f"until {self.until:%Y-%m-%d %H:%M} UTC")
+        if self.text:
+            parts.append(f'"{self.text}"')
+        return " · ".join(parts) or "all entries"
+
+
+def _parse_when(value: str, now: dt.datetime) -> dt.datetime:
+    m = _DURATION.match(value.lower())
+    if m:
+        return now - dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise FilterError(f"'{value}' is not a time: use 30m, 24h, 7d, 2w or a date like 2026-11-01") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **base: Any) -> LogFilter:
+    """Build a LogFilter from words as typed. Raises FilterError for an unknown key or value."""
+    now = now or utcnow()
+    if isinstance(words, str):
+        words = words.split()
+    f = LogFilter(**base)
+    text: list[str] = []
+    for word in words:
+        low = word.lower()
+        if low in ("errors", "error"):
+            f = replace(f, statuses=(*f.statuses, Status.ERROR.value))
+        elif low in ("warnings", "warning"):
+            f = replace(f, statuses=(*f.statuses, Status.WARNING.value))
+        elif low == "open":
+            f = replace(f, open_only=True)
+        elif ":" in low and low.split(":", 1)[0] in (
+                "entity", "kind", "status", "direction", "since", "until", "connection"):
+            key, value = word.split(":", 1)
+            key, value = key.lower(), value.strip()
+            if not value:
+                raise FilterError(f"'{word}' has no value")
+            if key == "entity":
+                ent = ENTITY_ALIASES.get(value.lower(), value.lower())
+                if ent not in {e.value for e in Entity}:
+                    raise FilterError(f"unknown entity '{value}': use contact, item, invoice or payment")
+                f = replace(f, entities=(*f.entities, ent))
+            elif key == "kind":
+                if value.lower() not in {k.value for k in Kind}:
+                    raise FilterError(f"unknown kind '{value}': use one of "
+                                      + ", ".join(k.value for k in Kind))
+                f = replace(f, kinds=(*f.kinds, value.lower()))
+            elif key == "status":
+                if value.lower() not in {s.value for s in Status if s != Status.PENDING}:
+                    raise FilterError(f"unknown status '{value}': use error, warning, info or synced")
+                f = replace(f, statuses=(*f.statuses, value.lower()))
+            elif key == "direction":
+                if value.lower() not in {d.value for d in Direction}:
+                    raise FilterError(f"unknown direction '{value}': use push or pull")
+                f = replace(f, direction=value.lower())
+            elif key == "since":
+                f = replace(f, since=_parse_when(value, now))
+            elif key == "until":
+                f = replace(f, until=_parse_when(value, now))
+            elif key == "connection":
+                if not value.isdigit():
+                    raise FilterError(f"connection must be a number, not '{value}'")
+                f = replace(f, connection_id=int(value))
+        else:
+            text.append(word)
+    if text:
+        f = replace(f, text=" ".join(text)[:200])
+    return f
+
+
+def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
+    conds = []
+    if f.account_id is not None:
+        conds.append(SyncLogEntry.account_id == f.account_id)
+    if f.connection_id is not None:
+        conds.append(SyncLogEntry.connection_id == f.connection_id)
+    if f.statuses:
+        conds.append(SyncLogEntry.status.in_(f.statuses))
+    elif not f.include_pending:
+        conds.append(SyncLogEntry.status != Status.PENDING.value)
+    if f.kinds:
+        conds.append(SyncLogEntry.kind.in_(f.kinds))
+    if f.entities:
+        conds.append(SyncLogEntry.entity.in_(f.entities))
+    if f.direction:
+        conds.append(SyncLogEntry.direction == f.direction)
+    if f.since:
+        conds.append(SyncLogEntry.created_at >= f.since)
+    if f.until:
+        conds.append(SyncLogEntry.created_at < f.until)
+    if f.open_only:
+        conds += [SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None),
+                  SyncLogEntry.status.in_((Status.ERROR.value, Status.WARNING.value))]
+    if f.text:
+        like = "%" + f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(or_(func.lower(SyncLogEntry.record_label).like(like, escape="\\"),
+                         func.lower(SyncLogEntry.details).like(like, escape="\\")))
+    return stmt.where(and_(*conds)) if conds else stmt
+
+
+@dataclass
+class Page:
+    """One page of entries, newest first, with the cursors of the pages around it (entry ids) or None."""
+
+    entries: list[SyncLogEntry]
+    next_before: int | None
+    prev_after: int | None
+    filter: LogFilter = field(default_factory=LogFilter)
+
+
+def page(session: Session, f: LogFilter, before: int | None = None, after: int | None = None,
+         size: int = 10) -> Page:
+    """The page of entries matching ``f`` older than id ``before`` (next) or newer than id ``after``
+    (previous); the newest page when neither is given. ``size`` is capped at 100."""
+    size = max(1, min(size, MAX_PAGE))
+    stmt = _apply(select(SyncLogEntry), f)
+    if after is not None:
+        rows = list(session.scalars(stmt.where(SyncLogEntry.id > after).order_by(SyncLogEntry.id.asc())
+                                    .limit(size + 1)))
+        has_newer = len(rows) > size
+        rows = list(reversed(rows[:size]))
+        has_older = bool(rows) and session.scalar(
+            _apply(select(SyncLogEntry.id), f).where(SyncLogEntry.id < rows[-1].id).limit(1)) is not None
+    else:
+        if before is not None:
+            stmt = stmt.where(SyncLogEntry.id < before)
+        rows = list(session.scalars(stmt.order_by(SyncLogEntry.id.desc()).limit(size + 1)))
+        has_older = len(rows) > size
+        rows = rows[:size]
+        has_newer = before is not None and bool(rows) and session.scalar(
+            _apply(select(SyncLogEntry.id), f).where(SyncLogEntry.id > rows[0].id).limit(1)) is not None
+    return Page(entries=rows, next_before=rows[-1].id if rows and has_older else None,
+                prev_after=rows[0].id if rows and has_newer else None, filter=f)
+
+
+def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:
+    """Number of entries matching ``f`` grouped ``by`` one of: status, kind, entity, direction."""
+    column = {"status": SyncLogEntry.status, "kind": SyncLogEntry.kind, "entity": SyncLogEntry.entity,
+              "direction": SyncLogEntry.direction}.get(by)
+    if column is None:
+        raise ValueError(f"cannot count by {by!r}")
+    rows = session.execute(_apply(select(column, func.count()), f).group_by(column)).all()
+    return {str(key) if key is not None else "none": int(n) for key, n in rows}
+
+
+@dataclass
+class WeeklySummary:
+    """The figures of one week of an account's sync log (UTC bounds), and the week before for comparison."""
+
+    since: dt.datetime
+    until: dt.datetime
+    attempts_by_status: dict[str, int]
+    errors_by_kind: dict[str, int]
+    errors_by_entity: dict[str, int]
+    previous_attempts_by_status: dict[str, int]
+    previous_errors_by_kind: dict[str, int]
+    open_errors: int
+    oldest_open: list[SyncLogEntry]
+    most_failing: list[tuple[str, int | None, str | None, int]]  # (entity, record id, label, failures)
+
+    @property
+    def quiet(self) -> bool:
+        """No error or warning this week and none open."""
+        return not self.errors_by_kind and self.open_errors == 0
+
+    def change(self, status: str) -> int:
+        """This week's count of ``status`` minus last week's."""
+        return self.attempts_by_status.get(status, 0) - self.previous_attempts_by_status.get(status, 0)
+
+
+def weekly_summary(session: Session, account_id: int, until: dt.datetime, days: int = 7,
+                   top: int = 5) -> WeeklySummary:
+    """The summary of the ``days`` before ``until`` (UTC) for one account."""
+    since = until - dt.timedelta(days=days)
+    prev_since = since - dt.timedelta(days=days)
+    week = LogFilter(account_id=account_id, since=since, until=until)
+    prev = LogFilter(account_id=account_id, since=prev_since, until=since)
+    failing = (Status.ERROR.value, Status.WARNING.value)
+    errors_week = replace(week, statuses=failing)
+    open_f = LogFilter(account_id=account_id, open_only=True)
+    open_count = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), open_f)) or 0
+    oldest = list(session.scalars(_apply(select(SyncLogEntry), open_f).order_by(SyncLogEntry.id.asc())
+                                  .limit(top)))
+    most_rows = session.execute(
+        _apply(select(SyncLogEntry.entity, SyncLogEntry.record_id, func.max(SyncLogEntry.record_label),
+                      func.count()), errors_week)
+        .where(SyncLogEntry.record_id.is_not(None))
+        .group_by(SyncLogEntry.entity, SyncLogEntry.record_id)
+        .order_by(func.count().desc(), SyncLogEntry.entity, SyncLogEntry.record_id).limit(top)).all()
+    return WeeklySummary(
+        since=since, until=until,
+        attempts_by_status=counts(session, week, "status"),
+        errors_by_kind=counts(session, errors_week, "kind"),
+        errors_by_entity=counts(session, errors_week, "entity"),
+        previous_attempts_by_status=counts(session, prev, "status"),
+        previous_errors_by_kind=counts(session, replace(prev, statuses=failing), "kind"),
+        open_errors=int(open_count), oldest_open=oldest,
+        most_failing=[(str(e), r, lbl, int(n)) for e, r, lbl, n in most_rows],
+    )
+
+
+def entry_as_dict(entry: SyncLogEntry, tz: Callable[[dt.datetime], dt.datetime] | None = None) -> dict[str, Any]:
+    """A JSON-ready view of an entry (what `syncbot sync-log --json` prints)."""
+    when = tz(entry.created_at) if tz else entry.created_at
+    return {
+        "id": entry.id, "timestamp": when.isoformat(), "entity": entry.entity, "record_id": entry.record_id,
+        "record": entry.record_label, "direction": entry.direction, "status": entry.status, "kind": entry.kind,
+        "details": entry.details, "attempt": entry.attempt, "actor": entry.actor,
+        "resolved_at": entry.resolved_at.isoformat() if entry.resolved_at else None,
+        "retried_by": entry.superseded_by_id, "connection_id": entry.connection_id,
+        "intuit_tid": entry.intuit_tid, "codes": entry.codes,
+    }

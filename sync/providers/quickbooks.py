@@ -1,0 +1,434 @@
+"""QuickBooks Online (Accounting API v3) as a Provider, over httpx.
+
+Wire facts (Intuit developer docs, "Accounting API" entity pages, "Batch", "Change data capture", "Minor versions";
+DESIGN.md "Platform facts"): paths `/v3/company/{realmId}/{entity}` with the entity in lower case;
+`Accept: application/json`; `minorversion=75`. Create and update are `POST .../{entity}`; an update carries `Id`
+and the current `SyncToken`, and `"sparse": true` changes only the fields sent. Query is
+`GET .../query?query=select * from Customer where DisplayName = 'X'`. Batch is `POST .../batch` with at most 30
+items and answers HTTP 200 even when items fail. CDC is `GET .../cdc?entities=...&changedSince=ISO`, deleted objects
+carry `"status": "Deleted"`. `?requestid=` (at most 50 characters, 36 on batch, where bIds are then at most 10)
+makes a write idempotent: a replay returns the first answer. Every answer carries an `intuit_tid` header.
+
+JobsiteOn records map to QBO objects: contact -> Customer, item -> Item (Type Service), invoice -> Invoice
+(SalesItemLineDetail lines, TxnTaxDetail), payment -> Payment (LinkedTxn to the invoice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import httpx
+
+from sync.diagnosis import Diagnosis, Kind, diagnose, diagnose_totals, diagnose_transport
+from sync.models import Contact, Entity, Invoice, Item, Payment
+from sync.oauth import ConnectionTokens
+from sync.providers.base import BatchOp, Change, ProviderError, Written
+from sync.providers.limiter import RealmLimiter
+from sync.providers.qbo_wire import parse_body
+
+log = logging.getLogger("syncbot.quickbooks")
+
+#: Our entity -> the QBO object name.
+QBO_NAMES: dict[str, str] = {
+    Entity.CONTACT: "Customer",
+    Entity.ITEM: "Item",
+    Entity.INVOICE: "Invoice",
+    Entity.PAYMENT: "Payment",
+}
+OUR_NAMES: dict[str, str] = {v: k for k, v in QBO_NAMES.items()}
+#: The field that names an object of each entity (for find_by_name and duplicate look-ups).
+NAME_FIELDS: dict[str, str] = {
+    Entity.CONTACT: "DisplayName",
+    Entity.ITEM: "Name",
+    Entity.INVOICE: "DocNumber",
+}
+MAX_BATCH = 30
+MAX_REQUEST_ID = 50
+MAX_BATCH_REQUEST_ID = 36
+MAX_BID = 10
+#: Statuses worth resending a write for with the same requestid (the work may or may not have happened).
+UNCERTAIN_STATUSES = frozenset({502, 503, 504})
+CENT = Decimal("0.01")
+
+
+def cents_to_amount(cents: int) -> Decimal:
+    """Integer cents -> a 2-place decimal amount (dollars)."""
+    return (Decimal(cents) / 100).quantize(CENT)
+
+
+def amount_to_cents(value: Any) -> int:
+    """A QBO amount (number or string) -> integer cents, rounding half up."""
+    return int((Decimal(str(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def line_amount_cents(quantity: Decimal, rate_cents: int) -> int:
+    """A line's amount in cents: quantity x rate, rounded half up to the cent (as QuickBooks does)."""
+    return int((quantity * rate_cents).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def dumps(payload: Any) -> str:
+    """JSON text of a payload (Decimals as numbers, dates ISO)."""
+    return json.dumps(payload, default=_json_default, separators=(",", ":"), sort_keys=True)
+
+
+def payload_hash(payload: Mapping[str, Any]) -> str:
+    """A stable hash of what a push sends (ids and versions left out): equal hashes mean nothing changed."""
+    content = {k: v for k, v in payload.items() if k not in ("Id", "SyncToken", "sparse")}
+    return hashlib.sha256(dumps(content).encode()).hexdigest()
+
+
+def _drop_empty(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if v not in (None, "", {}, [])}
+
+
+# ---------------------------------------------------------------------------------------------- mapping: push
+
+
+def customer_payload(contact: Contact) -> dict[str, Any]:
+    """JobsiteOn contact -> QBO Customer fields."""
+    addr = _drop_empty({
+        "Line1": contact.bill_line1, "City": contact.bill_city, "CountrySubDivisionCode": contact.bill_region,
+        "PostalCode": contact.bill_postal_code, "Country": contact.bill_country,
+    })
+    return _drop_empty({
+        "DisplayName": contact.display_name,
+        "CompanyName": contact.company,
+        "PrimaryEmailAddr": {"Address": contact.email} if contact.email else None,
+        "PrimaryPhone": {"FreeFormNumber": contact.phone} if contact.phone else None,
+        "BillAddr": addr or None,
+    })
+
+
+def item_payload(item: Item) -> dict[str, Any]:
+    """JobsiteOn item -> QBO Item (Type Service; QBO requires IncomeAccountRef for it)."""
+    return _drop_empty({
+        "Name": item.name,
+        "Sku": item.sku,
+        "Type": "Service",
+        "UnitPrice": cents_to_amount(item.unit_price_cents),
+        "IncomeAccountRef": {"value": item.income_account} if item.income_account else None,
+    })
+
+
+def invoice_payload(invoice: Invoice, customer_id: str, item_ids: Mapping[int, str]) -> dict[str, Any]:
+    """JobsiteOn invoice -> QBO Invoice. ``item_ids`` maps our item ids to QBO Item ids."""
+    lines = []
+    for line in invoice.lines:
+        lines.append(_drop_empty({
+            "Amount": cents_to_amount(line_amount_cents(line.quantity, line.rate_cents)),
+            "DetailType": "SalesItemLineDetail",
+            "Description": line.description,
+            "SalesItemLineDetail": {
+                "ItemRef": {"value": item_ids[line.item_id]},
+                "Qty": line.quantity,
+                "UnitPrice": cents_to_amount(line.rate_cents),
+                "TaxCodeRef": {"value": line.tax_code},
+            },
+        }))
+    return _drop_empty({
+        "DocNumber": invoice.number,
+        "CustomerRef": {"value": customer_id},
+        "TxnDate": invoice.issue_date,
+        "DueDate": invoice.due_date,
+        "Line": lines,
+        "TxnTaxDetail": {"TotalTax": cents_to_amount(invoice.tax_cents)},
+    })
+
+
+def payment_payload(payment: Payment, customer_id: str, invoice_id: str | None) -> dict[str, Any]:
+    """JobsiteOn payment -> QBO Payment, linked to its invoice."""
+    amount = cents_to_amount(payment.amount_cents)
+    line = {"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]} if invoice_id else None
+    return _drop_empty({
+        "CustomerRef": {"value": customer_id},
+        "TotalAmt": amount,
+        "TxnDate": payment.paid_on,
+        "PrivateNote": f"Method: {payment.method}" if payment.method else None,
+        "Line": [line] if line else None,
+    })
+
+
+# ---------------------------------------------------------------------------------------------- mapping: pull
+
+
+def contact_fields(customer: Mapping[str, Any]) -> dict[str, Any]:
+    """QBO Customer -> the JobsiteOn contact fields it carries."""
+    addr = customer.get("BillAddr") or {}
+    return {
+        "display_name": str(customer.get("DisplayName") or customer.get("CompanyName") or "").strip(),
+        "company": customer.get("CompanyName"),
+        "email": (customer.get("PrimaryEmailAddr") or {}).get("Address"),
+        "phone": (customer.get("PrimaryPhone") or {}).get("FreeFormNumber"),
+        "bill_line1": addr.get("Line1"),
+        "bill_city": addr.get("City"),
+        "bill_region": addr.get("CountrySubDivisionCode"),
+        "bill_postal_code": addr.get("PostalCode"),
+        "bill_country": addr.get("Country"),
+    }
+
+
+def payment_fields(payment: Mapping[str, Any]) -> dict[str, Any]:
+    """QBO Payment -> amount (cents), date, the linked QBO invoice id and customer id."""
+    invoice_id = None
+    for line in payment.get("Line") or []:
+        for txn in line.get("LinkedTxn") or []:
+            if str(txn.get("TxnType", "")).lower() == "invoice":
+                invoice_id = str(txn.get("TxnId"))
+    return {
+        "amount_cents": amount_to_cents(payment.get("TotalAmt", 0)),
+        "paid_on": dt.date.fromisoformat(str(payment.get("TxnDate"))[:10]) if payment.get("TxnDate") else None,
+        "invoice_remote_id": invoice_id,
+        "customer_remote_id": str((payment.get("CustomerRef") or {}).get("value") or "") or None,
+    }
+
+
+def check_invoice_totals(invoice: Invoice, written: Mapping[str, Any]) -> Diagnosis | None:
+    """Compare QBO's computed TotalAmt / TotalTax with JobsiteOn's; a difference over half a cent is a
+    total_mismatch diagnosis (with both totals, the tax difference and the lines that differ), else None."""
+    lines = [(f"{ln.item.name} x {ln.quantity}" if ln.item else f"line {ln.position}",
+              cents_to_amount(line_amount_cents(ln.quantity, ln.rate_cents))) for ln in invoice.lines]
+    return diagnose_totals(cents_to_amount(invoice.total_cents), cents_to_amount(invoice.tax_cents), written, lines)
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# ---------------------------------------------------------------------------------------------- the client
+
+
+class QuickBooksProvider:
+    """One connection's QuickBooks company (realm): writes, reads, queries, batches and CDC.
+
+    Every request waits for a slot of the realm's limiter; a 401 refreshes the access token once (authlib, via
+    ConnectionTokens) and repeats the request; a transport error or a 502/503/504 repeats a write with the same
+    requestid (so a write whose answer was lost is never done twice) up to ``resend_attempts`` times; a 429 pauses
+    the realm (Retry-After, or 60 s) and raises. Every failure raises ProviderError with its diagnosis.
+    """
+
+    name = "quickbooks"
+
+    def __init__(self, connection_id: int, realm_id: str, tokens: ConnectionTokens, api_url: str,
+                 limiter: RealmLimiter, http: httpx.Client, minor_version: int = 75,
+                 resend_attempts: int = 2, backoff_seconds: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.connection_id = connection_id
+        self.realm_id = realm_id
+        self.tokens = tokens
+        self.base = f"{api_url.rstrip('/')}/v3/company/{realm_id}"
+        self.limiter = limiter
+        self.http = http
+        self.minor_version = minor_version
+        self.resend_attempts = resend_attempts
+        self.backoff_seconds = backoff_seconds
+        self.sleep = sleep
+
+    # -- transport
+
+    def _request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                 body: Any = None, cost: int = 1, is_batch: bool = False) -> tuple[Any, httpx.Response]:
+        params = {**(params or {}), "minorversion": str(self.minor_version)}
+        content = dumps(body) if body is not None else None
+        stale: str | None = None
+        refreshed = False
+        attempt = 0
+        while True:
+            token = self.tokens.access_token(self.connection_id, stale=stale)
+            headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+            if content is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                with self.limiter.slot(self.realm_id, cost=cost, is_batch=is_batch):
+                    resp = self.http.request(method, f"{self.base}/{path}", params=params, content=content,
+                                             headers=headers)
+            except httpx.TransportError as exc:
+                if attempt < self.resend_attempts and (method == "GET" or "requestid" in params):
+                    attempt += 1
+                    log.warning("event=qbo_resend reason=%s realm=%s path=%s attempt=%d",
+                                type(exc).__name__, self.realm_id, path, attempt)
+                    self.sleep(self.backoff_seconds * attempt)
+                    continue
+                raise ProviderError(diagnose_transport(exc)) from exc
+            if resp.status_code == 401 and not refreshed:
+                stale, refreshed = token, True
+                continue
+            if resp.status_code in UNCERTAIN_STATUSES and attempt < self.resend_attempts and (
+                    method == "GET" or "requestid" in params):
+                attempt += 1
+                log.warning("event=qbo_resend status=%s realm=%s path=%s attempt=%d intuit_tid=%s",
+                            resp.status_code, self.realm_id, path, attempt, resp.headers.get("intuit_tid"))
+                self.sleep(self.backoff_seconds * attempt)
+                continue
+            diag = diagnose(resp.status_code, resp.content, resp.headers.get("content-type"), dict(resp.headers))
+            if resp.status_code == 200 and diag.kind is None:
+                parsed = parse_body(resp.content, resp.headers.get("content-type"))
+                if parsed is None or not isinstance(parsed, dict):
+                    diag = diagnose(502, resp.content, resp.headers.get("content-type"), dict(resp.headers))
+                    raise ProviderError(diag)
+                return parsed, resp
+            if diag.kind == Kind.RATE_LIMITED:
+                self.limiter.pause(self.realm_id, diag.retry_after or 60.0)
+            if diag.kind is None:  # a non-200 that parsed as success: never trust it
+                diag = diagnose(502, resp.content, resp.headers.get("content-type"), dict(resp.headers))
+            log.info("event=qbo_fault realm=%s path=%s status=%s kind=%s codes=%s intuit_tid=%s",
+                     self.realm_id, path, resp.status_code, diag.label, ",".join(diag.codes), diag.intuit_tid)
+            raise ProviderError(diag)
+
+    @staticmethod
+    def _written(entity: str, parsed: Mapping[str, Any], resp: httpx.Response | None) -> Written:
+        obj = parsed.get(QBO_NAMES[entity]) or {}
+        if not isinstance(obj, Mapping) or not obj.get("Id"):
+            raise ProviderError(diagnose(502, dumps(parsed), "application/json"))
+        return Written(remote_id=str(obj["Id"]), sync_token=str(obj.get("SyncToken")) if obj.get(
+            "SyncToken") is not None else None, body=obj, intuit_tid=resp.headers.get("intuit_tid") if resp else None)
+
+    # -- Provider protocol
+
+    def payload(self, entity: str, record: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
+        """The QBO object for a JobsiteOn record; ``refs`` holds the QBO ids of what it references
+        (``customer``, ``items`` {our item id: QBO id}, ``invoice``)."""
+        if entity == Entity.CONTACT:
+            return customer_payload(record)
+        if entity == Entity.ITEM:
+            return item_payload(record)
+        if entity == Entity.INVOICE:
+            return invoice_payload(record, refs["customer"], refs["items"])
+        if entity == Entity.PAYMENT:
+            return payment_payload(record, refs["customer"], refs.get("invoice"))
+        raise ValueError(f"unknown entity {entity!r}")
+
+    def check(self, entity: str, record: Any, written: Written) -> Diagnosis | None:
+        """After a successful write: a warning diagnosis when QBO's computed figures differ from ours."""
+        if entity == Entity.INVOICE:
+            return check_invoice_totals(record, written.body)
+        return None
+
+    def remote_fields(self, entity: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The JobsiteOn fields carried by a pulled object (contacts and payments)."""
+        if entity == Entity.CONTACT:
+            return contact_fields(body)
+        if entity == Entity.PAYMENT:
+            return payment_fields(body)
+        return {}
+
+    def create(self, entity: str, payload: Mapping[str, Any], request_id: str) -> Written:
+        """Create an object; ``request_id`` (<= 50 chars) makes a resend return the first answer."""
+        parsed, resp = self._request("POST", QBO_NAMES[entity].lower(), params={"requestid": request_id[:50]},
+                                     body=dict(payload))
+        return self._written(entity, parsed, resp)
+
+    def update(self, entity: str, remote_id: str, sync_token: str | None, payload: Mapping[str, Any],
+               request_id: str) -> Written:
+        """Sparse update of ``remote_id`` at ``sync_token`` (a stale token raises conflict, code 5010)."""
+        body = {**payload, "Id": remote_id, "SyncToken": sync_token or "0", "sparse": True}
+        parsed, resp = self._request("POST", QBO_NAMES[entity].lower(), params={"requestid": request_id[:50]},
+                                     body=body)
+        return self._written(entity, parsed, resp)
+
+    def read(self, entity: str, remote_id: str) -> Written:
+        """Read one object by id (deleted or unknown: not_found, code 610)."""
+        parsed, resp = self._request("GET", f"{QBO_NAMES[entity].lower()}/{remote_id}")
+        return self._written(entity, parsed, resp)
+
+    def query(self, statement: str) -> dict[str, Any]:
+        """Run a query statement; returns the QueryResponse object."""
+        parsed, _ = self._request("GET", "query", params={"query": statement})
+        return dict(parsed.get("QueryResponse") or {})
+
+    def find_by_name(self, entity: str, name: str) -> Written | None:
+        """The active object whose name field equals ``name`` (DisplayName, Name or DocNumber), if any."""
+        qbo = QBO_NAMES[entity]
+        found = self.query(f"select * from {qbo} where {NAME_FIELDS[entity]} = {_quote(name)}").get(qbo) or []
+        if not found:
+            return None
+        obj = found[0]
+        return Written(remote_id=str(obj.get("Id")), sync_token=str(obj.get("SyncToken")), body=obj)
+
+    def batch(self, ops: Sequence[BatchOp], request_id: str) -> dict[str, Written | Diagnosis]:
+        """Send up to 30 operations in one request. Returns each op key's Written or its own Diagnosis."""
+        if not ops or len(ops) > MAX_BATCH:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH} operations, not {len(ops)}")
+        if len(request_id) > MAX_BATCH_REQUEST_ID or any(len(op.key) > MAX_BID for op in ops):
+            raise ValueError("batch requestid must be <= 36 characters and bIds <= 10 (DESIGN.md)")
+        items = []
+        for op in ops:
+            obj = dict(op.payload)
+            operation = "create"
+            if op.remote is not None:
+                obj.update({"Id": op.remote[0], "SyncToken": op.remote[1] or "0", "sparse": True})
+                operation = "update"
+            items.append({"bId": op.key, "operation": operation, QBO_NAMES[op.entity]: obj})
+        parsed, resp = self._request("POST", "batch", params={"requestid": request_id},
+                                     body={"BatchItemRequest": items},
+                                     cost=self.limiter.config.batch_cost(len(ops)), is_batch=True)
+        diag = diagnose(200, resp.content, resp.headers.get("content-type"), dict(resp.headers))
+        by_key = {op.key: op for op in ops}
+        results: dict[str, Written | Diagnosis] = {}
+        for item in parsed.get("BatchItemResponse") or []:
+            key = str(item.get("bId"))
+            op = by_key.get(key)
+            if op is None:
+                continue
+            if key in diag.items and diag.items[key].kind is not None:
+                results[key] = diag.items[key]
+                continue
+            try:
+                written = self._written(op.entity, item, None)
+            except ProviderError as exc:
+                results[key] = exc.diagnosis
+                continue
+            results[key] = Written(written.remote_id, written.sync_token, written.body,
+                                   resp.headers.get("intuit_tid"))
+        for key in by_key.keys() - results.keys():
+            results[key] = diagnose(502, f"QuickBooks' batch answer had no item for bId {key}", "text/plain")
+        return results
+
+    def changes(self, entities: Sequence[str], since: dt.datetime) -> tuple[list[Change], dt.datetime]:
+        """Objects of ``entities`` changed since ``since`` (CDC, at most 30 days back). Returns the changes and
+        the server's time of the answer (the next cursor)."""
+        names = ",".join(QBO_NAMES[e] for e in entities)
+        since_iso = since.astimezone(dt.UTC).isoformat(timespec="seconds")
+        parsed, _ = self._request("GET", "cdc", params={"entities": names, "changedSince": since_iso})
+        server_time = _parse_time(parsed.get("time")) or dt.datetime.now(dt.UTC)
+        out: list[Change] = []
+        cdc = parsed.get("CDCResponse") or []
+        for block in cdc if isinstance(cdc, list) else [cdc]:
+            responses = block.get("QueryResponse") or []
+            for qr in responses if isinstance(responses, list) else [responses]:
+                for qbo_name, objs in qr.items():
+                    entity = OUR_NAMES.get(qbo_name)
+                    if entity is None or not isinstance(objs, list):
+                        continue
+                    for obj in objs:
+                        if not isinstance(obj, Mapping) or not obj.get("Id"):
+                            continue
+                        deleted = str(obj.get("status", "")).lower() == "deleted"
+                        meta = obj.get("MetaData") or {}
+                        out.append(Change(entity=entity, remote_id=str(obj["Id"]), deleted=deleted, body=obj,
+                                          updated_at=_parse_time(meta.get("LastUpdatedTime"))))
+        return out, server_time
