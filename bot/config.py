@@ -11,8 +11,9 @@ from functools import lru_cache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Used only when TOKEN_ENCRYPTION_KEYS is not set: fine offline, refused in production (see `require_production_safe`).
-OFFLINE_TOKEN_KEY = "c3luY2JvdC1vZmZsaW5lLWRlbW8ta2V5LWRvLW5vdC11c2U="
+#: Used only when TOKEN_ENCRYPTION_KEYS is not set: fine offline, refused against real Intuit hosts
+#: (see `Settings.check_secrets`).
+OFFLINE_TOKEN_KEY = "c3luY2JvdC1vZmZsaW5lLWRlbW8ta2V5LTMyYnl0ZXM="
 
 
 class Settings(BaseSettings):
@@ -55,6 +56,21 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+
+    @property
+    def offline(self) -> bool:
+        """True when QuickBooks is a stand-in on this machine (loopback), not Intuit."""
+        from urllib.parse import urlparse
+
+        host = urlparse(self.qbo_api_url).hostname or ""
+        return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+    def check_secrets(self) -> None:
+        """Refuse to talk to real Intuit hosts with the built-in offline encryption key (ValueError)."""
+        if not self.offline and OFFLINE_TOKEN_KEY in self.token_keys():
+            raise ValueError("TOKEN_ENCRYPTION_KEYS must be set (Fernet keys) before connecting to QuickBooks: "
+                             "generate one with `python -c 'from cryptography.fernet import Fernet; "
+                             "print(Fernet.generate_key().decode())'`")
 
     def token_keys(self) -> list[str]:
         """The Fernet keys, newest first."""

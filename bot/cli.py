@@ -1,0 +1,342 @@
+"""The `syncbot` command line (typer).
+
+Operator commands work on the database named by DATABASE_URL (default: `syncbot.db` here) and the QuickBooks
+company of the account's connection. Exit codes: 0 done, 1 the work failed (the message says why), 2 a bad
+argument or input file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from sqlalchemy import select
+
+from bot.config import Settings, get_settings
+
+app = typer.Typer(help="syncbot: QuickBooks Online sync errors, diagnosed and fixed from Slack.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+records_app = typer.Typer(help="JobsiteOn records.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="Local stand-ins of QuickBooks Online and Slack.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(records_app, name="records")
+app.add_typer(sandbox_app, name="sandbox")
+
+AccountOpt = Annotated[int | None, typer.Option("--account", help="Account id (default: the first account).")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def _services(settings: Settings | None = None) -> Any:
+    from bot.services import build_services
+
+    return build_services(settings or get_settings())
+
+
+def _account_and_connection(services: Any, account: int | None) -> tuple[Any, Any]:
+    from sync.models import Account, Connection
+
+    with services.sessions() as session:
+        first = select(Account).order_by(Account.id)
+        acc = session.get(Account, account) if account else session.scalars(first).first()
+        if acc is None:
+            raise _fail("No account yet: import records first (`syncbot records import FILE.json`).")
+        conn = session.scalars(select(Connection).where(Connection.account_id == acc.id)).first()
+        return acc, conn
+
+
+def _connection_or_fail(services: Any, account: int | None) -> Any:
+    acc, conn = _account_and_connection(services, account)
+    if conn is None or not conn.realm_id:
+        raise _fail(f"Account {acc.id} has no QuickBooks connection yet: run `syncbot connect` first.")
+    return conn
+
+
+def _progress(label: str) -> Any:
+    state: dict[str, Any] = {}
+
+    def report(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = typer.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - state.get("done", 0))
+        state["done"] = done
+        if done >= total:
+            bar.__exit__(None, None, None)
+
+    return report
+
+
+def _print_summary(summary: Any) -> None:
+    data = summary.as_dict()
+    typer.echo(f"synced {data['synced']}, errors {data['errors']}, warnings {data['warnings']}, "
+               f"pulled {data['pulled']}, unchanged {data['unchanged']}, skipped (in progress) {data['skipped']}")
+    if data["by_kind"]:
+        typer.echo("by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(data["by_kind"].items())))
+    if data["stopped"]:
+        typer.secho(f"stopped early: {data['stopped']} (the connection needs attention; see `syncbot sync-log`)",
+                    fg=typer.colors.YELLOW)
+
+
+def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from sync.engine import ConnectionUnavailable, EngineError
+
+    try:
+        return fn(*args, **kwargs)
+    except ConnectionUnavailable as exc:
+        until = f" (until {exc.until:%Y-%m-%d %H:%M} UTC)" if exc.until else ""
+        raise _fail(f"{exc}{until}") from None
+    except EngineError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+# ------------------------------------------------------------------------------------------------ db
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema (Alembic) to the newest revision."""
+    from sync import db
+
+    settings = get_settings()
+    db.upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+# ------------------------------------------------------------------------------------------------ records
+
+
+@records_app.command("import")
+def records_import(file: Annotated[Path, typer.Argument(help="A records file (JSON); see sync/records.py.")],
+                   account: AccountOpt = None) -> None:
+    """Validate a records file and import it (all or nothing): a bad file changes nothing and says which
+    record and field is wrong."""
+    from sync.connections import ensure_account
+    from sync.models import Account
+    from sync.records import RecordsFileError, import_records
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _fail(f"{file}: no such file", 2) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(f"{file}: not valid JSON ({exc})", 2) from None
+    services = _services()
+    try:
+        with services.sessions() as session, session.begin():
+            acc = session.get(Account, account) if account else ensure_account(session)
+            if acc is None:
+                raise _fail(f"no account {account}", 2)
+            counts = import_records(session, acc.id, data)
+    except RecordsFileError as exc:
+        typer.secho(f"{file}: nothing was imported:", err=True, fg=typer.colors.RED)
+        for problem in exc.problems:
+            typer.secho(f"  {problem}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        services.close()
+    typer.echo("imported " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f" into account {acc.id}")
+
+
+# ------------------------------------------------------------------------------------------------ connect
+
+
+@app.command("connect")
+def connect(account: AccountOpt = None,
+            code: Annotated[str | None, typer.Option(help="The `code` from the callback URL.")] = None,
+            realm_id: Annotated[str | None, typer.Option("--realm-id", help="The `realmId` from it.")] = None,
+            by: Annotated[str, typer.Option(help="Who connects (recorded).")] = "cli") -> None:
+    """Connect the account to QuickBooks: prints the authorize URL; run again with --code and --realm-id from
+    the callback to finish (the Slack app's Reconnect button does all of this by itself)."""
+    import secrets
+
+    from sync.connections import ensure_connection, finish_authorization
+    from sync.providers.base import ProviderError
+
+    services = _services()
+    try:
+        services.settings.check_secrets()
+        acc, _ = _account_and_connection(services, account)
+        with services.sessions() as session, session.begin():
+            conn_id = ensure_connection(session, acc.id).id
+        if not code or not realm_id:
+            typer.echo(services.oauth.authorization_url(secrets.token_urlsafe(24)))
+            return
+        try:
+            summary = finish_authorization(services.sessions, services.oauth, services.tokens, services.engine,
+                                           conn_id, code, realm_id, by)
+        except ProviderError as exc:
+            raise _fail(f"QuickBooks refused the authorization: {exc.diagnosis.details}") from None
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
+        typer.echo(f"connected to QuickBooks company {realm_id}")
+        _print_summary(summary)
+    finally:
+        services.close()
+
+
+# ------------------------------------------------------------------------------------------------ sync
+
+
+@app.command("sync-now")
+def sync_now(account: AccountOpt = None) -> None:
+    """Pull what changed in QuickBooks, then push what changed in JobsiteOn."""
+    services = _services()
+    try:
+        conn = _connection_or_fail(services, account)
+        summary = _engine_call(services.engine.sync_now, conn.id, "cli", _progress("syncing"))
+        _print_summary(summary)
+    finally:
+        services.close()
+
+
+@app.command("retry")
+def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.")],
+          actor: Annotated[str, typer.Option(help="Who retries (recorded).")] = "cli") -> None:
+    """Retry the record of one sync log entry."""
+    from sync.engine import EngineError, NothingToRetry
+
+    services = _services()
+    try:
+        try:
+            result = services.engine.retry_entry(entry, actor)
+        except NothingToRetry as exc:
+            typer.echo(f"{exc} (newest attempt: entry {exc.entry.id}, {exc.entry.status})")
+            return
+        except EngineError as exc:
+            raise _fail(str(exc)) from None
+        typer.echo(f"entry {result.id}: {result.status}" + (f" ({result.kind})" if result.kind else "")
+                   + (f"\n{result.details}" if result.details else ""))
+        if result.status == "error":
+            raise typer.Exit(1)
+    finally:
+        services.close()
+
+
+@app.command("retry-all")
+def retry_all(account: AccountOpt = None) -> None:
+    """Retry every open error of the account's connection (in batches)."""
+    services = _services()
+    try:
+        conn = _connection_or_fail(services, account)
+        summary = _engine_call(services.engine.retry_all, conn.id, "cli", _progress("retrying"))
+        _print_summary(summary)
+    finally:
+        services.close()
+
+
+@app.command("sync-log")
+def sync_log(words: Annotated[list[str] | None, typer.Argument(
+                 help="Filters: errors, warnings, open, entity:invoice, kind:duplicate, since:7d, until:DATE, "
+                      "direction:pull, status:synced, and free text.")] = None,
+             account: AccountOpt = None,
+             limit: Annotated[int, typer.Option(min=1, max=100, help="Entries per page.")] = 20,
+             before: Annotated[int | None, typer.Option(help="Show entries older than this id (next page).")] = None,
+             as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
+    """Show the sync log, newest first."""
+    from sync.log import FilterError, entry_as_dict, page, parse_filter
+
+    services = _services()
+    try:
+        acc, _ = _account_and_connection(services, account)
+        try:
+            flt = parse_filter(words or [], account_id=acc.id)
+        except FilterError as exc:
+            raise _fail(str(exc), 2) from None
+        tz = ZoneInfo(acc.timezone or "UTC")
+        with services.sessions() as session:
+            result = page(session, flt, before=before, size=limit)
+            rows = [entry_as_dict(e, lambda t: t.astimezone(tz)) for e in result.entries]
+        if as_json:
+            typer.echo(json.dumps({"filter": flt.describe(), "entries": rows, "next_before": result.next_before},
+                                  indent=2))
+            return
+        typer.echo(f"sync log of {acc.name} ({flt.describe()}), times in {acc.timezone}")
+        if not rows:
+            typer.echo("no entries")
+        for r in rows:
+            when = r["timestamp"][:16].replace("T", " ")
+            state = r["status"] + (f"/{r['kind']}" if r["kind"] else "")
+            if r["resolved_at"]:
+                state += " (resolved)"
+            elif r["retried_by"]:
+                state += f" (retried: {r['retried_by']})"
+            typer.echo(f"{r['id']:>7}  {when}  {r['entity']:<8} {r['direction']:<4}  {state:<28} "
+                       f"{(r['record'] or '')[:40]}")
+            if r["status"] in ("error", "warning") and r["details"]:
+                typer.echo(" " * 9 + r["details"].splitlines()[0][:110])
+        if result.next_before:
+            typer.echo(f"more: syncbot sync-log {' '.join(words or [])} --before {result.next_before}".rstrip())
+    finally:
+        services.close()
+
+
+# ------------------------------------------------------------------------------------------------ diagnose
+
+
+@app.command("diagnose")
+def diagnose_cmd(file: Annotated[str, typer.Argument(help="A file with the raw reply body, or - for stdin.")],
+                 status: Annotated[int, typer.Option(help="The HTTP status of the reply.", min=100, max=599)],
+                 content_type: Annotated[str | None, typer.Option("--content-type")] = None,
+                 endpoint: Annotated[str, typer.Option(help="api, token or revoke.")] = "api") -> None:
+    """Diagnose a raw QuickBooks / Intuit reply: prints one JSON object (kind, codes, cause, fix, details,
+    and items for a batch answer)."""
+    from sync.diagnosis import diagnose, report
+
+    if endpoint not in ("api", "token", "revoke"):
+        raise _fail(f"--endpoint must be api, token or revoke, not {endpoint!r}", 2)
+    try:
+        body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise _fail(f"{file}: {exc.strerror or exc}", 2) from None
+    typer.echo(json.dumps(report(diagnose(status, body, content_type, endpoint=endpoint)), indent=2))
+
+
+# ------------------------------------------------------------------------------------------------ sandbox
+
+
+@sandbox_app.command("quickbooks")
+def sandbox_quickbooks(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+                       minute_seconds: Annotated[float, typer.Option(help="Length of the throttling minute.")] = 60.0,
+                       ) -> None:
+    """Serve the QuickBooks Online + Intuit OAuth stand-in on 127.0.0.1:PORT until Ctrl-C."""
+    import uvicorn
+
+    from sandbox.quickbooks import StandInConfig, create_app
+
+    typer.echo(f"QuickBooks stand-in on http://127.0.0.1:{port} (control panel: /_control/panel)")
+    uvicorn.run(create_app(StandInConfig(minute_seconds=minute_seconds)), host="127.0.0.1", port=port,
+                log_level="warning")
+
+
+@app.command("demo")
+def demo() -> None:
+    """Run syncbot offline end to end on the local stand-ins (what `make run` does)."""
+    from bot.demo import run_demo
+
+    raise typer.Exit(run_demo())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
