@@ -1,0 +1,325 @@
+"""The HTTP face of the Slack stand-in: an ASGI (Starlette) app.
+
+- ``GET|POST /api/<method>``: the Web API, like https://slack.com/api/<method> (https://docs.slack.dev/apis/web-api/):
+  form-encoded or JSON bodies (or a query string), the token as ``Authorization: Bearer xoxb-...`` or a ``token``
+  parameter.
+- ``POST /response_url/<id>``: response_urls minted by the stand-in (see :meth:`SlackStandIn.handle_response_url`).
+- ``/_control/...``: a JSON API to shape and read the stand-in (for the offline demo page and other processes),
+  and ``/_control/drive/...`` to have the stand-in play Slack towards the app (a click on the demo page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sandbox.serve import RunningServer, serve_in_thread
+from sandbox.slack.config import RateLimit, SlackStandInConfig
+from sandbox.slack.standin import SUPPORTED_METHODS, ApiResponse, SlackStandIn
+
+
+def _standin(request: Request) -> SlackStandIn:
+    standin: SlackStandIn = request.app.state.standin
+    if standin.public_url is None:
+        standin.public_url = str(request.base_url).rstrip("/")
+    return standin
+
+
+async def _params(request: Request, body: bytes) -> dict[str, Any]:
+    """Query string plus form or JSON body, as Slack reads them (body wins)."""
+    params: dict[str, Any] = dict(request.query_params)
+    ctype = request.headers.get("content-type", "").lower()
+    if not body:
+        return params
+    if ctype.startswith("application/json"):
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("JSON body must be an object")
+        params.update(data)
+    else:
+        params.update(dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)))
+    return params
+
+
+def _to_response(resp: ApiResponse) -> Response:
+    if isinstance(resp.body, dict):
+        return JSONResponse(resp.body, status_code=resp.status, headers=resp.headers)
+    headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-type"}
+    media = resp.headers.get("Content-Type", "text/plain")
+    return Response(resp.body or "", status_code=resp.status, headers=headers, media_type=media)
+
+
+async def api_method(request: Request) -> Response:
+    """``/api/<method>``. A body that cannot be parsed answers ``invalid_form_data`` / ``invalid_json``."""
+    standin = _standin(request)
+    method = request.path_params["method"]
+    body = await request.body()
+    try:
+        params = await _params(request, body)
+    except (ValueError, UnicodeDecodeError):
+        return JSONResponse({"ok": False, "error": "invalid_json"
+                             if "json" in request.headers.get("content-type", "") else "invalid_form_data"})
+    auth = request.headers.get("authorization", "")
+    token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+    token = token or params.pop("token", None)
+    params.pop("token", None)
+    resp = standin.handle_api(method, params, token,
+                              request.headers.get("content-type") if request.method == "POST" and body else None)
+    if resp.delay:
+        await asyncio.sleep(resp.delay)
+    return _to_response(resp)
+
+
+async def response_url(request: Request) -> Response:
+    """``POST /response_url/<id>``: JSON (or ``payload=`` form) like Slack's hooks."""
+    standin = _standin(request)
+    body = await request.body()
+    payload: Any
+    try:
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            payload = json.loads(dict(parse_qsl(body.decode("utf-8"))).get("payload", ""))
+        else:
+            payload = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    resp = standin.handle_response_url(request.path_params["rid"], payload)
+    if resp.delay:
+        await asyncio.sleep(resp.delay)
+    return _to_response(resp)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# control API
+# ----------------------------------------------------------------------------------------------------------------
+async def _json(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body:
+        return {}
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
+
+
+def _ok(**data: Any) -> JSONResponse:
+    return JSONResponse({"ok": True, **data})
+
+
+def _bad(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": message}, status_code=status)
+
+
+def _config_from(data: dict[str, Any]) -> SlackStandInConfig:
+    data = dict(data)
+    limits = data.pop("rate_limits", None)
+    conf = SlackStandInConfig(**data)
+    if limits is not None:
+        conf.rate_limits = {m: RateLimit(**v) for m, v in limits.items()}
+    return conf
+
+
+async def control(request: Request) -> Response:
+    """Dispatch ``/_control/<path>``; each action is listed in this package's docstring (``__init__``)."""
+    standin = _standin(request)
+    path = request.path_params["path"].strip("/")
+    try:
+        data = await _json(request) if request.method in ("POST", "PUT", "DELETE") else dict(request.query_params)
+        if request.method == "POST" and path.startswith("drive/"):
+            # the app may call back into this server before it answers: drive it from a worker thread
+            return await run_in_threadpool(_drive, standin, path.split("/", 1)[1], data)
+        return _control(standin, request.method, path, data)
+    except KeyError as exc:
+        return _bad(f"not found: {exc.args[0]}", 404)
+    except (TypeError, ValueError) as exc:
+        return _bad(str(exc))
+
+
+def _drive(standin: SlackStandIn, action: str, data: dict[str, Any]) -> Response:
+    """Play Slack towards the app (for the demo page's buttons): ``command``, ``click``, ``click_in_view``,
+    ``submit_view``, ``app_home_opened``, ``event``. Arguments are those of :class:`SlackDriver`'s methods."""
+    from sandbox.slack.driver import SlackDriver
+
+    app_url = data.pop("app_url", None) or standin.config.app_url
+    secret = data.pop("signing_secret", None) or standin.config.signing_secret
+    if not app_url or not secret:
+        return _bad("set the app first: POST /_control/app {app_url, signing_secret}", 409)
+    methods = {"command": "slash_command", "click": "click", "click_in_view": "click_in_view",
+               "submit_view": "submit_view", "app_home_opened": "app_home_opened", "event": "event"}
+    if action not in methods:
+        return _bad(f"no drive action {action}", 404)
+    with SlackDriver(app_url, secret, standin) as driver:
+        try:
+            result = getattr(driver, methods[action])(**data)
+        except LookupError as exc:
+            return _bad(str(exc), 404)
+        except httpx.HTTPError as exc:
+            return _bad(f"the app did not answer: {exc}", 502)
+    return _ok(status=result.status_code, body=result.response.text, response_url=result.response_url,
+               trigger_id=result.trigger_id, event_id=result.event_id, view_ack=result.view_ack,
+               elapsed_s=result.response.elapsed.total_seconds())
+
+
+def _control(standin: SlackStandIn, verb: str, path: str, data: dict[str, Any]) -> Response:
+    parts = path.split("/")
+    head = parts[0]
+    if verb == "GET":
+        if head == "state":
+            return JSONResponse(standin.snapshot())
+        if head == "version":
+            return _ok(version=standin.version)
+        if head == "calls":
+            return _ok(calls=[c.to_dict() for c in standin.calls(data.get("method"))])
+        if head == "messages" and len(parts) == 2:
+            return _ok(messages=[m.to_dict() for m in standin.messages(parts[1])])
+        if head == "ephemerals" and len(parts) == 2:
+            return _ok(ephemerals=[e.to_dict() for e in standin.ephemerals(parts[1])])
+        if head == "home" and len(parts) == 2:
+            return _ok(view=standin.home_view(parts[1]))
+        if head == "views":
+            return _ok(views=standin.open_views(data.get("user")))
+        if head == "faults":
+            return _ok(faults=[f.to_dict() for f in standin.faults()])
+        if head == "methods":
+            return _ok(methods=list(SUPPORTED_METHODS))
+    if verb == "POST":
+        if head == "reset":
+            standin.reset(_config_from(data["config"]) if "config" in data else None)
+            return _ok(version=standin.version)
+        if head == "teams" and len(parts) == 1:
+            team = standin.add_team(data["team_id"], data["name"], data.get("domain", data["team_id"].lower()),
+                                    data["bot_token"], bot_user_id=data.get("bot_user_id"),
+                                    bot_id=data.get("bot_id"), app_id=data.get("app_id", "A0000000001"))
+            return _ok(team=vars(team))
+        if head == "teams" and len(parts) == 3 and parts[2] == "token":
+            standin.set_token_state(parts[1], data["state"])
+            return _ok()
+        if head == "users":
+            user = standin.add_user(data["team_id"], data["id"], data["name"], data.get("real_name"),
+                                    is_admin=bool(data.get("is_admin")), is_owner=bool(data.get("is_owner")),
+                                    is_primary_owner=bool(data.get("is_primary_owner")),
+                                    is_bot=bool(data.get("is_bot")), deleted=bool(data.get("deleted")),
+                                    tz=data.get("tz", "America/Chicago"), tz_offset=data.get("tz_offset"),
+                                    tz_label=data.get("tz_label"), email=data.get("email"))
+            return _ok(user=user.to_api())
+        if head == "channels" and len(parts) == 1:
+            ch = standin.add_channel(data["team_id"], data["id"], data["name"],
+                                     is_private=bool(data.get("is_private")),
+                                     is_archived=bool(data.get("is_archived")),
+                                     bot_member=bool(data.get("bot_member", True)), members=data.get("members"))
+            return _ok(channel=ch.to_api())
+        if head == "channels" and len(parts) == 3 and parts[2] == "bot_membership":
+            standin.set_bot_membership(parts[1], bool(data.get("member", True)))
+            return _ok()
+        if head == "channels" and len(parts) == 3 and parts[2] == "archive":
+            standin.archive_channel(parts[1], bool(data.get("archived", True)))
+            return _ok()
+        if head == "messages":
+            msg = standin.post_as_user(data["channel"], data["user"], data.get("text", ""), data.get("blocks"),
+                                       data.get("thread_ts"))
+            return _ok(message=msg.to_dict())
+        if head == "faults":
+            fault = standin.inject_fault(data["method"], int(data.get("count", 1)), status=data.get("status"),
+                                         error=data.get("error"), retry_after=data.get("retry_after"),
+                                         delay=data.get("delay"), body=data.get("body"), match=data.get("match"))
+            return _ok(fault=fault.to_dict())
+        if head == "update_errors":
+            standin.set_update_error(data["channel"], data["ts"], data.get("error", "cant_update_message"))
+            return _ok()
+        if head == "rate_limits":
+            if "enabled" in data:
+                standin.rate_limits_enabled = bool(data["enabled"])
+            if "method" in data:
+                standin.set_rate_limit(data["method"], float(data["per_minute"]), int(data["burst"]),
+                                       data.get("scope", "method"))
+            if data.get("refill"):
+                standin.reset_rate_limits()
+            return _ok(enabled=standin.rate_limits_enabled)
+        if head == "response_urls":
+            ru = standin.mint_response_url(data["team_id"], data["channel_id"], data["user_id"],
+                                           source=data.get("source", "command"), message_ts=data.get("message_ts"),
+                                           is_ephemeral=bool(data.get("is_ephemeral")))
+            return _ok(id=ru.id, url=ru.url)
+        if head == "trigger_ids":
+            return _ok(trigger_id=standin.mint_trigger_id(data["team_id"], data["user_id"]))
+        if head == "clock":
+            standin.advance_clock(float(data.get("advance", 0)))
+            return _ok(now=standin.now())
+        if head == "view_ack":
+            result = standin.apply_view_submission_ack(data["team_id"], data["user_id"], data["view_id"],
+                                                       data.get("answer"))
+            return _ok(result=result)
+        if head == "view_state":
+            standin.set_view_state(data["view_id"], data.get("values", {}))
+            return _ok()
+        if head == "close_view":
+            standin.close_view(data["team_id"], data["user_id"], data.get("view_id"))
+            return _ok()
+        if head == "app":
+            standin.config.app_url = data.get("app_url", standin.config.app_url)
+            standin.config.signing_secret = data.get("signing_secret", standin.config.signing_secret)
+            return _ok(app_url=standin.config.app_url)
+        if head == "dm":
+            return _ok(channel=standin.dm_channel_id(data["team_id"], data["user_id"]))
+    if verb == "DELETE" and head == "faults":
+        standin.clear_faults()
+        return _ok()
+    if verb == "DELETE" and head == "calls":
+        standin.clear_calls()
+        return _ok()
+    return _bad(f"no control action {verb} /_control/{path}", 404)
+
+
+async def index(request: Request) -> Response:
+    _standin(request)
+    return PlainTextResponse("Slack Web API stand-in: POST /api/<method>; control under /_control/\n")
+
+
+def create_app(config: SlackStandInConfig | None = None, standin: SlackStandIn | None = None) -> Starlette:
+    """Build the stand-in's ASGI app; ``app.state.standin`` is the :class:`SlackStandIn` behind it."""
+    app = Starlette(routes=[
+        Route("/", index, methods=["GET"]),
+        Route("/api/{method}", api_method, methods=["GET", "POST"]),
+        Route("/response_url/{rid:path}", response_url, methods=["POST"]),
+        Route("/_control/{path:path}", control, methods=["GET", "POST", "DELETE"]),
+    ])
+    app.state.standin = standin or SlackStandIn(config)
+    return app
+
+
+@dataclass
+class StandInServer:
+    """A stand-in served over real HTTP on loopback. ``url`` has no trailing slash; ``api_url`` ends in ``/api/``."""
+
+    standin: SlackStandIn
+    server: RunningServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.server.url}/api/"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def serve_standin(config: SlackStandInConfig | None = None, host: str = "127.0.0.1",
+                  port: int | None = None) -> StandInServer:
+    """Start the stand-in under uvicorn in a thread and point its response_urls at itself."""
+    app = create_app(config)
+    server = serve_in_thread(app, host=host, port=port)
+    standin: SlackStandIn = app.state.standin
+    standin.public_url = server.url
+    return StandInServer(standin=standin, server=server)
