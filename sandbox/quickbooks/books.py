@@ -1,0 +1,601 @@
+"""One QuickBooks Online company (a realm) and its book-keeping: Customers, Items, Invoices, Payments.
+
+In: request bodies as QBO accepts them (dicts), the stand-in clock (epoch seconds). Out: the objects QBO answers
+with (dicts with ``Id``, ``SyncToken``, ``MetaData``, ``domain``, ``sparse``), or a raised ``QBOFault``.
+Not thread-safe by itself: ``QuickBooksStandIn`` calls it under its lock.
+
+Platform facts (Intuit developer docs, Accounting API reference pages "Customer", "Item", "Invoice", "Payment",
+"Change data capture", "Batch", "Query operations and syntax"; Intuit blog "Top errors"; the public client libraries
+python-quickbooks, node-quickbooks, quickbooks-ruby) and where this stand-in simplifies:
+
+- Create and update are both ``POST .../{entity}``; an update carries ``Id`` and the current ``SyncToken``
+  (a string that goes up by one per change; a stale one gives 5010). ``"sparse": true`` changes only the fields
+  sent; a full update replaces the object (fields not sent are cleared); sending ``Line`` replaces all lines.
+- Customers and Items are never deleted, only made inactive (``Active: false``); deleting them is 500
+  "Unsupported Operation". Invoices and Payments delete with ``?operation=delete`` (answer
+  ``{"Invoice": {"Id", "status": "Deleted", "domain"}}``), invoices void with ``?operation=void``.
+- Customer ``DisplayName`` is unique (case-insensitive) among active customers (in real QBO also vendors and
+  employees) -> 6240; without DisplayName it is built from Title, GivenName, MiddleName, FamilyName, Suffix; with
+  none of them -> 6080 "No Name Provided". Item ``Name`` is unique among active items -> 6240; Service and
+  NonInventory items need ``IncomeAccountRef`` -> 2020 (accounts are not modelled: any value is accepted).
+  Name lengths: DisplayName 500, Item Name 100 -> 2050.
+- Invoice needs ``CustomerRef`` and ``Line`` -> 2020. A reference to an unknown id -> 2500 Invalid Reference Id;
+  to an inactive customer or item -> 610 Object Not Found ("... has been made inactive ..."). A DocNumber used by
+  another invoice -> 6140 (with QBO's ``DocNumber=... is assigned to TxnType=Invoice with TxnId=...`` tail); no
+  DocNumber -> the next free number from 1001. A line without Amount gets ``round(Qty * UnitPrice, 2)``; a line
+  whose Amount differs from that -> 6070. QBO computes ``TotalAmt`` itself (a sent value is overwritten):
+  sum of sales lines - discount lines + TotalTax; answers carry a ``SubTotalLineDetail`` line and ``Balance``.
+  With automated sales tax on (per company, default off; rate default 8.875%), the sent tax is ignored and
+  ``TotalTax = round_half_up(sum of TAX lines * rate / 100, 2)``; off, ``TotalTax`` is the sent
+  ``TxnTaxDetail.TotalTax`` (default 0).
+- Payment needs ``CustomerRef`` and ``TotalAmt``. A ``LinkedTxn`` to an invoice that is gone or belongs to another
+  customer -> 620 "TxnID Cannot Be Linked" (what QBO answers, per public error tables); applying more than the
+  open balance -> 6000 (wording ours). Linking reduces the invoice's ``Balance`` and adds the payment to the
+  invoice's ``LinkedTxn``, which is a change of the invoice: its SyncToken goes up and CDC reports it.
+- Updating or reading a deleted transaction -> 610 "Another user has deleted this transaction."; updating an
+  inactive customer or item -> 610 unless the update sets ``Active: true`` (reactivation).
+- Unknown properties are kept as sent (real QBO rejects some with 2010); accounts, tax codes, terms, classes and
+  currencies are not modelled.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from sandbox.quickbooks import faults
+from sandbox.quickbooks.query import Query
+from sandbox.quickbooks.wire import amount_out, cents, local_date, meta_time, money
+
+ENTITIES: dict[str, str] = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment"}
+LIST_ENTITIES = ("Customer", "Item")
+TRANSACTIONS = ("Invoice", "Payment")
+NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
+SERVER_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse", "status")
+CDC_LIMIT = 1000
+CDC_LOOKBACK_SECONDS = 30 * 86400
+
+
+def canonical_entity(name: str) -> str | None:
+    """``customer`` / ``Customer`` -> ``Customer``; None for entities the stand-in does not model."""
+    return ENTITIES.get(name.lower())
+
+
+@dataclass
+class Stored:
+    """One object as stored: its fields (``MetaData`` included) and its create/update times (stand-in clock)."""
+
+    data: dict[str, Any]
+    created: float
+    updated: float
+
+    def stamp(self, now: float) -> None:
+        """Record a change at ``now``: ``updated`` and ``MetaData`` move (never backwards)."""
+        self.updated = max(now, self.updated)
+        self.data["MetaData"] = {"CreateTime": meta_time(self.created), "LastUpdatedTime": meta_time(self.updated)}
+
+
+@dataclass
+class Tombstone:
+    """A deleted transaction: when it was deleted and its last state (kept so a control call can restore it)."""
+
+    deleted_at: float
+    last: Stored
+
+
+@dataclass
+class Company:
+    """A QBO company (realm): its objects, deleted transactions and sales-tax setting."""
+
+    realm_id: str
+    name: str
+    tax_enabled: bool = False
+    tax_rate: Decimal = Decimal("8.875")  # used when automated sales tax is turned on without a rate
+    objects: dict[str, dict[str, Stored]] = field(default_factory=lambda: {e: {} for e in ENTITIES.values()})
+    deleted: dict[str, dict[str, Tombstone]] = field(default_factory=lambda: {e: {} for e in TRANSACTIONS})
+    next_id: int = 1
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """``{"realm_id", "name", "tax_enabled", "tax_rate"}`` plus object counts per entity."""
+        return {
+            "realm_id": self.realm_id,
+            "name": self.name,
+            "tax_enabled": self.tax_enabled,
+            "tax_rate": float(self.tax_rate),
+            "counts": {e: len(objs) for e, objs in self.objects.items()},
+        }
+
+    def render(self, stored: Stored) -> dict[str, Any]:
+        """The object as QBO answers it (a deep copy, with ``MetaData``)."""
+        out = {k: copy.deepcopy(v) for k, v in stored.data.items() if k != "MetaData"}
+        out["domain"] = "QBO"
+        out["sparse"] = False
+        out["MetaData"] = dict(stored.data["MetaData"])
+        return out
+
+    def all(self, entity: str) -> list[dict[str, Any]]:
+        """Every live object of ``entity`` (active or not), rendered, in Id order."""
+        return [self.render(s) for s in self._ordered(entity)]
+
+    def tombstones(self, entity: str) -> list[dict[str, Any]]:
+        """Deleted ``entity`` objects as CDC shows them."""
+        return [self._deleted_stub(entity, i, t) for i, t in self.deleted.get(entity, {}).items()]
+
+    def read(self, entity: str, obj_id: str) -> dict[str, Any]:
+        """``GET .../{entity}/{id}``: the object, or 610 when it is unknown or deleted."""
+        stored = self.objects[entity].get(str(obj_id))
+        if stored is None:
+            raise faults.not_found_deleted() if entity in TRANSACTIONS else faults.not_found_inactive()
+        return self.render(stored)
+
+    def query(self, query: Query) -> dict[str, Any]:
+        """Run a parsed query over this company's objects; the ``QueryResponse`` value."""
+        return query.run(self._ordered(query.entity), view=lambda s: s.data, render=self.render)
+
+    def change_data(self, entities: list[str], since: float, now: float) -> list[dict[str, Any]]:
+        """CDC: per entity, objects changed (or deleted) at or after ``since``; the ``QueryResponse`` list.
+
+        At most 1000 objects in all (the oldest changes first); ``since`` older than 30 days -> 6000 fault.
+        """
+        if since < now - CDC_LOOKBACK_SECONDS:
+            raise faults.business(
+                f"Operation cdc with changedSince date {meta_time(since)} which is older than fixed days is not "
+                "supported.", "changedSince")
+        changes: list[tuple[float, str, Callable[[], dict[str, Any]]]] = []
+        for entity in entities:
+            changes += [(s.updated, entity, partial(self.render, s))
+                        for s in self._ordered(entity) if s.updated >= since]
+            changes += [(t.deleted_at, entity, partial(self._deleted_stub, entity, i, t))
+                        for i, t in self.deleted.get(entity, {}).items() if t.deleted_at >= since]
+        changes.sort(key=lambda c: c[0])
+        kept = [(entity, show()) for _, entity, show in changes[:CDC_LIMIT]]  # render only what is answered
+        answer: list[dict[str, Any]] = []
+        for entity in entities:
+            objs = [obj for e, obj in kept if e == entity]
+            if objs:
+                answer.append({entity: objs, "startPosition": 1, "maxResults": len(objs), "totalCount": len(objs)})
+            else:
+                answer.append({"startPosition": 1, "maxResults": 0, "totalCount": 0})
+        return answer
+
+    # --- writing ------------------------------------------------------------------------------------------
+
+    def save(self, entity: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+        """``POST .../{entity}``: create (no ``Id``) or update (``Id`` + ``SyncToken``, ``sparse`` or full)."""
+        if not isinstance(body, dict):
+            raise faults.invalid_property(f"{entity} body is not an object")
+        if body.get("Id") in (None, ""):
+            return self.create(entity, body, now)
+        return self.update(entity, body, now)
+
+    def create(self, entity: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+        """Create ``entity`` from ``body``; the rendered new object."""
+        data = {k: copy.deepcopy(v) for k, v in body.items() if k not in SERVER_FIELDS}
+        obj_id = str(self.next_id)
+        data = self._normalise(entity, data, obj_id, None, now)
+        self.next_id += 1
+        data["Id"] = obj_id
+        data["SyncToken"] = "0"
+        stored = Stored(_ordered_fields(data), now, now)
+        stored.stamp(now)
+        self.objects[entity][obj_id] = stored
+        self._after_write(entity, stored, None, now)
+        return self.render(stored)
+
+    def update(self, entity: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+        """Update ``entity`` ``body["Id"]`` (sparse when ``body["sparse"]`` is true)."""
+        obj_id = str(body["Id"])
+        stored = self._live(entity, obj_id)
+        if body.get("SyncToken") in (None, ""):
+            raise faults.required("SyncToken")
+        if str(body["SyncToken"]) != stored.data["SyncToken"]:
+            raise faults.stale_object()
+        if (entity in LIST_ENTITIES and stored.data.get("Active", True) is False
+                and body.get("Active") is not True):
+            raise faults.not_found_inactive()
+        sent = {k: copy.deepcopy(v) for k, v in body.items() if k not in SERVER_FIELDS}
+        if body.get("sparse") is True:
+            merged = {k: copy.deepcopy(v) for k, v in stored.data.items() if k not in SERVER_FIELDS}
+            merged.update(sent)
+        else:
+            merged = sent
+        return self._replace(entity, stored, merged, now)
+
+    def user_update(self, entity: str, obj_id: str, changes: dict[str, Any], now: float) -> dict[str, Any]:
+        """A change made by a QBO user in the web app: a sparse merge without SyncToken checks."""
+        stored = self._live(entity, obj_id)
+        merged = {k: copy.deepcopy(v) for k, v in stored.data.items() if k not in SERVER_FIELDS}
+        merged.update({k: copy.deepcopy(v) for k, v in changes.items() if k not in SERVER_FIELDS})
+        return self._replace(entity, stored, merged, now)
+
+    def delete(self, entity: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+        """``?operation=delete`` of a transaction (``Id`` + ``SyncToken``); the deleted stub."""
+        if entity not in TRANSACTIONS:
+            raise faults.unsupported("Delete")
+        obj_id = str(body.get("Id") or "")
+        if not obj_id:
+            raise faults.required("Id")
+        stored = self._live(entity, obj_id)
+        if body.get("SyncToken") in (None, ""):
+            raise faults.required("SyncToken")
+        if str(body["SyncToken"]) != stored.data["SyncToken"]:
+            raise faults.stale_object()
+        self.remove(entity, obj_id, now)
+        return {"Id": obj_id, "status": "Deleted", "domain": "QBO"}
+
+    def void(self, entity: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+        """``?operation=void`` of an invoice: amounts go to zero, the DocNumber stays, ``PrivateNote`` "Voided"."""
+        if entity != "Invoice":
+            raise faults.unsupported("Void")
+        stored = self._live(entity, str(body.get("Id") or ""))
+        if body.get("SyncToken") in (None, ""):
+            raise faults.required("SyncToken")
+        if str(body["SyncToken"]) != stored.data["SyncToken"]:
+            raise faults.stale_object()
+        data = stored.data
+        for line in data.get("Line", []):
+            line["Amount"] = 0.0
+            detail = line.get("SalesItemLineDetail")
+            if isinstance(detail, dict):
+                detail.pop("Qty", None)
+                detail["UnitPrice"] = 0
+        tax = data.setdefault("TxnTaxDetail", {})
+        tax["TotalTax"] = 0.0
+        tax.pop("TaxLine", None)
+        data["TotalAmt"] = 0.0
+        data["Balance"] = 0.0
+        data["PrivateNote"] = "Voided"
+        self._bump(stored, now)
+        return self.render(stored)
+
+    def remove(self, entity: str, obj_id: str, now: float) -> dict[str, Any]:
+        """Delete as a QBO user would: transactions are hard-deleted, customers and items made inactive."""
+        stored = self._live(entity, obj_id)
+        if entity in LIST_ENTITIES:
+            stored.data["Active"] = False
+            self._bump(stored, now)
+            return self.render(stored)
+        del self.objects[entity][obj_id]
+        self.deleted[entity][obj_id] = Tombstone(now, stored)
+        if entity == "Payment":
+            self._relink_invoices(_linked_invoices(stored.data), now)
+        return {"Id": obj_id, "status": "Deleted", "domain": "QBO"}
+
+    def restore(self, entity: str, obj_id: str, now: float) -> dict[str, Any]:
+        """Undo ``remove``: reactivate a customer or item, or bring a deleted transaction back (a stand-in extra)."""
+        if entity in LIST_ENTITIES:
+            stored = self._live(entity, obj_id)
+            stored.data["Active"] = True
+            self._bump(stored, now)
+            return self.render(stored)
+        tomb = self.deleted[entity].pop(obj_id, None)
+        if tomb is None:
+            return self.read(entity, obj_id)
+        self.objects[entity][obj_id] = tomb.last
+        self._bump(tomb.last, now)
+        self._after_write(entity, tomb.last, None, now)
+        return self.render(tomb.last)
+
+    # --- internals ----------------------------------------------------------------------------------------
+
+    def _ordered(self, entity: str) -> list[Stored]:
+        return [self.objects[entity][k] for k in sorted(self.objects[entity], key=int)]
+
+    def _deleted_stub(self, entity: str, obj_id: str, tomb: Tombstone) -> dict[str, Any]:
+        return {"Id": obj_id, "status": "Deleted", "domain": "QBO",
+                "MetaData": {"LastUpdatedTime": meta_time(tomb.deleted_at)}}
+
+    def _live(self, entity: str, obj_id: str) -> Stored:
+        stored = self.objects[entity].get(obj_id)
+        if stored is None:
+            raise faults.not_found_deleted() if entity in TRANSACTIONS else faults.not_found_inactive()
+        return stored
+
+    def _bump(self, stored: Stored, now: float) -> None:
+        stored.data["SyncToken"] = str(int(stored.data["SyncToken"]) + 1)
+        stored.stamp(now)
+
+    def _replace(self, entity: str, stored: Stored, data: dict[str, Any], now: float) -> dict[str, Any]:
+        obj_id = stored.data["Id"]
+        before = copy.deepcopy(stored.data)
+        data = self._normalise(entity, data, obj_id, stored, now)
+        data["Id"] = obj_id
+        data["SyncToken"] = stored.data["SyncToken"]
+        stored.data = _ordered_fields(data)
+        self._bump(stored, now)
+        self._after_write(entity, stored, before, now)
+        return self.render(stored)
+
+    def _after_write(self, entity: str, stored: Stored, before: dict[str, Any] | None, now: float) -> None:
+        if entity == "Payment":
+            touched = _linked_invoices(stored.data) | (_linked_invoices(before) if before else set())
+            self._relink_invoices(touched, now)
+        elif entity == "Invoice":
+            self._set_balance(stored)
+
+    def _normalise(self, entity: str, data: dict[str, Any], obj_id: str, current: Stored | None,
+                   now: float) -> dict[str, Any]:
+        if entity == "Customer":
+            return self._customer(data, obj_id)
+        if entity == "Item":
+            return self._item(data, obj_id)
+        if not data.get("TxnDate"):
+            data["TxnDate"] = local_date(now)
+        if entity == "Invoice":
+            return self._invoice(data, obj_id, current)
+        return self._payment(data, obj_id)
+
+    def _active_with(self, entity: str, key: str, value: str, obj_id: str) -> Stored | None:
+        folded = value.casefold()
+        for other in self.objects[entity].values():
+            if (other.data["Id"] != obj_id and other.data.get("Active", True) is not False
+                    and str(other.data.get(key, "")).casefold() == folded):
+                return other
+        return None
+
+    def _customer(self, data: dict[str, Any], obj_id: str) -> dict[str, Any]:
+        name = str(data.get("DisplayName") or "").strip()
+        if not name:
+            name = " ".join(str(data[p]).strip() for p in NAME_PARTS if str(data.get(p) or "").strip())
+        if not name:
+            raise faults.no_name()
+        if len(name) > 500:
+            raise faults.string_length("DisplayName", 500, len(name))
+        data["DisplayName"] = name
+        data.setdefault("Active", True)
+        if data["Active"] is not False and self._active_with("Customer", "DisplayName", name, obj_id):
+            raise faults.duplicate_name("Customer")
+        data["FullyQualifiedName"] = name
+        data.setdefault("PrintOnCheckName", name)
+        data.setdefault("Job", False)
+        data.setdefault("BillWithParent", False)
+        data.setdefault("Taxable", True)
+        data.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
+        return data
+
+    def _item(self, data: dict[str, Any], obj_id: str) -> dict[str, Any]:
+        name = str(data.get("Name") or "").strip()
+        if not name:
+            raise faults.required("Name")
+        if len(name) > 100:
+            raise faults.string_length("Name", 100, len(name))
+        data["Name"] = name
+        data.setdefault("Type", "Service")
+        if data["Type"] in ("Service", "NonInventory", "Inventory") and not _ref_value(data.get("IncomeAccountRef")):
+            raise faults.required("IncomeAccountRef")
+        data.setdefault("Active", True)
+        if data["Active"] is not False and self._active_with("Item", "Name", name, obj_id):
+            raise faults.duplicate_name("Item")
+        data["FullyQualifiedName"] = name
+        data.setdefault("Taxable", False)
+        data.setdefault("UnitPrice", 0)
+        return data
+
+    def _reference(self, entity: str, ref: Any, element: str) -> Stored:
+        """Resolve a reference to a customer or item: 2500 when unknown, 610 when inactive."""
+        value = _ref_value(ref)
+        stored = self.objects[entity].get(value)
+        if stored is None:
+            raise faults.invalid_reference(element)
+        if stored.data.get("Active", True) is False:
+            raise faults.not_found_inactive(element)
+        return stored
+
+    def _invoice(self, data: dict[str, Any], obj_id: str, current: Stored | None) -> dict[str, Any]:
+        if not _ref_value(data.get("CustomerRef")):
+            raise faults.required("CustomerRef")
+        lines = data.get("Line")
+        if not isinstance(lines, list) or not [x for x in lines if _detail_type(x) != "SubTotalLineDetail"]:
+            raise faults.required("Line")
+        customer = self._reference("Customer", data["CustomerRef"], "CustomerRef")
+        data["CustomerRef"] = {"value": customer.data["Id"], "name": customer.data["DisplayName"]}
+
+        doc = data.get("DocNumber")
+        if doc in (None, ""):
+            doc = current.data.get("DocNumber") if current else None
+        if doc in (None, ""):
+            doc = self._next_doc_number()
+        doc = str(doc)
+        if len(doc) > 21:
+            raise faults.string_length("DocNumber", 21, len(doc))
+        for other in self.objects["Invoice"].values():
+            if other.data["Id"] != obj_id and other.data.get("DocNumber") == doc:
+                raise faults.duplicate_doc_number(doc, "Invoice", other.data["Id"])
+        data["DocNumber"] = doc
+
+        out_lines: list[dict[str, Any]] = []
+        subtotal = discount = taxable = Decimal("0")
+        for raw in lines:
+            if not isinstance(raw, dict):
+                raise faults.invalid_property("Line")
+            kind = _detail_type(raw)
+            if kind == "SubTotalLineDetail":
+                continue
+            number = len(out_lines) + 1
+            line = {"Id": str(number), "LineNum": number,
+                    **{k: copy.deepcopy(v) for k, v in raw.items() if k not in ("Id", "LineNum")}}
+            if kind == "SalesItemLineDetail":
+                amount = self._sales_line(line)
+                subtotal += amount
+                tax_code = _ref_value(line["SalesItemLineDetail"].get("TaxCodeRef")) or "NON"
+                if tax_code.upper() == "TAX":
+                    taxable += amount
+            elif kind == "DiscountLineDetail":
+                amount = cents(_amount(line.get("Amount", 0), "Line.Amount"))
+                discount += amount
+            elif kind == "DescriptionOnly":
+                amount = Decimal("0")
+            else:
+                amount = cents(_amount(line.get("Amount", 0), "Line.Amount"))
+                subtotal += amount
+            line["Amount"] = amount_out(amount)
+            out_lines.append(line)
+        out_lines.append({"Amount": amount_out(subtotal), "DetailType": "SubTotalLineDetail",
+                          "SubTotalLineDetail": {}})
+        data["Line"] = out_lines
+
+        tax_detail = data.get("TxnTaxDetail") if isinstance(data.get("TxnTaxDetail"), dict) else {}
+        if self.tax_enabled:
+            total_tax = cents(taxable * self.tax_rate / Decimal(100))
+            tax_detail = {k: v for k, v in tax_detail.items() if k == "TxnTaxCodeRef"}
+            tax_detail["TotalTax"] = amount_out(total_tax)
+            tax_detail["TaxLine"] = [{
+                "Amount": amount_out(total_tax),
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {"TaxRateRef": {"value": "1"}, "PercentBased": True,
+                                  "TaxPercent": float(self.tax_rate), "NetAmountTaxable": amount_out(taxable)},
+            }]
+        else:
+            total_tax = cents(_amount(tax_detail.get("TotalTax", 0), "TxnTaxDetail.TotalTax"))
+            tax_detail = dict(tax_detail)
+            tax_detail["TotalTax"] = amount_out(total_tax)
+        data["TxnTaxDetail"] = tax_detail
+        data["TotalAmt"] = amount_out(subtotal - discount + total_tax)
+        data.setdefault("DueDate", data["TxnDate"])
+        data.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
+        data.pop("Balance", None)  # Balance and LinkedTxn are QBO's own: _set_balance derives them
+        data.pop("LinkedTxn", None)
+        return data
+
+    def _sales_line(self, line: dict[str, Any]) -> Decimal:
+        detail = line.get("SalesItemLineDetail")
+        if not isinstance(detail, dict):
+            detail = {}
+            line["SalesItemLineDetail"] = detail
+        if detail.get("ItemRef") is not None:
+            item = self._reference("Item", detail["ItemRef"], "Line.SalesItemLineDetail.ItemRef")
+            detail["ItemRef"] = {"value": item.data["Id"], "name": item.data["Name"]}
+        qty, price = detail.get("Qty"), detail.get("UnitPrice")
+        computed = None
+        if qty is not None and price is not None:
+            computed = cents(_amount(qty, "Line.SalesItemLineDetail.Qty")
+                             * _amount(price, "Line.SalesItemLineDetail.UnitPrice"))
+        if line.get("Amount") is None:
+            if computed is None:
+                raise faults.required("Line.Amount")
+            return computed
+        amount = cents(_amount(line["Amount"], "Line.Amount"))
+        if computed is not None and computed != amount:
+            raise faults.amount_calculation(str(line["Amount"]))
+        return amount
+
+    def _next_doc_number(self) -> str:
+        used = {o.data.get("DocNumber") for o in self.objects["Invoice"].values()}
+        number = 1001
+        while str(number) in used:
+            number += 1
+        return str(number)
+
+    def _payment(self, data: dict[str, Any], obj_id: str) -> dict[str, Any]:
+        if not _ref_value(data.get("CustomerRef")):
+            raise faults.required("CustomerRef")
+        if data.get("TotalAmt") is None:
+            raise faults.required("TotalAmt")
+        customer = self._reference("Customer", data["CustomerRef"], "CustomerRef")
+        data["CustomerRef"] = {"value": customer.data["Id"], "name": customer.data["DisplayName"]}
+        total = cents(_amount(data["TotalAmt"], "TotalAmt"))
+        applied = Decimal("0")
+        lines = data.get("Line") or []
+        if not isinstance(lines, list):
+            raise faults.invalid_property("Line")
+        per_invoice: dict[str, Decimal] = {}
+        for line in lines:
+            if not isinstance(line, dict):
+                raise faults.invalid_property("Line")
+            amount = cents(_amount(line.get("Amount", 0), "Line.Amount"))
+            line["Amount"] = amount_out(amount)
+            applied += amount
+            for link in line.get("LinkedTxn") or []:
+                if str(link.get("TxnType", "Invoice")) != "Invoice":
+                    continue
+                txn_id = str(link.get("TxnId") or "")
+                invoice = self.objects["Invoice"].get(txn_id)
+                if invoice is None or _ref_value(invoice.data.get("CustomerRef")) != customer.data["Id"]:
+                    raise faults.cannot_link(txn_id)
+                per_invoice[txn_id] = per_invoice.get(txn_id, Decimal("0")) + amount
+        for txn_id, amount in per_invoice.items():
+            invoice = self.objects["Invoice"][txn_id]
+            open_balance = money(invoice.data["TotalAmt"]) - self._paid(txn_id, exclude=obj_id)
+            if amount > open_balance:
+                raise faults.business(
+                    f"The amount applied to invoice {invoice.data.get('DocNumber')} ({amount}) is more than its "
+                    f"open balance ({open_balance}).", "Line.Amount")
+        if applied > total:
+            raise faults.business("The payment amount must be at least the sum of the amounts applied.",
+                                  "TotalAmt")
+        data["TotalAmt"] = amount_out(total)
+        data["UnappliedAmt"] = amount_out(total - applied)
+        data.setdefault("ProcessPayment", False)
+        data.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
+        return data
+
+    def _paid(self, invoice_id: str, exclude: str | None = None) -> Decimal:
+        total = Decimal("0")
+        for payment in self.objects["Payment"].values():
+            if payment.data["Id"] == exclude:
+                continue
+            for line in payment.data.get("Line") or []:
+                if any(str(link.get("TxnId")) == invoice_id and link.get("TxnType", "Invoice") == "Invoice"
+                       for link in line.get("LinkedTxn") or []):
+                    total += money(line.get("Amount", 0))
+        return total
+
+    def _set_balance(self, invoice: Stored) -> bool:
+        """Recompute an invoice's Balance and LinkedTxn from the payments; True when they changed."""
+        invoice_id = invoice.data["Id"]
+        payments = sorted(
+            (p.data["Id"] for p in self.objects["Payment"].values() if invoice_id in _linked_invoices(p.data)),
+            key=int)
+        links = [{"TxnId": pid, "TxnType": "Payment"} for pid in payments]
+        balance = amount_out(money(invoice.data["TotalAmt"]) - self._paid(invoice_id))
+        changed = invoice.data.get("Balance") != balance or invoice.data.get("LinkedTxn", []) != links
+        invoice.data["Balance"] = balance
+        if links:
+            invoice.data["LinkedTxn"] = links
+        else:
+            invoice.data.pop("LinkedTxn", None)
+        return changed
+
+    def _relink_invoices(self, invoice_ids: set[str], now: float) -> None:
+        for invoice_id in invoice_ids:
+            invoice = self.objects["Invoice"].get(invoice_id)
+            if invoice is not None and self._set_balance(invoice):
+                self._bump(invoice, now)
+
+
+def _ref_value(ref: Any) -> str:
+    if isinstance(ref, dict):
+        return str(ref.get("value") or "")
+    return str(ref or "")
+
+
+def _detail_type(line: Any) -> str:
+    return str(line.get("DetailType") or "") if isinstance(line, dict) else ""
+
+
+def _amount(value: Any, element: str) -> Decimal:
+    try:
+        return money(value)
+    except ValueError as exc:
+        raise faults.invalid_property(f"{element} is not a number: {value!r}") from exc
+
+
+def _linked_invoices(data: dict[str, Any] | None) -> set[str]:
+    found: set[str] = set()
+    for line in (data or {}).get("Line") or []:
+        for link in line.get("LinkedTxn") or []:
+            if link.get("TxnType", "Invoice") == "Invoice" and link.get("TxnId"):
+                found.add(str(link["TxnId"]))
+    return found
+
+
+def _ordered_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Put ``Id`` and ``SyncToken`` first, as QBO's answers read."""
+    head = {k: data[k] for k in ("Id", "SyncToken") if k in data}
+    return {**head, **{k: v for k, v in data.items() if k not in head}}

@@ -1,0 +1,760 @@
+"""The stand-in's whole state and behaviour: ``StandInConfig`` and ``QuickBooksStandIn``.
+
+``QuickBooksStandIn`` holds every company (realm), the OAuth server, the throttling meters, the idempotency store,
+the injected failures and the counters, all in memory behind one lock, so a test may inspect it from another thread
+while uvicorn serves the app. The HTTP layer (``app.py``) only translates requests into calls of this class and
+``Reply`` objects back into responses; everything it can do over ``/_control/`` is also a method here.
+
+API pipeline (``api_begin`` -> ``api_execute`` -> ``api_release``), in QBO's order of checks as far as it is known:
+injected failure (``fail_next``: answered before anything, as a gateway would) -> bearer token (401 lower-case
+3200 fault; a token of another company -> 403 3100 XML) -> throttle (429 XML 3001; the request is not run and
+costs no budget) -> latency -> ``requestid`` checks and replay -> the work -> ``lose_next`` (work done, answer
+stored, 504 gateway page sent instead).
+
+Throttling (Intuit "Rate limits and throttles"; DESIGN.md "Platform facts"): per realm, a sliding window of
+``minute_seconds`` (real monotonic time, not the stand-in clock): more than ``requests_per_minute`` request units
+(a batch costs its item count with ``batch_metering="per_item"``, 1 with ``"per_request"``), more than
+``batch_per_minute`` batches, or more than ``max_concurrent`` requests in flight -> 429. Real QBO sends no
+Retry-After; ``retry_after_header=True`` adds one.
+
+Idempotency (Intuit "Idempotency" / ``requestid`` docs; DESIGN.md): ``?requestid=`` on a POST, at most 50
+characters (36 on batch, where ``requestid + bId`` must also fit in 50, else that item faults as in QBO-18),
+unique per company. A replay returns the first answer byte for byte with the same status and does no work.
+Only HTTP 200 answers are stored: a request that faulted (400) runs again when replayed, so a retry after the
+data was fixed can succeed (a stand-in choice; Intuit does not document it).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import json
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+from urllib.parse import unquote, urlencode
+
+from sandbox.quickbooks import faults
+from sandbox.quickbooks.books import ENTITIES, Company, canonical_entity
+from sandbox.quickbooks.faults import QBOFault
+from sandbox.quickbooks.oauth import SCOPE, OAuthError, TokenAuthority
+from sandbox.quickbooks.query import parse as parse_query
+from sandbox.quickbooks.wire import (
+    JSON_TYPE,
+    Reply,
+    envelope_time,
+    intuit_tid,
+    json_reply,
+    money,
+    parse_time,
+)
+
+DEFAULT_REALM = "9130350000000001"
+DEFAULT_COMPANY = "Sandbox Builders LLC"
+BATCH_LIMIT = 30
+REQUEST_ID_LIMIT = 50
+BATCH_REQUEST_ID_LIMIT = 36
+LOG_LIMIT = 2000
+
+
+@dataclass
+class StandInConfig:
+    """Settings of the stand-in; all can change at run time through ``QuickBooksStandIn.configure``.
+
+    Defaults are QBO's documented values (Intuit "Rate limits and throttles", "OAuth 2.0" token lifetimes).
+    """
+
+    client_id: str = "sandbox-client-id"
+    client_secret: str = "sandbox-client-secret"
+    minute_seconds: float = 60.0  # length of the throttling "minute"; tests/bench shrink it
+    requests_per_minute: int = 500  # per realm
+    batch_per_minute: int = 40  # batch requests per realm
+    max_concurrent: int = 10  # concurrent requests per realm
+    batch_metering: str = "per_item"  # "per_item": a batch costs its item count; "per_request": it costs 1
+    retry_after_header: bool = False  # real QBO sends no Retry-After; when True send one on 429
+    access_token_lifetime: int = 3600  # seconds
+    refresh_token_lifetime: int = 8726400  # seconds (~101 days), rolling
+    latency_seconds: float = 0.0  # added to each API request (benchmarks)
+
+
+@dataclass
+class ApiRequest:
+    """One request to ``/v3/company/{realm_id}/{path}`` as the HTTP layer read it.
+
+    ``params`` are the query-string parameters, ``headers`` have lower-case names, ``body`` is raw bytes.
+    """
+
+    method: str
+    realm_id: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass
+class Ticket:
+    """An admitted API request: its realm, its throttle cost, and its log entry."""
+
+    realm_id: str
+    cost: int
+    is_batch: bool
+    entry: dict[str, Any]
+    released: bool = False
+
+
+@dataclass
+class FailRule:
+    """``fail_next``: answer the next ``count`` matching requests with this raw reply."""
+
+    count: int
+    status: int
+    content_type: str
+    body: str
+    path_contains: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LoseRule:
+    """``lose_next``: run the next ``count`` matching requests, then answer 504 instead of their answer."""
+
+    count: int
+    path_contains: str | None = None
+
+
+@dataclass
+class Meter:
+    """A realm's throttle window: (monotonic time, cost) of admitted requests, batch times, requests in flight."""
+
+    calls: deque[tuple[float, int]] = field(default_factory=deque)
+    batches: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
+
+    def prune(self, now: float, window: float) -> None:
+        while self.calls and self.calls[0][0] <= now - window:
+            self.calls.popleft()
+        while self.batches and self.batches[0] <= now - window:
+            self.batches.popleft()
+
+    def used(self) -> int:
+        return sum(cost for _, cost in self.calls)
+
+
+@dataclass
+class RealmState:
+    """A company plus everything the stand-in keeps per realm."""
+
+    company: Company
+    meter: Meter = field(default_factory=Meter)
+    stored_replies: dict[str, Reply] = field(default_factory=dict)
+    fail_rules: list[FailRule] = field(default_factory=list)
+    lose_rules: list[LoseRule] = field(default_factory=list)
+    log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
+    requests: int = 0
+    writes: int = 0
+    throttled: int = 0
+
+
+class _Rule(Protocol):
+    count: int
+    path_contains: str | None
+
+
+RuleT = TypeVar("RuleT", bound=_Rule)
+
+
+def _take(rules: list[RuleT], path: str) -> RuleT | None:
+    """Use up one count of the first rule whose ``path_contains`` is in ``path`` (dropping spent rules)."""
+    for rule in rules:
+        if rule.path_contains is None or rule.path_contains in path:
+            rule.count -= 1
+            if rule.count <= 0:
+                rules.remove(rule)
+            return rule
+    return None
+
+
+class QuickBooksStandIn:
+    """In-memory QuickBooks Online company data, Intuit OAuth server, throttling and fault injection.
+
+    Thread-safe: every public method takes the lock. Entity names may be given as ``Customer`` or ``customer``.
+    Methods that read objects return deep copies rendered exactly as the API would answer them.
+    """
+
+    def __init__(self, config: StandInConfig | None = None):
+        self._initial = copy.deepcopy(config or StandInConfig())
+        self._lock = threading.RLock()
+        self.reset()
+
+    # --- life cycle, config, clock --------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything: companies, tokens, counters, rules, clock offset; config back to its first value.
+
+        Afterwards only the default company exists (realm ``9130350000000001``, "Sandbox Builders LLC").
+        """
+        with self._lock:
+            self.config = copy.deepcopy(self._initial)
+            self.clock_offset = 0.0
+            self.realms: dict[str, RealmState] = {}
+            self.auth = TokenAuthority(self.config.access_token_lifetime, self.config.refresh_token_lifetime)
+            self._realm(DEFAULT_REALM, DEFAULT_COMPANY)
+
+    def configure(self, **changes: Any) -> StandInConfig:
+        """Change config fields at run time (e.g. ``minute_seconds=1, requests_per_minute=5``); the new config.
+
+        Raises ValueError for an unknown field or a bad value.
+        """
+        with self._lock:
+            kinds = {f.name: f.type for f in dataclasses.fields(StandInConfig)}
+            updated = copy.deepcopy(self.config)
+            for name, value in changes.items():
+                if name not in kinds:
+                    raise ValueError(f"unknown config field: {name}")
+                kind = str(kinds[name])
+                if kind == "bool":
+                    value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+                elif kind == "int":
+                    value = int(value)
+                elif kind == "float":
+                    value = float(value)
+                else:
+                    value = str(value)
+                setattr(updated, name, value)
+            if updated.batch_metering not in ("per_item", "per_request"):
+                raise ValueError("batch_metering must be 'per_item' or 'per_request'")
+            self.config = updated
+            self.auth.access_lifetime = updated.access_token_lifetime
+            self.auth.refresh_lifetime = updated.refresh_token_lifetime
+            return copy.deepcopy(updated)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The current config as a dict."""
+        with self._lock:
+            return dataclasses.asdict(self.config)
+
+    def now(self) -> float:
+        """The stand-in clock: real time plus the offset ``advance_clock`` added (epoch seconds)."""
+        return time.time() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the stand-in clock forward (token lifetimes, code expiry, MetaData times, CDC windows)."""
+        with self._lock:
+            self.clock_offset += float(seconds)
+            return self.clock()
+
+    def clock(self) -> dict[str, Any]:
+        """``{"now": ISO time, "offset_seconds": float}``."""
+        return {"now": envelope_time(self.now()), "offset_seconds": self.clock_offset}
+
+    # --- companies -----------------------------------------------------------------------------------------
+
+    def _realm(self, realm_id: str, name: str | None = None) -> RealmState:
+        state = self.realms.get(realm_id)
+        if state is None:
+            state = RealmState(Company(realm_id, name or f"Sandbox Company {realm_id}"))
+            self.realms[realm_id] = state
+        return state
+
+    def create_realm(self, realm_id: str, name: str | None = None) -> dict[str, Any]:
+        """Create a company (or return the existing one's summary)."""
+        with self._lock:
+            return self._realm(str(realm_id), name).company.summary()
+
+    def realm_summaries(self) -> list[dict[str, Any]]:
+        """Every company's summary ``{"realm_id", "name", "tax_enabled", "tax_rate", "counts"}``."""
+        with self._lock:
+            return [r.company.summary() for r in self.realms.values()]
+
+    def set_tax(self, realm_id: str, enabled: bool, rate: float | str | None = None) -> dict[str, Any]:
+        """Turn a company's automated sales tax on or off, optionally with a new rate in percent (8.875)."""
+        with self._lock:
+            company = self._realm(realm_id).company
+            company.tax_enabled = bool(enabled)
+            if rate is not None:
+                company.tax_rate = money(rate)
+            return company.summary()
+
+    # --- objects, as a QBO user would see and change them ---------------------------------------------------
+
+    @staticmethod
+    def entity_type(name: str) -> str:
+        """``customer`` -> ``Customer``; KeyError for an entity the stand-in does not model."""
+        entity = canonical_entity(name)
+        if entity is None:
+            raise KeyError(f"unknown entity {name!r}; one of {', '.join(ENTITIES.values())}")
+        return entity
+
+    def entities(self, realm_id: str, entity: str, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """All objects of ``entity`` in the realm (active and inactive), in Id order; with ``include_deleted``
+        also the deleted transactions as CDC stubs (``{"Id", "status": "Deleted", ...}``)."""
+        with self._lock:
+            company = self._realm(realm_id).company
+            name = self.entity_type(entity)
+            found = company.all(name)
+            if include_deleted:
+                found += company.tombstones(name)
+            return found
+
+    def entity(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any] | None:
+        """One live object, or None."""
+        with self._lock:
+            company = self._realm(realm_id).company
+            stored = company.objects[self.entity_type(entity)].get(str(obj_id))
+            return company.render(stored) if stored else None
+
+    def create_entity(self, realm_id: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an object directly (as if typed into QBO); not counted as an API write. Raises QBOFault."""
+        with self._lock:
+            return self._realm(realm_id).company.create(self.entity_type(entity), body, self.now())
+
+    def update_entity(self, realm_id: str, entity: str, obj_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change fields of an object as a QBO user would (SyncToken and LastUpdatedTime move, so CDC sees it).
+
+        Raises QBOFault (e.g. 6240 when a rename clashes).
+        """
+        with self._lock:
+            return self._realm(realm_id).company.user_update(self.entity_type(entity), str(obj_id), changes, self.now())
+
+    def delete_entity(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
+        """Delete as a QBO user: transactions are hard-deleted, customers and items made inactive."""
+        with self._lock:
+            return self._realm(realm_id).company.remove(self.entity_type(entity), str(obj_id), self.now())
+
+    def restore_entity(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
+        """Undo ``delete_entity``: reactivate a customer/item or bring a deleted transaction back."""
+        with self._lock:
+            return self._realm(realm_id).company.restore(self.entity_type(entity), str(obj_id), self.now())
+
+    # --- counters ------------------------------------------------------------------------------------------
+
+    def write_count(self, realm_id: str = DEFAULT_REALM) -> int:
+        """API writes done in the realm (creates, updates, deletes, voids, batch write items); replays excluded."""
+        with self._lock:
+            return self._realm(realm_id).writes
+
+    def throttled_count(self, realm_id: str = DEFAULT_REALM) -> int:
+        """429 answers sent for the realm."""
+        with self._lock:
+            return self._realm(realm_id).throttled
+
+    def request_count(self, realm_id: str = DEFAULT_REALM) -> int:
+        """API requests received for the realm (all outcomes)."""
+        with self._lock:
+            return self._realm(realm_id).requests
+
+    def stats(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
+        """``{"requests", "writes", "throttled", "in_flight", "window_used", "window_batches",
+        "pending_failures", "pending_losses"}`` for the realm."""
+        with self._lock:
+            state = self._realm(realm_id)
+            state.meter.prune(time.monotonic(), self.config.minute_seconds)
+            return {
+                "requests": state.requests,
+                "writes": state.writes,
+                "throttled": state.throttled,
+                "in_flight": state.meter.in_flight,
+                "window_used": state.meter.used(),
+                "window_batches": len(state.meter.batches),
+                "pending_failures": sum(r.count for r in state.fail_rules),
+                "pending_losses": sum(r.count for r in state.lose_rules),
+            }
+
+    def request_log(self, realm_id: str = DEFAULT_REALM) -> list[dict[str, Any]]:
+        """The realm's recent API requests (up to 2000): ``{"time", "method", "path", "status", "requestid",
+        "intuit_tid", "outcome"}``; outcome is one of ok, fault, auth, throttled, injected, lost, replayed."""
+        with self._lock:
+            return [dict(e) for e in self._realm(realm_id).log]
+
+    def clear_throttle(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
+        """Lift the rate limit now: empty the realm's throttle window."""
+        with self._lock:
+            meter = self._realm(realm_id).meter
+            meter.calls.clear()
+            meter.batches.clear()
+        return self.stats(realm_id)
+
+    def exhaust_throttle(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
+        """Use up the realm's request budget for the current window, so the next request gets a 429."""
+        with self._lock:
+            meter = self._realm(realm_id).meter
+            meter.prune(time.monotonic(), self.config.minute_seconds)
+            missing = self.config.requests_per_minute - meter.used()
+            if missing > 0:
+                meter.calls.append((time.monotonic(), missing))
+        return self.stats(realm_id)
+
+    # --- injected failures ----------------------------------------------------------------------------------
+
+    def fail_next(self, realm_id: str, count: int = 1, status: int = 502, content_type: str = "text/html",
+                  body: str = "", path_contains: str | None = None,
+                  headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Answer the realm's next ``count`` API requests (whose path contains ``path_contains``, if given) with
+        this raw reply, before any other check; the work is not done. Returns the stats."""
+        with self._lock:
+            if int(count) > 0:
+                self._realm(realm_id).fail_rules.append(
+                    FailRule(int(count), int(status), content_type, body, path_contains, dict(headers or {})))
+        return self.stats(realm_id)
+
+    def lose_next(self, realm_id: str, count: int = 1, path_contains: str | None = None) -> dict[str, Any]:
+        """Do the work of the next ``count`` matching requests and store their idempotent answer, then answer
+        504 with nginx's gateway page, as when a response is lost after the write. Returns the stats."""
+        with self._lock:
+            if int(count) > 0:
+                self._realm(realm_id).lose_rules.append(LoseRule(int(count), path_contains))
+        return self.stats(realm_id)
+
+    # --- OAuth ---------------------------------------------------------------------------------------------
+
+    def authorize_problem(self, params: dict[str, str]) -> str | None:
+        """Why an authorize request (``client_id``, ``response_type``, ``scope``, ``redirect_uri``, ``state``)
+        is refused, or None when it is fine."""
+        if params.get("client_id") != self.config.client_id:
+            return f"Unknown client_id {params.get('client_id')!r}."
+        for name in ("response_type", "scope", "redirect_uri", "state"):
+            if not params.get(name):
+                return f"Missing required parameter {name}."
+        if params["response_type"] != "code":
+            return "response_type must be 'code'."
+        if SCOPE not in params["scope"].split():
+            return f"scope must include {SCOPE}."
+        return None
+
+    def company_name(self, realm_id: str = DEFAULT_REALM) -> str:
+        """The name of a company (creating it on demand)."""
+        with self._lock:
+            return self._realm(realm_id).company.name
+
+    def approve(self, params: dict[str, str]) -> str:
+        """The user clicked Connect: issue a code; the URL to redirect to (``redirect_uri?code&state&realmId``).
+
+        ``params`` are the authorize parameters plus an optional ``realm`` (and ``company_name``); the realm is
+        created on demand. Raises ValueError with the reason when the parameters are not acceptable.
+        """
+        with self._lock:
+            problem = self.authorize_problem(params)
+            if problem:
+                raise ValueError(problem)
+            realm_id = params.get("realm") or DEFAULT_REALM
+            self._realm(realm_id, params.get("company_name") or None)
+            code = self.auth.issue_code(params["client_id"], params["redirect_uri"], realm_id, self.now())
+            return _with_query(params["redirect_uri"], {"code": code, "state": params["state"], "realmId": realm_id})
+
+    def deny(self, params: dict[str, str]) -> str:
+        """The user clicked Cancel: the redirect URL with ``error=access_denied``."""
+        problem = self.authorize_problem(params)
+        if problem:
+            raise ValueError(problem)
+        return _with_query(params["redirect_uri"], {"error": "access_denied", "state": params["state"]})
+
+    def token_endpoint(self, authorization: str | None, form: dict[str, str], headers: dict[str, str]) -> Reply:
+        """``POST /oauth2/v1/tokens/bearer``: the token answer or Intuit's error answer."""
+        with self._lock:
+            if not self._client_ok(authorization):
+                return _oauth_reply(401, {"error": "invalid_client"})
+            hard = headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true"
+            grant_type = form.get("grant_type", "")
+            try:
+                if grant_type == "authorization_code":
+                    if not form.get("code") or not form.get("redirect_uri"):
+                        return _oauth_reply(400, {"error": "invalid_request"})
+                    answer = self.auth.exchange_code(self.config.client_id, form["code"], form["redirect_uri"],
+                                                     self.now(), hard)
+                elif grant_type == "refresh_token":
+                    answer = self.auth.refresh_grant(self.config.client_id, form.get("refresh_token", ""),
+                                                     self.now(), hard)
+                else:
+                    return _oauth_reply(400, {"error": "unsupported_grant_type"})
+            except OAuthError as exc:
+                return _oauth_reply(exc.status, exc.body)
+            return _oauth_reply(200, answer)
+
+    def revoke_endpoint(self, authorization: str | None, token: str | None) -> Reply:
+        """``POST /v2/oauth2/tokens/revoke``: 200 with an empty body; the token's whole grant is dead."""
+        with self._lock:
+            if not self._client_ok(authorization):
+                return _oauth_reply(401, {"error": "invalid_client"})
+            if not token:
+                return _oauth_reply(400, {"error": "invalid_request"})
+            self.auth.revoke(token)
+            return Reply(200, b"", JSON_TYPE, {"intuit_tid": intuit_tid()})
+
+    def issue_tokens(self, realm_id: str = DEFAULT_REALM, hard_expiry: bool = True) -> dict[str, Any]:
+        """Issue a token pair for the realm as if the OAuth dance had been done (the token answer)."""
+        with self._lock:
+            self._realm(realm_id)
+            return self.auth.new_grant(self.config.client_id, realm_id, self.now(), hard_expiry)
+
+    def expire_tokens(self, realm_id: str = DEFAULT_REALM, refresh: bool = False) -> dict[str, int]:
+        """Expire the realm's access tokens now (and its refresh tokens with ``refresh``); counts expired."""
+        with self._lock:
+            return self.auth.expire(realm_id, self.now(), refresh)
+
+    def token_info(self, realm_id: str = DEFAULT_REALM) -> list[dict[str, Any]]:
+        """The realm's grants and tokens with seconds left and validity."""
+        with self._lock:
+            return self.auth.info(realm_id, self.now())
+
+    def _client_ok(self, authorization: str | None) -> bool:
+        if not authorization or not authorization.lower().startswith("basic "):
+            return False
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        client_id, _, secret = decoded.partition(":")
+        return unquote(client_id) == self.config.client_id and unquote(secret) == self.config.client_secret
+
+    # --- the accounting API --------------------------------------------------------------------------------
+
+    def api_begin(self, request: ApiRequest) -> Reply | Ticket:
+        """Admit a request or answer it at once (injected failure, 401/403, 429). A Ticket must be released."""
+        with self._lock:
+            entry: dict[str, Any] = {"time": envelope_time(self.now()), "method": request.method,
+                                     "path": request.path, "requestid": request.params.get("requestid")}
+            state = self.realms.get(request.realm_id)
+            if state is None:  # no such company: only the token check can answer (never creates a realm)
+                return self._refuse_token(request, entry) or faults.wrong_company(self.now())
+            state.requests += 1
+            state.log.append(entry)
+            rule = _take(state.fail_rules, request.path)
+            if rule is not None:
+                return self._logged(entry, "injected", Reply(rule.status, rule.body.encode("utf-8"),
+                                                             rule.content_type, dict(rule.headers)))
+            refused = self._refuse_token(request, entry)
+            if refused is not None:
+                return refused
+            is_batch = request.method == "POST" and request.path.strip("/") == "batch"
+            cost = self._batch_cost(request.body) if is_batch and self.config.batch_metering == "per_item" else 1
+            refusal = self._admit(state, cost, is_batch)
+            if refusal is not None:
+                state.throttled += 1
+                return self._logged(entry, "throttled", refusal, tid=True)
+            return Ticket(request.realm_id, cost, is_batch, entry)
+
+    def _refuse_token(self, request: ApiRequest, entry: dict[str, Any]) -> Reply | None:
+        """401 (lower-case 3200 envelope) for a missing/unknown/expired/revoked token, 403 for another
+        company's token; None when the bearer token opens this realm."""
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        token_realm = self.auth.realm_of(token, self.now()) if token else None
+        if token_realm is None:
+            return self._logged(entry, "auth", faults.authentication_failed(self.now()), tid=True)
+        if token_realm != request.realm_id:
+            return self._logged(entry, "auth", faults.wrong_company(self.now()), tid=True)
+        return None
+
+    def api_execute(self, ticket: Ticket, request: ApiRequest) -> Reply:
+        """Run an admitted request: requestid checks and replay, the work, then any ``lose_next``."""
+        with self._lock:
+            state = self._realm(ticket.realm_id)
+            outcome, reply = self._answer(state, request, self.now())
+            if _take(state.lose_rules, request.path) is not None:
+                return self._logged(ticket.entry, "lost", faults.gateway_timeout())
+            return self._logged(ticket.entry, outcome, reply, tid=True)
+
+    def _answer(self, state: RealmState, request: ApiRequest, now: float) -> tuple[str, Reply]:
+        """The outcome (ok, fault, replayed) and answer of an admitted request; stores 200 answers by requestid."""
+        request_id = request.params.get("requestid") if request.method == "POST" else None
+        path = request.path.strip("/")
+        limit = BATCH_REQUEST_ID_LIMIT if path == "batch" else REQUEST_ID_LIMIT
+        if request_id is not None and len(request_id) > limit:
+            return "fault", faults.request_id_too_long(request_id, limit).reply(now)
+        if request_id is not None and request_id in state.stored_replies:
+            stored = state.stored_replies[request_id]
+            return "replayed", Reply(stored.status, stored.body, stored.content_type)
+        try:
+            reply = self._dispatch(state, request, path, request_id, now)
+        except QBOFault as exc:
+            return "fault", exc.reply(now)
+        if request_id is not None:
+            state.stored_replies[request_id] = Reply(reply.status, reply.body, reply.content_type)
+        return "ok", reply
+
+    def api_release(self, ticket: Ticket) -> None:
+        """The request is over (answered or abandoned): it no longer counts as in flight."""
+        with self._lock:
+            if not ticket.released:
+                ticket.released = True
+                self._realm(ticket.realm_id).meter.in_flight -= 1
+
+    def _logged(self, entry: dict[str, Any], outcome: str, reply: Reply, tid: bool = False) -> Reply:
+        if tid:
+            reply.headers.setdefault("intuit_tid", intuit_tid())
+        entry.update(status=reply.status, outcome=outcome, intuit_tid=reply.headers.get("intuit_tid"))
+        return reply
+
+    @staticmethod
+    def _batch_cost(body: bytes) -> int:
+        try:
+            items = json.loads(body or b"{}").get("BatchItemRequest")
+        except (ValueError, AttributeError):
+            return 1
+        return max(1, len(items)) if isinstance(items, list) else 1
+
+    def _admit(self, state: RealmState, cost: int, is_batch: bool) -> Reply | None:
+        """Throttle check; on success record the cost and count the request in flight."""
+        cfg = self.config
+        meter = state.meter
+        clock = time.monotonic()
+        meter.prune(clock, cfg.minute_seconds)
+        wait: float | None = None
+        if meter.in_flight >= cfg.max_concurrent:
+            wait = 1.0
+        elif meter.used() + cost > cfg.requests_per_minute:
+            wait = self._wait_for_units(meter, cost, cfg.requests_per_minute, clock, cfg.minute_seconds)
+        elif is_batch and len(meter.batches) + 1 > cfg.batch_per_minute:
+            wait = meter.batches[0] + cfg.minute_seconds - clock if meter.batches else cfg.minute_seconds
+        if wait is not None:
+            retry_after = max(1, math.ceil(wait)) if cfg.retry_after_header else None
+            return faults.throttled(self.now(), retry_after)
+        meter.calls.append((clock, cost))
+        if is_batch:
+            meter.batches.append(clock)
+        meter.in_flight += 1
+        return None
+
+    @staticmethod
+    def _wait_for_units(meter: Meter, cost: int, limit: int, clock: float, window: float) -> float:
+        """Seconds until enough of the window's units expire for ``cost`` more to fit."""
+        excess = meter.used() + cost - limit
+        for stamp, units in meter.calls:
+            excess -= units
+            if excess <= 0:
+                return stamp + window - clock
+        return window
+
+    def _dispatch(self, state: RealmState, request: ApiRequest, path: str, request_id: str | None,
+                  now: float) -> Reply:
+        company = state.company
+        segments = [s for s in path.split("/") if s]
+        method = request.method
+        if segments == ["query"] and method in ("GET", "POST"):
+            text = request.params.get("query") if method == "GET" else request.body.decode("utf-8", "replace")
+            if not text:
+                raise faults.required("query")
+            result = company.query(parse_query(text, ENTITIES))
+            return json_reply(200, {"QueryResponse": result, "time": envelope_time(now)})
+        if segments == ["batch"] and method == "POST":
+            return self._batch(state, _json_body(request.body), request_id, now)
+        if segments == ["cdc"] and method == "GET":
+            return self._cdc(company, request.params, now)
+        if len(segments) == 2 and segments[0] == "companyinfo" and method == "GET":
+            info = {"CompanyName": company.name, "LegalName": company.name, "Id": company.realm_id,
+                    "SyncToken": "0", "Country": "US", "domain": "QBO", "sparse": False}
+            return json_reply(200, {"CompanyInfo": info, "time": envelope_time(now)})
+        entity = canonical_entity(segments[0]) if segments else None
+        if entity is None:
+            raise faults.unsupported(f"{method} /{path}")
+        if len(segments) == 2 and method == "GET":
+            return json_reply(200, {entity: company.read(entity, segments[1]), "time": envelope_time(now)})
+        if len(segments) != 1 or method != "POST":
+            raise faults.unsupported(f"{method} /{path}")
+        body = _json_body(request.body)
+        operation = (request.params.get("operation") or "").lower()
+        obj = self._write(state, entity, operation, body, now)
+        return json_reply(200, {entity: obj, "time": envelope_time(now)})
+
+    def _write(self, state: RealmState, entity: str, operation: str, body: Any, now: float) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise faults.invalid_property(f"{entity} body is not an object")
+        company = state.company
+        if operation in ("", "create", "update"):
+            if operation == "update" and body.get("Id") in (None, ""):
+                raise faults.required("Id")
+            result = company.create(entity, body, now) if operation == "create" else company.save(entity, body, now)
+        elif operation == "delete":
+            result = company.delete(entity, body, now)
+        elif operation == "void":
+            result = company.void(entity, body, now)
+        else:
+            raise faults.unsupported(operation)
+        state.writes += 1
+        return result
+
+    def _batch(self, state: RealmState, body: Any, request_id: str | None, now: float) -> Reply:
+        items = body.get("BatchItemRequest") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            raise faults.batch_empty()
+        if len(items) > BATCH_LIMIT:
+            raise faults.batch_too_large(len(items), BATCH_LIMIT)
+        answers: list[dict[str, Any]] = []
+        for item in items:
+            bid = str(item.get("bId", "")) if isinstance(item, dict) else ""
+            try:
+                answers.append({**self._batch_item(state, item, request_id, bid, now), "bId": bid})
+            except QBOFault as exc:
+                answers.append({"Fault": exc.fault(), "bId": bid})
+        return json_reply(200, {"BatchItemResponse": answers, "time": envelope_time(now)})
+
+    def _batch_item(self, state: RealmState, item: Any, request_id: str | None, bid: str,
+                    now: float) -> dict[str, Any]:
+        if not isinstance(item, dict):
+            raise faults.invalid_property("BatchItemRequest item is not an object")
+        if request_id is not None and len(request_id + bid) > REQUEST_ID_LIMIT:
+            raise faults.request_id_too_long(request_id + bid)
+        if "Query" in item:
+            return {"QueryResponse": state.company.query(parse_query(str(item["Query"]), ENTITIES))}
+        entity = next((e for e in ENTITIES.values() if e in item), None)
+        if entity is None:
+            raise faults.unsupported("batch item without a supported entity")
+        operation = str(item.get("operation") or "").lower()
+        return {entity: self._write(state, entity, operation, item[entity], now)}
+
+    def _cdc(self, company: Company, params: dict[str, str], now: float) -> Reply:
+        names = [n.strip() for n in (params.get("entities") or "").split(",") if n.strip()]
+        if not names:
+            raise faults.required("entities")
+        if not params.get("changedSince"):
+            raise faults.required("changedSince")
+        entities = []
+        for name in names:
+            entity = canonical_entity(name)
+            if entity is None:
+                raise faults.unsupported(f"cdc for entity {name}")
+            entities.append(entity)
+        since = parse_time(params["changedSince"])
+        if since is None:
+            raise faults.invalid_property(f"changedSince is not a date-time: {params['changedSince']}")
+        response = company.change_data(entities, since.timestamp(), now)
+        return json_reply(200, {"CDCResponse": [{"QueryResponse": response}], "time": envelope_time(now)})
+
+    # --- snapshot for the panel ----------------------------------------------------------------------------
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Everything the control panel shows: per realm its summary, stats, tokens and objects."""
+        with self._lock:
+            out = []
+            for realm_id, state in self.realms.items():
+                company = state.company
+                out.append({
+                    **company.summary(),
+                    "stats": self.stats(realm_id),
+                    "tokens": self.token_info(realm_id),
+                    "objects": {e: company.all(e) + company.tombstones(e) if e in ("Invoice", "Payment")
+                                else company.all(e) for e in ENTITIES.values()},
+                })
+            return out
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError as exc:
+        raise faults.invalid_property(f"the request body is not valid JSON ({exc})") from exc
+
+
+def _oauth_reply(status: int, body: dict[str, Any]) -> Reply:
+    return Reply(status, json.dumps(body).encode("utf-8"), "application/json;charset=utf-8",
+                 {"intuit_tid": intuit_tid(), "Cache-Control": "no-store"})
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
