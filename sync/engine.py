@@ -99,8 +99,9 @@ class ConnectionUnavailable(EngineError):
 class DependencyMissing(Exception):
     """A record references another that is not in the provider yet."""
 
-    def __init__(self, entity: Entity, record_id: int, label: str, fieldname: str) -> None:
+    def __init__(self, entity: Entity, record_id: int, label: str, fieldname: str, deleted: bool = False) -> None:
         super().__init__(f"{entity.value} {label}")
+        self.deleted = deleted
         self.entity = entity
         self.record_id = record_id
         self.label = label
@@ -310,7 +311,8 @@ class SyncEngine:
         for dep_entity, dep_id, label, fieldname in self._dependencies(entity, record):
             link = self._link(session, connection_id, dep_entity, dep_id)
             if link is None or link.remote_deleted:
-                raise DependencyMissing(dep_entity, dep_id, label, fieldname)
+                raise DependencyMissing(dep_entity, dep_id, label, fieldname,
+                                        deleted=link is not None and link.remote_deleted)
             if dep_entity == Entity.CONTACT:
                 refs["customer"] = link.remote_id
             elif dep_entity == Entity.ITEM:
@@ -482,12 +484,13 @@ class SyncEngine:
                 return entry
             payload = provider.payload(target.entity, record, refs)
             digest = payload_hash(payload)
-            if (not target.force and link is not None and not link.remote_deleted and link.synced_hash == digest
-                    and not self._open_entries(session, conn.id, target.entity, target.record_id)):
-                return None
+            if not target.force and link is not None and (link.remote_deleted or (
+                    link.synced_hash == digest
+                    and not self._open_entries(session, conn.id, target.entity, target.record_id))):
+                return None  # unchanged, or deleted in the provider (waits for Re-create or Unlink)
             dep_links = self._dep_links(session, conn.id, target.entity, record)
             entry = self._new_entry(session, conn, target, record, actor, digest, retry_of)
-            remote = (link.remote_id, link.sync_token) if link is not None and not link.remote_deleted else None
+            remote = (link.remote_id, link.sync_token) if link is not None else None
             entry_id, request_id = entry.id, entry.request_id or new_request_id()
 
         outcome = self._attempt(provider, target.entity, payload, remote, request_id, dep_links)
@@ -528,7 +531,9 @@ class SyncEngine:
         candidates += [(d.entity.value, d.remote_id, d.record_id, d.label) for d in dep_links]
         for cand_entity, remote_id, record_id, label in candidates:
             try:
-                provider.read(cand_entity, remote_id)
+                found = provider.read(cand_entity, remote_id)
+                if str(found.body.get("Active", "true")).lower() == "false":  # QBO "deletes" names this way
+                    raise ProviderError(make_diagnosis(Kind.NOT_FOUND, "made inactive"))
             except ProviderError as exc:
                 if exc.diagnosis.kind != Kind.NOT_FOUND:
                     return _Failed(diag)
@@ -746,9 +751,11 @@ class SyncEngine:
                     stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item))
                 for record in session.scalars(stmt):
                     link = links.get((entity.value, record.id))
-                    if link is None or link.remote_deleted:
+                    if link is None:
                         out.append(_Target(entity, record.id))
                         continue
+                    if link.remote_deleted:
+                        continue  # waits for Re-create or Unlink
                     try:
                         refs = self._refs(session, connection_id, entity, record)
                         digest = payload_hash(provider.payload(entity, record, refs))
@@ -849,13 +856,14 @@ class SyncEngine:
                     continue
                 payload = provider.payload(t.entity, record, refs)
                 digest = payload_hash(payload)
-                if (not t.force and link is not None and not link.remote_deleted and link.synced_hash == digest
-                        and not self._open_entries(session, conn.id, t.entity, t.record_id)):
+                if not t.force and link is not None and (link.remote_deleted or (
+                        link.synced_hash == digest and not self._open_entries(session, conn.id, t.entity,
+                                                                              t.record_id))):
                     with lock:
                         summary.unchanged += 1
                     continue
                 entry = self._new_entry(session, conn, t, record, actor, digest, None)
-                remote = (link.remote_id, link.sync_token) if link is not None and not link.remote_deleted else None
+                remote = (link.remote_id, link.sync_token) if link is not None else None
                 prepared.append(_Prepared(t, entry.id, payload, remote, entry.request_id or "", key=f"b{i}",
                                           dep_links=tuple(self._dep_links(session, conn.id, t.entity, record))))
                 digests[entry.id] = digest
@@ -948,14 +956,16 @@ class SyncEngine:
             session.flush()
             return e
 
-        if change.deleted:
+        inactive = str(change.body.get("Active", "true")).lower() == "false"
+        if change.deleted or (inactive and change.entity == Entity.CONTACT):
             if link is None or link.remote_deleted:
                 return None
             link.remote_deleted = True
             record = session.get(RECORD_MODELS[Entity(change.entity)], link.record_id)
             label = _label(record) if record is not None else str(link.record_id)
+            what = "made inactive" if not change.deleted else "deleted"
             diag = make_diagnosis(Kind.NOT_FOUND, f"QuickBooks reports {change.entity} {label} (Id "
-                                  f"{change.remote_id}) as deleted.")
+                                  f"{change.remote_id}) as {what}.")
             e = entry_for(link.record_id, label, Status.ERROR, diag.details)
             self._fill_failure(e, diag)
             self._notify(session, conn, "error", record_topic(conn.id, change.entity, link.record_id), e)
@@ -978,6 +988,10 @@ class SyncEngine:
             return None
         contact = session.get(Contact, link.record_id) if link is not None else None
         created = contact is None
+        if contact is None and self._unlinked_namesake(session, conn, fields["display_name"]):
+            # A JobsiteOn contact of that name waits for its own push: never make a second one here. Its push
+            # meets the duplicate and the user links or renames (the help article's fix).
+            return None
         if contact is None:
             contact = Contact(account_id=conn.account_id, display_name=fields["display_name"])
             session.add(contact)
@@ -993,6 +1007,13 @@ class SyncEngine:
         verb = "Created from" if created else "Updated from"
         return entry_for(contact.id, contact.display_name, Status.SYNCED, f"{verb} QuickBooks customer "
                          f"{change.remote_id}.")
+
+    @staticmethod
+    def _unlinked_namesake(session: Session, conn: Connection, name: str) -> bool:
+        linked = select(Link.record_id).where(Link.connection_id == conn.id, Link.entity == Entity.CONTACT.value)
+        return session.scalars(select(Contact.id).where(
+            Contact.account_id == conn.account_id, func.lower(Contact.display_name) == name.lower(),
+            Contact.id.not_in(linked)).limit(1)).first() is not None
 
     def _pull_payment(self, session: Session, conn: Connection, provider: Provider, change: Change,
                       link: Link | None, sync_token: str | None, entry_for: Any) -> SyncLogEntry | None:
@@ -1057,11 +1078,16 @@ class SyncEngine:
                 conn.status = ConnectionStatus.CONNECTED.value
             conn.paused_until = None
             self._ensure_available(conn)
+            self.provider_for(conn).lift_pause()
             now = self.clock()
             for incident in session.scalars(select(Incident).where(Incident.connection_id == conn.id,
                                                                    Incident.resolved_at.is_(None))):
                 incident.resolved_at, incident.resolved_by, incident.resolution = now, actor, resolution
                 self._notify(session, conn, "incident_resolved", connection_topic(conn.id), incident=incident)
+            for entry in session.scalars(select(SyncLogEntry).where(  # the connection's own failed steps (CDC)
+                    SyncLogEntry.connection_id == conn.id, SyncLogEntry.record_id.is_(None),
+                    SyncLogEntry.status == Status.ERROR, SyncLogEntry.resolved_at.is_(None))):
+                entry.resolved_at, entry.resolved_by = now, actor
         waiting = [_Target(Entity(e.entity), e.record_id or 0, True)
                    for e in self.open_errors(connection_id, [k.value for k in CONNECTION_KINDS])]
         summary = self.push_many(connection_id, waiting, actor, progress) if waiting else RunSummary()
@@ -1116,6 +1142,11 @@ def _uncertain(entry: SyncLogEntry) -> bool:
 
 def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:
     what = {"contact": "contact", "item": "item", "invoice": "invoice"}.get(missing.entity.value, "record")
+    if missing.deleted:
+        return make_diagnosis(
+            Kind.NOT_FOUND,
+            f"The {what} '{missing.label}' that this record references was deleted in QuickBooks. Re-create or "
+            f"unlink the {what} first; this record syncs after it.", field=missing.fieldname)
     return make_diagnosis(
         Kind.VALIDATION,
         f"The {what} '{missing.label}' is not in QuickBooks yet, so this record cannot reference it. "

@@ -3,8 +3,10 @@ stand-in served over real HTTP on loopback, and syncbot's services wired to both
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,95 @@ def fixtures_dir() -> Path:
 
 def pytest_report_header(config: Any) -> str:
     return f"database: {'PostgreSQL (' + PG_ENV + ')' if os.environ.get(PG_ENV) else 'SQLite'}"
+
+
+# ------------------------------------------------------------------------------------------ QuickBooks stand-in
+
+
+@dataclass
+class QBO:
+    """The QuickBooks stand-in served on loopback: its base ``url`` and its state object."""
+
+    url: str
+    standin: Any
+    realm: str
+
+    def settings(self, database_url: str, **extra: Any) -> Any:
+        from cryptography.fernet import Fernet
+
+        from bot.config import Settings
+
+        values = {
+            "DATABASE_URL": database_url, "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "QBO_API_URL": self.url, "QBO_AUTH_URL": f"{self.url}/connect/oauth2",
+            "QBO_TOKEN_URL": f"{self.url}/oauth2/v1/tokens/bearer",
+            "QBO_REVOKE_URL": f"{self.url}/v2/oauth2/tokens/revoke",
+            "QBO_REDIRECT_URI": "http://127.0.0.1:3000/oauth/quickbooks/callback",
+            "QBO_TIMEOUT_SECONDS": 5.0,
+        }
+        values.update(extra)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def qbo_server() -> Iterator[tuple[Any, Any]]:
+    from sandbox.quickbooks import create_app
+    from sandbox.serve import serve_in_thread
+
+    app = create_app()
+    server = serve_in_thread(app)
+    yield server, app.state.standin
+    server.stop()
+
+
+@pytest.fixture()
+def qbo(qbo_server: tuple[Any, Any]) -> QBO:
+    """The stand-in, reset to its initial state (one sandbox company)."""
+    from sandbox.quickbooks import DEFAULT_REALM
+
+    server, standin = qbo_server
+    standin.reset()
+    return QBO(url=server.url, standin=standin, realm=DEFAULT_REALM)
+
+
+@pytest.fixture()
+def services(clean_db: str, qbo: QBO) -> Iterator[Any]:
+    """syncbot's services on the test database and the stand-in."""
+    from bot.services import build_services
+
+    svc = build_services(qbo.settings(clean_db), migrate=False)
+    yield svc
+    svc.close()
+
+
+@dataclass
+class Connected:
+    account_id: int
+    connection_id: int
+
+
+def connect(services: Any, qbo: QBO, account_id: int, by: str = "U_ADMIN") -> Any:
+    """Run the real OAuth authorization-code flow against the stand-in and store the tokens."""
+    from sandbox.quickbooks.consent import click_connect
+    from sync.connections import ensure_connection, finish_authorization
+
+    with services.sessions() as session, session.begin():
+        connection_id = ensure_connection(session, account_id).id
+    callback = click_connect(services.oauth.authorization_url("test-state"), qbo.realm)
+    assert callback["state"] == "test-state"
+    return connection_id, finish_authorization(services.sessions, services.oauth, services.tokens,
+                                               services.engine, connection_id, callback["code"],
+                                               callback["realmId"], by, resume=False)
+
+
+@pytest.fixture()
+def connected(services: Any, qbo: QBO, fixtures_dir: Path) -> Connected:
+    """An account with the demo records, connected to the stand-in's company (nothing synced yet)."""
+    from sync.connections import ensure_account
+    from sync.records import import_records
+
+    with services.sessions() as session, session.begin():
+        account_id = ensure_account(session, "Sandbox Builders", "America/Chicago").id
+        import_records(session, account_id, json.loads((fixtures_dir / "records_demo.json").read_text()))
+    connection_id, _ = connect(services, qbo, account_id)
+    return Connected(account_id, connection_id)

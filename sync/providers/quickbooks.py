@@ -285,7 +285,8 @@ class QuickBooksProvider:
                 self.sleep(self.backoff_seconds * attempt)
                 continue
             diag = diagnose(resp.status_code, resp.content, resp.headers.get("content-type"), dict(resp.headers))
-            if resp.status_code == 200 and diag.kind is None:
+            if resp.status_code == 200 and (diag.kind is None or (is_batch and diag.items)):
+                # a batch answers 200 even when items fail: those are judged item by item
                 parsed = parse_body(resp.content, resp.headers.get("content-type"))
                 if parsed is None or not isinstance(parsed, dict):
                     diag = diagnose(502, resp.content, resp.headers.get("content-type"), dict(resp.headers))
@@ -308,6 +309,10 @@ class QuickBooksProvider:
             "SyncToken") is not None else None, body=obj, intuit_tid=resp.headers.get("intuit_tid") if resp else None)
 
     # -- Provider protocol
+
+    def lift_pause(self) -> None:
+        """Let requests to this realm go again at once (after a rate-limited connection was resumed)."""
+        self.limiter.resume(self.realm_id)
 
     def payload(self, entity: str, record: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
         """The QBO object for a JobsiteOn record; ``refs`` holds the QBO ids of what it references
