@@ -282,7 +282,7 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
             if r["status"] in ("error", "warning") and r["details"]:
                 typer.echo(" " * 9 + r["details"].splitlines()[0][:110])
         if result.next_before:
-            typer.echo(f"more: syncbot sync-log {' '.join(words or [])} --before {result.next_before}".rstrip())
+            typer.echo(" ".join(["more: syncbot sync-log", *(words or []), f"--before {result.next_before}"]))
     finally:
         services.close()
 

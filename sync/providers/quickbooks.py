@@ -15,6 +15,7 @@ JobsiteOn records map to QBO objects: contact -> Customer, item -> Item (Type Se
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -400,7 +401,10 @@ class QuickBooksProvider:
             if op is None:
                 continue
             if key in diag.items and diag.items[key].kind is not None:
-                results[key] = diag.items[key]
+                item_diag = diag.items[key]
+                if item_diag.intuit_tid is None and resp.headers.get("intuit_tid"):
+                    item_diag = dataclasses.replace(item_diag, intuit_tid=resp.headers["intuit_tid"])
+                results[key] = item_diag
                 continue
             try:
                 written = self._written(op.entity, item, None)

@@ -1,0 +1,197 @@
+"""`syncbot demo` (what `make run` runs): syncbot end to end, offline, on the local QuickBooks stand-in.
+
+With no credentials it starts the QuickBooks Online + Intuit OAuth stand-in on loopback, seeds a JobsiteOn
+company, connects through the real OAuth flow, and walks through the help article: each of the six sync errors
+happens for real, is diagnosed (cause and fix), and is fixed the way the article says. Everything runs on a
+SQLite file of its own under `demo-data/`, started afresh each run (the stand-in keeps its books in memory).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import typer
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.services import Services, build_services
+
+DEMO_DIR = Path("demo-data")
+
+
+def _say(text: str = "", **style: Any) -> None:
+    typer.secho(text, **style)
+
+
+def _step(title: str) -> None:
+    _say()
+    _say(f"== {title}", bold=True, fg=typer.colors.CYAN)
+
+
+def _show_open(services: Services, connection_id: int) -> list[Any]:
+    from sync.diagnosis import KINDS, Kind
+
+    shown = services.engine.open_errors(connection_id)
+    with services.sessions() as session:
+        from sync.models import SyncLogEntry
+
+        connection_level = list(session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == connection_id, SyncLogEntry.record_id.is_(None),
+            SyncLogEntry.status == "error", SyncLogEntry.resolved_at.is_(None))))
+        pulled = list(session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == connection_id, SyncLogEntry.direction == "pull",
+            SyncLogEntry.record_id.is_not(None), SyncLogEntry.status == "error",
+            SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None))))
+    for entry in [*shown, *pulled, *connection_level]:
+        info = KINDS[Kind(entry.kind)] if entry.kind else None
+        colour = typer.colors.YELLOW if entry.status == "warning" else typer.colors.RED
+        _say(f"  [{entry.status.upper()}] entry {entry.id}: {entry.entity} {entry.record_label or ''} "
+             f"({entry.direction}) -> {entry.kind}", fg=colour)
+        if info is not None:
+            _say(f"      cause: {info.cause}")
+            _say(f"      fix:   {info.fix}")
+        if entry.details:
+            _say(f"      details: {entry.details.splitlines()[0][:140]}")
+    if not shown and not pulled and not connection_level:
+        _say("  no open errors", fg=typer.colors.GREEN)
+    return [*shown, *pulled]
+
+
+def _summary(label: str, summary: Any) -> None:
+    d = summary.as_dict()
+    _say(f"  {label}: synced {d['synced']}, errors {d['errors']}, warnings {d['warnings']}, pulled {d['pulled']}"
+         + (f", stopped on {d['stopped']}" if d["stopped"] else ""))
+
+
+def _current(services: Services, connection_id: int, kind: str) -> Any:
+    """The open entry of ``kind`` now (earlier ones were superseded by later attempts)."""
+    from sync.log import LogFilter, page
+
+    with services.sessions() as session:
+        found = page(session, LogFilter(connection_id=connection_id, kinds=(kind,), open_only=True), size=1)
+    return found.entries[0]
+
+
+def run_demo(base: Settings | None = None, pause: Callable[[float], None] = time.sleep) -> int:
+    """Run the offline walk-through; returns the exit code (0 when every error was fixed)."""
+    from sandbox.quickbooks import DEFAULT_REALM, create_app
+    from sandbox.quickbooks.consent import click_connect
+    from sandbox.serve import serve_in_thread
+    from sync.connections import ensure_account, ensure_connection, finish_authorization
+    from sync.models import Invoice, Item
+    from sync.records import import_records, recompute_invoice
+
+    import logging
+
+    logging.getLogger("syncbot").setLevel(logging.ERROR)  # the walk-through says what happens
+    app = create_app()
+    standin = app.state.standin
+    server = serve_in_thread(app)
+    url = server.url
+    if DEMO_DIR.exists():
+        shutil.rmtree(DEMO_DIR)
+    DEMO_DIR.mkdir()
+    settings = (base or Settings(_env_file=None)).model_copy(update={  # type: ignore[call-arg]
+        "database_url": f"sqlite:///{(DEMO_DIR / 'syncbot-demo.db').resolve()}",
+        "qbo_api_url": url, "qbo_auth_url": f"{url}/connect/oauth2",
+        "qbo_token_url": f"{url}/oauth2/v1/tokens/bearer", "qbo_revoke_url": f"{url}/v2/oauth2/tokens/revoke",
+        "qbo_timeout_seconds": 10.0,
+    })
+    services = build_services(settings)
+    realm = DEFAULT_REALM
+    try:
+        _say(f"syncbot demo: offline, QuickBooks stand-in at {url} (control panel: {url}/_control/panel)",
+             bold=True)
+        _say(f"database: {settings.database_url}")
+
+        _step("Seed a JobsiteOn company and its QuickBooks company")
+        import sandbox
+
+        records = json.loads((Path(sandbox.__file__).parent / "data" / "demo_records.json").read_text())
+        with services.sessions() as session, session.begin():
+            account_id = ensure_account(session, "Sandbox Builders", "America/Chicago").id
+            counts = import_records(session, account_id, records)
+            connection_id = ensure_connection(session, account_id).id
+        _say("  JobsiteOn: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        existing = standin.create_entity(realm, "Customer", {"DisplayName": "Acme Corp"})
+        standin.set_tax(realm, True, 8.875)
+        _say("  QuickBooks: a customer 'Acme Corp' already exists; automated sales tax is on at 8.875 %")
+
+        _step("Connect to QuickBooks (real OAuth 2.0 authorization-code flow against the stand-in)")
+        callback = click_connect(services.oauth.authorization_url("demo-state"), realm)
+        finish_authorization(services.sessions, services.oauth, services.tokens, services.engine, connection_id,
+                             callback["code"], callback["realmId"], "demo-admin", resume=False)
+        _say(f"  connected to company {callback['realmId']}; tokens stored encrypted")
+
+        _step("Sync Now")
+        _summary("first sync", services.engine.sync_now(connection_id, "demo-admin"))
+
+        _step("Someone deletes invoice JS-1003 in QuickBooks; Sync Now again")
+        invoice_3 = next(o for o in standin.entities(realm, "Invoice") if o["DocNumber"] == "JS-1003")
+        standin.delete_entity(realm, "Invoice", invoice_3["Id"])
+        _summary("second sync", services.engine.sync_now(connection_id, "demo-admin"))
+
+        _step("The sync log now holds four of the six errors, each with its diagnosis")
+        _show_open(services, connection_id)
+
+        _step("QuickBooks' rate limit is hit")
+        standin.exhaust_throttle(realm)
+        with services.sessions() as session, session.begin():
+            session.scalars(select(Invoice).where(Invoice.number == "JS-1002")).one().due_date = None
+        _summary("sync", services.engine.sync_now(connection_id, "demo-admin"))
+        _show_open(services, connection_id)
+        _say("  fix: it resolves by itself; the scheduler resumes the connection when the pause is over")
+        standin.clear_throttle(realm)
+        _summary("resume", services.engine.resume(connection_id, "scheduler"))
+
+        _step("The refresh token expires (e.g. 100 days unused)")
+        standin.expire_tokens(realm, refresh=True)
+        with services.sessions() as session, session.begin():
+            session.scalars(select(Invoice).where(Invoice.number == "JS-1002")).one().due_date = \
+                __import__("datetime").date(2026, 12, 31)
+        _summary("sync", services.engine.sync_now(connection_id, "demo-admin"))
+        _show_open(services, connection_id)
+
+        _step("Fix: Reconnect and re-authorize; the sync resumes automatically")
+        callback = click_connect(services.oauth.authorization_url("demo-state-2"), realm)
+        _summary("reconnect", finish_authorization(services.sessions, services.oauth, services.tokens,
+                                                   services.engine, connection_id, callback["code"],
+                                                   callback["realmId"], "demo-admin"))
+
+        _step("Fix the duplicate: rename it in QuickBooks, then Retry")
+        standin.update_entity(realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
+        entry = services.engine.retry_entry(_current(services, connection_id, "duplicate").id, "demo-admin")
+        _say(f"  retry -> entry {entry.id}: {entry.status}", fg=typer.colors.GREEN)
+
+        _step("Fix the validation error: fill the income account in JobsiteOn; the next sync succeeds")
+        with services.sessions() as session, session.begin():
+            session.scalars(select(Item).where(Item.name == "Permit fee")).one().income_account = "79"
+        _summary("sync", services.engine.sync_now(connection_id, "demo-admin"))
+
+        _step("Fix the record not found: unlink it; the next sync creates a fresh copy")
+        services.engine.unlink(_current(services, connection_id, "not_found").id, "demo-admin")
+        _summary("sync", services.engine.sync_now(connection_id, "demo-admin"))
+
+        _step("Fix the total mismatch: adjust JobsiteOn's tax rate to QuickBooks' calculation")
+        with services.sessions() as session, session.begin():
+            inv = session.scalars(select(Invoice).where(Invoice.number == "JS-1001")).one()
+            inv.tax_rate = Decimal("8.875")
+            recompute_invoice(inv)
+        _summary("sync", services.engine.sync_now(connection_id, "demo-admin"))
+
+        _step("The sync log now")
+        left = _show_open(services, connection_id)
+        _say()
+        _say(f"QuickBooks stand-in: {standin.write_count(realm)} writes, {len(standin.request_log(realm))} "
+             "requests. Browse the log with:", bold=True)
+        _say(f"  DATABASE_URL=sqlite:///{(DEMO_DIR / 'syncbot-demo.db').resolve()} .venv/bin/syncbot sync-log")
+        return 0 if not left else 1
+    finally:
+        services.close()
+        server.stop()
