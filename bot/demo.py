@@ -80,14 +80,14 @@ def _current(services: Services, connection_id: int, kind: str) -> Any:
 
 def run_demo(base: Settings | None = None, pause: Callable[[float], None] = time.sleep) -> int:
     """Run the offline walk-through; returns the exit code (0 when every error was fixed)."""
+    import logging
+
     from sandbox.quickbooks import DEFAULT_REALM, create_app
     from sandbox.quickbooks.consent import click_connect
     from sandbox.serve import serve_in_thread
     from sync.connections import ensure_account, ensure_connection, finish_authorization
     from sync.models import Invoice, Item
     from sync.records import import_records, recompute_invoice
-
-    import logging
 
     logging.getLogger("syncbot").setLevel(logging.ERROR)  # the walk-through says what happens
     app = create_app()
