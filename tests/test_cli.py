@@ -1,0 +1,141 @@
+"""The `syncbot` command line, run in-process with typer's runner against the QuickBooks stand-in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bot import config
+from bot.cli import app
+from tests.conftest import QBO
+
+
+@pytest.fixture()
+def cli(clean_db: str, qbo: QBO, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run `syncbot ...` with the environment pointing at the test database and the stand-in."""
+    settings = qbo.settings(clean_db)
+    env = {"DATABASE_URL": clean_db, "TOKEN_ENCRYPTION_KEYS": settings.token_encryption_keys.get_secret_value(),
+           "QBO_API_URL": settings.qbo_api_url, "QBO_AUTH_URL": settings.qbo_auth_url,
+           "QBO_TOKEN_URL": settings.qbo_token_url, "QBO_REVOKE_URL": settings.qbo_revoke_url}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    config.get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> Any:
+        config.get_settings.cache_clear()
+        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+    yield run
+    config.get_settings.cache_clear()
+
+
+def test_help_lists_the_commands(cli: Any) -> None:
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in ("sync-now", "sync-log", "retry", "retry-all", "records", "db", "diagnose", "sandbox", "demo"):
+        assert command in result.output
+
+
+def test_import_bad_file_changes_nothing_and_says_where(cli: Any, fixtures_dir: Path, tmp_path: Path) -> None:
+    data = json.loads((fixtures_dir / "records_demo.json").read_text())
+    data["invoices"][0]["lines"][1]["item"] = "I99"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = cli("records", "import", str(bad))
+    assert result.exit_code == 2
+    assert "nothing was imported" in result.output
+    assert "invoices[0] (ref INV1).lines[1].item: no item with ref I99" in result.output
+    assert "No account yet" in cli("sync-log").output or cli("sync-log").exit_code == 0
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"contacts": [')
+    result = cli("records", "import", str(broken))
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+    assert cli("records", "import", str(tmp_path / "missing.json")).exit_code == 2
+
+
+def test_connect_sync_log_retry_and_retry_all(cli: Any, qbo: QBO, fixtures_dir: Path) -> None:
+    from sandbox.quickbooks.consent import click_connect
+
+    assert cli("records", "import", str(fixtures_dir / "records_demo.json")).exit_code == 0
+    assert "connect` first" in cli("sync-now").output
+
+    url = cli("connect").output.strip()
+    assert url.startswith(f"{qbo.url}/connect/oauth2?") and "client_id=" in url and "state=" in url
+    callback = click_connect(url, qbo.realm)
+    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    result = cli("connect", "--code", callback["code"], "--realm-id", callback["realmId"])
+    assert result.exit_code == 0, result.output
+    assert f"connected to QuickBooks company {qbo.realm}" in result.output
+    assert "errors 2" in result.output  # connecting syncs at once: the duplicate and the missing field
+    assert "Replayed" not in cli("connect", "--code", callback["code"], "--realm-id", callback["realmId"]).output
+    reuse = cli("connect", "--code", callback["code"], "--realm-id", callback["realmId"])
+    assert reuse.exit_code == 1 and "refused" in reuse.output  # an authorization code works once
+
+    listing = cli("sync-log", "errors")
+    assert "duplicate" in listing.output and "Acme Corp" in listing.output
+    assert "validation" in listing.output and "Permit fee" in listing.output
+    data = json.loads(cli("sync-log", "kind:duplicate", "--json").output)
+    [dup] = data["entries"]
+    assert (dup["record"], dup["status"], dup["codes"]) == ("Acme Corp", "error", "6240")
+
+    assert cli("sync-log", "kind:nonsense").exit_code == 2
+    assert cli("retry", "999999").exit_code == 1
+
+    failing = cli("retry", str(dup["id"]))
+    assert failing.exit_code == 1 and "duplicate" in failing.output
+    qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
+    newest = json.loads(cli("sync-log", "kind:duplicate", "open", "--json").output)["entries"][0]
+    fixed = cli("retry", str(newest["id"]))
+    assert fixed.exit_code == 0 and "synced" in fixed.output
+    again = cli("retry", str(newest["id"]))
+    assert again.exit_code == 0 and "already" in again.output
+
+    summary = cli("retry-all")
+    assert summary.exit_code == 0 and "errors 1" in summary.output  # Permit fee still lacks its income account
+
+
+@pytest.mark.parametrize("case_id", ["QBO-13", "QBO-17", "QBO-35", "QBO-09"])
+def test_diagnose_prints_what_the_engine_decides(cli: Any, fixtures_dir: Path, tmp_path: Path,
+                                                 case_id: str) -> None:
+    from sync.diagnosis import diagnose
+
+    case = next(c for c in json.loads((fixtures_dir / "qbo_replies.json").read_text()) if c["id"] == case_id)
+    body = tmp_path / "reply"
+    body.write_text(case["body"])
+    endpoint = "token" if "tokens/bearer" in str(case.get("context", {}).get("endpoint", "")) else "api"
+    result = cli("diagnose", "--status", str(case["http_status"]), "--content-type", case["content_type"],
+                 "--endpoint", endpoint, str(body))
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["kind"] in case["acceptable_kinds"]
+    assert out["kind"] == diagnose(case["http_status"], case["body"], case["content_type"], endpoint=endpoint).label
+    assert {"kind", "codes", "cause", "fix", "details"} <= out.keys()
+    if case.get("expected_per_item"):
+        assert out["items"] == case["expected_per_item"]
+
+
+def test_diagnose_reads_stdin_and_refuses_bad_arguments(cli: Any) -> None:
+    body = '{"Fault":{"Error":[{"Message":"Stale Object Error","Detail":"x","code":"5010"}],"type":"ValidationFault"}}'
+    out = json.loads(cli("diagnose", "--status", "400", "-", input=body).output)
+    assert out["kind"] == "conflict" and out["codes"] == ["5010"]
+    assert cli("diagnose", "--status", "400", "--endpoint", "ftp", "-", input="{}").exit_code == 2
+    assert cli("diagnose", "--status", "99", "-", input="{}").exit_code == 2
+    assert cli("diagnose", "--status", "400", "/nonexistent/reply.json").exit_code == 2
+    ok = json.loads(cli("diagnose", "--status", "200", "-", input='{"Customer": {"Id": "1"}}').output)
+    assert ok["kind"] == "ok"
+
+
+def test_demo_fixes_all_six_errors(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli("demo")
+    assert result.exit_code == 0, result.output
+    for kind in ("duplicate", "validation", "not_found", "total_mismatch", "rate_limited", "auth_expired"):
+        assert f"-> {kind}" in result.output
+    final = result.output.split("== The sync log now")[-1]
+    assert "no open errors" in final and "[ERROR]" not in final and "[WARNING]" not in final
