@@ -1,0 +1,51 @@
+"""Block Kit for syncbot: pure functions from domain objects to Slack messages and views (dicts).
+
+No Slack calls and no database access here: the notifier and the handlers load what to show, call one of
+these functions, and send the result (``chat.postMessage``/``chat.update`` take ``**message``; ``views.*``
+take the view). Every function accepts duck-typed objects with the attributes of the ORM classes, keeps
+every text within Slack's limits and escapes whatever did not come from syncbot itself. Action ids live in
+:mod:`bot.blocks.ids`.
+"""
+
+from __future__ import annotations
+
+from bot.blocks import ids
+from bot.blocks.home import ConnectionCard, home_view
+from bot.blocks.log import help_message, log_page
+from bot.blocks.messages import (
+    digest_message,
+    entry_state,
+    error_message,
+    expiry_reminder,
+    fill_field_modal,
+    incident_message,
+    retry_all_confirm,
+    retry_all_done,
+    retry_all_progress,
+    support_modal,
+)
+from bot.blocks.summary import weekly_summary_message
+from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
+
+__all__ = [
+    "ConnectionCard",
+    "digest_message",
+    "entry_state",
+    "error_message",
+    "escape_mrkdwn",
+    "expiry_reminder",
+    "fill_field_modal",
+    "format_time",
+    "help_message",
+    "home_view",
+    "ids",
+    "incident_message",
+    "log_page",
+    "mrkdwn",
+    "retry_all_confirm",
+    "retry_all_done",
+    "retry_all_progress",
+    "support_modal",
+    "truncate",
+    "weekly_summary_message",
+]

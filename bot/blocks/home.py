@@ -1,0 +1,165 @@
+"""The App Home tab: a card per connection and the latest errors, at most 100 blocks whatever the input size.
+
+A card shows the connection's status, when its authorization runs out (days), the last sync, the open
+errors by kind, and the buttons Sync Now, Retry All Errors and Reconnect. The latest errors follow, each with
+Retry. A Home tab holds at most 100 blocks (https://docs.slack.dev/reference/block-kit/blocks): the errors
+keep their own budget, the cards fill the rest, and what does not fit is counted and pointed to
+``/sync-log``, never sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.blocks import ids
+from bot.blocks.kit import Block, actions, button, context, divider, fields_section, fit, header, section
+from bot.blocks.messages import STATUS_EMOJI, attr, kind_info_for
+from bot.blocks.text import (
+    VIEW_BLOCKS_MAX,
+    TzLike,
+    first_line,
+    format_time,
+    mrkdwn,
+    plural,
+    provider_name,
+    record_name,
+)
+
+#: How many of the latest errors the tab lists.
+LATEST_ERRORS_MAX = 10
+#: Days before expiry from which the card warns.
+EXPIRY_WARNING_DAYS = 14
+_CARD_BLOCKS = 4  # section, fields, actions, divider
+
+CONNECTION_STATUS = {
+    "connected": (":large_green_circle:", "Connected"),
+    "expired": (":red_circle:", "Authentication expired: reconnect"),
+    "rate_limited": (":large_yellow_circle:", "Paused: rate limit exceeded"),
+    "revoked": (":red_circle:", "Disconnected: reconnect"),
+    "suspended": (":red_circle:", "QuickBooks subscription inactive"),
+}
+
+
+@dataclass
+class ConnectionCard:
+    """What the Home tab shows of one connection.
+
+    ``connection`` is a (duck-typed) :class:`sync.models.Connection`; ``open_errors_by_kind`` the open errors
+    of the connection by kind (``Engine.counts``); ``reconnect_url`` the signed start URL when the caller made
+    one for this reader (without it, Reconnect is an action button and the handler answers with a fresh link).
+    """
+
+    connection: Any
+    open_errors_by_kind: Mapping[str, int] = field(default_factory=dict)
+    account_name: str | None = None
+    reconnect_url: str | None = None
+
+
+def days_left(connection: Any, now: dt.datetime) -> int | None:
+    """Whole days until the connection's authorization runs out (the earlier of Intuit's rolling 100-day and
+    absolute five-year limits); None when unknown."""
+    ends = [t for t in (attr(connection, "refresh_expires_at"), attr(connection, "refresh_hard_expires_at"))
+            if t is not None]
+    if not ends:
+        return None
+    end = min(t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in ends)
+    return (end - now).days
+
+
+def _card(card: ConnectionCard, tz: TzLike, now: dt.datetime) -> list[Block]:
+    conn = card.connection
+    conn_id = attr(conn, "id")
+    status = str(attr(conn, "status", "expired"))
+    emoji, word = CONNECTION_STATUS.get(status, (":white_circle:", mrkdwn(status, 40)))
+    if status == "rate_limited" and attr(conn, "paused_until") is not None:
+        word = f"Paused until {format_time(attr(conn, 'paused_until'), tz)}: resumes by itself"
+    title = provider_name(attr(conn, "provider"))
+    if attr(conn, "realm_id"):
+        title += f" company {mrkdwn(attr(conn, 'realm_id'), 64)}"
+    if card.account_name:
+        title += f" · {mrkdwn(card.account_name, 200)}"
+
+    left = days_left(conn, now)
+    if left is None:
+        token = "unknown"
+    elif left < 0:
+        token = ":red_circle: expired"
+    elif left <= EXPIRY_WARNING_DAYS:
+        token = f":warning: expires in {plural(left, 'day')}: reconnect soon"
+    else:
+        token = f"expires in {plural(left, 'day')}"
+
+    counts = {str(k): int(v) for k, v in card.open_errors_by_kind.items() if int(v) > 0}
+    total = sum(counts.values())
+    by_kind = ", ".join(f"{_title(k)} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:11])
+    errors = f"{total:,}" + (f" ({by_kind})" if by_kind else "")
+
+    buttons = [button("Sync Now", ids.SYNC_NOW, conn_id)]
+    if total:
+        buttons.append(button("Retry All Errors", ids.RETRY_ALL, conn_id))
+    primary = status in ("expired", "revoked")
+    buttons.append(button("Reconnect", ids.RECONNECT, conn_id, url=card.reconnect_url,
+                          style="primary" if primary else None))
+    return [
+        section(f"*{title}*\n{emoji} {word}"),
+        fields_section([
+            f"*Token*\n{token}",
+            f"*Last sync*\n{format_time(attr(conn, 'last_sync_at'), tz)}",
+            f"*Open errors*\n{errors}",
+        ]),
+        actions(buttons) or divider(),
+        divider(),
+    ]
+
+
+def _title(kind: str) -> str:
+    info = kind_info_for(kind)
+    return info.title if info is not None and info.kind.value == kind else mrkdwn(kind, 60)
+
+
+def _error_block(entry: Any, tz: TzLike) -> Block:
+    status = str(attr(entry, "status", "error"))
+    info = kind_info_for(attr(entry, "kind"))
+    record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 200)
+    line = (f"{STATUS_EMOJI.get(status, ':red_circle:')} *{record}* · {info.title if info else status} · "
+            f"{format_time(attr(entry, 'created_at'), tz)}")
+    details = first_line(attr(entry, "details"), 200)
+    return section(f"{line}\n{details}" if details else line,
+                   accessory=button("Retry", ids.RETRY, attr(entry, "id")))
+
+
+def home_view(cards: Sequence[ConnectionCard], latest_errors: Sequence[Any], *, tz: TzLike = None,
+              now: dt.datetime | None = None) -> dict[str, Any]:
+    """The Home tab view (``views.publish``): intro, a card per connection, the latest errors with Retry."""
+    now = now or dt.datetime.now(dt.UTC)
+    top: list[Block] = [
+        header("syncbot"),
+        context("QuickBooks sync errors for your JobsiteOn account. Errors arrive in your channel with their "
+                "fix; `/sync-log help` lists the commands."),
+    ]
+    errors = list(latest_errors)
+    shown_errors = errors[:LATEST_ERRORS_MAX]
+    tail: list[Block] = [header("Latest errors")]
+    if shown_errors:
+        tail.extend(_error_block(e, tz) for e in shown_errors)
+        if len(errors) > len(shown_errors):
+            tail.append(context(f"_{plural(len(errors) - len(shown_errors), 'more error')}: "
+                                "`/sync-log open` lists them all._"))
+    else:
+        tail.append(section(f"{STATUS_EMOJI['synced']} No open errors."))
+
+    room = VIEW_BLOCKS_MAX - len(top) - len(tail) - 1  # 1 for "more connections"
+    fit_cards = max(0, room // _CARD_BLOCKS)
+    body: list[Block] = []
+    if not cards:
+        body.append(section("No connection yet: `/sync-log connect` connects QuickBooks."))
+        body.append(divider())
+    for card in list(cards)[:fit_cards]:
+        body.extend(_card(card, tz, now))
+    if len(cards) > fit_cards:
+        body.append(context(f"_{plural(len(cards) - fit_cards, 'more connection')} not shown: "
+                            "`/sync-log status` lists every connection._"))
+    return {"type": "home", "blocks": fit([*top, *body, *tail], VIEW_BLOCKS_MAX)}

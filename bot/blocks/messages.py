@@ -1,0 +1,541 @@
+"""The messages about errors: one record's error, a connection's incident, a flood digest, Retry All, expiry,
+and the two modals an error opens (fill the field, contact support).
+
+One renderer for the first post and every update (DESIGN.md, "One renderer"): :func:`error_message` draws an
+entry from what is stored (status, kind, details, attempt, who resolved it and when) the same way whether
+the notifier posts it or updates it; a click changes domain state and the message is drawn again. The state
+is read off the entry (see :func:`entry_state`):
+
+========== ======================================================== ===================================
+state      stored                                                   shown
+========== ======================================================== ===================================
+open       status error / warning, not resolved                     diagnosis, details, the kind's buttons
+retrying   ``retrying_by`` given, or status pending                 "Retrying… (by Name)", no buttons
+synced     status synced; or an error resolved by a later attempt   ":white_check_mark: Synced by Name", View log
+resolved   an error / warning resolved by hand (Mark resolved)      ":white_check_mark: Marked resolved by Name"
+info       status info (e.g. Unlink)                                the entry's own sentence, View log
+========== ======================================================== ===================================
+
+People are named, never mentioned (``<@U…>`` pings them again on every update). Every function accepts any
+object with the attributes of :class:`sync.models.SyncLogEntry`, :class:`~sync.models.Incident` and
+:class:`~sync.models.Connection` (duck typing), so messages can be drawn and tested without a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from bot.blocks import ids
+from bot.blocks.kit import (
+    Block,
+    Message,
+    actions,
+    button,
+    confirm_dialog,
+    context,
+    fields_section,
+    message,
+    modal,
+    plain_text,
+    section,
+)
+from bot.blocks.text import (
+    DETAILS_SHOWN_MAX,
+    ELLIPSIS,
+    INPUT_LABEL_MAX,
+    TzLike,
+    actor_name,
+    code_block,
+    direction_text,
+    first_line,
+    format_time,
+    join_within,
+    mrkdwn,
+    plain,
+    plural,
+    provider_name,
+    record_name,
+    utc_stamp,
+)
+from sync.diagnosis import KINDS, FixAction, Kind, KindInfo
+
+EntryState = Literal["open", "retrying", "synced", "resolved", "info"]
+
+STATUS_EMOJI = {
+    "error": ":red_circle:",
+    "warning": ":large_yellow_circle:",
+    "info": ":information_source:",
+    "synced": ":white_check_mark:",
+    "pending": ":hourglass_flowing_sand:",
+}
+RETRYING_EMOJI = ":arrows_counterclockwise:"
+SUPPORT_AFTER_ATTEMPTS = 2
+HELP_SUPPORT_NOTE = ("If an error persists after retrying, contact JobsiteOn support with the error timestamp "
+                     "and details.")
+EXPIRY_ADVICE = "Reconnect before tokens expire. Reconnect proactively every 90 days."
+
+
+def attr(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj.name`` (or ``obj[name]`` for a mapping), ``default`` when missing or None."""
+    value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+    return default if value is None else value
+
+
+def kind_info_for(kind: object) -> KindInfo | None:
+    """The KindInfo of a stored kind string; unknown for a kind syncbot no longer knows; None for no kind."""
+    if kind is None or str(kind) == "":
+        return None
+    try:
+        return KINDS[Kind(str(kind))]
+    except ValueError:
+        return KINDS[Kind.UNKNOWN]
+
+
+def entry_state(entry: Any, retrying_by: str | None = None) -> EntryState:
+    """Which state of the error message ``entry`` is in (see the module docstring)."""
+    status = str(attr(entry, "status", "error"))
+    if retrying_by is not None or status == "pending":
+        return "retrying"
+    if status == "synced":
+        return "synced"
+    if status == "info":
+        return "info"
+    if attr(entry, "resolved_at") is not None:
+        return "synced" if attr(entry, "superseded_by_id") is not None else "resolved"
+    return "open"
+
+
+def _record_fields(entry: Any, tz: TzLike, attempts: int) -> list[str]:
+    rid = attr(entry, "record_id")
+    record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), rid), 1500)
+    if rid is not None:
+        record += f" (JobsiteOn #{rid})"
+    return [
+        f"*Record*\n{record}",
+        f"*Direction*\n{direction_text(attr(entry, 'direction'))}",
+        f"*When*\n{format_time(attr(entry, 'created_at'), tz)}",
+        f"*Attempts*\n{attempts:,}",
+    ]
+
+
+def _offer_support(info: KindInfo, attempts: int) -> bool:
+    """After two failed attempts of a record error, the help article's last step: contact support. (A
+    connection-wide kind is fixed by reconnecting or waiting, not by support.)"""
+    return attempts >= SUPPORT_AFTER_ATTEMPTS and info.scope == "record"
+
+
+def _diagnosis_text(entry: Any, info: KindInfo, found_existing: str | None, attempts: int) -> str:
+    lines = [f"*Cause:* {info.cause}", f"*Fix:* {info.fix}"]
+    field = attr(entry, "field")
+    if field:
+        lines.append(f"*Field in QuickBooks:* `{mrkdwn(field, 200)}`")
+    if found_existing:
+        lines.append(f"*Found in QuickBooks:* {mrkdwn(found_existing, 300)}")
+    if _offer_support(info, attempts):
+        lines.append(HELP_SUPPORT_NOTE)
+    return "\n".join(lines)
+
+
+def _totals_blocks(data: Any) -> list[Block]:
+    """Both totals and the tax side by side (two columns: JobsiteOn left, QuickBooks right)."""
+    if not isinstance(data, Mapping):
+        return []
+    ours = data.get("ours") if isinstance(data.get("ours"), Mapping) else {}
+    theirs = data.get("theirs") if isinstance(data.get("theirs"), Mapping) else {}
+    if not ours and not theirs:
+        return []
+
+    def money(part: Mapping[str, Any], key: str) -> str:
+        value = part.get(key)
+        return mrkdwn(value, 100) if value not in (None, "") else "-"
+
+    blocks: list[Block] = [fields_section([
+        f"*JobsiteOn total*\n{money(ours, 'total')}", f"*QuickBooks total*\n{money(theirs, 'total')}",
+        f"*JobsiteOn tax*\n{money(ours, 'tax')}", f"*QuickBooks tax*\n{money(theirs, 'tax')}",
+        f"*Total difference*\n{money(data, 'total_difference')}", f"*Tax difference*\n{money(data, 'tax_difference')}",
+    ])]
+    lines = data.get("lines")
+    if isinstance(lines, list) and lines:
+        shown = [f"• {mrkdwn(line, 300)}" for line in lines[:100]]
+        listed = join_within(shown, 2800, "_…and {n} more lines: see the sync log._", total=len(lines))
+        blocks.append(section("*Lines that differ*\n" + listed))
+    return blocks
+
+
+def _details_block(details: object, title: str = "Details from QuickBooks") -> Block | None:
+    text = str(details or "").strip()
+    if not text:
+        return None
+    block = code_block(text, DETAILS_SHOWN_MAX)
+    cut = block.endswith(ELLIPSIS + "\n```")
+    note = "\n_Cut: the full details are in the sync log (View log)._" if cut else ""
+    return section(f"*{title}*\n{block}{note}")
+
+
+def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
+                 found_existing: str | None) -> list[dict[str, Any]]:
+    """The kind's buttons, in the order KINDS gives them; the first one is the primary."""
+    entry_id = attr(entry, "id")
+    conn_id = attr(entry, "connection_id")
+    out: list[dict[str, Any]] = []
+    for action in info.actions:
+        if action == FixAction.RETRY:
+            out.append(button("Retry", ids.RETRY, entry_id))
+        elif action == FixAction.RECONNECT:
+            out.append(button("Reconnect", ids.RECONNECT, conn_id, url=reconnect_url))
+        elif action == FixAction.UNLINK:
+            out.append(button("Unlink", ids.UNLINK, entry_id, confirm=confirm_dialog(
+                "Unlink this record?",
+                "syncbot forgets the QuickBooks copy; the next sync creates a fresh copy in QuickBooks.",
+                "Unlink")))
+        elif action == FixAction.RECREATE:
+            out.append(button("Re-create in QuickBooks", ids.RECREATE, entry_id))
+        elif action == FixAction.LINK_EXISTING and found_existing:
+            out.append(button(f"Link to existing: {plain(found_existing, 50)}", ids.LINK_EXISTING, entry_id))
+        elif action == FixAction.FILL_FIELD and attr(entry, "field"):
+            out.append(button(f"Fill in {plain(attr(entry, 'field'), 60)}", ids.FILL_FIELD, entry_id))
+        elif action == FixAction.MARK_RESOLVED:
+            out.append(button("Mark resolved", ids.MARK_RESOLVED, entry_id))
+        elif action == FixAction.SYNC_NOW:
+            out.append(button("Sync Now", ids.SYNC_NOW, conn_id))
+    if out:
+        out[0]["style"] = "primary"
+    return out
+
+
+def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike = None,
+                  reconnect_url: str | None = None, account_name: str | None = None,
+                  retrying_by: str | None = None, attempts: int | None = None,
+                  found_existing: str | None = None) -> Message:
+    """The message of one record's sync error, in whatever state the stored entry is.
+
+    In: the newest entry of the record (duck-typed SyncLogEntry), its kind's :class:`KindInfo` (looked up
+    from ``entry.kind`` when omitted), the reader's time zone, the Reconnect URL (auth_expired), the account's
+    name, the name of whoever started a retry still running (``retrying_by``), the attempt count (default
+    ``entry.attempt``), and for a duplicate the name of the QuickBooks record found (shows "Link to …").
+    Out: ``{"text", "blocks"}`` for chat.postMessage / chat.update, valid whatever the details hold.
+    """
+    state = entry_state(entry, retrying_by)
+    status = str(attr(entry, "status", "error"))
+    info = kind_info or kind_info_for(attr(entry, "kind"))
+    if info is None and state in ("open", "retrying", "resolved"):
+        info = KINDS[Kind.UNKNOWN]
+    n = int(attempts if attempts is not None else attr(entry, "attempt", 1))
+    record = record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id"))
+    record_md = mrkdwn(record, 500)
+    entry_id = attr(entry, "id")
+
+    blocks: list[Block | None] = []
+    title = info.title if info else "Sync"
+    if state == "open":
+        emoji, word = ((STATUS_EMOJI["warning"], "Warning") if status == "warning"
+                       else (STATUS_EMOJI["error"], "Error"))
+        blocks.append(section(f"{emoji} *{word}: {title}* · {record_md}"))
+        text = f"{word}: {title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
+    elif state == "retrying":
+        who = mrkdwn(actor_name(retrying_by if retrying_by is not None else attr(entry, "actor")), 200)
+        blocks.append(section(f"{RETRYING_EMOJI} *Retrying…* (by {who}) · {record_md}"))
+        text = f"Retrying… (by {who}): {record_md}"
+    elif state == "synced":
+        who = mrkdwn(actor_name(attr(entry, "resolved_by") or attr(entry, "actor")), 200)
+        when = format_time(attr(entry, "resolved_at") or attr(entry, "created_at"), tz)
+        blocks.append(section(f"{STATUS_EMOJI['synced']} *Synced* by {who} · {when} · {record_md}"))
+        text = f"Synced: {record_md} by {who}"
+    elif state == "resolved":
+        who = mrkdwn(actor_name(attr(entry, "resolved_by")), 200)
+        when = format_time(attr(entry, "resolved_at"), tz)
+        blocks.append(section(f"{STATUS_EMOJI['synced']} *Marked resolved* by {who} · {when} · {record_md}"))
+        text = f"Marked resolved: {record_md} by {who}"
+    else:  # info
+        who = mrkdwn(actor_name(attr(entry, "actor")), 200)
+        sentence = first_line(attr(entry, "details"), 500) or "Done."
+        blocks.append(section(f"{STATUS_EMOJI['synced']} {sentence}\nby {who} · "
+                              f"{format_time(attr(entry, 'created_at'), tz)} · {record_md}"))
+        text = f"{record_md}: {sentence}"
+
+    blocks.append(fields_section(_record_fields(entry, tz, n)))
+
+    if state in ("open", "retrying") and info is not None:
+        blocks.append(section(_diagnosis_text(entry, info, found_existing if state == "open" else None, n)))
+        if info.kind == Kind.TOTAL_MISMATCH:
+            blocks.extend(_totals_blocks(attr(entry, "data")))
+        blocks.append(_details_block(attr(entry, "details")))
+
+    notes = [f"Entry {entry_id}" if entry_id is not None else ""]
+    if state in ("synced", "resolved") and info is not None:
+        notes.append(f"Was: {info.title}")
+    if attr(entry, "codes"):
+        notes.append(f"Codes {mrkdwn(attr(entry, 'codes'), 200)}")
+    if attr(entry, "intuit_tid"):
+        notes.append(f"intuit_tid {mrkdwn(attr(entry, 'intuit_tid'), 100)}")
+    if account_name:
+        notes.append(mrkdwn(account_name, 200))
+    notes = [x for x in notes if x]
+    if notes:
+        blocks.append(context(" · ".join(notes)))
+
+    buttons: list[dict[str, Any]] = []
+    if state == "open" and info is not None:
+        buttons = _fix_buttons(entry, info, reconnect_url=reconnect_url, found_existing=found_existing)
+        if _offer_support(info, n):
+            buttons.append(button("Contact support", ids.CONTACT_SUPPORT, entry_id))
+    if state != "retrying":
+        buttons.append(button("View log", ids.VIEW_ENTRY_LOG, entry_id))
+    blocks.append(actions(buttons))
+    return message(text, blocks)
+
+
+# ------------------------------------------------------------------------------------------------ incidents
+
+
+def _connection_label(connection: Any, account_name: str | None = None) -> str:
+    """``QuickBooks company 9130…`` (· account), escaped."""
+    label = provider_name(attr(connection, "provider"))
+    realm = attr(connection, "realm_id")
+    if realm:
+        label += f" company {mrkdwn(realm, 64)}"
+    if account_name:
+        label += f" · {mrkdwn(account_name, 200)}"
+    return label
+
+
+def _waiting(count: int) -> str:
+    if count <= 0:
+        return "No records are waiting on it yet."
+    verb = "is" if count == 1 else "are"
+    return f"*{plural(count, 'record')} {verb} waiting* on this connection."
+
+
+def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: TzLike = None,
+                     reconnect_url: str | None = None, account_name: str | None = None) -> Message:
+    """The one message of a connection-wide failure (auth_expired, rate_limited, subscription), with the running
+    count of records waiting on it; once resolved, "Reconnected by Name" or "Resumed" with a green check.
+
+    auth_expired offers Reconnect (a URL button to ``reconnect_url``); rate_limited says when syncbot resumes
+    by itself (``connection.paused_until``) and offers nothing to click; subscription offers Sync Now.
+    """
+    info = kind_info_for(attr(incident, "kind")) or KINDS[Kind.UNKNOWN]
+    where = _connection_label(connection, account_name)
+    conn_id = attr(connection, "id", attr(incident, "connection_id"))
+    opened = format_time(attr(incident, "opened_at"), tz)
+    blocks: list[Block | None] = []
+    buttons: list[dict[str, Any]] = []
+
+    if attr(incident, "resolved_at") is not None:
+        actor = attr(incident, "resolved_by")
+        reconnected = attr(incident, "resolution") == "reconnected" or info.kind == Kind.AUTH_EXPIRED
+        word = "Reconnected" if reconnected else "Resumed"
+        person = actor_name(actor) != "syncbot"
+        by = f" by {mrkdwn(actor_name(actor), 200)}" if person else ("" if reconnected else " automatically")
+        when = format_time(attr(incident, "resolved_at"), tz)
+        blocks.append(section(f"{STATUS_EMOJI['synced']} *{word}*{by} · {when} · {where}"))
+        if waiting_count > 0:
+            verb = "is" if waiting_count == 1 else "are"
+            blocks.append(section(f"{plural(waiting_count, 'waiting record')} {verb} syncing again."))
+        blocks.append(context(f"Was: {info.title} since {opened}"))
+        buttons.append(button("View log", ids.VIEW_LOG, "open"))
+        text = f"{word}{by}: {where}"
+        blocks.append(actions(buttons))
+        return message(text, blocks)
+
+    if info.kind == Kind.RATE_LIMITED:
+        until = attr(connection, "paused_until")
+        resume = (f"syncbot resumes by itself at *{format_time(until, tz)}*" if until is not None
+                  else "syncbot resumes by itself in about 15 minutes")
+        blocks.append(section(f"{STATUS_EMOJI['warning']} *Warning: {info.title}* · {where}\n"
+                              f"*Cause:* {info.cause}\n*Fix:* Nothing to do: {resume}, then syncs again."))
+        blocks.append(section(_waiting(waiting_count)))
+        text = f"{info.title}: {where}. {resume}."
+    else:
+        blocks.append(section(f"{STATUS_EMOJI['error']} *Error: {info.title}* · {where}\n"
+                              f"*Cause:* {info.cause}\n*Fix:* {info.fix}"))
+        after = "once you reconnect" if info.kind == Kind.AUTH_EXPIRED else "once the connection works again"
+        blocks.append(section(f"{_waiting(waiting_count)} They sync again automatically {after}."
+                              if waiting_count > 0 else _waiting(waiting_count)))
+        blocks.append(_details_block(attr(incident, "details")))
+        if info.kind == Kind.AUTH_EXPIRED:
+            buttons.append(button("Reconnect", ids.RECONNECT, conn_id, url=reconnect_url, style="primary"))
+        elif FixAction.SYNC_NOW in info.actions:
+            buttons.append(button("Sync Now", ids.SYNC_NOW, conn_id, style="primary"))
+        buttons.append(button("View log", ids.VIEW_LOG, f"kind:{info.kind.value} open"))
+        text = f"Error: {info.title}: {where}. {plural(waiting_count, 'record')} waiting."
+    blocks.append(context(f"Since {opened}"))
+    blocks.append(actions(buttons))
+    return message(text, blocks)
+
+
+# ------------------------------------------------------------------------------------------------ digest
+
+
+def digest_message(counts_by_kind: Mapping[str, int], total: int, since: dt.datetime, *, tz: TzLike = None,
+                   connection_id: int | None = None) -> Message:
+    """One message for a burst of record errors instead of one each: the count by kind, View log, Retry All."""
+    when = format_time(since, tz)
+    lines = []
+    for kind, count in sorted(counts_by_kind.items(), key=lambda kv: (-kv[1], str(kv[0])))[:30]:
+        info = kind_info_for(kind)
+        name = info.title if info is not None and info.kind.value == str(kind) else mrkdwn(kind, 60)
+        lines.append(f"• {name}: *{count:,}*")
+    blocks: list[Block | None] = [
+        section(f"{STATUS_EMOJI['error']} *{plural(total, 'sync error')} since {when}*\n"
+                "Too many to post one by one, so here they are together. Each one is in the sync log "
+                "with its cause and fix."),
+        section("\n".join(lines)) if lines else None,
+        actions([
+            button("View log", ids.VIEW_LOG, f"open since:{_iso(since)}"),
+            button("Retry All Errors", ids.RETRY_ALL, connection_id, style="primary"),
+        ]),
+    ]
+    return message(f"{plural(total, 'sync error')} since {when}", blocks)
+
+
+def _iso(when: dt.datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+# ------------------------------------------------------------------------------------------------ modals
+
+
+def support_modal(entry: Any, *, tz: TzLike = None) -> dict[str, Any]:
+    """The Contact support modal: the help article's last step ("contact JobsiteOn support with the error
+    timestamp and details"), with the timestamp, the details and the intuit_tid ready to copy."""
+    info = kind_info_for(attr(entry, "kind"))
+    created = attr(entry, "created_at")
+    rid = attr(entry, "record_id")
+    lines = [
+        f"Timestamp: {utc_stamp(created)} ({format_time(created, tz)})",
+        f"Record: {record_name(attr(entry, 'entity'), attr(entry, 'record_label'), rid)}"
+        + (f" (JobsiteOn #{rid})" if rid is not None else ""),
+        f"Direction: {attr(entry, 'direction', 'push')}",
+        f"Error: {info.title if info else attr(entry, 'status', 'error')} ({attr(entry, 'kind', 'none')})"
+        + (f", codes {attr(entry, 'codes')}" if attr(entry, "codes") else "")
+        + (f", HTTP {attr(entry, 'http_status')}" if attr(entry, "http_status") else ""),
+        f"Attempt: {attr(entry, 'attempt', 1)}",
+        f"Sync log entry: {attr(entry, 'id')}",
+        f"intuit_tid: {attr(entry, 'intuit_tid') or 'not available'}",
+    ]
+    blocks: list[Block | None] = [
+        section(f"{HELP_SUPPORT_NOTE} Copy the block below into your message to support."),
+        section(code_block("\n".join(lines), 2500)),
+        _details_block(attr(entry, "details"), "Details") or section("*Details*\n_QuickBooks sent no details._"),
+        context("intuit_tid is QuickBooks' id of the request: support uses it to find the request in "
+                "Intuit's logs."),
+    ]
+    return modal("Contact support", blocks, callback_id=ids.SUPPORT_VIEW,
+                 private_metadata=str(attr(entry, "id", "")))
+
+
+def fill_field_modal(entry: Any) -> dict[str, Any]:
+    """A modal with one input for the field QuickBooks says is missing or invalid (``entry.field``).
+
+    ``callback_id`` is :data:`ids.FILL_FIELD_VIEW`, ``private_metadata`` the entry id; the value is read from
+    ``state.values[FILL_FIELD_BLOCK][FILL_FIELD_INPUT].value``. Raises ValueError when the entry names no field.
+    """
+    field = str(attr(entry, "field", "")).strip()
+    if not field:
+        raise ValueError("this entry names no field to fill")
+    record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 500)
+    said = first_line(attr(entry, "details"), 500)
+    blocks: list[Block | None] = [
+        section(f"QuickBooks needs *{mrkdwn(field, 200)}* for *{record}*. What you enter is saved on the "
+                "JobsiteOn record, then the sync is tried again."),
+        {
+            "type": "input",
+            "block_id": ids.FILL_FIELD_BLOCK,
+            "label": plain_text(field, INPUT_LABEL_MAX),
+            "element": {"type": "plain_text_input", "action_id": ids.FILL_FIELD_INPUT,
+                        "max_length": 3000, "focus_on_load": True},
+        },
+        context(f"QuickBooks said: {said}") if said else None,
+    ]
+    return modal("Fill the field", blocks, callback_id=ids.FILL_FIELD_VIEW,
+                 private_metadata=str(attr(entry, "id", "")), submit="Save and retry", close="Cancel")
+
+
+# ------------------------------------------------------------------------------------------------ Retry All
+
+
+def retry_all_confirm(count: int, *, connection_id: int | None = None) -> Message:
+    """Asks before Retry All: how many open errors would be tried again, Retry all / Cancel."""
+    if count <= 0:
+        return message("There are no open errors to retry.",
+                       [section(f"{STATUS_EMOJI['synced']} There are no open errors to retry.")])
+    blocks: list[Block | None] = [
+        section(f"*Retry all {plural(count, 'open error')}?*\nEach record is tried again once; "
+                "every error message updates with its outcome."),
+        actions([
+            button(f"Retry all {count:,}", ids.RETRY_ALL_CONFIRM, connection_id, style="primary"),
+            button("Cancel", ids.RETRY_ALL_CANCEL, connection_id),
+        ]),
+    ]
+    return message(f"Retry all {plural(count, 'open error')}?", blocks)
+
+
+def retry_all_progress(done: int, total: int) -> Message:
+    """Retry All under way: ``done`` of ``total`` with a bar."""
+    total = max(total, 0)
+    done = min(max(done, 0), total) if total else 0
+    width = 20
+    filled = round(width * done / total) if total else 0
+    bar = "█" * filled + "░" * (width - filled)
+    line = f"{RETRYING_EMOJI} *Retrying all errors…* {done:,} of {total:,}"
+    return message(f"Retrying all errors… {done:,} of {total:,}", [section(f"{line}\n`{bar}`")])
+
+
+def retry_all_done(summary: Mapping[str, Any]) -> Message:
+    """Retry All finished: ``summary`` is ``RunSummary.as_dict()`` (synced, errors, warnings, skipped,
+    stopped, by_kind)."""
+    synced = int(summary.get("synced") or 0)
+    errors = int(summary.get("errors") or 0)
+    warnings = int(summary.get("warnings") or 0)
+    skipped = int(summary.get("skipped") or 0)
+    parts = [f"{synced:,} synced", f"{errors:,} still failing"]
+    if warnings:
+        parts.append(plural(warnings, "warning"))
+    if skipped:
+        parts.append(f"{skipped:,} skipped (already in progress)")
+    emoji = STATUS_EMOJI["synced"] if not errors and not summary.get("stopped") else STATUS_EMOJI["warning"]
+    lines = [f"{emoji} *Retry All finished:* " + ", ".join(parts) + "."]
+    by_kind = summary.get("by_kind") or {}
+    if isinstance(by_kind, Mapping) and by_kind:
+        lines.append("Still failing: " + ", ".join(
+            f"{_kind_title(k)} {int(v):,}" for k, v in sorted(by_kind.items(), key=lambda kv: -int(kv[1]))[:20]))
+    stopped = summary.get("stopped")
+    if stopped:
+        info = kind_info_for(stopped)
+        title = info.title if info else mrkdwn(stopped, 60)
+        lines.append(f"*Stopped early:* {title}. {info.fix if info else ''}".rstrip())
+    blocks: list[Block | None] = [section("\n".join(lines)),
+                                  actions([button("View log", ids.VIEW_LOG, "open")])]
+    return message("Retry All finished: " + ", ".join(parts) + ".", blocks)
+
+
+def _kind_title(kind: object) -> str:
+    info = kind_info_for(kind)
+    return info.title if info is not None and info.kind.value == str(kind) else mrkdwn(kind, 60)
+
+
+# ------------------------------------------------------------------------------------------------ expiry
+
+
+def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | None = None,
+                    account_name: str | None = None) -> Message:
+    """A warning that the connection's authorization runs out in ``days_left`` days, with Reconnect."""
+    where = _connection_label(connection, account_name)
+    if days_left < 0:
+        headline = "has expired"
+    elif days_left == 0:
+        headline = "expires today"
+    else:
+        headline = f"expires in {plural(days_left, 'day')}"
+    emoji = STATUS_EMOJI["error"] if days_left <= 0 else ":warning:"
+    blocks: list[Block | None] = [
+        section(f"{emoji} *Your {provider_name(attr(connection, 'provider'))} connection {headline}* · {where}\n"
+                f"{EXPIRY_ADVICE} Reconnecting takes a minute, and the sync carries on without a gap."),
+        actions([button("Reconnect", ids.RECONNECT, attr(connection, "id"), url=reconnect_url, style="primary")]),
+    ]
+    return message(f"Your {provider_name(attr(connection, 'provider'))} connection {headline}: reconnect.", blocks)

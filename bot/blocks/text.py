@@ -1,0 +1,247 @@
+"""Text for Block Kit: mrkdwn escaping, cutting to Slack's limits, times in the reader's zone, names.
+
+Slack treats ``&``, ``<`` and ``>`` as control characters in mrkdwn and in a message's ``text``: anything that
+did not come from syncbot itself (QuickBooks details, record names, people's names, filter words) is escaped
+with :func:`escape_mrkdwn` so that ``<!channel>`` or ``<https://evil|click>`` shows as typed and never pings
+or links (https://docs.slack.dev/messaging/formatting-message-text, "Escaping text"). Text objects carrying
+such text are also sent with ``verbatim: true`` so Slack does not auto-link bare URLs or names in them.
+
+Limits (a message or view carrying one text over its limit is refused whole, ``invalid_blocks``):
+
+* section ``text`` 3000 characters, each of at most 10 ``fields`` 2000
+  (https://docs.slack.dev/reference/block-kit/blocks/section-block);
+* header 150, plain_text only (https://docs.slack.dev/reference/block-kit/blocks/header-block);
+* button text 75, value 2000, url 3000 (https://docs.slack.dev/reference/block-kit/block-elements/button-element);
+* context: at most 10 elements (https://docs.slack.dev/reference/block-kit/blocks/context-block);
+* 50 blocks in a message, 100 in a modal or Home tab (https://docs.slack.dev/reference/block-kit/blocks);
+* modal title, submit and close 24 (https://docs.slack.dev/reference/views/modal-views);
+* confirmation dialog: title 100, text 300, confirm and deny 30
+  (https://docs.slack.dev/reference/block-kit/composition-objects/confirmation-dialog-object);
+* a message's ``text`` is cut by Slack at 40,000 characters (https://docs.slack.dev/reference/methods/chat.postMessage),
+  and clients refuse far less in practice (situation SL-09): syncbot keeps it at most :data:`FALLBACK_TEXT_MAX`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+FIELDS_MAX = 10
+HEADER_TEXT_MAX = 150
+BUTTON_TEXT_MAX = 75
+BUTTON_VALUE_MAX = 2000
+BUTTON_URL_MAX = 3000
+CONTEXT_ELEMENTS_MAX = 10
+CONTEXT_TEXT_MAX = 2000
+ACTIONS_ELEMENTS_MAX = 25
+MESSAGE_BLOCKS_MAX = 50
+VIEW_BLOCKS_MAX = 100
+MODAL_TITLE_MAX = 24
+PRIVATE_METADATA_MAX = 3000
+INPUT_LABEL_MAX = 2000
+CONFIRM_TITLE_MAX = 100
+CONFIRM_TEXT_MAX = 300
+CONFIRM_BUTTON_MAX = 30
+#: syncbot's own budget for a message's plain ``text`` fallback (Slack's hard cut is 40,000).
+FALLBACK_TEXT_MAX = 3000
+#: How much of the provider's details a message shows (the whole text is in the sync log).
+DETAILS_SHOWN_MAX = 1800
+
+ELLIPSIS = "…"
+_PARTIAL_ENTITY = re.compile(r"&[#a-zA-Z0-9]*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+TzLike = str | dt.tzinfo | None
+
+PROVIDER_NAMES = {"quickbooks": "QuickBooks"}
+ENTITY_NAMES = {"contact": "Contact", "item": "Item", "invoice": "Invoice", "payment": "Payment"}
+
+
+# ---------------------------------------------------------------------------------------------- escaping
+
+
+def escape_mrkdwn(text: object) -> str:
+    """``text`` with Slack's three control characters replaced by entities (``&`` first).
+
+    >>> escape_mrkdwn("<!channel> & <https://evil|click>")
+    '&lt;!channel&gt; &amp; &lt;https://evil|click&gt;'
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clean(text: object) -> str:
+    """``text`` as a string without control characters other than newline and tab (``None`` gives "")."""
+    if text is None:
+        return ""
+    return _CONTROL.sub("", str(text))
+
+
+def truncate(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``ellipsis`` when cut (for plain_text)."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(ellipsis))].rstrip() + ellipsis
+
+
+def truncate_mrkdwn(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
+    """Already escaped mrkdwn cut to at most ``limit`` characters without splitting an ``&amp;``-style entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - len(ellipsis))]
+    cut = _PARTIAL_ENTITY.sub("", cut)
+    return cut.rstrip() + ellipsis
+
+
+def mrkdwn(text: object, limit: int = SECTION_TEXT_MAX) -> str:
+    """Untrusted text made safe for mrkdwn: cleaned, escaped, and cut to ``limit`` characters.
+
+    The raw text is cut first (escaping only lengthens it), so 100 KB of details costs no more than a page.
+    """
+    raw = clean(text)[: limit + 1]
+    return truncate_mrkdwn(escape_mrkdwn(raw), limit)
+
+
+def code_block(text: object, limit: int) -> str:
+    """Untrusted text in a mrkdwn code block of at most ``limit`` characters, fences included.
+
+    Triple backticks inside are turned into quotes so they cannot close the block early.
+    """
+    body = clean(text).replace("```", "'''").strip("\n") or " "
+    return "```\n" + mrkdwn(body, max(1, limit - 8)) + "\n```"
+
+
+def first_line(text: object, limit: int = 150) -> str:
+    """The first non-empty line of untrusted text, escaped and cut (for compact lines)."""
+    for line in clean(text).splitlines():
+        if line.strip():
+            return mrkdwn(line.strip(), limit)
+    return ""
+
+
+def plain(text: object, limit: int) -> str:
+    """Text for a plain_text object: cleaned and cut; never empty (Slack refuses empty text)."""
+    value = truncate(clean(text).strip(), limit)
+    return value or "-"
+
+
+def join_within(lines: list[str], limit: int, more: str = "_…and {n} more: see the sync log._",
+                total: int | None = None, sep: str = "\n") -> str:
+    """Escaped ``lines`` joined while they fit in ``limit`` characters, then a note counting the rest
+    (``more`` with ``{n}``), so a cut list still says how much it left out. ``total`` is the full count when
+    ``lines`` is already a prefix of a longer list."""
+    total = max(total or 0, len(lines))
+    reserve = len(more) + 12
+    out: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) + len(sep) + reserve > limit:
+            break
+        out.append(line)
+        used += len(line) + len(sep)
+    if len(out) < total:
+        out.append(more.format(n=f"{total - len(out):,}"))
+    return sep.join(out)
+
+
+# ------------------------------------------------------------------------------------------------ times
+
+
+def zone(tz: TzLike) -> dt.tzinfo:
+    """The time zone ``tz`` names (an IANA name as users.info gives it, or a tzinfo); UTC when unknown."""
+    if tz is None or tz == "":
+        return dt.UTC
+    if isinstance(tz, dt.tzinfo):
+        return tz
+    try:
+        return ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def _local(when: dt.datetime, tz: TzLike) -> dt.datetime:
+    if when.tzinfo is None:  # stored times are UTC; SQLite may drop the zone
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(zone(tz))
+
+
+def _clock(local: dt.datetime) -> str:
+    hour = local.hour % 12 or 12
+    return f"{hour}:{local:%M} {'AM' if local.hour < 12 else 'PM'}"
+
+
+def format_time(when: dt.datetime | None, tz: TzLike, *, year: bool = True) -> str:
+    """``when`` in the reader's zone, e.g. ``Nov 30, 2026 9:05 AM EST`` (``never`` for None)."""
+    if when is None:
+        return "never"
+    local = _local(when, tz)
+    day = f"{local:%b} {local.day}, {local.year}" if year else f"{local:%b} {local.day}"
+    return f"{day} {_clock(local)} {local.tzname() or ''}".rstrip()
+
+
+def format_date(when: dt.datetime | None, tz: TzLike) -> str:
+    """``when``'s date in the reader's zone, e.g. ``Nov 30, 2026``."""
+    if when is None:
+        return "never"
+    local = _local(when, tz)
+    return f"{local:%b} {local.day}, {local.year}"
+
+
+def utc_stamp(when: dt.datetime | None) -> str:
+    """``when`` in UTC as support reads it, e.g. ``2026-11-30 14:05:00 UTC``."""
+    if when is None:
+        return "unknown"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return f"{when.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+# ------------------------------------------------------------------------------------------------ words
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 record``, ``3 records``."""
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
+def signed(count: int) -> str:
+    """``+3``, ``-2``, ``±0``."""
+    return f"+{count:,}" if count > 0 else (f"{count:,}" if count < 0 else "±0")
+
+
+def actor_name(actor: str | None) -> str:
+    """Who acted, as shown (never a mention): ``syncbot`` for the system, else the stored name as is."""
+    name = clean(actor).strip()
+    return "syncbot" if not name or name == "system" else name
+
+
+def provider_name(provider: str | None) -> str:
+    """``QuickBooks`` for ``quickbooks``."""
+    return PROVIDER_NAMES.get((provider or "quickbooks").lower(), clean(provider) or "QuickBooks")
+
+
+def entity_name(entity: str | None) -> str:
+    """``Invoice`` for ``invoice``."""
+    return ENTITY_NAMES.get((entity or "").lower(), clean(entity).capitalize() or "Record")
+
+
+def record_name(entity: str | None, label: str | None, record_id: Any = None) -> str:
+    """A record in the product's words, unescaped: ``Invoice INV-1042``, ``Payment 7``, ``Contact #12``."""
+    kind = entity_name(entity)
+    name = clean(label).strip()
+    if not name:
+        return f"{kind} #{record_id}" if record_id is not None else kind
+    if name.lower().startswith(kind.lower()):
+        return name
+    return f"{kind} {name}"
+
+
+def direction_text(direction: str | None, provider: str | None = None) -> str:
+    """``Push: JobsiteOn → QuickBooks`` or ``Pull: QuickBooks → JobsiteOn``."""
+    other = provider_name(provider)
+    if (direction or "push") == "pull":
+        return f"Pull: {other} → JobsiteOn"
+    return f"Push: JobsiteOn → {other}"
