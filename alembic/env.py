@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import bot.models  # noqa: F401  (the Slack side's tables share the metadata)
 from alembic import context
 from sync.db import make_engine
 from sync.models import Base

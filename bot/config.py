@@ -56,6 +56,19 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, alias="SLACK_CLIENT_SECRET")
+    #: Where notifications go until `/sync-log channel #name` sets one per account.
+    slack_default_channel: str | None = Field(None, alias="SLACK_DEFAULT_CHANNEL")
+    #: Support address or channel for "Contact support" (the help article's last step); none: a copy-ready modal.
+    support_channel: str | None = Field(None, alias="SUPPORT_CHANNEL")
+
+    # The HTTP server.
+    port: int = Field(3000, alias="PORT")
+    #: The URL Slack users' browsers reach this server at (for the Reconnect links).
+    public_url: str = Field("http://127.0.0.1:3000", alias="PUBLIC_URL")
+    #: Signs OAuth states; defaults to one derived from the signing secret.
+    server_secret: SecretStr | None = Field(None, alias="SERVER_SECRET")
 
     @property
     def offline(self) -> bool:

@@ -65,6 +65,18 @@ PULL_ENTITIES: tuple[Entity, ...] = (Entity.CONTACT, Entity.INVOICE, Entity.PAYM
 CONNECTION_KINDS = frozenset(k for k, info in KINDS.items() if info.scope == "connection")
 UNCERTAIN_HTTP = frozenset({502, 503, 504})
 CDC_LOOKBACK = dt.timedelta(days=29)
+#: Fields a validation error may name that a user can fill from Slack: (entity, provider field) ->
+#: (record attribute, max length).
+FILLABLE_FIELDS: dict[tuple[str, str], tuple[str, int]] = {
+    ("item", "IncomeAccountRef"): ("income_account", 64),
+    ("item", "Name"): ("name", 100),
+    ("item", "Sku"): ("sku", 100),
+    ("contact", "DisplayName"): ("display_name", 500),
+    ("contact", "PrimaryEmailAddr"): ("email", 200),
+    ("contact", "PrimaryPhone"): ("phone", 50),
+    ("contact", "CompanyName"): ("company", 200),
+    ("invoice", "DocNumber"): ("number", 21),
+}
 
 
 class EngineError(Exception):
@@ -715,6 +727,28 @@ class SyncEngine:
             else:
                 link.remote_id, link.sync_token, link.remote_deleted = found.remote_id, found.sync_token, False
         return self.retry_entry(entry_id, actor, account_id)
+
+    def fill_field(self, entry_id: int, value: str, actor: str, account_id: int | None = None) -> str:
+        """Save ``value`` into the record field a validation error named (``entry.field``), as a user would in
+        JobsiteOn. Returns the record attribute set. Raises NotFound, and ValueError when the field cannot be
+        filled this way or the value is unfit (the message says why)."""
+        entry = self.get_entry(entry_id, account_id)
+        if entry.record_id is None or not entry.field:
+            raise ValueError("This error does not name a field to fill.")
+        target = FILLABLE_FIELDS.get((entry.entity, entry.field.split(".")[0]))
+        if target is None:
+            raise ValueError(f"{entry.field} cannot be filled from here: open the record in JobsiteOn.")
+        attribute, max_length = target
+        value = (value or "").strip()
+        if not value:
+            raise ValueError("Enter a value.")
+        if len(value) > max_length:
+            raise ValueError(f"At most {max_length} characters.")
+        with self.sessions() as session, session.begin():
+            record = self._load_record(session, entry.account_id, Entity(entry.entity), entry.record_id)
+            setattr(record, attribute, value)
+        log.info("event=field_filled entry_id=%s field=%s actor=%s", entry_id, entry.field, actor)
+        return attribute
 
     # ------------------------------------------------------------------------------------------ many records
 

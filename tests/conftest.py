@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+import bot.models  # noqa: F401  (the Slack side's tables)
 from sync import db
 from sync.models import Base
 

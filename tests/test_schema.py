@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+import bot.models  # noqa: F401
 from sync import db
 from sync.crypto import SecretBox, SecretBoxError
 from sync.models import Base
@@ -20,7 +21,8 @@ def test_migrations_match_models(database_url: str) -> None:
         assert diff == []
         tables = set(inspect(engine).get_table_names())
         assert {"accounts", "connections", "contacts", "items", "invoices", "invoice_lines", "payments", "links",
-                "sync_log", "incidents", "notifications", "record_claims"} <= tables
+                "sync_log", "incidents", "notifications", "record_claims", "slack_workspaces", "slack_messages",
+                "oauth_states"} <= tables
     finally:
         engine.dispose()
 

@@ -19,9 +19,11 @@ from bot.blocks.messages import (
     expiry_reminder,
     fill_field_modal,
     incident_message,
+    reconnect_link,
     retry_all_confirm,
     retry_all_done,
     retry_all_progress,
+    status_message,
     support_modal,
 )
 from bot.blocks.summary import weekly_summary_message
@@ -42,9 +44,11 @@ __all__ = [
     "incident_message",
     "log_page",
     "mrkdwn",
+    "reconnect_link",
     "retry_all_confirm",
     "retry_all_done",
     "retry_all_progress",
+    "status_message",
     "support_modal",
     "truncate",
     "weekly_summary_message",

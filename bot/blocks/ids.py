@@ -26,7 +26,8 @@ CONTACT_SUPPORT = "entry_contact_support"  # opens support_modal
 VIEW_ENTRY_LOG = "entry_view_log"  # the sync log of the entry's record
 
 # -- one connection (value: the connection id, or absent when the account has one connection) ------------
-RECONNECT = "connection_reconnect"  # a URL button; register an ack-only listener too
+RECONNECT = "connection_reconnect"  # asks for a personal link (a URL button where a URL is given)
+RECONNECT_LINK = "connection_reconnect_link"  # the personal URL button: ack-only listener
 SYNC_NOW = "connection_sync_now"
 RETRY_ALL = "connection_retry_all"  # asks first: answer with retry_all_confirm()
 RETRY_ALL_CONFIRM = "connection_retry_all_confirm"
@@ -58,5 +59,5 @@ FIX_ACTION_IDS: dict[FixAction, str] = {
 #: Every action id a handler may have to listen to.
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     RETRY, UNLINK, RECREATE, LINK_EXISTING, FILL_FIELD, MARK_RESOLVED, CONTACT_SUPPORT, VIEW_ENTRY_LOG,
-    RECONNECT, SYNC_NOW, RETRY_ALL, RETRY_ALL_CONFIRM, RETRY_ALL_CANCEL, VIEW_LOG, LOG_NEXT, LOG_PREV,
+    RECONNECT, RECONNECT_LINK, SYNC_NOW, RETRY_ALL, RETRY_ALL_CONFIRM, RETRY_ALL_CANCEL, VIEW_LOG, LOG_NEXT, LOG_PREV,
 })

@@ -24,7 +24,7 @@ object with the attributes of :class:`sync.models.SyncLogEntry`, :class:`~sync.m
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from bot.blocks import ids
@@ -539,3 +539,41 @@ def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | Non
         actions([button("Reconnect", ids.RECONNECT, attr(connection, "id"), url=reconnect_url, style="primary")]),
     ]
     return message(f"Your {provider_name(attr(connection, 'provider'))} connection {headline}: reconnect.", blocks)
+
+
+# ------------------------------------------------------------------------------------------------ reconnect
+
+
+def reconnect_link(url: str, connection: Any, *, account_name: str | None = None,
+                   minutes: int = 10) -> Message:
+    """The personal, single-use link an Owner or Admin gets after clicking Reconnect (ephemeral): it expires in
+    ``minutes`` and works once, for the person it was made for."""
+    where = _connection_label(connection, account_name)
+    blocks: list[Block | None] = [
+        section(f":link: *Reconnect {provider_name(attr(connection, 'provider'))}* · {where}\n"
+                f"This link is yours alone, works once and expires in {minutes} minutes. Sign in to "
+                f"{provider_name(attr(connection, 'provider'))}, approve, and the sync resumes automatically."),
+        actions([button(f"Open {provider_name(attr(connection, 'provider'))}", ids.RECONNECT_LINK,
+                        attr(connection, "id"), url=url, style="primary")]),
+    ]
+    return message("Reconnect: open your personal link (works once, expires in "
+                   f"{minutes} minutes).", blocks)
+
+
+def status_message(rows: Sequence[tuple[Any, Mapping[str, int], int | None]], *, tz: TzLike = None) -> Message:
+    """`/sync-log status`: each connection's state, last sync, days until the token expires and open errors.
+    ``rows``: (connection, open errors by kind, days left or None)."""
+    if not rows:
+        return message("No connection yet: /sync-log connect.",
+                       [section("No QuickBooks connection yet. `/sync-log connect` starts one.")])
+    lines = []
+    for conn, counts, days in rows:
+        state = str(attr(conn, "status") or "unknown").replace("_", " ")
+        last = attr(conn, "last_sync_at")
+        last_text = format_time(last, tz) if last else "never"
+        days_text = f"{plural(days, 'day')} until the token expires" if days is not None else "token expiry unknown"
+        errors = sum(counts.values())
+        lines.append(f"*{provider_name(attr(conn, 'provider'))}* ({mrkdwn(attr(conn, 'realm_id') or '-', 40)}): "
+                     f"{state} · last sync {last_text} · {days_text} · {plural(errors, 'open error')}")
+    return message("Connections: " + "; ".join(line.replace("*", "") for line in lines)[:2900],
+                   [section("\n".join(lines))])

@@ -1,0 +1,391 @@
+"""Delivers the outbox (`sync.models.Notification`) to Slack: post, update in place, fold floods, respect limits.
+
+- One message per record topic: the first error posts it; every later notification of the record updates the
+  same message (chat.update on the stored channel and `ts`), and each new attempt adds a line in its thread.
+  The message is drawn from the record's newest entry every time (`bot.blocks.error_message`).
+- One message per connection incident (auth_expired, rate_limited, subscription), with the count of records
+  waiting on it; it turns to Reconnected / Resumed when the incident closes.
+- Flood control: when more than ``flood_threshold`` record messages were posted for an account within
+  ``flood_window`` seconds, new record errors fold into one digest message updated in place.
+- Limits (https://docs.slack.dev/apis/web-api/rate-limits): about one chat.postMessage per second per channel;
+  HTTP 429 with Retry-After reschedules (nothing is posted twice: a 429 means nothing was posted); 5xx and
+  connection errors back off. A notification is marked delivered only after Slack accepted it, so a crash or an
+  outage delays messages and never loses them.
+- `not_in_channel` / `channel_not_found` / `is_archived`: the entries stay, the notifications wait, and the
+  account's admins get one DM asking to invite @syncbot (or to pick a channel with `/sync-log channel #name`).
+- `message_not_found` / `cant_update_message`: a fresh message is posted and its new `ts` stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import blocks
+from bot.models import SlackMessage, Workspace
+from sync.engine import CONNECTION_KINDS
+from sync.models import Account, Connection, Incident, Notification, Status, SyncLogEntry, utcnow
+
+log = logging.getLogger("syncbot.notifier")
+
+TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout",
+                              "ratelimited"})
+CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+GONE_MESSAGE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
+class _Reschedule(Exception):
+    def __init__(self, seconds: float, reason: str, channel_wide: bool = False) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+        self.reason = reason
+        self.channel_wide = channel_wide
+
+
+@dataclass
+class DeliveryStats:
+    """What one pass did."""
+
+    delivered: int = 0
+    posted: int = 0
+    updated: int = 0
+    rescheduled: int = 0
+
+
+class Notifier:
+    """Delivers pending notifications. ``client_for(team_id)`` gives a workspace's WebClient (for the
+    background: with slack_sdk's RateLimitErrorRetryHandler, DEPENDENCIES.md P7)."""
+
+    def __init__(self, sessions: sessionmaker[Session], client_for: Callable[[str], WebClient],
+                 default_channel: str | None = None, reconnect_url: Callable[[int], str] | None = None,
+                 flood_threshold: int = 10, flood_window: float = 300.0, post_interval: float = 1.0,
+                 clock: Callable[[], dt.datetime] = utcnow, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.sessions = sessions
+        self.client_for = client_for
+        self.default_channel = default_channel
+        self.reconnect_url = reconnect_url
+        self.flood_threshold = flood_threshold
+        self.flood_window = flood_window
+        self.post_interval = post_interval
+        self.clock = clock
+        self.sleep = sleep
+        self._last_post: dict[str, float] = {}
+        self._lock = threading.Lock()  # one delivery pass at a time in this process
+        self._wake = threading.Event()
+
+    # ------------------------------------------------------------------------------------------ the loop
+
+    def wake(self) -> None:
+        """Ask the background loop to deliver now (after a click produced notifications)."""
+        self._wake.set()
+
+    def run(self, stop: threading.Event, interval: float = 2.0) -> None:
+        """Deliver until ``stop`` is set: every ``interval`` seconds, or at once when woken."""
+        while not stop.is_set():
+            try:
+                self.deliver()
+            except Exception:
+                log.exception("event=notifier_pass_failed")
+            self._wake.wait(interval)
+            self._wake.clear()
+
+    def deliver(self, limit: int = 500) -> DeliveryStats:
+        """One pass over due notifications, oldest first, coalesced per topic."""
+        stats = DeliveryStats()
+        with self._lock:
+            now = self.clock()
+            with self.sessions() as session:
+                due = list(session.scalars(select(Notification).where(
+                    Notification.delivered_at.is_(None),
+                    (Notification.next_attempt_at.is_(None)) | (Notification.next_attempt_at <= now))
+                    .order_by(Notification.id).limit(limit)))
+                session.expunge_all()
+            by_topic: dict[tuple[int, str], list[Notification]] = {}
+            for n in due:
+                by_topic.setdefault((n.account_id, n.topic), []).append(n)
+            blocked_channels: dict[str, float] = {}
+            for (account_id, topic), group in by_topic.items():
+                target = self._target(account_id)
+                if target is None:
+                    self._reschedule(group, 60.0, "no Slack workspace or channel for the account")
+                    stats.rescheduled += len(group)
+                    continue
+                team_id, channel, tz = target
+                if channel in blocked_channels:
+                    self._reschedule(group, blocked_channels[channel], "channel paused")
+                    stats.rescheduled += len(group)
+                    continue
+                try:
+                    outcome = self._deliver_topic(team_id, channel, tz, account_id, topic, group)
+                except _Reschedule as exc:
+                    self._reschedule(group, exc.seconds, exc.reason)
+                    stats.rescheduled += len(group)
+                    if exc.channel_wide:
+                        blocked_channels[channel] = exc.seconds
+                    continue
+                self._mark_delivered(group)
+                stats.delivered += len(group)
+                if outcome == "posted":
+                    stats.posted += 1
+                elif outcome == "updated":
+                    stats.updated += 1
+        return stats
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def _target(self, account_id: int) -> tuple[str, str, str] | None:
+        with self.sessions() as session:
+            ws = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).first()
+            account = session.get(Account, account_id)
+            if ws is None or account is None:
+                return None
+            channel = ws.channel_id or self.default_channel
+            if not channel:
+                return None
+            return ws.team_id, channel, account.timezone or "UTC"
+
+    def _reschedule(self, group: list[Notification], seconds: float, reason: str) -> None:
+        with self.sessions() as session, session.begin():
+            for n in group:
+                row = session.get(Notification, n.id)
+                if row is None:
+                    continue
+                row.attempts += 1
+                row.last_error = reason[:500]
+                row.next_attempt_at = self.clock() + dt.timedelta(seconds=seconds)
+        log.info("event=notification_rescheduled count=%d seconds=%.1f reason=%s", len(group), seconds, reason)
+
+    def _mark_delivered(self, group: list[Notification]) -> None:
+        with self.sessions() as session, session.begin():
+            now = self.clock()
+            for n in group:
+                row = session.get(Notification, n.id)
+                if row is not None and row.delivered_at is None:
+                    row.delivered_at = now
+
+    # ------------------------------------------------------------------------------------------ topics
+
+    def _deliver_topic(self, team_id: str, channel: str, tz: str, account_id: int, topic: str,
+                       group: list[Notification]) -> str:
+        if topic.startswith("record:"):
+            return self._deliver_record(team_id, channel, tz, account_id, topic, group)
+        if topic.startswith("connection:"):
+            return self._deliver_incident(team_id, channel, tz, account_id, topic, group)
+        log.warning("event=notification_unknown_topic topic=%s", topic)
+        return "skipped"
+
+    def render_record(self, entry: SyncLogEntry, tz: str, retrying_by: str | None = None) -> dict[str, Any]:
+        """The message of a record drawn from its newest entry (also used by the Retry handler)."""
+        with self.sessions() as session:
+            attempts = session.scalar(select(func.max(SyncLogEntry.attempt)).where(
+                SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.entity == entry.entity,
+                SyncLogEntry.record_id == entry.record_id)) or entry.attempt
+        url = self.reconnect_url(entry.connection_id) if self.reconnect_url and entry.connection_id else None
+        return blocks.error_message(entry, tz=tz, reconnect_url=url, retrying_by=retrying_by, attempts=attempts)
+
+    def _newest_entry(self, session: Session, topic: str) -> SyncLogEntry | None:
+        _, connection_id, entity, record_id = topic.split(":", 3)
+        return session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == int(connection_id), SyncLogEntry.entity == entity,
+            SyncLogEntry.record_id == int(record_id), SyncLogEntry.status != Status.PENDING)
+            .order_by(SyncLogEntry.id.desc()).limit(1)).first()
+
+    def _deliver_record(self, team_id: str, channel: str, tz: str, account_id: int, topic: str,
+                        group: list[Notification]) -> str:
+        with self.sessions() as session:
+            entry = self._newest_entry(session, topic)
+            existing = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                                  SlackMessage.topic == topic)).first()
+            if entry is not None:
+                session.expunge(entry)
+        if entry is None:
+            return "skipped"
+        message = self.render_record(entry, tz)
+        client = self.client_for(team_id)
+        if existing is not None and existing.ts:
+            self._update(client, existing, message)
+            events = {n.event for n in group}
+            if "error" in events or "resolved" in events:
+                self._thread_note(client, existing.channel_id, existing.ts, entry, tz)
+            return "updated"
+        if entry.status not in (Status.ERROR, Status.WARNING) or entry.resolved_at is not None:
+            return "skipped"  # it was never shown as an error and is fine now: nothing to say
+        if self._flooding(account_id):
+            return self._fold_into_digest(team_id, channel, tz, account_id, entry)
+        self._post(client, account_id, topic, channel, message)
+        return "posted"
+
+    def _deliver_incident(self, team_id: str, channel: str, tz: str, account_id: int, topic: str,
+                          group: list[Notification]) -> str:
+        connection_id = int(topic.split(":", 1)[1])
+        with self.sessions() as session:
+            incident = session.scalars(select(Incident).where(Incident.connection_id == connection_id)
+                                       .order_by(Incident.id.desc()).limit(1)).first()
+            conn = session.get(Connection, connection_id)
+            if incident is None or conn is None:
+                return "skipped"
+            waiting = session.scalar(select(func.count()).select_from(SyncLogEntry).where(
+                SyncLogEntry.connection_id == connection_id, SyncLogEntry.kind.in_([k.value for k in CONNECTION_KINDS]),
+                SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None),
+                SyncLogEntry.record_id.is_not(None))) or 0
+            incident_topic = f"{topic}:incident:{incident.id}"
+            existing = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                                  SlackMessage.topic == incident_topic)).first()
+            session.expunge_all()
+        url = self.reconnect_url(connection_id) if self.reconnect_url else None
+        message = blocks.incident_message(incident, conn, int(waiting), tz=tz, reconnect_url=url)
+        client = self.client_for(team_id)
+        if existing is not None and existing.ts:
+            self._update(client, existing, message)
+            return "updated"
+        if incident.resolved_at is not None:
+            return "skipped"
+        self._post(client, account_id, incident_topic, channel, message)
+        return "posted"
+
+    # ------------------------------------------------------------------------------------------ flood
+
+    def _flooding(self, account_id: int) -> bool:
+        since = self.clock() - dt.timedelta(seconds=self.flood_window)
+        with self.sessions() as session:
+            recent = session.scalar(select(func.count()).select_from(SlackMessage).where(
+                SlackMessage.account_id == account_id, SlackMessage.topic.like("record:%"),
+                SlackMessage.posted_at >= since)) or 0
+        return recent >= self.flood_threshold
+
+    def _fold_into_digest(self, team_id: str, channel: str, tz: str, account_id: int,
+                          entry: SyncLogEntry) -> str:
+        """Count the error in the account's current digest (one per flood window), posted or updated."""
+        window = int(self.clock().timestamp() // self.flood_window)
+        topic = f"digest:{window}"
+        since = dt.datetime.fromtimestamp(window * self.flood_window, dt.UTC)
+        with self.sessions() as session, session.begin():
+            msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                             SlackMessage.topic == topic)).first()
+            if msg is None:
+                msg = SlackMessage(account_id=account_id, topic=topic, channel_id=channel, state={"counts": {}})
+                session.add(msg)
+            counts = dict((msg.state or {}).get("counts") or {})
+            counts[entry.kind or "unknown"] = counts.get(entry.kind or "unknown", 0) + 1
+            msg.state = {"counts": counts}
+            session.flush()
+            msg_id, ts = msg.id, msg.ts
+        message = blocks.digest_message(counts, sum(counts.values()), since, tz=tz,
+                                        connection_id=entry.connection_id)
+        client = self.client_for(team_id)
+        with self.sessions() as session:
+            row = session.get(SlackMessage, msg_id)
+            assert row is not None
+            session.expunge(row)
+        if ts:
+            self._update(client, row, message)
+            return "updated"
+        self._post(client, account_id, topic, channel, message, existing=row)
+        return "posted"
+
+    # ------------------------------------------------------------------------------------------ Slack calls
+
+    def _pace(self, channel: str) -> None:
+        last = self._last_post.get(channel)
+        if last is not None:
+            wait = self.post_interval - (time.monotonic() - last)
+            if wait > 0:
+                self.sleep(wait)
+        self._last_post[channel] = time.monotonic()
+
+    def _post(self, client: WebClient, account_id: int, topic: str, channel: str, message: dict[str, Any],
+              existing: SlackMessage | None = None) -> None:
+        """Claim the topic's row, post, store the ts. Raises _Reschedule on a Slack failure."""
+        if existing is None:
+            with self.sessions() as session, session.begin():
+                row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                                 SlackMessage.topic == topic)).first()
+                if row is None:
+                    row = SlackMessage(account_id=account_id, topic=topic, channel_id=channel,
+                                       claimed_at=self.clock())
+                    session.add(row)
+                    try:
+                        session.flush()
+                    except IntegrityError:
+                        raise _Reschedule(1.0, "another worker claimed the post") from None
+                row_id = row.id
+        else:
+            row_id = existing.id
+        self._pace(channel)
+        answer = self._call(client.chat_postMessage, channel=channel, **message)
+        with self.sessions() as session, session.begin():
+            row = session.get(SlackMessage, row_id)
+            assert row is not None
+            row.channel_id = str(answer.get("channel") or channel)
+            row.ts = str(answer["ts"])
+            row.posted_at = row.updated_at = self.clock()
+        log.info("event=slack_posted account_id=%s topic=%s channel=%s", account_id, topic, channel)
+
+    def _update(self, client: WebClient, row: SlackMessage, message: dict[str, Any]) -> None:
+        try:
+            self._call(client.chat_update, channel=row.channel_id, ts=row.ts, **message)
+        except _GoneMessage:
+            log.info("event=slack_message_gone topic=%s ts=%s: posting afresh", row.topic, row.ts)
+            self._pace(row.channel_id)
+            answer = self._call(client.chat_postMessage, channel=row.channel_id, **message)
+            with self.sessions() as session, session.begin():
+                fresh = session.get(SlackMessage, row.id)
+                assert fresh is not None
+                fresh.ts = str(answer["ts"])
+                fresh.channel_id = str(answer.get("channel") or row.channel_id)
+                fresh.posted_at = fresh.updated_at = self.clock()
+            return
+        with self.sessions() as session, session.begin():
+            fresh = session.get(SlackMessage, row.id)
+            if fresh is not None:
+                fresh.updated_at = self.clock()
+
+    def _thread_note(self, client: WebClient, channel: str, ts: str, entry: SyncLogEntry, tz: str) -> None:
+        """One line per attempt in the message's thread (best effort: the parent already says the outcome)."""
+        state = "synced" if entry.status == Status.SYNCED else f"{entry.status} ({entry.kind})"
+        who = f" by {entry.actor}" if entry.actor else ""
+        text = f"Attempt {entry.attempt}{who}: {state}."
+        try:
+            self._call(client.chat_postMessage, channel=channel, thread_ts=ts, text=blocks.escape_mrkdwn(text))
+        except _Reschedule as exc:
+            log.info("event=thread_note_skipped reason=%s", exc.reason)
+
+    def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            status = exc.response.status_code
+            if status == 429 or error == "ratelimited":
+                retry_after = float(exc.response.headers.get("Retry-After", 30) or 30)
+                raise _Reschedule(retry_after, "rate limited by Slack", channel_wide=True) from None
+            if error in GONE_MESSAGE_ERRORS:
+                raise _GoneMessage(error) from None
+            if error in CHANNEL_ERRORS:
+                self._tell_admins(kwargs.get("channel"), error)
+                raise _Reschedule(300.0, f"cannot post to the channel: {error}", channel_wide=True) from None
+            if status >= 500 or error in TRANSIENT_ERRORS:
+                raise _Reschedule(30.0, f"Slack error {status} {error}", channel_wide=True) from None
+            log.error("event=slack_call_refused error=%s status=%s", error, status)
+            raise _Reschedule(600.0, f"Slack refused the message: {error}") from None
+        except OSError as exc:  # connection errors after slack_sdk's own retries
+            raise _Reschedule(30.0, f"Slack unreachable: {exc}", channel_wide=True) from None
+
+    def _tell_admins(self, channel: Any, error: str) -> None:
+        """Hook for the app to DM the account's admins (set by the app); logs otherwise."""
+        log.warning("event=slack_channel_unusable channel=%s error=%s", channel, error)
+
+
+class _GoneMessage(Exception):
+    pass

@@ -1,0 +1,310 @@
+"""What the Slack listeners do, once they have parsed the request, checked permission and acked.
+
+Each function takes the runtime, the tenant (workspace bound to an account), the acting user and the parsed
+ids; it calls `sync/` and renders with `bot.blocks`. Work that may take longer than Slack's 3 seconds runs on
+the runtime's pool (`rt.submit`) and reports back through `respond` (the response_url) or the notifier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+
+from bot import blocks
+from bot.blocks.kit import section
+from bot.runtime import SlackRuntime
+from bot.workspaces import Tenant, UserInfo
+from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
+from sync.log import FilterError, LogFilter, page, parse_filter
+from sync.models import Connection, SyncLogEntry, utcnow
+
+log = logging.getLogger("syncbot.slack")
+
+Respond = Callable[..., Any]
+SUBCOMMANDS = ("help", "retry-all", "sync-now", "status", "connect", "reconnect", "channel", "retry")
+BARE_FILTERS = frozenset({"errors", "error", "warnings", "warning", "open"})
+FILTER_KEYS = ("entity", "kind", "status", "direction", "since", "until", "connection")
+CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+class BadWords(ValueError):
+    """Words of a command that are not understood (the help is shown with this message)."""
+
+
+def split_words(text: str) -> list[str]:
+    """Split command text like a shell (quotes group free text). Raises BadWords on unbalanced quotes."""
+    try:
+        return shlex.split(text or "")
+    except ValueError as exc:
+        raise BadWords(f"I could not read that: {exc}.") from None
+
+
+def check_filter_words(words: Sequence[str]) -> None:
+    """Refuse bare words that are neither filters nor quoted free text (unknown words get the help)."""
+    for word in words:
+        low = word.lower()
+        if low in BARE_FILTERS or " " in word or (":" in low and low.split(":", 1)[0] in FILTER_KEYS):
+            continue
+        raise BadWords(f"I don't know `{word}`. Put free text in quotes, e.g. \"Acme Corp\".")
+
+
+def help_with(note: str | None = None) -> dict[str, Any]:
+    """The help, headed by ``note``."""
+    message = blocks.help_message()
+    if note:
+        message = {"text": f"{note}\n{message['text']}"[:3000],
+                   "blocks": [section(blocks.escape_mrkdwn(note)), *message["blocks"]][:50]}
+    return message
+
+
+# ------------------------------------------------------------------------------------------------ the log
+
+
+def log_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequence[str],
+                before: int | None = None, after: int | None = None) -> dict[str, Any]:
+    """A page of the tenant's sync log for ``words`` (filters). Raises FilterError / BadWords."""
+    check_filter_words(words)
+    flt = parse_filter(list(words), account_id=tenant.account_id)
+    with rt.services.sessions() as session:
+        result = page(session, flt, before=before, after=after, size=10)
+        session.expunge_all()
+    return blocks.log_page(result, tz=user.tz or tenant.timezone, filter_text=" ".join(words),
+                           connection_id=tenant.connection_id)
+
+
+def status_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str, Any]:
+    """Each connection: state, last sync, days until the token expires, open errors."""
+    rows = []
+    now = utcnow()
+    with rt.services.sessions() as session:
+        for conn in session.scalars(select(Connection).where(Connection.account_id == tenant.account_id)):
+            expiry = min((t for t in (conn.refresh_expires_at, conn.refresh_hard_expires_at) if t), default=None)
+            days = (expiry - now).days if expiry else None
+            rows.append((conn, rt.services.engine.counts(conn.id), days))
+        session.expunge_all()
+    return blocks.status_message(rows, tz=user.tz or tenant.timezone)
+
+
+# ------------------------------------------------------------------------------------------------ entries
+
+
+def _entry(rt: SlackRuntime, tenant: Tenant, entry_id: int) -> SyncLogEntry:
+    """The entry, only when it belongs to the tenant's account (else NotFound, as if it did not exist)."""
+    return rt.services.engine.get_entry(entry_id, account_id=tenant.account_id)
+
+
+def show_retrying(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry: SyncLogEntry,
+                  channel: str | None, ts: str | None) -> None:
+    """Turn the clicked message into "Retrying... (by Name)" at once (same ts)."""
+    if not channel or not ts:
+        return
+    message = rt.notifier.render_record(entry, tenant.timezone, retrying_by=user.name)
+    try:
+        rt.clients.for_team(tenant.team_id).chat_update(channel=channel, ts=ts, **message)
+    except SlackApiError as exc:
+        log.info("event=retrying_update_failed error=%s", exc.response.get("error"))
+
+
+def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, entry_id: int,
+                 respond: Respond, channel: str | None = None, ts: str | None = None) -> None:
+    """Run a fix action on an entry after the ack: retry, unlink, recreate, link_existing, mark_resolved.
+    The outcome reaches the message through the outbox; refusals go to the user ephemerally."""
+    try:
+        entry = _entry(rt, tenant, entry_id)
+    except NotFound:
+        log.warning("event=foreign_or_unknown_entry team_id=%s user_id=%s entry_id=%s", tenant.team_id,
+                    user.user_id, entry_id)
+        respond(text="That sync log entry was not found in your account.", response_type="ephemeral",
+                replace_original=False)
+        return
+    if action == "retry":
+        show_retrying(rt, tenant, user, entry, channel, ts)
+    engine = rt.services.engine
+    fn = {"retry": engine.retry_entry, "unlink": engine.unlink, "recreate": engine.recreate,
+          "link_existing": engine.link_existing, "mark_resolved": engine.mark_resolved}[action]
+
+    def work() -> None:
+        try:
+            fn(entry_id, user.name, account_id=tenant.account_id)
+        except InProgress:
+            respond(text="Already retrying this record: the message updates when it is done.",
+                    response_type="ephemeral", replace_original=False)
+        except NothingToRetry as exc:
+            respond(text=f"{exc}", response_type="ephemeral", replace_original=False)
+        except ConnectionUnavailable as exc:
+            respond(text=f"{exc} Use /sync-log reconnect." if exc.kind == "auth_expired" else str(exc),
+                    response_type="ephemeral", replace_original=False)
+        except EngineError as exc:
+            respond(text=str(exc), response_type="ephemeral", replace_original=False)
+        finally:
+            rt.notifier.deliver()  # the outcome updates the same message now
+            if action == "retry" and channel and ts:
+                _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts)
+
+    rt.submit(work)
+
+
+def _redraw_if_still_retrying(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str) -> None:
+    """When no notification updated the clicked message (e.g. it was not the record's stored message),
+    draw it from the newest state so it never stays on "Retrying...". """
+    newest = rt.services.engine.get_entry(entry_id)
+    with rt.services.sessions() as session:
+        latest = session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == newest.connection_id, SyncLogEntry.entity == newest.entity,
+            SyncLogEntry.record_id == newest.record_id, SyncLogEntry.status != "pending")
+            .order_by(SyncLogEntry.id.desc()).limit(1)).first()
+        if latest is not None:
+            session.expunge(latest)
+    if latest is None:
+        return
+    try:
+        rt.clients.for_team(tenant.team_id).chat_update(
+            channel=channel, ts=ts, **rt.notifier.render_record(latest, tenant.timezone))
+    except SlackApiError as exc:
+        log.info("event=redraw_failed error=%s", exc.response.get("error"))
+
+
+def fill_field(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int | None,
+               value: str | None) -> str | None:
+    """Save the value the user typed into the record, then retry it. Returns a problem to show in the modal,
+    or None when it was saved."""
+    if entry_id is None:
+        return "This form is not valid any more."
+    try:
+        rt.services.engine.fill_field(entry_id, value or "", user.name, account_id=tenant.account_id)
+    except NotFound:
+        return "That sync log entry was not found in your account."
+    except ValueError as exc:
+        return str(exc)
+    entry_action(rt, tenant, user, "retry", entry_id, lambda **_kw: None)
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+def _connection_id(tenant: Tenant, value: str | None) -> int | None:
+    if value and value.isdigit():
+        return int(value)
+    return tenant.connection_id
+
+
+def retry_all_prompt(rt: SlackRuntime, tenant: Tenant) -> dict[str, Any]:
+    """The confirmation before Retry All (how many open errors)."""
+    count = len(rt.services.engine.open_errors(tenant.connection_id)) if tenant.connection_id else 0
+    return blocks.retry_all_confirm(count, connection_id=tenant.connection_id)
+
+
+def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_value: str | None,
+                  respond: Respond) -> None:
+    """Retry All after confirmation: progress in place (response_url, a few updates), then the counts."""
+    connection_id = _connection_id(tenant, connection_value)
+    if connection_id is None or connection_id != tenant.connection_id:
+        respond(text="That connection was not found in your account.", response_type="ephemeral")
+        return
+    state = {"sent": 0.0}
+
+    def progress(done: int, total: int) -> None:
+        now = dt.datetime.now(dt.UTC).timestamp()
+        if now - state["sent"] >= 5 and done < total:  # response_url takes 5 uses: update sparingly
+            state["sent"] = now
+            respond(replace_original=True, **blocks.retry_all_progress(done, total))
+
+    def work() -> None:
+        try:
+            summary = rt.services.engine.retry_all(connection_id, user.name, progress)
+        except ConnectionUnavailable as exc:
+            respond(replace_original=True, text=str(exc))
+            return
+        respond(replace_original=True, **blocks.retry_all_done(summary.as_dict()))
+
+    respond(replace_original=True, **blocks.retry_all_progress(0, len(
+        rt.services.engine.open_errors(connection_id))))
+    rt.submit(work)
+
+
+def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, respond: Respond) -> None:
+    """Sync Now after the ack; the counts come back through ``respond``."""
+    if tenant.connection_id is None:
+        respond(text="No QuickBooks connection yet: /sync-log connect.", response_type="ephemeral")
+        return
+
+    def work() -> None:
+        try:
+            summary = rt.services.engine.sync_now(tenant.connection_id or 0, user.name)
+        except ConnectionUnavailable as exc:
+            respond(text=str(exc), response_type="ephemeral")
+            return
+        d = summary.as_dict()
+        respond(text=f"Sync Now finished: {d['synced']} synced, {d['errors']} errors, {d['warnings']} warnings, "
+                     f"{d['pulled']} pulled from QuickBooks.", response_type="ephemeral")
+
+    rt.submit(work)
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def reconnect_link(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str, Any]:
+    """A personal, single-use, expiring Reconnect link for ``user`` (an Owner or Admin)."""
+    from sync.connections import ensure_connection
+
+    with rt.services.sessions() as session, session.begin():
+        conn = ensure_connection(session, tenant.account_id)
+        session.flush()
+        session.expunge(conn)
+    state = rt.states.mint(tenant.account_id, conn.id, tenant.team_id, user.user_id, user.name)
+    return blocks.reconnect_link(rt.start_url(state), conn, account_name=tenant.account_name,
+                                 minutes=rt.states.ttl // 60)
+
+
+def set_channel(rt: SlackRuntime, tenant: Tenant, words: Sequence[str]) -> str:
+    """`/sync-log channel #name`: where notifications go. Returns the answer text."""
+    if len(words) != 1 or not CHANNEL_REF.match(words[0]):
+        return "Say which channel: `/sync-log channel #sync-errors` (pick it from Slack's suggestions)."
+    channel_id = CHANNEL_REF.match(words[0]).group(1)  # type: ignore[union-attr]
+    rt.tenants.set_channel(tenant.team_id, channel_id)
+    return (f"Sync errors now go to <#{channel_id}>. If syncbot is not a member yet, invite it there: "
+            "`/invite @syncbot`.")
+
+
+def retry_by_label(rt: SlackRuntime, tenant: Tenant, user: UserInfo, label: str, respond: Respond) -> str:
+    """`/sync-log retry JS-1001`: retry the open entry of the record with that name or number."""
+    with rt.services.sessions() as session:
+        entry = session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.account_id == tenant.account_id, SyncLogEntry.record_label == label,
+            SyncLogEntry.status.in_(("error", "warning")), SyncLogEntry.resolved_at.is_(None),
+            SyncLogEntry.superseded_by_id.is_(None)).order_by(SyncLogEntry.id.desc()).limit(1)).first()
+    if entry is None:
+        return f"No open error for `{blocks.escape_mrkdwn(label[:100])}`."
+    entry_action(rt, tenant, user, "retry", entry.id, respond)
+    return f"Retrying {blocks.escape_mrkdwn(label[:100])}... the error message updates when it is done."
+
+
+# ------------------------------------------------------------------------------------------------ home
+
+
+def publish_home(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> None:
+    """Publish the App Home of ``user``: a card per connection and the latest errors."""
+    from sync.log import LogFilter as Flt
+
+    cards = []
+    with rt.services.sessions() as session:
+        conns = list(session.scalars(select(Connection).where(Connection.account_id == tenant.account_id)))
+        for conn in conns:
+            cards.append(blocks.ConnectionCard(connection=conn, open_errors_by_kind=rt.services.engine.counts(
+                conn.id), account_name=tenant.account_name, reconnect_url=None))
+        latest = page(session, Flt(account_id=tenant.account_id, open_only=True), size=10).entries
+        session.expunge_all()
+    view = blocks.home_view(cards, latest, tz=user.tz or tenant.timezone)
+    rt.clients.for_team(tenant.team_id).views_publish(user_id=user.user_id, view=view)
+
+
+__all__ = ["SUBCOMMANDS", "BadWords", "FilterError", "LogFilter"]

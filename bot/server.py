@@ -1,0 +1,127 @@
+"""The HTTP server: Slack's endpoint, the provider's OAuth endpoints and a health check (Starlette + uvicorn).
+
+- `POST /slack/events`: commands, interactions and events, one URL as manifest.yml says. Bolt's dispatch is
+  synchronous, so it runs in Starlette's thread pool (DEPENDENCIES.md P1): one slow request never holds the
+  others. A request Bolt refuses (bad signature, stale timestamp) answers 401 and is logged with its clock skew.
+- `GET /oauth/quickbooks/start?state=...`: a personal, single-use Reconnect link -> Intuit's consent page.
+- `GET /oauth/quickbooks/callback`: Intuit comes back with `code`, `state`, `realmId` (Intuit "OAuth 2.0");
+  the tokens are stored encrypted and the connection resumes (its incident message turns to Reconnected).
+- `GET /reconnect`: Intuit's stable Reconnect URL (November 2025 policy): says how to reconnect from Slack.
+- `GET /healthz`: 200 when the database answers.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from bot.oauth_states import StateError
+from bot.runtime import SlackRuntime
+from sync.connections import finish_authorization
+from sync.providers.base import ProviderError
+
+log = logging.getLogger("syncbot.server")
+MAX_BODY = 1_000_000
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                        "<style>body{font-family:sans-serif;max-width:40em;margin:4em auto;line-height:1.5}</style>"
+                        f"</head><body><h1>{html.escape(title)}</h1>{body}</body></html>", status_code=status)
+
+
+def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
+    """The ASGI app. ``app`` may be None (no Slack credentials): /slack/events then answers 503."""
+
+    async def slack_events(request: Request) -> Response:
+        if app is None:
+            return JSONResponse({"error": "slack app not configured"}, status_code=503)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        try:
+            bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "invalid request"}, status_code=400)
+        if bolt_response.status == 401:
+            stamp = request.headers.get("x-slack-request-timestamp", "")
+            skew = f"{time.time() - int(stamp):.0f}" if stamp.lstrip("-").isdigit() else "unknown"
+            log.warning("event=slack_request_refused reason=signature_or_timestamp skew_s=%s client=%s", skew,
+                        request.client.host if request.client else "-")
+        return to_starlette_response(bolt_response)
+
+    async def healthz(request: Request) -> Response:
+        def ping() -> None:
+            with rt.services.db_engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await run_in_threadpool(ping)
+        except Exception as exc:
+            return JSONResponse({"ok": False, "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"ok": True})
+
+    async def qbo_start(request: Request) -> Response:
+        state = request.query_params.get("state", "")
+        try:
+            await run_in_threadpool(rt.states.peek, state)
+        except StateError as exc:
+            return _page("Reconnect link not valid", f"<p>{html.escape(str(exc))}</p>", 400)
+        return RedirectResponse(rt.services.oauth.authorization_url(state), status_code=302)
+
+    async def qbo_callback(request: Request) -> Response:
+        params = request.query_params
+        if params.get("error"):
+            return _page("QuickBooks was not connected",
+                         f"<p>Intuit answered: {html.escape(params.get('error', ''))}. Nothing was changed.</p>", 400)
+        code, state, realm = params.get("code"), params.get("state", ""), params.get("realmId")
+        if not code or not realm:
+            return _page("QuickBooks was not connected", "<p>The answer from Intuit was incomplete.</p>", 400)
+        try:
+            row = await run_in_threadpool(rt.states.consume, state)
+        except StateError as exc:
+            log.warning("event=oauth_state_refused reason=%s", exc)
+            return _page("Reconnect link not valid", f"<p>{html.escape(str(exc))}</p>", 400)
+
+        def finish() -> Any:
+            rt.services.settings.check_secrets()
+            return finish_authorization(rt.services.sessions, rt.services.oauth, rt.services.tokens,
+                                        rt.services.engine, row.connection_id, code, realm, row.user_name,
+                                        resume=False)
+
+        try:
+            await run_in_threadpool(finish)
+        except ProviderError as exc:
+            return _page("QuickBooks was not connected",
+                         f"<p>{html.escape(exc.diagnosis.details)}</p><p>Ask for a new link with "
+                         "<code>/sync-log reconnect</code>.</p>", 400)
+        except ValueError as exc:
+            return _page("QuickBooks was not connected", f"<p>{html.escape(str(exc))}</p>", 400)
+        rt.submit(rt.services.engine.resume, row.connection_id, row.user_name, "reconnected")
+        return _page("QuickBooks is connected again",
+                     "<p>The sync resumes now; the records that waited are retried. You can close this tab and "
+                     "go back to Slack.</p>")
+
+    async def reconnect_info(request: Request) -> Response:
+        return _page("Reconnect syncbot to QuickBooks",
+                     "<p>In Slack, an Owner or Admin types <code>/sync-log reconnect</code> (or clicks Reconnect "
+                     "on the App Home card or the incident message) and follows the personal link.</p>")
+
+    return Starlette(routes=[
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/oauth/quickbooks/start", qbo_start, methods=["GET"]),
+        Route("/oauth/quickbooks/callback", qbo_callback, methods=["GET"]),
+        Route("/reconnect", reconnect_info, methods=["GET"]),
+    ])

@@ -1,0 +1,143 @@
+"""Which JobsiteOn account a Slack workspace acts on, and who in it may change anything.
+
+Only the workspace's Owners and Admins (users.info `is_owner` / `is_admin` / `is_primary_owner`, cached for
+minutes; https://docs.slack.dev/reference/methods/users.info) or users on the account's admin list may change
+anything; by default only they may read the log (`open_reading` opens it to every member). The help article:
+"You need Owner or Admin permissions."
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.models import Workspace
+from sync.models import Account, Connection
+
+log = logging.getLogger("syncbot.workspaces")
+
+REFUSAL = "You need Owner or Admin permissions to do that in syncbot (JobsiteOn's sync log)."
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The account a workspace is bound to, with what the handlers need to know of it."""
+
+    team_id: str
+    account_id: int
+    account_name: str
+    timezone: str
+    channel_id: str | None
+    connection_id: int | None
+    admin_user_ids: tuple[str, ...]
+    open_reading: bool
+
+
+def tenant_for(session: Session, team_id: str, auto_bind: bool) -> Tenant | None:
+    """The tenant of ``team_id``. With ``auto_bind`` (single-workspace mode) an unbound workspace is bound to
+    the first account that has no workspace yet; the caller commits. None when there is none."""
+    ws = session.get(Workspace, team_id)
+    if ws is None and auto_bind:
+        bound = select(Workspace.account_id)
+        account = session.scalars(select(Account).where(Account.id.not_in(bound)).order_by(Account.id)).first()
+        if account is None:
+            return None
+        ws = Workspace(team_id=team_id, account_id=account.id, admin_user_ids=[])
+        session.add(ws)
+        session.flush()
+        log.info("event=workspace_bound team_id=%s account_id=%s", team_id, account.id)
+    if ws is None:
+        return None
+    account = session.get(Account, ws.account_id)
+    assert account is not None
+    conn = session.scalars(select(Connection).where(Connection.account_id == account.id)
+                           .order_by(Connection.id)).first()
+    return Tenant(team_id=team_id, account_id=account.id, account_name=account.name,
+                  timezone=account.timezone or "UTC", channel_id=ws.channel_id,
+                  connection_id=conn.id if conn else None, admin_user_ids=tuple(ws.admin_user_ids or ()),
+                  open_reading=bool(ws.open_reading))
+
+
+class Tenants:
+    """Looks tenants up (and binds them in single-workspace mode)."""
+
+    def __init__(self, sessions: sessionmaker[Session], auto_bind: bool) -> None:
+        self.sessions = sessions
+        self.auto_bind = auto_bind
+
+    def get(self, team_id: str | None) -> Tenant | None:
+        if not team_id:
+            return None
+        with self.sessions() as session, session.begin():
+            return tenant_for(session, team_id, self.auto_bind)
+
+    def set_channel(self, team_id: str, channel_id: str) -> None:
+        with self.sessions() as session, session.begin():
+            ws = session.get(Workspace, team_id)
+            if ws is not None:
+                ws.channel_id = channel_id
+
+
+@dataclass
+class UserInfo:
+    """What syncbot needs of a Slack user: whether they are an Owner or Admin, their name and time zone."""
+
+    user_id: str
+    name: str
+    is_admin: bool
+    tz: str | None
+
+
+class Directory:
+    """users.info with a cache (``ttl`` seconds): Slack's answer decides Owner/Admin, plus the account's list.
+
+    ``client_for(team_id)`` returns the WebClient of that workspace.
+    """
+
+    def __init__(self, client_for: Callable[[str], WebClient], ttl: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client_for = client_for
+        self.ttl = ttl
+        self.clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, UserInfo]] = {}
+        self._lock = threading.Lock()
+
+    def user(self, team_id: str, user_id: str) -> UserInfo:
+        """The user's info (cached). A users.info failure counts as not an admin (never grants rights)."""
+        key = (team_id, user_id)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and self.clock() - hit[0] < self.ttl:
+                return hit[1]
+        try:
+            answer = self.client_for(team_id).users_info(user=user_id)
+            user = answer.get("user") or {}
+            info = UserInfo(user_id=user_id,
+                            name=str((user.get("profile") or {}).get("display_name") or user.get("real_name")
+                                     or user.get("name") or user_id),
+                            is_admin=bool(user.get("is_owner") or user.get("is_admin")
+                                          or user.get("is_primary_owner")),
+                            tz=user.get("tz"))
+        except SlackApiError as exc:
+            log.warning("event=users_info_failed team_id=%s user_id=%s error=%s", team_id, user_id,
+                        exc.response.get("error"))
+            return UserInfo(user_id=user_id, name=user_id, is_admin=False, tz=None)
+        with self._lock:
+            self._cache[key] = (self.clock(), info)
+        return info
+
+    def may_change(self, tenant: Tenant, user_id: str) -> bool:
+        """Owners, Admins and the account's admin list may change anything."""
+        return user_id in tenant.admin_user_ids or self.user(tenant.team_id, user_id).is_admin
+
+    def may_read(self, tenant: Tenant, user_id: str) -> bool:
+        """Reading the log: admins, or everyone when the account opened it."""
+        return tenant.open_reading or self.may_change(tenant, user_id)

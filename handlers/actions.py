@@ -1,0 +1,180 @@
+"""Buttons (block_actions): ack at once, check the clicker and the entry's account, then bot.operations."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import blocks, operations
+from bot.blocks import ids
+from bot.runtime import SlackRuntime
+from handlers.common import ids_from, int_value, who
+from sync.engine import NotFound
+from sync.log import FilterError
+
+log = logging.getLogger("syncbot.handlers")
+
+ENTRY_ACTIONS = {ids.RETRY: "retry", ids.UNLINK: "unlink", ids.RECREATE: "recreate",
+                 ids.LINK_EXISTING: "link_existing", ids.MARK_RESOLVED: "mark_resolved"}
+
+
+def _action(body: dict[str, Any]) -> dict[str, Any]:
+    return (body.get("actions") or [{}])[0]
+
+
+def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    container = body.get("container") or {}
+    if container.get("type") != "message" or container.get("is_ephemeral"):
+        return None, None
+    return container.get("channel_id"), container.get("message_ts")
+
+
+def _refuse(respond: Respond, text: str) -> None:
+    respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def register(app: App, rt: SlackRuntime) -> None:
+    def entry_button(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        action = _action(body)
+        tenant, user, refusal = who(rt, *ids_from(body), change=True)
+        if refusal:
+            _refuse(respond, refusal)
+            return
+        assert tenant is not None and user is not None
+        entry_id = int_value(action.get("value"))
+        if entry_id is None:
+            log.warning("event=tampered_value team_id=%s action_id=%s", tenant.team_id, action.get("action_id"))
+            _refuse(respond, "That button is not valid any more.")
+            return
+        channel, ts = _where(body)
+        operations.entry_action(rt, tenant, user, ENTRY_ACTIONS[action["action_id"]], entry_id, respond,
+                                channel, ts)
+
+    for action_id in ENTRY_ACTIONS:
+        app.action(action_id)(entry_button)
+
+    @app.action(ids.FILL_FIELD)
+    def fill_field(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        tenant, _user, refusal = who(rt, *ids_from(body), change=True)
+        if refusal:
+            _refuse(respond, refusal)
+            return
+        assert tenant is not None
+        entry_id = int_value(_action(body).get("value"))
+        try:
+            entry = rt.services.engine.get_entry(entry_id or 0, account_id=tenant.account_id)
+            view = blocks.fill_field_modal(entry)
+        except (NotFound, ValueError):
+            _refuse(respond, "That sync log entry was not found in your account.")
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.action(ids.CONTACT_SUPPORT)
+    def contact_support(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        tenant, _user, refusal = who(rt, *ids_from(body), change=False)
+        if refusal:
+            _refuse(respond, refusal)
+            return
+        assert tenant is not None
+        try:
+            entry = rt.services.engine.get_entry(int_value(_action(body).get("value")) or 0,
+                                                 account_id=tenant.account_id)
+        except NotFound:
+            _refuse(respond, "That sync log entry was not found in your account.")
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.support_modal(entry, tz=tenant.timezone))
+
+    @app.action(ids.RECONNECT)
+    def reconnect(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        tenant, user, refusal = who(rt, *ids_from(body), change=True)
+        if refusal:
+            _refuse(respond, refusal)
+            return
+        assert tenant is not None and user is not None
+        respond(response_type="ephemeral", replace_original=False,
+                **operations.reconnect_link(rt, tenant, user))
+
+    @app.action(ids.RECONNECT_LINK)
+    def reconnect_link(ack: Ack) -> None:
+        ack()  # a URL button: the browser opens the link; acking avoids Slack's warning icon
+
+    @app.action(ids.SYNC_NOW)
+    def sync_now(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        tenant, user, refusal = who(rt, *ids_from(body), change=True)
+        if refusal:
+            _refuse(respond, refusal)
+            return
+        assert tenant is not None and user is not None
+        operations.run_sync_now(rt, tenant, user, respond)
+
+    @app.action(ids.RETRY_ALL)
+    def retry_all(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        tenant, _user, refusal = who(rt, *ids_from(body), change=True)
+        if refusal:
+            _refuse(respond, refusal)
+            return
+        assert tenant is not None
+        respond(response_type="ephemeral", replace_original=False, **operations.retry_all_prompt(rt, tenant))
+
+    @app.action(ids.RETRY_ALL_CONFIRM)
+    def retry_all_confirm(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        tenant, user, refusal = who(rt, *ids_from(body), change=True)
+        if refusal:
+            _refuse(respond, refusal)
+            return
+        assert tenant is not None and user is not None
+        operations.run_retry_all(rt, tenant, user, _action(body).get("value"), respond)
+
+    @app.action(ids.RETRY_ALL_CANCEL)
+    def retry_all_cancel(ack: Ack, respond: Respond) -> None:
+        ack()
+        respond(replace_original=True, text="Retry All cancelled: nothing was changed.")
+
+    def log_button(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        tenant, user, refusal = who(rt, *ids_from(body), change=False)
+        if refusal:
+            _refuse(respond, refusal)
+            return
+        assert tenant is not None and user is not None
+        action = _action(body)
+        before = after = None
+        words_text = str(action.get("value") or "")
+        if action["action_id"] in (ids.LOG_NEXT, ids.LOG_PREV):
+            try:
+                value = json.loads(words_text)
+                before, after = int_value(value.get("before")), int_value(value.get("after"))
+                words_text = str(value.get("q") or "")
+            except (ValueError, AttributeError):
+                _refuse(respond, "That button is not valid any more.")
+                return
+        elif action["action_id"] == ids.VIEW_ENTRY_LOG:
+            try:
+                entry = rt.services.engine.get_entry(int_value(words_text) or 0, account_id=tenant.account_id)
+            except NotFound:
+                _refuse(respond, "That sync log entry was not found in your account.")
+                return
+            words_text = f'entity:{entry.entity} "{entry.record_label or ""}"'
+        try:
+            message = operations.log_message(rt, tenant, user, operations.split_words(words_text),
+                                             before=before, after=after)
+        except (FilterError, operations.BadWords) as exc:
+            _refuse(respond, str(exc))
+            return
+        in_log = (body.get("container") or {}).get("is_ephemeral") and action["action_id"] in (
+            ids.LOG_NEXT, ids.LOG_PREV)
+        respond(response_type="ephemeral", replace_original=bool(in_log), **message)
+
+    for action_id in (ids.VIEW_LOG, ids.VIEW_ENTRY_LOG, ids.LOG_NEXT, ids.LOG_PREV):
+        app.action(action_id)(log_button)

@@ -1,0 +1,65 @@
+"""/sync-log and /sync-retry-all: parse, check permission, ack within 3 s, hand the work to bot.operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import blocks, operations
+from bot.runtime import SlackRuntime
+from handlers.common import who
+from sync.log import FilterError
+
+READ_ONLY = frozenset({"", "help", "status"})
+
+
+def register(app: App, rt: SlackRuntime) -> None:
+    @app.command("/sync-log")
+    def sync_log(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        try:
+            words = operations.split_words(command.get("text", ""))
+        except operations.BadWords as exc:
+            ack(**operations.help_with(str(exc)))
+            return
+        sub = words[0].lower() if words else ""
+        if sub == "help":
+            ack(**blocks.help_message())
+            return
+        changes = sub in operations.SUBCOMMANDS and sub not in READ_ONLY
+        tenant, user, refusal = who(rt, command.get("team_id"), command.get("user_id"), change=changes)
+        if refusal:
+            ack(text=refusal)
+            return
+        assert tenant is not None and user is not None
+        rest = words[1:]
+        if sub == "status":
+            ack(**operations.status_message(rt, tenant, user))
+        elif sub == "retry-all":
+            ack(**operations.retry_all_prompt(rt, tenant))
+        elif sub == "sync-now":
+            ack(text="Syncing now... the counts follow here.")
+            operations.run_sync_now(rt, tenant, user, respond)
+        elif sub in ("connect", "reconnect"):
+            ack(**operations.reconnect_link(rt, tenant, user))
+        elif sub == "channel":
+            ack(text=operations.set_channel(rt, tenant, rest))
+        elif sub == "retry":
+            if len(rest) != 1:
+                ack(**operations.help_with("Say which record: `/sync-log retry JS-1001`."))
+                return
+            ack(text=operations.retry_by_label(rt, tenant, user, rest[0], respond))
+        else:
+            try:
+                ack(**operations.log_message(rt, tenant, user, words))
+            except (FilterError, operations.BadWords) as exc:
+                ack(**operations.help_with(str(exc)))
+
+    @app.command("/sync-retry-all")
+    def sync_retry_all(ack: Ack, command: dict[str, Any]) -> None:
+        tenant, _user, refusal = who(rt, command.get("team_id"), command.get("user_id"), change=True)
+        if refusal:
+            ack(text=refusal)
+            return
+        assert tenant is not None
+        ack(**operations.retry_all_prompt(rt, tenant))

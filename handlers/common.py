@@ -1,0 +1,41 @@
+"""What every listener does first: find the tenant and the user, and check permission."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.runtime import SlackRuntime
+from bot.workspaces import REFUSAL, Tenant, UserInfo
+
+log = logging.getLogger("syncbot.handlers")
+
+NOT_SET_UP = ("syncbot is not set up for this workspace yet: an Owner or Admin of JobsiteOn has to connect it "
+              "first.")
+
+
+def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool) -> tuple[
+        Tenant | None, UserInfo | None, str | None]:
+    """(tenant, user, refusal). ``change``: the action changes something (Owners and Admins only); else it
+    reads the log. A refusal is a sentence to show the user ephemerally."""
+    tenant = rt.tenants.get(team_id)
+    if tenant is None or not user_id:
+        return None, None, NOT_SET_UP
+    user = rt.directory.user(tenant.team_id, user_id)
+    allowed = rt.directory.may_change(tenant, user_id) if change else rt.directory.may_read(tenant, user_id)
+    if not allowed:
+        log.warning("event=permission_refused team_id=%s user_id=%s change=%s", team_id, user_id, change)
+        return tenant, user, REFUSAL
+    return tenant, user, None
+
+
+def ids_from(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(team_id, user_id) of a block_actions or view_submission payload."""
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    return team, (body.get("user") or {}).get("id")
+
+
+def int_value(value: Any) -> int | None:
+    """A button value that must be an entry or connection id (tampered values give None)."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and len(text) < 19 else None

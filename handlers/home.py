@@ -1,0 +1,28 @@
+"""The App Home tab: published when the user opens it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App
+
+from bot import operations
+from bot.runtime import SlackRuntime
+from handlers.common import who
+
+
+def register(app: App, rt: SlackRuntime) -> None:
+    @app.event("app_home_opened")
+    def app_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        tenant, user, refusal = who(rt, body.get("team_id"), event.get("user"), change=False)
+        if tenant is None or user is None:
+            return
+        if refusal:
+            from bot.blocks.kit import section
+
+            rt.clients.for_team(tenant.team_id).views_publish(
+                user_id=user.user_id, view={"type": "home", "blocks": [section(refusal)]})
+            return
+        operations.publish_home(rt, tenant, user)
