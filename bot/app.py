@@ -14,6 +14,10 @@ from slack_bolt import App, BoltContext
 import handlers
 from bot.runtime import SlackRuntime
 
+#: Bot scopes the code uses: commands (slash commands), chat:write (chat.postMessage/update/postEphemeral),
+#: users:read (users.info for Owner/Admin and time zone), im:write (conversations.open to DM admins).
+BOT_SCOPES = ("commands", "chat:write", "users:read", "im:write")
+
 
 def build_app(rt: SlackRuntime) -> App:
     """The Bolt App on the runtime's request-path client. Raises ValueError when Slack is not configured."""

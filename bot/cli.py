@@ -325,6 +325,42 @@ def sandbox_quickbooks(port: Annotated[int, typer.Option(help="Port on 127.0.0.1
                 log_level="warning")
 
 
+@app.command("serve")
+def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 3000).")] = None,
+          host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0") -> None:
+    """Serve the Slack app: HTTP (POST /slack/events) under uvicorn, or Socket Mode when SLACK_APP_TOKEN is set.
+    The notifier delivers sync errors to Slack in the background."""
+    import uvicorn
+
+    from bot.app import build_app
+    from bot.runtime import build_runtime
+    from bot.server import create_server
+
+    settings = get_settings()
+    services = _services(settings)
+    rt = build_runtime(services)
+    try:
+        bolt_app = build_app(rt)
+    except ValueError as exc:
+        services.close()
+        raise _fail(str(exc), 2) from None
+    rt.start_background()
+    try:
+        if settings.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            typer.echo("syncbot: Slack app in Socket Mode; health and OAuth endpoints on HTTP too")
+            handler = SocketModeHandler(bolt_app, settings.slack_app_token.get_secret_value())
+            handler.connect()
+            uvicorn.run(create_server(rt, None), host=host, port=port or settings.port, log_level="info")
+        else:
+            typer.echo(f"syncbot: Slack app over HTTP on {host}:{port or settings.port} (POST /slack/events)")
+            uvicorn.run(create_server(rt, bolt_app), host=host, port=port or settings.port, log_level="info")
+    finally:
+        rt.close()
+        services.close()
+
+
 @app.command("demo")
 def demo() -> None:
     """Run syncbot offline end to end on the local stand-ins (what `make run` does)."""

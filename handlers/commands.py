@@ -12,10 +12,12 @@ from handlers.common import who
 from sync.log import FilterError
 
 READ_ONLY = frozenset({"", "help", "status"})
+#: The slash commands this module answers (manifest.yml must declare exactly these).
+COMMANDS = ("/sync-log", "/sync-retry-all")
 
 
 def register(app: App, rt: SlackRuntime) -> None:
-    @app.command("/sync-log")
+    @app.command(COMMANDS[0])
     def sync_log(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         try:
             words = operations.split_words(command.get("text", ""))
@@ -55,7 +57,7 @@ def register(app: App, rt: SlackRuntime) -> None:
             except (FilterError, operations.BadWords) as exc:
                 ack(**operations.help_with(str(exc)))
 
-    @app.command("/sync-retry-all")
+    @app.command(COMMANDS[1])
     def sync_retry_all(ack: Ack, command: dict[str, Any]) -> None:
         tenant, _user, refusal = who(rt, command.get("team_id"), command.get("user_id"), change=True)
         if refusal:

@@ -10,9 +10,12 @@ from bot import operations
 from bot.runtime import SlackRuntime
 from handlers.common import who
 
+#: The events this module subscribes to (manifest.yml's bot_events).
+EVENTS = ("app_home_opened",)
+
 
 def register(app: App, rt: SlackRuntime) -> None:
-    @app.event("app_home_opened")
+    @app.event(EVENTS[0])
     def app_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
