@@ -82,6 +82,7 @@ class Notifier:
         self.sleep = sleep
         self._last_post: dict[str, float] = {}
         self._lock = threading.Lock()  # one delivery pass at a time in this process
+        self._digests_due: dict[int, tuple[str, str, str, int | None]] = {}
         self._wake = threading.Event()
 
     # ------------------------------------------------------------------------------------------ the loop
@@ -140,6 +141,8 @@ class Notifier:
                     stats.posted += 1
                 elif outcome == "updated":
                     stats.updated += 1
+            if self._digests_due:
+                self._flush_digests()
         return stats
 
     # ------------------------------------------------------------------------------------------ state
@@ -222,7 +225,9 @@ class Notifier:
         if entry.status not in (Status.ERROR, Status.WARNING) or entry.resolved_at is not None:
             return "skipped"  # it was never shown as an error and is fine now: nothing to say
         if self._flooding(account_id):
-            return self._fold_into_digest(team_id, channel, tz, account_id, entry)
+            self._count_in_digest(channel, account_id, entry)
+            self._digests_due[account_id] = (team_id, channel, tz, entry.connection_id)
+            return "folded"
         self._post(client, account_id, topic, channel, message)
         return "posted"
 
@@ -264,12 +269,13 @@ class Notifier:
                 SlackMessage.posted_at >= since)) or 0
         return recent >= self.flood_threshold
 
-    def _fold_into_digest(self, team_id: str, channel: str, tz: str, account_id: int,
-                          entry: SyncLogEntry) -> str:
-        """Count the error in the account's current digest (one per flood window), posted or updated."""
+    def _digest_topic(self) -> tuple[str, dt.datetime]:
         window = int(self.clock().timestamp() // self.flood_window)
-        topic = f"digest:{window}"
-        since = dt.datetime.fromtimestamp(window * self.flood_window, dt.UTC)
+        return f"digest:{window}", dt.datetime.fromtimestamp(window * self.flood_window, dt.UTC)
+
+    def _count_in_digest(self, channel: str, account_id: int, entry: SyncLogEntry) -> None:
+        """Count the error in the account's digest of the current flood window (drawn once per pass)."""
+        topic, _ = self._digest_topic()
         with self.sessions() as session, session.begin():
             msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
                                                              SlackMessage.topic == topic)).first()
@@ -279,20 +285,30 @@ class Notifier:
             counts = dict((msg.state or {}).get("counts") or {})
             counts[entry.kind or "unknown"] = counts.get(entry.kind or "unknown", 0) + 1
             msg.state = {"counts": counts}
-            session.flush()
-            msg_id, ts = msg.id, msg.ts
-        message = blocks.digest_message(counts, sum(counts.values()), since, tz=tz,
-                                        connection_id=entry.connection_id)
-        client = self.client_for(team_id)
-        with self.sessions() as session:
-            row = session.get(SlackMessage, msg_id)
-            assert row is not None
-            session.expunge(row)
-        if ts:
-            self._update(client, row, message)
-            return "updated"
-        self._post(client, account_id, topic, channel, message, existing=row)
-        return "posted"
+
+    def _flush_digests(self) -> None:
+        """Post or update each account's digest once, after a pass folded errors into it."""
+        due, self._digests_due = self._digests_due, {}
+        topic, since = self._digest_topic()
+        for account_id, (team_id, _channel, tz, connection_id) in due.items():
+            with self.sessions() as session:
+                row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                                 SlackMessage.topic == topic)).first()
+                if row is None:
+                    continue
+                session.expunge(row)
+            counts = dict((row.state or {}).get("counts") or {})
+            message = blocks.digest_message(counts, sum(counts.values()), since, tz=tz,
+                                            connection_id=connection_id)
+            client = self.client_for(team_id)
+            try:
+                if row.ts:
+                    self._update(client, row, message)
+                else:
+                    self._post(client, account_id, topic, row.channel_id, message, existing=row)
+            except _Reschedule as exc:  # the counts are stored: the next pass draws the digest again
+                self._digests_due[account_id] = (team_id, _channel, tz, connection_id)
+                log.info("event=digest_delayed account_id=%s reason=%s", account_id, exc.reason)
 
     # ------------------------------------------------------------------------------------------ Slack calls
 

@@ -14,14 +14,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, String, and_, func, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from sync.diagnosis import Kind
 from sync.models import Direction, Entity, Status, SyncLogEntry, utcnow
 
 MAX_PAGE = 100
-_DURATION = re.compile(r"^(\d+)([mhdw])$")
+_MAX_ID = 2**63 - 1  # sync_log.id is a BIGINT; larger cursors would not even bind (SQLite raises OverflowError)
+_MAX_CONNECTION_ID = 2**31 - 1  # connections.id is an INTEGER
+_DURATION = re.compile(r"^([0-9]{1,9})([mhdw])$")
+_NUMBER = re.compile(r"^[0-9]{1,10}$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 ENTITY_ALIASES = {"contacts": "contact", "customer": "contact", "customers": "contact", "items": "item",
                   "invoices": "invoice", "payments": "payment"}
@@ -65,14 +71,17 @@ class LogFilter:
 
 
 def _parse_when(value: str, now: dt.datetime) -> dt.datetime:
-    m = _DURATION.match(value.lower())
-    if m:
-        return now - dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    m = _DURATION.fullmatch(value.lower())
     try:
+        if m:
+            return (now - dt.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})).astimezone(dt.UTC)
         parsed = dt.datetime.fromisoformat(value)
+        # a time with an offset is converted (describe() and the query speak UTC); a naive one is UTC
+        return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     except ValueError as exc:
         raise FilterError(f"'{value}' is not a time: use 30m, 24h, 7d, 2w or a date like 2026-11-01") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except OverflowError as exc:
+        raise FilterError(f"'{value}' is out of range: use 30m, 24h, 7d, 2w or a date like 2026-11-01") from exc
 
 
 def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **base: Any) -> LogFilter:
@@ -119,14 +128,49 @@ def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **b
             elif key == "until":
                 f = replace(f, until=_parse_when(value, now))
             elif key == "connection":
-                if not value.isdigit():
-                    raise FilterError(f"connection must be a number, not '{value}'")
+                # ASCII digits only: str.isdigit() also accepts '²', which int() then rejects
+                if not _NUMBER.fullmatch(value) or int(value) > _MAX_CONNECTION_ID:
+                    raise FilterError(f"connection must be a connection number like 3, not '{value}'")
                 f = replace(f, connection_id=int(value))
         else:
             text.append(word)
     if text:
         f = replace(f, text=" ".join(text)[:200])
     return f
+
+
+class _lower(FunctionElement[str]):
+    """lower() that folds every letter, not only ASCII ones: SQLite's built-in lower() leaves 'É' as it is, so
+    a search for 'été' would never find 'ÉTÉ'. On SQLite it calls a Python function (see ``_ready``)."""
+
+    type = String()
+    inherit_cache = True
+    name = "lower"
+
+
+@compiles(_lower)
+def _lower_default(element: _lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+_SQLITE_LOWER = "syncbot_lower"
+
+
+@compiles(_lower, "sqlite")
+def _lower_sqlite(element: _lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{_SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
+
+
+def _py_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _ready(session: Session) -> None:
+    """Make the session's connection able to run our queries (on SQLite: register the Unicode lower())."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.connection.driver_connection.create_function(  # type: ignore[union-attr]
+            _SQLITE_LOWER, 1, _py_lower, deterministic=True)
 
 
 def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
@@ -154,8 +198,8 @@ def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
                   SyncLogEntry.status.in_((Status.ERROR.value, Status.WARNING.value))]
     if f.text:
         like = "%" + f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conds.append(or_(func.lower(SyncLogEntry.record_label).like(like, escape="\\"),
-                         func.lower(SyncLogEntry.details).like(like, escape="\\")))
+        conds.append(or_(_lower(SyncLogEntry.record_label).like(like, escape="\\"),
+                         _lower(SyncLogEntry.details).like(like, escape="\\")))
     return stmt.where(and_(*conds)) if conds else stmt
 
 
@@ -174,6 +218,10 @@ def page(session: Session, f: LogFilter, before: int | None = None, after: int |
     """The page of entries matching ``f`` older than id ``before`` (next) or newer than id ``after``
     (previous); the newest page when neither is given. ``size`` is capped at 100."""
     size = max(1, min(size, MAX_PAGE))
+    # a cursor past the ids a BIGINT can hold means "everything" (before) or "nothing" (after)
+    before = None if before is None else max(-_MAX_ID, min(before, _MAX_ID))
+    after = None if after is None else max(-_MAX_ID, min(after, _MAX_ID))
+    _ready(session)
     stmt = _apply(select(SyncLogEntry), f)
     if after is not None:
         rows = list(session.scalars(stmt.where(SyncLogEntry.id > after).order_by(SyncLogEntry.id.asc())
@@ -200,6 +248,7 @@ def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:
               "direction": SyncLogEntry.direction}.get(by)
     if column is None:
         raise ValueError(f"cannot count by {by!r}")
+    _ready(session)
     rows = session.execute(_apply(select(column, func.count()), f).group_by(column)).all()
     return {str(key) if key is not None else "none": int(n) for key, n in rows}
 
@@ -239,6 +288,7 @@ def weekly_summary(session: Session, account_id: int, until: dt.datetime, days: 
     failing = (Status.ERROR.value, Status.WARNING.value)
     errors_week = replace(week, statuses=failing)
     open_f = LogFilter(account_id=account_id, open_only=True)
+    _ready(session)
     open_count = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), open_f)) or 0
     oldest = list(session.scalars(_apply(select(SyncLogEntry), open_f).order_by(SyncLogEntry.id.asc())
                                   .limit(top)))

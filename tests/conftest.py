@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 from sqlalchemy import text
 
 import bot.models  # noqa: F401  (the Slack side's tables)
+from sandbox.slack import config as slack_cfg
+from sandbox.slack.driver import SlackDriver
 from sync import db
 from sync.models import Base
 
@@ -152,3 +155,77 @@ def connected(services: Any, qbo: QBO, fixtures_dir: Path) -> Connected:
         import_records(session, account_id, json.loads((fixtures_dir / "records_demo.json").read_text()))
     connection_id, _ = connect(services, qbo, account_id)
     return Connected(account_id, connection_id)
+
+
+# ------------------------------------------------------------------------------------------ the Slack app
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+CHANNEL = slack_cfg.ERRORS_CHANNEL_ID
+
+
+@dataclass
+class Stack:
+    rt: Any
+    url: str
+    slack: Any
+    driver: SlackDriver
+    connection_id: int
+    account_id: int
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [m.to_dict() for m in self.slack.standin.messages(CHANNEL)]
+
+    def message(self, ts: str) -> dict[str, Any]:
+        return self.slack.standin.message(CHANNEL, ts).to_dict()
+
+    def ephemerals(self, user: str) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in self.slack.standin.ephemerals(user)]
+
+    def deliver(self) -> None:
+        self.rt.notifier.deliver()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture()
+def stack(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Iterator[Stack]:
+    """Our server on loopback with the Slack stand-in as Slack and the QuickBooks stand-in as QuickBooks;
+    the workspace is bound to the connected account."""
+    from bot.app import build_app
+    from bot.runtime import build_runtime
+    from bot.server import create_server
+    from bot.services import build_services
+    from sandbox.serve import free_port, serve_in_thread
+    from sandbox.slack import serve_standin
+
+    slack = serve_standin()
+    port = free_port()
+    settings = qbo.settings(clean_db, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=slack_cfg.DEFAULT_BOT_TOKEN,
+                            SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_DEFAULT_CHANNEL=CHANNEL,
+                            PUBLIC_URL=f"http://127.0.0.1:{port}",
+                            QBO_REDIRECT_URI=f"http://127.0.0.1:{port}/oauth/quickbooks/callback",
+                            TOKEN_ENCRYPTION_KEYS=services.settings.token_encryption_keys.get_secret_value())
+    svc = build_services(settings, migrate=False)
+    svc.limiter = services.limiter
+    rt = build_runtime(svc)
+    rt.notifier.post_interval = 0.0
+    server = serve_in_thread(create_server(rt, build_app(rt)), port=port)
+    driver = SlackDriver(f"{server.url}/slack/events", SIGNING_SECRET, slack.standin)
+    # the workspace binds to the account on its first request
+    assert driver.slash_command("/sync-log", "help").status_code == 200
+    yield Stack(rt, server.url, slack, driver, connected.connection_id, connected.account_id)
+    driver.close()
+    server.stop()
+    rt.close()
+    svc.close()
+    slack.stop()
+
+

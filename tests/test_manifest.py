@@ -11,7 +11,6 @@ import yaml
 from bot.app import BOT_SCOPES
 from handlers.commands import COMMANDS
 from handlers.home import EVENTS
-from tests.test_slack_app import Stack, stack  # noqa: F401  (the fixture)
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yml").read_text())
 
@@ -30,7 +29,7 @@ def test_manifest_declares_what_the_code_registers() -> None:
         assert command["description"] and len(command["description"]) <= 100
 
 
-def test_every_declared_command_and_event_is_answered(stack: Any) -> None:  # noqa: F811
+def test_every_declared_command_and_event_is_answered(stack: Any) -> None:
     for command in MANIFEST["features"]["slash_commands"]:
         result = stack.driver.slash_command(command["command"], "help")
         assert result.status_code == 200, command["command"]

@@ -4,83 +4,13 @@ QuickBooks. Requests are signed exactly as Slack signs them (sandbox.slack.Slack
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from sandbox.slack import config as slack_cfg
-from sandbox.slack.driver import SlackDriver
 from sync.models import Contact, SyncLogEntry
-from tests.conftest import QBO, Connected
-
-SIGNING_SECRET = "test-signing-secret-0123456789"
-CHANNEL = slack_cfg.ERRORS_CHANNEL_ID
-
-
-@dataclass
-class Stack:
-    rt: Any
-    url: str
-    slack: Any
-    driver: SlackDriver
-    connection_id: int
-    account_id: int
-
-    def messages(self) -> list[dict[str, Any]]:
-        return [m.to_dict() for m in self.slack.standin.messages(CHANNEL)]
-
-    def message(self, ts: str) -> dict[str, Any]:
-        return self.slack.standin.message(CHANNEL, ts).to_dict()
-
-    def ephemerals(self, user: str) -> list[dict[str, Any]]:
-        return [e.to_dict() for e in self.slack.standin.ephemerals(user)]
-
-    def deliver(self) -> None:
-        self.rt.notifier.deliver()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-@pytest.fixture()
-def stack(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Iterator[Stack]:
-    from bot.app import build_app
-    from bot.runtime import build_runtime
-    from bot.server import create_server
-    from bot.services import build_services
-    from sandbox.serve import free_port, serve_in_thread
-    from sandbox.slack import serve_standin
-
-    slack = serve_standin()
-    port = free_port()
-    settings = qbo.settings(clean_db, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=slack_cfg.DEFAULT_BOT_TOKEN,
-                            SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_DEFAULT_CHANNEL=CHANNEL,
-                            PUBLIC_URL=f"http://127.0.0.1:{port}",
-                            TOKEN_ENCRYPTION_KEYS=services.settings.token_encryption_keys.get_secret_value())
-    svc = build_services(settings, migrate=False)
-    svc.limiter = services.limiter
-    rt = build_runtime(svc)
-    rt.notifier.post_interval = 0.0
-    server = serve_in_thread(create_server(rt, build_app(rt)), port=port)
-    driver = SlackDriver(f"{server.url}/slack/events", SIGNING_SECRET, slack.standin)
-    # the workspace binds to the account on its first request
-    assert driver.slash_command("/sync-log", "help").status_code == 200
-    yield Stack(rt, server.url, slack, driver, connected.connection_id, connected.account_id)
-    driver.close()
-    server.stop()
-    rt.close()
-    svc.close()
-    slack.stop()
+from tests.conftest import CHANNEL, QBO, Stack, wait_for
 
 
 def error_messages(stack: Stack) -> list[dict[str, Any]]:
