@@ -51,6 +51,10 @@ def finish_authorization(sessions: sessionmaker[Session], oauth: QuickBooksOAuth
         if conn is None:
             raise ValueError(f"no connection {connection_id}")
         if conn.realm_id and conn.realm_id != realm_id:
+            try:  # the code was exchanged already: revoke that grant so nothing is left behind
+                oauth.revoke(token_set.refresh_token)
+            except Exception:
+                log.warning("event=revoke_after_wrong_realm_failed connection_id=%s", connection_id)
             raise ValueError(f"this connection syncs with QuickBooks company {conn.realm_id}, not {realm_id}: "
                              "disconnect it first to switch companies")
         tokens.store(session, conn, token_set, by=by)

@@ -832,8 +832,8 @@ class SyncEngine:
             with lock:
                 for entry in entries:
                     summary.count(entry)
-                    if entry.kind in CONNECTION_KINDS:
-                        summary.stopped = Kind(entry.kind)
+                    if entry.kind in CONNECTION_KINDS or _unreachable(entry):
+                        summary.stopped = Kind(entry.kind or Kind.UNKNOWN)
                         stop.set()
                 done += len(chunk)
                 if progress:
@@ -957,7 +957,16 @@ class SyncEngine:
         with self.sessions() as session, session.begin():
             conn = self._connection(session, connection_id)
             conn.cdc_cursor = min(server_time, self.clock())
+            self._resolve_connection_steps(session, conn.id, actor)
         return summary
+
+    def _resolve_connection_steps(self, session: Session, connection_id: int, actor: str) -> None:
+        """The connection answered again: its own failed steps (a CDC pull that failed) are resolved."""
+        now = self.clock()
+        for entry in session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.connection_id == connection_id, SyncLogEntry.record_id.is_(None),
+                SyncLogEntry.status == Status.ERROR, SyncLogEntry.resolved_at.is_(None))):
+            entry.resolved_at, entry.resolved_by = now, actor
 
     def _record_run_failure(self, connection_id: int, diag: Diagnosis, summary: RunSummary) -> None:
         """A failure of a connection-level call (CDC): connection-wide kinds open the incident; others are an
@@ -973,6 +982,8 @@ class SyncEngine:
             if diag.kind in CONNECTION_KINDS:
                 self._apply_connection_failure(session, conn, diag)
                 summary.stopped = diag.kind
+            elif _unreachable(entry):
+                summary.stopped = Kind.UNKNOWN
             summary.count(entry)
 
     def _apply_change(self, session: Session, conn: Connection, provider: Provider, change: Change,
@@ -1021,6 +1032,14 @@ class SyncEngine:
         if not fields.get("display_name"):
             return None
         contact = session.get(Contact, link.record_id) if link is not None else None
+        if contact is not None and link is not None and link.synced_hash and payload_hash(
+                provider.payload(Entity.CONTACT, contact, {})) != link.synced_hash:
+            # Changed on both sides since the last sync: JobsiteOn is the source of truth. Keep its edit (the
+            # push that follows meets the stale SyncToken, re-reads and writes it) and say what QuickBooks had.
+            theirs = ", ".join(f"{k}={v!r}" for k, v in fields.items() if v and getattr(contact, k) != v)
+            return entry_for(contact.id, contact.display_name, Status.INFO,
+                             "Changed in both JobsiteOn and QuickBooks since the last sync: JobsiteOn's version "
+                             f"is kept and pushed. QuickBooks had: {theirs or 'the same values'}."[:2000])
         created = contact is None
         if contact is None and self._unlinked_namesake(session, conn, fields["display_name"]):
             # A JobsiteOn contact of that name waits for its own push: never make a second one here. Its push
@@ -1118,10 +1137,7 @@ class SyncEngine:
                                                                    Incident.resolved_at.is_(None))):
                 incident.resolved_at, incident.resolved_by, incident.resolution = now, actor, resolution
                 self._notify(session, conn, "incident_resolved", connection_topic(conn.id), incident=incident)
-            for entry in session.scalars(select(SyncLogEntry).where(  # the connection's own failed steps (CDC)
-                    SyncLogEntry.connection_id == conn.id, SyncLogEntry.record_id.is_(None),
-                    SyncLogEntry.status == Status.ERROR, SyncLogEntry.resolved_at.is_(None))):
-                entry.resolved_at, entry.resolved_by = now, actor
+            self._resolve_connection_steps(session, conn.id, actor)
         waiting = [_Target(Entity(e.entity), e.record_id or 0, True)
                    for e in self.open_errors(connection_id, [k.value for k in CONNECTION_KINDS])]
         summary = self.push_many(connection_id, waiting, actor, progress) if waiting else RunSummary()
@@ -1167,6 +1183,13 @@ def _label(record: Any) -> str:
 def _explain(diag: Diagnosis, sentence: str) -> Diagnosis:
     """The diagnosis with ``sentence`` put before the provider's details."""
     return dataclasses.replace(diag, details=f"{sentence} {diag.details}".strip())
+
+
+def _unreachable(entry: SyncLogEntry) -> bool:
+    """QuickBooks did not answer (connection error, timeout) or only its gateway did (502/503/504, after the
+    client's resends): a run stops there instead of failing every record the same way."""
+    return entry.status == Status.ERROR and entry.kind == Kind.UNKNOWN and (
+        entry.http_status is None or entry.http_status in UNCERTAIN_HTTP) and not entry.codes
 
 
 def _uncertain(entry: SyncLogEntry) -> bool:

@@ -151,7 +151,7 @@ class QuickBooksOAuth:
         # docs); authlib's revoke_token() posts a form, so post through the same client with JSON.
         try:
             with self._client() as client:
-                resp = client.post(self.revoke_url, json={"token": token}, withhold_token=True,
+                resp = client.request("POST", self.revoke_url, json={"token": token}, withhold_token=True,
                                    auth=httpx.BasicAuth(self.client_id, self._client_secret),
                                    headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:

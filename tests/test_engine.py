@@ -462,3 +462,58 @@ def test_retry_all_goes_through_batches(services: Any, qbo: QBO, connected: Conn
     new_requests = qbo.standin.request_log(qbo.realm)[before:]
     assert [r["path"].rsplit("/", 1)[-1] for r in new_requests if r["method"] == "POST"].count("batch") == 3
     assert [e.kind for e in services.engine.open_errors(connected.connection_id)] == ["validation"]
+
+
+def test_edits_on_both_sides_keep_jobsiteon_and_say_so(services: Any, qbo: QBO, connected: Connected) -> None:
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    with services.sessions() as session, session.begin():
+        contact = session.scalars(select(Contact).where(Contact.display_name == "Lakeside Clinic")).one()
+        contact.phone = "555-7777"
+    qbo.standin.update_entity(qbo.realm, "Customer", customer_id(qbo, "Lakeside Clinic"),
+                              {"DisplayName": "Lakeside Clinic LLC"})
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    with services.sessions() as session:
+        contact = session.scalars(select(Contact).where(Contact.phone == "555-7777")).one()
+        assert contact.display_name == "Lakeside Clinic"  # the local edit was not lost
+    [customer] = [o for o in qbo.standin.entities(qbo.realm, "Customer") if o.get("PrimaryPhone")
+                  and o["PrimaryPhone"]["FreeFormNumber"] == "555-7777"]
+    assert customer["DisplayName"] == "Lakeside Clinic"
+    [note] = [e for e in entries(services, direction="pull") if e.status == "info"]
+    assert "Changed in both" in (note.details or "") and "Lakeside Clinic LLC" in (note.details or "")
+
+
+def test_quickbooks_unreachable_stops_the_run(services: Any, qbo: QBO, connected: Connected) -> None:
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    with services.sessions() as session, session.begin():
+        for i in range(300):
+            session.add(Contact(account_id=connected.account_id, display_name=f"Client {i:03d}"))
+    qbo.standin.fail_next(qbo.realm, 1000, status=503, content_type="text/html",
+                          body="<html><body>Service Unavailable</body></html>", path_contains="batch")
+    summary = services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    assert summary.stopped == "unknown"
+    assert summary.errors <= 30 * services.engine.config.batch_workers < 300, "stopped, not 300 errors"
+    assert len(services.engine.open_errors(connected.connection_id)) == summary.errors + 1  # + Permit fee
+
+
+def test_a_failed_pull_is_resolved_by_the_next_good_one(services: Any, qbo: QBO, connected: Connected) -> None:
+    qbo.standin.fail_next(qbo.realm, 5, status=502, content_type="text/html", body="<html>Bad Gateway</html>",
+                          path_contains="cdc")
+    summary = services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    assert summary.stopped == "unknown"
+    [failed] = [e for e in entries(services) if e.entity == "connection"]
+    assert failed.resolved_at is None
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    assert services.engine.get_entry(failed.id).resolved_at is not None
+
+
+def test_connecting_another_company_is_refused_and_its_grant_revoked(services: Any, qbo: QBO,
+                                                                     connected: Connected) -> None:
+    from sandbox.quickbooks.consent import click_connect
+    from sync.connections import finish_authorization
+
+    qbo.standin.create_realm("9130350000000002", "Other Company")
+    callback = click_connect(services.oauth.authorization_url("s"), "9130350000000002")
+    with pytest.raises(ValueError, match="disconnect it first"):
+        finish_authorization(services.sessions, services.oauth, services.tokens, services.engine,
+                             connected.connection_id, callback["code"], callback["realmId"], "U_ADMIN")
+    assert all(g["revoked"] for g in qbo.standin.token_info("9130350000000002"))
