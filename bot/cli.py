@@ -28,7 +28,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(records_app, name="records")
 app.add_typer(sandbox_app, name="sandbox")
 
-AccountOpt = Annotated[int | None, typer.Option("--account", help="Account id (default: the first account).")]
+AccountOpt = Annotated[int | None, typer.Option("--account", min=1, max=2**31 - 1,
+                                                 help="Account id (default: the first account).")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -37,9 +38,30 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _services(settings: Settings | None = None) -> Any:
+    """The services, or a clear message (exit 2) when the database or the encryption keys are unusable."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
     from bot.services import build_services
 
-    return build_services(settings or get_settings())
+    settings = settings or get_settings()
+    try:
+        return build_services(settings)
+    except (ArgumentError, NoSuchModuleError, DBAPIError, CommandError, OSError) as exc:
+        try:
+            shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        except ArgumentError:
+            shown = "(not a database URL)"
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        raise _fail(f"cannot use the database DATABASE_URL={shown}: {reason}", 2) from None
+    except ValueError as exc:  # e.g. a malformed TOKEN_ENCRYPTION_KEYS
+        raise _fail(str(exc), 2) from None
+
+
+def _clean(text: object) -> str:
+    """Text safe for a terminal: control characters shown as '?'."""
+    return "".join(ch if ch.isprintable() or ch == " " else "?" for ch in str(text))
 
 
 def _account_and_connection(services: Any, account: int | None) -> tuple[Any, Any]:
@@ -48,6 +70,8 @@ def _account_and_connection(services: Any, account: int | None) -> tuple[Any, An
     with services.sessions() as session:
         first = select(Account).order_by(Account.id)
         acc = session.get(Account, account) if account else session.scalars(first).first()
+        if acc is None and account:
+            raise _fail(f"no account {account}", 2)
         if acc is None:
             raise _fail("No account yet: import records first (`syncbot records import FILE.json`).")
         conn = session.scalars(select(Connection).where(Connection.account_id == acc.id)).first()
@@ -86,13 +110,18 @@ def _print_summary(summary: Any) -> None:
     if data["stopped"]:
         typer.secho(f"stopped early: {data['stopped']} (the connection needs attention; see `syncbot sync-log`)",
                     fg=typer.colors.YELLOW)
+        raise typer.Exit(1)
 
 
 def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from sync.crypto import SecretBoxError
     from sync.engine import ConnectionUnavailable, EngineError
 
     try:
         return fn(*args, **kwargs)
+    except SecretBoxError:
+        raise _fail("the stored QuickBooks tokens cannot be decrypted with TOKEN_ENCRYPTION_KEYS: use the key "
+                    "they were saved with, or reconnect", 2) from None
     except ConnectionUnavailable as exc:
         until = f" (until {exc.until:%Y-%m-%d %H:%M} UTC)" if exc.until else ""
         raise _fail(f"{exc}{until}") from None
@@ -102,7 +131,7 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
@@ -123,7 +152,8 @@ def db_upgrade() -> None:
 
 
 @records_app.command("import")
-def records_import(file: Annotated[Path, typer.Argument(help="A records file (JSON); see sync/records.py.")],
+def records_import(file: Annotated[Path, typer.Argument(help="A records file (JSON; - for stdin); see "
+                                                             "sync/records.py.")],
                    account: AccountOpt = None) -> None:
     """Validate a records file and import it (all or nothing): a bad file changes nothing and says which
     record and field is wrong."""
@@ -131,12 +161,22 @@ def records_import(file: Annotated[Path, typer.Argument(help="A records file (JS
     from sync.models import Account
     from sync.records import RecordsFileError, import_records
 
+    def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"key {dupes[0]!r} appears twice in one object")
+        return dict(pairs)
+
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        raw = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8-sig")
+        data = json.loads(raw, object_pairs_hook=no_duplicate_keys)
     except FileNotFoundError:
         raise _fail(f"{file}: no such file", 2) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(f"{file}: not valid JSON ({exc})", 2) from None
+    except OSError as exc:
+        raise _fail(f"{file}: cannot be read ({exc.strerror or exc})", 2) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise _fail(f"{file}: not valid JSON ({str(exc)[:200]})", 2) from None
     services = _services()
     try:
         with services.sessions() as session, session.begin():
@@ -169,9 +209,14 @@ def connect(account: AccountOpt = None,
     from sync.connections import ensure_connection, finish_authorization
     from sync.providers.base import ProviderError
 
+    if bool(code) != bool(realm_id):
+        raise _fail("give both --code and --realm-id (from the callback URL), or neither", 2)
     services = _services()
     try:
-        services.settings.check_secrets()
+        try:
+            services.settings.check_secrets()
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
         acc, _ = _account_and_connection(services, account)
         with services.sessions() as session, session.begin():
             conn_id = ensure_connection(session, acc.id).id
@@ -207,10 +252,10 @@ def sync_now(account: AccountOpt = None) -> None:
 
 
 @app.command("retry")
-def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.")],
+def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.", min=1, max=2**62)],
           actor: Annotated[str, typer.Option(help="Who retries (recorded).")] = "cli") -> None:
     """Retry the record of one sync log entry."""
-    from sync.engine import EngineError, NothingToRetry
+    from sync.engine import EngineError, NotFound, NothingToRetry
 
     services = _services()
     try:
@@ -219,6 +264,8 @@ def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.")],
         except NothingToRetry as exc:
             typer.echo(f"{exc} (newest attempt: entry {exc.entry.id}, {exc.entry.status})")
             return
+        except NotFound as exc:
+            raise _fail(str(exc), 2) from None
         except EngineError as exc:
             raise _fail(str(exc)) from None
         typer.echo(f"entry {result.id}: {result.status}" + (f" ({result.kind})" if result.kind else "")
@@ -241,15 +288,30 @@ def retry_all(account: AccountOpt = None) -> None:
         services.close()
 
 
+@app.command("resume")
+def resume(account: AccountOpt = None) -> None:
+    """Resume a rate-limited or suspended connection now (the Slack app's scheduler does it by itself when the
+    pause is over): retries what waited, then syncs."""
+    services = _services()
+    try:
+        conn = _connection_or_fail(services, account)
+        summary = _engine_call(services.engine.resume, conn.id, "cli", "resumed", _progress("resuming"))
+        _print_summary(summary)
+    finally:
+        services.close()
+
+
 @app.command("sync-log")
 def sync_log(words: Annotated[list[str] | None, typer.Argument(
                  help="Filters: errors, warnings, open, entity:invoice, kind:duplicate, since:7d, until:DATE, "
                       "direction:pull, status:synced, and free text.")] = None,
              account: AccountOpt = None,
              limit: Annotated[int, typer.Option(min=1, max=100, help="Entries per page.")] = 20,
-             before: Annotated[int | None, typer.Option(help="Show entries older than this id (next page).")] = None,
+             before: Annotated[int | None, typer.Option(min=1, max=2**62,
+                                                        help="Show entries older than this id (next page).")] = None,
              as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Show the sync log, newest first."""
+    from sync.diagnosis import KINDS, Kind
     from sync.log import FilterError, entry_as_dict, page, parse_filter
 
     services = _services()
@@ -263,6 +325,9 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
         with services.sessions() as session:
             result = page(session, flt, before=before, size=limit)
             rows = [entry_as_dict(e, lambda t: t.astimezone(tz)) for e in result.entries]
+        for row in rows:
+            info = KINDS.get(Kind(row["kind"])) if row["kind"] in {k.value for k in Kind} else None
+            row["cause"], row["fix"] = (info.cause, info.fix) if info else (None, None)
         if as_json:
             typer.echo(json.dumps({"filter": flt.describe(), "entries": rows, "next_before": result.next_before},
                                   indent=2))
@@ -277,12 +342,15 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
                 state += " (resolved)"
             elif r["retried_by"]:
                 state += f" (retried: {r['retried_by']})"
-            typer.echo(f"{r['id']:>7}  {when}  {r['entity']:<8} {r['direction']:<4}  {state:<28} "
-                       f"{(r['record'] or '')[:40]}")
+            typer.echo(f"{r['id']:>7}  {when}  {r['entity']:<10} {r['direction']:<4}  {state:<28} "
+                       f"{_clean(r['record'] or '(the connection)')[:40]}")
             if r["status"] in ("error", "warning") and r["details"]:
-                typer.echo(" " * 9 + r["details"].splitlines()[0][:110])
+                typer.echo(" " * 9 + _clean(r["details"].splitlines()[0])[:110])
+                if r["fix"] and not r["resolved_at"] and not r["retried_by"]:
+                    typer.echo(" " * 9 + "fix: " + r["fix"])
         if result.next_before:
-            typer.echo(" ".join(["more: syncbot sync-log", *(words or []), f"--before {result.next_before}"]))
+            typer.echo(" ".join(["more: syncbot sync-log", *(words or []), f"--limit {limit}",
+                                 f"--before {result.next_before}"]))
     finally:
         services.close()
 
@@ -312,9 +380,9 @@ def diagnose_cmd(file: Annotated[str, typer.Argument(help="A file with the raw r
 
 
 @sandbox_app.command("quickbooks")
-def sandbox_quickbooks(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
-                       minute_seconds: Annotated[float, typer.Option(help="Length of the throttling minute.")] = 60.0,
-                       ) -> None:
+def sandbox_quickbooks(port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8765,
+                       minute_seconds: Annotated[float, typer.Option(
+                           min=0.1, help="Length of the throttling minute (seconds).")] = 60.0) -> None:
     """Serve the QuickBooks Online + Intuit OAuth stand-in on 127.0.0.1:PORT until Ctrl-C."""
     import uvicorn
 

@@ -29,7 +29,8 @@ log = logging.getLogger("syncbot.slack")
 
 Respond = Callable[..., Any]
 SUBCOMMANDS = ("help", "retry-all", "sync-now", "status", "connect", "reconnect", "channel", "retry")
-BARE_FILTERS = frozenset({"errors", "error", "warnings", "warning", "open"})
+BARE_FILTERS = frozenset({"errors", "error", "warnings", "warning", "open", "contact", "contacts", "customer",
+                          "customers", "item", "items", "invoice", "invoices", "payment", "payments"})
 FILTER_KEYS = ("entity", "kind", "status", "direction", "since", "until", "connection")
 CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 

@@ -99,6 +99,8 @@ def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **b
             f = replace(f, statuses=(*f.statuses, Status.WARNING.value))
         elif low == "open":
             f = replace(f, open_only=True)
+        elif ENTITY_ALIASES.get(low, low) in {e.value for e in Entity}:  # "invoices", "contact"...
+            f = replace(f, entities=(*f.entities, ENTITY_ALIASES.get(low, low)))
         elif ":" in low and low.split(":", 1)[0] in (
                 "entity", "kind", "status", "direction", "since", "until", "connection"):
             key, value = word.split(":", 1)

@@ -43,17 +43,58 @@ class RecordsFileError(ValueError):
         self.problems = problems
 
 
-def _money(value: Any) -> Decimal:
+MAX_AMOUNT = Decimal("999999999.99")  # QuickBooks amounts are at most 99,999,999,999.99; we stay well inside
+MAX_QUANTITY = Decimal("1000000")
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    text = str(value).strip()
+    if len(text) > 40:
+        raise ValueError(f"'{text[:20]}...' is not {what}")
     try:
-        amount = Decimal(str(value).strip())
+        number = Decimal(text)
     except InvalidOperation as exc:
-        raise ValueError(f"'{value}' is not an amount") from exc
-    if not amount.is_finite():
-        raise ValueError(f"'{value}' is not an amount")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError(f"'{value}' has more than two decimals")
+        raise ValueError(f"'{value}' is not {what}") from exc
+    if not number.is_finite():
+        raise ValueError(f"'{value}' is not {what}")
+    return number
+
+
+def _money(value: Any) -> Decimal:
+    amount = _decimal(value, "an amount")
     if amount < 0:
         raise ValueError("must not be negative")
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"must be at most {MAX_AMOUNT}")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError(f"'{value}' has more than two decimals")
+    return amount
+
+
+def _quantity(value: Any) -> Decimal:
+    quantity = _decimal(value, "a quantity")
+    if quantity <= 0:
+        raise ValueError("must be greater than 0")
+    if quantity > MAX_QUANTITY:
+        raise ValueError(f"must be at most {MAX_QUANTITY}")
+    if quantity != quantity.quantize(Decimal("0.0001")):
+        raise ValueError(f"'{value}' has more than four decimals")
+    return quantity
+
+
+#: Characters refused in any text: control characters, and bidirectional overrides that disguise text.
+_UNSAFE = {chr(c) for c in range(32) if chr(c) not in "\t"} | {chr(127)} | set("\u202a\u202b\u202c\u202d\u202e"
+                                                                                "\u2066\u2067\u2068\u2069")
+
+
+def unsafe_text(value: str) -> bool:
+    """True when ``value`` holds control characters or bidirectional overrides."""
+    return any(ch in _UNSAFE for ch in value)
+
+
+def _positive(amount: Decimal) -> Decimal:
+    if amount <= 0:
+        raise ValueError("must be greater than 0")
     return amount
 
 
@@ -64,6 +105,13 @@ def to_cents(amount: Decimal) -> int:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _safe_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and unsafe_text(value):
+            raise ValueError("contains control characters or hidden direction marks")
+        return value
 
 
 class AccountIn(_Strict):
@@ -109,12 +157,13 @@ class ItemIn(_Strict):
 
 class LineIn(_Strict):
     item: str = Field(min_length=1)
-    quantity: Decimal = Field(gt=0)
+    quantity: Decimal
     rate: Decimal
     tax_code: Literal["TAX", "NON"] = "TAX"
     description: str | None = Field(None, max_length=4000)
 
     _rate = field_validator("rate", mode="before")(classmethod(lambda cls, v: _money(v)))
+    _quantity = field_validator("quantity", mode="before")(classmethod(lambda cls, v: _quantity(v)))
 
 
 class InvoiceIn(_Strict):
@@ -146,7 +195,7 @@ class PaymentIn(_Strict):
     date: dt.date
     method: str | None = Field(None, max_length=50)
 
-    _amount = field_validator("amount", mode="before")(classmethod(lambda cls, v: _money(v)))
+    _amount = field_validator("amount", mode="before")(classmethod(lambda cls, v: _positive(_money(v))))
 
 
 class RecordsFile(_Strict):
@@ -193,11 +242,14 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
-def validate(data: Any) -> RecordsFile:
+def validate(data: Any, known: dict[str, set[str]] | None = None) -> RecordsFile:
     """Check a parsed records file: shape, values, references between records, and given totals.
 
-    Raises RecordsFileError naming each record (by position and ref) and field that is wrong.
+    ``known``: refs already in the account ({"contacts": {...}, "items": ..., "invoices": ...}) that the file may
+    reference without repeating them. Raises RecordsFileError naming each record (by position and ref) and
+    field that is wrong.
     """
+    known = known or {}
     if not isinstance(data, dict):
         raise RecordsFileError(["file: the top level must be a JSON object"])
     try:
@@ -213,9 +265,9 @@ def validate(data: Any) -> RecordsFile:
             if row.ref in seen:
                 problems.append(f"{name}[{i}] (ref {row.ref}).ref: used twice")
             seen.add(row.ref)
-    contact_refs = {c.ref for c in parsed.contacts}
-    item_refs = {c.ref for c in parsed.items}
-    invoice_refs = {c.ref for c in parsed.invoices}
+    contact_refs = {c.ref for c in parsed.contacts} | known.get("contacts", set())
+    item_refs = {c.ref for c in parsed.items} | known.get("items", set())
+    invoice_refs = {c.ref for c in parsed.invoices} | known.get("invoices", set())
     numbers: set[str] = set()
     for i, inv in enumerate(parsed.invoices):
         where = f"invoices[{i}] (ref {inv.ref})"
@@ -251,16 +303,18 @@ def import_records(session: Session, account_id: int, data: Any) -> dict[str, in
 
     The caller commits. Returns counts per entity. Raises RecordsFileError (nothing is written).
     """
-    parsed = validate(data)
     account = session.get(Account, account_id)
     if account is None:
         raise RecordsFileError([f"account {account_id}: does not exist"])
-    if parsed.account is not None:
-        account.name, account.timezone = parsed.account.name, parsed.account.timezone
 
     def existing(model: Any) -> dict[str, Any]:
         return {r.external_ref: r for r in session.scalars(
             select(model).where(model.account_id == account_id, model.external_ref.is_not(None)))}
+
+    parsed = validate(data, {"contacts": set(existing(Contact)), "items": set(existing(Item)),
+                             "invoices": set(existing(Invoice))})
+    if parsed.account is not None:
+        account.name, account.timezone = parsed.account.name, parsed.account.timezone
 
     contacts = existing(Contact)
     for c in parsed.contacts:

@@ -85,7 +85,7 @@ def test_connect_sync_log_retry_and_retry_all(cli: Any, qbo: QBO, fixtures_dir: 
     assert (dup["record"], dup["status"], dup["codes"]) == ("Acme Corp", "error", "6240")
 
     assert cli("sync-log", "kind:nonsense").exit_code == 2
-    assert cli("retry", "999999").exit_code == 1
+    assert cli("retry", "999999").exit_code == 2  # no such entry
 
     failing = cli("retry", str(dup["id"]))
     assert failing.exit_code == 1 and "duplicate" in failing.output
@@ -139,3 +139,45 @@ def test_demo_fixes_all_six_errors(cli: Any, tmp_path: Path, monkeypatch: pytest
         assert f"-> {kind}" in result.output
     final = result.output.split("== The sync log now")[-1]
     assert "no open errors" in final and "[ERROR]" not in final and "[WARNING]" not in final
+
+
+def test_unreadable_inputs_get_clear_messages(cli: Any, fixtures_dir: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("records", "import", str(tmp_path)).exit_code == 2  # a directory
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    result = cli("records", "import", str(deep))
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+    dupes = tmp_path / "dupes.json"
+    dupes.write_text('{"contacts": [], "contacts": []}')
+    result = cli("records", "import", str(dupes))
+    assert result.exit_code == 2 and "appears twice" in result.output
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + (fixtures_dir / "records_demo.json").read_bytes())
+    assert cli("records", "import", str(bom)).exit_code == 0
+    assert cli("sync-log", "since:99999999999d").exit_code == 2
+    assert cli("retry", "99999999999999999999999").exit_code == 2
+    assert cli("sync-log", "--account", "99").exit_code == 2
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/missing/dir/x.db")
+    result = cli("sync-log")
+    assert result.exit_code == 2 and "cannot use the database" in result.output
+    monkeypatch.setenv("DATABASE_URL", "notaurl")
+    assert cli("sync-log").exit_code == 2
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+    result = cli("sync-log")
+    assert result.exit_code == 2 and "secret" not in result.output
+
+
+def test_a_run_that_stops_early_exits_non_zero(cli: Any, qbo: QBO, fixtures_dir: Path) -> None:
+    from sandbox.quickbooks.consent import click_connect
+
+    assert cli("records", "import", str(fixtures_dir / "records_demo.json")).exit_code == 0
+    callback = click_connect(cli("connect").output.strip(), qbo.realm)
+    qbo.standin.exhaust_throttle(qbo.realm)
+    result = cli("connect", "--code", callback["code"], "--realm-id", callback["realmId"])
+    assert result.exit_code == 1 and "stopped early: rate_limited" in result.output
+    assert cli("sync-now").exit_code == 1  # paused: it says so and exits 1
+    qbo.standin.clear_throttle(qbo.realm)
+    resumed = cli("resume")
+    assert resumed.exit_code == 0, resumed.output

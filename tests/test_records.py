@@ -82,3 +82,41 @@ def test_import_all_or_nothing_and_update_by_ref(clean_db: str, demo: dict[str, 
                 "new@riverside.test"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(("mutate", "where", "says"), [
+    (lambda d: d["invoices"][0]["lines"][0].update(quantity="1e30"), "invoices[0] (ref INV1).lines[0].quantity",
+     "at most"),
+    (lambda d: d["invoices"][0]["lines"][0].update(quantity="0.00001"), "invoices[0] (ref INV1).lines[0].quantity",
+     "four decimals"),
+    (lambda d: d["payments"][0].update(amount="1e400"), "payments[0] (ref P1).amount", "at most"),
+    (lambda d: d["payments"][0].update(amount="0"), "payments[0] (ref P1).amount", "greater than 0"),
+    (lambda d: d["items"][0].update(unit_price="99999999999999999999.00"), "items[0] (ref I1).unit_price",
+     "at most"),
+    (lambda d: d["items"][0].update(unit_price="9" * 5000), "items[0] (ref I1).unit_price", "is not an amount"),
+    (lambda d: d["contacts"][0].update(display_name="\u202eevil\u0007\x1b[31mRED"),
+     "contacts[0] (ref C1).display_name", "control characters"),
+])
+def test_hostile_values_are_refused(demo: dict[str, Any], mutate: Any, where: str, says: str) -> None:
+    data = copy.deepcopy(demo)
+    mutate(data)
+    with pytest.raises(RecordsFileError) as err:
+        validate(data)
+    assert any(p.startswith(where) and says in p for p in err.value.problems), err.value.problems
+
+
+def test_a_later_file_may_reference_records_already_imported(clean_db: str, demo: dict[str, Any]) -> None:
+    engine = db.make_engine(clean_db)
+    sessions = db.make_sessionmaker(engine)
+    try:
+        with sessions() as session, session.begin():
+            account_id = ensure_account(session).id
+            import_records(session, account_id, demo)
+        later = {"payments": [{"ref": "P2", "contact": "C1", "invoice": "INV1", "amount": "25.00",
+                               "date": "2026-11-25"}]}
+        with sessions() as session, session.begin():
+            assert import_records(session, account_id, later)["payments"] == 1
+        with sessions() as session:
+            assert session.scalar(select(func.count()).select_from(Payment)) == 2
+    finally:
+        engine.dispose()
