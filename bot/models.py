@@ -31,6 +31,10 @@ class Workspace(Base):
     channel_id: Mapped[str | None] = mapped_column(String(32))
     admin_user_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     open_reading: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The Slack user who set the workspace up (ran `/sync-log channel`): told when the channel breaks.
+    installer_user_id: Mapped[str | None] = mapped_column(String(32))
+    #: Why notifications cannot reach the channel now (not_in_channel, channel_not_found...), until fixed.
+    channel_problem: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -83,6 +83,7 @@ class Notifier:
         self._last_post: dict[str, float] = {}
         self._lock = threading.Lock()  # one delivery pass at a time in this process
         self._digests_due: dict[int, tuple[str, str, str, int | None]] = {}
+        self._current_account: int | None = None  # the account whose topic is being delivered (one pass at a time)
         self._wake = threading.Event()
 
     # ------------------------------------------------------------------------------------------ the loop
@@ -127,6 +128,7 @@ class Notifier:
                     self._reschedule(group, blocked_channels[channel], "channel paused")
                     stats.rescheduled += len(group)
                     continue
+                self._current_account = account_id
                 try:
                     outcome = self._deliver_topic(team_id, channel, tz, account_id, topic, group)
                 except _Reschedule as exc:
@@ -291,6 +293,7 @@ class Notifier:
         due, self._digests_due = self._digests_due, {}
         topic, since = self._digest_topic()
         for account_id, (team_id, _channel, tz, connection_id) in due.items():
+            self._current_account = account_id
             with self.sessions() as session:
                 row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
                                                                  SlackMessage.topic == topic)).first()
@@ -346,6 +349,9 @@ class Notifier:
             row.channel_id = str(answer.get("channel") or channel)
             row.ts = str(answer["ts"])
             row.posted_at = row.updated_at = self.clock()
+            ws = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).first()
+            if ws is not None and ws.channel_problem:
+                ws.channel_problem = None
         log.info("event=slack_posted account_id=%s topic=%s channel=%s", account_id, topic, channel)
 
     def _update(self, client: WebClient, row: SlackMessage, message: dict[str, Any]) -> None:
@@ -379,7 +385,12 @@ class Notifier:
 
     def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
         try:
-            return method(**kwargs)
+            answer = method(**kwargs)
+            warnings = list((answer.get("response_metadata") or {}).get("warnings") or [])
+            if answer.get("warning") or warnings:
+                log.warning("event=slack_warning method=%s warning=%s warnings=%s", getattr(method, "__name__", "?"),
+                            answer.get("warning"), ",".join(warnings))
+            return answer
         except SlackApiError as exc:
             error = str(exc.response.get("error") or "")
             status = exc.response.status_code
@@ -389,8 +400,13 @@ class Notifier:
             if error in GONE_MESSAGE_ERRORS:
                 raise _GoneMessage(error) from None
             if error in CHANNEL_ERRORS:
-                self._tell_admins(kwargs.get("channel"), error)
+                self._channel_broken(str(kwargs.get("channel")), error)
                 raise _Reschedule(300.0, f"cannot post to the channel: {error}", channel_wide=True) from None
+            if error == "invalid_blocks" and kwargs.get("blocks"):
+                # Our renderers keep within Block Kit's limits; should Slack still refuse, say why in the log and
+                # send the plain-text fallback once, so the error is not silently lost (SL-07).
+                log.error("event=slack_invalid_blocks errors=%s", exc.response.get("errors"))
+                return self._call(method, **{k: v for k, v in kwargs.items() if k != "blocks"})
             if status >= 500 or error in TRANSIENT_ERRORS:
                 raise _Reschedule(30.0, f"Slack error {status} {error}", channel_wide=True) from None
             log.error("event=slack_call_refused error=%s status=%s", error, status)
@@ -398,9 +414,29 @@ class Notifier:
         except OSError as exc:  # connection errors after slack_sdk's own retries
             raise _Reschedule(30.0, f"Slack unreachable: {exc}", channel_wide=True) from None
 
-    def _tell_admins(self, channel: Any, error: str) -> None:
-        """Hook for the app to DM the account's admins (set by the app); logs otherwise."""
+    def _channel_broken(self, channel: str, error: str) -> None:
+        """Mark the workspace's channel broken (shown by /sync-log status and the App Home) and DM the person
+        who set it up, once per problem, asking to invite @syncbot or to pick another channel. The entries and
+        the notifications stay; delivery resumes when the channel works again."""
         log.warning("event=slack_channel_unusable channel=%s error=%s", channel, error)
+        problem = f"{error} in <#{channel}>"
+        with self.sessions() as session, session.begin():
+            ws = session.scalars(select(Workspace).where(Workspace.account_id == self._current_account)).first()
+            if ws is None or ws.channel_problem == problem:
+                return
+            ws.channel_problem = problem
+            team_id, user_ids = ws.team_id, [u for u in [ws.installer_user_id, *(ws.admin_user_ids or [])] if u]
+        text = (f":warning: syncbot cannot post sync errors to <#{channel}> (Slack says `{error}`). Invite it with "
+                "`/invite @syncbot` in that channel, or pick another one with `/sync-log channel #name`. Nothing is "
+                "lost: the errors wait and arrive as soon as the channel works.")
+        client = self.client_for(team_id)
+        for user_id in dict.fromkeys(user_ids):
+            try:
+                dm = client.conversations_open(users=user_id)
+                client.chat_postMessage(channel=dm["channel"]["id"], text=text)
+            except SlackApiError as exc:
+                log.warning("event=channel_problem_dm_failed user_id=%s error=%s", user_id,
+                            exc.response.get("error"))
 
 
 class _GoneMessage(Exception):

@@ -90,7 +90,12 @@ def status_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str
             days = (expiry - now).days if expiry else None
             rows.append((conn, rt.services.engine.counts(conn.id), days))
         session.expunge_all()
-    return blocks.status_message(rows, tz=user.tz or tenant.timezone)
+    message = blocks.status_message(rows, tz=user.tz or tenant.timezone)
+    if tenant.channel_problem:
+        note = (f":warning: Sync errors cannot reach the channel now ({blocks.escape_mrkdwn(tenant.channel_problem)})."
+                " Invite @syncbot there, or pick another channel with `/sync-log channel #name`.")
+        message = {"text": f"{note}\n{message['text']}"[:3000], "blocks": [section(note), *message["blocks"]]}
+    return message
 
 
 # ------------------------------------------------------------------------------------------------ entries
@@ -266,12 +271,13 @@ def reconnect_link(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str
                                  minutes=rt.states.ttl // 60)
 
 
-def set_channel(rt: SlackRuntime, tenant: Tenant, words: Sequence[str]) -> str:
+def set_channel(rt: SlackRuntime, tenant: Tenant, words: Sequence[str], user: UserInfo | None = None) -> str:
     """`/sync-log channel #name`: where notifications go. Returns the answer text."""
     if len(words) != 1 or not CHANNEL_REF.match(words[0]):
         return "Say which channel: `/sync-log channel #sync-errors` (pick it from Slack's suggestions)."
     channel_id = CHANNEL_REF.match(words[0]).group(1)  # type: ignore[union-attr]
-    rt.tenants.set_channel(tenant.team_id, channel_id)
+    rt.tenants.set_channel(tenant.team_id, channel_id, user.user_id if user else None)
+    rt.notifier.wake()
     return (f"Sync errors now go to <#{channel_id}>. If syncbot is not a member yet, invite it there: "
             "`/invite @syncbot`.")
 

@@ -39,6 +39,7 @@ class Tenant:
     connection_id: int | None
     admin_user_ids: tuple[str, ...]
     open_reading: bool
+    channel_problem: str | None = None
 
 
 def tenant_for(session: Session, team_id: str, auto_bind: bool) -> Tenant | None:
@@ -63,7 +64,7 @@ def tenant_for(session: Session, team_id: str, auto_bind: bool) -> Tenant | None
     return Tenant(team_id=team_id, account_id=account.id, account_name=account.name,
                   timezone=account.timezone or "UTC", channel_id=ws.channel_id,
                   connection_id=conn.id if conn else None, admin_user_ids=tuple(ws.admin_user_ids or ()),
-                  open_reading=bool(ws.open_reading))
+                  open_reading=bool(ws.open_reading), channel_problem=ws.channel_problem)
 
 
 class Tenants:
@@ -79,11 +80,14 @@ class Tenants:
         with self.sessions() as session, session.begin():
             return tenant_for(session, team_id, self.auto_bind)
 
-    def set_channel(self, team_id: str, channel_id: str) -> None:
+    def set_channel(self, team_id: str, channel_id: str, user_id: str | None = None) -> None:
+        """Send notifications to ``channel_id``; ``user_id`` (who set it) is told if it breaks."""
         with self.sessions() as session, session.begin():
             ws = session.get(Workspace, team_id)
             if ws is not None:
                 ws.channel_id = channel_id
+                ws.channel_problem = None
+                ws.installer_user_id = user_id or ws.installer_user_id
 
 
 @dataclass

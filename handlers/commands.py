@@ -45,7 +45,7 @@ def register(app: App, rt: SlackRuntime) -> None:
         elif sub in ("connect", "reconnect"):
             ack(**operations.reconnect_link(rt, tenant, user))
         elif sub == "channel":
-            ack(text=operations.set_channel(rt, tenant, rest))
+            ack(text=operations.set_channel(rt, tenant, rest, user))
         elif sub == "retry":
             if len(rest) != 1:
                 ack(**operations.help_with("Say which record: `/sync-log retry JS-1001`."))

@@ -1,0 +1,161 @@
+"""The Slack situations of ../shared/cases/slack_situations.json (copied to tests/fixtures), each met the way
+Slack met it in the report, and each answered with the situation's expected_behaviour."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.models import SlackMessage, Workspace
+from sandbox.slack import config as slack_cfg
+from sync.models import Contact, Notification, SyncLogEntry
+from tests.conftest import CHANNEL, QBO, Stack, wait_for
+from tests.test_slack_flows import deliver_all, pending
+
+SITUATIONS = {s["id"]: s for s in json.loads(
+    (Path(__file__).parent / "fixtures" / "slack_situations.json").read_text())}
+
+
+def test_the_fixture_holds_the_seven_situations() -> None:
+    assert sorted(SITUATIONS) == ["SL-01", "SL-03", "SL-05", "SL-07", "SL-09", "SL-11", "SL-13"]
+
+
+def test_sl01_slow_provider_behind_a_command_is_acked_first(stack: Stack, qbo: QBO) -> None:
+    situation = SITUATIONS["SL-01"]
+    qbo.standin.set_tax(qbo.realm, True, 8.875)
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # JS-1001: a total mismatch warning
+    qbo.standin.configure(latency_seconds=situation["input"]["provider_latency_s"] / 2)
+    requests_before = len(qbo.standin.request_log(qbo.realm))
+    started = time.monotonic()
+    result = stack.driver.slash_command("/sync-log", "retry JS-1001")
+    elapsed = time.monotonic() - started
+    assert result.status_code == 200 and elapsed < 3.0, elapsed
+    assert "Retrying JS-1001" in result.response.text
+    assert len(qbo.standin.request_log(qbo.realm)) == requests_before, "no provider call before the ack"
+
+    def new_attempt() -> Any:
+        with stack.rt.services.sessions() as session:
+            return session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.record_label == "JS-1001", SyncLogEntry.status != "pending",
+                SyncLogEntry.attempt == 2)).first()
+
+    assert wait_for(new_attempt, timeout=30).actor
+
+
+def test_sl03_skewed_clock_is_refused_and_logged_with_the_skew(stack: Stack,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    skew = SITUATIONS["SL-03"]["input"]["server_clock_offset_s"]
+    with caplog.at_level(logging.WARNING, logger="syncbot.server"):
+        result = stack.driver.slash_command("/sync-log", "status", skew_s=-skew)
+    assert result.status_code == 401
+    [record] = [r for r in caplog.records if "slack_request_refused" in r.getMessage()]
+    logged_skew = int(record.getMessage().split("skew_s=")[1].split()[0])
+    assert abs(logged_skew - skew) <= 5
+
+
+def test_sl05_a_burst_under_429_loses_nothing_and_posts_nothing_twice(stack: Stack, qbo: QBO) -> None:
+    names = [f"Client {i:02d}" for i in range(40)]
+    with stack.rt.services.sessions() as session, session.begin():
+        for name in names:
+            session.add(Contact(account_id=stack.account_id, display_name=name))
+    for name in names:
+        qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
+    stack.slack.standin.inject_fault("chat.postMessage", 2, status=429, retry_after=1)
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    deliver_all(stack)
+    messages = stack.messages()
+    singles = [m for m in messages if "sync errors since" not in m["text"]]
+    [digest] = [m for m in messages if "sync errors since" in m["text"]]
+    assert len({m["text"] for m in singles}) == len(singles), "nothing posted twice"
+    assert len(singles) + int(digest["text"].split()[0]) == 41  # 40 duplicates and Permit fee: nothing lost
+    assert 429 in [c.status for c in stack.slack.standin.calls("chat.postMessage")]
+    assert pending(stack) == 0
+
+
+def test_sl07_long_details_never_get_the_message_refused(stack: Stack, qbo: QBO,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    page = "<html><body>" + "<p>Down for maintenance &amp; upgrades</p>" * 140 + "</body></html>"
+    assert len(page) > 5200
+    qbo.standin.fail_next(qbo.realm, 1, status=400, content_type="text/html", body=page,
+                          path_contains="customer")
+    with stack.rt.services.sessions() as session, session.begin():
+        session.add(Contact(account_id=stack.account_id, display_name="Summit Roofing"))
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    deliver_all(stack)
+    refused = [c for c in stack.slack.standin.calls("chat.postMessage") if c.error == "invalid_blocks"]
+    assert refused == [] and len(stack.messages()) >= 1
+    # Should Slack refuse the blocks anyway, the plain-text fallback goes out once and the errors are logged.
+    stack.slack.standin.inject_fault("chat.update", 1, error="invalid_blocks")
+    with caplog.at_level(logging.ERROR, logger="syncbot.notifier"):
+        entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if e.kind == "validation")
+        stack.rt.services.engine.retry_entry(entry.id, "U_ADMIN")
+        deliver_all(stack)
+    assert any("slack_invalid_blocks" in r.getMessage() for r in caplog.records)
+    assert pending(stack) == 0
+
+
+def test_sl09_the_fallback_text_stays_short(stack: Stack, qbo: QBO) -> None:
+    qbo.standin.fail_next(qbo.realm, 1, status=400, content_type="application/json", body=json.dumps(
+        {"Fault": {"Error": [{"Message": "x" * 30000, "Detail": "y" * 30000, "code": "6000"}],
+                   "type": "ValidationFault"}}), path_contains="customer")
+    with stack.rt.services.sessions() as session, session.begin():
+        session.add(Contact(account_id=stack.account_id, display_name="Summit Roofing"))
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    deliver_all(stack)
+    posted = stack.slack.standin.calls("chat.postMessage")
+    assert posted and all(c.ok for c in posted)
+    assert max(len(str(c.params.get("text", ""))) for c in posted) < 4000
+
+
+def test_sl11_a_message_that_cannot_be_updated_is_posted_afresh(stack: Stack, qbo: QBO) -> None:
+    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    deliver_all(stack)
+    acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
+    for error in SITUATIONS["SL-11"]["input"]["responses"][:1]:
+        stack.slack.standin.set_update_error(CHANNEL, acme["ts"], error["body"]["error"])
+    qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
+    entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if e.kind == "duplicate")
+    stack.rt.services.engine.retry_entry(entry.id, "U_ADMIN")
+    deliver_all(stack)
+    with stack.rt.services.sessions() as session:
+        row = session.scalars(select(SlackMessage).where(SlackMessage.topic.like("record:%:contact:%"))).one()
+    assert row.ts != acme["ts"]
+    assert ":white_check_mark:" in str(stack.message(row.ts)["blocks"])
+    assert not [c for c in stack.slack.standin.calls("chat.update")
+                if c.params.get("ts") == acme["ts"] and c.ok]
+
+
+def test_sl13_a_private_channel_the_bot_is_not_in(stack: Stack, qbo: QBO) -> None:
+    private = SITUATIONS["SL-13"]["input"]["params"]["channel"]
+    answer = stack.driver.slash_command("/sync-log", f"channel <#{private}|finance>")
+    assert private in answer.response.text
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.rt.notifier.deliver()
+    assert pending(stack) == 2, "the notifications wait"
+    with stack.rt.services.sessions() as session:
+        ws = session.get(Workspace, slack_cfg.DEFAULT_TEAM_ID)
+        assert ws.channel_problem and ws.channel_problem.startswith(("not_in_channel", "channel_not_found"))
+        assert session.scalar(select(func.count()).select_from(SyncLogEntry).where(
+            SyncLogEntry.status == "error")) == 2, "the entries are kept"
+    dms = [c for c in stack.slack.standin.calls("chat.postMessage") if "cannot post" in str(c.params.get("text"))]
+    assert len(dms) == 1 and "/invite @syncbot" in dms[0].params["text"]
+    assert "cannot reach the channel" in stack.driver.slash_command("/sync-log", "status").response.text
+
+    stack.rt.notifier.deliver()  # still broken: no second DM
+    assert len([c for c in stack.slack.standin.calls("chat.postMessage")
+                if "cannot post" in str(c.params.get("text"))]) == 1
+    stack.slack.standin.set_bot_membership(private, True)  # invited
+    deliver_all(stack)
+    assert len(stack.slack.standin.messages(private)) == 2
+    with stack.rt.services.sessions() as session:
+        assert session.get(Workspace, slack_cfg.DEFAULT_TEAM_ID).channel_problem is None
+        assert session.scalar(select(func.count()).select_from(Notification).where(
+            Notification.delivered_at.is_(None))) == 0
