@@ -613,10 +613,12 @@ class SyncEngine:
             return self._retry_pull(entry, actor)
         with self._claimed(entry.connection_id, entry.entity, entry.record_id):
             entry = self.get_entry(entry_id, account_id)  # re-read under the claim
-            if entry.resolved_at is not None or entry.status in (Status.SYNCED, Status.INFO):
-                raise NothingToRetry("This entry is already resolved.", entry)
-            if entry.superseded_by_id is not None:
-                raise NothingToRetry("This entry was retried already.", self._newest(entry))
+            newest = self._newest(entry)
+            if newest.resolved_at is not None or newest.status in (Status.SYNCED, Status.INFO):
+                raise NothingToRetry("This record is already resolved.", newest)
+            if newest.status == Status.PENDING:
+                raise InProgress("This record is being retried right now.")
+            entry = newest  # an older attempt's button retries the record's current error
             result = self._push_claimed(entry.connection_id, _Target(Entity(entry.entity), entry.record_id, True),
                                         actor, entry.id)
             assert result is not None

@@ -517,3 +517,21 @@ def test_connecting_another_company_is_refused_and_its_grant_revoked(services: A
         finish_authorization(services.sessions, services.oauth, services.tokens, services.engine,
                              connected.connection_id, callback["code"], callback["realmId"], "U_ADMIN")
     assert all(g["revoked"] for g in qbo.standin.token_info("9130350000000002"))
+
+
+def test_retrying_an_older_attempt_retries_the_records_current_error(services: Any, qbo: QBO,
+                                                                     connected: Connected) -> None:
+    from sync.engine import NothingToRetry
+
+    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    first = open_entry(services, "contact", "Acme Corp")
+    second = services.engine.retry_entry(first.id, "U_ADMIN")  # still a duplicate
+    assert (second.status, second.attempt) == ("error", 2)
+    third = services.engine.retry_entry(first.id, "U_ADMIN")  # the old message's button: the record again
+    assert third.retry_of_id == second.id and third.attempt == 3
+    qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
+    assert services.engine.retry_entry(first.id, "U_ADMIN").status == "synced"
+    with pytest.raises(NothingToRetry) as done:
+        services.engine.retry_entry(second.id, "U_ADMIN")
+    assert done.value.entry.status == "synced"
