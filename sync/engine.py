@@ -573,21 +573,26 @@ class SyncEngine:
                 digest: str | None, provider: Provider, actor: str) -> SyncLogEntry:
         with self.sessions() as session, session.begin():
             conn = self._connection(session, connection_id)
-            entry = session.get(SyncLogEntry, entry_id)
-            assert entry is not None
-            if isinstance(outcome, Written):
-                record = self._load_record(session, conn.account_id, target.entity, target.record_id)
-                self._finish_success(session, conn, entry, record, outcome, digest or "", provider, actor)
-            else:
-                for gone_entity, gone_id in outcome.gone:
-                    link = self._link(session, conn.id, gone_entity,
-                                      target.record_id if gone_id is None else gone_id)
-                    if link is not None:
-                        link.remote_deleted = True
-                self._finish_failure(session, conn, entry, outcome.diagnosis)
+            entry = self._finish_in(session, conn, entry_id, target, outcome, digest, provider, actor)
             session.flush()
             session.expunge(entry)
             return entry
+
+    def _finish_in(self, session: Session, conn: Connection, entry_id: int, target: _Target,
+                   outcome: Written | _Failed, digest: str | None, provider: Provider, actor: str) -> SyncLogEntry:
+        """Record one attempt's outcome in ``session`` (the caller commits: a chunk commits once)."""
+        entry = session.get(SyncLogEntry, entry_id)
+        assert entry is not None
+        if isinstance(outcome, Written):
+            record = self._load_record(session, conn.account_id, target.entity, target.record_id)
+            self._finish_success(session, conn, entry, record, outcome, digest or "", provider, actor)
+        else:
+            for gone_entity, gone_id in outcome.gone:
+                link = self._link(session, conn.id, gone_entity, target.record_id if gone_id is None else gone_id)
+                if link is not None:
+                    link.remote_deleted = True
+            self._finish_failure(session, conn, entry, outcome.diagnosis)
+        return entry
 
     # ------------------------------------------------------------------------------------------ entries
 
@@ -914,6 +919,7 @@ class SyncEngine:
                 [BatchOp(p.key, p.target.entity, p.payload, p.remote) for p in prepared], batch_id)
         except ProviderError as exc:
             answers = {p.key: exc.diagnosis for p in prepared}
+        outcomes: list[tuple[_Prepared, Written | _Failed]] = []
         for p in prepared:
             answer = answers[p.key]
             outcome: Written | _Failed
@@ -927,8 +933,14 @@ class SyncEngine:
                 outcome = self._locate_not_found(provider, p.target.entity, p.remote, p.dep_links, answer)
             else:
                 outcome = _Failed(answer)
-            results.append(self._finish(connection_id, p.entry_id, p.target, outcome, digests[p.entry_id],
-                                        provider, actor))
+            outcomes.append((p, outcome))
+        with self.sessions() as session, session.begin():  # the whole chunk's outcomes in one transaction
+            conn = self._connection(session, connection_id)
+            for p, outcome in outcomes:
+                results.append(self._finish_in(session, conn, p.entry_id, p.target, outcome,
+                                               digests[p.entry_id], provider, actor))
+            session.flush()
+            session.expunge_all()
         return results
 
     # ------------------------------------------------------------------------------------------ pull
