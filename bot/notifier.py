@@ -119,7 +119,7 @@ class Notifier:
             blocked_channels: dict[str, float] = {}
             for (account_id, topic), group in by_topic.items():
                 target = self._target(account_id)
-                if target is None:
+                if target is None:  # due again at once when a workspace binds or a channel is set
                     self._reschedule(group, 60.0, "no Slack workspace or channel for the account")
                     stats.rescheduled += len(group)
                     continue

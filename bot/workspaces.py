@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Workspace
-from sync.models import Account, Connection
+from sync.models import Account, Connection, Notification
 
 log = logging.getLogger("syncbot.workspaces")
 
@@ -54,6 +54,7 @@ def tenant_for(session: Session, team_id: str, auto_bind: bool) -> Tenant | None
         ws = Workspace(team_id=team_id, account_id=account.id, admin_user_ids=[])
         session.add(ws)
         session.flush()
+        _deliver_waiting_now(session, account.id)
         log.info("event=workspace_bound team_id=%s account_id=%s", team_id, account.id)
     if ws is None:
         return None
@@ -65,6 +66,12 @@ def tenant_for(session: Session, team_id: str, auto_bind: bool) -> Tenant | None
                   timezone=account.timezone or "UTC", channel_id=ws.channel_id,
                   connection_id=conn.id if conn else None, admin_user_ids=tuple(ws.admin_user_ids or ()),
                   open_reading=bool(ws.open_reading), channel_problem=ws.channel_problem)
+
+
+def _deliver_waiting_now(session: Session, account_id: int) -> None:
+    """Notifications that waited for a workspace or a channel are due again at once."""
+    session.execute(update(Notification).where(Notification.account_id == account_id,
+                                               Notification.delivered_at.is_(None)).values(next_attempt_at=None))
 
 
 class Tenants:
@@ -87,6 +94,7 @@ class Tenants:
             if ws is not None:
                 ws.channel_id = channel_id
                 ws.channel_problem = None
+                _deliver_waiting_now(session, ws.account_id)
                 ws.installer_user_id = user_id or ws.installer_user_id
 
 
