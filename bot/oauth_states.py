@@ -49,7 +49,7 @@ class OAuthStates:
 
     def _nonce(self, state: str) -> str:
         nonce, _, signature = (state or "").partition(".")
-        if not nonce or not hmac.compare_digest(signature, self._sign(nonce)):
+        if not nonce or len(state) > 200 or not hmac.compare_digest(signature.encode(), self._sign(nonce).encode()):
             raise StateError("This link is not valid: it was not made by syncbot.")
         return nonce
 

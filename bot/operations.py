@@ -39,19 +39,36 @@ class BadWords(ValueError):
     """Words of a command that are not understood (the help is shown with this message)."""
 
 
-def split_words(text: str) -> list[str]:
+class Words(list[str]):
+    """Words of a command; ``quoted`` holds the ones that were typed in quotes (free text)."""
+
+    quoted: set[str]
+
+
+def split_words(text: str) -> Words:
     """Split command text like a shell (quotes group free text). Raises BadWords on unbalanced quotes."""
+    lexer = shlex.shlex(text or "", posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    words, quoted = Words(), set()
     try:
-        return shlex.split(text or "")
+        for token in lexer:
+            words.append(token)
     except ValueError as exc:
         raise BadWords(f"I could not read that: {exc}.") from None
+    for raw in re.findall(r'"([^"]*)"|\'([^\']*)\'', text or ""):
+        quoted.add(raw[0] or raw[1])
+    words.quoted = quoted
+    return words
 
 
 def check_filter_words(words: Sequence[str]) -> None:
     """Refuse bare words that are neither filters nor quoted free text (unknown words get the help)."""
+    quoted = getattr(words, "quoted", set())
     for word in words:
         low = word.lower()
-        if low in BARE_FILTERS or " " in word or (":" in low and low.split(":", 1)[0] in FILTER_KEYS):
+        if low in BARE_FILTERS or " " in word or word in quoted or (
+                ":" in low and low.split(":", 1)[0] in FILTER_KEYS):
             continue
         raise BadWords(f"I don't know `{word}`. Put free text in quotes, e.g. \"Acme Corp\".")
 
@@ -60,7 +77,7 @@ def help_with(note: str | None = None) -> dict[str, Any]:
     """The help, headed by ``note``."""
     message = blocks.help_message()
     if note:
-        message = {"text": f"{note}\n{message['text']}"[:3000],
+        message = {"text": f"{blocks.escape_mrkdwn(note)}\n{message['text']}"[:3000],
                    "blocks": [section(blocks.escape_mrkdwn(note)), *message["blocks"]][:50]}
     return message
 
@@ -94,7 +111,8 @@ def status_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str
     if tenant.channel_problem:
         note = (f":warning: Sync errors cannot reach the channel now ({blocks.escape_mrkdwn(tenant.channel_problem)})."
                 " Invite @syncbot there, or pick another channel with `/sync-log channel #name`.")
-        message = {"text": f"{note}\n{message['text']}"[:3000], "blocks": [section(note), *message["blocks"]]}
+        message = {"text": f"{blocks.escape_mrkdwn(note)}\n{message['text']}"[:3000],
+                   "blocks": [section(note), *message["blocks"]]}
     return message
 
 
@@ -196,10 +214,11 @@ def fill_field(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int |
 # ------------------------------------------------------------------------------------------------ runs
 
 
-def _connection_id(tenant: Tenant, value: str | None) -> int | None:
-    if value and value.isdigit():
+def _connection_id(tenant: Tenant, value: object) -> int | None:
+    """The connection a button names: its value must be the tenant's connection id (else None: refused)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
-    return tenant.connection_id
+    return None if value not in (None, "") else tenant.connection_id
 
 
 def retry_all_prompt(rt: SlackRuntime, tenant: Tenant) -> dict[str, Any]:

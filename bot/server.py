@@ -47,9 +47,19 @@ def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
     async def slack_events(request: Request) -> Response:
         if app is None:
             return JSONResponse({"error": "slack app not configured"}, status_code=503)
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
             return JSONResponse({"error": "request too large"}, status_code=413)
+        chunks, size = [], 0
+        async for chunk in request.stream():  # never hold more than MAX_BODY of an unverified request
+            size += len(chunk)
+            if size > MAX_BODY:
+                return JSONResponse({"error": "request too large"}, status_code=413)
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        stamp = request.headers.get("x-slack-request-timestamp", "")
+        if stamp and not (stamp.isascii() and stamp.lstrip("-").isdigit() and len(stamp) < 15):
+            return JSONResponse({"error": "invalid request"}, status_code=401)
         try:
             bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
         except UnicodeDecodeError:

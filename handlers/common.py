@@ -37,5 +37,7 @@ def ids_from(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def int_value(value: Any) -> int | None:
     """A button value that must be an entry or connection id (tampered values give None)."""
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() and 0 < len(text) < 19 else None

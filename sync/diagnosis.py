@@ -408,7 +408,7 @@ def _norm_code(code: Any) -> str | None:
     s = str(code).strip()
     if not s:
         return None
-    return str(int(s)) if s.isdigit() else s
+    return str(int(s)) if s.isascii() and s.isdigit() and len(s) < 20 else s[:40]
 
 
 def _text(value: Any) -> str | None:
@@ -519,13 +519,20 @@ def _trim(text: str, limit: int = DETAILS_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+#: Markup longer than this is cut before the regexes run (they may backtrack on unclosed tags); details keep
+#: 2,000 characters anyway.
+MARKUP_SCAN_LIMIT = 20_000
+
+
 def _strip_markup(text: str) -> str:
     """Provider text with HTML in it: anchors → ``text (url)``, other tags dropped, entities decoded."""
+    text = text[:MARKUP_SCAN_LIMIT]
     text = _ANCHOR.sub(lambda m: f"{_TAG.sub('', m.group(2)).strip()} ({m.group(1)})", text)
     return html.unescape(_TAG.sub("", text))
 
 
 def _html_excerpt(text: str) -> str:
+    text = text[:MARKUP_SCAN_LIMIT]
     title_m = _TITLE.search(text)
     title = _collapse(html.unescape(_TAG.sub("", title_m.group(1)))) if title_m else ""
     body = _collapse(html.unescape(_TAG.sub(" ", _MARKUP_DECL.sub(" ", _SCRIPT.sub(" ", text)))))
@@ -597,8 +604,12 @@ def _retry_after(value: str | None) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+        return min(MAX_RETRY_AFTER, max(0.0, (when - datetime.now(UTC)).total_seconds()))
+    return min(MAX_RETRY_AFTER, max(0.0, seconds)) if math.isfinite(seconds) else None
+
+
+#: A Retry-After beyond an hour is not believed (a bogus header must not freeze a realm).
+MAX_RETRY_AFTER = 3600.0
 
 
 # --------------------------------------------------------------------------------------------------

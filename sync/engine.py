@@ -376,11 +376,11 @@ class SyncEngine:
     def _fill_failure(self, entry: SyncLogEntry, diag: Diagnosis) -> None:
         entry.status = diag.entry_status
         entry.kind = diag.kind.value if diag.kind else None
-        entry.details = diag.details
-        entry.codes = ",".join(diag.codes)[:200] or None
-        entry.field = diag.field
+        entry.details = _printable(diag.details, 10_000)
+        entry.codes = _printable(",".join(diag.codes), 200) or None
+        entry.field = _printable(diag.field, 200) or None
         entry.http_status = diag.http_status
-        entry.intuit_tid = diag.intuit_tid
+        entry.intuit_tid = _printable(diag.intuit_tid, 100) or None
 
     def _finish_failure(self, session: Session, conn: Connection, entry: SyncLogEntry, diag: Diagnosis) -> None:
         """Record a failed attempt: the entry, the connection state, and the notification."""
@@ -749,6 +749,8 @@ class SyncEngine:
         value = (value or "").strip()
         if not value:
             raise ValueError("Enter a value.")
+        if not value.isprintable():
+            raise ValueError("Use letters, digits and punctuation only (no line breaks or control characters).")
         if len(value) > max_length:
             raise ValueError(f"At most {max_length} characters.")
         with self.sessions() as session, session.begin():
@@ -1197,6 +1199,13 @@ def _label(record: Any) -> str:
 def _explain(diag: Diagnosis, sentence: str) -> Diagnosis:
     """The diagnosis with ``sentence`` put before the provider's details."""
     return dataclasses.replace(diag, details=f"{sentence} {diag.details}".strip())
+
+
+def _printable(text: str | None, limit: int) -> str:
+    """Provider text fit to store: control characters (NUL breaks PostgreSQL text) replaced, cut to ``limit``."""
+    if not text:
+        return ""
+    return "".join(ch if ch in "\n\t" or (ch.isprintable() or ch == " ") else "\ufffd" for ch in text[:limit])
 
 
 def _unreachable(entry: SyncLogEntry) -> bool:

@@ -226,7 +226,7 @@ KIND_BUTTONS: dict[Kind, list[tuple[str, str]]] = {
     Kind.DUPLICATE: [("Retry", ids.RETRY), ("Link to existing: Acme", ids.LINK_EXISTING)],
     Kind.NOT_FOUND: [("Re-create in QuickBooks", ids.RECREATE), ("Unlink", ids.UNLINK)],
     Kind.RATE_LIMITED: [],
-    Kind.VALIDATION: [("Fill in CustomerRef", ids.FILL_FIELD), ("Retry", ids.RETRY)],
+    Kind.VALIDATION: [("Fill in DocNumber", ids.FILL_FIELD), ("Retry", ids.RETRY)],
     Kind.TOTAL_MISMATCH: [("Retry", ids.RETRY)],
     Kind.UNKNOWN: [("Retry", ids.RETRY)],
     Kind.CLOSED_PERIOD: [("Retry", ids.RETRY)],
@@ -243,7 +243,7 @@ def test_every_kind_has_its_buttons_listed() -> None:
 @pytest.mark.parametrize("kind", list(Kind), ids=lambda k: k.value)
 def test_each_kind_shows_its_diagnosis_and_buttons(kind: Kind) -> None:
     info = KINDS[kind]
-    e = entry(kind=kind.value, status=info.status, field="CustomerRef")
+    e = entry(kind=kind.value, status=info.status, field="DocNumber")
     msg = valid(error_message(e, info, tz=TZ, reconnect_url=RECONNECT_URL, found_existing="Acme"))
     seen = visible(msg)
     assert info.title in seen and info.cause in seen and info.fix in seen
@@ -270,9 +270,12 @@ def test_unlink_asks_before_it_forgets_the_quickbooks_copy() -> None:
 def test_validation_without_a_named_field_offers_retry_only() -> None:
     msg = valid(error_message(entry(kind="validation", field=None), tz=TZ))
     assert buttons(msg) == ["Retry", "View log"]
-    msg = valid(error_message(entry(kind="validation", field="IncomeAccountRef"), tz=TZ))
+    msg = valid(error_message(entry(kind="validation", entity="item", field="IncomeAccountRef"), tz=TZ))
     assert "*Field in QuickBooks:* `IncomeAccountRef`" in visible(msg)
     assert button_named(msg, "Fill in IncomeAccountRef")["value"] == "101"
+    # a field that cannot be filled from Slack (the invoice's lines) offers no modal that would always refuse
+    msg = valid(error_message(entry(kind="validation", entity="invoice", field="Line"), tz=TZ))
+    assert buttons(msg) == ["Retry", "View log"]
 
 
 def test_total_mismatch_shows_both_totals_and_the_tax_side_by_side() -> None:
@@ -311,9 +314,9 @@ def test_total_mismatch_with_many_differing_lines_stays_valid() -> None:
 
 
 def test_error_then_retrying_then_synced() -> None:
-    first = entry(kind="validation", field="CustomerRef", details="2020: Required param missing: CustomerRef")
+    first = entry(kind="validation", field="DocNumber", details="2020: Required param missing: DocNumber")
     error = valid(error_message(first, tz=TZ))
-    assert buttons(error) == ["Fill in CustomerRef", "Retry", "View log"]
+    assert buttons(error) == ["Fill in DocNumber", "Retry", "View log"]
 
     retrying = valid(error_message(first, tz=TZ, retrying_by="Dana Reyes"))
     assert ":arrows_counterclockwise: *Retrying…* (by Dana Reyes) · Invoice INV-1042" in visible(retrying)

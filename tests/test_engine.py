@@ -535,3 +535,38 @@ def test_retrying_an_older_attempt_retries_the_records_current_error(services: A
     with pytest.raises(NothingToRetry) as done:
         services.engine.retry_entry(second.id, "U_ADMIN")
     assert done.value.entry.status == "synced"
+
+
+def test_nul_bytes_and_bogus_retry_after_from_quickbooks_change_nothing_bad(services: Any, qbo: QBO,
+                                                                            connected: Connected) -> None:
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    with services.sessions() as session, session.begin():
+        contact = Contact(account_id=connected.account_id, display_name="Summit Roofing")
+        session.add(contact)
+        session.flush()
+        contact_id = contact.id
+    body = '{"Fault":{"Error":[{"Message":"Dup\\u0000licate\\u0007","code":"6240"}],"type":"ValidationFault"}}'
+    qbo.standin.fail_next(qbo.realm, 1, status=400, content_type="application/json", body=body,
+                          path_contains="customer")
+    entry = services.engine.sync_record(connected.connection_id, "contact", contact_id, "U_ADMIN")
+    assert entry is not None and entry.kind == "duplicate" and "\x00" not in (entry.details or "")
+
+    qbo.standin.fail_next(qbo.realm, 1, status=429, content_type="application/json", body="",
+                          path_contains="customer", headers={"Retry-After": "1e308"})
+    entry = services.engine.retry_entry(entry.id, "U_ADMIN")
+    assert entry.kind == "rate_limited"
+    with services.sessions() as session:
+        conn = session.get(Connection, connected.connection_id)
+        assert (conn.paused_until - services.engine.clock()).total_seconds() <= 3601
+
+
+def test_diagnosing_unclosed_markup_is_quick() -> None:
+    import time as _time
+
+    from sync.diagnosis import diagnose
+
+    started = _time.monotonic()
+    for body in ("<html><body>" + "<script>" * 50_000 + "</body></html>",
+                 '{"Fault":{"Error":[{"Message":"' + '<a href=\\"x\\">' * 30_000 + '","code":"6000"}]}}'):
+        assert diagnose(502, body, "text/html").kind is not None
+    assert _time.monotonic() - started < 10  # was minutes: quadratic regexes on unclosed tags

@@ -130,3 +130,17 @@ def test_healthz(stack: Stack) -> None:
     import httpx
 
     assert httpx.get(f"{stack.url}/healthz").json() == {"ok": True}
+
+
+def test_oversized_and_malformed_requests_are_refused_cheaply(stack: Stack) -> None:
+    import httpx
+
+    url = f"{stack.url}/slack/events"
+    streamed = httpx.post(url, content=(b"a" * (1 << 20) for _ in range(20)))
+    assert streamed.status_code == 413
+    odd_stamp = {"X-Slack-Request-Timestamp": "\u00b2".encode()}
+    assert httpx.post(url, content=b"x=1", headers=odd_stamp).status_code in (400, 401)
+    assert httpx.post(url, content=b"x=1", headers={"X-Slack-Request-Timestamp": "abc",
+                                                    "X-Slack-Signature": "v0=00"}).status_code == 401
+    assert httpx.get(f"{stack.url}/oauth/quickbooks/start", params={"state": "\u00e9.\u00e9"}).status_code == 400
+    assert httpx.get(f"{stack.url}/oauth/quickbooks/start").status_code == 400

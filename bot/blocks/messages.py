@@ -174,6 +174,14 @@ def _details_block(details: object, title: str = "Details from QuickBooks") -> B
     return section(f"*{title}*\n{block}{note}")
 
 
+def _fillable(entry: Any) -> bool:
+    """Offer "Fill in" only for fields a user can fill from Slack (sync.engine.FILLABLE_FIELDS)."""
+    from sync.engine import FILLABLE_FIELDS
+
+    field = str(attr(entry, "field") or "").split(".")[0]
+    return bool(field) and (str(attr(entry, "entity")), field) in FILLABLE_FIELDS
+
+
 def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
                  found_existing: str | None) -> list[dict[str, Any]]:
     """The kind's buttons, in the order KINDS gives them; the first one is the primary."""
@@ -194,7 +202,7 @@ def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
             out.append(button("Re-create in QuickBooks", ids.RECREATE, entry_id))
         elif action == FixAction.LINK_EXISTING and found_existing:
             out.append(button(f"Link to existing: {plain(found_existing, 50)}", ids.LINK_EXISTING, entry_id))
-        elif action == FixAction.FILL_FIELD and attr(entry, "field"):
+        elif action == FixAction.FILL_FIELD and _fillable(entry):
             out.append(button(f"Fill in {plain(attr(entry, 'field'), 60)}", ids.FILL_FIELD, entry_id))
         elif action == FixAction.MARK_RESOLVED:
             out.append(button("Mark resolved", ids.MARK_RESOLVED, entry_id))
