@@ -803,7 +803,10 @@ def diagnose(
     intuit_tid = _header(headers, "intuit_tid", "intuit-tid")
     retry_after = _retry_after(_header(headers, "retry-after"))
     text = decode_body(body, content_type)
-    data = normalize_keys(parse_body(text))
+    try:
+        data = normalize_keys(parse_body(text))
+    except (RecursionError, ValueError):  # nesting too deep for the key walk: read as an unreadable body
+        data = None
 
     if status == 401 or status == 429:
         kind = Kind.AUTH_EXPIRED if status == 401 else Kind.RATE_LIMITED

@@ -750,3 +750,12 @@ def test_sync_imports_nothing_from_the_app_layers() -> None:
         assert imports
         for module in imports:
             assert module.split(".")[0] not in {"bot", "handlers", "sandbox", "slack_sdk", "slack_bolt"}
+
+
+def test_deeply_nested_arrays_and_odd_codes_never_crash() -> None:
+    deep = '{"x":' + "[" * 5000 + "]" * 5000 + "}"
+    assert diagnose(400, deep, "application/json").kind is not None
+    odd = '{"Fault":{"Error":[{"Message":"m","code":"\\u00b2"}],"type":"ValidationFault"}}'
+    assert diagnose(400, odd, "application/json").kind is not None
+    long_code = '{"Fault":{"Error":[{"Message":"m","code":"' + "9" * 5000 + '"}]}}'
+    assert diagnose(400, long_code, "application/json").kind is not None
