@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot import blocks, operations
 from bot.blocks import ids
 from bot.runtime import SlackRuntime
+from bot.workspaces import Tenant, UserInfo
 from handlers.common import ids_from, int_value, who
 from sync.engine import NotFound
 from sync.log import FilterError
@@ -37,15 +38,23 @@ def _refuse(respond: Respond, text: str) -> None:
     respond(text=text, response_type="ephemeral", replace_original=False)
 
 
+def _allowed(rt: SlackRuntime, body: dict[str, Any], respond: Respond, change: bool) -> tuple[Tenant, UserInfo] | None:
+    """The clicker's tenant and user, or None after telling them why not (ephemeral)."""
+    tenant, user, refusal = who(rt, *ids_from(body), change=change)
+    if refusal or tenant is None or user is None:
+        _refuse(respond, refusal or "Not allowed.")
+        return None
+    return tenant, user
+
+
 def register(app: App, rt: SlackRuntime) -> None:
     def entry_button(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         action = _action(body)
-        tenant, user, refusal = who(rt, *ids_from(body), change=True)
-        if refusal:
-            _refuse(respond, refusal)
+        allowed = _allowed(rt, body, respond, change=True)
+        if allowed is None:
             return
-        assert tenant is not None and user is not None
+        tenant, user = allowed
         entry_id = int_value(action.get("value"))
         if entry_id is None:
             log.warning("event=tampered_value team_id=%s action_id=%s", tenant.team_id, action.get("action_id"))
@@ -61,11 +70,10 @@ def register(app: App, rt: SlackRuntime) -> None:
     @app.action(ids.FILL_FIELD)
     def fill_field(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()
-        tenant, _user, refusal = who(rt, *ids_from(body), change=True)
-        if refusal:
-            _refuse(respond, refusal)
+        allowed = _allowed(rt, body, respond, change=True)
+        if allowed is None:
             return
-        assert tenant is not None
+        tenant, _user = allowed
         entry_id = int_value(_action(body).get("value"))
         try:
             entry = rt.services.engine.get_entry(entry_id or 0, account_id=tenant.account_id)
@@ -78,11 +86,10 @@ def register(app: App, rt: SlackRuntime) -> None:
     @app.action(ids.CONTACT_SUPPORT)
     def contact_support(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()
-        tenant, _user, refusal = who(rt, *ids_from(body), change=False)
-        if refusal:
-            _refuse(respond, refusal)
+        allowed = _allowed(rt, body, respond, change=False)
+        if allowed is None:
             return
-        assert tenant is not None
+        tenant, _user = allowed
         try:
             entry = rt.services.engine.get_entry(int_value(_action(body).get("value")) or 0,
                                                  account_id=tenant.account_id)
@@ -94,11 +101,10 @@ def register(app: App, rt: SlackRuntime) -> None:
     @app.action(ids.RECONNECT)
     def reconnect(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        tenant, user, refusal = who(rt, *ids_from(body), change=True)
-        if refusal:
-            _refuse(respond, refusal)
+        allowed = _allowed(rt, body, respond, change=True)
+        if allowed is None:
             return
-        assert tenant is not None and user is not None
+        tenant, user = allowed
         respond(response_type="ephemeral", replace_original=False,
                 **operations.reconnect_link(rt, tenant, user))
 
@@ -109,31 +115,28 @@ def register(app: App, rt: SlackRuntime) -> None:
     @app.action(ids.SYNC_NOW)
     def sync_now(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        tenant, user, refusal = who(rt, *ids_from(body), change=True)
-        if refusal:
-            _refuse(respond, refusal)
+        allowed = _allowed(rt, body, respond, change=True)
+        if allowed is None:
             return
-        assert tenant is not None and user is not None
+        tenant, user = allowed
         operations.run_sync_now(rt, tenant, user, respond)
 
     @app.action(ids.RETRY_ALL)
     def retry_all(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        tenant, _user, refusal = who(rt, *ids_from(body), change=True)
-        if refusal:
-            _refuse(respond, refusal)
+        allowed = _allowed(rt, body, respond, change=True)
+        if allowed is None:
             return
-        assert tenant is not None
+        tenant, _user = allowed
         respond(response_type="ephemeral", replace_original=False, **operations.retry_all_prompt(rt, tenant))
 
     @app.action(ids.RETRY_ALL_CONFIRM)
     def retry_all_confirm(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        tenant, user, refusal = who(rt, *ids_from(body), change=True)
-        if refusal:
-            _refuse(respond, refusal)
+        allowed = _allowed(rt, body, respond, change=True)
+        if allowed is None:
             return
-        assert tenant is not None and user is not None
+        tenant, user = allowed
         operations.run_retry_all(rt, tenant, user, _action(body).get("value"), respond)
 
     @app.action(ids.RETRY_ALL_CANCEL)
@@ -143,11 +146,10 @@ def register(app: App, rt: SlackRuntime) -> None:
 
     def log_button(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        tenant, user, refusal = who(rt, *ids_from(body), change=False)
-        if refusal:
-            _refuse(respond, refusal)
+        allowed = _allowed(rt, body, respond, change=False)
+        if allowed is None:
             return
-        assert tenant is not None and user is not None
+        tenant, user = allowed
         action = _action(body)
         before = after = None
         words_text = str(action.get("value") or "")
