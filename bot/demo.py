@@ -35,20 +35,15 @@ def _step(title: str) -> None:
 
 
 def _show_open(services: Services, connection_id: int) -> list[Any]:
+    """Print the connection's open errors and warnings (sync.log's "open" filter), oldest first."""
     from sync.diagnosis import KINDS, Kind
+    from sync.log import LogFilter, page
 
-    shown = services.engine.open_errors(connection_id)
     with services.sessions() as session:
-        from sync.models import SyncLogEntry
-
-        connection_level = list(session.scalars(select(SyncLogEntry).where(
-            SyncLogEntry.connection_id == connection_id, SyncLogEntry.record_id.is_(None),
-            SyncLogEntry.status == "error", SyncLogEntry.resolved_at.is_(None))))
-        pulled = list(session.scalars(select(SyncLogEntry).where(
-            SyncLogEntry.connection_id == connection_id, SyncLogEntry.direction == "pull",
-            SyncLogEntry.record_id.is_not(None), SyncLogEntry.status == "error",
-            SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None))))
-    for entry in [*shown, *pulled, *connection_level]:
+        entries = list(reversed(page(session, LogFilter(connection_id=connection_id, open_only=True),
+                                     size=100).entries))
+        session.expunge_all()
+    for entry in entries:
         info = KINDS[Kind(entry.kind)] if entry.kind else None
         colour = typer.colors.YELLOW if entry.status == "warning" else typer.colors.RED
         _say(f"  [{entry.status.upper()}] entry {entry.id}: {entry.entity} {entry.record_label or ''} "
@@ -58,9 +53,9 @@ def _show_open(services: Services, connection_id: int) -> list[Any]:
             _say(f"      fix:   {info.fix}")
         if entry.details:
             _say(f"      details: {entry.details.splitlines()[0][:140]}")
-    if not shown and not pulled and not connection_level:
+    if not entries:
         _say("  no open errors", fg=typer.colors.GREEN)
-    return [*shown, *pulled]
+    return entries
 
 
 def _summary(label: str, summary: Any) -> None:
