@@ -10,7 +10,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Unicode,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sync.models import Base, UTCDateTime, utcnow
@@ -74,3 +87,44 @@ class OAuthState(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SchedulerLease(Base):
+    """Who runs the scheduled jobs: the process holding an unexpired lease (one row per lease name). A process
+    renews its lease every few seconds; when the holder dies, another takes over once ``expires_at`` passed."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ScheduledSend(Base):
+    """One scheduled message that was due (a week's summary of an account, one token-expiry reminder threshold
+    of one token): the unique ``key`` makes each be queued once, whoever runs the job and however often.
+    ``outcome``: ``queued`` (its notification is in the outbox) or ``missed`` (found too late to be useful)."""
+
+    __tablename__ = "scheduled_sends"
+    __table_args__ = (UniqueConstraint("job", "key", name="uq_scheduled_sends_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16), default="queued")
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+#: APScheduler's job store table (apscheduler.jobstores.sqlalchemy, APScheduler 3.11), declared here so that
+#: Alembic creates and checks it like every other table; the job store itself uses its own Table object.
+apscheduler_jobs = Table(
+    "apscheduler_jobs", Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

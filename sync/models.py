@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -130,6 +131,11 @@ class Account(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The weekly log summary: on (default) or off, the weekday (0 = Monday) and the local time "HH:MM",
+    #: in ``timezone``.
+    summary_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    summary_weekday: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    summary_time: Mapped[str] = mapped_column(String(5), default="09:00", server_default="09:00")
 
     connections: Mapped[list[Connection]] = relationship(back_populates="account")
 
