@@ -20,7 +20,7 @@ from sqlalchemy import select
 from bot import blocks
 from bot.blocks.kit import section
 from bot.runtime import SlackRuntime
-from bot.workspaces import Tenant, UserInfo
+from bot.workspaces import REFUSAL, Tenant, UserInfo
 from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
 from sync.log import FilterError, LogFilter, page, parse_filter
 from sync.models import Connection, SyncLogEntry, utcnow
@@ -28,11 +28,17 @@ from sync.models import Connection, SyncLogEntry, utcnow
 log = logging.getLogger("syncbot.slack")
 
 Respond = Callable[..., Any]
-SUBCOMMANDS = ("help", "retry-all", "sync-now", "status", "connect", "reconnect", "channel", "retry")
+SUBCOMMANDS = ("help", "retry-all", "sync-now", "status", "connect", "reconnect", "channel", "retry", "admins",
+               "reading")
 BARE_FILTERS = frozenset({"errors", "error", "warnings", "warning", "open", "contact", "contacts", "customer",
                           "customers", "item", "items", "invoice", "invoices", "payment", "payments"})
 FILTER_KEYS = ("entity", "kind", "status", "direction", "since", "until", "connection")
 CHANNEL_REF = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
+USER_REF = re.compile(r"^<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>$")
+ADMINS_USAGE = ("Say `/sync-log admins` to list the admin list, `/sync-log admins add @name` or "
+                "`/sync-log admins remove @name` to change it (pick the person from Slack's suggestions).")
+READING_USAGE = ("Say `/sync-log reading open` to let every member read the sync log, or `/sync-log reading admins` "
+                 "to keep it to Owners, Admins and the admin list.")
 
 
 class BadWords(ValueError):
@@ -312,6 +318,85 @@ def retry_by_label(rt: SlackRuntime, tenant: Tenant, user: UserInfo, label: str,
         return f"No open error for `{blocks.escape_mrkdwn(label[:100])}`."
     entry_action(rt, tenant, user, "retry", entry.id, respond)
     return f"Retrying {blocks.escape_mrkdwn(label[:100])}... the error message updates when it is done."
+
+
+# ------------------------------------------------------------------------------------------------ permissions
+
+
+def admins(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequence[str]) -> str:
+    """`/sync-log admins [add|remove @user]`: list the account's admin list (users who may act besides the
+    workspace's Owners and Admins), or edit it. Editing is for the workspace's Owners and Admins only (being on
+    the list lets one act, not hand out rights). Returns the answer text (mrkdwn)."""
+    if not words:
+        listed = ", ".join(f"<@{u}>" for u in tenant.admin_user_ids) or "no one yet"
+        reading = "every member" if tenant.open_reading else "Owners, Admins and the admin list"
+        return (f"Besides the workspace's Owners and Admins, these people may retry, reconnect and change "
+                f"settings: {listed}. Who may read the sync log: {reading}.\n{ADMINS_USAGE}")
+    verb = words[0].lower()
+    match = USER_REF.match(words[1]) if len(words) == 2 else None
+    if verb not in ("add", "remove") or match is None:
+        return ADMINS_USAGE
+    if not user.is_admin:
+        log.warning("event=permission_refused team_id=%s user_id=%s what=admins_%s", tenant.team_id, user.user_id,
+                    verb)
+        return REFUSAL
+    target = match.group(1)
+    changed = rt.tenants.edit_admins(tenant.team_id, add=[target] if verb == "add" else [],
+                                     remove=[target] if verb == "remove" else [])
+    log.info("event=admin_list_changed team_id=%s by=%s verb=%s user_id=%s changed=%s", tenant.team_id,
+             user.user_id, verb, target, changed)
+    if verb == "add":
+        return (f"<@{target}> added to the admin list: they may now retry, reconnect and change settings."
+                if changed else f"<@{target}> is already on the admin list.")
+    return (f"<@{target}> removed from the admin list." if changed
+            else f"<@{target}> was not on the admin list (Owners and Admins of the workspace always may act).")
+
+
+def reading(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequence[str]) -> str:
+    """`/sync-log reading open|admins`: whether every member may read the sync log (changing anything stays
+    with Owners, Admins and the admin list). Workspace Owners and Admins only. Returns the answer text."""
+    choice = words[0].lower() if len(words) == 1 else ""
+    if choice not in ("open", "admins"):
+        return READING_USAGE
+    if not user.is_admin:
+        log.warning("event=permission_refused team_id=%s user_id=%s what=reading", tenant.team_id, user.user_id)
+        return REFUSAL
+    rt.tenants.set_open_reading(tenant.team_id, choice == "open")
+    log.info("event=reading_changed team_id=%s by=%s open=%s", tenant.team_id, user.user_id, choice == "open")
+    if choice == "open":
+        return ("Every member of the workspace may now read the sync log (`/sync-log`, the App Home). Retrying "
+                "and reconnecting stay with Owners, Admins and the admin list.")
+    return "Only Owners, Admins and the admin list may read the sync log now."
+
+
+# ------------------------------------------------------------------------------------------------ support
+
+
+def contact_support(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int | None) -> dict[str, Any]:
+    """Contact support for an entry of the tenant's account: with SUPPORT_CHANNEL set to a channel (id or
+    #name), post the entry's timestamp, details and intuit_tid there (the help article's last step); always
+    return the modal that shows them ready to copy (saying where they were sent, or why sending failed).
+    Raises NotFound when the entry is not the account's."""
+    entry = _entry(rt, tenant, entry_id or 0)
+    tz = user.tz or tenant.timezone
+    target = (rt.settings.support_channel or "").strip()
+    if not target:
+        return blocks.support_modal(entry, tz=tz)
+    if "@" in target:  # an address: syncbot sends no e-mail, the modal says where to send the block
+        return blocks.support_modal(entry, tz=tz, sent_to=target)
+    message = blocks.support_request_message(entry, tz="UTC", workspace=tenant.team_id,
+                                             account_name=tenant.account_name, requested_by=user.name)
+    try:
+        answer = rt.clients.for_team(tenant.team_id).chat_postMessage(channel=target, **message)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or "Slack refused it")
+        log.warning("event=support_post_failed team_id=%s entry_id=%s error=%s", tenant.team_id, entry.id, error)
+        problem = f"{error}: invite @syncbot to the support channel" if error in (
+            "not_in_channel", "channel_not_found") else error
+        return blocks.support_modal(entry, tz=tz, send_problem=problem)
+    log.info("event=support_requested team_id=%s account_id=%s entry_id=%s", tenant.team_id, tenant.account_id,
+             entry.id)
+    return blocks.support_modal(entry, tz=tz, sent_to=str(answer.get("channel") or target))
 
 
 # ------------------------------------------------------------------------------------------------ home

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -96,6 +96,26 @@ class Tenants:
                 ws.channel_problem = None
                 _deliver_waiting_now(session, ws.account_id)
                 ws.installer_user_id = user_id or ws.installer_user_id
+
+
+    def edit_admins(self, team_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> bool:
+        """Add and remove Slack user ids on the workspace's admin list; True when the list changed."""
+        with self.sessions() as session, session.begin():
+            ws = session.get(Workspace, team_id, with_for_update=True)
+            if ws is None:
+                return False
+            before = list(ws.admin_user_ids or [])
+            after = [u for u in before if u not in remove]
+            after += [u for u in dict.fromkeys(add) if u not in after]
+            ws.admin_user_ids = after
+            return after != before
+
+    def set_open_reading(self, team_id: str, open_reading: bool) -> None:
+        """Whether every member may read the workspace's sync log (else Owners, Admins and the admin list)."""
+        with self.sessions() as session, session.begin():
+            ws = session.get(Workspace, team_id)
+            if ws is not None:
+                ws.open_reading = open_reading
 
 
 @dataclass

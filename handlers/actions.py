@@ -89,14 +89,13 @@ def register(app: App, rt: SlackRuntime) -> None:
         allowed = _allowed(rt, body, respond, change=False)
         if allowed is None:
             return
-        tenant, _user = allowed
+        tenant, user = allowed
         try:
-            entry = rt.services.engine.get_entry(int_value(_action(body).get("value")) or 0,
-                                                 account_id=tenant.account_id)
+            view = operations.contact_support(rt, tenant, user, int_value(_action(body).get("value")))
         except NotFound:
             _refuse(respond, "That sync log entry was not found in your account.")
             return
-        client.views_open(trigger_id=body["trigger_id"], view=blocks.support_modal(entry, tz=tenant.timezone))
+        client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.RECONNECT)
     def reconnect(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

@@ -11,7 +11,7 @@ from bot.runtime import SlackRuntime
 from handlers.common import who
 from sync.log import FilterError
 
-READ_ONLY = frozenset({"", "help", "status"})
+READ_ONLY = frozenset({"", "help", "status", "admins", "reading"})
 #: The slash commands this module answers (manifest.yml must declare exactly these).
 COMMANDS = ("/sync-log", "/sync-retry-all")
 
@@ -46,6 +46,10 @@ def register(app: App, rt: SlackRuntime) -> None:
             ack(**operations.reconnect_link(rt, tenant, user))
         elif sub == "channel":
             ack(text=operations.set_channel(rt, tenant, rest, user))
+        elif sub == "admins":
+            ack(text=operations.admins(rt, tenant, user, rest))
+        elif sub == "reading":
+            ack(text=operations.reading(rt, tenant, user, rest))
         elif sub == "retry":
             if len(rest) != 1:
                 ack(**operations.help_with("Say which record: `/sync-log retry JS-1001`."))

@@ -25,6 +25,7 @@ from bot.blocks.messages import (
     retry_all_progress,
     status_message,
     support_modal,
+    support_request_message,
 )
 from bot.blocks.summary import weekly_summary_message
 from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
@@ -50,6 +51,7 @@ __all__ = [
     "retry_all_progress",
     "status_message",
     "support_modal",
+    "support_request_message",
     "truncate",
     "weekly_summary_message",
 ]

@@ -141,6 +141,9 @@ HELP_COMMANDS: tuple[tuple[str, str], ...] = (
     ("/sync-log status", "the connection: status, token expiry, last sync, open errors"),
     ("/sync-log connect · /sync-log reconnect", "connect QuickBooks, or re-authorize it before the token expires"),
     ("/sync-log channel #name", "post sync errors to #name (invite @syncbot there first)"),
+    ("/sync-log admins · admins add @name · admins remove @name",
+     "who may act besides the workspace's Owners and Admins (Owners and Admins edit the list)"),
+    ("/sync-log reading open · reading admins", "let every member read the sync log, or only those who may act"),
     ("/sync-log help", "this help"),
 )
 

@@ -49,6 +49,7 @@ from bot.blocks.text import (
     actor_name,
     code_block,
     direction_text,
+    escape_mrkdwn,
     first_line,
     format_time,
     join_within,
@@ -57,6 +58,7 @@ from bot.blocks.text import (
     plural,
     provider_name,
     record_name,
+    truncate,
     utc_stamp,
 )
 from sync.diagnosis import KINDS, FixAction, Kind, KindInfo
@@ -408,13 +410,12 @@ def _iso(when: dt.datetime) -> str:
 # ------------------------------------------------------------------------------------------------ modals
 
 
-def support_modal(entry: Any, *, tz: TzLike = None) -> dict[str, Any]:
-    """The Contact support modal: the help article's last step ("contact JobsiteOn support with the error
-    timestamp and details"), with the timestamp, the details and the intuit_tid ready to copy."""
+def _support_lines(entry: Any, tz: TzLike) -> list[str]:
+    """What support needs of an entry: timestamp (UTC and the reader's time), record, error, attempt, intuit_tid."""
     info = kind_info_for(attr(entry, "kind"))
     created = attr(entry, "created_at")
     rid = attr(entry, "record_id")
-    lines = [
+    return [
         f"Timestamp: {utc_stamp(created)} ({format_time(created, tz)})",
         f"Record: {record_name(attr(entry, 'entity'), attr(entry, 'record_label'), rid)}"
         + (f" (JobsiteOn #{rid})" if rid is not None else ""),
@@ -426,15 +427,51 @@ def support_modal(entry: Any, *, tz: TzLike = None) -> dict[str, Any]:
         f"Sync log entry: {attr(entry, 'id')}",
         f"intuit_tid: {attr(entry, 'intuit_tid') or 'not available'}",
     ]
+
+
+def support_modal(entry: Any, *, tz: TzLike = None, sent_to: str | None = None,
+                  send_problem: str | None = None) -> dict[str, Any]:
+    """The Contact support modal: the help article's last step ("contact JobsiteOn support with the error
+    timestamp and details"), with the timestamp, the details and the intuit_tid ready to copy.
+
+    ``sent_to``: the support channel (id) or address the same facts were sent to, said at the top;
+    ``send_problem``: why sending them failed (the user copies them instead)."""
+    if sent_to and "@" in sent_to:
+        top = f"{HELP_SUPPORT_NOTE} Send the block below to {mrkdwn(sent_to, 200)}."
+    elif sent_to:
+        where = f"<#{sent_to}>" if sent_to[:1] in ("C", "G") and sent_to.isalnum() else mrkdwn(sent_to, 200)
+        top = f"Sent to JobsiteOn support in {where}: they have the timestamp, the details and the intuit_tid."
+    else:
+        top = f"{HELP_SUPPORT_NOTE} Copy the block below into your message to support."
+    if send_problem:
+        top = (f"{HELP_SUPPORT_NOTE} Sending them to support did not work ({mrkdwn(send_problem, 200)}): copy the "
+               "block below into your message to support.")
     blocks: list[Block | None] = [
-        section(f"{HELP_SUPPORT_NOTE} Copy the block below into your message to support."),
-        section(code_block("\n".join(lines), 2500)),
+        section(top),
+        section(code_block("\n".join(_support_lines(entry, tz)), 2500)),
         _details_block(attr(entry, "details"), "Details") or section("*Details*\n_QuickBooks sent no details._"),
         context("intuit_tid is QuickBooks' id of the request: support uses it to find the request in "
                 "Intuit's logs."),
     ]
     return modal("Contact support", blocks, callback_id=ids.SUPPORT_VIEW,
                  private_metadata=str(attr(entry, "id", "")))
+
+
+def support_request_message(entry: Any, *, tz: TzLike = None, workspace: str, account_name: str,
+                            requested_by: str) -> Message:
+    """The message posted to the support channel (SUPPORT_CHANNEL) when someone clicks Contact support: who
+    asks, for which account, and the entry's timestamp, details and intuit_tid (the help article's last step)."""
+    head = (f":sos: *Support request* from {mrkdwn(requested_by, 200)} ({mrkdwn(account_name, 200)}, "
+            f"workspace {mrkdwn(workspace, 100)})")
+    lines = _support_lines(entry, tz)
+    blocks: list[Block | None] = [
+        section(head),
+        section(code_block("\n".join(lines), 2500)),
+        _details_block(attr(entry, "details"), "Details from QuickBooks"),
+    ]
+    text = truncate(escape_mrkdwn(f"Support request from {requested_by} ({account_name}): " + "; ".join(lines)),
+                    3000)
+    return message(text, blocks)
 
 
 def fill_field_modal(entry: Any) -> dict[str, Any]:
