@@ -31,10 +31,13 @@ import copy
 import dataclasses
 import json
 import math
+import os
+import pickle
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlencode
 
@@ -724,6 +727,34 @@ class QuickBooksStandIn:
             raise faults.invalid_property(f"changedSince is not a date-time: {params['changedSince']}")
         response = company.change_data(entities, since.timestamp(), now)
         return json_reply(200, {"CDCResponse": [{"QueryResponse": response}], "time": envelope_time(now)})
+
+    # --- keeping the books between runs (the offline demo) ---------------------------------------------------
+
+    def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write the companies, the OAuth server's codes and tokens, the clock offset and the config to ``path``
+        (a pickle, written to a temporary file and renamed). Throttle windows are not kept."""
+        with self._lock:
+            blob = pickle.dumps({"realms": self.realms, "auth": self.auth, "clock_offset": self.clock_offset,
+                                 "config": self.config})
+        target = Path(path)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(target)
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        """Replace everything by what :meth:`save_state` wrote (only load files this program wrote: pickle).
+        Raises OSError when unreadable, ValueError when the file is not such a state."""
+        try:
+            data = pickle.loads(Path(path).read_bytes())  # our own file (demo-data/)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
+            raise ValueError(f"{path}: not a saved QuickBooks stand-in state ({exc})") from exc
+        if not isinstance(data, dict) or not {"realms", "auth", "clock_offset", "config"} <= data.keys():
+            raise ValueError(f"{path}: not a saved QuickBooks stand-in state")
+        with self._lock:
+            for state in data["realms"].values():
+                state.meter = Meter()  # monotonic times of another process mean nothing here
+            self.realms, self.auth = data["realms"], data["auth"]
+            self.clock_offset, self.config = float(data["clock_offset"]), data["config"]
 
     # --- snapshot for the panel ----------------------------------------------------------------------------
 

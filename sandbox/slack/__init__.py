@@ -15,9 +15,10 @@ HTTP (``create_app(config)`` is a Starlette app; ``app.state.standin`` is its :c
   chat.getPermalink, views.publish, views.open, views.update, views.push, users.info, conversations.open,
   conversations.info, conversations.join.
 - ``POST /response_url/<id>``: response_urls minted by the stand-in.
+- ``GET /``: the demo page (watch the channel, click, type ``/sync-log``); ``GET /web/<file>``: its script and style.
 - ``/_control/`` (JSON):
-  ``GET state | version | calls?method= | messages/<channel> | ephemerals/<user> | home/<user> | views?user= |
-  faults | methods``;
+  ``GET state | version | page?user=&channel= | calls?method= | messages/<channel> | ephemerals/<user> |
+  home/<user> | views?user= | faults | methods``;
   ``POST reset {config?} | teams {team_id,name,domain,bot_token,...} | teams/<id>/token {state} |
   users {team_id,id,name,real_name,is_admin,is_owner,is_primary_owner,tz,tz_offset,...} |
   channels {team_id,id,name,is_private,is_archived,bot_member,members} | channels/<id>/bot_membership {member} |

@@ -4,6 +4,9 @@
   form-encoded or JSON bodies (or a query string), the token as ``Authorization: Bearer xoxb-...`` or a ``token``
   parameter.
 - ``POST /response_url/<id>``: response_urls minted by the stand-in (see :meth:`SlackStandIn.handle_response_url`).
+- ``GET /``: the demo page (``web/``: plain HTML, CSS and JavaScript): the channel as Slack shows it, threads,
+  ephemerals, the App Home tab and modals, a composer for slash commands and a user picker; its clicks go through
+  ``/_control/drive/...``, so the app receives requests signed exactly as Slack signs them.
 - ``/_control/...``: a JSON API to shape and read the stand-in (for the offline demo page and other processes),
   and ``/_control/drive/...`` to have the stand-in play Slack towards the app (a click on the demo page).
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,10 +24,12 @@ import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sandbox.serve import RunningServer, serve_in_thread
+from sandbox.slack import config as cfg
+from sandbox.slack import oauth as slack_oauth
 from sandbox.slack.config import RateLimit, SlackStandInConfig
 from sandbox.slack.standin import SUPPORTED_METHODS, ApiResponse, SlackStandIn
 
@@ -70,6 +76,8 @@ async def api_method(request: Request) -> Response:
         return JSONResponse({"ok": False, "error": "invalid_json"
                              if "json" in request.headers.get("content-type", "") else "invalid_form_data"})
     auth = request.headers.get("authorization", "")
+    if method == "oauth.v2.access":  # client credentials, not a token (sandbox/slack/oauth.py)
+        return _to_response(slack_oauth.access(standin, params, auth))
     token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
     token = token or params.pop("token", None)
     params.pop("token", None)
@@ -96,6 +104,14 @@ async def response_url(request: Request) -> Response:
     if resp.delay:
         await asyncio.sleep(resp.delay)
     return _to_response(resp)
+
+
+async def oauth_authorize(request: Request) -> Response:
+    """``GET /oauth/v2/authorize``: Slack's consent page, approved at once (see sandbox/slack/oauth.py)."""
+    status, target = slack_oauth.authorize(_standin(request), dict(request.query_params))
+    if status == 302:
+        return Response(status_code=302, headers={"Location": target})
+    return PlainTextResponse(f"Slack could not install the app: {target}\n", status_code=status)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,7 +162,8 @@ async def control(request: Request) -> Response:
 
 def _drive(standin: SlackStandIn, action: str, data: dict[str, Any]) -> Response:
     """Play Slack towards the app (for the demo page's buttons): ``command``, ``click``, ``click_in_view``,
-    ``submit_view``, ``app_home_opened``, ``event``. Arguments are those of :class:`SlackDriver`'s methods."""
+    ``submit_view``, ``app_home_opened``, ``event``. Arguments are those of :class:`SlackDriver`'s methods.
+    A command's immediate answer is shown as Slack shows it (see :meth:`SlackStandIn.apply_command_ack`)."""
     from sandbox.slack.driver import SlackDriver
 
     app_url = data.pop("app_url", None) or standin.config.app_url
@@ -164,7 +181,12 @@ def _drive(standin: SlackStandIn, action: str, data: dict[str, Any]) -> Response
             return _bad(str(exc), 404)
         except httpx.HTTPError as exc:
             return _bad(f"the app did not answer: {exc}", 502)
-    return _ok(status=result.status_code, body=result.response.text, response_url=result.response_url,
+    shown = None
+    if action == "command" and result.status_code == 200:  # Slack shows the ack's message to the user
+        shown = standin.apply_command_ack(str(result.payload["team_id"]), str(result.payload["channel_id"]),
+                                          str(result.payload["user_id"]), result.response.text,
+                                          result.response.headers.get("content-type"))
+    return _ok(shown=shown, status=result.status_code, body=result.response.text, response_url=result.response_url,
                trigger_id=result.trigger_id, event_id=result.event_id, view_ack=result.view_ack,
                elapsed_s=result.response.elapsed.total_seconds())
 
@@ -177,6 +199,9 @@ def _control(standin: SlackStandIn, verb: str, path: str, data: dict[str, Any]) 
             return JSONResponse(standin.snapshot())
         if head == "version":
             return _ok(version=standin.version)
+        if head == "page":
+            return JSONResponse(standin.page_state(str(data.get("user") or cfg.OWNER_USER_ID),
+                                                   data.get("channel") or None))
         if head == "calls":
             return _ok(calls=[c.to_dict() for c in standin.calls(data.get("method"))])
         if head == "messages" and len(parts) == 2:
@@ -279,16 +304,34 @@ def _control(standin: SlackStandIn, verb: str, path: str, data: dict[str, Any]) 
     return _bad(f"no control action {verb} /_control/{path}", 404)
 
 
+WEB_DIR = Path(__file__).parent / "web"
+WEB_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+             ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+
+
 async def index(request: Request) -> Response:
+    """The demo page: the workspace as Slack shows it (channel, threads, App Home, modals), to watch and click."""
     _standin(request)
-    return PlainTextResponse("Slack Web API stand-in: POST /api/<method>; control under /_control/\n")
+    return FileResponse(WEB_DIR / "index.html", media_type=WEB_TYPES[".html"],
+                        headers={"Cache-Control": "no-store"})
+
+
+async def web_file(request: Request) -> Response:
+    """``GET /web/<name>``: the page's script and style (plain files, no build step)."""
+    name = request.path_params["name"]
+    path = WEB_DIR / name
+    if "/" in name or name.startswith(".") or path.suffix not in WEB_TYPES or not path.is_file():
+        return PlainTextResponse("not found", status_code=404)
+    return FileResponse(path, media_type=WEB_TYPES[path.suffix], headers={"Cache-Control": "no-store"})
 
 
 def create_app(config: SlackStandInConfig | None = None, standin: SlackStandIn | None = None) -> Starlette:
     """Build the stand-in's ASGI app; ``app.state.standin`` is the :class:`SlackStandIn` behind it."""
     app = Starlette(routes=[
         Route("/", index, methods=["GET"]),
+        Route("/web/{name}", web_file, methods=["GET"]),
         Route("/api/{method}", api_method, methods=["GET", "POST"]),
+        Route("/oauth/v2/authorize", oauth_authorize, methods=["GET"]),
         Route("/response_url/{rid:path}", response_url, methods=["POST"]),
         Route("/_control/{path:path}", control, methods=["GET", "POST", "DELETE"]),
     ])

@@ -5,7 +5,7 @@ Every number here is a platform fact with its source, or a choice of ours marked
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 #: Default ids of the seeded workspace. They match the ids used in ``/work/shared/cases/slack_situations.json``.
@@ -93,6 +93,7 @@ class SlackStandInConfig:
     - ``public_url``: the base URL response_urls are minted on; filled from the first request when ``None``.
     - ``app_url`` / ``signing_secret``: where ``POST /_control/drive/...`` sends Slack's requests (the app's
       ``/slack/events``) and the secret it signs them with; settable later with ``POST /_control/app``.
+    - ``page_links``: (label, URL) pairs the demo page (``GET /``) links to, e.g. the QuickBooks stand-in's panel.
     """
 
     seed: bool = True
@@ -110,6 +111,7 @@ class SlackStandInConfig:
     public_url: str | None = None
     app_url: str | None = None
     signing_secret: str | None = None
+    page_links: list[tuple[str, str]] = field(default_factory=list)
 
     def effective_rate_limits(self) -> dict[str, RateLimit]:
         """The configured limits, or Slack's defaults."""

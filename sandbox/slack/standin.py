@@ -13,11 +13,14 @@ import contextlib
 import copy
 import itertools
 import json
+import os
+import pickle
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.slack import config as cfg
@@ -1125,4 +1128,105 @@ class SlackStandIn:
             if view is None:
                 raise KeyError(view_id)
             view.state = {"values": copy.deepcopy(values)}
+            self._touch()
+
+    # ------------------------------------------------------------------------------------------------------
+    # the demo page and keeping the workspace between runs
+    # ------------------------------------------------------------------------------------------------------
+    def page_state(self, user_id: str, channel_id: str | None = None) -> dict[str, Any]:
+        """What the demo page shows to ``user_id``: the workspace's people and channels, the channel's messages
+        (each with its thread), that user's ephemerals there, their Home tab and open modals.
+
+        ``channel_id`` defaults to the first channel the bot is in. Raises KeyError for an unknown channel.
+        """
+        with self._lock:
+            channels = [c for c in self.channels.values() if not c.is_im]
+            if channel_id is None:
+                channel_id = next((c.id for c in channels if c.bot_member and not c.is_archived),
+                                  channels[0].id if channels else "")
+            channel = self.channels[channel_id]
+            team = self.teams.get(channel.team_id)
+            home = self._home.get((channel.team_id, user_id))
+            return {
+                "version": self.version,
+                "now": self.now(),
+                "team": {"id": team.team_id, "name": team.name, "bot_user_id": team.bot_user_id,
+                         "bot_name": team.bot_name} if team else None,
+                "app_ready": bool(self.config.app_url and self.config.signing_secret),
+                "links": [{"label": label, "url": url} for label, url in self.config.page_links],
+                "users": [u.to_api() for u in self.users.values() if u.team_id == channel.team_id],
+                "channels": [{"id": c.id, "name": c.name, "is_private": c.is_private, "is_archived": c.is_archived,
+                              "bot_member": c.bot_member, "member": user_id in c.members} for c in channels],
+                "channel": channel.id,
+                "messages": [m.to_dict() for m in self._messages.get(channel.id, [])],
+                "ephemerals": [e.to_dict() for e in self._ephemerals
+                               if e.user == user_id and e.channel == channel.id],
+                "home": home.to_api() if home else None,
+                "modals": [v.to_api() for (t, u), stack in self._modals.items() for v in stack
+                           if u == user_id and t == channel.team_id],
+            }
+
+    def apply_command_ack(self, team_id: str, channel_id: str, user_id: str, body: str,
+                          content_type: str | None) -> str:
+        """Show what the app answered a slash command with, as Slack does
+        (https://docs.slack.dev/interactivity/implementing-slash-commands#responding_immediate_response):
+        an empty body shows nothing; plain text or JSON ``{"text", "blocks"}`` is shown to the user alone
+        (``response_type`` ``ephemeral``, the default) or posted in the channel (``in_channel``).
+        Returns ``"none"``, ``"ephemeral"`` or ``"in_channel"``."""
+        if not body.strip():
+            return "none"
+        payload: Any = None
+        if (content_type or "").startswith("application/json"):
+            with contextlib.suppress(ValueError):
+                payload = json.loads(body)
+        if not isinstance(payload, dict):
+            payload = {"text": body}
+        with self._lock:
+            team = self.teams[team_id]
+            channel = self.channels[channel_id]
+            try:
+                text, blocks, attachments, _warnings = self._content(payload)
+            except _ApiError as exc:  # Slack shows nothing useful either; say why here
+                text, blocks, attachments = f"(the app's answer was refused: {exc.error})", None, None
+            if payload.get("response_type") == "in_channel":
+                msg = Message(ts=self._next_ts(), channel=channel.id, team_id=team.team_id, text=text or "",
+                              blocks=blocks, attachments=attachments, user=team.bot_user_id, bot_id=team.bot_id,
+                              app_id=team.app_id)
+                self._store_message(channel, msg)
+                return "in_channel"
+            self._ephemerals.append(Ephemeral(message_ts=self._next_ts(), channel=channel.id, user=user_id,
+                                              team_id=team.team_id, text=text or "", blocks=blocks))
+            self._touch()
+            return "ephemeral"
+
+    _SAVED: tuple[str, ...] = ("teams", "users", "channels", "_messages", "_deleted", "_ephemerals", "_home", "_modals",
+              "_update_errors", "_clock_offset", "_last_ts", "version")
+
+    def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write the workspace (people, channels, messages and threads, ephemerals, Home tabs, modals) to
+        ``path`` (a pickle, written to a temporary file and renamed). Calls, faults, response_urls and
+        trigger_ids are not kept: they expire anyway."""
+        with self._lock:
+            data = {name: getattr(self, name) for name in self._SAVED}
+            data["_next_id"] = next(self._ids)
+            self._ids = itertools.count(data["_next_id"] + 1)
+            blob = pickle.dumps(data)
+        target = Path(path)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(target)
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        """Replace the workspace by one :meth:`save_state` wrote (only load files this program wrote: pickle).
+        Raises OSError when unreadable and ValueError when the file is not such a state."""
+        try:
+            data = pickle.loads(Path(path).read_bytes())  # our own file (demo-data/)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
+            raise ValueError(f"{path}: not a saved Slack stand-in state ({exc})") from exc
+        if not isinstance(data, dict) or any(name not in data for name in self._SAVED):
+            raise ValueError(f"{path}: not a saved Slack stand-in state")
+        with self._lock:
+            for name in self._SAVED:
+                setattr(self, name, data[name])
+            self._ids = itertools.count(int(data.get("_next_id", 1)) + 1)
             self._touch()
