@@ -430,11 +430,33 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
 
 
 @app.command("demo")
-def demo() -> None:
-    """Run syncbot offline end to end on the local stand-ins (what `make run` does)."""
-    from bot.demo import run_demo
+def demo(walkthrough: Annotated[bool, typer.Option(
+            "--walkthrough", help="Tell the help article in the terminal (each error made and fixed).")] = False,
+         port: Annotated[int | None, typer.Option(
+            min=0, max=65535, help="Port of the page (default 8700, else a free one; 0: any free port).")] = None,
+         ) -> None:
+    """Run syncbot offline (what `make run` does): the app, the QuickBooks and Slack stand-ins and a page to watch
+    #sync-errors and click, until Ctrl-C. With SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET set: the real Slack app."""
+    import os
 
-    raise typer.Exit(run_demo())
+    from bot import demo as demo_mod
+
+    if walkthrough:
+        raise typer.Exit(demo_mod.run_walkthrough())
+    settings = get_settings()
+    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+        raise typer.Exit(demo_mod.run_live(port=port))
+    mode = ("Socket Mode (SLACK_APP_TOKEN is set)" if settings.slack_app_token is not None
+            else f"HTTP mode (POST /slack/events on port {port or settings.port})")
+    typer.echo(f"syncbot demo: Slack credentials are set, so this serves the real Slack app in {mode}, "
+               "not the offline page.")
+    if settings.qbo_client_id != Settings.model_fields["qbo_client_id"].default:  # a real Intuit app
+        serve(port=port)
+        return
+    with demo_mod.offline_quickbooks(settings, port or settings.port) as env:
+        os.environ.update(env)
+        get_settings.cache_clear()
+        serve(port=port)
 
 
 def main() -> None:

@@ -1,28 +1,41 @@
-"""`syncbot demo` (what `make run` runs): syncbot end to end, offline, on the local QuickBooks stand-in.
+"""`syncbot demo` (what `make run` runs): the whole product offline, or the scripted walk-through.
 
-With no credentials it starts the QuickBooks Online + Intuit OAuth stand-in on loopback, seeds a JobsiteOn
-company, connects through the real OAuth flow, and walks through the help article: each of the six sync errors
-happens for real, is diagnosed (cause and fix), and is fixed the way the article says. Everything runs on a
-SQLite file of its own under `demo-data/`, started afresh each run (the stand-in keeps its books in memory).
+- :func:`run_live` (``syncbot demo``): with no Slack credentials it starts on loopback the QuickBooks Online +
+  Intuit OAuth stand-in, the Slack stand-in and syncbot's Slack app (the server `syncbot serve` runs), on a SQLite
+  file of its own under ``demo-data/``. The first start seeds a JobsiteOn company whose records meet each of the
+  six errors of the help article; the real notifier posts them to #sync-errors. It prints one URL: the Slack
+  stand-in's page, where one watches the channel, clicks the buttons (real signed requests), types ``/sync-log``,
+  opens the App Home and the QuickBooks stand-in's control panel. It runs until Ctrl-C (or SIGTERM). The stand-ins
+  keep their state in ``demo-data/`` too, so the next start goes on where this one stopped, without seeding again.
+- With SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET set, ``syncbot demo`` serves the real Slack app instead (HTTP, or
+  Socket Mode with SLACK_APP_TOKEN), against the QuickBooks stand-in unless QBO_CLIENT_ID names a real Intuit app.
+- :func:`run_walkthrough` (``syncbot demo --walkthrough``): the help article told in the terminal; each error is
+  made to happen, diagnosed and fixed, on a database under ``demo-data/walkthrough/`` started afresh each run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import typer
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.services import Services, build_services
 
+log = logging.getLogger("syncbot.demo")
 DEMO_DIR = Path("demo-data")
+WALKTHROUGH_DIR = DEMO_DIR / "walkthrough"
 
 
 def _say(text: str = "", **style: Any) -> None:
@@ -73,10 +86,8 @@ def _current(services: Services, connection_id: int, kind: str) -> Any:
     return found.entries[0]
 
 
-def run_demo(base: Settings | None = None, pause: Callable[[float], None] = time.sleep) -> int:
-    """Run the offline walk-through; returns the exit code (0 when every error was fixed)."""
-    import logging
-
+def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None] = time.sleep) -> int:
+    """Run the offline walk-through in the terminal; returns the exit code (0 when every error was fixed)."""
     from sandbox.quickbooks import DEFAULT_REALM, create_app
     from sandbox.quickbooks.consent import click_connect
     from sandbox.serve import serve_in_thread
@@ -89,11 +100,11 @@ def run_demo(base: Settings | None = None, pause: Callable[[float], None] = time
     standin = app.state.standin
     server = serve_in_thread(app)
     url = server.url
-    if DEMO_DIR.exists():
-        shutil.rmtree(DEMO_DIR)
-    DEMO_DIR.mkdir()
+    if WALKTHROUGH_DIR.exists():
+        shutil.rmtree(WALKTHROUGH_DIR)
+    WALKTHROUGH_DIR.mkdir(parents=True)
     settings = (base or Settings(_env_file=None)).model_copy(update={  # type: ignore[call-arg]
-        "database_url": f"sqlite:///{(DEMO_DIR / 'syncbot-demo.db').resolve()}",
+        "database_url": f"sqlite:///{(WALKTHROUGH_DIR / 'syncbot-demo.db').resolve()}",
         "qbo_api_url": url, "qbo_auth_url": f"{url}/connect/oauth2",
         "qbo_token_url": f"{url}/oauth2/v1/tokens/bearer", "qbo_revoke_url": f"{url}/v2/oauth2/tokens/revoke",
         "qbo_timeout_seconds": 10.0,
@@ -185,8 +196,354 @@ def run_demo(base: Settings | None = None, pause: Callable[[float], None] = time
         _say()
         _say(f"QuickBooks stand-in: {standin.write_count(realm)} writes, {len(standin.request_log(realm))} "
              "requests. Browse the log with:", bold=True)
-        _say(f"  DATABASE_URL=sqlite:///{(DEMO_DIR / 'syncbot-demo.db').resolve()} .venv/bin/syncbot sync-log")
+        _say(f"  DATABASE_URL=sqlite:///{(WALKTHROUGH_DIR / 'syncbot-demo.db').resolve()} .venv/bin/syncbot sync-log")
         return 0 if not left else 1
     finally:
         services.close()
+        server.stop()
+
+
+# ------------------------------------------------------------------------------------------------ the live demo
+
+DB_FILE = "syncbot-demo.db"
+QBO_STATE_FILE = "quickbooks-standin.pickle"
+SLACK_STATE_FILE = "slack-standin.pickle"
+DEFAULT_PAGE_PORT = 8700
+SAVE_EVERY_SECONDS = 3.0
+SEED_ACTOR = "system"  # shown as "syncbot": the seeding syncs stand for the scheduled ones
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _has_account(database_file: Path) -> bool:
+    """Whether the demo database already holds an account (then nothing is seeded)."""
+    if not database_file.exists():
+        return False
+    import sqlite3
+
+    try:
+        with sqlite3.connect(database_file) as conn:
+            return bool(conn.execute("SELECT count(*) FROM accounts").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
+def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = _say) -> int:
+    """Seed the demo on an empty database: the JobsiteOn company of ``data/demo_records.json``, its QuickBooks
+    company (a customer "Acme Corp" already there, automated sales tax at 8.875 %), a connection through the real
+    OAuth flow, then syncs that meet each of the six errors of the help article: duplicate, field validation and
+    total mismatch on the first sync; record not found once invoice JS-1003 is deleted in QuickBooks; the rate
+    limit (a pause the sync resumes from by itself); and, last, the expired authorization, left open for the
+    user to Reconnect. Every error and resolution goes to the outbox, so the notifier posts them.
+
+    In: the services, the QuickBooks stand-in object (``QuickBooksStandIn``) and its realm. Out: the connection id.
+    """
+    import datetime as dt
+
+    import sandbox
+    from sandbox.quickbooks.consent import click_connect
+    from sync.connections import ensure_account, ensure_connection, finish_authorization
+    from sync.engine import ConnectionUnavailable
+    from sync.models import Invoice
+    from sync.records import import_records
+
+    records = json.loads((Path(sandbox.__file__).parent / "data" / "demo_records.json").read_text())
+    with services.sessions() as session, session.begin():
+        account_id = ensure_account(session, records["account"]["name"], records["account"]["timezone"]).id
+        import_records(session, account_id, records)
+        connection_id = ensure_connection(session, account_id).id
+    qbo.create_entity(realm, "Customer", {"DisplayName": "Acme Corp"})
+    qbo.set_tax(realm, True, 8.875)
+    callback = click_connect(services.oauth.authorization_url("demo-seed"), realm)
+    finish_authorization(services.sessions, services.oauth, services.tokens, services.engine, connection_id,
+                         callback["code"], callback["realmId"], SEED_ACTOR, resume=False)
+    say("  seeded a JobsiteOn company and connected it to the QuickBooks stand-in; syncing...")
+    engine = services.engine
+    engine.sync_now(connection_id, SEED_ACTOR)  # duplicate, validation, total mismatch
+    invoice = next(o for o in qbo.entities(realm, "Invoice") if o["DocNumber"] == "JS-1003")
+    qbo.delete_entity(realm, "Invoice", invoice["Id"])
+    engine.sync_now(connection_id, SEED_ACTOR)  # record not found
+
+    def touch_invoice(due: dt.date | None) -> None:
+        with services.sessions() as session, session.begin():
+            session.scalars(select(Invoice).where(Invoice.number == "JS-1002")).one().due_date = due
+
+    qbo.exhaust_throttle(realm)  # the rate limit: the run pauses; the pause ends and the sync resumes
+    touch_invoice(None)
+    engine.sync_now(connection_id, SEED_ACTOR)
+    qbo.clear_throttle(realm)
+    engine.resume(connection_id, SEED_ACTOR)
+    qbo.expire_tokens(realm, refresh=True)  # e.g. 100 days unused: the incident stays open for Reconnect
+    touch_invoice(dt.date(2026, 12, 31))
+    with contextlib.suppress(ConnectionUnavailable):
+        engine.sync_now(connection_id, SEED_ACTOR)
+    return connection_id
+
+
+@dataclass
+class LiveDemo:
+    """The running offline demo: the stand-ins, the app's server and runtime. ``url`` is the page to open."""
+
+    url: str
+    app_url: str
+    qbo_url: str
+    data_dir: Path
+    seeded: bool
+    services: Services
+    rt: Any
+    qbo: Any
+    slack: Any
+    servers: list[Any]
+    scheduler: Any = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _saver: threading.Thread | None = None
+
+    def save(self) -> None:
+        """Write both stand-ins' state next to the database (the next start goes on from here)."""
+        self.qbo.save_state(self.data_dir / QBO_STATE_FILE)
+        self.slack.save_state(self.data_dir / SLACK_STATE_FILE)
+
+    def _save_loop(self) -> None:
+        seen = -1
+        while not self._stop.wait(SAVE_EVERY_SECONDS):
+            try:
+                if self.slack.version != seen:  # a click or a delivery changed something (QuickBooks too, then)
+                    seen = self.slack.version
+                    self.save()
+            except OSError:
+                log.exception("event=demo_save_failed")
+
+    def start_saving(self) -> None:
+        self._saver = threading.Thread(target=self._save_loop, name="syncbot-demo-save", daemon=True)
+        self._saver.start()
+
+    def stop(self) -> None:
+        """Stop everything in order (app server, background work, stand-ins) and save the stand-ins' state."""
+        self._stop.set()
+        if self._saver is not None:
+            self._saver.join(10)
+        app_server, *standins = self.servers
+        app_server.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self.rt.close()
+        try:
+            self.save()
+        finally:
+            for server in standins:
+                server.stop()
+            self.services.close()
+
+
+def _offline_settings(base: Settings, data_dir: Path, qbo_url: str, slack_url: str, app_url: str,
+                      signing_secret: str) -> Settings:
+    from pydantic import SecretStr
+
+    from sandbox.slack import config as slack_cfg
+
+    return base.model_copy(update={
+        "database_url": f"sqlite:///{(data_dir / DB_FILE).resolve()}",
+        "qbo_api_url": qbo_url, "qbo_auth_url": f"{qbo_url}/connect/oauth2",
+        "qbo_token_url": f"{qbo_url}/oauth2/v1/tokens/bearer", "qbo_revoke_url": f"{qbo_url}/v2/oauth2/tokens/revoke",
+        "qbo_client_id": "sandbox-client-id", "qbo_client_secret": SecretStr("sandbox-client-secret"),
+        "qbo_redirect_uri": f"{app_url}/oauth/quickbooks/callback", "qbo_timeout_seconds": 10.0,
+        "slack_api_url": f"{slack_url}/api/", "slack_bot_token": SecretStr(slack_cfg.DEFAULT_BOT_TOKEN),
+        "slack_signing_secret": SecretStr(signing_secret), "slack_app_token": None, "slack_client_id": None,
+        "slack_client_secret": None, "slack_default_channel": slack_cfg.ERRORS_CHANNEL_ID,
+        "public_url": app_url, "port": int(app_url.rsplit(":", 1)[1]), "server_secret": None,
+    })
+
+
+def _load_or_fresh(data_dir: Path, qbo: Any, slack: Any, say: Callable[[str], None]) -> bool:
+    """Load the stand-ins' saved state when the database has an account; start afresh when either is missing
+    or unreadable (the database and the stand-ins must tell the same story). Returns whether to seed."""
+    db = data_dir / DB_FILE
+    files = (data_dir / QBO_STATE_FILE, data_dir / SLACK_STATE_FILE)
+    if _has_account(db):
+        try:
+            qbo.load_state(files[0])
+            slack.load_state(files[1])
+            return False
+        except (OSError, ValueError) as exc:
+            say(f"  the saved stand-ins are unusable ({exc}); starting afresh")
+            qbo.reset()
+            slack.reset()
+    for path in (db, *files):
+        path.unlink(missing_ok=True)
+    return True
+
+
+def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings | None = None,
+               say: Callable[[str], None] = _say) -> LiveDemo:
+    """Start the offline demo on loopback and return it running (see the module docstring).
+
+    In: the directory for the database and the stand-ins' state (created), the page's port (default 8700, or any
+    free port when that one is taken; 0: any free port), base settings. Out: a :class:`LiveDemo`; call ``stop()``.
+    Raises RuntimeError when a server does not start.
+    """
+    import secrets
+
+    from bot.app import build_app
+    from bot.runtime import build_runtime
+    from bot.server import create_server
+    from sandbox.quickbooks import DEFAULT_REALM
+    from sandbox.quickbooks import create_app as create_qbo
+    from sandbox.serve import free_port, serve_in_thread
+    from sandbox.slack import SlackStandInConfig
+    from sandbox.slack import config as slack_cfg
+    from sandbox.slack import create_app as create_slack
+    from sandbox.slack.driver import SlackDriver
+    from sync.models import Notification
+
+    logging.getLogger("syncbot").setLevel(logging.ERROR)  # the page shows what happens
+    data_dir.mkdir(parents=True, exist_ok=True)
+    page_port = port if port else (DEFAULT_PAGE_PORT if port is None and _port_free(DEFAULT_PAGE_PORT)
+                                   else free_port())
+    app_port = free_port()
+    app_url = f"http://127.0.0.1:{app_port}"
+    secret = secrets.token_hex(20)
+
+    qbo_app = create_qbo()
+    qbo = qbo_app.state.standin
+    slack_app = create_slack(SlackStandInConfig(app_url=f"{app_url}/slack/events", signing_secret=secret))
+    slack = slack_app.state.standin
+    must_seed = _load_or_fresh(data_dir, qbo, slack, say)
+    servers: list[Any] = []
+    try:
+        servers.append(serve_in_thread(qbo_app))
+        qbo_url = servers[-1].url
+        servers.append(serve_in_thread(slack_app, port=page_port))
+        slack_url = servers[-1].url
+        slack.public_url = slack_url
+        slack.config.page_links = [("QuickBooks control panel", f"{qbo_url}/_control/panel")]
+        settings = _offline_settings(base or Settings(_env_file=None),  # type: ignore[call-arg]
+                                     data_dir, qbo_url, slack_url, app_url, secret)
+        services = build_services(settings)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    try:
+        if must_seed:
+            seed(services, qbo, DEFAULT_REALM, say)
+        rt = build_runtime(services)
+        app_server = serve_in_thread(create_server(rt, build_app(rt)), port=app_port)
+    except BaseException:
+        services.close()
+        for server in servers:
+            server.stop()
+        raise
+    rt.start_background()
+    demo = LiveDemo(url=f"{slack_url}/", app_url=app_url, qbo_url=qbo_url, data_dir=data_dir, seeded=must_seed,
+                    services=services, rt=rt, qbo=qbo, slack=slack, servers=[app_server, *servers])
+    try:
+        # Olivia (the workspace owner) opens the App Home: Slack's first request binds the workspace to the
+        # account (single-workspace mode), and the notifications waiting for it become due.
+        with SlackDriver(f"{app_url}/slack/events", secret, slack) as driver:
+            driver.app_home_opened(slack_cfg.OWNER_USER_ID)
+        rt.notifier.wake()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with services.sessions() as session:
+                waiting = session.scalar(select(func.count()).select_from(Notification).where(
+                    Notification.delivered_at.is_(None)))
+            if not waiting:
+                break
+            time.sleep(0.2)
+        demo.save()
+        demo.start_saving()
+    except BaseException:
+        demo.stop()
+        raise
+    return demo
+
+
+def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings | None = None) -> int:
+    """``syncbot demo``: start the offline demo, print its URL, run until Ctrl-C or SIGTERM; exit code 0."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _say("syncbot demo: starting offline (no Slack workspace, no QuickBooks account needed)...")
+    try:
+        demo = start_live(data_dir, port, base)
+    except KeyboardInterrupt:
+        _say("stopped.")
+        return 0
+    try:
+        _say("  " + ("seeded the six errors of the help article" if demo.seeded
+                     else f"going on from {data_dir}/ (delete it, or `make clean`, to start afresh)"))
+        _say()
+        _say(f"Open {demo.url}", bold=True, fg=typer.colors.GREEN)
+        _say("  #sync-errors as Slack shows it: click Retry and Reconnect, type /sync-log errors, act as an admin "
+             "or a member;")
+        _say("  the QuickBooks stand-in's control panel is linked in the sidebar. Ctrl-C stops everything.")
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+        _say("\nstopping...")
+        demo.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _say(f"stopped; the demo's state is kept in {data_dir}/")
+    return 0
+
+
+@contextlib.contextmanager
+def offline_quickbooks(settings: Settings, app_port: int, data_dir: Path = DEMO_DIR / "real-slack",
+                       say: Callable[[str], None] = _say) -> Iterator[dict[str, str]]:
+    """For the real Slack app without an Intuit app of one's own: the QuickBooks stand-in on loopback, holding
+    the demo's books (seeded with the six errors on an empty database, kept in ``data_dir`` between runs).
+
+    In: the settings (PUBLIC_URL, or loopback on ``app_port``, receives Intuit's redirect). Yields the environment
+    variables that point syncbot at the stand-in and at the database in ``data_dir``; the stand-in's state is
+    saved and the stand-in stopped on exit.
+    """
+    from sandbox.quickbooks import DEFAULT_REALM, create_app
+    from sandbox.serve import serve_in_thread
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    qbo_app = create_app()
+    qbo = qbo_app.state.standin
+    state_file = data_dir / QBO_STATE_FILE
+    database = data_dir / DB_FILE
+    must_seed = not _has_account(database)
+    if not must_seed:
+        try:
+            qbo.load_state(state_file)
+        except (OSError, ValueError) as exc:
+            say(f"  the saved QuickBooks stand-in is unusable ({exc}); starting afresh")
+            must_seed = True
+    if must_seed:
+        for path in (database, state_file):
+            path.unlink(missing_ok=True)
+    server = serve_in_thread(qbo_app)
+    url = server.url
+    public = settings.public_url.rstrip("/") if settings.public_url else f"http://127.0.0.1:{app_port}"
+    env = {"DATABASE_URL": f"sqlite:///{database.resolve()}", "QBO_API_URL": url,
+           "QBO_AUTH_URL": f"{url}/connect/oauth2", "QBO_TOKEN_URL": f"{url}/oauth2/v1/tokens/bearer",
+           "QBO_REVOKE_URL": f"{url}/v2/oauth2/tokens/revoke",
+           "QBO_REDIRECT_URI": f"{public}/oauth/quickbooks/callback"}
+    try:
+        if must_seed:
+            services = build_services(Settings(_env_file=None, **env))  # type: ignore[call-arg]
+            try:
+                seed(services, qbo, DEFAULT_REALM, say)
+            finally:
+                services.close()
+        say(f"QuickBooks stand-in at {url} (control panel: {url}/_control/panel); database {database}")
+        yield env
+    finally:
+        qbo.save_state(state_file)
         server.stop()

@@ -133,7 +133,7 @@ def test_diagnose_reads_stdin_and_refuses_bad_arguments(cli: Any) -> None:
 
 def test_demo_fixes_all_six_errors(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = cli("demo")
+    result = cli("demo", "--walkthrough")
     assert result.exit_code == 0, result.output
     for kind in ("duplicate", "validation", "not_found", "total_mismatch", "rate_limited", "auth_expired"):
         assert f"-> {kind}" in result.output
