@@ -1,32 +1,124 @@
 """Builds the Bolt App (sync `App`; DEPENDENCIES.md P1) and registers the listeners.
 
-Single workspace: SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET; the workspace is bound to the first account on its
-first request. Bolt verifies every request's signature (`X-Slack-Signature`, 5-minute window; Slack's
-"Verifying requests from Slack") and acks url_verification and ssl_check.
+Two modes:
+- Single workspace: SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET; the workspace is bound to the first account on its
+  first request.
+- Many workspaces: SLACK_CLIENT_ID + SLACK_CLIENT_SECRET + SLACK_SIGNING_SECRET. Bolt's OAuth install flow
+  (`/slack/install` -> Slack's consent page -> `/slack/oauth_redirect`, https://docs.slack.dev/authentication/installing-with-oauth)
+  with slack_sdk's SQLAlchemy installation and state stores on our database (tokens encrypted at rest,
+  bot/installations.py). Each installed workspace is bound to one account (bot.workspaces.Tenants.bind_install);
+  every request is authorized with the bot token stored for its team.
+
+Bolt verifies every request's signature (`X-Slack-Signature`, 5-minute window; Slack's "Verifying requests from
+Slack") and acks url_verification and ssl_check.
 """
 
 from __future__ import annotations
 
+import html
+import logging
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk import WebClient
 
 import handlers
 from bot.runtime import SlackRuntime
 
+log = logging.getLogger("syncbot.app")
+
 #: Bot scopes the code uses: commands (slash commands), chat:write (chat.postMessage/update/postEphemeral),
 #: users:read (users.info for Owner/Admin and time zone), im:write (conversations.open to DM admins).
 BOT_SCOPES = ("commands", "chat:write", "users:read", "im:write")
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+#: The cookie that carries a signed install link's account from /slack/install to /slack/oauth_redirect.
+ACCOUNT_COOKIE = "syncbot-install-account"
+
+
+def authorize_url(api_url: str) -> str:
+    """Slack's consent page next to the Web API base URL: ``https://slack.com/api/`` gives
+    ``https://slack.com/oauth/v2/authorize`` (the stand-in serves the same path)."""
+    base = api_url.rstrip("/")
+    base = base[: -len("/api")] if base.endswith("/api") else base
+    return f"{base}/oauth/v2/authorize"
+
+
+def _cookie(headers: dict[str, object], name: str) -> str | None:
+    raw = headers.get("cookie")
+    for value in raw if isinstance(raw, list | tuple) else [raw] if raw else []:
+        try:
+            jar = SimpleCookie(str(value))
+        except CookieError:
+            continue
+        if name in jar:
+            return jar[name].value
+    return None
+
+
+def _page(title: str, body: str, status: int = 200) -> BoltResponse:
+    clear = [f"{ACCOUNT_COOKIE}=deleted; Secure; HttpOnly; Path=/slack; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+             "slack-app-oauth-state=deleted; Secure; HttpOnly; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT"]
+    return BoltResponse(status=status, headers={"Content-Type": "text/html; charset=utf-8", "Set-Cookie": clear},
+                        body=f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                             "<style>body{font-family:sans-serif;max-width:40em;margin:4em auto;line-height:1.5}"
+                             f"</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+
+
+def _oauth_settings(rt: SlackRuntime) -> OAuthSettings:
+    settings = rt.settings
+    assert rt.installations is not None and rt.install_states is not None and settings.slack_client_secret
+
+    def installed(args: SuccessArgs) -> BoltResponse:
+        inst = args.installation
+        links = rt.install_links
+        account_id = links.verify(_cookie(args.request.headers, ACCOUNT_COOKIE)) if links else None
+        tenant = rt.tenants.bind_install(str(inst.team_id), inst.team_name, inst.user_id, account_id)
+        rt.clients.forget(str(inst.team_id))
+        rt.notifier.wake()
+        log.info("event=slack_installed team_id=%s account_id=%s installer=%s", inst.team_id, tenant.account_id,
+                 inst.user_id)
+        return _page("syncbot is installed",
+                     f"<p>syncbot now posts the QuickBooks sync errors of <b>{html.escape(tenant.account_name)}"
+                     f"</b> in <b>{html.escape(inst.team_name or str(inst.team_id))}</b>.</p><p>Next, in Slack: "
+                     "<code>/sync-log channel #sync-errors</code> (then invite @syncbot there) and "
+                     "<code>/sync-log connect</code>.</p>")
+
+    def failed(args: FailureArgs) -> BoltResponse:
+        log.warning("event=slack_install_failed reason=%s", args.reason)
+        return _page("syncbot was not installed",
+                     f"<p>Slack's answer: {html.escape(str(args.reason))}. Nothing was changed. Start again from "
+                     f"<a href='{INSTALL_PATH}'>{INSTALL_PATH}</a>.</p>", args.suggested_status_code)
+
+    return OAuthSettings(
+        client_id=str(settings.slack_client_id), client_secret=settings.slack_client_secret.get_secret_value(),
+        scopes=list(BOT_SCOPES), redirect_uri=f"{settings.public_url.rstrip('/')}{REDIRECT_PATH}",
+        install_path=INSTALL_PATH, redirect_uri_path=REDIRECT_PATH, install_page_rendering_enabled=False,
+        authorization_url=authorize_url(settings.slack_api_url),
+        installation_store=rt.installations, installation_store_bot_only=True, state_store=rt.install_states,
+        callback_options=CallbackOptions(success=installed, failure=failed), logger=log)
 
 
 def build_app(rt: SlackRuntime) -> App:
     """The Bolt App on the runtime's request-path client. Raises ValueError when Slack is not configured."""
     settings = rt.settings
-    if settings.slack_signing_secret is None or settings.slack_bot_token is None:
-        raise ValueError("SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN must be set to serve the Slack app")
-    app = App(signing_secret=settings.slack_signing_secret.get_secret_value(),
-              token=settings.slack_bot_token.get_secret_value(), client=rt.clients.request,
-              process_before_response=False, ignoring_self_events_enabled=True)
+    if settings.slack_signing_secret is None:
+        raise ValueError("SLACK_SIGNING_SECRET must be set to serve the Slack app")
+    if rt.installations is not None:
+        app = App(signing_secret=settings.slack_signing_secret.get_secret_value(),
+                  client=WebClient(base_url=settings.slack_api_url, timeout=10), oauth_settings=_oauth_settings(rt),
+                  process_before_response=False, ignoring_self_events_enabled=True)
+    else:
+        if settings.slack_bot_token is None:
+            raise ValueError("SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installs "
+                             "into many workspaces) must be set to serve the Slack app")
+        app = App(signing_secret=settings.slack_signing_secret.get_secret_value(),
+                  token=settings.slack_bot_token.get_secret_value(), client=rt.clients.request,
+                  process_before_response=False, ignoring_self_events_enabled=True)
+
     @app.middleware
     def bind_workspace(context: BoltContext, next: Callable[[], None]) -> None:
         rt.tenants.get(context.team_id)  # single-workspace mode binds the workspace on its first request

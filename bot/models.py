@@ -1,5 +1,8 @@
 """The Slack side's tables (same metadata as `sync.models`, so one Alembic history migrates both).
 
+Also declared here: slack_sdk's installation and OAuth state store tables (multi-workspace installs) and who
+opened the App Home (`slack_home_viewers`).
+
 A Slack workspace is bound to one JobsiteOn account (`slack_workspaces`); every message syncbot posted for a
 topic of the outbox (one record, one connection's incident, a digest) is remembered with its channel and `ts`
 (`slack_messages`) so that later notifications update it in place with chat.update.
@@ -14,17 +17,22 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
     Table,
+    Text,
     Unicode,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from sync.models import Base, UTCDateTime, utcnow
 
@@ -127,4 +135,93 @@ apscheduler_jobs = Table(
     Column("id", Unicode(191), primary_key=True),
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
+)
+
+
+class HomeViewer(Base):
+    """A Slack user who opened syncbot's App Home: their Home is re-published when the account's state changes
+    (an error arrives, a retry, Sync Now, Retry All, a reconnect), at most once per few seconds
+    (``published_at``)."""
+
+    __tablename__ = "slack_home_viewers"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# slack_sdk's SQLAlchemy installation and OAuth state stores (slack_sdk.oauth.installation_store.sqlalchemy and
+# slack_sdk.oauth.state_store.sqlalchemy, slack_sdk 3.36+: same table and column names), declared here so that
+# Alembic creates and checks them; bot/installations.py points the stores at these tables. The token columns are
+# Text, not slack_sdk's String(200): they hold Fernet ciphertext (tokens are encrypted at rest), which is longer
+# (the incoming webhook URL is a secret too).
+# DateTime columns are naive UTC, as slack_sdk writes them (slack_sdk.oauth.sqlalchemy_utils).
+
+
+def installations_table(metadata: MetaData, token_type: TypeEngine[Any] | None = None) -> Table:
+    """slack_sdk's ``slack_installations`` table on ``metadata``; ``token_type`` for the token columns (Text)."""
+    return Table(
+        "slack_installations", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+        Column("enterprise_url", String(200)),
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", token_type or Text()),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", token_type or Text()),
+        Column("bot_token_expires_at", DateTime),
+        Column("user_id", String(32), nullable=False),
+        Column("user_token", token_type or Text()),
+        Column("user_scopes", String(1000)),
+        Column("user_refresh_token", token_type or Text()),
+        Column("user_token_expires_at", DateTime),
+        Column("incoming_webhook_url", token_type or Text()),
+        Column("incoming_webhook_channel", String(200)),
+        Column("incoming_webhook_channel_id", String(200)),
+        Column("incoming_webhook_configuration_url", String(200)),
+        Column("is_enterprise_install", Boolean, default=False, nullable=False),
+        Column("token_type", String(32)),
+        Column("installed_at", DateTime, nullable=False, default=func.now()),
+        Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+    )
+
+
+def bots_table(metadata: MetaData, token_type: TypeEngine[Any] | None = None) -> Table:
+    """slack_sdk's ``slack_bots`` table on ``metadata``; ``token_type`` for the token columns (Text)."""
+    return Table(
+        "slack_bots", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", token_type or Text()),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", token_type or Text()),
+        Column("bot_token_expires_at", DateTime),
+        Column("is_enterprise_install", Boolean, default=False, nullable=False),
+        Column("installed_at", DateTime, nullable=False, default=func.now()),
+        Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+    )
+
+
+slack_installations = installations_table(Base.metadata)
+slack_bots = bots_table(Base.metadata)
+
+slack_oauth_states = Table(
+    "slack_oauth_states", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
 )

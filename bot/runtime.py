@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,31 +21,61 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.config import Settings
+from bot.installations import SealedInstallationStore, StateStore, redact_slack_logs
 from bot.notifier import Notifier
 from bot.oauth_states import OAuthStates
 from bot.services import Services
-from bot.workspaces import Directory, Tenants
+from bot.workspaces import Directory, InstallLinks, Tenants
 
 log = logging.getLogger("syncbot.runtime")
 
 
 class SlackClients:
-    """WebClients per workspace. Single-workspace mode: one bot token for every team."""
+    """WebClients per workspace. Single-workspace mode (no ``installations``): one bot token for every team.
+    Multi-workspace mode: each team's bot token comes from the installation store (decrypted), cached for
+    ``ttl`` seconds; :meth:`forget` drops a team's clients (after an install or an uninstall)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, installations: SealedInstallationStore | None = None,
+                 ttl: float = 60.0) -> None:
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         self.base_url = settings.slack_api_url
-        self.request = WebClient(token=token, base_url=self.base_url, timeout=10)
-        self.background = WebClient(token=token, base_url=self.base_url, timeout=30)
-        self.background.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+        self.installations = installations
+        self.ttl = ttl
+        self.request = WebClient(token=None if installations else token, base_url=self.base_url, timeout=10)
+        self.background = self._background(None if installations else token)
+        self._teams: dict[str, tuple[float, WebClient, WebClient]] = {}
+        self._lock = threading.Lock()
+
+    def _background(self, token: str | None) -> WebClient:
+        client = WebClient(token=token, base_url=self.base_url, timeout=30)
+        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+        return client
+
+    def _clients(self, team_id: str) -> tuple[WebClient, WebClient]:
+        assert self.installations is not None
+        now = time.monotonic()
+        with self._lock:
+            hit = self._teams.get(team_id)
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1], hit[2]
+        token = self.installations.bot_token(team_id)  # None when not installed: Slack answers not_authed
+        pair = (WebClient(token=token, base_url=self.base_url, timeout=10), self._background(token))
+        with self._lock:
+            self._teams[team_id] = (now, *pair)
+        return pair
 
     def for_team(self, team_id: str) -> WebClient:
-        """The request-path client of ``team_id``."""
-        return self.request
+        """The request-path client of ``team_id`` (no sleeping retry handlers)."""
+        return self._clients(team_id)[0] if self.installations else self.request
 
     def background_for(self, team_id: str) -> WebClient:
-        """The background (notifier) client of ``team_id``."""
-        return self.background
+        """The background (notifier) client of ``team_id`` (retries a 429 once after Retry-After)."""
+        return self._clients(team_id)[1] if self.installations else self.background
+
+    def forget(self, team_id: str) -> None:
+        """Drop ``team_id``'s cached clients (its token changed or is gone)."""
+        with self._lock:
+            self._teams.pop(team_id, None)
 
 
 @dataclass
@@ -58,6 +89,10 @@ class SlackRuntime:
     directory: Directory
     notifier: Notifier
     states: OAuthStates
+    #: Multi-workspace mode (SLACK_CLIENT_ID + SLACK_CLIENT_SECRET): the install flow's stores; else None.
+    installations: SealedInstallationStore | None = None
+    install_states: StateStore | None = None
+    install_links: InstallLinks | None = None
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "syncbot-work"))
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -98,12 +133,25 @@ def server_secret(settings: Settings) -> bytes:
     return hashlib.sha256(b"syncbot-oauth-state:" + base.encode()).digest()
 
 
+def multi_workspace(settings: Settings) -> bool:
+    """Whether the app installs into many workspaces (Bolt's OAuth flow): SLACK_CLIENT_ID and
+    SLACK_CLIENT_SECRET are set. Otherwise single-workspace mode with SLACK_BOT_TOKEN."""
+    return bool(settings.slack_client_id and settings.slack_client_secret)
+
+
 def build_runtime(services: Services, settings: Settings | None = None) -> SlackRuntime:
     """Wire the Slack side on top of ``services``."""
     settings = settings or services.settings
-    clients = SlackClients(settings)
-    tenants = Tenants(services.sessions, auto_bind=settings.slack_client_id is None)
+    redact_slack_logs()
+    installations = install_states = install_links = None
+    if multi_workspace(settings):
+        installations = SealedInstallationStore(str(settings.slack_client_id), services.db_engine, services.box)
+        install_states = StateStore(services.db_engine)
+        install_links = InstallLinks(server_secret(settings))
+    clients = SlackClients(settings, installations)
+    tenants = Tenants(services.sessions, auto_bind=installations is None)
     notifier = Notifier(services.sessions, clients.background_for, default_channel=settings.slack_default_channel)
     return SlackRuntime(services=services, settings=settings, clients=clients, tenants=tenants,
                         directory=Directory(clients.for_team), notifier=notifier,
-                        states=OAuthStates(services.sessions, server_secret(settings)))
+                        states=OAuthStates(services.sessions, server_secret(settings)),
+                        installations=installations, install_states=install_states, install_links=install_links)

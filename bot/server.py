@@ -6,6 +6,9 @@
 - `GET /oauth/quickbooks/start?state=...`: a personal, single-use Reconnect link -> Intuit's consent page.
 - `GET /oauth/quickbooks/callback`: Intuit comes back with `code`, `state`, `realmId` (Intuit "OAuth 2.0");
   the tokens are stored encrypted and the connection resumes (its incident message turns to Reconnected).
+- `GET /slack/install[?account=<signed link>]` and `GET /slack/oauth_redirect`: Bolt's OAuth install flow when
+  SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set (many workspaces), run in the thread pool too; a signed
+  install link binds the installing workspace to its account (bot.workspaces.InstallLinks).
 - `GET /reconnect`: Intuit's stable Reconnect URL (November 2025 policy): says how to reconnect from Slack.
 - `GET /healthz`: 200 when the database answers.
 """
@@ -26,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bot.app import ACCOUNT_COOKIE, INSTALL_PATH, REDIRECT_PATH
 from bot.oauth_states import StateError
 from bot.runtime import SlackRuntime
 from sync.connections import finish_authorization
@@ -123,6 +127,28 @@ def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
                      "<p>The sync resumes now; the records that waited are retried. You can close this tab and "
                      "go back to Slack.</p>")
 
+    async def slack_install(request: Request) -> Response:
+        flow = app.oauth_flow if app is not None else None
+        if flow is None:
+            return _page("Not available", "<p>This syncbot serves one workspace (SLACK_BOT_TOKEN): there is "
+                         "nothing to install.</p>", 404)
+        account = request.query_params.get("account")
+        if account is not None and (rt.install_links is None or rt.install_links.verify(account) is None):
+            return _page("Install link not valid", "<p>This install link is not valid or has expired: ask "
+                         "JobsiteOn for a new one.</p>", 400)
+        response = to_starlette_response(await run_in_threadpool(flow.handle_installation,
+                                                                 to_bolt_request(request, b"")))
+        if account is not None:  # bound to the install through the browser, like Bolt's state cookie
+            response.set_cookie(ACCOUNT_COOKIE, account, max_age=600, path="/slack", secure=True, httponly=True,
+                                samesite="lax")
+        return response
+
+    async def slack_oauth_redirect(request: Request) -> Response:
+        flow = app.oauth_flow if app is not None else None
+        if flow is None:
+            return _page("Not available", "<p>This syncbot serves one workspace.</p>", 404)
+        return to_starlette_response(await run_in_threadpool(flow.handle_callback, to_bolt_request(request, b"")))
+
     async def reconnect_info(request: Request) -> Response:
         return _page("Reconnect syncbot to QuickBooks",
                      "<p>In Slack, an Owner or Admin types <code>/sync-log reconnect</code> (or clicks Reconnect "
@@ -134,4 +160,6 @@ def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
         Route("/oauth/quickbooks/start", qbo_start, methods=["GET"]),
         Route("/oauth/quickbooks/callback", qbo_callback, methods=["GET"]),
         Route("/reconnect", reconnect_info, methods=["GET"]),
+        Route(INSTALL_PATH, slack_install, methods=["GET"]),
+        Route(REDIRECT_PATH, slack_oauth_redirect, methods=["GET"]),
     ])

@@ -8,6 +8,8 @@ anything; by default only they may read the log (`open_reading` opens it to ever
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -116,6 +118,71 @@ class Tenants:
             ws = session.get(Workspace, team_id)
             if ws is not None:
                 ws.open_reading = open_reading
+
+
+    def bind_install(self, team_id: str, team_name: str | None, installer_user_id: str | None,
+                     account_id: int | None = None) -> Tenant:
+        """Bind a workspace that just installed the app (multi-workspace mode) and return its tenant.
+
+        A workspace bound already keeps its account (a reinstall). Otherwise it is bound to ``account_id`` (from
+        a signed install link, :class:`InstallLinks`) when that account exists and has no workspace yet, else
+        to a new, empty account named after the workspace: a workspace never gets another's account by
+        installing. ``installer_user_id`` is told when the channel breaks."""
+        with self.sessions() as session, session.begin():
+            ws = session.get(Workspace, team_id)
+            if ws is None:
+                account = session.get(Account, account_id) if account_id is not None else None
+                taken = account is not None and session.scalars(
+                    select(Workspace.team_id).where(Workspace.account_id == account.id)).first() is not None
+                if account is None or taken:
+                    if account_id is not None:
+                        log.warning("event=install_link_unusable team_id=%s account_id=%s taken=%s", team_id,
+                                    account_id, taken)
+                    account = Account(name=(team_name or team_id)[:200])
+                    session.add(account)
+                    session.flush()
+                ws = Workspace(team_id=team_id, account_id=account.id, admin_user_ids=[])
+                session.add(ws)
+                log.info("event=workspace_installed team_id=%s account_id=%s", team_id, account.id)
+            elif account_id is not None and account_id != ws.account_id:
+                log.warning("event=install_link_ignored team_id=%s bound_account_id=%s link_account_id=%s",
+                            team_id, ws.account_id, account_id)
+            ws.team_name = team_name or ws.team_name
+            ws.installer_user_id = installer_user_id or ws.installer_user_id
+            session.flush()
+            _deliver_waiting_now(session, ws.account_id)
+            tenant = tenant_for(session, team_id, auto_bind=False)
+        assert tenant is not None
+        return tenant
+
+
+class InstallLinks:
+    """Signed, expiring install links that bind the installing workspace to a given account:
+    ``/slack/install?account=<token>`` with token ``<account_id>.<expires unix s>.<HMAC-SHA256>``."""
+
+    def __init__(self, secret: bytes, clock: Callable[[], float] = time.time) -> None:
+        self.secret = secret
+        self.clock = clock
+
+    def _sign(self, account_id: int, expires: int) -> str:
+        return hmac.new(self.secret, f"install:{account_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def mint(self, account_id: int, ttl_s: int = 7 * 86400) -> str:
+        """A token for ``account_id`` valid ``ttl_s`` seconds."""
+        expires = int(self.clock()) + ttl_s
+        return f"{account_id}.{expires}.{self._sign(account_id, expires)}"
+
+    def verify(self, token: str | None) -> int | None:
+        """The account id of a valid, unexpired token; None when it is absent, forged or expired."""
+        parts = (token or "").split(".")
+        if len(parts) != 3 or not all(p.isascii() and p.isalnum() for p in parts) or len(token or "") > 100:
+            return None
+        if not (parts[0].isdigit() and parts[1].isdigit()):
+            return None
+        account_id, expires = int(parts[0]), int(parts[1])
+        if expires < self.clock() or not hmac.compare_digest(parts[2], self._sign(account_id, expires)):
+            return None
+        return account_id
 
 
 @dataclass

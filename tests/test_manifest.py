@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 
 from bot.app import BOT_SCOPES
+from handlers import EVENTS
 from handlers.commands import COMMANDS
-from handlers.home import EVENTS
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yml").read_text())
 

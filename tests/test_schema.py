@@ -22,9 +22,28 @@ def test_migrations_match_models(database_url: str) -> None:
         tables = set(inspect(engine).get_table_names())
         assert {"accounts", "connections", "contacts", "items", "invoices", "invoice_lines", "payments", "links",
                 "sync_log", "incidents", "notifications", "record_claims", "slack_workspaces", "slack_messages",
-                "oauth_states"} <= tables
+                "oauth_states", "slack_installations", "slack_bots", "slack_oauth_states",
+                "slack_home_viewers"} <= tables
     finally:
         engine.dispose()
+
+
+def test_slack_store_tables_have_slack_sdks_columns() -> None:
+    """The installation and state store tables the migrations create are the ones slack_sdk's stores query:
+    same names, same columns (a slack_sdk upgrade that adds a column fails here, not in production)."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+    from sqlalchemy import MetaData
+
+    theirs = MetaData()
+    expected = [SQLAlchemyInstallationStore.build_installations_table(theirs, "slack_installations"),
+                SQLAlchemyInstallationStore.build_bots_table(theirs, "slack_bots"),
+                SQLAlchemyOAuthStateStore.build_oauth_states_table(theirs, "slack_oauth_states")]
+    for table in expected:
+        ours = Base.metadata.tables[table.name]
+        assert [c.name for c in ours.columns] == [c.name for c in table.columns]
+        assert {c.name: c.nullable for c in ours.columns} == {c.name: c.nullable for c in table.columns}
+        assert {i.name for i in ours.indexes} == {i.name for i in table.indexes}
 
 
 def test_downgrade_and_upgrade_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
