@@ -362,18 +362,30 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
 def diagnose_cmd(file: Annotated[str, typer.Argument(help="A file with the raw reply body, or - for stdin.")],
                  status: Annotated[int, typer.Option(help="The HTTP status of the reply.", min=100, max=599)],
                  content_type: Annotated[str | None, typer.Option("--content-type")] = None,
-                 endpoint: Annotated[str, typer.Option(help="api, token or revoke.")] = "api") -> None:
+                 endpoint: Annotated[str, typer.Option(help="api, token or revoke.")] = "api",
+                 bid: Annotated[list[str] | None, typer.Option(
+                     "--bid", help="A bId the batch request sent (repeat it): each gets an item.")] = None,
+                 header: Annotated[list[str] | None, typer.Option(
+                     "--header", help="A response header 'Name: value' (repeat it), e.g. intuit_tid, Retry-After."
+                 )] = None) -> None:
     """Diagnose a raw QuickBooks / Intuit reply: prints one JSON object (kind, codes, cause, fix, details,
     and items for a batch answer)."""
     from sync.diagnosis import diagnose, report
 
     if endpoint not in ("api", "token", "revoke"):
         raise _fail(f"--endpoint must be api, token or revoke, not {endpoint!r}", 2)
+    headers: dict[str, str] = {}
+    for line in header or []:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise _fail(f"--header must be 'Name: value', not {_clean(line)[:80]!r}", 2)
+        headers[name.strip()] = value.strip()
     try:
         body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         raise _fail(f"{file}: {exc.strerror or exc}", 2) from None
-    typer.echo(json.dumps(report(diagnose(status, body, content_type, endpoint=endpoint)), indent=2))
+    d = diagnose(status, body, content_type, headers, endpoint=endpoint, bids=bid or None)
+    typer.echo(json.dumps(report(d), indent=2))
 
 
 # ------------------------------------------------------------------------------------------------ sandbox

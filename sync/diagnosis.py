@@ -28,23 +28,57 @@ Order of decision in :func:`diagnose`:
    "Accessing Wrong Cluster" is a token of the other environment (production vs sandbox):
    still auth_expired, but the diagnosis carries a ``hint`` that the base URL / environment must be
    checked, since reconnecting alone will not fix it.
-3. **An OAuth error object** (``{"error": "...", "error_description": ...}``, any key order, mostly
-   from the token/revoke endpoints): ``invalid_grant`` (refresh token expired, revoked, rotated
-   and lost, or raced) → auth_expired. ``invalid_client`` / ``unauthorized_client`` (the app's
-   client id or secret is refused) → **auth_expired too**, by decision: every call of the connection
-   fails until someone acts, so it must be one connection-wide incident with the Reconnect path, and
-   the ``hint`` says the app's credentials (configuration) must be checked before reconnecting.
+3. **An OAuth error object** (``{"error": "...", "error_description": ...}``, any key order, keys in
+   any case, mostly from the token/revoke endpoints). The error is read in RFC 6749's spelling whatever
+   its case or separators (``INVALID_GRANT``, ``Invalid_Grant``, ``invalid-grant`` → ``invalid_grant``;
+   ``codes`` holds that spelling, ``details`` the one sent). An object with **only**
+   ``error_description`` is an OAuth error too: an error name in the description decides, else a
+   description that says the refresh token / grant / authorization code is invalid, incorrect, expired
+   or revoked ("Incorrect or invalid refresh token") is ``invalid_grant``. ``invalid_grant`` (refresh
+   token expired, revoked, rotated and lost, or raced) → auth_expired. ``invalid_client`` /
+   ``unauthorized_client`` (the app's client id or secret is refused) → **auth_expired too**, by
+   decision: every call of the connection fails until someone acts, so it must be one connection-wide
+   incident with the Reconnect path, and the ``hint`` says the app's credentials (configuration) must
+   be checked before reconnecting.
    ``invalid_token`` / ``access_denied`` → auth_expired. Any other OAuth error → unknown.
-4. **A Fault** (any key case, JSON or XML, at any HTTP status): every error is kept, each is classified
-   by :func:`classify_error`, and the Fault's kind is the most specific of them (precedence below).
+4. **A Fault** (any key case, JSON or XML with or without namespace prefixes, at any HTTP status): every
+   error is kept, each is classified by :func:`classify_error`, and the Fault's kind is the most specific
+   of them (precedence below). Shapes read alike: ``Error`` as a list, a single object or strings; a list
+   of Faults (their errors joined); a Fault that is only a string; ``code`` as a string or a number
+   (``6240``, ``6240.0``, ``"006240"``), or an ``errorCode`` key. **A Fault without any error** (``Error``
+   empty or missing) has only its type to go by, and a type names no record problem: an
+   authentication / authorization (401/403) / throttling type gives its connection-wide kind, anything
+   else (ValidationFault included) is **unknown**, never validation (there is no field to fill).
 5. **A batch answer** (``BatchItemResponse``, HTTP 200 even when items fail): each ``bId`` gets its own
-   Diagnosis in ``items`` (``kind None`` for an ok item); the top-level kind is the most specific
-   failing item's kind, or None when every item is ok.
+   Diagnosis in ``items``, and **no item is ok unless it carries an answer**:
+
+   * an item with a Fault (any shape, any key case) → that Fault's diagnosis;
+   * an item with an object (``"Customer": {...}``, a ``QueryResponse``, a non-empty list) → ok (``kind
+     None``), **only under a 2xx status**: under a non-2xx status (400, 500...) QuickBooks' batch answer
+     is not believed, and every item without a Fault of its own gets the envelope's diagnosis (a Fault
+     beside the items, else unknown "the outcome is uncertain"); the top level is then never ok;
+   * an item with **neither** an object nor a Fault, or that is not an object → **unknown**;
+   * **a bId answered twice** keeps the worse answer (a failure over ok, the more specific failure over
+     the other): an ok never overwrites a Fault;
+   * an item **without a bId** is keyed ``(no bId #n)`` (n its position from 1), made unique against
+     every real bId of the answer by adding ``'``: keys never collide;
+   * with ``bids`` (the bIds the request sent) every sent bId has an item: one the answer does not
+     mention is unknown ("no item for bId"), or the envelope's failure when the answer failed as a whole;
+   * **an answer to a batch request that is not a batch answer** (a Fault envelope, an HTML or empty
+     body, a 401/429...) is the diagnosis of **every bId** (``bids``, or the bIds of a 401/429 body);
+   * an empty ``BatchItemResponse`` → unknown. The top-level kind is the most specific failing item's
+     kind, or None when every item is ok.
 6. Anything else: a 2xx → ok (``kind None``; CDC and query answers included, a deleted object in a
    CDC answer is the engine's business via :func:`diagnose_deleted`); an empty 2xx body is ok (the
-   revoke endpoint answers so). A non-2xx without a readable fault (empty, truncated, HTML gateway or
-   maintenance pages, a lone XML declaration) → **unknown**, with the HTTP status and the raw text
-   (trimmed, tags stripped for HTML) in ``details``. An unreadable 2xx body → unknown as well.
+   revoke endpoint answers so). A non-2xx **plain-text** body naming ``errorCode=NNNN``
+   (``message=ThrottleExceeded; errorCode=003001; statusCode=403``) is read as a Fault with that one
+   error. A non-2xx without a readable fault (empty, truncated, HTML gateway or maintenance pages, a
+   lone XML declaration) → **unknown**, with the HTTP status and the raw text (trimmed, tags stripped
+   for HTML) in ``details``. An unreadable 2xx body → unknown as well. **A binary body** (gzip, PNG,
+   JPEG, zip, PDF... by their leading bytes, or bytes with NULs that are not UTF-16/32, or mostly
+   control characters) is never shown: ``details`` says ``binary body (gzip, N bytes, content-type
+   X)``. Bodies are decoded by :func:`sync.providers.qbo_wire.decode_body`: BOMs (UTF-8/16/32), UTF-16
+   and UTF-32 without a BOM, UTF-8, the declared charset, Windows-1252, Latin-1.
 
 :func:`classify_error`, one error of a Fault; **status and code are read together**:
 
@@ -63,10 +97,17 @@ Order of decision in :func:`diagnose`:
 * 2020, 2010, 2030, 2040, 2050, 2080, 6000, 6080, 2390 → validation (``field`` names the element, or
   the X of "Required parameter X is missing"; 2390 without an element names ``IncomeAccountRef``).
 * 10000 → unknown (SystemFault, a server error).
-* A missing code is read from ``errorCode=003200`` in the message when present.
+* **1040** "Batch size exceeds allowed limit" → **unknown**, never validation, whatever the fault type
+  says: in Intuit's error code list it is one of the *General Error Codes* (600-1999), about the size of
+  the batch request syncbot built, not a field of the record (DESIGN.md: "error 1040 when too large").
+  The ``hint`` says so; Retry sends the record alone.
+* A missing code is read from ``errorCode=003200`` in the message or detail when present. **Every**
+  ``errorCode=NNNN`` (also ``errorCode: NNNN``) in a message or detail is listed in ``codes`` beside
+  the error's own code (normalised, once per error).
 * Any other code: the fault type decides: ValidationFault → validation; AuthenticationFault /
   AUTHENTICATION → auth_expired (unless 5xx); AuthorizationFault with 401/403 → auth_expired;
-  SystemFault, SERVICE and anything else → unknown.
+  ThrottlingFault (any type starting "Throttl") → rate_limited; SystemFault, SERVICE and anything
+  else → unknown.
 * **A message that contradicts its code is resolved by the code** (code 6240 with a text saying
   "Object Not Found" is a duplicate). The single exception is the 6000-with-tax-calculation rule.
 
@@ -81,8 +122,17 @@ then the record kinds whose fix differs most from "fill a field", then validatio
 nothing is recognised.
 
 Other fields: ``details`` is the provider's text made readable (one line per error: code, message,
-detail, field; HTML anchors turned into "text (url)", other tags stripped), at most 2000 characters,
-with tokens, secrets and bearer/basic credentials redacted; ``intuit_tid`` comes from the response
+detail, field; HTML anchors turned into "text (url)" in Details and in HTML pages alike, only for
+``http(s)``/``mailto`` links, other tags stripped), at most 2000 characters. **Secrets are redacted
+before anything is cut** (so a cut never leaves half a secret), then again on the finished text: the
+value of any secret-named key (``access_token``, ``accessToken``, ``refresh_token``, ``refreshToken``,
+``id_token``, ``client_secret``, ``clientSecret``, ``token``, ``password``, ``secret``, ``api_key``,
+with an optional prefix like ``x_``/``oauth_``; any case) in every form — ``key=v``, ``key: v``,
+``"key": "v"``, ``\"key\":\"v\"`` (JSON inside a string), ``<key>v</key>`` (with namespace prefixes),
+quoted values cut short included —; the ``Authorization``, ``Proxy-Authorization``, ``Cookie`` and
+``Set-Cookie`` header values to the end of their line; ``Bearer``/``Basic``/``Digest`` credentials; JWTs;
+Intuit refresh tokens. ``SyncToken``, ``token_type``, ``intuit_tid`` and request ids are kept. The
+Slack side escapes ``details`` for mrkdwn (``&``, ``<``, ``>``). ``intuit_tid`` comes from the response
 header and is also appended to ``details`` (support asks for it, DESIGN.md); ``retry_after`` is the
 Retry-After header in seconds (number or HTTP date), None when absent (DESIGN.md: QBO documents none;
 the engine then waits its own default).
@@ -93,6 +143,7 @@ Fault (6070, 6100, tax-calculation 6000...) is an *error*: see :attr:`Diagnosis.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import html
 import math
@@ -106,7 +157,7 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any, Literal
 
-from sync.providers.qbo_wire import decode_body, is_html, normalize_keys, parse_body
+from sync.providers.qbo_wire import binary_kind, decode_body, is_html, normalize_keys, parse_body
 
 __all__ = [
     "KINDS",
@@ -398,13 +449,21 @@ _CODE_KIND: Mapping[str, Kind] = {
 }
 _TAX_CALCULATION = re.compile(r"calculat\w*\s+(?:the\s+|of\s+)?(?:sales\s+)?tax|tax\s+calculat", re.I)
 _LINK_GONE = re.compile(r"deleted|not\s+found|does\s*n[o']t\s+exist|no\s+longer\s+exists?", re.I)
-_ERROR_CODE_IN_TEXT = re.compile(r"errorCode\s*=\s*0*(\d+)", re.I)
+_ERROR_CODE_IN_TEXT = re.compile(r"\berror_?Code[\"']?\s*[=:]\s*[\"']?0*(\d{1,12})(?!\d)", re.I)
+#: Codes of syncbot's own request, not of the record's data (Intuit's "General Error Codes", 600-1999).
+_OWN_REQUEST_CODES: Mapping[str, str] = {
+    "1040": "QuickBooks refused the size of syncbot's batch request (code 1040, batch size exceeds the allowed "
+    "limit), not the record's data: Retry sends the record on its own; report it to JobsiteOn support if it "
+    "happens again.",
+}
 _REQUIRED_PARAM = re.compile(r"Required parameter\s+([\w.]+)\s+is missing", re.I)
 
 
 def _norm_code(code: Any) -> str | None:
-    if code is None:
+    if code is None or isinstance(code, bool):
         return None
+    if isinstance(code, float) and code.is_integer() and abs(code) < 1e15:
+        code = int(code)
     s = str(code).strip()
     if not s:
         return None
@@ -424,7 +483,7 @@ def _text(value: Any) -> str | None:
 
 def _fault_family(fault_type: str | None) -> str:
     t = (fault_type or "").lower()
-    for family in ("authentication", "authorization", "validation", "system"):
+    for family in ("authentication", "authorization", "validation", "system", "throttl"):
         if t.startswith(family):
             return family
     return t
@@ -453,7 +512,11 @@ def classify_error(error: FaultError, http_status: int | None = None, fault_type
         return Kind.TOTAL_MISMATCH
     if code is not None and code in _CODE_KIND:
         return _CODE_KIND[code]
+    if code in _OWN_REQUEST_CODES:
+        return Kind.UNKNOWN
     family = _fault_family(fault_type)
+    if family == "throttl":
+        return Kind.RATE_LIMITED
     if family == "validation":
         return Kind.VALIDATION
     if family == "authentication" and not server_error:
@@ -484,28 +547,81 @@ def _field_of(error: FaultError) -> str | None:
 # --------------------------------------------------------------------------------------------------
 # Text helpers: readable, trimmed, no secrets
 
-_ANCHOR = re.compile(r"<a\b[^>]*?href\s*=\s*[\"']([^\"']*)[\"'][^>]*>(.*?)</a\s*>", re.I | re.S)
+_ANCHOR = re.compile(
+    r"<a\b[^>]*?\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>\"']+))[^>]*>(.{0,2000}?)</a\s*>", re.I | re.S
+)
+_LINK_SCHEME = re.compile(r"\s*(?:https?://|mailto:)", re.I)
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _SCRIPT = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
 _MARKUP_DECL = re.compile(r"<![^>]*>|<\?[^>]*\?>")
-_SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(
-            r"([\"']?(?:access_token|refresh_token|id_token|client_secret|password)[\"']?\s*[:=]\s*)"
-            r"(?:\"[^\"]*(?:\"|$)|'[^']*(?:'|$)|[^\s&,;}\"']+)",
-            re.I,
-        ),
-        r"\1[redacted]",
-    ),
-    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.I), r"\1 [redacted]"),
-    (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?"), "[redacted]"),
-    (re.compile(r"\bAB11\d{9,}[A-Za-z0-9]{16,}"), "[redacted]"),  # Intuit refresh tokens
+#: Names whose value is a secret, in any case and spelling (``access_token``, ``accessToken``, ``access-token``,
+#: ``x_refresh_token``, ``clientSecret``, ``Set-Cookie``...). ``SyncToken`` and ``token_type`` are not secrets.
+_SECRET_NAME = (
+    r"(?:[A-Za-z0-9]{1,24}[_-]){0,2}"
+    r"(?:(?:access|refresh|id|auth|bearer|session|csrf|oauth|api|xsrf)[_-]?token|token|"
+    r"client[_-]?secret|secret|password|passwd|api[_-]?key|"
+    r"(?:proxy-)?authorization|set-cookie|cookie)"
+)
+_Q = r"(?:\\?[\"']|&quot;|&#3[49];|&apos;)"  # a quote, also JSON-escaped or as an HTML entity
+#: Credentials of an Authorization header: an optional scheme, then ``k="v", k2="v2"`` parameters or one token.
+_CREDENTIALS = (
+    r"(?:(?:Bearer|Basic|Digest|OAuth|Negotiate|NTLM|Token|AWS4-HMAC-SHA256)\s+)?"
+    r"(?:[\w-]+=(?:\"[^\"]*\"|&quot;.*?&quot;)(?:\s*,\s*[\w-]+=(?:\"[^\"]*\"|&quot;.*?&quot;))*"
+    r"|[^\s,;\"'<>&]+)"
+)
+#: Cookies: ``name=value`` pairs and attributes (``Path=/``, ``HttpOnly``) joined by ``;``.
+_COOKIES = r"[^\s;=,\"'<>]+=[^\s;\"'<>]*(?:\s*;\s*[^\s;=,\"'<>()]+(?:=[^\s;\"'<>]*)?)*"
+_HEADER_VALUE = re.compile(
+    r"(?<![\w-])(?P<key>(?:proxy-)?authorization)(?P<sep>\s*[:=]\s*)(?P<value>" + _CREDENTIALS + r")"
+    r"|(?<![\w-])(?P<ckey>set-cookie|cookie)(?P<csep>\s*[:=]\s*)(?P<cvalue>" + _COOKIES + r")",
+    re.I,
+)
+_KEY_VALUE = re.compile(
+    r"(?<![\w-])(?P<key>" + _Q + r"?" + _SECRET_NAME + _Q + r"?)(?![\w-])(?P<sep>\s*[:=]\s*)"
+    r"(?P<value>\\\"(?:[^\\]|\\(?!\"))*\\\"|\\\"[^\s\\]*"  # an escaped JSON string inside a string: \"...\"
+    r"|&quot;.*?&quot;|&quot;[^\s&]*"  # HTML-escaped quotes
+    r"|\"(?:[^\"\\]|\\.)*\"|\"[^\"\s]*|'[^']*'|'[^'\s]*"  # quoted (cut short: to the next space)
+    r"|[^\s&,;}\])\"'<>]+)",  # unquoted, to the next separator
+    re.I,
+)
+_XML_SECRET = re.compile(
+    r"((?:<|&lt;)(?:[\w.-]+:)?(?P<tag>" + _SECRET_NAME + r")\b[^<>&]*(?:>|&gt;))"
+    r"(?:[^<&]*(?=(?:<|&lt;)/(?:[\w.-]+:)?(?P=tag)\b)|[^<&\s]*)",  # to its closing tag, else to the next space
+    re.I,
+)
+_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(Bearer|Basic|Digest)\s+[A-Za-z0-9._~+/=:-]{6,}", re.I), r"\1 [redacted]"),
+    (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"), "[redacted]"),  # JWT / JWE
+    (re.compile(r"\bAB11\d{9,}[A-Za-z0-9]{8,}"), "[redacted]"),  # Intuit refresh tokens
 )
 
 
+def _redact_key_value(m: re.Match[str]) -> str:
+    group = "value" if m.group("value") is not None else "cvalue"
+    key = m.group("key") if group == "value" else m.group("ckey")
+    sep = m.group("sep") if group == "value" else m.group("csep")
+    value = m.group(group)
+    head = m.string[m.start(group) : m.start(group) + 24]
+    if re.match(r"(?:\\?[\"']|&quot;)?\s*(?:[\w-]+\s+)?\[redacted\]", head):  # a second pass changes nothing
+        return m.group(0)
+    for quote in ('\\"', "&quot;", '"', "'"):
+        if value.startswith(quote):
+            closed = len(value) >= 2 * len(quote) and value.endswith(quote)
+            return f"{key}{sep}{quote}[redacted]{quote if closed else ''}"
+    return f"{key}{sep}[redacted]"
+
+
 def _redact(text: str) -> str:
-    for pattern, repl in _SECRETS:
+    """Secrets out of provider text: the values of secret-named keys in every form (``key=v``,
+    ``key: v``, ``"key": "v"``, ``\\"key\\":\\"v\\"``, ``<key>v</key>``, any case), header values
+    (``Authorization:``, ``Cookie:``, ``Set-Cookie:`` to the end of the line), bearer/basic credentials,
+    JWTs and Intuit refresh tokens. intuit_tid and request ids are kept. Run on the whole text *before*
+    anything is trimmed."""
+    text = _HEADER_VALUE.sub(_redact_key_value, text)
+    text = _KEY_VALUE.sub(_redact_key_value, text)
+    text = _XML_SECRET.sub(lambda m: f"{m.group(1)}[redacted]", text)
+    for pattern, repl in _SHAPES:
         text = pattern.sub(repl, text)
     return text
 
@@ -524,10 +640,22 @@ def _trim(text: str, limit: int = DETAILS_LIMIT) -> str:
 MARKUP_SCAN_LIMIT = 20_000
 
 
+def _anchor(m: re.Match[str]) -> str:
+    """One ``<a href=URL>text</a>`` → ``text (URL)``; just ``URL`` when the text is the URL; just the text
+    for a link that means nothing outside the page (relative, ``javascript:``, ``#fragment``)."""
+    url = next(g for g in m.group(1, 2, 3) if g is not None).strip()
+    label = _collapse(_TAG.sub(" ", m.group(4)))
+    if not _LINK_SCHEME.match(html.unescape(url)):
+        return f" {label} "
+    if not label or html.unescape(label).rstrip("/") == html.unescape(url).rstrip("/"):
+        return f" {url} "
+    return f" {label} ({url}) "
+
+
 def _strip_markup(text: str) -> str:
     """Provider text with HTML in it: anchors → ``text (url)``, other tags dropped, entities decoded."""
     text = text[:MARKUP_SCAN_LIMIT]
-    text = _ANCHOR.sub(lambda m: f"{_TAG.sub('', m.group(2)).strip()} ({m.group(1)})", text)
+    text = _ANCHOR.sub(_anchor, text)
     return html.unescape(_TAG.sub("", text))
 
 
@@ -535,7 +663,7 @@ def _html_excerpt(text: str) -> str:
     text = text[:MARKUP_SCAN_LIMIT]
     title_m = _TITLE.search(text)
     title = _collapse(html.unescape(_TAG.sub("", title_m.group(1)))) if title_m else ""
-    body = _collapse(html.unescape(_TAG.sub(" ", _MARKUP_DECL.sub(" ", _SCRIPT.sub(" ", text)))))
+    body = _collapse(html.unescape(_TAG.sub(" ", _ANCHOR.sub(_anchor, _MARKUP_DECL.sub(" ", _SCRIPT.sub(" ", text))))))
     if title and not body.lower().startswith(title.lower()):
         body = f"{title}: {body}" if body else title
     return body
@@ -559,8 +687,8 @@ def _humanize_message(message: str | None) -> str | None:
 
 
 def _error_line(e: FaultError) -> str:
-    msg = _collapse(_strip_markup(_humanize_message(e.message) or ""))
-    det = _collapse(_strip_markup(e.detail or ""))
+    msg = _collapse(_strip_markup(_redact(_humanize_message(e.message) or "")))
+    det = _collapse(_strip_markup(_redact(e.detail or "")))
     both = msg and det and not det.lower().startswith(msg.lower())
     text = f"{msg} — {det}" if both else (det or msg or "(no message)")
     parts = [e.code, text] if e.code else [text]
@@ -571,10 +699,12 @@ def _error_line(e: FaultError) -> str:
 
 
 def _finish_details(lines: Sequence[str], intuit_tid: str | None) -> str:
-    text = "\n".join(line for line in lines if line)
+    """The details text: lines joined, secrets redacted (before any cut), trimmed, the intuit_tid kept."""
+    text = _redact("\n".join(line for line in lines if line))
     if intuit_tid:
-        text = _trim(text, DETAILS_LIMIT - len(intuit_tid) - 14) + f"\nintuit_tid: {intuit_tid}"
-    return _trim(_redact(text))
+        tid = _redact(_collapse(intuit_tid)[:200])
+        text = _trim(text, DETAILS_LIMIT - len(tid) - 14) + f"\nintuit_tid: {tid}"
+    return _trim(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -622,14 +752,39 @@ def _listify(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _as_fault(value: Any) -> Mapping[str, Any] | None:
+    """A Fault in whatever shape it came: an object; a list of them (errors joined, the first type); a bare
+    string or a list of strings (errors with that message). None for null, empty or anything else."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, list):
+        faults = [f for f in value if isinstance(f, Mapping)]
+        if faults:
+            return {
+                "type": next((f.get("type") for f in faults if _text(f.get("type"))), None),
+                "Error": [e for f in faults for e in _listify(f.get("Error"))],
+            }
+        texts = [t for v in value if isinstance(v, str) and (t := _text(v))]
+        return {"Error": [{"Message": t} for t in texts]} if texts else None
+    if isinstance(value, str) and value.strip():
+        return {"Error": [{"Message": value}]}
+    return None
+
+
 def _fault_errors(fault: Mapping[str, Any]) -> list[FaultError]:
     errors: list[FaultError] = []
     for e in _listify(fault.get("Error")):
+        if isinstance(e, str) and e.strip():  # "Error": ["text"]
+            errors.append(FaultError(None, _text(e), None, None))
+            continue
         if not isinstance(e, Mapping):
             continue
+        code = e.get("code")
+        if code is None:  # an "errorCode" key, in any case
+            code = next((v for k, v in e.items() if isinstance(k, str) and k.lower() == "errorcode"), None)
         errors.append(
             FaultError(
-                code=_norm_code(_text(e.get("code"))),
+                code=_norm_code(_text(code) if not isinstance(code, int | float) else code),
                 message=_text(e.get("Message")),
                 detail=_text(e.get("Detail")),
                 element=_text(e.get("element")),
@@ -638,28 +793,43 @@ def _fault_errors(fault: Mapping[str, Any]) -> list[FaultError]:
     return errors
 
 
+def _error_codes(error: FaultError) -> list[str]:
+    """The error's code and every ``errorCode=NNNN`` its message or detail names, normalised, once each."""
+    out = [error.code] if error.code else []
+    for text in (error.message, error.detail):
+        for m in _ERROR_CODE_IN_TEXT.finditer((text or "")[:MARKUP_SCAN_LIMIT]):
+            code = _norm_code(m.group(1))
+            if code and code not in out:
+                out.append(code)
+    return out
+
+
 def _from_fault(
     fault: Mapping[str, Any], status: int | None, intuit_tid: str | None, retry_after: float | None
 ) -> Diagnosis:
     fault_type = _text(fault.get("type"))
     errors = _fault_errors(fault)
-    if not errors:  # a Fault without errors: only the type is known
-        errors = [FaultError(None, fault_type or "Fault without errors", None, None)]
-    kinds = [classify_error(e, status, fault_type) for e in errors]
-    kind = most_specific(kinds) or Kind.UNKNOWN
-    deciding = errors[kinds.index(kind)]
-    fld = _field_of(deciding) or next((f for e in errors if (f := _field_of(e))), None)
-    lines = [_error_line(e) for e in errors]
+    fld: str | None = None
+    if errors:
+        kinds = [classify_error(e, status, fault_type) for e in errors]
+        kind = most_specific(kinds) or Kind.UNKNOWN
+        deciding = errors[kinds.index(kind)]
+        fld = _field_of(deciding) or next((f for e in errors if (f := _field_of(e))), None)
+        lines = [_error_line(e) for e in errors]
+    else:  # a Fault without errors: only its type is known, and only a connection-wide type says anything
+        bare = classify_error(FaultError(None, None, None, None), status, fault_type)
+        kind = bare if bare in (Kind.AUTH_EXPIRED, Kind.RATE_LIMITED) else Kind.UNKNOWN
+        lines = [f"{fault_type or 'A'} fault without any error."]
     if kind is Kind.UNKNOWN:
         lines.insert(0, f"{_reason(status)}, {fault_type or 'no'} fault:" if status else "")
     return Diagnosis(
         kind=kind,
         http_status=status,
-        codes=tuple(e.code for e in errors if e.code),
+        codes=tuple(c for e in errors for c in _error_codes(e)),
         errors=tuple(errors),
         fault_type=fault_type,
         details=_finish_details(lines, intuit_tid),
-        field=fld,
+        field=fld if kind is not Kind.UNKNOWN else None,
         intuit_tid=intuit_tid,
         retry_after=retry_after,
         hint=_hint(errors, kind),
@@ -667,7 +837,7 @@ def _from_fault(
 
 
 def _hint(errors: Sequence[FaultError], kind: Kind) -> str | None:
-    codes = {e.code for e in errors}
+    codes = {c for e in errors for c in _error_codes(e)}
     text = " ".join(f"{e.message or ''} {e.detail or ''}" for e in errors)
     if "130" in codes or re.search(r"wrong (cluster|server)", text, re.I):
         return (
@@ -677,6 +847,9 @@ def _hint(errors: Sequence[FaultError], kind: Kind) -> str | None:
         )
     if "3100" in codes and kind is Kind.AUTH_EXPIRED and re.search(r"scope", text, re.I):
         return "Reconnect and grant the com.intuit.quickbooks.accounting scope."
+    own = next((_OWN_REQUEST_CODES[c] for c in codes if c in _OWN_REQUEST_CODES), None)
+    if own is not None and kind is Kind.UNKNOWN:
+        return own
     if re.search(r"request_?id", text, re.I):
         return (
             "The limit concerns syncbot's own request id, not the record's data: nothing to fill in; "
@@ -688,31 +861,66 @@ def _hint(errors: Sequence[FaultError], kind: Kind) -> str | None:
 _OAUTH_AUTH_ERRORS = frozenset(
     {"invalid_grant", "invalid_client", "unauthorized_client", "invalid_token", "access_denied"}
 )
+_OAUTH_NAME_IN_TEXT = re.compile(
+    r"(?<![A-Za-z])(invalid[_ -]grant|invalid[_ -]client|unauthorized[_ -]client|invalid[_ -]token|access[_ -]denied)"
+    r"(?![A-Za-z])",
+    re.I,
+)
+#: A description that says the refresh token (the grant) is no good: "Incorrect or invalid refresh token",
+#: "Refresh token has expired", "The grant was revoked"...
+_GRANT_GONE = re.compile(
+    r"\b(?:invalid|incorrect|expired|revoked|bad|unknown)\b[\w\s-]{0,30}?"
+    r"\b(?:refresh[_ ]?token|grant|authori[sz]ation[_ ]code)"
+    r"|\b(?:refresh[_ ]?token|grant)\b[\w\s-]{0,30}?\b(?:invalid|expired|revoked|not valid|no longer valid)\b",
+    re.I,
+)
+
+
+def _oauth_fields(data: Mapping[str, Any]) -> tuple[str | None, str | None] | None:
+    """``(error, error_description)`` of an OAuth error object (keys in any case), None when it is not one
+    (neither an ``error`` string nor an ``error_description`` string)."""
+    lower = {k.lower(): v for k, v in data.items() if isinstance(k, str)}
+    error, description = lower.get("error"), lower.get("error_description")
+    error = error.strip() if isinstance(error, str) and error.strip() else None
+    description = description.strip() if isinstance(description, str) and description.strip() else None
+    return None if error is None and description is None else (error, description)
+
+
+def _oauth_name(error: str | None, description: str | None) -> str:
+    """The OAuth error in its RFC 6749 spelling (``INVALID_GRANT``, ``Invalid-Grant`` → ``invalid_grant``); from
+    the description alone when there is no ``error`` (an error name in it, or a refresh token said to be
+    invalid/expired/revoked → ``invalid_grant``); ``""`` when nothing is recognised."""
+    if error:
+        return re.sub(r"[\s-]+", "_", error.strip()).lower()[:80]
+    m = _OAUTH_NAME_IN_TEXT.search(description or "")
+    if m:
+        return re.sub(r"[\s-]+", "_", m.group(1)).lower()
+    return "invalid_grant" if _GRANT_GONE.search(description or "") else ""
 
 
 def _from_oauth_error(
-    data: Mapping[str, Any],
+    fields: tuple[str | None, str | None],
     status: int,
     endpoint: str,
     intuit_tid: str | None,
     retry_after: float | None,
 ) -> Diagnosis:
-    error = str(data.get("error")).strip()
-    description = _text(data.get("error_description"))
-    kind = Kind.AUTH_EXPIRED if error in _OAUTH_AUTH_ERRORS else Kind.UNKNOWN
+    error, description = fields
+    name = _oauth_name(error, description)
+    kind = Kind.AUTH_EXPIRED if name in _OAUTH_AUTH_ERRORS else Kind.UNKNOWN
     if status == 429:
         kind = Kind.RATE_LIMITED
     where = "Intuit OAuth server" + (f" ({endpoint} endpoint)" if endpoint != "api" else "")
-    line = f"{where}: {error}" + (f" — {description}" if description else "")
+    line = f"{where}: {error or name or 'error'}" + (f" — {description}" if description else "")
     if kind is Kind.UNKNOWN:
         line = f"{_reason(status)}, {line}"
     hint = None
-    if error in ("invalid_client", "unauthorized_client"):
+    if name in ("invalid_client", "unauthorized_client"):
         hint = (
             "Intuit refused the app's own credentials (client id / secret): check syncbot's QuickBooks "
             "app settings, then reconnect."
         )
-    elif error == "invalid_grant":
+    elif name == "invalid_grant":
         hint = (
             "The refresh token is expired, revoked or was replaced by a newer one: only a reconnect "
             "helps; syncbot does not retry it."
@@ -720,36 +928,120 @@ def _from_oauth_error(
     return Diagnosis(
         kind=kind,
         http_status=status,
-        codes=(error,),
-        errors=(FaultError(error, description, None, None),),
-        details=_finish_details([line], intuit_tid),
+        codes=(name,) if name else (),
+        errors=(FaultError(name or None, _text(description), None, None),),
+        details=_finish_details([_redact(line)], intuit_tid),
         intuit_tid=intuit_tid,
         retry_after=retry_after,
         hint=hint,
     )
 
 
-def _from_batch(items: list[Any], status: int, intuit_tid: str | None, retry_after: float | None) -> Diagnosis:
-    per_item: dict[str, Diagnosis] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
+def _has_answer(item: Mapping[str, Any]) -> bool:
+    """Whether a batch item carries an answer: an object (``"Customer": {...}``), a ``QueryResponse`` (even an
+    empty one) or a non-empty list, under any key but ``bId``/``Fault``."""
+    for key, value in item.items():
+        if key in ("bId", "Fault", "time"):
             continue
-        bid = _text(item.get("bId")) or f"#{index + 1}"
-        fault = item.get("Fault")
-        if isinstance(fault, Mapping):
-            per_item[bid] = _from_fault(fault, status, None, None)
-        else:
-            per_item[bid] = Diagnosis(kind=None, http_status=status, details="ok")
-    kind = most_specific(d.kind for d in per_item.values())
+        if isinstance(value, Mapping) and (value or str(key).lower() == "queryresponse"):
+            return True
+        if isinstance(value, list) and value:
+            return True
+    return False
+
+
+def _worse(a: Diagnosis, b: Diagnosis) -> Diagnosis:
+    """Of two answers for one bId, the worse: a failure over ok; of two failures the more specific kind."""
+    if a.ok:
+        return b
+    if b.ok:
+        return a
+    assert a.kind is not None and b.kind is not None
+    return a if _RANK[a.kind] <= _RANK[b.kind] else b
+
+
+def _batch_item(item: Any, status: int, envelope: Diagnosis | None) -> Diagnosis:
+    """One ``BatchItemResponse`` item. ``envelope`` is the failure of the whole answer (a non-2xx status or a
+    Fault beside the items), None for a 2xx answer without one."""
+    if not isinstance(item, Mapping):
+        shown = _collapse(repr(item))[:200]
+        return make_diagnosis(Kind.UNKNOWN, f"A batch item that is not an object: {shown}", http_status=status)
+    fault = _as_fault(item.get("Fault"))
+    if fault is not None:
+        return _from_fault(fault, status, None, None)
+    if envelope is not None:  # ok-looking items of a failed answer are not believed: they share its failure
+        return envelope
+    if _has_answer(item):
+        return Diagnosis(kind=None, http_status=status, details="ok")
+    return make_diagnosis(
+        Kind.UNKNOWN, "QuickBooks answered this batch item with neither an object nor a Fault.", http_status=status
+    )
+
+
+def _bid_key(item: Any, index: int, taken: set[str]) -> str:
+    """The item's bId, or for an item without one ``(no bId #n)``, made unique against every real bId."""
+    bid = _text(item.get("bId")) if isinstance(item, Mapping) else None
+    if bid is not None:
+        return bid
+    key = f"(no bId #{index + 1})"
+    while key in taken:
+        key += "'"
+    return key
+
+
+def _from_batch(
+    items: list[Any],
+    status: int,
+    intuit_tid: str | None,
+    retry_after: float | None,
+    envelope: Diagnosis | None,
+    bids: Sequence[str] | None,
+) -> Diagnosis:
+    if envelope is None and not 200 <= status < 300:
+        envelope = make_diagnosis(
+            Kind.UNKNOWN,
+            f"{_reason(status)} around a batch answer: the outcome of its items is uncertain.",
+            http_status=status,
+        )
+    taken = {b for it in items if isinstance(it, Mapping) and (b := _text(it.get("bId"))) is not None}
+    per_item: dict[str, Diagnosis] = {}
+    repeats: dict[str, int] = {}
+    for index, item in enumerate(items):
+        key = _bid_key(item, index, taken)
+        taken.add(key)
+        d = _batch_item(item, status, envelope)
+        if key in per_item:
+            repeats[key] = repeats.get(key, 1) + 1
+            d = _worse(per_item[key], d)
+        per_item[key] = d
+    for bid in bids or ():
+        if bid not in per_item:
+            per_item[bid] = envelope or make_diagnosis(
+                Kind.UNKNOWN, f"QuickBooks' batch answer has no item for bId {bid}.", http_status=status
+            )
+    if bids:  # the order of the request first
+        per_item = {**{b: per_item[b] for b in bids}, **per_item}
     failing = {bid: d for bid, d in per_item.items() if not d.ok}
+    kind = most_specific(d.kind for d in failing.values())
+    if not per_item:
+        kind = Kind.UNKNOWN
+    if kind is None and envelope is not None:
+        kind = envelope.kind
     lines = [f"{len(per_item) - len(failing)} of {len(per_item)} batch items succeeded."]
-    lines += [f"{bid}: {d.details}" for bid, d in failing.items()]
-    deciding = next((d for d in failing.values() if d.kind is kind), None)
+    if not per_item:
+        lines = [f"{_reason(status)}: a batch answer without any item."]
+    elif envelope is not None and not envelope.ok:
+        lines.insert(0, envelope.details)
+    lines += [f"bId {bid} was answered {n} times; the worst answer is kept." for bid, n in repeats.items()]
+    lines += [f"{bid}: {d.details}" for bid, d in failing.items() if d is not envelope]
+    deciding = next((d for d in failing.values() if d.kind is kind), envelope)
     return Diagnosis(
         kind=kind,
         http_status=status,
-        codes=tuple(c for d in failing.values() for c in d.codes),
-        errors=tuple(e for d in failing.values() for e in d.errors),
+        codes=tuple(c for d in failing.values() if d is not envelope for c in d.codes)
+        + (envelope.codes if envelope is not None else ()),
+        errors=tuple(e for d in failing.values() if d is not envelope for e in d.errors)
+        + (envelope.errors if envelope is not None else ()),
         fault_type=deciding.fault_type if deciding else None,
         details=_finish_details(lines, intuit_tid),
         field=deciding.field if deciding else None,
@@ -760,12 +1052,28 @@ def _from_batch(items: list[Any], status: int, intuit_tid: str | None, retry_aft
     )
 
 
+def _text_fault(text: str) -> Mapping[str, Any] | None:
+    """A plain-text (not HTML) body that names ``errorCode=NNNN`` read as a Fault with that one error, so
+    ``message=ThrottleExceeded; errorCode=003001; statusCode=403`` sent as text is still a throttle."""
+    if not text.strip() or is_html(text) or not _ERROR_CODE_IN_TEXT.search(text[:MARKUP_SCAN_LIMIT]):
+        return None
+    return {"Error": [{"Message": _collapse(text[:MARKUP_SCAN_LIMIT])}]}
+
+
 def _unreadable(
-    status: int, text: str, endpoint: str, intuit_tid: str | None, retry_after: float | None, kind: Kind
+    status: int,
+    text: str,
+    endpoint: str,
+    intuit_tid: str | None,
+    retry_after: float | None,
+    kind: Kind,
+    binary: str | None = None,
 ) -> Diagnosis:
     where = "Intuit OAuth server" if endpoint != "api" else "QuickBooks"
-    stripped = text.strip()
-    if not stripped:
+    stripped = _redact(text).strip()
+    if binary:
+        line = f"{_reason(status)} from {where}, {binary} instead of an API answer."
+    elif not stripped:
         line = f"{_reason(status)} from {where} with an empty body."
     elif is_html(stripped):
         line = f"{_reason(status)} from {where}, an HTML page instead of an API answer: {_html_excerpt(stripped)}"
@@ -782,57 +1090,104 @@ def _unreadable(
     )
 
 
+def _describe_binary(name: str, body: Any, content_type: str | None) -> str:
+    shown = _redact(_collapse(content_type or ""))[:100] or "none"
+    size = len(body) if isinstance(body, bytes | bytearray | memoryview) else 0
+    what = "" if name == "binary" else f"{name}, "
+    return f"binary body ({what}{size} bytes, content-type {shown})"
+
+
+def _spread(d: Diagnosis, bids: Sequence[str] | None) -> Diagnosis:
+    """An answer that is not a batch answer, to a batch request: every bId gets the answer's failure (an ok
+    answer without items leaves each bId unknown, and the whole unknown)."""
+    if not bids or d.items:
+        return d
+    if d.ok:
+        missing = make_diagnosis(
+            Kind.UNKNOWN, "QuickBooks answered the batch request without a batch answer.", http_status=d.http_status
+        )
+        return dataclasses.replace(
+            missing, items={b: missing for b in bids}, intuit_tid=d.intuit_tid, retry_after=d.retry_after
+        )
+    return dataclasses.replace(d, items={b: d for b in bids})
+
+
+def _batch_keys(batch: Any) -> list[str]:
+    items = _listify(batch)
+    taken = {b for it in items if isinstance(it, Mapping) and (b := _text(it.get("bId"))) is not None}
+    keys: list[str] = []
+    for index, item in enumerate(items):
+        key = _bid_key(item, index, taken)
+        taken.add(key)
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
 def diagnose(
     status: int,
     body: bytes | str | None,
     content_type: str | None = None,
     headers: Mapping[str, str] | None = None,
     endpoint: str = "api",
+    bids: Sequence[str] | None = None,
 ) -> Diagnosis:
     """Classify one HTTP answer from QuickBooks Online or Intuit's OAuth server.
 
     In: the HTTP status, the raw body (bytes, text or None), the Content-Type header (a hint for the
     charset only: the format is read from the body), the response headers (for ``intuit_tid`` and
-    ``Retry-After``), and which endpoint answered: ``"api"`` (the Accounting API), ``"token"``
-    (``/oauth2/v1/tokens/bearer``) or ``"revoke"``. Out: a :class:`Diagnosis`, ``kind None`` for
-    success. Never raises for any body; raises ``ValueError`` for an unknown ``endpoint``.
+    ``Retry-After``), which endpoint answered: ``"api"`` (the Accounting API), ``"token"``
+    (``/oauth2/v1/tokens/bearer``) or ``"revoke"``, and for the answer to a batch request optionally the
+    ``bids`` sent (then every one of them has an item: see rule 5). Out: a :class:`Diagnosis`, ``kind None``
+    for success. Never raises for any body; raises ``ValueError`` for an unknown ``endpoint``.
     The rules are in the module docstring.
     """
     if endpoint not in ENDPOINTS:
         raise ValueError(f"endpoint must be one of {sorted(ENDPOINTS)}, not {endpoint!r}")
     intuit_tid = _header(headers, "intuit_tid", "intuit-tid")
     retry_after = _retry_after(_header(headers, "retry-after"))
-    text = decode_body(body, content_type)
+    bids = [b for b in (_text(b) for b in bids or ()) if b is not None] or None
+    binary_name = binary_kind(body) if isinstance(body, bytes | bytearray | memoryview) else None
+    binary = _describe_binary(binary_name, body, content_type) if binary_name else None
+    text = "" if binary else decode_body(body, content_type)
     try:
         data = normalize_keys(parse_body(text))
     except (RecursionError, ValueError):  # nesting too deep for the key walk: read as an unreadable body
         data = None
+    mapping = data if isinstance(data, Mapping) else None
+    fault = _as_fault(mapping.get("Fault")) if mapping is not None else None
+    batch = mapping.get("BatchItemResponse") if mapping is not None else None
+    oauth = _oauth_fields(mapping) if mapping is not None and fault is None and batch is None else None
 
     if status == 401 or status == 429:
         kind = Kind.AUTH_EXPIRED if status == 401 else Kind.RATE_LIMITED
-        if isinstance(data, Mapping):
-            if isinstance(data.get("Fault"), Mapping):
-                d = _from_fault(data["Fault"], status, intuit_tid, retry_after)
-                return _with_kind(d, kind)
-            if isinstance(data.get("error"), str):
-                return _with_kind(_from_oauth_error(data, status, endpoint, intuit_tid, retry_after), kind)
-        return _unreadable(status, text, endpoint, intuit_tid, retry_after, kind)
+        text_fault = None if (binary or mapping is not None) else _text_fault(text)
+        if fault is not None or text_fault is not None:
+            d = _from_fault(fault or text_fault or {}, status, intuit_tid, retry_after)
+        elif oauth is not None:
+            d = _from_oauth_error(oauth, status, endpoint, intuit_tid, retry_after)
+        else:
+            d = _unreadable(status, text, endpoint, intuit_tid, retry_after, kind, binary)
+        return _spread(_with_kind(d, kind), bids or (_batch_keys(batch) if batch is not None else None))
 
-    if isinstance(data, Mapping):
-        if isinstance(data.get("error"), str) and data.get("Fault") is None:
-            return _from_oauth_error(data, status, endpoint, intuit_tid, retry_after)
-        if isinstance(data.get("Fault"), Mapping):
-            return _from_fault(data["Fault"], status, intuit_tid, retry_after)
-        batch = data.get("BatchItemResponse")
-        if isinstance(batch, list) and batch:
-            return _from_batch(batch, status, intuit_tid, retry_after)
+    if batch is not None:
+        envelope = _from_fault(fault, status, None, None) if fault is not None else None
+        return _from_batch(_listify(batch), status, intuit_tid, retry_after, envelope, bids)
+    if fault is not None:
+        return _spread(_from_fault(fault, status, intuit_tid, retry_after), bids)
+    if oauth is not None:
+        return _spread(_from_oauth_error(oauth, status, endpoint, intuit_tid, retry_after), bids)
 
     if 200 <= status < 300:
-        if data is not None or not text.strip():
-            return Diagnosis(kind=None, http_status=status, intuit_tid=intuit_tid, retry_after=retry_after)
-        return _unreadable(status, text, endpoint, intuit_tid, retry_after, Kind.UNKNOWN)
-    # A failure status without a readable fault: empty, truncated, HTML, or some other document.
-    return _unreadable(status, text, endpoint, intuit_tid, retry_after, Kind.UNKNOWN)
+        if not binary and (data is not None or not text.strip()):
+            ok = Diagnosis(kind=None, http_status=status, intuit_tid=intuit_tid, retry_after=retry_after)
+            return _spread(ok, bids)
+        return _spread(_unreadable(status, text, endpoint, intuit_tid, retry_after, Kind.UNKNOWN, binary), bids)
+    # A failure status without a readable fault: a plain-text errorCode, else empty, truncated, HTML, binary...
+    text_fault = None if (binary or mapping is not None) else _text_fault(text)
+    if text_fault is not None:
+        return _spread(_from_fault(text_fault, status, intuit_tid, retry_after), bids)
+    return _spread(_unreadable(status, text, endpoint, intuit_tid, retry_after, Kind.UNKNOWN, binary), bids)
 
 
 def _with_kind(d: Diagnosis, kind: Kind) -> Diagnosis:

@@ -8,10 +8,13 @@ beyond the file: content types that lie, lower-case keys, several errors in one 
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import json
 import re
 import time
 from decimal import Decimal
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -759,3 +762,576 @@ def test_deeply_nested_arrays_and_odd_codes_never_crash() -> None:
     assert diagnose(400, odd, "application/json").kind is not None
     long_code = '{"Fault":{"Error":[{"Message":"m","code":"' + "9" * 5000 + '"}]}}'
     assert diagnose(400, long_code, "application/json").kind is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Kinds a breaking review tried (issue 7): each a rule of sync/diagnosis.py, tried in its variants
+
+DUP_FAULT: dict[str, Any] = json.loads(DUPLICATE_JSON)["Fault"]
+VALIDATION_FAULT: dict[str, Any] = json.loads(fault_json(("6000", "A business validation error", "bad", "")))["Fault"]
+OK_ITEM: dict[str, Any] = {"bId": "b1", "Customer": {"Id": "58", "SyncToken": "0", "DisplayName": "Acme"}}
+
+
+def batch_json(*items: Any) -> str:
+    return json.dumps({"BatchItemResponse": list(items), "time": "2025-05-05T06:24:09.669-07:00"})
+
+
+BATCH_XML_OK = (
+    '<IntuitResponse xmlns="http://schema.intuit.com/finance/v3">'
+    '<BatchItemResponse bId="b1"><Customer><Id>58</Id></Customer></BatchItemResponse>'
+    "</IntuitResponse>"
+)
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 409, 500, 502, 503])
+@pytest.mark.parametrize(
+    "body",
+    [
+        batch_json(OK_ITEM),
+        batch_json(OK_ITEM, {"bId": "b2", "Customer": {"Id": "59"}}),
+        BATCH_XML_OK,
+        json.dumps({"batchItemResponse": [{"bid": "b1", "customer": {"Id": "58"}}]}),
+    ],
+    ids=["one-ok-item", "two-ok-items", "xml", "lower-case-keys"],
+)
+def test_a_batch_answer_under_a_failure_status_is_never_ok(status: int, body: str) -> None:
+    d = diagnose(status, body, "application/json")
+    assert not d.ok and d.kind is Kind.UNKNOWN
+    assert d.items and all(not item.ok for item in d.items.values())
+    assert "ok" not in report(d)["items"].values()
+    assert f"HTTP {status}" in d.details and "uncertain" in d.details
+
+
+def test_a_failure_status_keeps_each_items_own_fault() -> None:
+    body = batch_json(OK_ITEM, {"bId": "b2", "Fault": DUP_FAULT})
+    d = diagnose(500, body, "application/json")
+    assert report(d)["items"] == {"b1": "unknown", "b2": "duplicate"}
+    assert d.kind is Kind.DUPLICATE and d.codes == ("6240",)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"bId": "b1"},
+        {"bId": "b1", "Fault": None},
+        {"bId": "b1", "Customer": None},
+        {"bId": "b1", "Customer": {}},
+        {"bId": "b1", "Customer": []},
+        {"bId": "b1", "status": "ok"},
+        {"bId": "b1", "Fault": {}},
+        {"bId": "b1", "Fault": {"Error": [], "type": "ValidationFault"}},
+    ],
+    ids=["bid-only", "null-fault", "null-entity", "empty-entity", "empty-list", "scalar-only", "empty-fault",
+         "fault-without-errors"],
+)
+def test_a_batch_item_with_neither_object_nor_fault_is_unknown(item: dict[str, Any]) -> None:
+    d = diagnose(200, batch_json(item, {**OK_ITEM, "bId": "b2"}), "application/json")
+    assert report(d)["items"] == {"b1": "unknown", "b2": "ok"}
+    assert d.kind is Kind.UNKNOWN
+
+
+@pytest.mark.parametrize("item", ["just text", 42, None, ["b1"]], ids=["string", "number", "null", "list"])
+def test_a_batch_item_that_is_not_an_object_is_unknown(item: Any) -> None:
+    d = diagnose(200, batch_json(OK_ITEM, item), "application/json")
+    assert d.kind is Kind.UNKNOWN
+    assert report(d)["items"] == {"b1": "ok", "(no bId #2)": "unknown"}
+
+
+def test_an_empty_batch_answer_is_unknown() -> None:
+    d = diagnose(200, batch_json(), "application/json")
+    assert d.kind is Kind.UNKNOWN and "without any item" in d.details
+    assert diagnose(200, json.dumps({"BatchItemResponse": {}}), "application/json").kind is Kind.UNKNOWN
+    d = diagnose(200, batch_json(), "application/json", bids=["b1", "b2"])
+    assert report(d)["items"] == {"b1": "unknown", "b2": "unknown"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "kind"),
+    [
+        (500, fault_json(("10000", "An application error has occurred", "", ""), fault_type="SystemFault"),
+         "application/json", Kind.UNKNOWN),
+        (400, fault_json(("1040", "Batch size exceeds allowed limit", "Batch size 31 exceeds 30", "")),
+         "application/json", Kind.UNKNOWN),
+        (502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", "text/html",
+         Kind.UNKNOWN),
+        (503, "", "text/html", Kind.UNKNOWN),
+        (401, "", "application/json", Kind.AUTH_EXPIRED),
+        (401, '{"fault":{"error":[{"message":"message=AuthenticationFailed; errorCode=003200; statusCode=401",'
+              '"code":"3200"}],"type":"AUTHENTICATION"}}', "application/json", Kind.AUTH_EXPIRED),
+        (429, "<html><body>Too Many Requests</body></html>", "text/html", Kind.RATE_LIMITED),
+        (403, fault_json(("3001", "message=ThrottleExceeded; errorCode=003001; statusCode=403", "", ""),
+                         fault_type="ThrottlingFault"), "application/xml", Kind.RATE_LIMITED),
+        (200, '{"Fault":{"Error":[{"Message":"Object Not Found","code":"610"}],"type":"ValidationFault"}}',
+         "application/json", Kind.NOT_FOUND),
+    ],
+    ids=["500-system-fault", "400-batch-too-large", "502-html", "503-empty", "401-empty", "401-lower-case",
+         "429-html", "403-throttle", "200-fault"],
+)
+def test_an_envelope_without_items_is_every_bids_diagnosis(status: int, body: str, content_type: str,
+                                                           kind: Kind) -> None:
+    d = diagnose(status, body, content_type, bids=["b1", "b2", "b3"])
+    assert d.kind is kind
+    assert report(d)["items"] == {"b1": kind.value, "b2": kind.value, "b3": kind.value}
+    assert all(item.kind is kind for item in d.items.values())
+
+
+def test_a_batch_answer_missing_a_sent_bid_is_unknown_for_it() -> None:
+    d = diagnose(200, batch_json(OK_ITEM), "application/json", bids=["b1", "b2"])
+    assert report(d)["items"] == {"b1": "ok", "b2": "unknown"}
+    assert d.kind is Kind.UNKNOWN and "no item for bId b2" in d.details
+    # an ok answer that is not a batch answer at all
+    d = diagnose(200, '{"Customer": {"Id": "1"}}', "application/json", bids=["b1"])
+    assert d.kind is Kind.UNKNOWN and report(d)["items"] == {"b1": "unknown"}
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ([OK_ITEM, {"bId": "b1", "Fault": DUP_FAULT}], "duplicate"),
+        ([{"bId": "b1", "Fault": DUP_FAULT}, OK_ITEM], "duplicate"),
+        ([{"bId": "b1", "Fault": VALIDATION_FAULT}, {"bId": "b1", "Fault": DUP_FAULT}], "duplicate"),
+        ([{"bId": "b1", "Fault": DUP_FAULT}, {"bId": "b1", "Fault": VALIDATION_FAULT}], "duplicate"),
+        ([OK_ITEM, {"bId": "b1"}], "unknown"),
+        ([{"bId": "b1"}, OK_ITEM, OK_ITEM], "unknown"),
+        ([OK_ITEM, OK_ITEM], "ok"),
+        ([OK_ITEM, {"bid": "b1", "fault": {"error": [{"message": "Duplicate Name Exists Error", "code": 6240}]}}],
+         "duplicate"),
+    ],
+    ids=["ok-then-fault", "fault-then-ok", "validation-then-duplicate", "duplicate-then-validation",
+         "ok-then-empty", "empty-then-oks", "ok-twice", "ok-then-lower-case-fault"],
+)
+def test_a_repeated_bid_keeps_the_worst_answer(answers: list[dict[str, Any]], expected: str) -> None:
+    d = diagnose(200, batch_json(*answers), "application/json")
+    assert report(d)["items"] == {"b1": expected}
+    assert d.label == expected
+    if expected != "ok":
+        assert "answered" in d.details and "times" in d.details
+
+
+@pytest.mark.parametrize("real_bid", ["#1", "#2", "(no bId #2)", "(no bId #2)'", "(no bId #1)"])
+def test_keys_of_items_without_a_bid_never_collide_with_real_ones(real_bid: str) -> None:
+    body = batch_json({"bId": real_bid, "Fault": DUP_FAULT}, {"Customer": {"Id": "1"}}, {"Fault": VALIDATION_FAULT},
+                      {"bId": "", "Customer": {"Id": "2"}})
+    d = diagnose(200, body, "application/json")
+    assert len(d.items) == 4  # nothing overwritten
+    assert d.items[real_bid].kind is Kind.DUPLICATE
+    labels = sorted(item.label for item in d.items.values())
+    assert labels == ["duplicate", "ok", "ok", "validation"]
+
+
+# -- redaction
+
+
+SECRET = "S3cr3tV4lu3xyzABC"
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        f"callback?accessToken={SECRET}&realmId=1",
+        f"access_token={SECRET}",
+        f"ACCESS_TOKEN={SECRET}",
+        f"Access-Token: {SECRET}",
+        f"refreshToken={SECRET}",
+        f"refresh_token={SECRET}",
+        f"clientSecret={SECRET}",
+        f"client_secret={SECRET}",
+        f"CLIENT_SECRET: '{SECRET}'",
+        f"token={SECRET}",
+        f"Token = {SECRET}",
+        f"x_refresh_token={SECRET}",
+        f"Authorization: Bearer {SECRET}",
+        f"authorization: basic {SECRET}",
+        f"Authorization: OAuth oauth_token=\"{SECRET}\"",
+        f"Cookie: qbn.sid={SECRET}; qbn.tkt=x",
+        f"set-cookie: qbn.sid={SECRET}; Path=/; HttpOnly",
+        f"<access_token>{SECRET}</access_token>",
+        f"<ns2:AccessToken>{SECRET}</ns2:AccessToken>",
+        f"<REFRESH_TOKEN>{SECRET}",
+        f'{{"access_token": "{SECRET}", "token_type": "bearer"}}',
+        f'{{"Access_Token":"{SECRET}"}}',
+        f'"refresh_token" : "{SECRET}',
+        f'sent \\"client_secret\\":\\"{SECRET}\\"',
+        f"&lt;access_token&gt;{SECRET}&lt;/access_token&gt;",
+        f"password={SECRET}",
+    ],
+)
+@pytest.mark.parametrize("where", ["detail", "message", "text-body", "html-body", "oauth-description"])
+def test_secrets_in_provider_text_never_reach_details(leak: str, where: str) -> None:
+    text = f"The request failed: {leak} (see intuit_tid 1-abc-123 and requestid 9f8e7d6c)"
+    if where == "detail":
+        d = diagnose(400, fault_json(("6000", "A business validation error", text, "")), "application/json")
+    elif where == "message":
+        d = diagnose(400, fault_json(("6000", text, "", "")), "application/json")
+    elif where == "text-body":
+        d = diagnose(500, text, "text/plain")
+    elif where == "html-body":
+        d = diagnose(502, f"<html><body><p>{html_escape(text)}</p></body></html>", "text/html")
+    else:
+        d = diagnose(400, json.dumps({"error": "invalid_request", "error_description": text}), endpoint="token")
+    assert SECRET not in d.details and SECRET[:8] not in d.details and SECRET[-8:] not in d.details
+    assert "[redacted]" in d.details
+    assert "1-abc-123" in d.details and "9f8e7d6c" in d.details  # ids support asks for are kept
+
+
+@pytest.mark.parametrize("pad", [1900, 1950, 1990, 1995, 2000, 2010, 19_990, 19_998])
+def test_a_secret_at_the_cut_is_redacted_whole(pad: int) -> None:
+    body = "x" * pad + f" access_token={SECRET}{SECRET} tail"
+    for d in (diagnose(500, body, "text/plain"),
+              diagnose(400, fault_json(("6000", "m", body, "")), "application/json"),
+              diagnose(400, fault_json(("6000", "m", body, "")), "application/json", {"intuit_tid": "1-tid"})):
+        assert len(d.details) <= 2000
+        for i in range(0, len(SECRET) - 4):
+            assert SECRET[i : i + 5] not in d.details
+
+
+def test_ids_and_sync_tokens_are_not_redacted() -> None:
+    text = ('intuit_tid=1-5f3c7a2e-4b1d requestid=0123456789abcdef "SyncToken": "3" "token_type": "bearer" '
+            '"x_refresh_token_expires_in": 8726400 errorCode=003200')
+    d = diagnose(500, text, "text/plain", {"intuit_tid": "1-5f3c7a2e-4b1d"})
+    assert "[redacted]" not in d.details
+    assert '"SyncToken": "3"' in d.details and "8726400" in d.details and "0123456789abcdef" in d.details
+    assert d.details.endswith("intuit_tid: 1-5f3c7a2e-4b1d")
+
+
+# -- encodings and binary bodies
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16", "utf-32", "utf-8-sig", "utf-8"]
+)
+@pytest.mark.parametrize("body", [DUPLICATE_JSON, DUPLICATE_XML.replace('encoding="UTF-8" ', "")], ids=["json", "xml"])
+def test_unicode_bodies_with_or_without_a_bom_read_alike(encoding: str, body: str) -> None:
+    body = body.replace("Another customer", "Un autre client « Café »")
+    for content_type in ("application/json", "application/xml;charset=UTF-8", None):
+        d = diagnose(400, body.encode(encoding), content_type)
+        assert d.kind is Kind.DUPLICATE, (encoding, content_type)
+        assert "Café" in d.details and "\x00" not in d.details
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "expected"),
+    [
+        ("Le nom « Café Dupré » existe déjà.".encode("latin-1"), "application/json", "Café Dupré"),
+        ("Le nom « Café Dupré » existe déjà.".encode("latin-1"), "application/json;charset=ISO-8859-1", "Café Dupré"),
+        ("It\u2019s taken \u2014 \u20ac5".encode("cp1252"), "application/json", "It\u2019s taken \u2014 \u20ac5"),
+        ("Café".encode("utf-8-sig"), "text/plain", "Café"),
+    ],
+    ids=["latin-1", "latin-1-declared", "windows-1252", "utf-8-bom"],
+)
+def test_8bit_text_reads_as_text(raw: bytes, content_type: str, expected: str) -> None:
+    body = fault_json(("6240", "Duplicate Name Exists Error", "PLACEHOLDER", "")).encode("ascii")
+    body = body.replace(b"PLACEHOLDER", raw)
+    d = diagnose(400, body, content_type)
+    assert d.kind is Kind.DUPLICATE and expected in d.details
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        (gzip.compress(DUPLICATE_JSON.encode()), "gzip"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10" + bytes(range(256)), "PNG"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)), "JPEG"),
+        (b"PK\x03\x04\x14\x00\x00\x00" + bytes(range(256)), "zip"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)), "PDF"),
+        (bytes(range(256)) * 4, "binary"),
+        (b"\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f" * 50, "binary"),
+    ],
+    ids=["gzip", "png", "jpeg", "zip", "pdf", "random", "control-characters"],
+)
+@pytest.mark.parametrize("status", [200, 400, 401, 429, 502])
+def test_binary_bodies_are_described_not_shown(raw: bytes, name: str, status: int) -> None:
+    d = diagnose(status, raw, "application/octet-stream")
+    assert d.kind is {401: Kind.AUTH_EXPIRED, 429: Kind.RATE_LIMITED}.get(status, Kind.UNKNOWN)
+    assert f"{len(raw)} bytes" in d.details and "content-type application/octet-stream" in d.details
+    assert "binary body" in d.details and (name == "binary" or name in d.details)
+    assert all(ch.isprintable() or ch == "\n" for ch in d.details), repr(d.details)
+    assert len(d.details) < 300
+
+
+# -- HTML keeps its links
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        ('<a href="https://status.developer.intuit.com/">status page</a>',
+         "status page (https://status.developer.intuit.com/)"),
+        ("<a href='https://help.example.com/a?x=1&amp;y=2'>help</a>", "help (https://help.example.com/a?x=1&y=2)"),
+        ("<A HREF=https://example.com/x target=_blank>there</A>", "there (https://example.com/x)"),
+        ('<a class="l" href="https://example.com/x"><b>bold</b> link</a>', "bold link (https://example.com/x)"),
+        ('<a href="https://example.com/x">https://example.com/x</a>', "https://example.com/x"),
+        ('<a href="mailto:support@example.com">write to us</a>', "write to us (mailto:support@example.com)"),
+        ('<a href="/relative">home</a>', "home"),
+        ('<a href="javascript:alert(1)">click</a>', "click"),
+    ],
+    ids=["double-quotes", "single-quotes-entities", "unquoted-upper-case", "nested-tags", "text-is-url", "mailto",
+         "relative", "javascript"],
+)
+@pytest.mark.parametrize("where", ["html-page", "fault-detail"])
+def test_html_links_keep_their_urls(markup: str, expected: str, where: str) -> None:
+    if where == "html-page":
+        body = f"<html><head><title>Maintenance</title></head><body><p>See {markup} for news.</p></body></html>"
+        d = diagnose(503, body, "text/html")
+    else:
+        d = diagnose(400, fault_json(("6000", "A business validation error", f"See {markup} for news.", "")))
+    assert f"See {expected} for news." in d.details
+    assert "<a" not in d.details.lower() and "javascript" not in d.details and "/relative" not in d.details
+
+
+def test_details_with_links_are_escaped_for_mrkdwn_downstream() -> None:
+    from bot.blocks.text import escape_mrkdwn
+
+    d = diagnose(503, '<html><body><a href="https://x.example/?a=1&amp;b=<2>">A & B</a></body></html>', "text/html")
+    assert "A & B (https://x.example/?a=1&b=<2>)" in d.details  # plain text here: the Slack side escapes
+    assert "A &amp; B (https://x.example/?a=1&amp;b=&lt;2&gt;)" in escape_mrkdwn(d.details)
+
+
+# -- codes named only in the text
+
+
+@pytest.mark.parametrize(
+    ("error", "codes"),
+    [
+        ({"Message": "message=AuthenticationFailed; errorCode=003200; statusCode=401"}, ["3200"]),
+        ({"Message": "x", "Detail": "errorCode=006240 in detail"}, ["6240"]),
+        ({"Message": "errorCode=003200", "code": "3200"}, ["3200"]),
+        ({"Message": "errorCode=003100; then errorCode=003200", "code": "100"}, ["100", "3100", "3200"]),
+        ({"Message": "x", "Detail": '{"errorCode": "6240"}'}, ["6240"]),
+        ({"Message": "ERRORCODE = 0610"}, ["610"]),
+        ({"Message": "x", "errorCode": "6240"}, ["6240"]),
+        ({"Message": "x", "code": 6240}, ["6240"]),
+        ({"Message": "x", "code": 6240.0}, ["6240"]),
+        ({"Message": "x", "code": "006240"}, ["6240"]),
+    ],
+    ids=["message", "detail", "same-as-code", "several", "json-in-detail", "upper-case", "errorCode-key", "int",
+         "float", "zero-padded"],
+)
+def test_codes_named_in_the_text_are_listed(error: dict[str, Any], codes: list[str]) -> None:
+    body = json.dumps({"Fault": {"Error": [error], "type": "ValidationFault"}})
+    d = diagnose(400, body, "application/json")
+    assert list(d.codes) == codes
+    assert report(d)["codes"] == codes
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "kind", "code"),
+    [
+        (403, "message=ThrottleExceeded; errorCode=003001; statusCode=403", Kind.RATE_LIMITED, "3001"),
+        (400, "message=ValidationFailed; errorCode=006240; statusCode=400", Kind.DUPLICATE, "6240"),
+        (500, "message=InternalServerError; errorCode=003100; statusCode=500", Kind.UNKNOWN, "3100"),
+        (401, "message=AuthenticationFailed; errorCode=003200; statusCode=401", Kind.AUTH_EXPIRED, "3200"),
+    ],
+)
+def test_a_plain_text_body_with_an_error_code_is_read_as_a_fault(status: int, text: str, kind: Kind,
+                                                                 code: str) -> None:
+    for content_type in ("text/plain", "application/json", None):
+        d = diagnose(status, text, content_type)
+        assert d.kind is kind and d.codes == (code,)
+
+
+# -- 1040 and fault types
+
+
+@pytest.mark.parametrize("fault_type", ["ValidationFault", "SystemFault", "SERVICE", None])
+@pytest.mark.parametrize("status", [200, 400, 413, 500])
+@pytest.mark.parametrize("as_xml", [False, True])
+def test_1040_batch_too_large_is_syncbots_request_not_a_validation_error(fault_type: str | None, status: int,
+                                                                           as_xml: bool) -> None:
+    if as_xml:
+        type_attr = f' type="{fault_type}"' if fault_type else ""
+        body = (f'<IntuitResponse xmlns="http://schema.intuit.com/finance/v3"><Fault{type_attr}><Error code="1040">'
+                "<Message>Batch size exceeds allowed limit</Message><Detail>Batch size limit is 30</Detail></Error>"
+                "</Fault></IntuitResponse>")
+    else:
+        body = json.dumps({"Fault": {"Error": [{"Message": "Batch size exceeds allowed limit", "code": "1040"}],
+                                     "type": fault_type}})
+    d = diagnose(status, body, "application/json", bids=["b1", "b2"])
+    assert d.kind is Kind.UNKNOWN and d.codes == ("1040",) and d.field is None
+    assert d.hint and "batch request" in d.hint and "not the record" in d.hint
+    assert FixAction.FILL_FIELD not in d.actions
+    assert report(d)["items"] == {"b1": "unknown", "b2": "unknown"}
+    assert classify_error(FaultError("1040", "m", None, None), 400, "ValidationFault") is Kind.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "kind"),
+    [
+        ({"Error": [], "type": "ValidationFault"}, 400, Kind.UNKNOWN),
+        ({"Error": None, "type": "ValidationFault"}, 400, Kind.UNKNOWN),
+        ({"type": "ValidationFault"}, 400, Kind.UNKNOWN),
+        ({"Error": [], "type": "SystemFault"}, 500, Kind.UNKNOWN),
+        ({"Error": [], "type": "AuthenticationFault"}, 403, Kind.AUTH_EXPIRED),
+        ({"Error": [], "type": "AuthorizationFault"}, 403, Kind.AUTH_EXPIRED),
+        ({"Error": [], "type": "ThrottlingFault"}, 403, Kind.RATE_LIMITED),
+        ({"Error": []}, 400, Kind.UNKNOWN),
+        ({}, 400, Kind.UNKNOWN),
+        ({"Error": {"Message": "Duplicate Name Exists Error", "code": "6240"}}, 400, Kind.DUPLICATE),
+        ({"Error": ["Duplicate Name Exists Error errorCode=6240"]}, 400, Kind.DUPLICATE),
+        ({"error": {"message": "Object Not Found", "code": 610}, "type": "ValidationFault"}, 400, Kind.NOT_FOUND),
+        ({"Error": [{"Message": "too many", "code": "9999"}], "type": "ThrottlingFault"}, 403, Kind.RATE_LIMITED),
+    ],
+    ids=["empty-list", "null", "missing", "system", "authentication", "authorization", "throttling", "no-type",
+         "empty-fault", "error-as-object", "error-as-string", "lower-case-object-int-code", "throttling-type"],
+)
+def test_fault_shapes(fault: dict[str, Any], status: int, kind: Kind) -> None:
+    for body in (json.dumps({"Fault": fault}), json.dumps({"fault": fault}), json.dumps({"Fault": [fault]})):
+        d = diagnose(status, body, "application/json")
+        assert d.kind is kind, body
+        if kind is Kind.UNKNOWN:
+            assert d.field is None and f"HTTP {status}" in d.details
+    if kind is Kind.UNKNOWN and status == 400:
+        assert diagnose(400, json.dumps({"Fault": "Something went wrong"})).kind is Kind.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        DUPLICATE_XML,
+        DUPLICATE_XML.replace("<IntuitResponse xmlns=", "<ns2:IntuitResponse xmlns:ns2=")
+        .replace("</IntuitResponse>", "</ns2:IntuitResponse>")
+        .replace("<Fault", "<ns2:Fault").replace("</Fault>", "</ns2:Fault>")
+        .replace("<Error", "<ns2:Error").replace("</Error>", "</ns2:Error>")
+        .replace("<Message>", "<ns2:Message>").replace("</Message>", "</ns2:Message>")
+        .replace("<Detail>", "<ns2:Detail>").replace("</Detail>", "</ns2:Detail>"),
+        DUPLICATE_XML.replace('xmlns="http://schema.intuit.com/finance/v3"',
+                              'xmlns="http://schema.intuit.com/finance/v3" '
+                              'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'),
+        "\ufeff" + DUPLICATE_XML,
+        "\r\n  " + DUPLICATE_XML.replace("><", ">\n  <"),
+        DUPLICATE_XML.replace("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>", ""),
+    ],
+    ids=["default-namespace", "prefixed", "xsi", "bom", "indented", "no-declaration"],
+)
+def test_xml_faults_with_namespaces_and_prefixes(xml: str) -> None:
+    d = diagnose(400, xml.encode("utf-8"), "text/xml")
+    assert d.kind is Kind.DUPLICATE and d.codes == ("6240",) and d.field == "DisplayName"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("\ufeff" + DUPLICATE_JSON, "application/json"),
+        (codecs.BOM_UTF8 + DUPLICATE_JSON.encode(), "application/json"),
+        (codecs.BOM_UTF8 + DUPLICATE_JSON.encode(), "text/plain; charset=utf-8"),
+        (DUPLICATE_JSON, "text/plain"),
+        (DUPLICATE_JSON, "text/html"),
+        (DUPLICATE_JSON, "application/octet-stream"),
+        ("  \n" + DUPLICATE_JSON + "\n", "TEXT/PLAIN;CHARSET=UTF-8"),
+    ],
+    ids=["bom-text", "bom-bytes", "bom-text-plain", "text-plain", "text-html", "octet-stream", "padded-upper-case"],
+)
+def test_json_whatever_the_bom_or_the_content_type(body: str | bytes, content_type: str) -> None:
+    d = diagnose(400, body if isinstance(body, bytes) else body.encode(), content_type)
+    assert d.kind is Kind.DUPLICATE and d.codes == ("6240",)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html><head><title>429 Too Many Requests</title></head><body><h1>Too Many Requests</h1></body></html>",
+        "<!DOCTYPE html><html><body>Rate limit <b>exceeded</b></body></html>",
+        "Too Many Requests",
+    ],
+)
+@pytest.mark.parametrize(
+    ("retry_after", "low", "high"),
+    [("120", 120, 120), (None, None, None), ("0", 0, 0), ("-5", 0, 0), ("999999", 3600, 3600)],
+)
+def test_429_with_html_or_text_is_rate_limited(body: str, retry_after: str | None, low: float | None,
+                                                high: float | None) -> None:
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    d = diagnose(429, body.encode(), "text/html", headers)
+    assert d.kind is Kind.RATE_LIMITED and "HTTP 429" in d.details and "<" not in d.details
+    assert "Too Many Requests" in d.details or "exceeded" in d.details
+    if low is None:
+        assert d.retry_after is None
+    else:
+        assert d.retry_after is not None and low <= d.retry_after <= high
+
+
+@pytest.mark.parametrize("ahead_s", [90, 600])
+@pytest.mark.parametrize("form", ["rfc1123", "rfc850", "asctime", "no-zone"])
+def test_retry_after_as_an_http_date(ahead_s: int, form: str) -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    when = datetime.now(UTC) + timedelta(seconds=ahead_s)
+    value = {
+        "rfc1123": format_datetime(when, usegmt=True),
+        "rfc850": when.strftime("%A, %d-%b-%y %H:%M:%S GMT"),
+        "asctime": when.strftime("%a %b %d %H:%M:%S %Y"),
+        "no-zone": when.strftime("%a, %d %b %Y %H:%M:%S"),
+    }[form]
+    d = diagnose(429, "", headers={"Retry-After": value})
+    assert d.retry_after is not None and ahead_s - 30 <= d.retry_after <= ahead_s, value
+
+
+# -- OAuth errors in any case
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": "INVALID_GRANT"},
+        {"error": "Invalid_Grant"},
+        {"error": " invalid_grant "},
+        {"error": "invalid-grant"},
+        {"ERROR": "invalid_grant", "ERROR_DESCRIPTION": "Token invalid"},
+        {"Error": "INVALID_GRANT", "Error_Description": "Incorrect or invalid refresh token"},
+        {"error_description": "Incorrect or invalid refresh token"},
+        {"error_description": "The refresh token has expired"},
+        {"error_description": "Refresh token was revoked"},
+        {"error_description": "invalid_grant"},
+        {"error_description": "INVALID_GRANT: token expired"},
+        {"error_description": "Invalid refresh token", "error_uri": "https://developer.intuit.com"},
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["token", "revoke", "api"])
+def test_invalid_grant_in_any_case_or_only_described_is_auth_expired(body: dict[str, str], endpoint: str) -> None:
+    d = diagnose(400, json.dumps(body), "application/json;charset=UTF-8", endpoint=endpoint)
+    assert d.kind is Kind.AUTH_EXPIRED, d.details
+    assert d.codes == ("invalid_grant",)
+    assert d.hint and "reconnect" in d.hint
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "code"),
+    [
+        ({"error": "INVALID_CLIENT"}, Kind.AUTH_EXPIRED, "invalid_client"),
+        ({"error": "Unauthorized_Client"}, Kind.AUTH_EXPIRED, "unauthorized_client"),
+        ({"error": "ACCESS_DENIED"}, Kind.AUTH_EXPIRED, "access_denied"),
+        ({"error_description": "invalid_client: client authentication failed"}, Kind.AUTH_EXPIRED, "invalid_client"),
+        ({"error": "UNSUPPORTED_GRANT_TYPE"}, Kind.UNKNOWN, "unsupported_grant_type"),
+        ({"error_description": "Something odd happened"}, Kind.UNKNOWN, None),
+    ],
+)
+def test_other_oauth_errors_in_any_case(body: dict[str, str], kind: Kind, code: str | None) -> None:
+    d = diagnose(400, json.dumps(body), "application/json", endpoint="token")
+    assert d.kind is kind
+    assert d.codes == ((code,) if code else ())
+    if code in ("invalid_client", "unauthorized_client"):
+        assert d.hint and "credentials" in d.hint
+
+
+# -- syncbot diagnose
+
+
+def test_diagnose_command_takes_bids_and_headers() -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    runner = CliRunner()
+    envelope = fault_json(("10000", "An application error has occurred", "", ""), fault_type="SystemFault")
+    result = runner.invoke(app, ["diagnose", "--status", "500", "--bid", "b1", "--bid", "b2", "--header",
+                                 "intuit_tid: 1-abc", "--header", "Retry-After: 30", "-"], input=envelope)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["items"] == {"b1": "unknown", "b2": "unknown"}
+    assert out["intuit_tid"] == "1-abc" and out["retry_after"] == 30.0 and "intuit_tid: 1-abc" in out["details"]
+    binary = runner.invoke(app, ["diagnose", "--status", "502", "--content-type", "application/json", "-"],
+                           input=gzip.compress(b"{}"))
+    assert binary.exit_code == 0 and "binary body (gzip" in json.loads(binary.output)["details"]
+    bad = runner.invoke(app, ["diagnose", "--status", "500", "--header", "no colon here", "-"], input="{}")
+    assert bad.exit_code == 2

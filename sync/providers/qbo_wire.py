@@ -43,6 +43,7 @@ from typing import Any
 
 __all__ = [
     "LIST_ELEMENTS",
+    "binary_kind",
     "decode_body",
     "deleted_objects",
     "is_html",
@@ -96,13 +97,77 @@ def _known_codec(name: str | None) -> str | None:
         return None
 
 
+#: Leading bytes of binary formats that a gateway or a misrouted request may answer with.
+_BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"PK\x03\x04", "zip"),
+    (b"%PDF-", "PDF"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"(\xb5/\xfd", "zstd"),
+    (b"\x00asm", "wasm"),
+)
+
+
+def _utf_without_bom(raw: bytes) -> str | None:
+    """The UTF-32/UTF-16 codec of a BOM-less body whose first characters are ASCII (RFC 4627's rule,
+    widened to any position: NULs at every other byte), else None."""
+    head = raw[:64]
+    if len(head) >= 4 and head[:3] == b"\x00\x00\x00" and head[3]:
+        return "utf-32-be"
+    if len(head) >= 4 and head[0] and head[1:4] == b"\x00\x00\x00":
+        return "utf-32-le"
+    if len(head) < 2 or b"\x00" not in head:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if even.count(0) >= len(even) * 0.6 and odd.count(0) <= len(odd) * 0.1:
+        return "utf-16-be"
+    if odd.count(0) >= len(odd) * 0.6 and even.count(0) <= len(even) * 0.1:
+        return "utf-16-le"
+    return None
+
+
+def _control_ratio(text: str) -> float:
+    sample = text[:4096]
+    if not sample:
+        return 0.0
+    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\r\n\f") or 0x7F <= ord(ch) < 0xA0
+              or ch == "\ufffd")
+    return bad / len(sample)
+
+
+def binary_kind(body: bytes | str | None) -> str | None:
+    """What binary format a body is, or None for text.
+
+    In: the raw body. Out: a short name (``"gzip"``, ``"PNG"``, ``"zip"``, ``"PDF"``...) from the leading bytes,
+    ``"binary"`` for other bytes with NULs (not UTF-16/32) or that decode to control characters (more than 5 %
+    of the first 4 KB),
+    None for text (a UTF-16/32 body with or without a BOM is text). Never raises.
+    """
+    if not body or isinstance(body, str):
+        return None
+    raw = bytes(body)
+    for magic, name in _BINARY_MAGIC:
+        if raw.startswith(magic):
+            return name
+    bom = raw.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if not bom and _utf_without_bom(raw) is None and b"\x00" in raw[:4096]:
+        return "binary"
+    return "binary" if _control_ratio(decode_body(raw)) > 0.05 else None
+
+
 def decode_body(body: bytes | str | None, content_type: str | None = None) -> str:
     """Turn a body into text. Never raises.
 
     In: the raw body (bytes or already text, ``None`` for none) and the Content-Type header (only its
-    ``charset`` is used, as a hint). Out: text. Tries, in order: a byte-order mark, strict UTF-8, the
-    charset of the header or of the XML declaration, then Latin-1 (which decodes any byte), so a
-    body in a wrong or unnamed 8-bit encoding still reads.
+    ``charset`` is used, as a hint). Out: text. Tries, in order: a byte-order mark (UTF-8, UTF-16, UTF-32),
+    UTF-16/32 without a BOM (told by the NUL bytes around ASCII characters), strict UTF-8, the charset of
+    the header or of the XML declaration, Windows-1252, then Latin-1 (which decodes any byte), so a body in
+    a wrong or unnamed 8-bit encoding still reads.
     """
     if body is None:
         return ""
@@ -111,8 +176,14 @@ def decode_body(body: bytes | str | None, content_type: str | None = None) -> st
     raw = bytes(body)
     if raw.startswith(codecs.BOM_UTF8):
         return raw[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
+    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return raw.decode("utf-32", errors="replace")
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return raw.decode("utf-16", errors="replace")
+    bomless = _utf_without_bom(raw)
+    if bomless is not None:
+        width = 4 if bomless.startswith("utf-32") else 2
+        return raw[: len(raw) - len(raw) % width].decode(bomless, errors="replace")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -127,7 +198,10 @@ def decode_body(body: bytes | str | None, content_type: str | None = None) -> st
             return raw.decode(codec)
         except (UnicodeDecodeError, ValueError):
             pass
-    return raw.decode("latin-1")
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def is_html(text: str) -> bool:
@@ -257,6 +331,8 @@ def _norm_error(err: Any) -> Any:
 
 
 def _norm_fault(fault: Any) -> Any:
+    if isinstance(fault, list):  # several Faults in a list
+        return [_norm_fault(f) for f in fault]
     if not isinstance(fault, Mapping):
         return fault
     out: dict[str, Any] = {}

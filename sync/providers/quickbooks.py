@@ -32,7 +32,7 @@ from sync.models import Contact, Entity, Invoice, Item, Payment
 from sync.oauth import ConnectionTokens
 from sync.providers.base import BatchOp, Change, ProviderError, Written
 from sync.providers.limiter import RealmLimiter
-from sync.providers.qbo_wire import parse_body
+from sync.providers.qbo_wire import normalize_keys, parse_body
 
 log = logging.getLogger("syncbot.quickbooks")
 
@@ -392,22 +392,27 @@ class QuickBooksProvider:
         parsed, resp = self._request("POST", "batch", params={"requestid": request_id},
                                      body={"BatchItemRequest": items},
                                      cost=self.limiter.config.batch_cost(len(ops)), is_batch=True)
-        diag = diagnose(200, resp.content, resp.headers.get("content-type"), dict(resp.headers))
         by_key = {op.key: op for op in ops}
+        # the diagnosis judges every bId sent (a missing, repeated or empty item is a failure); objects are read
+        # from the answer with its keys in any case, the first answer of a repeated bId
+        diag = diagnose(200, resp.content, resp.headers.get("content-type"), dict(resp.headers), bids=list(by_key))
+        answered = normalize_keys(parsed).get("BatchItemResponse")
+        objects: dict[str, Mapping[str, Any]] = {}
+        for item in answered if isinstance(answered, list) else [answered]:
+            if isinstance(item, Mapping) and item.get("bId") is not None:
+                objects.setdefault(str(item["bId"]).strip(), item)
         results: dict[str, Written | Diagnosis] = {}
-        for item in parsed.get("BatchItemResponse") or []:
-            key = str(item.get("bId"))
-            op = by_key.get(key)
-            if op is None:
-                continue
-            if key in diag.items and diag.items[key].kind is not None:
-                item_diag = diag.items[key]
+        for key, op in by_key.items():
+            item_diag = diag.items.get(key)
+            if item_diag is not None and item_diag.kind is not None:
                 if item_diag.intuit_tid is None and resp.headers.get("intuit_tid"):
                     item_diag = dataclasses.replace(item_diag, intuit_tid=resp.headers["intuit_tid"])
                 results[key] = item_diag
                 continue
+            if key not in objects:
+                continue
             try:
-                written = self._written(op.entity, item, None)
+                written = self._written(op.entity, objects[key], None)
             except ProviderError as exc:
                 results[key] = exc.diagnosis
                 continue
