@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from sync.models import Contact, Invoice, InvoiceLine, Item, Link, SyncLogEntry
@@ -65,3 +66,95 @@ def test_qbo32_totals_recomputed_by_quickbooks_is_total_mismatch(services: Any, 
     assert entry.data["ours"] == {"total": "4943.56", "tax": "448.40"}
     assert entry.data["theirs"] == {"total": "4943.55", "tax": "448.39"}
     assert entry.data["tax_difference"] == "-0.01"
+
+
+# ------------------------------------------------------------------------------------------ batch answers
+# Kinds of batch answer a breaking review sent (issue 7), served by the stand-in to a real Retry All: the log
+# entries are what the diagnosis decided for each bId.
+
+DUP_FAULT = {"Error": [{"Message": "Duplicate Name Exists Error", "Detail": "The name supplied already exists.",
+                        "code": "6240", "element": "DisplayName"}], "type": "ValidationFault"}
+KEYS = [f"b{i}" for i in range(4)]  # the engine's bIds for a chunk of up to four records
+
+
+def _ok(key: str) -> dict[str, Any]:
+    return {"bId": key, "Customer": {"Id": f"90{key[1:]}", "SyncToken": "0", "DisplayName": f"Fake {key}"}}
+
+
+def _two_duplicates(services: Any, qbo: QBO, connected: Connected) -> list[int]:
+    """Two contacts that fail as duplicates, then renamed in QuickBooks so that a true retry would sync them."""
+    names = ["Batch Client A", "Batch Client B"]
+    with services.sessions() as session, session.begin():
+        contacts = [Contact(account_id=connected.account_id, display_name=n) for n in names]
+        session.add_all(contacts)
+        session.flush()
+        ids = [c.id for c in contacts]
+    existing = [qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": n})["Id"] for n in names]
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    for remote_id, name in zip(existing, names, strict=True):
+        qbo.standin.update_entity(qbo.realm, "Customer", remote_id, {"DisplayName": f"{name} (old)"})
+    return ids
+
+
+def _latest(services: Any, contact_ids: list[int]) -> list[tuple[str, str | None]]:
+    with services.sessions() as session:
+        out = []
+        for cid in contact_ids:
+            entry = session.scalars(select(SyncLogEntry).where(SyncLogEntry.entity == "contact",
+                                                               SyncLogEntry.record_id == cid)
+                                    .order_by(SyncLogEntry.id.desc())).first()
+            out.append((entry.status, entry.kind))
+        return out
+
+
+@pytest.mark.parametrize(
+    ("items", "kind"),
+    [
+        ([item for k in KEYS for item in (_ok(k), {"bId": k, "Fault": DUP_FAULT})], "duplicate"),
+        ([item for k in KEYS for item in ({"bId": k, "Fault": DUP_FAULT}, _ok(k))], "duplicate"),
+        ([{"bid": k, "fault": {"error": [{"message": "Duplicate Name Exists Error", "code": 6240}]}} for k in KEYS]
+         + [_ok(k) for k in KEYS], "duplicate"),
+        ([{"bId": k} for k in KEYS], "unknown"),
+        ([{"bId": k, "Customer": None} for k in KEYS], "unknown"),
+        ([_ok("zz")], "unknown"),
+    ],
+    ids=["ok-then-fault", "fault-then-ok", "lower-case-fault-then-ok", "neither-object-nor-fault", "null-object",
+         "bids-missing"],
+)
+def test_batch_answers_record_each_bids_worst_outcome(services: Any, qbo: QBO, connected: Connected,
+                                                      items: list[dict[str, Any]], kind: str) -> None:
+    contact_ids = _two_duplicates(services, qbo, connected)
+    assert _latest(services, contact_ids) == [("error", "duplicate")] * 2
+    qbo.standin.fail_next(qbo.realm, 1, status=200, content_type="application/json",
+                          body=json.dumps({"BatchItemResponse": items, "time": "2025-05-05T06:24:09.669-07:00"}),
+                          path_contains="batch")
+    services.engine.retry_all(connected.connection_id, "U_ADMIN")
+    assert _latest(services, contact_ids) == [("error", kind)] * 2  # never "synced" on a Fault or on nothing
+    with services.sessions() as session:  # no record was linked to an object QuickBooks did not create
+        remote_ids = set(session.scalars(select(Link.remote_id).where(Link.entity == "contact")).all())
+        assert not remote_ids & {"900", "901", "902", "903"}
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "kind"),
+    [
+        (500, "application/json", json.dumps({"BatchItemResponse": [_ok(k) for k in KEYS]}), "unknown"),
+        (400, "application/json", json.dumps({"Fault": {"Error": [{"Message": "Batch size exceeds allowed limit",
+                                                                   "code": "1040"}], "type": "ValidationFault"}}),
+         "unknown"),
+        (200, "application/json", json.dumps({"Fault": {"Error": [], "type": "ValidationFault"}}), "unknown"),
+    ],
+    ids=["500-with-ok-items", "400-batch-too-large", "200-fault-without-errors"],
+)
+def test_a_failed_batch_envelope_is_every_records_outcome(services: Any, qbo: QBO, connected: Connected,
+                                                          status: int, content_type: str, body: str,
+                                                          kind: str) -> None:
+    contact_ids = _two_duplicates(services, qbo, connected)
+    qbo.standin.fail_next(qbo.realm, 3, status=status, content_type=content_type, body=body, path_contains="batch")
+    services.engine.retry_all(connected.connection_id, "U_ADMIN")
+    assert _latest(services, contact_ids) == [("error", kind)] * 2
+    with services.sessions() as session:
+        entries = session.scalars(select(SyncLogEntry).where(SyncLogEntry.entity == "contact",
+                                                             SyncLogEntry.record_id.in_(contact_ids))
+                                  .order_by(SyncLogEntry.id.desc()).limit(2)).all()
+        assert all(e.kind != "validation" for e in entries)  # 1040 is not the record's field to fill
