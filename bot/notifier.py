@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
@@ -61,6 +61,7 @@ class DeliveryStats:
     posted: int = 0
     updated: int = 0
     rescheduled: int = 0
+    accounts: set[int] = field(default_factory=set)
 
 
 class Notifier:
@@ -85,6 +86,9 @@ class Notifier:
         self._digests_due: dict[int, tuple[str, str, str, int | None]] = {}
         self._current_account: int | None = None  # the account whose topic is being delivered (one pass at a time)
         self._wake = threading.Event()
+        #: Called after every pass with the ids of the accounts whose notifications were delivered (the App
+        #: Home is re-published for them: bot.home.HomePublisher).
+        self.on_delivered: Callable[[set[int]], None] | None = None
 
     # ------------------------------------------------------------------------------------------ the loop
 
@@ -138,6 +142,7 @@ class Notifier:
                         blocked_channels[channel] = exc.seconds
                     continue
                 self._mark_delivered(group)
+                stats.accounts.add(account_id)
                 stats.delivered += len(group)
                 if outcome == "posted":
                     stats.posted += 1
@@ -145,6 +150,11 @@ class Notifier:
                     stats.updated += 1
             if self._digests_due:
                 self._flush_digests()
+        if self.on_delivered is not None:
+            try:
+                self.on_delivered(stats.accounts)
+            except Exception:
+                log.exception("event=on_delivered_failed")
         return stats
 
     # ------------------------------------------------------------------------------------------ state

@@ -174,11 +174,18 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
         except EngineError as exc:
             respond(text=str(exc), response_type="ephemeral", replace_original=False)
         finally:
-            rt.notifier.deliver()  # the outcome updates the same message now
+            _home_changed(rt, tenant)
+            rt.notifier.deliver()  # the outcome updates the same message now (and the App Homes)
             if action == "retry" and channel and ts:
                 _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts)
 
     rt.submit(work)
+
+
+def _home_changed(rt: SlackRuntime, tenant: Tenant) -> None:
+    """The account's state changed: App Homes of its users are re-published (after the notifier's next pass)."""
+    if rt.home is not None:
+        rt.home.changed(tenant.account_id)
 
 
 def _redraw_if_still_retrying(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str) -> None:
@@ -254,6 +261,8 @@ def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_v
         except ConnectionUnavailable as exc:
             respond(replace_original=True, text=str(exc))
             return
+        finally:
+            _home_changed(rt, tenant)
         respond(replace_original=True, **blocks.retry_all_done(summary.as_dict()))
 
     respond(replace_original=True, **blocks.retry_all_progress(0, len(
@@ -273,6 +282,8 @@ def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, respond: Resp
         except ConnectionUnavailable as exc:
             respond(text=str(exc), response_type="ephemeral")
             return
+        finally:
+            _home_changed(rt, tenant)
         d = summary.as_dict()
         respond(text=f"Sync Now finished: {d['synced']} synced, {d['errors']} errors, {d['warnings']} warnings, "
                      f"{d['pulled']} pulled from QuickBooks.", response_type="ephemeral")

@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.config import Settings
+from bot.home import HomePublisher
 from bot.installations import SealedInstallationStore, StateStore, redact_slack_logs
 from bot.notifier import Notifier
 from bot.oauth_states import OAuthStates
@@ -93,6 +94,8 @@ class SlackRuntime:
     installations: SealedInstallationStore | None = None
     install_states: StateStore | None = None
     install_links: InstallLinks | None = None
+    #: Re-publishes the App Home of users who opened it when their account's state changes.
+    home: HomePublisher | None = None
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "syncbot-work"))
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -151,7 +154,20 @@ def build_runtime(services: Services, settings: Settings | None = None) -> Slack
     clients = SlackClients(settings, installations)
     tenants = Tenants(services.sessions, auto_bind=installations is None)
     notifier = Notifier(services.sessions, clients.background_for, default_channel=settings.slack_default_channel)
-    return SlackRuntime(services=services, settings=settings, clients=clients, tenants=tenants,
-                        directory=Directory(clients.for_team), notifier=notifier,
-                        states=OAuthStates(services.sessions, server_secret(settings)),
-                        installations=installations, install_states=install_states, install_links=install_links)
+    rt = SlackRuntime(services=services, settings=settings, clients=clients, tenants=tenants,
+                      directory=Directory(clients.for_team), notifier=notifier,
+                      states=OAuthStates(services.sessions, server_secret(settings)),
+                      installations=installations, install_states=install_states, install_links=install_links)
+
+    def publish_home(team_id: str, user_id: str) -> bool:
+        from bot import operations
+
+        tenant = rt.tenants.get(team_id)
+        if tenant is None or not rt.directory.may_read(tenant, user_id):
+            return False
+        operations.publish_home(rt, tenant, rt.directory.user(team_id, user_id))
+        return True
+
+    rt.home = HomePublisher(services.sessions, publish_home)
+    notifier.on_delivered = rt.home.after_delivery
+    return rt

@@ -1,4 +1,4 @@
-"""The App Home tab: published when the user opens it."""
+"""The App Home tab: published when the user opens it, and again when things change (bot.home)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,5 @@ def register(app: App, rt: SlackRuntime) -> None:
                 user_id=user.user_id, view={"type": "home", "blocks": [section(refusal)]})
             return
         operations.publish_home(rt, tenant, user)
+        if rt.home is not None:
+            rt.home.opened(tenant.team_id, user.user_id)  # re-published from now on when things change

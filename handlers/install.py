@@ -27,6 +27,8 @@ def _forget(rt: SlackRuntime, body: dict[str, Any], why: str) -> None:
     if rt.installations is not None:
         rt.installations.forget_team(str(team_id), body.get("enterprise_id"))
     rt.clients.forget(str(team_id))
+    if rt.home is not None:
+        rt.home.forget_team(str(team_id))
     log.info("event=slack_%s team_id=%s", why, team_id)
 
 
