@@ -237,7 +237,8 @@ def _has_account(database_file: Path) -> bool:
         return False
 
 
-def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = _say) -> int:
+def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = _say,
+         account_ready: Callable[[], Any] | None = None, deliver: Callable[[], Any] | None = None) -> int:
     """Seed the demo on an empty database: the JobsiteOn company of ``data/demo_records.json``, its QuickBooks
     company (a customer "Acme Corp" already there, automated sales tax at 8.875 %), a connection through the real
     OAuth flow, then syncs that meet each of the six errors of the help article: duplicate, field validation and
@@ -245,7 +246,9 @@ def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = 
     limit (a pause the sync resumes from by itself); and, last, the expired authorization, left open for the
     user to Reconnect. Every error and resolution goes to the outbox, so the notifier posts them.
 
-    In: the services, the QuickBooks stand-in object (``QuickBooksStandIn``) and its realm. Out: the connection id.
+    In: the services, the QuickBooks stand-in object (``QuickBooksStandIn``) and its realm; ``account_ready`` is
+    called once the account exists (e.g. to bind the Slack workspace to it), ``deliver`` after each sync (so each
+    incident is posted while it is open, the rate limit's before it resolves). Out: the connection id.
     """
     import datetime as dt
 
@@ -261,6 +264,9 @@ def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = 
         account_id = ensure_account(session, records["account"]["name"], records["account"]["timezone"]).id
         import_records(session, account_id, records)
         connection_id = ensure_connection(session, account_id).id
+    if account_ready is not None:
+        account_ready()
+    step_done = deliver or (lambda: None)
     qbo.create_entity(realm, "Customer", {"DisplayName": "Acme Corp"})
     qbo.set_tax(realm, True, 8.875)
     callback = click_connect(services.oauth.authorization_url("demo-seed"), realm)
@@ -269,9 +275,11 @@ def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = 
     say("  seeded a JobsiteOn company and connected it to the QuickBooks stand-in; syncing...")
     engine = services.engine
     engine.sync_now(connection_id, SEED_ACTOR)  # duplicate, validation, total mismatch
+    step_done()
     invoice = next(o for o in qbo.entities(realm, "Invoice") if o["DocNumber"] == "JS-1003")
     qbo.delete_entity(realm, "Invoice", invoice["Id"])
     engine.sync_now(connection_id, SEED_ACTOR)  # record not found
+    step_done()
 
     def touch_invoice(due: dt.date | None) -> None:
         with services.sessions() as session, session.begin():
@@ -280,12 +288,15 @@ def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = 
     qbo.exhaust_throttle(realm)  # the rate limit: the run pauses; the pause ends and the sync resumes
     touch_invoice(None)
     engine.sync_now(connection_id, SEED_ACTOR)
+    step_done()
     qbo.clear_throttle(realm)
     engine.resume(connection_id, SEED_ACTOR)
+    step_done()
     qbo.expire_tokens(realm, refresh=True)  # e.g. 100 days unused: the incident stays open for Reconnect
     touch_invoice(dt.date(2026, 12, 31))
     with contextlib.suppress(ConnectionUnavailable):
         engine.sync_now(connection_id, SEED_ACTOR)
+    step_done()
     return connection_id
 
 
@@ -433,8 +444,6 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
             server.stop()
         raise
     try:
-        if must_seed:
-            seed(services, qbo, DEFAULT_REALM, say)
         rt = build_runtime(services)
         app_server = serve_in_thread(create_server(rt, build_app(rt)), port=app_port)
     except BaseException:
@@ -445,11 +454,17 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
     rt.start_background()
     demo = LiveDemo(url=f"{slack_url}/", app_url=app_url, qbo_url=qbo_url, data_dir=data_dir, seeded=must_seed,
                     services=services, rt=rt, qbo=qbo, slack=slack, servers=[app_server, *servers])
-    try:
+
+    def open_home() -> None:
         # Olivia (the workspace owner) opens the App Home: Slack's first request binds the workspace to the
         # account (single-workspace mode), and the notifications waiting for it become due.
         with SlackDriver(f"{app_url}/slack/events", secret, slack) as driver:
             driver.app_home_opened(slack_cfg.OWNER_USER_ID)
+
+    try:
+        if must_seed:
+            seed(services, qbo, DEFAULT_REALM, say, account_ready=open_home, deliver=rt.notifier.deliver)
+        open_home()
         rt.notifier.wake()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -91,11 +91,13 @@ const LOCK = '<svg class="emoji" viewBox="0 0 20 20"><rect x="4" y="9" width="12
   'fill="currentColor"/><path d="M7 9V6.5a3 3 0 0 1 6 0V9" fill="none" stroke="currentColor" stroke-width="2"/></svg>';
 
 function emoji(name) {
-  return EMOJI[name] || `<span class="emoji-text">:${esc(name)}:</span>`;
+  const svg = EMOJI[name];
+  return svg ? svg.replace('<svg class="emoji"', `<svg class="emoji" data-emoji="${name}" role="img" ` +
+    `aria-label=":${name}:"`) : `<span class="emoji-text">:${esc(name)}:</span>`;
 }
 
 function emojify(html) {
-  return html.replace(/:([a-z0-9_+-]+):/g, (all, name) => (EMOJI[name] ? EMOJI[name] : all));
+  return html.replace(/:([a-z0-9_+-]+):/g, (all, name) => (EMOJI[name] ? emoji(name) : all));
 }
 
 // ------------------------------------------------------------------------------------------------ mrkdwn
@@ -375,7 +377,8 @@ function renderHome() {
   const sig = JSON.stringify(state.home);
   if (signatures.get("home") === sig) return;
   signatures.set("home", sig);
-  box.innerHTML = state.home ? `<div data-surface="home">${blocks(state.home.blocks, {})}</div>` :
+  box.innerHTML = state.home ? `<div data-surface="home" data-hash="${esc(state.home.hash)}">` +
+    `${blocks(state.home.blocks, {})}</div>` :
     '<div class="empty">Opening syncbot\u2019s Home tab\u2026</div>';
 }
 

@@ -1,0 +1,214 @@
+"""The offline demo as a person sees it: Playwright drives Debian's chromium over the page `syncbot demo` prints.
+
+The demo runs as `make run` runs it (the app, the QuickBooks and Slack stand-ins, the seeded six errors, the real
+notifier); every click on the page reaches the app as a request signed the way Slack signs it. Screenshots go to
+docs/screenshots/ (the README shows them).
+
+Chromium: /usr/bin/chromium, never `playwright install` (DEPENDENCIES.md P11). Where it is missing and apt-get can
+run, it is installed as `.ci/run` does; the test is skipped only when neither is possible.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+VIEWPORT = {"width": 1200, "height": 800}
+
+
+def _chromium() -> str:
+    """The browser's path; installs it with apt-get when missing, skips when that cannot be done."""
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        pytest.skip("no /usr/bin/chromium and no apt-get (as root) to install it: "
+                    "`apt-get install -y chromium` runs this test")
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(command)} failed: {done.stderr[-500:]}")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`syncbot demo` as `make run` starts it, on a data directory of its own."""
+    from bot.config import Settings
+    from bot.demo import start_live
+
+    demo = start_live(tmp_path_factory.mktemp("demo-data"), port=0, base=Settings(_env_file=None),  # type: ignore[call-arg]
+                      say=lambda _text: None)
+    yield demo
+    demo.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=path, args=["--no-sandbox", "--headless"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="America/Chicago")
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def settle(live: Any, timeout: float = 60.0) -> None:
+    """Wait until the app has nothing in flight: no record claimed, no attempt pending, every notification
+    delivered (three looks in a row, a moment apart)."""
+    from sync.models import Notification, RecordClaim, SyncLogEntry
+
+    quiet, deadline = 0, time.monotonic() + timeout
+    while quiet < 3:
+        with live.services.sessions() as session:
+            busy = (session.scalar(select(func.count()).select_from(RecordClaim))
+                    or session.scalar(select(func.count()).select_from(SyncLogEntry)
+                                      .where(SyncLogEntry.status == "pending"))
+                    or session.scalar(select(func.count()).select_from(Notification)
+                                      .where(Notification.delivered_at.is_(None))))
+        quiet = 0 if busy else quiet + 1
+        assert time.monotonic() < deadline, "the app did not settle"
+        time.sleep(0.3)
+
+
+def shot(pg: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def channel_message(pg: Any, text: str) -> Any:
+    """The channel message (not an ephemeral) that shows ``text``."""
+    return pg.locator('#messages > .msg[data-surface="message"]', has_text=text)
+
+
+def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(live.url)
+    # the channel shows the six errors of the help article, each with its diagnosis and buttons
+    for title in ("Authentication expired", "Duplicate record", "Record not found", "Field validation error",
+                  "Total mismatch"):
+        expect(channel_message(page, title).first).to_be_visible()
+    expect(page.locator("#messages")).to_contain_text("Rate limit exceeded")
+    expect(page.locator("#messages")).to_contain_text("Cause:")
+    settle(live)
+    page.locator("#messages").evaluate("box => box.scrollTop = box.scrollHeight")
+    shot(page, "channel")
+
+    # Reconnect on the auth incident: a personal link, Intuit's consent page (the stand-in's), back in Slack
+    incident = channel_message(page, "Authentication expired").first
+    incident_ts = incident.get_attribute("data-ts")
+    incident.get_by_role("button", name="Reconnect").click()
+    link = page.locator("#messages > .msg.ephemeral", has_text="Reconnect QuickBooks").last
+    with page.context.expect_page() as opened:
+        link.get_by_role("button", name="Open QuickBooks").click()
+    consent = opened.value
+    consent.wait_for_load_state()
+    expect(consent.get_by_text("Connect syncbot to QuickBooks").first).to_be_visible()
+    consent.get_by_role("button", name="Connect").click()
+    expect(consent.get_by_text("QuickBooks is connected again")).to_be_visible()
+    consent.close()
+    incident = page.locator(f'#messages > .msg[data-ts="{incident_ts}"]')
+    expect(incident).to_contain_text("Reconnected")
+    expect(incident.locator('[data-emoji="white_check_mark"]')).to_be_visible()
+    expect(incident.get_by_role("button", name="Reconnect")).to_have_count(0)
+    settle(live)
+
+    # /sync-log errors: the list, shown to this user only
+    page.locator("#composer-input").fill("/sync-log errors")
+    page.locator("#composer-input").press("Enter")
+    answer = page.locator("#messages > .msg.ephemeral", has_text="Duplicate record").last
+    expect(answer).to_contain_text("Only visible to you")
+    expect(answer).to_contain_text("Acme Corp")
+    expect(answer).to_contain_text("Permit fee")
+    answer.scroll_into_view_if_needed()
+    shot(page, "sync-log-errors")
+
+    # the help article's fix for the duplicate: rename it in QuickBooks (the stand-in's panel), then Retry
+    with page.context.expect_page() as opened:
+        page.get_by_role("link", name="QuickBooks control panel").click()
+    panel = opened.value
+    panel.wait_for_load_state()
+    rename = panel.locator("form", has=panel.locator('input[name="value"][value="Acme Corp"]'))
+    rename.locator('input[name="value"]').fill("Acme Corp (old)")
+    rename.get_by_role("button", name="Rename").click()
+    expect(panel.get_by_text("renamed to Acme Corp (old)")).to_be_visible()
+    panel.close()
+
+    duplicate = channel_message(page, "Duplicate record").first
+    ts = duplicate.get_attribute("data-ts")
+    same = page.locator(f'#messages > .msg[data-ts="{ts}"]')
+    handle = same.element_handle()
+    same.get_by_role("button", name="Retry").click()
+    expect(same).to_contain_text("Synced")
+    expect(same.locator('[data-emoji="white_check_mark"]')).to_be_visible()
+    expect(same.get_by_role("button", name="Retry")).to_have_count(0)
+    assert handle.evaluate("el => el.isConnected") and "Synced" in handle.inner_text()  # the same element
+    settle(live)
+    same.scroll_into_view_if_needed()
+    shot(page, "retry-synced")
+
+    # the validation error: Fill in opens a modal; Save and retry syncs the record (same message)
+    validation = channel_message(page, "Field validation error").first
+    same = page.locator(f'#messages > .msg[data-ts="{validation.get_attribute("data-ts")}"]')
+    same.get_by_role("button", name="Fill in").click()
+    modal = page.locator("#modal")
+    expect(modal).to_contain_text("Fill the field")
+    field = modal.locator(".bk-input input").first
+    expect(field).to_be_visible()
+    shot(page, "modal")
+    field.fill("79")  # the income account the other items use
+    modal.get_by_role("button", name="Save and retry").click()
+    expect(page.locator("#modal-backdrop")).to_be_hidden()
+    expect(same).to_contain_text("Synced")
+    expect(same.locator('[data-emoji="white_check_mark"]')).to_be_visible()
+
+
+def test_a_plain_member_is_refused(live: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    from sandbox.slack import config as slack_cfg
+
+    page.goto(live.url)
+    page.locator("#user-picker").select_option(slack_cfg.MEMBER_USER_ID)
+    expect(page.locator("#role-note")).to_contain_text("plain member")
+    mismatch = channel_message(page, "Total mismatch").first  # stays open until JobsiteOn's tax rate changes
+    mismatch.get_by_role("button", name="Retry").click()
+    refusal = page.locator("#messages > .msg.ephemeral", has_text="Owner or Admin").last
+    expect(refusal).to_contain_text("Only visible to you")
+    expect(mismatch).to_contain_text("Warning: Total mismatch")  # nothing changed
+    refusal.scroll_into_view_if_needed()
+    shot(page, "member-refused")
+
+
+def test_app_home_tab(live: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    from sandbox.slack import config as slack_cfg
+
+    page.goto(live.url)
+    before = (live.slack.home_view(slack_cfg.OWNER_USER_ID) or {}).get("hash", "")
+    page.locator("#app-home-link").click()  # Slack sends app_home_opened; the app publishes a fresh Home tab
+    expect(page.locator(f'#home [data-surface="home"]:not([data-hash="{before}"])')).to_be_visible()
+    expect(page.locator("#home")).to_contain_text("Sandbox Builders")
+    expect(page.locator("#home").get_by_role("button", name="Sync Now")).to_be_visible()
+    shot(page, "app-home")

@@ -1,0 +1,105 @@
+"""`syncbot demo` (what `make run` runs) as a user starts it: a process that prints one URL, serves the page there
+until Ctrl-C, stops without a traceback, and starts again from the same database without seeding twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+URL = re.compile(r"http://127\.0\.0\.1:\d+/\S*")
+
+
+class DemoProcess:
+    """`syncbot demo --port 0` in ``cwd``, its output read line by line."""
+
+    def __init__(self, cwd: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "QBO_", "DATABASE_URL"))}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "demo", "--port", "0"], cwd=cwd, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.out: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_for_url(self, timeout: float = 120.0) -> str:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                self.proc.kill()
+                raise AssertionError("no URL printed:\n" + "".join(self.out)) from None
+            self.out.append(line)
+            found = URL.search(line)
+            if found:
+                return found.group(0)
+
+    def interrupt(self) -> tuple[int, str, str]:
+        """Ctrl-C; the exit code, the rest of stdout and stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        while not self.lines.empty():
+            self.out.append(self.lines.get())
+        return self.proc.returncode, "".join(self.out), err
+
+
+def _counts(database: Path) -> dict[str, int]:
+    with sqlite3.connect(database) as conn:
+        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("accounts", "contacts", "invoices", "connections", "slack_messages")}
+
+
+def _page(url: str) -> dict[str, Any]:
+    with httpx.Client(timeout=10) as client:
+        html = client.get(url)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        assert "/web/page.js" in html.text
+        assert client.get(url.rstrip("/") + "/web/page.js").status_code == 200
+        state: dict[str, Any] = client.get(url.rstrip("/") + "/_control/page").json()
+        return state
+
+
+def test_demo_prints_one_url_serves_the_page_and_restarts_without_reseeding(tmp_path: Path) -> None:
+    first = DemoProcess(tmp_path)
+    url = first.wait_for_url()
+    state = _page(url)
+    channel = next(c for c in state["channels"] if c["id"] == state["channel"])
+    assert channel["name"] == "sync-errors"
+    texts = json.dumps(state["messages"])  # the messages as posted: text and blocks
+    for title in ("Authentication expired", "Duplicate record", "Record not found", "Field validation error",
+                  "Total mismatch", "Rate limit exceeded"):
+        assert title in texts
+    code, out, err = first.interrupt()
+    assert code == 0, err
+    assert "Traceback" not in err and "Traceback" not in out
+    assert len(set(URL.findall(out))) == 1  # one URL
+    database = tmp_path / "demo-data" / "syncbot-demo.db"
+    seeded = _counts(database)
+    assert seeded["accounts"] == 1 and seeded["contacts"] == 4
+
+    second = DemoProcess(tmp_path)
+    again = _page(second.wait_for_url())
+    assert [m["ts"] for m in again["messages"]] == [m["ts"] for m in state["messages"]]  # the same channel
+    code, out, err = second.interrupt()
+    assert code == 0 and "Traceback" not in err, err
+    assert "going on from" in out
+    assert _counts(database) == seeded  # nothing seeded twice, no message posted twice
