@@ -496,7 +496,7 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
         return 0
     try:
         _say("  " + ("seeded the six errors of the help article" if demo.seeded
-                     else f"going on from {data_dir}/ (delete it, or `make clean`, to start afresh)"))
+                     else f"going on from {data_dir}/ (delete that directory to start afresh)"))
         _say()
         _say(f"Open {demo.url}", bold=True, fg=typer.colors.GREEN)
         _say("  #sync-errors as Slack shows it: click Retry and Reconnect, type /sync-log errors, act as an admin "
