@@ -3,6 +3,10 @@
 - `POST /slack/events`: commands, interactions and events, one URL as manifest.yml says. Bolt's dispatch is
   synchronous, so it runs in Starlette's thread pool (DEPENDENCIES.md P1): one slow request never holds the
   others. A request Bolt refuses (bad signature, stale timestamp) answers 401 and is logged with its clock skew.
+  A signed request whose body cannot be read (a ``payload`` field or JSON body that is not a JSON object) answers
+  400 with a clear error and changes nothing; a signed request no listener handles (an unknown action_id, view,
+  shortcut or event) is acked with an empty 200 and logged, since Slack shows the user an error for an
+  interaction not acked within 3 seconds and retries an unacked event.
 - `GET /oauth/quickbooks/start?state=...`: a personal, single-use Reconnect link -> Intuit's consent page.
 - `GET /oauth/quickbooks/callback`: Intuit comes back with `code`, `state`, `realmId` (Intuit "OAuth 2.0");
   the tokens are stored encrypted and the connection resumes (its incident message turns to Reconnected).
@@ -16,12 +20,15 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +52,37 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
                         f"</head><body><h1>{html.escape(title)}</h1>{body}</body></html>", status_code=status)
 
 
+def _unreadable_payload(text: str, content_type: str) -> str | None:
+    """Why Bolt could not read this body, read as Bolt reads it (a JSON body, else a form whose ``payload``
+    field holds JSON), or None when it can: ``"... is not JSON"`` / ``"... is not a JSON object"``."""
+    if text.startswith("{") or content_type.split(";", 1)[0].strip().lower() == "application/json":
+        what, raw = "the JSON body", text
+    elif "payload" in text:
+        fields = dict(parse_qsl(text, keep_blank_values=True))
+        if "payload" not in fields:
+            return None
+        what, raw = "the payload form field", fields["payload"]
+    else:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return f"{what} is not JSON"
+    return None if isinstance(value, dict) else f"{what} is not a JSON object"
+
+
+def _unhandled(body: dict[str, Any]) -> tuple[str, str]:
+    """The kind and id of a request no listener handled, for the log: (type, action_id / callback_id / ...)."""
+    kind = str(body.get("type") or ("command" if "command" in body else "unknown"))
+    inner = body.get("event") if kind == "event_callback" else body.get("view") if kind.startswith("view_") else None
+    if isinstance(inner, dict):
+        return kind, str(inner.get("type") if kind == "event_callback" else inner.get("callback_id"))
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], dict):
+        return kind, str(actions[0].get("action_id"))
+    return kind, str(body.get("callback_id") or body.get("command") or "-")
+
+
 def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
     """The ASGI app. ``app`` may be None (no Slack credentials): /slack/events then answers 503."""
 
@@ -65,9 +103,25 @@ def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
         if stamp and not (stamp.isascii() and stamp.lstrip("-").isdigit() and len(stamp) < 15):
             return JSONResponse({"error": "invalid request"}, status_code=401)
         try:
-            bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+            problem = _unreadable_payload(body.decode("utf-8"), request.headers.get("content-type", ""))
         except UnicodeDecodeError:
             return JSONResponse({"error": "invalid request"}, status_code=400)
+        if problem is not None:
+            secret = rt.settings.slack_signing_secret
+            if secret is None or not SignatureVerifier(secret.get_secret_value()).is_valid_request(
+                    body, dict(request.headers)):
+                log.warning("event=slack_request_refused reason=signature_or_timestamp unreadable=true client=%s",
+                            request.client.host if request.client else "-")
+                return JSONResponse({"error": "invalid request"}, status_code=401)
+            log.warning("event=slack_request_unreadable reason=%r", problem)
+            return JSONResponse({"error": f"invalid payload: {problem}; nothing was done"}, status_code=400)
+        bolt_request = to_bolt_request(request, body)
+        bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
+        if bolt_response.status == 404:  # signed (Bolt checked) but no listener: ack, or Slack shows an error
+            kind, what = _unhandled(bolt_request.body)
+            log.warning("event=slack_request_unhandled type=%s id=%s team=%s", kind, what,
+                        bolt_request.context.team_id or "-")
+            return Response(status_code=200)
         if bolt_response.status == 401:
             stamp = request.headers.get("x-slack-request-timestamp", "")
             skew = f"{time.time() - int(stamp):.0f}" if stamp.lstrip("-").isdigit() else "unknown"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from sandbox.slack import config as slack_cfg
@@ -144,3 +145,111 @@ def test_oversized_and_malformed_requests_are_refused_cheaply(stack: Stack) -> N
                                                     "X-Slack-Signature": "v0=00"}).status_code == 401
     assert httpx.get(f"{stack.url}/oauth/quickbooks/start", params={"state": "\u00e9.\u00e9"}).status_code == 400
     assert httpx.get(f"{stack.url}/oauth/quickbooks/start").status_code == 400
+
+
+# ------------------------------------------------------------------------------------------ odd signed requests
+# A signed request syncbot cannot read is refused with 400 and changes nothing; a signed request no listener
+# handles (an action_id, view or event syncbot does not know) is acked at once and logged, since Slack shows the
+# user an error for an interaction not acked within 3 seconds and retries an event that is not acked.
+
+
+def _state(stack: Stack) -> tuple[int, int, int]:
+    with stack.rt.services.sessions() as session:
+        entries = session.scalar(select(func.count()).select_from(SyncLogEntry))
+    return entries, len(stack.messages()), len(stack.ephemerals(slack_cfg.OWNER_USER_ID))
+
+
+def _block_actions(stack: Stack, action_id: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "block_actions", "team": {"id": slack_cfg.DEFAULT_TEAM_ID, "domain": "sandbox"},
+            "user": {"id": slack_cfg.OWNER_USER_ID, "username": "owner", "team_id": slack_cfg.DEFAULT_TEAM_ID},
+            "api_app_id": stack.driver.api_app_id, "token": "sandbox-verification-token",
+            "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": CHANNEL},
+            "channel": {"id": CHANNEL, "name": "sync-errors"}, "trigger_id": "1.2.3",
+            "actions": [{"action_id": action_id, "block_id": "b0", "type": "button", "value": "1",
+                         "action_ts": "1700000000.1"}], **extra}
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("payload=%7Bnot+json", FORM),
+        ("payload=", FORM),
+        ("payload=%5B1%2C2%5D", FORM),
+        ("payload=%22just+a+string%22", FORM),
+        ("payload=null", FORM),
+        ("payload=42", FORM),
+        ("payload=%7B%22type%22%3A%22block_actions%22%2C%22actions%22%3A", FORM),
+        ("payload=%FF%FE", FORM),
+        ("token=x&payload=%7Bnot+json&other=1", FORM),
+        ('{"type": "event_callback", "event": ', "application/json"),
+        ("[1, 2]", "application/json"),
+        ("not json at all", "application/json; charset=utf-8"),
+    ],
+    ids=["not-json", "empty", "json-array", "json-string", "json-null", "json-number", "truncated", "not-utf8",
+         "among-fields", "json-body-truncated", "json-body-array", "json-body-text"],
+)
+def test_a_signed_unparsable_payload_is_refused_with_400_and_changes_nothing(stack: Stack, body: str,
+                                                                             content_type: str) -> None:
+    before = _state(stack)
+    response, _ = stack.driver.send(body, content_type)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("invalid payload:") and ("not JSON" in error or "not a JSON object" in error)
+    assert _state(stack) == before
+    forged, _ = stack.driver.send(body, content_type, forge=True)
+    assert forged.status_code == 401  # the signature is checked first: nothing is said to a forger
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"kind": "action", "action_id": "no_such_action"},
+        {"kind": "action", "action_id": "entry_retry_v0_old"},
+        {"kind": "view_submission"},
+        {"kind": "shortcut"},
+        {"kind": "event"},
+    ],
+    ids=["unknown-action", "old-action-id", "unknown-view", "unknown-shortcut", "unknown-event"],
+)
+def test_a_signed_request_no_listener_handles_is_acked_and_logged(stack: Stack, payload: dict[str, str],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+    from urllib.parse import urlencode
+
+    before = _state(stack)
+    with caplog.at_level(logging.WARNING, logger="syncbot.server"):
+        if payload["kind"] == "action":
+            body = urlencode({"payload": json.dumps(_block_actions(stack, payload["action_id"]))})
+            response, _ = stack.driver.send(body, "application/x-www-form-urlencoded")
+            what = payload["action_id"]
+        elif payload["kind"] == "view_submission":
+            view = {"id": "V1", "type": "modal", "callback_id": "no_such_view", "state": {"values": {}}}
+            submission = {key: value for key, value in _block_actions(stack, "x").items()
+                          if key not in ("actions", "container", "channel")}
+            body = urlencode({"payload": json.dumps({**submission, "type": "view_submission", "view": view})})
+            response, _ = stack.driver.send(body, "application/x-www-form-urlencoded")
+            what = "no_such_view"
+        elif payload["kind"] == "shortcut":
+            body = urlencode({"payload": json.dumps({"type": "shortcut", "callback_id": "no_such_shortcut",
+                                                     "team": {"id": slack_cfg.DEFAULT_TEAM_ID},
+                                                     "user": {"id": slack_cfg.OWNER_USER_ID},
+                                                     "trigger_id": "1.2.3", "token": "t"})})
+            response, _ = stack.driver.send(body, "application/x-www-form-urlencoded")
+            what = "no_such_shortcut"
+        else:
+            result = stack.driver.event({"type": "reaction_added", "user": slack_cfg.OWNER_USER_ID,
+                                         "reaction": "eyes", "item": {"type": "message", "channel": CHANNEL,
+                                                                      "ts": "1700000000.000100"},
+                                         "event_ts": "1700000000.2"})
+            response = result.response
+            what = "reaction_added"
+    assert response.status_code == 200
+    assert response.elapsed.total_seconds() <= 3.0
+    assert response.text in ("", "{}")  # an empty ack: no error shown, nothing replaced
+    assert any("slack_request_unhandled" in r.getMessage() and what in r.getMessage() for r in caplog.records)
+    time.sleep(0.2)
+    assert _state(stack) == before
