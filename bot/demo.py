@@ -415,7 +415,6 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
     from sandbox.slack.driver import SlackDriver
     from sync.models import Notification
 
-    logging.getLogger("syncbot").setLevel(logging.ERROR)  # the page shows what happens
     data_dir.mkdir(parents=True, exist_ok=True)
     page_port = port if port else (DEFAULT_PAGE_PORT if port is None and _port_free(DEFAULT_PAGE_PORT)
                                    else free_port())
@@ -486,6 +485,7 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
     """``syncbot demo``: start the offline demo, print its URL, run until Ctrl-C or SIGTERM; exit code 0."""
     import signal
 
+    logging.getLogger("syncbot").setLevel(logging.ERROR)  # the page shows what happens
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     _say("syncbot demo: starting offline (no Slack workspace, no QuickBooks account needed)...")
