@@ -425,6 +425,12 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
         services.close()
         raise _fail(str(exc), 2) from None
     rt.start_background()
+    scheduler = None
+    if settings.scheduler_enabled:
+        from bot.scheduler import Scheduler
+
+        scheduler = Scheduler(services, settings.scheduler_config(), on_queued=rt.notifier.wake)
+        scheduler.start()
     try:
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -437,7 +443,49 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
             typer.echo(f"syncbot: Slack app over HTTP on {host}:{port or settings.port} (POST /slack/events)")
             uvicorn.run(create_server(rt, bolt_app), host=host, port=port or settings.port, log_level="info")
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         rt.close()
+        services.close()
+
+
+@app.command("scheduler")
+def scheduler_cmd(
+        run: Annotated[str | None, typer.Option(
+            help="Run one job once now and exit: summaries, reminders, resume, refresh or retention.")] = None,
+        lease_seconds: Annotated[float | None, typer.Option(
+            help="Leader lease (default SCHEDULER_LEASE_SECONDS).")] = None) -> None:
+    """Run the scheduled jobs without the Slack app (a worker process): the weekly summaries and token
+    reminders go to the outbox, which `syncbot serve` delivers. Stops on Ctrl-C or SIGTERM, giving up the lease."""
+    import signal
+    import threading
+
+    from bot.scheduler import Scheduler
+
+    settings = get_settings()
+    services = _services(settings)
+    config = settings.scheduler_config()
+    if lease_seconds is not None:
+        config.lease_seconds = lease_seconds
+    scheduler = Scheduler(services, config)
+    try:
+        if run is not None:
+            if run not in Scheduler.JOBS:
+                raise _fail(f"unknown job {run!r}: one of {', '.join(Scheduler.JOBS)}", 2)
+            result = getattr(scheduler.jobs, run)(scheduler.clock())
+            typer.echo(json.dumps({"job": run, **result.__dict__}))
+            return
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        scheduler.start()
+        typer.echo(f"syncbot: scheduler running as {scheduler.holder} (lease {config.lease_seconds:g} s)")
+        try:
+            while not done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        scheduler.stop()
+    finally:
         services.close()
 
 

@@ -7,6 +7,7 @@ stand-ins of `sandbox/` (see README). Secrets are `SecretStr` so they never prin
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,26 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:3000", alias="PUBLIC_URL")
     #: Signs OAuth states; defaults to one derived from the signing secret.
     server_secret: SecretStr | None = Field(None, alias="SERVER_SECRET")
+
+    # The scheduler (bot/scheduler.py).
+    #: Run the scheduled jobs in `syncbot serve` (one process leads; the others stand by).
+    scheduler_enabled: bool = Field(True, alias="SCHEDULER_ENABLED")
+    #: Seconds of the leader lease: a dead leader is replaced within this plus a third of it.
+    scheduler_lease_seconds: float = Field(30.0, alias="SCHEDULER_LEASE_SECONDS")
+    #: How late (hours) a weekly summary is still sent after downtime across its moment.
+    summary_grace_hours: float = Field(24.0, alias="SUMMARY_GRACE_HOURS")
+    #: Info and synced entries (and resolved errors) older than this many days are pruned.
+    retention_days: int = Field(180, alias="RETENTION_DAYS")
+
+    def scheduler_config(self) -> Any:
+        """The :class:`bot.scheduler.SchedulerConfig` of these settings."""
+        import datetime as dt
+
+        from bot.scheduler import SchedulerConfig
+
+        return SchedulerConfig(lease_seconds=self.scheduler_lease_seconds,
+                               summary_grace=dt.timedelta(hours=self.summary_grace_hours),
+                               retention_days=self.retention_days)
 
     @property
     def offline(self) -> bool:

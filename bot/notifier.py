@@ -33,8 +33,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks
-from bot.models import SlackMessage, Workspace
+from bot.models import ScheduledSend, SlackMessage, Workspace
 from sync.engine import CONNECTION_KINDS
+from sync.log import weekly_summary
 from sync.models import Account, Connection, Incident, Notification, Status, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.notifier")
@@ -197,6 +198,10 @@ class Notifier:
             return self._deliver_record(team_id, channel, tz, account_id, topic, group)
         if topic.startswith("connection:"):
             return self._deliver_incident(team_id, channel, tz, account_id, topic, group)
+        if topic.startswith("summary:"):
+            return self._deliver_summary(team_id, channel, tz, account_id, topic)
+        if topic.startswith("reminder:"):
+            return self._deliver_reminder(team_id, channel, tz, account_id, topic)
         log.warning("event=notification_unknown_topic topic=%s", topic)
         return "skipped"
 
@@ -270,6 +275,68 @@ class Notifier:
             return "skipped"
         self._post(client, account_id, incident_topic, channel, message)
         return "posted"
+
+    # ------------------------------------------------------------------------------------------ scheduled
+
+    def _posted(self, account_id: int, topic: str) -> bool:
+        with self.sessions() as session:
+            return session.scalar(select(SlackMessage.id).where(
+                SlackMessage.account_id == account_id, SlackMessage.topic == topic,
+                SlackMessage.ts.is_not(None))) is not None
+
+    def _deliver_summary(self, team_id: str, channel: str, tz: str, account_id: int, topic: str) -> str:
+        """The weekly summary queued by the scheduler (`bot.scheduler`): the week before its scheduled moment,
+        drawn when delivered, posted once."""
+        if self._posted(account_id, topic):
+            return "skipped"
+        with self.sessions() as session:
+            send = session.get(ScheduledSend, int(topic.split(":", 1)[1]))
+            account = session.get(Account, account_id)
+            if send is None or account is None:
+                return "skipped"
+            summary = weekly_summary(session, account_id, until=send.due_at)
+            connection_id = session.scalar(select(Connection.id).where(Connection.account_id == account_id)
+                                           .order_by(Connection.id).limit(1))
+            name = account.name
+        message = blocks.weekly_summary_message(summary, tz=tz, account_name=name, connection_id=connection_id,
+                                                now=self.clock())
+        self._post(self.client_for(team_id), account_id, topic, channel, message)
+        return "posted"
+
+    def _deliver_reminder(self, team_id: str, channel: str, tz: str, account_id: int, topic: str) -> str:
+        """A token-expiry reminder queued by the scheduler: once in the channel, and once as a DM to each of the
+        account's admins (the admin list and whoever set syncbot up). A DM that Slack refuses is logged and not
+        retried: the channel message is the reminder of record."""
+        with self.sessions() as session:
+            send = session.get(ScheduledSend, int(topic.split(":", 1)[1]))
+            conn = session.get(Connection, send.connection_id) if send and send.connection_id else None
+            ws = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).first()
+            account = session.get(Account, account_id)
+            if send is None or conn is None:
+                return "skipped"
+            session.expunge(conn)
+            data = dict(send.data or {})
+            users = [u for u in [*(ws.admin_user_ids or []), ws.installer_user_id] if u] if ws else []
+            name = account.name if account else None
+        expires = dt.datetime.fromisoformat(data["expires_at"]) if data.get("expires_at") else None
+        days_left = int((expires - self.clock()).total_seconds() // 86400) if expires else None
+        message = blocks.expiry_reminder(conn, days_left if days_left is not None else -1, account_name=name,
+                                         reason=str(data.get("basis") or "refresh"))
+        client = self.client_for(team_id)
+        outcome = "skipped"
+        if not self._posted(account_id, topic):
+            self._post(client, account_id, topic, channel, message)
+            outcome = "posted"
+        for user_id in dict.fromkeys(users):
+            dm_topic = f"{topic}:dm:{user_id}"
+            if self._posted(account_id, dm_topic):
+                continue
+            try:
+                dm = self._call(client.conversations_open, users=user_id)
+                self._post(client, account_id, dm_topic, str(dm["channel"]["id"]), message)
+            except _Reschedule as exc:
+                log.warning("event=reminder_dm_failed user_id=%s reason=%s", user_id, exc.reason)
+        return outcome
 
     # ------------------------------------------------------------------------------------------ flood
 

@@ -29,7 +29,7 @@ log = logging.getLogger("syncbot.slack")
 
 Respond = Callable[..., Any]
 SUBCOMMANDS = ("help", "retry-all", "sync-now", "status", "connect", "reconnect", "channel", "retry", "admins",
-               "reading")
+               "reading", "summary")
 BARE_FILTERS = frozenset({"errors", "error", "warnings", "warning", "open", "contact", "contacts", "customer",
                           "customers", "item", "items", "invoice", "invoices", "payment", "payments"})
 FILTER_KEYS = ("entity", "kind", "status", "direction", "since", "until", "connection")
@@ -430,3 +430,53 @@ def publish_home(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> None:
 
 
 __all__ = ["SUBCOMMANDS", "BadWords", "FilterError", "LogFilter"]
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+SUMMARY_USAGE = ("Say `/sync-log summary monday 9:00` to choose when the weekly summary goes out (in your time "
+                 "zone), or `/sync-log summary off` to stop it.")
+
+
+def summary_setting(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequence[str]) -> str:
+    """`/sync-log summary [DAY TIME [ZONE] | on | off]`: show or change when the account's weekly summary goes out.
+    The day is a weekday name (or its first three letters), the time ``9:00``, ``14:30`` or ``9am``; the zone an
+    IANA name, else the account keeps its zone (the first user to set a schedule gives theirs). Returns the
+    answer text."""
+    from bot.scheduler import WEEKDAYS, set_summary, zone
+    from sync.models import Account
+
+    low = [w.lower() for w in words]
+    try:
+        if not low:
+            with rt.services.sessions() as session:
+                account = session.get(Account, tenant.account_id)
+                assert account is not None
+                if not account.summary_enabled:
+                    return f"The weekly summary is off. {SUMMARY_USAGE}"
+                day = WEEKDAYS[account.summary_weekday % 7].capitalize()
+                return (f"The weekly sync log summary goes out every {day} at {account.summary_time} "
+                        f"({account.timezone}). {SUMMARY_USAGE}")
+        if low == ["off"]:
+            set_summary(rt.services, tenant.account_id, enabled=False)
+            return "The weekly summary is off. Turn it back on with `/sync-log summary on`."
+        if low == ["on"]:
+            account = set_summary(rt.services, tenant.account_id, enabled=True, timezone=user.tz)
+        elif len(low) in (2, 3):
+            days = [i for i, name in enumerate(WEEKDAYS) if name == low[0] or name[:3] == low[0]]
+            if not days:
+                return f"I don't know the day `{blocks.escape_mrkdwn(words[0][:40])}`. {SUMMARY_USAGE}"
+            tz_name = words[2] if len(words) == 3 else None
+            if tz_name is not None and zone(tz_name) is dt.UTC and tz_name.upper() != "UTC":
+                return f"I don't know the time zone `{blocks.escape_mrkdwn(tz_name[:60])}` (try America/Chicago)."
+            account = set_summary(rt.services, tenant.account_id, enabled=True, weekday=days[0], time_text=low[1],
+                                  timezone=tz_name or user.tz, replace_timezone=tz_name is not None)
+        else:
+            return SUMMARY_USAGE
+    except ValueError as exc:
+        return f"{blocks.escape_mrkdwn(str(exc))[:200]}. {SUMMARY_USAGE}"
+    log.info("event=summary_schedule_set account_id=%s by=%s weekday=%s time=%s", tenant.account_id, user.user_id,
+             account.summary_weekday, account.summary_time)
+    day = WEEKDAYS[account.summary_weekday].capitalize()
+    return (f"The weekly sync log summary now goes out every {day} at {account.summary_time} "
+            f"({account.timezone}), set by {blocks.escape_mrkdwn(user.name)}.")

@@ -50,6 +50,8 @@ def register(app: App, rt: SlackRuntime) -> None:
             ack(text=operations.admins(rt, tenant, user, rest))
         elif sub == "reading":
             ack(text=operations.reading(rt, tenant, user, rest))
+        elif sub == "summary":
+            ack(text=operations.summary_setting(rt, tenant, user, rest))
         elif sub == "retry":
             if len(rest) != 1:
                 ack(**operations.help_with("Say which record: `/sync-log retry JS-1001`."))

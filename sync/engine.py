@@ -984,6 +984,11 @@ class SyncEngine:
                 SyncLogEntry.status == Status.ERROR, SyncLogEntry.resolved_at.is_(None))):
             entry.resolved_at, entry.resolved_by = now, actor
 
+    def connection_failed(self, connection_id: int, diag: Diagnosis) -> None:
+        """Record a failure met outside a sync run (the scheduler's token refresh refused): a connection entry
+        in the log and, for connection-wide kinds, the connection's state and incident, at once."""
+        self._record_run_failure(connection_id, diag, RunSummary())
+
     def _record_run_failure(self, connection_id: int, diag: Diagnosis, summary: RunSummary) -> None:
         """A failure of a connection-level call (CDC): connection-wide kinds open the incident; others are an
         entry of the connection."""

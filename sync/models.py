@@ -328,6 +328,9 @@ class SyncLogEntry(Base):
         Index("ix_sync_log_account_id_desc", "account_id", "id"),
         Index("ix_sync_log_record", "connection_id", "entity", "record_id"),
         Index("ix_sync_log_open", "connection_id", "status", "resolved_at"),
+        # the self-references: deleting entries (retention) checks them row by row, a scan each without these
+        Index("ix_sync_log_superseded_by_id", "superseded_by_id"),
+        Index("ix_sync_log_retry_of_id", "retry_of_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -387,7 +390,8 @@ class Notification(Base):
     `delivered_at`; `topic` groups the notifications that update one message (a record, or a connection)."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_pending", "delivered_at", "id"),)
+    __table_args__ = (Index("ix_notifications_pending", "delivered_at", "id"),
+                      Index("ix_notifications_entry_id", "entry_id"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

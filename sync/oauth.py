@@ -212,6 +212,24 @@ class ConnectionTokens:
         with self._lock(connection_id):
             return self._refresh_locked(connection_id, stale)
 
+    def refresh_if_expiring(self, connection_id: int, within: dt.timedelta, now: dt.datetime | None = None) -> bool:
+        """Refresh the connection's access token now if it expires within ``within`` (the scheduler's refresh
+        ahead of expiry, so a sync rarely meets an expired token); ``now``: UTC, default the clock. Returns
+        whether a refresh happened. Raises
+        ProviderError (auth_expired, the connection then marked expired) when Intuit refuses the refresh."""
+        with self._lock(connection_id):
+            with self.sessions() as session:
+                conn = session.get(Connection, connection_id)
+                if conn is None or conn.refresh_token_enc is None or conn.status in (
+                        ConnectionStatus.EXPIRED, ConnectionStatus.REVOKED):
+                    return False
+                expires = conn.access_expires_at
+                if expires is not None and expires - (now or self.clock()) > within:
+                    return False
+                stale = self.box.decrypt(conn.access_token_enc) if conn.access_token_enc else None
+            self._refresh_locked(connection_id, stale)
+            return True
+
     def _current(self, connection_id: int, stale: str | None) -> str | None:
         with self.sessions() as session:
             conn = session.get(Connection, connection_id)

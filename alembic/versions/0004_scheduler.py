@@ -1,4 +1,4 @@
-"""scheduler: leases, scheduled sends, summary settings, APScheduler job store
+"""scheduler: leases, scheduled sends, summary settings, APScheduler job store; FK indexes for pruning
 
 Revision ID: 0004
 Revises: 0003
@@ -52,6 +52,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_scheduled_sends')),
     sa.UniqueConstraint('job', 'key', name='uq_scheduled_sends_key')
     )
+    with op.batch_alter_table('sync_log', schema=None) as batch_op:
+        batch_op.create_index('ix_sync_log_superseded_by_id', ['superseded_by_id'], unique=False)
+        batch_op.create_index('ix_sync_log_retry_of_id', ['retry_of_id'], unique=False)
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_entry_id', ['entry_id'], unique=False)
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('summary_enabled', sa.Boolean(), server_default=sa.true(), nullable=False))
         batch_op.add_column(sa.Column('summary_weekday', sa.Integer(), server_default='0', nullable=False))
@@ -66,6 +71,11 @@ def downgrade() -> None:
         batch_op.drop_column('summary_time')
         batch_op.drop_column('summary_weekday')
         batch_op.drop_column('summary_enabled')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_entry_id')
+    with op.batch_alter_table('sync_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_sync_log_retry_of_id')
+        batch_op.drop_index('ix_sync_log_superseded_by_id')
 
     op.drop_table('scheduled_sends')
     op.drop_table('scheduler_leases')

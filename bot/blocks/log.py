@@ -144,6 +144,8 @@ HELP_COMMANDS: tuple[tuple[str, str], ...] = (
     ("/sync-log admins · admins add @name · admins remove @name",
      "who may act besides the workspace's Owners and Admins (Owners and Admins edit the list)"),
     ("/sync-log reading open · reading admins", "let every member read the sync log, or only those who may act"),
+    ("/sync-log summary · summary monday 9:00 · summary off",
+     "when the weekly sync log summary goes out (day and time in your time zone), or turn it off"),
     ("/sync-log help", "this help"),
 )
 

@@ -568,16 +568,24 @@ def _kind_title(kind: object) -> str:
 
 
 def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | None = None,
-                    account_name: str | None = None) -> Message:
-    """A warning that the connection's authorization runs out in ``days_left`` days, with Reconnect."""
+                    account_name: str | None = None, reason: str = "refresh") -> Message:
+    """A warning that the connection's authorization runs out in ``days_left`` days, with Reconnect.
+
+    ``reason``: ``refresh`` (the refresh token expires after 100 days without use), ``hard`` (its five-year
+    limit, Intuit's November 2025 policy) or ``age`` (connected 90 days ago: the help article's "reconnect
+    proactively every 90 days")."""
     where = _connection_label(connection, account_name)
-    if days_left < 0:
+    if reason == "age":
+        headline = "was connected 90 days ago"
+    elif days_left < 0:
         headline = "has expired"
     elif days_left == 0:
         headline = "expires today"
     else:
         headline = f"expires in {plural(days_left, 'day')}"
-    emoji = STATUS_EMOJI["error"] if days_left <= 0 else ":warning:"
+    if reason == "hard" and days_left >= 0:
+        headline += " (its five-year limit)"
+    emoji = STATUS_EMOJI["error"] if days_left <= 0 and reason != "age" else ":warning:"
     blocks: list[Block | None] = [
         section(f"{emoji} *Your {provider_name(attr(connection, 'provider'))} connection {headline}* · {where}\n"
                 f"{EXPIRY_ADVICE} Reconnecting takes a minute, and the sync carries on without a gap."),
