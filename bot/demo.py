@@ -473,6 +473,11 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
             if not waiting:
                 break
             time.sleep(0.2)
+        from bot.scheduler import Scheduler
+
+        # the scheduled work runs as under `syncbot serve`: summaries, reminders, automatic resume, refresh
+        demo.scheduler = Scheduler(services, services.settings.scheduler_config(), on_queued=rt.notifier.wake)
+        demo.scheduler.start()
         demo.save()
         demo.start_saving()
     except BaseException:
