@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks
+from bot.lease import Lease
 from bot.models import ScheduledSend, SlackMessage, Workspace
 from sync.engine import CONNECTION_KINDS
 from sync.log import weekly_summary
@@ -87,6 +88,12 @@ class Notifier:
         self._digests_due: dict[int, tuple[str, str, str, int | None]] = {}
         self._current_account: int | None = None  # the account whose topic is being delivered (one pass at a time)
         self._wake = threading.Event()
+        self._lease: Lease | None = None
+        #: Notifications this notifier delivered since it started (all passes).
+        self.delivered_total = 0
+        self._stopping: threading.Event | None = None
+        self._leading = False
+        self._renewed_at = 0.0
         #: Called after every pass with the ids of the accounts whose notifications were delivered (the App
         #: Home is re-published for them: bot.home.HomePublisher).
         self.on_delivered: Callable[[set[int]], None] | None = None
@@ -97,15 +104,45 @@ class Notifier:
         """Ask the background loop to deliver now (after a click produced notifications)."""
         self._wake.set()
 
-    def run(self, stop: threading.Event, interval: float = 2.0) -> None:
-        """Deliver until ``stop`` is set: every ``interval`` seconds, or at once when woken."""
-        while not stop.is_set():
+    def run(self, stop: threading.Event, interval: float = 2.0, lease: Lease | None = None) -> None:
+        """Deliver until ``stop`` is set: every ``interval`` seconds, or at once when woken.
+
+        ``lease``: with several processes on one database, only the holder of this lease delivers (the others
+        stand by and take over when it expires), so updates, thread notes and digests are not sent twice; a
+        pass stops early if the lease is lost. Released on a clean stop."""
+        self._lease, self._stopping = lease, stop
+        try:
+            while not stop.is_set():
+                try:
+                    if lease is None or self._still_leading(force=True):
+                        self.deliver()
+                except Exception:
+                    log.exception("event=notifier_pass_failed")
+                self._wake.wait(interval)
+                self._wake.clear()
+        finally:
+            if lease is not None and self._leading:
+                try:
+                    lease.release()
+                except Exception:
+                    log.exception("event=notifier_lease_release_failed")
+
+    def _still_leading(self, force: bool = False) -> bool:
+        """Renew the delivery lease (at most every third of its length unless ``force``); True while held."""
+        lease = self._lease
+        if lease is None:
+            return True
+        now = time.monotonic()
+        if force or now - self._renewed_at >= lease.seconds / 3:
             try:
-                self.deliver()
+                leading = lease.acquire()
             except Exception:
-                log.exception("event=notifier_pass_failed")
-            self._wake.wait(interval)
-            self._wake.clear()
+                log.exception("event=notifier_lease_failed")
+                leading = False
+            if leading != self._leading:
+                log.info("event=notifier_%s holder=%s", "leading" if leading else "standing_by", lease.holder)
+            self._leading, self._renewed_at = leading, now
+        return self._leading
 
     def deliver(self, limit: int = 500) -> DeliveryStats:
         """One pass over due notifications, oldest first, coalesced per topic."""
@@ -123,6 +160,11 @@ class Notifier:
                 by_topic.setdefault((n.account_id, n.topic), []).append(n)
             blocked_channels: dict[str, float] = {}
             for (account_id, topic), group in by_topic.items():
+                if self._stopping is not None and self._stopping.is_set():
+                    break  # shutting down: what is left waits in the outbox for the next start
+                if not self._still_leading():
+                    log.warning("event=notifier_lease_lost: the pass stops, another process delivers")
+                    break
                 target = self._target(account_id)
                 if target is None:  # due again at once when a workspace binds or a channel is set
                     self._reschedule(group, 60.0, "no Slack workspace or channel for the account")
@@ -151,6 +193,7 @@ class Notifier:
                     stats.updated += 1
             if self._digests_due:
                 self._flush_digests()
+            self.delivered_total += stats.delivered
         if self.on_delivered is not None:
             try:
                 self.on_delivered(stats.accounts)

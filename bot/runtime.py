@@ -23,6 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.config import Settings
 from bot.home import HomePublisher
 from bot.installations import SealedInstallationStore, StateStore, redact_slack_logs
+from bot.lease import Lease
 from bot.notifier import Notifier
 from bot.oauth_states import OAuthStates
 from bot.services import Services
@@ -98,6 +99,7 @@ class SlackRuntime:
     home: HomePublisher | None = None
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "syncbot-work"))
     stop: threading.Event = field(default_factory=threading.Event)
+    _notifier_thread: threading.Thread | None = field(default=None, init=False)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         def run() -> Any:
@@ -116,16 +118,26 @@ class SlackRuntime:
         return f"{self.settings.public_url.rstrip('/')}/oauth/quickbooks/start?state={state}"
 
     def start_background(self) -> threading.Thread:
-        """Start the notifier loop in a daemon thread."""
-        thread = threading.Thread(target=self.notifier.run, args=(self.stop,), name="syncbot-notifier",
-                                  daemon=True)
+        """Start the notifier loop in a thread. With several processes on one database, one delivers at a time
+        (the ``notifier`` lease, as long as SCHEDULER_LEASE_SECONDS); the others take over when it dies."""
+        import os
+        import socket
+        import uuid
+
+        lease = Lease(self.services.sessions, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                      self.settings.scheduler_lease_seconds, name="notifier")
+        thread = threading.Thread(target=self.notifier.run, args=(self.stop,), kwargs={"lease": lease},
+                                  name="syncbot-notifier", daemon=True)
         thread.start()
+        self._notifier_thread = thread
         return thread
 
     def close(self) -> None:
         self.stop.set()
         self.notifier.wake()
         self.executor.shutdown(wait=True, cancel_futures=False)
+        if self._notifier_thread is not None:
+            self._notifier_thread.join(timeout=30)  # the pass in flight finishes; the lease is given up
 
 
 def server_secret(settings: Settings) -> bytes:

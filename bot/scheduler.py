@@ -52,7 +52,8 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.models import ScheduledSend, SchedulerLease
+from bot.lease import Lease
+from bot.models import ScheduledSend
 from bot.services import Services
 from sync.diagnosis import Kind
 from sync.engine import ConnectionUnavailable
@@ -74,7 +75,6 @@ REMINDER_DAYS = (14, 7, 3, 1)
 #: The help article: "reconnect proactively every 90 days".
 PROACTIVE_DAYS = 90
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-LEASE_NAME = "scheduler"
 AUTO_ACTOR = "syncbot (automatic)"
 
 
@@ -421,55 +421,6 @@ def set_summary(services: Services, account_id: int, *, enabled: bool, weekday: 
         return account
 
 
-# ------------------------------------------------------------------------------------------------ lease
-
-
-class Lease:
-    """A named lease in ``scheduler_leases``: :meth:`acquire` takes it when free or expired, or renews it when
-    held, in one conditional UPDATE (or the first INSERT), so two processes never both hold it."""
-
-    def __init__(self, sessions: Any, holder: str, seconds: float, name: str = LEASE_NAME,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
-        self.sessions = sessions
-        self.holder = holder
-        self.seconds = seconds
-        self.name = name
-        self.clock = clock
-
-    def acquire(self) -> bool:
-        """Take or renew the lease; True while this holder has it."""
-        now = self.clock()
-        until = now + dt.timedelta(seconds=self.seconds)
-        with self.sessions() as session, session.begin():
-            taken = session.execute(update(SchedulerLease).where(
-                SchedulerLease.name == self.name,
-                or_(SchedulerLease.holder == self.holder, SchedulerLease.expires_at < now))
-                .values(holder=self.holder, expires_at=until)
-                .execution_options(synchronize_session=False))
-            if taken.rowcount:  # type: ignore[attr-defined]
-                return True
-        try:
-            with self.sessions() as session, session.begin():
-                if session.get(SchedulerLease, self.name) is not None:
-                    return False
-                session.add(SchedulerLease(name=self.name, holder=self.holder, acquired_at=now, expires_at=until))
-            return True
-        except IntegrityError:
-            return False
-
-    def release(self) -> None:
-        """Give the lease up (a clean stop), so another process takes over at once."""
-        with self.sessions() as session, session.begin():
-            session.execute(delete(SchedulerLease).where(SchedulerLease.name == self.name,
-                                                         SchedulerLease.holder == self.holder))
-
-    def holder_now(self) -> str | None:
-        """Who holds an unexpired lease now (None when nobody)."""
-        with self.sessions() as session:
-            row = session.get(SchedulerLease, self.name)
-            return row.holder if row is not None and row.expires_at >= self.clock() else None
-
-
 # ------------------------------------------------------------------------------------------------ runner
 
 _thread_owner = threading.local()
@@ -513,7 +464,7 @@ class Scheduler:
         self.jobs = Jobs(services, self.config, on_queued)
         self.clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease = Lease(services.sessions, self.holder, self.config.lease_seconds, clock=clock)
+        self.lease = Lease(services.sessions, self.holder, self.config.lease_seconds, name="scheduler", clock=clock)
         self.runs: Counter[str] = Counter()
         self.leading = False
         self._stop = threading.Event()

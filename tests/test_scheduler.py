@@ -24,8 +24,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select
 
 from bot.blocks import ids
+from bot.lease import Lease
 from bot.models import ScheduledSend, SchedulerLease, Workspace
-from bot.scheduler import Jobs, Lease, Scheduler, SchedulerConfig, last_scheduled, parse_time
+from bot.scheduler import Jobs, Scheduler, SchedulerConfig, last_scheduled, parse_time
 from sandbox.slack import config as slack_cfg
 from sync.crypto import SecretBox
 from sync.models import Account, Connection, ConnectionStatus, Incident, Notification, SyncLogEntry, utcnow
