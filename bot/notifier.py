@@ -28,7 +28,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, exists, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -391,36 +391,67 @@ class Notifier:
                 SlackMessage.posted_at >= since)) or 0
         return recent >= self.flood_threshold
 
-    def _digest_topic(self) -> tuple[str, dt.datetime]:
-        window = int(self.clock().timestamp() // self.flood_window)
-        return f"digest:{window}", dt.datetime.fromtimestamp(window * self.flood_window, dt.UTC)
+    def _digest_topic(self, account_id: int) -> tuple[str, dt.datetime]:
+        """The account's current digest (its topic and when it began): the latest one while errors kept folding
+        into it within ``flood_window`` seconds, else a new one starting now. A flood that goes on for an hour is
+        one digest message, whatever the clock says."""
+        now = self.clock()
+        with self.sessions() as session:
+            row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                             SlackMessage.topic.like("digest:%"))
+                                  .order_by(SlackMessage.id.desc()).limit(1)).first()
+            state = (row.state or {}) if row is not None else {}
+        try:
+            last = dt.datetime.fromisoformat(state["last"])
+            since = dt.datetime.fromisoformat(state["since"])
+        except (KeyError, TypeError, ValueError):
+            last = since = None
+        if row is not None and last is not None and since is not None and \
+                (now - last).total_seconds() < self.flood_window:
+            return row.topic, since
+        return f"digest:{int(now.timestamp() * 1000)}", now
 
     def _count_in_digest(self, channel: str, account_id: int, entry: SyncLogEntry) -> None:
-        """Count the error in the account's digest of the current flood window (drawn once per pass)."""
-        topic, _ = self._digest_topic()
+        """Count the error in the account's current digest (drawn once per pass)."""
+        topic, since = self._digest_topic(account_id)
         with self.sessions() as session, session.begin():
             msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
                                                              SlackMessage.topic == topic)).first()
             if msg is None:
-                msg = SlackMessage(account_id=account_id, topic=topic, channel_id=channel, state={"counts": {}})
+                msg = SlackMessage(account_id=account_id, topic=topic, channel_id=channel, state={})
                 session.add(msg)
-            counts = dict((msg.state or {}).get("counts") or {})
-            counts[entry.kind or "unknown"] = counts.get(entry.kind or "unknown", 0) + 1
-            msg.state = {"counts": counts}
+            if entry.created_at is not None:  # the digest counts from its earliest error
+                since = min(since, entry.created_at)
+            msg.state = {"since": since.isoformat(), "last": self.clock().isoformat()}
+
+    def _digest_counts(self, account_id: int, since: dt.datetime) -> dict[str, int]:
+        """What a digest shows: the account's errors still open, by kind, that arrived since the digest began
+        and have no message of their own (a record retried during the flood counts once; one fixed meanwhile
+        drops out)."""
+        own_topic = (literal("record:") + cast(SyncLogEntry.connection_id, String) + ":" + SyncLogEntry.entity
+                     + ":" + cast(SyncLogEntry.record_id, String))
+        with self.sessions() as session:
+            rows = session.execute(select(SyncLogEntry.kind, func.count()).where(
+                SyncLogEntry.account_id == account_id, SyncLogEntry.created_at >= since,
+                SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
+                SyncLogEntry.superseded_by_id.is_(None), SyncLogEntry.record_id.is_not(None),
+                ~exists().where(SlackMessage.account_id == account_id, SlackMessage.topic == own_topic),
+            ).group_by(SyncLogEntry.kind)).all()
+        return {str(kind or "unknown"): int(n) for kind, n in rows}
 
     def _flush_digests(self) -> None:
         """Post or update each account's digest once, after a pass folded errors into it."""
         due, self._digests_due = self._digests_due, {}
-        topic, since = self._digest_topic()
         for account_id, (team_id, _channel, tz, connection_id) in due.items():
             self._current_account = account_id
+            topic, since = self._digest_topic(account_id)
             with self.sessions() as session:
                 row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
                                                                  SlackMessage.topic == topic)).first()
                 if row is None:
                     continue
                 session.expunge(row)
-            counts = dict((row.state or {}).get("counts") or {})
+            counts = self._digest_counts(account_id, since)
             message = blocks.digest_message(counts, sum(counts.values()), since, tz=tz,
                                             connection_id=connection_id)
             client = self.client_for(team_id)

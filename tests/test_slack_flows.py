@@ -201,3 +201,36 @@ def test_fill_field_modal_saves_and_retries(stack: Stack, qbo: QBO) -> None:
     wait_for(synced)
     with stack.rt.services.sessions() as session:
         assert session.scalars(select(Item).where(Item.name == "Permit fee")).one().income_account == "79"
+
+
+def test_a_flood_across_a_five_minute_boundary_stays_one_digest(stack: Stack, qbo: QBO) -> None:
+    import datetime as dt
+
+    notifier = stack.rt.notifier
+    notifier.flood_threshold = 2
+    clock = [dt.datetime(2026, 11, 30, 17, 54, 50, tzinfo=dt.UTC)]  # ten seconds before 17:55:00
+    notifier.clock = lambda: clock[0]
+
+    def burst(names: list[str]) -> None:
+        with stack.rt.services.sessions() as session, session.begin():
+            for name in names:
+                session.add(Contact(account_id=stack.account_id, display_name=name))
+        for name in names:
+            qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
+        stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+        deliver_all(stack)
+
+    burst([f"Early client {i}" for i in range(6)])
+    clock[0] += dt.timedelta(seconds=20)  # 17:55:10: a new wall-clock window, the same flood
+    burst([f"Late client {i}" for i in range(4)])
+    digests = [m for m in stack.messages() if "sync errors since" in m["text"]]
+    assert len(digests) == 1, [m["text"] for m in digests]
+    with stack.rt.services.sessions() as session:  # each failing record once, though the early ones failed twice
+        failing = session.scalar(select(func.count()).select_from(SyncLogEntry).where(
+            SyncLogEntry.status == "error", SyncLogEntry.superseded_by_id.is_(None),
+            SyncLogEntry.resolved_at.is_(None), SyncLogEntry.record_id.is_not(None)))
+    singles = len(stack.messages()) - 1
+    assert digests[0]["text"].startswith(f"{failing - singles} sync errors"), digests[0]["text"]
+    clock[0] += dt.timedelta(minutes=6)  # the flood is over: a later one starts its own digest
+    burst([f"Next day client {i}" for i in range(3)])
+    assert len([m for m in stack.messages() if "sync errors since" in m["text"]]) <= 2
