@@ -489,6 +489,29 @@ def scheduler_cmd(
         services.close()
 
 
+@app.command("install-link")
+def install_link(account: Annotated[int, typer.Option(help="The account the installing workspace binds to.")],
+                 days: Annotated[int, typer.Option(help="How long the link works (days, 1 to 30).")] = 7) -> None:
+    """Print a signed Slack install link that binds the workspace installing through it to ACCOUNT (many-workspace
+    mode; the account must not have a workspace yet when it is used)."""
+    from bot.runtime import server_secret
+    from bot.workspaces import InstallLinks
+    from sync.models import Account
+
+    if not 1 <= days <= 30:
+        raise _fail("--days must be between 1 and 30", 2)
+    settings = get_settings()
+    services = _services(settings)
+    try:
+        with services.sessions() as session:
+            if session.get(Account, account) is None:
+                raise _fail(f"no account {account}", 2)
+        token = InstallLinks(server_secret(settings)).mint(account, ttl_s=days * 86400)
+        typer.echo(f"{settings.public_url.rstrip('/')}/slack/install?account={token}")
+    finally:
+        services.close()
+
+
 @app.command("demo")
 def demo(walkthrough: Annotated[bool, typer.Option(
             "--walkthrough", help="Tell the help article in the terminal (each error made and fixed).")] = False,

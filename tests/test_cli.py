@@ -181,3 +181,31 @@ def test_a_run_that_stops_early_exits_non_zero(cli: Any, qbo: QBO, fixtures_dir:
     qbo.standin.clear_throttle(qbo.realm)
     resumed = cli("resume")
     assert resumed.exit_code == 0, resumed.output
+
+
+def test_install_link_binds_to_an_existing_account(cli: Any, clean_db: str, qbo: QBO,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from bot.runtime import server_secret
+    from bot.services import build_services
+    from bot.workspaces import InstallLinks
+    from sync.connections import ensure_account
+
+    monkeypatch.setenv("PUBLIC_URL", "https://syncbot.example.com")
+    monkeypatch.setenv("SERVER_SECRET", "install-link-test-secret")
+    svc = build_services(qbo.settings(clean_db), migrate=False)
+    try:
+        with svc.sessions() as session, session.begin():
+            account_id = ensure_account(session, "Link Builders").id
+    finally:
+        svc.close()
+    result = cli("install-link", "--account", str(account_id), "--days", "3")
+    assert result.exit_code == 0, result.output
+    url = urlparse(result.output.strip())
+    assert (url.scheme, url.netloc, url.path) == ("https", "syncbot.example.com", "/slack/install")
+    token = parse_qs(url.query)["account"][0]
+    assert InstallLinks(server_secret(config.get_settings())).verify(token) == account_id
+    missing = cli("install-link", "--account", str(account_id + 99))
+    assert missing.exit_code == 2 and "no account" in missing.output
+    assert cli("install-link", "--account", str(account_id), "--days", "0").exit_code == 2
