@@ -12,7 +12,8 @@ Public interface
 ================
 * :class:`Kind`, :class:`FixAction`, :class:`KindInfo` and the :data:`KINDS` table.
 * :class:`FaultError`, :class:`Diagnosis` (``kind is None`` means success, "ok").
-* :func:`diagnose` (an HTTP answer), :func:`diagnose_transport` (no answer: timeouts, connection
+* :func:`diagnose` (an HTTP answer; with ``bids`` for the answer to a batch request),
+  :func:`diagnose_transport` (no answer: timeouts, connection
   errors), :func:`diagnose_totals` (a successful invoice write whose totals differ from ours),
   :func:`diagnose_deleted` (a linked object reported deleted by CDC), :func:`make_diagnosis` (a
   diagnosis syncbot states itself), :func:`classify_error`,
@@ -1387,7 +1388,8 @@ def report(d: Diagnosis) -> dict[str, Any]:
 
     Keys: ``kind`` ("ok" for success), ``title``, ``codes``, ``cause``, ``fix``, ``actions``,
     ``details``, ``field``, ``hint``, ``http_status``, ``fault_type``, ``intuit_tid``,
-    ``retry_after``, ``entry_status``; plus ``items`` ``{bId: kind or "ok"}`` for a batch answer.
+    ``retry_after``, ``entry_status``; plus ``items`` ``{bId: kind or "ok"}`` for a batch answer (an item
+    without a bId under ``(no bId #n)``, see rule 5).
     """
     out: dict[str, Any] = {
         "kind": d.label,

@@ -8,6 +8,11 @@ carry only an XML declaration. The Content-Type header is not to be trusted eith
 (intuit/QuickBooks-V3-PHP-SDK#521). Sources: ``/work/shared/DESIGN.md`` (platform facts) and the
 real replies in ``shared/cases/qbo_replies.json``.
 
+Bytes are decoded by :func:`decode_body` whatever the charset says (a BOM of UTF-8/16/32, UTF-16/32 without a
+BOM told by its NULs, strict UTF-8, the declared charset, Windows-1252, Latin-1), and :func:`binary_kind` tells
+binary bodies (gzip, PNG, zip... by their leading bytes, else NULs or control characters) from text, so that
+nobody reads garbage as a reply.
+
 So this module parses a body **by what it is**:
 
 * ``{`` or ``[`` first → JSON (a JSON object or array is returned, anything else → ``None``);
