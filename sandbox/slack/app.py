@@ -4,6 +4,8 @@
   form-encoded or JSON bodies (or a query string), the token as ``Authorization: Bearer xoxb-...`` or a ``token``
   parameter.
 - ``POST /response_url/<id>``: response_urls minted by the stand-in (see :meth:`SlackStandIn.handle_response_url`).
+- Socket Mode (sandbox/slack/socket_mode.py): ``/api/apps.connections.open`` (an ``xapp-`` token) answers a
+  ``ws://.../link/?ticket=...`` URL; ``/link/`` is the WebSocket (hello, envelopes, acks).
 - ``GET /``: the demo page (``web/``: plain HTML, CSS and JavaScript): the channel as Slack shows it, threads,
   ephemerals, the App Home tab and modals, a composer for slash commands and a user picker; its clicks go through
   ``/_control/drive/...``, so the app receives requests signed exactly as Slack signs them.
@@ -25,12 +27,14 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from sandbox.serve import RunningServer, serve_in_thread
 from sandbox.slack import config as cfg
 from sandbox.slack import oauth as slack_oauth
 from sandbox.slack.config import RateLimit, SlackStandInConfig
+from sandbox.slack.socket_mode import SocketModeHub
 from sandbox.slack.standin import SUPPORTED_METHODS, ApiResponse, SlackStandIn
 
 
@@ -76,6 +80,11 @@ async def api_method(request: Request) -> Response:
         return JSONResponse({"ok": False, "error": "invalid_json"
                              if "json" in request.headers.get("content-type", "") else "invalid_form_data"})
     auth = request.headers.get("authorization", "")
+    if method == "apps.connections.open":  # an app-level token, in the header only (sandbox/slack/socket_mode.py)
+        hub: SocketModeHub = request.app.state.socket_mode
+        ws_base = str(request.base_url).replace("http", "ws", 1)
+        return _to_response(hub.open_connection(auth[7:].strip() if auth.lower().startswith("bearer ") else None,
+                                                params.get("token"), ws_base))
     if method == "oauth.v2.access":  # client credentials, not a token (sandbox/slack/oauth.py)
         return _to_response(slack_oauth.access(standin, params, auth))
     token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
@@ -104,6 +113,12 @@ async def response_url(request: Request) -> Response:
     if resp.delay:
         await asyncio.sleep(resp.delay)
     return _to_response(resp)
+
+
+async def socket_link(websocket: WebSocket) -> None:
+    """``/link/?ticket=...``: the Socket Mode WebSocket (see :meth:`SocketModeHub.serve`)."""
+    hub: SocketModeHub = websocket.app.state.socket_mode
+    await hub.serve(websocket)
 
 
 async def oauth_authorize(request: Request) -> Response:
@@ -215,7 +230,7 @@ def _control(standin: SlackStandIn, verb: str, path: str, data: dict[str, Any]) 
         if head == "faults":
             return _ok(faults=[f.to_dict() for f in standin.faults()])
         if head == "methods":
-            return _ok(methods=list(SUPPORTED_METHODS))
+            return _ok(methods=[*SUPPORTED_METHODS, "apps.connections.open"])
     if verb == "POST":
         if head == "reset":
             standin.reset(_config_from(data["config"]) if "config" in data else None)
@@ -334,17 +349,21 @@ def create_app(config: SlackStandInConfig | None = None, standin: SlackStandIn |
         Route("/oauth/v2/authorize", oauth_authorize, methods=["GET"]),
         Route("/response_url/{rid:path}", response_url, methods=["POST"]),
         Route("/_control/{path:path}", control, methods=["GET", "POST", "DELETE"]),
+        WebSocketRoute("/link/", socket_link),
     ])
     app.state.standin = standin or SlackStandIn(config)
+    app.state.socket_mode = SocketModeHub()
     return app
 
 
 @dataclass
 class StandInServer:
-    """A stand-in served over real HTTP on loopback. ``url`` has no trailing slash; ``api_url`` ends in ``/api/``."""
+    """A stand-in served over real HTTP on loopback. ``url`` has no trailing slash; ``api_url`` ends in ``/api/``;
+    ``socket_mode`` is its Socket Mode side (``apps.connections.open`` and the WebSocket)."""
 
     standin: SlackStandIn
     server: RunningServer
+    socket_mode: SocketModeHub
 
     @property
     def url(self) -> str:
@@ -365,4 +384,4 @@ def serve_standin(config: SlackStandInConfig | None = None, host: str = "127.0.0
     server = serve_in_thread(app, host=host, port=port)
     standin: SlackStandIn = app.state.standin
     standin.public_url = server.url
-    return StandInServer(standin=standin, server=server)
+    return StandInServer(standin=standin, server=server, socket_mode=app.state.socket_mode)

@@ -14,6 +14,8 @@ DEFAULT_BOT_TOKEN = "xoxb-0000000001-sandbox-token"
 DEFAULT_BOT_USER_ID = "U0BOT00001"
 DEFAULT_BOT_ID = "B0000000001"
 DEFAULT_APP_ID = "A0000000001"
+#: The app-level token (``xapp-``) the stand-in accepts for ``apps.connections.open`` (Socket Mode).
+DEFAULT_APP_TOKEN = "xapp-1-A0000000001-0000000001-sandbox-app-token"
 OWNER_USER_ID = "U0000000001"
 ADMIN_USER_ID = "U0000000002"
 MEMBER_USER_ID = "U0000000003"

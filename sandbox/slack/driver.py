@@ -15,6 +15,7 @@
   Retries carry ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason`` (https://docs.slack.dev/apis/events-api/#retries).
 
 response_urls and trigger_ids are minted on the stand-in, so what the app does with them lands there.
+:class:`sandbox.slack.socket_mode.SocketDriver` sends the same payloads over Socket Mode instead.
 """
 
 from __future__ import annotations
@@ -260,6 +261,13 @@ class SlackDriver:
         response = self.client.post(self.app_url, content=body.encode(), headers=headers)
         return response, headers
 
+    def _deliver(self, kind: Literal["slash_commands", "interactive", "events_api"], payload: dict[str, Any],
+                 body: str, content_type: str, **sign_opts: Any) -> tuple[httpx.Response, dict[str, str]]:
+        """Deliver one request of Slack's: ``payload`` is what ``body`` encodes and ``kind`` its Socket Mode envelope
+        type. Here: POST ``body`` signed (:meth:`send`); :class:`sandbox.slack.socket_mode.SocketDriver` sends the
+        payload as an envelope over the Socket Mode WebSocket instead."""
+        return self.send(body, content_type, **sign_opts)
+
     def _team(self, team_id: str) -> dict[str, Any]:
         for team in self.link.state()["teams"]:
             if team["team_id"] == team_id:
@@ -305,14 +313,16 @@ class SlackDriver:
             "trigger_id": trigger,
         }
         body = urlencode(fields)
-        response, headers = self.send(body, "application/x-www-form-urlencoded", **sign_opts)
+        response, headers = self._deliver("slash_commands", fields, body, "application/x-www-form-urlencoded",
+                                          **sign_opts)
         return DriverResult(response=response, body=body, payload=fields, headers=headers, response_url=rurl,
                             response_url_id=rid, trigger_id=trigger)
 
     # -- interactions ----------------------------------------------------------------------------------------
     def _interaction(self, payload: dict[str, Any], **sign_opts: Any) -> tuple[httpx.Response, str, dict[str, str]]:
         body = urlencode({"payload": json.dumps(payload)})
-        response, headers = self.send(body, "application/x-www-form-urlencoded", **sign_opts)
+        response, headers = self._deliver("interactive", payload, body, "application/x-www-form-urlencoded",
+                                          **sign_opts)
         return response, body, headers
 
     def _user_obj(self, team_id: str, user_id: str, user_name: str) -> dict[str, Any]:
@@ -485,7 +495,7 @@ class SlackDriver:
             "event_context": f"4-{secrets.token_urlsafe(24)}",
         }
         body = json.dumps(envelope)
-        response, headers = self.send(body, "application/json", **sign_opts)
+        response, headers = self._deliver("events_api", envelope, body, "application/json", **sign_opts)
         return DriverResult(response=response, body=body, payload=envelope, headers=headers, event_id=event_id)
 
     def app_home_opened(self, user_id: str = cfg.OWNER_USER_ID, *, tab: str = "home", team_id: str | None = None,
