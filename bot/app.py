@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import logging
+import secrets
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 
@@ -105,17 +106,22 @@ def _oauth_settings(rt: SlackRuntime) -> OAuthSettings:
 def build_app(rt: SlackRuntime) -> App:
     """The Bolt App on the runtime's request-path client. Raises ValueError when Slack is not configured."""
     settings = rt.settings
-    if settings.slack_signing_secret is None:
-        raise ValueError("SLACK_SIGNING_SECRET must be set to serve the Slack app")
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        raise ValueError("SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode) must be set to serve the "
+                         "Slack app")
+    # Socket Mode envelopes are not signed (Bolt skips the check for them); without a signing secret Bolt gets a
+    # random one, so a request over HTTP could never pass as Slack's (an empty secret would be a known key).
+    signing_secret = (settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret is not None
+                      else secrets.token_urlsafe(32))
     if rt.installations is not None:
-        app = App(signing_secret=settings.slack_signing_secret.get_secret_value(),
+        app = App(signing_secret=signing_secret,
                   client=WebClient(base_url=settings.slack_api_url, timeout=10), oauth_settings=_oauth_settings(rt),
                   process_before_response=False, ignoring_self_events_enabled=True)
     else:
         if settings.slack_bot_token is None:
             raise ValueError("SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installs "
                              "into many workspaces) must be set to serve the Slack app")
-        app = App(signing_secret=settings.slack_signing_secret.get_secret_value(),
+        app = App(signing_secret=signing_secret,
                   token=settings.slack_bot_token.get_secret_value(), client=rt.clients.request,
                   process_before_response=False, ignoring_self_events_enabled=True)
 

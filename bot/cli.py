@@ -433,12 +433,22 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
         scheduler.start()
     try:
         if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
+            from slack_sdk.errors import SlackApiError
+
+            from bot.socket_mode import start_socket_mode
 
             typer.echo("syncbot: Slack app in Socket Mode; health and OAuth endpoints on HTTP too")
-            handler = SocketModeHandler(bolt_app, settings.slack_app_token.get_secret_value())
-            handler.connect()
-            uvicorn.run(create_server(rt, None), host=host, port=port or settings.port, log_level="info")
+            try:
+                handler = start_socket_mode(bolt_app, settings)
+            except (ValueError, SlackApiError) as exc:
+                reason = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+                raise _fail(f"cannot open Socket Mode: {reason}", 2) from None
+            except OSError as exc:  # Slack's Web API (SLACK_API_URL) did not answer
+                raise _fail(f"cannot open Socket Mode: {exc}", 1) from None
+            try:  # /slack/events stays off: Bolt gets commands, interactions and events over the socket only
+                uvicorn.run(create_server(rt, None), host=host, port=port or settings.port, log_level="info")
+            finally:
+                handler.close()
         else:
             typer.echo(f"syncbot: Slack app over HTTP on {host}:{port or settings.port} (POST /slack/events)")
             uvicorn.run(create_server(rt, bolt_app), host=host, port=port or settings.port, log_level="info")
@@ -519,7 +529,8 @@ def demo(walkthrough: Annotated[bool, typer.Option(
             min=0, max=65535, help="Port of the page (default 8700, else a free one; 0: any free port).")] = None,
          ) -> None:
     """Run syncbot offline (what `make run` does): the app, the QuickBooks and Slack stand-ins and a page to watch
-    #sync-errors and click, until Ctrl-C. With SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET set: the real Slack app."""
+    #sync-errors and click, until Ctrl-C. With SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN
+    (Socket Mode) set: the real Slack app."""
     import os
 
     from bot import demo as demo_mod
@@ -527,7 +538,7 @@ def demo(walkthrough: Annotated[bool, typer.Option(
     if walkthrough:
         raise typer.Exit(demo_mod.run_walkthrough())
     settings = get_settings()
-    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+    if settings.slack_bot_token is None or (settings.slack_signing_secret is None and settings.slack_app_token is None):
         raise typer.Exit(demo_mod.run_live(port=port))
     mode = ("Socket Mode (SLACK_APP_TOKEN is set)" if settings.slack_app_token is not None
             else f"HTTP mode (POST /slack/events on port {port or settings.port})")

@@ -141,10 +141,12 @@ class SlackRuntime:
 
 
 def server_secret(settings: Settings) -> bytes:
-    """The key that signs OAuth states: SERVER_SECRET, else derived from the signing secret."""
+    """The key that signs OAuth states: SERVER_SECRET, else derived from the signing secret (or, in Socket Mode
+    without one, from the app-level token)."""
     if settings.server_secret is not None:
         return settings.server_secret.get_secret_value().encode()
-    base = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "offline"
+    secret = settings.slack_signing_secret or settings.slack_app_token  # Socket Mode may have no signing secret
+    base = secret.get_secret_value() if secret else "offline"
     return hashlib.sha256(b"syncbot-oauth-state:" + base.encode()).digest()
 
 
