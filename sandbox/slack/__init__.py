@@ -15,6 +15,9 @@ HTTP (``create_app(config)`` is a Starlette app; ``app.state.standin`` is its :c
   chat.getPermalink, views.publish, views.open, views.update, views.push, users.info, conversations.open,
   conversations.info, conversations.join.
 - ``POST /response_url/<id>``: response_urls minted by the stand-in.
+- Socket Mode: ``/api/apps.connections.open`` (app-level token ``config.DEFAULT_APP_TOKEN``) and the WebSocket
+  ``/link/?ticket=...``; ``server.socket_mode`` (a :class:`SocketModeHub`) sends envelopes and disconnects, and
+  :class:`SocketDriver` sends SlackDriver's payloads over it (sandbox/slack/socket_mode.py).
 - ``GET /``: the demo page (watch the channel, click, type ``/sync-log``); ``GET /web/<file>``: its script and style.
 - ``/_control/`` (JSON):
   ``GET state | version | page?user=&channel= | calls?method= | messages/<channel> | ephemerals/<user> |
@@ -37,6 +40,7 @@ HTTP (``create_app(config)`` is a Starlette app; ``app.state.standin`` is its :c
 from sandbox.slack.app import StandInServer, create_app, serve_standin
 from sandbox.slack.config import RateLimit, SlackStandInConfig
 from sandbox.slack.driver import DriverResult, SlackDriver, sign
+from sandbox.slack.socket_mode import SocketAck, SocketDriver, SocketModeHub
 from sandbox.slack.standin import ApiResponse, SlackStandIn
 
 __all__ = [
@@ -46,6 +50,9 @@ __all__ = [
     "SlackDriver",
     "SlackStandIn",
     "SlackStandInConfig",
+    "SocketAck",
+    "SocketDriver",
+    "SocketModeHub",
     "StandInServer",
     "create_app",
     "serve_standin",
