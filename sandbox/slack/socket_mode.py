@@ -253,6 +253,10 @@ class SocketModeHub:
             ack = future.result(max(0.1, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"the app did not ack envelope {envelope_id} ({kind}) within {timeout} s") from None
+        except ConnectionError:  # closed before the app acked (see _forget)
+            raise
+        except (RuntimeError, OSError, WebSocketDisconnect) as exc:  # the connection closed under the send
+            raise ConnectionError(f"connection {conn.id} closed before envelope {envelope_id} went out") from exc
         finally:
             with self._cond:
                 self._pending.pop(envelope_id, None)
