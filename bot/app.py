@@ -28,6 +28,7 @@ from slack_sdk import WebClient
 
 import handlers
 from bot.runtime import SlackRuntime
+from handlers.common import TENANT_KEY
 
 log = logging.getLogger("syncbot.app")
 
@@ -127,7 +128,8 @@ def build_app(rt: SlackRuntime) -> App:
 
     @app.middleware
     def bind_workspace(context: BoltContext, next: Callable[[], None]) -> None:
-        rt.tenants.get(context.team_id)  # single-workspace mode binds the workspace on its first request
+        # single-workspace mode binds the workspace on its first request; the listeners reuse the lookup
+        context[TENANT_KEY] = (context.team_id, rt.tenants.get(context.team_id))
         next()
 
     handlers.register(app, rt)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Workspace
@@ -47,8 +47,11 @@ class Tenant:
 def tenant_for(session: Session, team_id: str, auto_bind: bool) -> Tenant | None:
     """The tenant of ``team_id``. With ``auto_bind`` (single-workspace mode) an unbound workspace is bound to
     the first account that has no workspace yet; the caller commits. None when there is none."""
+    tenant = _read_tenant(session, team_id)
+    if tenant is not None or not auto_bind:
+        return tenant
     ws = session.get(Workspace, team_id)
-    if ws is None and auto_bind:
+    if ws is None:
         bound = select(Workspace.account_id)
         account = session.scalars(select(Account).where(Account.id.not_in(bound)).order_by(Account.id)).first()
         if account is None:
@@ -58,16 +61,24 @@ def tenant_for(session: Session, team_id: str, auto_bind: bool) -> Tenant | None
         session.flush()
         _deliver_waiting_now(session, account.id)
         log.info("event=workspace_bound team_id=%s account_id=%s", team_id, account.id)
-    if ws is None:
+    return _read_tenant(session, team_id)
+
+
+def _read_tenant(session: Session, team_id: str) -> Tenant | None:
+    """The tenant of a bound workspace in one query (workspace, account and its first connection), or None."""
+    first_connection = (select(func.min(Connection.id)).where(Connection.account_id == Workspace.account_id)
+                        .scalar_subquery())
+    row = session.execute(select(Workspace.channel_id, Workspace.admin_user_ids, Workspace.open_reading,
+                                 Workspace.channel_problem, Account.id, Account.name, Account.timezone,
+                                 first_connection)
+                          .join(Account, Account.id == Workspace.account_id)
+                          .where(Workspace.team_id == team_id)).first()
+    if row is None:
         return None
-    account = session.get(Account, ws.account_id)
-    assert account is not None
-    conn = session.scalars(select(Connection).where(Connection.account_id == account.id)
-                           .order_by(Connection.id)).first()
-    return Tenant(team_id=team_id, account_id=account.id, account_name=account.name,
-                  timezone=account.timezone or "UTC", channel_id=ws.channel_id,
-                  connection_id=conn.id if conn else None, admin_user_ids=tuple(ws.admin_user_ids or ()),
-                  open_reading=bool(ws.open_reading), channel_problem=ws.channel_problem)
+    channel_id, admin_user_ids, open_reading, channel_problem, account_id, name, timezone, connection_id = row
+    return Tenant(team_id=team_id, account_id=account_id, account_name=name, timezone=timezone or "UTC",
+                  channel_id=channel_id, connection_id=connection_id, admin_user_ids=tuple(admin_user_ids or ()),
+                  open_reading=bool(open_reading), channel_problem=channel_problem)
 
 
 def _deliver_waiting_now(session: Session, account_id: int) -> None:

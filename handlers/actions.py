@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, operations
@@ -38,9 +38,10 @@ def _refuse(respond: Respond, text: str) -> None:
     respond(text=text, response_type="ephemeral", replace_original=False)
 
 
-def _allowed(rt: SlackRuntime, body: dict[str, Any], respond: Respond, change: bool) -> tuple[Tenant, UserInfo] | None:
+def _allowed(rt: SlackRuntime, body: dict[str, Any], respond: Respond, change: bool,
+             context: BoltContext) -> tuple[Tenant, UserInfo] | None:
     """The clicker's tenant and user, or None after telling them why not (ephemeral)."""
-    tenant, user, refusal = who(rt, *ids_from(body), change=change)
+    tenant, user, refusal = who(rt, *ids_from(body), change=change, context=context)
     if refusal or tenant is None or user is None:
         _refuse(respond, refusal or "Not allowed.")
         return None
@@ -48,10 +49,10 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], respond: Respond, change: b
 
 
 def register(app: App, rt: SlackRuntime) -> None:
-    def entry_button(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def entry_button(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
         action = _action(body)
-        allowed = _allowed(rt, body, respond, change=True)
+        allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
         tenant, user = allowed
@@ -68,9 +69,9 @@ def register(app: App, rt: SlackRuntime) -> None:
         app.action(action_id)(entry_button)
 
     @app.action(ids.FILL_FIELD)
-    def fill_field(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    def fill_field(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         ack()
-        allowed = _allowed(rt, body, respond, change=True)
+        allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
         tenant, _user = allowed
@@ -84,9 +85,10 @@ def register(app: App, rt: SlackRuntime) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.CONTACT_SUPPORT)
-    def contact_support(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    def contact_support(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond,
+                        context: BoltContext) -> None:
         ack()
-        allowed = _allowed(rt, body, respond, change=False)
+        allowed = _allowed(rt, body, respond, change=False, context=context)
         if allowed is None:
             return
         tenant, user = allowed
@@ -98,9 +100,9 @@ def register(app: App, rt: SlackRuntime) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.RECONNECT)
-    def reconnect(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def reconnect(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        allowed = _allowed(rt, body, respond, change=True)
+        allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
         tenant, user = allowed
@@ -112,27 +114,27 @@ def register(app: App, rt: SlackRuntime) -> None:
         ack()  # a URL button: the browser opens the link; acking avoids Slack's warning icon
 
     @app.action(ids.SYNC_NOW)
-    def sync_now(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def sync_now(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        allowed = _allowed(rt, body, respond, change=True)
+        allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
         tenant, user = allowed
         operations.run_sync_now(rt, tenant, user, respond)
 
     @app.action(ids.RETRY_ALL)
-    def retry_all(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def retry_all(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        allowed = _allowed(rt, body, respond, change=True)
+        allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
         tenant, _user = allowed
         respond(response_type="ephemeral", replace_original=False, **operations.retry_all_prompt(rt, tenant))
 
     @app.action(ids.RETRY_ALL_CONFIRM)
-    def retry_all_confirm(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def retry_all_confirm(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        allowed = _allowed(rt, body, respond, change=True)
+        allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
         tenant, user = allowed
@@ -143,9 +145,9 @@ def register(app: App, rt: SlackRuntime) -> None:
         ack()
         respond(replace_original=True, text="Retry All cancelled: nothing was changed.")
 
-    def log_button(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def log_button(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
-        allowed = _allowed(rt, body, respond, change=False)
+        allowed = _allowed(rt, body, respond, change=False, context=context)
         if allowed is None:
             return
         tenant, user = allowed

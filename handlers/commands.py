@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot import blocks, operations
 from bot.runtime import SlackRuntime
@@ -18,7 +18,7 @@ COMMANDS = ("/sync-log", "/sync-retry-all")
 
 def register(app: App, rt: SlackRuntime) -> None:
     @app.command(COMMANDS[0])
-    def sync_log(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    def sync_log(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         try:
             words = operations.split_words(command.get("text", ""))
         except operations.BadWords as exc:
@@ -29,7 +29,8 @@ def register(app: App, rt: SlackRuntime) -> None:
             ack(**blocks.help_message())
             return
         changes = sub in operations.SUBCOMMANDS and sub not in READ_ONLY
-        tenant, user, refusal = who(rt, command.get("team_id"), command.get("user_id"), change=changes)
+        tenant, user, refusal = who(rt, command.get("team_id"), command.get("user_id"), change=changes,
+                                     context=context)
         if refusal:
             ack(text=refusal)
             return
@@ -64,8 +65,9 @@ def register(app: App, rt: SlackRuntime) -> None:
                 ack(**operations.help_with(str(exc)))
 
     @app.command(COMMANDS[1])
-    def sync_retry_all(ack: Ack, command: dict[str, Any]) -> None:
-        tenant, _user, refusal = who(rt, command.get("team_id"), command.get("user_id"), change=True)
+    def sync_retry_all(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+        tenant, _user, refusal = who(rt, command.get("team_id"), command.get("user_id"), change=True,
+                                      context=context)
         if refusal:
             ack(text=refusal)
             return

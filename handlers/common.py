@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from bot.runtime import SlackRuntime
@@ -14,11 +15,17 @@ NOT_SET_UP = ("syncbot is not set up for this workspace yet: an Owner or Admin o
               "first.")
 
 
-def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool) -> tuple[
-        Tenant | None, UserInfo | None, str | None]:
+#: Where bot.app's middleware leaves ``(team_id, Tenant | None)`` in the BoltContext of a request.
+TENANT_KEY = "syncbot_tenant"
+
+
+def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool,
+        context: Mapping[str, Any] | None = None) -> tuple[Tenant | None, UserInfo | None, str | None]:
     """(tenant, user, refusal). ``change``: the action changes something (Owners and Admins only); else it
-    reads the log. A refusal is a sentence to show the user ephemerally."""
-    tenant = rt.tenants.get(team_id)
+    reads the log. A refusal is a sentence to show the user ephemerally. ``context``: the request's BoltContext,
+    whose tenant (looked up by the middleware for the same team) is used instead of reading it again."""
+    looked_up = context.get(TENANT_KEY) if context is not None else None
+    tenant = looked_up[1] if looked_up is not None and looked_up[0] == team_id else rt.tenants.get(team_id)
     if tenant is None or not user_id:
         return None, None, NOT_SET_UP
     user = rt.directory.user(tenant.team_id, user_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 
 from bot import operations
 from bot.runtime import SlackRuntime
@@ -16,10 +16,11 @@ EVENTS = ("app_home_opened",)
 
 def register(app: App, rt: SlackRuntime) -> None:
     @app.event(EVENTS[0])
-    def app_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+    def app_home_opened(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         if event.get("tab", "home") != "home":
             return
-        tenant, user, refusal = who(rt, body.get("team_id"), event.get("user"), change=False)
+        tenant, user, refusal = who(rt, body.get("team_id"), event.get("user"), change=False,
+                                      context=context)
         if tenant is None or user is None:
             return
         if refusal:

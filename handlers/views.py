@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 
 from bot import operations
 from bot.blocks import ids
@@ -14,8 +14,8 @@ from handlers.common import ids_from, int_value, who
 
 def register(app: App, rt: SlackRuntime) -> None:
     @app.view(ids.FILL_FIELD_VIEW)
-    def fill_field_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        tenant, user, refusal = who(rt, *ids_from(body), change=True)
+    def fill_field_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+        tenant, user, refusal = who(rt, *ids_from(body), change=True, context=context)
         if refusal or tenant is None or user is None:
             ack(response_action="errors", errors={ids.FILL_FIELD_BLOCK: refusal or "Not allowed."})
             return
