@@ -11,6 +11,12 @@ Two modes:
 
 Bolt verifies every request's signature (`X-Slack-Signature`, 5-minute window; Slack's "Verifying requests from
 Slack") and acks url_verification and ssl_check.
+
+Acks: ``process_before_response=True``, so Bolt answers when the listener returns, on the request's own thread.
+Every listener therefore acks and returns at once: a command computes its answer (the ack carries it), a button
+acks empty and finishes on ``rt.after_ack`` (handlers.common.ack_first), an event hands its work there too. With
+``False`` Bolt would run each listener on a second pool of 5 threads and poll every 10 ms for its ack, and the
+work a listener does after acking would hold that pool (bench/README.md, ack latency).
 """
 
 from __future__ import annotations
@@ -117,14 +123,14 @@ def build_app(rt: SlackRuntime) -> App:
     if rt.installations is not None:
         app = App(signing_secret=signing_secret,
                   client=WebClient(base_url=settings.slack_api_url, timeout=10), oauth_settings=_oauth_settings(rt),
-                  process_before_response=False, ignoring_self_events_enabled=True)
+                  process_before_response=True, ignoring_self_events_enabled=True)
     else:
         if settings.slack_bot_token is None:
             raise ValueError("SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installs "
                              "into many workspaces) must be set to serve the Slack app")
         app = App(signing_secret=signing_secret,
                   token=settings.slack_bot_token.get_secret_value(), client=rt.clients.request,
-                  process_before_response=False, ignoring_self_events_enabled=True)
+                  process_before_response=True, ignoring_self_events_enabled=True)
 
     @app.middleware
     def bind_workspace(context: BoltContext, next: Callable[[], None]) -> None:

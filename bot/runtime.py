@@ -98,6 +98,9 @@ class SlackRuntime:
     #: Re-publishes the App Home of users who opened it when their account's state changes.
     home: HomePublisher | None = None
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "syncbot-work"))
+    #: Quick work that finishes a request after its ack (permission check, views.open, chat.update, respond): a
+    #: pool of its own, so it never waits behind the long runs on ``executor`` (see :meth:`after_ack`).
+    replies: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, "syncbot-ack"))
     stop: threading.Event = field(default_factory=threading.Event)
     _notifier_thread: threading.Thread | None = field(default=None, init=False)
 
@@ -112,6 +115,18 @@ class SlackRuntime:
                 self.notifier.wake()
 
         return self.executor.submit(run)
+
+    def after_ack(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on the ``replies`` pool, after the listener has acked and returned (Bolt
+        answers Slack when the listener returns: ``process_before_response``). A failure is logged."""
+        def run() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception:
+                log.exception("event=after_ack_failed fn=%s", getattr(fn, "__name__", fn))
+                raise
+
+        return self.replies.submit(run)
 
     def start_url(self, state: str) -> str:
         """Where a personal Reconnect link points (our /oauth/quickbooks/start)."""
@@ -135,6 +150,7 @@ class SlackRuntime:
     def close(self) -> None:
         self.stop.set()
         self.notifier.wake()
+        self.replies.shutdown(wait=True, cancel_futures=False)  # may still hand work to the executor
         self.executor.shutdown(wait=True, cancel_futures=False)
         if self._notifier_thread is not None:
             self._notifier_thread.join(timeout=30)  # the pass in flight finishes; the lease is given up

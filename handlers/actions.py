@@ -13,7 +13,7 @@ from bot import blocks, operations
 from bot.blocks import ids
 from bot.runtime import SlackRuntime
 from bot.workspaces import Tenant, UserInfo
-from handlers.common import ids_from, int_value, who
+from handlers.common import ack_first, ack_first_on, ids_from, int_value, who
 from sync.engine import NotFound
 from sync.log import FilterError
 
@@ -49,8 +49,7 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], respond: Respond, change: b
 
 
 def register(app: App, rt: SlackRuntime) -> None:
-    def entry_button(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
-        ack()
+    def entry_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         action = _action(body)
         allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
@@ -66,11 +65,11 @@ def register(app: App, rt: SlackRuntime) -> None:
                                 channel, ts)
 
     for action_id in ENTRY_ACTIONS:
-        app.action(action_id)(entry_button)
+        app.action(action_id)(ack_first(rt, entry_button))
 
     @app.action(ids.FILL_FIELD)
-    def fill_field(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        ack()
+    @ack_first_on(rt)
+    def fill_field(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
@@ -85,9 +84,8 @@ def register(app: App, rt: SlackRuntime) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.CONTACT_SUPPORT)
-    def contact_support(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond,
-                        context: BoltContext) -> None:
-        ack()
+    @ack_first_on(rt)
+    def contact_support(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         allowed = _allowed(rt, body, respond, change=False, context=context)
         if allowed is None:
             return
@@ -100,8 +98,8 @@ def register(app: App, rt: SlackRuntime) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.RECONNECT)
-    def reconnect(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
-        ack()
+    @ack_first_on(rt)
+    def reconnect(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
@@ -114,8 +112,8 @@ def register(app: App, rt: SlackRuntime) -> None:
         ack()  # a URL button: the browser opens the link; acking avoids Slack's warning icon
 
     @app.action(ids.SYNC_NOW)
-    def sync_now(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
-        ack()
+    @ack_first_on(rt)
+    def sync_now(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
@@ -123,8 +121,8 @@ def register(app: App, rt: SlackRuntime) -> None:
         operations.run_sync_now(rt, tenant, user, respond)
 
     @app.action(ids.RETRY_ALL)
-    def retry_all(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
-        ack()
+    @ack_first_on(rt)
+    def retry_all(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
@@ -132,8 +130,8 @@ def register(app: App, rt: SlackRuntime) -> None:
         respond(response_type="ephemeral", replace_original=False, **operations.retry_all_prompt(rt, tenant))
 
     @app.action(ids.RETRY_ALL_CONFIRM)
-    def retry_all_confirm(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
-        ack()
+    @ack_first_on(rt)
+    def retry_all_confirm(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         allowed = _allowed(rt, body, respond, change=True, context=context)
         if allowed is None:
             return
@@ -141,12 +139,11 @@ def register(app: App, rt: SlackRuntime) -> None:
         operations.run_retry_all(rt, tenant, user, _action(body).get("value"), respond)
 
     @app.action(ids.RETRY_ALL_CANCEL)
-    def retry_all_cancel(ack: Ack, respond: Respond) -> None:
-        ack()
+    @ack_first_on(rt)
+    def retry_all_cancel(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         respond(replace_original=True, text="Retry All cancelled: nothing was changed.")
 
-    def log_button(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
-        ack()
+    def log_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         allowed = _allowed(rt, body, respond, change=False, context=context)
         if allowed is None:
             return
@@ -180,4 +177,4 @@ def register(app: App, rt: SlackRuntime) -> None:
         respond(response_type="ephemeral", replace_original=bool(in_log), **message)
 
     for action_id in (ids.VIEW_LOG, ids.VIEW_ENTRY_LOG, ids.LOG_NEXT, ids.LOG_PREV):
-        app.action(action_id)(log_button)
+        app.action(action_id)(ack_first(rt, log_button))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from slack_bolt import Ack, BoltContext, Respond
+from slack_sdk import WebClient
 
 from bot.runtime import SlackRuntime
 from bot.workspaces import REFUSAL, Tenant, UserInfo
@@ -34,6 +37,27 @@ def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool
         log.warning("event=permission_refused team_id=%s user_id=%s change=%s", team_id, user_id, change)
         return tenant, user, REFUSAL
     return tenant, user, None
+
+
+def ack_first(rt: SlackRuntime, work: Callable[[dict[str, Any], WebClient, Respond, BoltContext], None]) -> Callable[
+        ..., None]:
+    """A listener that acks at once (empty) and runs ``work(body, client, respond, context)`` after the ack on
+    the runtime's reply pool (``rt.after_ack``): Bolt answers Slack when the listener returns
+    (``process_before_response``), so nothing the work does (the permission check, a users.info, a views.open,
+    a chat.update) delays the ack."""
+
+    def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        ack()
+        rt.after_ack(work, body, client, respond, context)
+
+    listener.__name__ = listener.__qualname__ = getattr(work, "__name__", "listener")  # Bolt's logs name it
+    return listener
+
+
+def ack_first_on(rt: SlackRuntime) -> Callable[[Callable[[dict[str, Any], WebClient, Respond, BoltContext], None]],
+                                               Callable[..., None]]:
+    """:func:`ack_first` as a decorator."""
+    return lambda work: ack_first(rt, work)
 
 
 def ids_from(body: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -1,4 +1,5 @@
-"""The App Home tab: published when the user opens it, and again when things change (bot.home)."""
+"""The App Home tab: published when the user opens it (after the event is acked), and again when things change
+(bot.home)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def register(app: App, rt: SlackRuntime) -> None:
     def app_home_opened(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         if event.get("tab", "home") != "home":
             return
+        rt.after_ack(publish, event, body, context)  # Bolt acks the event when this listener returns
+
+    def publish(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         tenant, user, refusal = who(rt, body.get("team_id"), event.get("user"), change=False,
                                       context=context)
         if tenant is None or user is None:
