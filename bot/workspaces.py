@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection as SAConnection
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Workspace
@@ -64,15 +65,19 @@ def tenant_for(session: Session, team_id: str, auto_bind: bool) -> Tenant | None
     return _read_tenant(session, team_id)
 
 
-def _read_tenant(session: Session, team_id: str) -> Tenant | None:
-    """The tenant of a bound workspace in one query (workspace, account and its first connection), or None."""
-    first_connection = (select(func.min(Connection.id)).where(Connection.account_id == Workspace.account_id)
-                        .scalar_subquery())
-    row = session.execute(select(Workspace.channel_id, Workspace.admin_user_ids, Workspace.open_reading,
-                                 Workspace.channel_problem, Account.id, Account.name, Account.timezone,
-                                 first_connection)
-                          .join(Account, Account.id == Workspace.account_id)
-                          .where(Workspace.team_id == team_id)).first()
+#: The tenant of a bound workspace in one query: the workspace, its account and the account's first connection.
+#: Built once: a statement object keeps its SQLAlchemy cache key, so each request only binds ``team_id``.
+_TENANT_QUERY = (
+    select(Workspace.channel_id, Workspace.admin_user_ids, Workspace.open_reading, Workspace.channel_problem,
+           Account.id, Account.name, Account.timezone,
+           select(func.min(Connection.id)).where(Connection.account_id == Workspace.account_id).scalar_subquery())
+    .join(Account, Account.id == Workspace.account_id)
+    .where(Workspace.team_id == bindparam("team_id")))
+
+
+def _read_tenant(db: Session | SAConnection, team_id: str) -> Tenant | None:
+    """The tenant of a bound workspace (:data:`_TENANT_QUERY` on a session or a Core connection), or None."""
+    row = db.execute(_TENANT_QUERY, {"team_id": team_id}).first()
     if row is None:
         return None
     channel_id, admin_user_ids, open_reading, channel_problem, account_id, name, timezone, connection_id = row
@@ -95,10 +100,16 @@ class Tenants:
         self.auto_bind = auto_bind
 
     def get(self, team_id: str | None) -> Tenant | None:
+        """The tenant of ``team_id`` (bound now in single-workspace mode), or None. Runs on every request: a
+        bound workspace costs one query, read through the session's Core connection (no ORM objects)."""
         if not team_id:
             return None
-        with self.sessions() as session, session.begin():
-            return tenant_for(session, team_id, self.auto_bind)
+        with self.sessions() as session:
+            tenant = _read_tenant(session.connection(), team_id)
+            if tenant is None and self.auto_bind:
+                tenant = tenant_for(session, team_id, auto_bind=True)
+                session.commit()
+            return tenant
 
     def set_channel(self, team_id: str, channel_id: str, user_id: str | None = None) -> None:
         """Send notifications to ``channel_id``; ``user_id`` (who set it) is told if it breaks."""
