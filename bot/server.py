@@ -26,7 +26,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
@@ -71,6 +71,15 @@ def _unreadable_payload(text: str, content_type: str) -> str | None:
     return None if isinstance(value, dict) else f"{what} is not a JSON object"
 
 
+def _read_alike(bolt_request: BoltRequest, text: str, content_type: str) -> bool:
+    """Whether Bolt read the body as :func:`_unreadable_payload` would and got a JSON object (so there is no
+    need to read it again): a dict body, and a JSON read exactly when the declared type is JSON."""
+    if not isinstance(bolt_request.body, dict):
+        return False
+    declared_json = content_type.split(";", 1)[0].strip().lower() == "application/json"
+    return not declared_json or text.startswith("{") or bolt_request.content_type == "application/json"
+
+
 def _unhandled(body: dict[str, Any]) -> tuple[str, str]:
     """The kind and id of a request no listener handled, for the log: (type, action_id / callback_id / ...)."""
     kind = str(body.get("type") or ("command" if "command" in body else "unknown"))
@@ -103,10 +112,17 @@ def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
         if stamp and not (stamp.isascii() and stamp.lstrip("-").isdigit() and len(stamp) < 15):
             return JSONResponse({"error": "invalid request"}, status_code=401)
         try:
-            problem = _unreadable_payload(body.decode("utf-8"), request.headers.get("content-type", ""))
+            text = body.decode("utf-8")
         except UnicodeDecodeError:
             return JSONResponse({"error": "invalid request"}, status_code=400)
-        if problem is not None:
+        content_type = request.headers.get("content-type", "")
+        try:  # Bolt parses the body once here; only a body it cannot read as a JSON object is read again
+            bolt_request: BoltRequest | None = to_bolt_request(request, body)
+        except Exception:
+            bolt_request = None
+        problem = _unreadable_payload(text, content_type) if bolt_request is None or not _read_alike(
+            bolt_request, text, content_type) else None
+        if problem is not None or bolt_request is None:
             secret = rt.settings.slack_signing_secret
             if secret is None or not SignatureVerifier(secret.get_secret_value()).is_valid_request(
                     body, dict(request.headers)):
@@ -114,8 +130,8 @@ def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
                             request.client.host if request.client else "-")
                 return JSONResponse({"error": "invalid request"}, status_code=401)
             log.warning("event=slack_request_unreadable reason=%r", problem)
-            return JSONResponse({"error": f"invalid payload: {problem}; nothing was done"}, status_code=400)
-        bolt_request = to_bolt_request(request, body)
+            return JSONResponse({"error": f"invalid payload: {problem or 'not readable'}; nothing was done"},
+                                status_code=400)
         bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
         if bolt_response.status == 404:  # signed (Bolt checked) but no listener: ack, or Slack shows an error
             kind, what = _unhandled(bolt_request.body)
