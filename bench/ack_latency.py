@@ -328,16 +328,18 @@ def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 6
             with lock:
                 driver = free.pop()
             try:
-                response, _ = driver.send(request.body, request.content_type)
-                done = time.perf_counter()
+                status = str(driver.send(request.body, request.content_type)[0].status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
             finally:
+                done = time.perf_counter()
                 with lock:
                     free.append(driver)
             with lock:
                 latencies.append((done - planned) * 1000)
-                statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
 
-        cpu0 = process_cpu_s(stack.server.pid)
+        cpu0, own0 = process_cpu_s(stack.server.pid), process_cpu_s(os.getpid())
         start = time.perf_counter()
         with ThreadPoolExecutor(senders) as pool:
             for request, offset in zip(plan, arrivals, strict=True):
@@ -348,6 +350,7 @@ def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 6
         elapsed = time.perf_counter() - start
         result = {"rate_per_s": rate, "sent": count, "achieved_per_s": round(count / elapsed, 1),
                   "server_cpu_share": round((process_cpu_s(stack.server.pid) - cpu0) / elapsed, 2),
+                  "clients_and_standins_cpu_share": round((process_cpu_s(os.getpid()) - own0) / elapsed, 2),
                   "statuses": statuses, **figures(latencies)}
         print(result, file=sys.stderr)
         results.append(result)
