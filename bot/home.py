@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import HomeViewer, Workspace
@@ -46,12 +47,18 @@ class HomePublisher:
     def opened(self, team_id: str, user_id: str) -> None:
         """``user_id`` opened the Home tab and it was just published: remember them."""
         now = self.clock()
-        with self.sessions() as session, session.begin():
-            row = session.get(HomeViewer, (team_id, user_id))
-            if row is None:
-                session.add(HomeViewer(team_id=team_id, user_id=user_id, opened_at=now, published_at=now))
-            else:
-                row.opened_at = row.published_at = now
+        for attempt in range(2):  # two opens at once (a double open, two processes) may both insert: update then
+            try:
+                with self.sessions() as session, session.begin():
+                    row = session.get(HomeViewer, (team_id, user_id))
+                    if row is None:
+                        session.add(HomeViewer(team_id=team_id, user_id=user_id, opened_at=now, published_at=now))
+                    else:
+                        row.opened_at = row.published_at = now
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
 
     def changed(self, account_ids: set[int] | int) -> None:
         """The state of these accounts changed: their viewers' Homes are re-published at the next flush."""
