@@ -18,7 +18,9 @@ response body). Aim (issue 3): p99 under 100 ms (Slack allows 3,000 ms).
   bench/results/ack_latency.single.json: wall ms per request (p50, mean) and server CPU ms per request.
 - ``--rates R1,R2``: requests arrive at R per second (Poisson, seeded) for ``--seconds`` each, from a pool of
   sender threads, the same mix as the closed loop; latency counts from the planned arrival, so a late sender
-  counts against the server (no coordinated omission). Writes bench/results/ack_latency.rates.json.
+  counts against the server (no coordinated omission). Each rate runs on a fresh stack: the same Retry button
+  clicked thousands of times grows its record's chain of attempts, and the engine walks that chain on every retry
+  of the old button, so a long run would measure that instead. Writes bench/results/ack_latency.rates.json.
 
 The clients and the Slack stand-in share the 2 cores with the server: the figures include that contention.
 """
@@ -376,8 +378,12 @@ def main() -> int:
     try:
         if mode == "single":
             measured: dict[str, Any] = {"per_kind": run_single(stack, args.single)}
-        elif mode == "rates":
-            measured = {"rates": run_rates(stack, [float(r) for r in args.rates.split(",")], args.seconds)}
+        elif mode == "rates":  # each rate on a fresh stack: a run must not inherit the sync log of the last
+            measured = {"rates": run_rates(stack, [float(args.rates.split(",")[0])], args.seconds)}
+            for rate in args.rates.split(",")[1:]:
+                stack.stop()
+                stack = start_stack()
+                measured["rates"] += run_rates(stack, [float(rate)], args.seconds)
         else:
             measured = run_closed(stack, args.clients, args.requests)
     finally:
