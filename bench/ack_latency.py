@@ -374,6 +374,7 @@ def main() -> int:
 
     mode = "single" if args.single else "rates" if args.rates else "closed"
     output = args.output or (RESULTS if mode == "closed" else RESULTS.with_suffix(f".{mode}.json"))
+    load_before = os.getloadavg()[0]
     stack = start_stack()
     try:
         if mode == "single":
@@ -395,7 +396,8 @@ def main() -> int:
         "config": {"clients": args.clients if mode == "closed" else 1 if mode == "single" else "open loop",
                    "server": "syncbot serve (uvicorn, 1 process)", "commit": git_commit(),
                    "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                               "load_average_at_start": os.getloadavg()[0]},
+                               "load_average_before_run": load_before,
+                               "load_average_after_run": os.getloadavg()[0]},
                    "note": "Latency is from sending the request to the end of the response (open loop: from the "
                            "planned arrival). The clients and the Slack stand-in run in this process on the same "
                            "cores as the server."},
