@@ -133,6 +133,13 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:  # a bad environment variable: say which and why, exit 2, no traceback
+        bad = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise _fail(f"syncbot: bad setting {bad}", 2) from None
 
 
 # ------------------------------------------------------------------------------------------------ db
@@ -464,7 +471,7 @@ def scheduler_cmd(
         run: Annotated[str | None, typer.Option(
             help="Run one job once now and exit: summaries, reminders, resume, refresh or retention.")] = None,
         lease_seconds: Annotated[float | None, typer.Option(
-            help="Leader lease (default SCHEDULER_LEASE_SECONDS).")] = None) -> None:
+            min=1.0, help="Leader lease in seconds, at least 1 (default SCHEDULER_LEASE_SECONDS).")] = None) -> None:
     """Run the scheduled jobs without the Slack app (a worker process): the weekly summaries and token
     reminders go to the outbox, which `syncbot serve` delivers. Stops on Ctrl-C or SIGTERM, giving up the lease."""
     import signal

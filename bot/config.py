@@ -75,11 +75,11 @@ class Settings(BaseSettings):
     #: Run the scheduled jobs in `syncbot serve` (one process leads; the others stand by).
     scheduler_enabled: bool = Field(True, alias="SCHEDULER_ENABLED")
     #: Seconds of the leader lease: a dead leader is replaced within this plus a third of it.
-    scheduler_lease_seconds: float = Field(30.0, alias="SCHEDULER_LEASE_SECONDS")
+    scheduler_lease_seconds: float = Field(30.0, ge=1.0, alias="SCHEDULER_LEASE_SECONDS")
     #: How late (hours) a weekly summary is still sent after downtime across its moment.
-    summary_grace_hours: float = Field(24.0, alias="SUMMARY_GRACE_HOURS")
+    summary_grace_hours: float = Field(24.0, ge=0.0, alias="SUMMARY_GRACE_HOURS")
     #: Info and synced entries (and resolved errors) older than this many days are pruned.
-    retention_days: int = Field(180, alias="RETENTION_DAYS")
+    retention_days: int = Field(180, ge=1, alias="RETENTION_DAYS")
 
     def scheduler_config(self) -> Any:
         """The :class:`bot.scheduler.SchedulerConfig` of these settings."""

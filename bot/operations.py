@@ -434,15 +434,16 @@ __all__ = ["SUBCOMMANDS", "BadWords", "FilterError", "LogFilter"]
 
 # ------------------------------------------------------------------------------------------------ summary
 
-SUMMARY_USAGE = ("Say `/sync-log summary monday 9:00` to choose when the weekly summary goes out (in your time "
-                 "zone), or `/sync-log summary off` to stop it.")
+SUMMARY_USAGE = ("Say `/sync-log summary monday 9:00` to choose when the weekly summary goes out (in the account's "
+                 "time zone; add a zone, as in `/sync-log summary monday 9:00 America/Chicago`, to change it), or "
+                 "`/sync-log summary off` to stop it.")
 
 
 def summary_setting(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequence[str]) -> str:
     """`/sync-log summary [DAY TIME [ZONE] | on | off]`: show or change when the account's weekly summary goes out.
     The day is a weekday name (or its first three letters), the time ``9:00``, ``14:30`` or ``9am``; the zone an
-    IANA name, else the account keeps its zone (the first user to set a schedule gives theirs). Returns the
-    answer text."""
+    IANA name, which becomes the account's zone (the channel's messages use it too, and the answer says so), else
+    the account keeps its zone (the first user to set a schedule gives theirs). Returns the answer text."""
     from bot.scheduler import WEEKDAYS, set_summary, zone
     from sync.models import Account
 
@@ -478,5 +479,9 @@ def summary_setting(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Seq
     log.info("event=summary_schedule_set account_id=%s by=%s weekday=%s time=%s", tenant.account_id, user.user_id,
              account.summary_weekday, account.summary_time)
     day = WEEKDAYS[account.summary_weekday].capitalize()
-    return (f"The weekly sync log summary now goes out every {day} at {account.summary_time} "
-            f"({account.timezone}), set by {blocks.escape_mrkdwn(user.name)}.")
+    answer = (f"The weekly sync log summary now goes out every {day} at {account.summary_time} "
+              f"({account.timezone}), set by {blocks.escape_mrkdwn(user.name)}.")
+    if account.timezone != tenant.timezone:  # the zone is the account's, not the summary's alone: say so
+        answer += (f" The account's time zone changed from {tenant.timezone or 'UTC'} to {account.timezone}: "
+                   "the channel's messages show times in it too.")
+    return answer

@@ -159,6 +159,14 @@ def test_unreadable_inputs_get_clear_messages(cli: Any, fixtures_dir: Path, tmp_
     assert cli("retry", "99999999999999999999999").exit_code == 2
     assert cli("sync-log", "--account", "99").exit_code == 2
 
+    for bad in ("0", "-1"):  # a leader lease must be at least a second
+        result = cli("scheduler", "--lease-seconds", bad)
+        assert result.exit_code == 2 and "--lease-seconds" in result.output
+    monkeypatch.setenv("SCHEDULER_LEASE_SECONDS", "0")
+    result = cli("scheduler", "--run", "resume")
+    assert result.exit_code == 2 and "bad setting SCHEDULER_LEASE_SECONDS" in result.output
+    monkeypatch.delenv("SCHEDULER_LEASE_SECONDS")
+
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/missing/dir/x.db")
     result = cli("sync-log")
     assert result.exit_code == 2 and "cannot use the database" in result.output

@@ -421,11 +421,14 @@ def test_summary_command(stack: Stack) -> None:
     answer = driver.slash_command("/sync-log", "summary tuesday 7:30am America/Denver",
                                   user_id=slack_cfg.ADMIN_USER_ID)
     assert "every Tuesday at 07:30 (America/Denver)" in answer.text
+    assert "time zone changed from" in answer.text and "to America/Denver" in answer.text  # it is the account's
+    answer = driver.slash_command("/sync-log", "summary tuesday 8:00", user_id=slack_cfg.ADMIN_USER_ID)
+    assert "every Tuesday at 08:00 (America/Denver)" in answer.text and "changed from" not in answer.text
     with stack.rt.services.sessions() as session:
         account = session.get(Account, stack.account_id)
         assert account is not None
-        assert (account.summary_weekday, account.summary_time, account.timezone) == (1, "07:30", "America/Denver")
-    assert "goes out every Tuesday at 07:30" in driver.slash_command(
+        assert (account.summary_weekday, account.summary_time, account.timezone) == (1, "08:00", "America/Denver")
+    assert "goes out every Tuesday at 08:00" in driver.slash_command(
         "/sync-log", "summary", user_id=slack_cfg.ADMIN_USER_ID).text
     for bad in ("summary someday 9:00", "summary monday 27:00", "summary monday 9:00 Mars/Olympus"):
         text = driver.slash_command("/sync-log", bad, user_id=slack_cfg.ADMIN_USER_ID).text
@@ -434,7 +437,7 @@ def test_summary_command(stack: Stack) -> None:
     with stack.rt.services.sessions() as session:
         account = session.get(Account, stack.account_id)
         assert account is not None and account.summary_enabled is False
-        assert account.summary_time == "07:30"  # bad commands changed nothing
+        assert account.summary_time == "08:00"  # bad commands changed nothing
 
 
 # ------------------------------------------------------------------------------------------------ exactly once

@@ -145,7 +145,8 @@ HELP_COMMANDS: tuple[tuple[str, str], ...] = (
      "who may act besides the workspace's Owners and Admins (Owners and Admins edit the list)"),
     ("/sync-log reading open · reading admins", "let every member read the sync log, or only those who may act"),
     ("/sync-log summary · summary monday 9:00 · summary off",
-     "when the weekly sync log summary goes out (day and time in your time zone), or turn it off"),
+     "when the weekly sync log summary goes out (in the account's time zone; add a zone such as "
+     "America/Chicago to change it), or turn it off"),
     ("/sync-log help", "this help"),
 )
 
