@@ -27,6 +27,9 @@ def test_manifest_declares_what_the_code_registers() -> None:
     assert {u.rsplit("/", 2)[-2] + "/" + u.rsplit("/", 1)[-1] for u in urls} == {"slack/events"}
     for command in features["slash_commands"]:
         assert command["description"] and len(command["description"]) <= 100
+    # HTTP mode by default (Socket Mode is the same app with an app-level token); no token rotation, which the
+    # installation store does not refresh (https://docs.slack.dev/authentication/using-token-rotation).
+    assert settings["socket_mode_enabled"] is False and settings["token_rotation_enabled"] is False
 
 
 def test_every_declared_command_and_event_is_answered(stack: Any) -> None:
