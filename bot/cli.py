@@ -453,7 +453,8 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
             except OSError as exc:  # Slack's Web API (SLACK_API_URL) did not answer
                 raise _fail(f"cannot open Socket Mode: {exc}", 1) from None
             try:  # /slack/events stays off: Bolt gets commands, interactions and events over the socket only
-                uvicorn.run(create_server(rt, None), host=host, port=port or settings.port, log_level="info")
+                uvicorn.run(create_server(rt, bolt_app, socket_mode=True), host=host, port=port or settings.port,
+                            log_level="info")
             finally:
                 handler.close()
         else:
@@ -536,8 +537,8 @@ def demo(walkthrough: Annotated[bool, typer.Option(
             min=0, max=65535, help="Port of the page (default 8700, else a free one; 0: any free port).")] = None,
          ) -> None:
     """Run syncbot offline (what `make run` does): the app, the QuickBooks and Slack stand-ins and a page to watch
-    #sync-errors and click, until Ctrl-C. With SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN
-    (Socket Mode) set: the real Slack app."""
+    #sync-errors and click, until Ctrl-C. With SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for many
+    workspaces) and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode) set: the real Slack app."""
     import os
 
     from bot import demo as demo_mod
@@ -545,7 +546,9 @@ def demo(walkthrough: Annotated[bool, typer.Option(
     if walkthrough:
         raise typer.Exit(demo_mod.run_walkthrough())
     settings = get_settings()
-    if settings.slack_bot_token is None or (settings.slack_signing_secret is None and settings.slack_app_token is None):
+    workspaces = settings.slack_bot_token is not None or (  # one workspace, or many through the install flow
+        settings.slack_client_id is not None and settings.slack_client_secret is not None)
+    if not workspaces or (settings.slack_signing_secret is None and settings.slack_app_token is None):
         raise typer.Exit(demo_mod.run_live(port=port))
     mode = ("Socket Mode (SLACK_APP_TOKEN is set)" if settings.slack_app_token is not None
             else f"HTTP mode (POST /slack/events on port {port or settings.port})")

@@ -95,12 +95,16 @@ def _unhandled(body: dict[str, Any]) -> tuple[str, str]:
     return kind, str(body.get("callback_id") or body.get("command") or "-")
 
 
-def create_server(rt: SlackRuntime, app: App | None) -> Starlette:
-    """The ASGI app. ``app`` may be None (no Slack credentials): /slack/events then answers 503. When served with
-    the ASGI lifespan (``syncbot serve``), startup freezes what exists then out of the garbage collector's scans
-    (``gc.freeze``)."""
+def create_server(rt: SlackRuntime, app: App | None, *, socket_mode: bool = False) -> Starlette:
+    """The ASGI app. ``app`` may be None (no Slack credentials): /slack/events then answers 503. With
+    ``socket_mode`` Slack's requests come over the socket (bot.socket_mode), so /slack/events answers 503 too,
+    while ``app``'s OAuth install flow (many workspaces) stays on /slack/install and /slack/oauth_redirect: Slack
+    sends the installing browser there even in Socket Mode. When served with the ASGI lifespan (``syncbot
+    serve``), startup freezes what exists then out of the garbage collector's scans (``gc.freeze``)."""
 
     async def slack_events(request: Request) -> Response:
+        if socket_mode:
+            return JSONResponse({"error": "Socket Mode: Slack's requests come over the socket"}, status_code=503)
         if app is None:
             return JSONResponse({"error": "slack app not configured"}, status_code=503)
         declared = request.headers.get("content-length", "")

@@ -54,14 +54,17 @@ class Multi:
             return browser.get(back, headers={"Cookie": cookies})  # a browser sends Secure cookies back over https
 
 
-@pytest.fixture()
-def multi(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Iterator[Multi]:
+def _multi(clean_db: str, qbo: QBO, connected: Connected, services: Any, *, socket: bool) -> Iterator[Multi]:
+    """Many workspaces through Bolt's OAuth flow: over HTTP (signed requests on /slack/events), or in Socket Mode
+    (an app-level token, no signing secret; the install flow still on HTTP, the requests over the socket)."""
     from bot.app import build_app
     from bot.runtime import build_runtime
     from bot.server import create_server
     from bot.services import build_services
+    from bot.socket_mode import start_socket_mode
     from sandbox.serve import free_port, serve_in_thread
     from sandbox.slack import serve_standin
+    from sandbox.slack.socket_mode import SocketDriver
 
     slack = serve_standin()
     standin = slack.standin
@@ -69,7 +72,9 @@ def multi(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Itera
     standin.add_user(TEAM_B, OWNER_B, "oscar", "Oscar Other", is_owner=True, is_primary_owner=True, is_admin=True)
     standin.add_channel(TEAM_B, CHANNEL_B, "sync-errors", bot_member=True, members=[OWNER_B])
     port = free_port()
-    settings = qbo.settings(clean_db, SLACK_API_URL=slack.api_url, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+    slack_env = ({"SLACK_APP_TOKEN": slack_cfg.DEFAULT_APP_TOKEN} if socket
+                 else {"SLACK_SIGNING_SECRET": SIGNING_SECRET})
+    settings = qbo.settings(clean_db, SLACK_API_URL=slack.api_url, **slack_env,
                             SLACK_CLIENT_ID=slack_oauth.CLIENT_ID, SLACK_CLIENT_SECRET=slack_oauth.CLIENT_SECRET,
                             PUBLIC_URL=f"http://127.0.0.1:{port}",
                             QBO_REDIRECT_URI=f"http://127.0.0.1:{port}/oauth/quickbooks/callback",
@@ -78,14 +83,33 @@ def multi(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Itera
     svc.limiter = services.limiter
     rt = build_runtime(svc)
     rt.notifier.post_interval = 0.0
-    server = serve_in_thread(create_server(rt, build_app(rt)), port=port)
-    driver = SlackDriver(f"{server.url}/slack/events", SIGNING_SECRET, standin)
-    yield Multi(rt, server.url, slack, driver, connected)
-    driver.close()
-    server.stop()
-    rt.close()
-    svc.close()
-    slack.stop()
+    app = build_app(rt)
+    handler = start_socket_mode(app, settings) if socket else None
+    server = serve_in_thread(create_server(rt, app, socket_mode=socket), port=port)  # as `syncbot serve` does
+    driver: SlackDriver = (SocketDriver(slack.socket_mode, standin) if socket
+                           else SlackDriver(f"{server.url}/slack/events", SIGNING_SECRET, standin))
+    try:
+        yield Multi(rt, server.url, slack, driver, connected)
+    finally:
+        if handler is not None:
+            handler.client.auto_reconnect_enabled = False
+            slack.socket_mode.disconnect(None)
+            handler.close()
+        driver.close()
+        server.stop()
+        rt.close()
+        svc.close()
+        slack.stop()
+
+
+@pytest.fixture()
+def multi(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Iterator[Multi]:
+    yield from _multi(clean_db, qbo, connected, services, socket=False)
+
+
+@pytest.fixture()
+def multi_socket(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Iterator[Multi]:
+    yield from _multi(clean_db, qbo, connected, services, socket=True)
 
 
 def _workspaces(m: Multi) -> dict[str, int]:
@@ -208,3 +232,19 @@ def test_uninstall_deletes_the_installation_and_a_reinstall_finds_the_same_accou
     assert multi.driver.event(revoked, team_id=TEAM_A).status_code == 200
     wait_for(lambda: multi.rt.installations.bot_token(TEAM_A) is None)
     assert multi.rt.installations.bot_token(TEAM_B) == TOKEN_B
+
+
+def test_socket_mode_with_many_workspaces_installs_over_http_and_answers_over_the_socket(
+        multi_socket: Multi, qbo: QBO) -> None:
+    _install_both(multi_socket)  # /slack/install and /slack/oauth_redirect stay on HTTP in Socket Mode
+    bound = _workspaces(multi_socket)
+    assert bound[TEAM_A] == multi_socket.connected.account_id and bound[TEAM_B] != bound[TEAM_A]
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    multi_socket.rt.services.engine.sync_now(multi_socket.connected.connection_id, "U_ADMIN")
+    a_log = str(multi_socket.driver.slash_command("/sync-log", "errors", team_id=TEAM_A).response.json())
+    b_log = str(multi_socket.driver.slash_command("/sync-log", "errors", team_id=TEAM_B, user_id=OWNER_B,
+                                                  channel_id=CHANNEL_B).response.json())
+    assert "Acme Corp" in a_log and "Acme Corp" not in b_log  # each workspace reads its own account's log
+    events = httpx.post(f"{multi_socket.url}/slack/events", content=b"command=%2Fsync-log&text=help",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert events.status_code == 503  # Slack's requests come over the socket only

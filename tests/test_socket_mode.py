@@ -51,8 +51,9 @@ def socket_stack(clean_db: str, qbo: QBO, connected: Connected, services: Any) -
     svc.limiter = services.limiter
     rt = build_runtime(svc)
     rt.notifier.post_interval = 0.0
-    handler = start_socket_mode(build_app(rt), settings, ping_interval=PING_INTERVAL_S)
-    server = serve_in_thread(create_server(rt, None), port=port)  # as `syncbot serve` does in Socket Mode
+    app = build_app(rt)
+    handler = start_socket_mode(app, settings, ping_interval=PING_INTERVAL_S)
+    server = serve_in_thread(create_server(rt, app, socket_mode=True), port=port)  # as `syncbot serve` does
     driver = SocketDriver(slack.socket_mode, slack.standin)
     try:
         assert driver.slash_command("/sync-log", "help").status_code == 200  # binds the workspace
