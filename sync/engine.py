@@ -636,12 +636,15 @@ class SyncEngine:
         raise NothingToRetry("Pulled changes are applied on the next Sync Now.", entry)
 
     def _newest(self, entry: SyncLogEntry) -> SyncLogEntry:
+        """The newest attempt of ``entry``'s record: the end of its ``superseded_by_id`` chain, read in one query
+        (a recursive CTE, on SQLite and PostgreSQL alike) however many attempts came after it."""
         with self.sessions() as session:
-            current = session.get(SyncLogEntry, entry.id)
-            hops = 0
-            while current is not None and current.superseded_by_id is not None and hops < 1000:
-                current = session.get(SyncLogEntry, current.superseded_by_id)
-                hops += 1
+            chain = (select(SyncLogEntry.id.label("id"), SyncLogEntry.superseded_by_id.label("next_id"))
+                     .where(SyncLogEntry.id == entry.id).cte("chain", recursive=True))
+            chain = chain.union_all(select(SyncLogEntry.id, SyncLogEntry.superseded_by_id)
+                                    .join(chain, SyncLogEntry.id == chain.c.next_id))
+            newest_id = session.scalar(select(chain.c.id).where(chain.c.next_id.is_(None)))
+            current = session.get(SyncLogEntry, newest_id if newest_id is not None else entry.id)
             assert current is not None
             session.expunge(current)
             return current
