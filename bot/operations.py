@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from bot import blocks
 from bot.blocks.kit import section
+from bot.models import SlackMessage
 from bot.runtime import SlackRuntime
 from bot.workspaces import REFUSAL, Tenant, UserInfo
 from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
@@ -154,6 +155,7 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
         respond(text="That sync log entry was not found in your account.", response_type="ephemeral",
                 replace_original=False)
         return
+    clicked_at = rt.notifier.clock()
     if action == "retry":
         show_retrying(rt, tenant, user, entry, channel, ts)
     engine = rt.services.engine
@@ -177,7 +179,7 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
             _home_changed(rt, tenant)
             rt.notifier.deliver()  # the outcome updates the same message now (and the App Homes)
             if action == "retry" and channel and ts:
-                _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts)
+                _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts, clicked_at)
 
     rt.submit(work)
 
@@ -188,11 +190,18 @@ def _home_changed(rt: SlackRuntime, tenant: Tenant) -> None:
         rt.home.changed(tenant.account_id)
 
 
-def _redraw_if_still_retrying(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str) -> None:
-    """When no notification updated the clicked message (e.g. it was not the record's stored message),
-    draw it from the newest state so it never stays on "Retrying...". """
+def _redraw_if_still_retrying(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str,
+                              clicked_at: dt.datetime) -> None:
+    """When no notification updated the clicked message since ``clicked_at`` (UTC) (it was not the record's
+    stored message, or the retry was refused and queued nothing), draw it from the newest state so it never stays
+    on "Retrying...". A message the notifier has redrawn since the click is left alone (one update, not two)."""
     newest = rt.services.engine.get_entry(entry_id)
     with rt.services.sessions() as session:
+        redrawn = session.scalar(select(SlackMessage.id).where(
+            SlackMessage.account_id == tenant.account_id, SlackMessage.channel_id == channel,
+            SlackMessage.ts == ts, SlackMessage.updated_at >= clicked_at))
+        if redrawn is not None:
+            return
         latest = session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.connection_id == newest.connection_id, SyncLogEntry.entity == newest.entity,
             SyncLogEntry.record_id == newest.record_id, SyncLogEntry.status != "pending")

@@ -40,6 +40,10 @@ def test_error_arrives_with_diagnosis_and_retry_turns_it_synced_in_place(stack: 
     assert "Synced" in str(msg["blocks"]) and "entry_retry" not in str(msg["blocks"])
     assert any("Retrying" in str(edit) for edit in msg.get("edits", [])), "it said Retrying... first"
     assert len([m for m in stack.messages() if "Acme Corp" in m["text"]]) == 1, "the same message, not a new one"
+    stack.rt.replies.shutdown(wait=True)  # the click's work is over: nothing more will touch the message
+    stack.rt.executor.shutdown(wait=True)
+    updates = [c for c in stack.slack.standin.calls("chat.update") if c.params.get("ts") == acme["ts"]]
+    assert len(updates) == 2, "Retrying..., then Synced: one update each, no redraw of what was drawn"
 
 
 def test_non_admin_is_refused_and_nothing_changes(stack: Stack, qbo: QBO) -> None:
