@@ -257,3 +257,25 @@ def test_a_signed_request_no_listener_handles_is_acked_and_logged(stack: Stack, 
     assert any("slack_request_unhandled" in r.getMessage() and what in r.getMessage() for r in caplog.records)
     time.sleep(0.2)
     assert _state(stack) == before
+
+
+def test_retry_refused_while_the_connection_is_expired_leaves_the_error_not_retrying(stack: Stack,
+                                                                                    qbo: QBO) -> None:
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.deliver()
+    acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
+    qbo.standin.expire_tokens(qbo.realm, refresh=True)
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # the connection is now expired
+    stack.deliver()
+    with stack.rt.services.sessions() as session:
+        before = session.scalar(select(func.count()).select_from(SyncLogEntry))
+    assert stack.driver.click("entry_retry", channel_id=CHANNEL, message_ts=acme["ts"]).status_code == 200
+    refusal = wait_for(lambda: [e for e in stack.ephemerals(slack_cfg.OWNER_USER_ID) if "reconnect" in e["text"]])
+    assert refusal
+    stack.rt.replies.shutdown(wait=True)
+    stack.rt.executor.shutdown(wait=True)
+    final = stack.message(acme["ts"])
+    assert "Retrying" not in final["text"] and "entry_retry" in str(final["blocks"])  # the error, as it was
+    with stack.rt.services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SyncLogEntry)) == before  # no attempt made
