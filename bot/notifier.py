@@ -28,7 +28,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import String, cast, exists, func, literal, select
+from sqlalchemy import String, cast, exists, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +64,9 @@ class DeliveryStats:
     updated: int = 0
     rescheduled: int = 0
     accounts: set[int] = field(default_factory=set)
+    #: The pass took as many notifications as it may (``limit``): more are probably due, so the loop goes on
+    #: at once instead of waiting for its interval.
+    full: bool = False
 
 
 class Notifier:
@@ -86,12 +89,18 @@ class Notifier:
         self._last_post: dict[str, float] = {}
         self._lock = threading.Lock()  # one delivery pass at a time in this process
         self._digests_due: dict[int, tuple[str, str, str, int | None]] = {}
+        #: This pass's folded notifications per account: (channel, earliest error's created_at, notifications),
+        #: counted into the digest and marked delivered in one transaction at the end of the pass.
+        self._folds: dict[int, tuple[str, dt.datetime | None, list[Notification]]] = {}
+        self._flooding_now: set[int] = set()  # accounts found flooding in this pass (it lasts the pass)
         self._current_account: int | None = None  # the account whose topic is being delivered (one pass at a time)
         self._wake = threading.Event()
         self._lease: Lease | None = None
         #: Notifications this notifier delivered since it started (all passes).
         self.delivered_total = 0
         self._stopping: threading.Event | None = None
+        #: How many notifications :meth:`run` takes per pass.
+        self.pass_limit = 500
         self._leading = False
         self._renewed_at = 0.0
         #: Called after every pass with the ids of the accounts whose notifications were delivered (the App
@@ -113,12 +122,14 @@ class Notifier:
         self._lease, self._stopping = lease, stop
         try:
             while not stop.is_set():
+                full = False
                 try:
                     if lease is None or self._still_leading(force=True):
-                        self.deliver()
+                        full = self.deliver(self.pass_limit).full
                 except Exception:
                     log.exception("event=notifier_pass_failed")
-                self._wake.wait(interval)
+                if not full:  # a full pass goes straight on with the rest of a backlog
+                    self._wake.wait(interval)
                 self._wake.clear()
         finally:
             if lease is not None and self._leading:
@@ -155,17 +166,23 @@ class Notifier:
                     (Notification.next_attempt_at.is_(None)) | (Notification.next_attempt_at <= now))
                     .order_by(Notification.id).limit(limit)))
                 session.expunge_all()
+            stats.full = len(due) >= limit
             by_topic: dict[tuple[int, str], list[Notification]] = {}
             for n in due:
                 by_topic.setdefault((n.account_id, n.topic), []).append(n)
             blocked_channels: dict[str, float] = {}
+            targets: dict[int, tuple[str, str, str] | None] = {}
+            self._flooding_now.clear()
+            self._folds = {}  # a pass that failed midway left its folds due: they fold again now
             for (account_id, topic), group in by_topic.items():
                 if self._stopping is not None and self._stopping.is_set():
                     break  # shutting down: what is left waits in the outbox for the next start
                 if not self._still_leading():
                     log.warning("event=notifier_lease_lost: the pass stops, another process delivers")
                     break
-                target = self._target(account_id)
+                if account_id not in targets:
+                    targets[account_id] = self._target(account_id)
+                target = targets[account_id]
                 if target is None:  # due again at once when a workspace binds or a channel is set
                     self._reschedule(group, 60.0, "no Slack workspace or channel for the account")
                     stats.rescheduled += len(group)
@@ -184,13 +201,16 @@ class Notifier:
                     if exc.channel_wide:
                         blocked_channels[channel] = exc.seconds
                     continue
-                self._mark_delivered(group)
+                if outcome != "folded":  # folded ones are marked delivered with the digest's count, below
+                    self._mark_delivered(group)
                 stats.accounts.add(account_id)
                 stats.delivered += len(group)
                 if outcome == "posted":
                     stats.posted += 1
                 elif outcome == "updated":
                     stats.updated += 1
+            if self._folds:
+                self._commit_folds()
             if self._digests_due:
                 self._flush_digests()
             self.delivered_total += stats.delivered
@@ -274,10 +294,9 @@ class Notifier:
                 session.expunge(entry)
         if entry is None:
             return "skipped"
-        message = self.render_record(entry, tz)
         client = self.client_for(team_id)
         if existing is not None and existing.ts:
-            self._update(client, existing, message)
+            self._update(client, existing, self.render_record(entry, tz))
             events = {n.event for n in group}
             if "error" in events or "resolved" in events:
                 self._thread_note(client, existing.channel_id, existing.ts, entry, tz)
@@ -285,10 +304,13 @@ class Notifier:
         if entry.status not in (Status.ERROR, Status.WARNING) or entry.resolved_at is not None:
             return "skipped"  # it was never shown as an error and is fine now: nothing to say
         if self._flooding(account_id):
-            self._count_in_digest(channel, account_id, entry)
+            folded_channel, earliest, notifications = self._folds.get(account_id, (channel, None, []))
+            if entry.created_at is not None:
+                earliest = entry.created_at if earliest is None else min(earliest, entry.created_at)
+            self._folds[account_id] = (folded_channel, earliest, notifications + group)
             self._digests_due[account_id] = (team_id, channel, tz, entry.connection_id)
             return "folded"
-        self._post(client, account_id, topic, channel, message)
+        self._post(client, account_id, topic, channel, self.render_record(entry, tz))
         return "posted"
 
     def _deliver_incident(self, team_id: str, channel: str, tz: str, account_id: int, topic: str,
@@ -384,12 +406,19 @@ class Notifier:
     # ------------------------------------------------------------------------------------------ flood
 
     def _flooding(self, account_id: int) -> bool:
+        """More than ``flood_threshold`` record messages posted within ``flood_window`` seconds. Once true in a
+        pass it stays true for the rest of the pass (a pass lasts seconds; the window is minutes)."""
+        if account_id in self._flooding_now:
+            return True
         since = self.clock() - dt.timedelta(seconds=self.flood_window)
         with self.sessions() as session:
             recent = session.scalar(select(func.count()).select_from(SlackMessage).where(
                 SlackMessage.account_id == account_id, SlackMessage.topic.like("record:%"),
                 SlackMessage.posted_at >= since)) or 0
-        return recent >= self.flood_threshold
+        if recent >= self.flood_threshold:
+            self._flooding_now.add(account_id)
+            return True
+        return False
 
     def _digest_topic(self, account_id: int) -> tuple[str, dt.datetime]:
         """The account's current digest (its topic and when it began): the latest one while errors kept folding
@@ -411,18 +440,28 @@ class Notifier:
             return row.topic, since
         return f"digest:{int(now.timestamp() * 1000)}", now
 
-    def _count_in_digest(self, channel: str, account_id: int, entry: SyncLogEntry) -> None:
-        """Count the error in the account's current digest (drawn once per pass)."""
-        topic, since = self._digest_topic(account_id)
-        with self.sessions() as session, session.begin():
-            msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
-                                                             SlackMessage.topic == topic)).first()
-            if msg is None:
-                msg = SlackMessage(account_id=account_id, topic=topic, channel_id=channel, state={})
-                session.add(msg)
-            if entry.created_at is not None:  # the digest counts from its earliest error
-                since = min(since, entry.created_at)
-            msg.state = {"since": since.isoformat(), "last": self.clock().isoformat()}
+    def _commit_folds(self) -> None:
+        """Count this pass's folded errors into each account's current digest (its ``since`` goes back to the
+        earliest of them) and mark their notifications delivered, in one transaction per account: a crash
+        before it leaves them due, so they fold again; never counted without being marked, or the reverse."""
+        folds, self._folds = self._folds, {}
+        for account_id, (channel, earliest, group) in folds.items():
+            topic, since = self._digest_topic(account_id)
+            now = self.clock()
+            with self.sessions() as session, session.begin():
+                msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                                 SlackMessage.topic == topic)).first()
+                if msg is None:
+                    msg = SlackMessage(account_id=account_id, topic=topic, channel_id=channel, state={})
+                    session.add(msg)
+                if earliest is not None:  # the digest counts from its earliest error
+                    since = min(since, earliest)
+                msg.state = {"since": since.isoformat(), "last": now.isoformat()}
+                ids = [n.id for n in group]
+                for chunk in range(0, len(ids), 500):
+                    session.execute(update(Notification).where(
+                        Notification.id.in_(ids[chunk:chunk + 500]), Notification.delivered_at.is_(None))
+                        .values(delivered_at=now))
 
     def _digest_counts(self, account_id: int, since: dt.datetime) -> dict[str, int]:
         """What a digest shows: the account's errors still open, by kind, that arrived since the digest began

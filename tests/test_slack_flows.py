@@ -234,3 +234,31 @@ def test_a_flood_across_a_five_minute_boundary_stays_one_digest(stack: Stack, qb
     clock[0] += dt.timedelta(minutes=6)  # the flood is over: a later one starts its own digest
     burst([f"Next day client {i}" for i in range(3)])
     assert len([m for m in stack.messages() if "sync errors since" in m["text"]]) <= 2
+
+
+def test_a_backlog_larger_than_a_pass_drains_without_waiting_out_the_interval(stack: Stack, qbo: QBO) -> None:
+    import threading
+
+    notifier = stack.rt.notifier
+    notifier.flood_threshold, notifier.pass_limit = 3, 5
+    names = [f"Backlog client {i:02d}" for i in range(30)]
+    with stack.rt.services.sessions() as session, session.begin():
+        for name in names:
+            session.add(Contact(account_id=stack.account_id, display_name=name))
+    for name in names:
+        qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    assert pending(stack) > 5 * notifier.pass_limit
+    stop = threading.Event()
+    loop = threading.Thread(target=notifier.run, args=(stop,), kwargs={"interval": 120.0})
+    loop.start()
+    try:  # full passes follow one another; one interval of 2 minutes would fail this
+        wait_for(lambda: pending(stack) == 0, timeout=60)
+    finally:
+        stop.set()
+        notifier.wake()
+        loop.join(10)
+    messages = stack.messages()
+    [digest] = [m for m in messages if "sync errors since" in m["text"]]
+    singles = len(messages) - 1
+    assert singles == 3 and digest["text"].startswith(f"{31 - singles} sync errors"), digest["text"]
