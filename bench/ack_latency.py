@@ -6,11 +6,13 @@ the time from request to HTTP response (httpx's ``Response.elapsed``: from sendi
 response body). Aim (issue 3): p99 under 100 ms (Slack allows 3,000 ms).
 
     python -m bench.ack_latency [--clients 50] [--requests 1000]       # closed loop: N clients, no think time
+    python -m bench.ack_latency --think-ms 1000                         # the same, each client thinks ~1 s
     python -m bench.ack_latency --single 200                            # one client: cost of one request
     python -m bench.ack_latency --rates 50,100,150 --seconds 20         # open loop: requests arrive at R/s
 
 - Closed loop (default): ``--clients`` threads send ``--requests`` in all back to back, half Retry clicks and half
-  ``/sync-log errors``. Writes bench/results/ack_latency.json.
+  ``/sync-log errors``. Writes bench/results/ack_latency.json. ``--think-ms T``: each client waits a think time
+  (exponential, mean T ms) after each answer, as people do; writes bench/results/ack_latency.thinkTms.json.
 - ``--single N``: one client sends N requests of each kind one after another (a Retry click, ``/sync-log``,
   ``/sync-log errors``, ``/sync-log status``, an App Home open) and reads the server process's CPU time
   (/proc/PID/stat, user + system) before and after, once the work each request leaves behind (the retry, the
@@ -277,8 +279,10 @@ def mix(stack: Stack, n: int) -> list[Request]:
     return [stack.request("click" if stack.click_payload is not None and i % 2 else "errors") for i in range(n)]
 
 
-def run_closed(stack: Stack, clients: int, total: int) -> dict[str, Any]:
-    """``clients`` threads, each sending its share of ``total`` requests back to back."""
+def run_closed(stack: Stack, clients: int, total: int, think_ms: float = 0.0) -> dict[str, Any]:
+    """``clients`` threads, each sending its share of ``total`` requests one after another; with ``think_ms``,
+    each waits a think time drawn from an exponential distribution of that mean (seeded per client) after each
+    answer, as a person reads the answer before the next click."""
     per_client = max(1, total // clients)
     plans = [mix(stack, per_client) for _ in range(clients)]
     latencies: dict[str, list[float]] = {"command": [], "click": []}
@@ -287,7 +291,12 @@ def run_closed(stack: Stack, clients: int, total: int) -> dict[str, Any]:
 
     def client(index: int) -> None:
         own = stack.make_driver()
-        for request in plans[index][index % 2:] + plans[index][:index % 2]:
+        think = random.Random(index)
+        if think_ms:  # users do not all start in the same millisecond
+            time.sleep(think.uniform(0, think_ms) / 1000)
+        for n, request in enumerate(plans[index][index % 2:] + plans[index][:index % 2]):
+            if think_ms and n:
+                time.sleep(think.expovariate(1000 / think_ms))
             status, ms = send(own, request)
             with lock:
                 latencies["click" if request.kind == "click" else "command"].append(ms)
@@ -369,11 +378,16 @@ def main() -> int:
                         help="one client, N requests of each kind: cost of one request")
     parser.add_argument("--rates", default="", help="open loop: comma-separated arrival rates per second")
     parser.add_argument("--seconds", type=float, default=20.0, help="open loop: seconds per rate")
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="closed loop: mean think time (ms, exponential) of each client between requests")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
+    if args.think_ms < 0:
+        parser.error("--think-ms must be 0 or more")
 
     mode = "single" if args.single else "rates" if args.rates else "closed"
-    output = args.output or (RESULTS if mode == "closed" else RESULTS.with_suffix(f".{mode}.json"))
+    suffix = f".{mode}" if mode != "closed" else f".think{args.think_ms:g}ms" if args.think_ms else ""
+    output = args.output or RESULTS.with_suffix(f"{suffix}.json")
     load_before = os.getloadavg()[0]
     stack = start_stack()
     try:
@@ -386,7 +400,7 @@ def main() -> int:
                 stack = start_stack()
                 measured["rates"] += run_rates(stack, [float(rate)], args.seconds)
         else:
-            measured = run_closed(stack, args.clients, args.requests)
+            measured = run_closed(stack, args.clients, args.requests, args.think_ms)
     finally:
         stack.stop()
 
@@ -406,6 +420,7 @@ def main() -> int:
     }
     if mode == "closed":
         summary["config"]["requests"] = summary["all"]["count"]
+        summary["config"]["think_ms_mean"] = args.think_ms
         summary["aim_met"] = summary["all"]["p99_ms"] < 100
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(summary, indent=2) + "\n")
