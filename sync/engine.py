@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -410,10 +410,13 @@ class SyncEngine:
         entry.remote_id = written.remote_id
         entry.intuit_tid = written.intuit_tid
         warning = provider.check(entry.entity, record, written)
-        # resolve this record's earlier chain (open or superseded and not yet resolved)
+        # resolve this record's earlier chain (open or superseded and not yet resolved); a pull that found the
+        # record's copy deleted in QuickBooks is settled too: the record has a live copy again
         chain = list(session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
-            SyncLogEntry.record_id == entry.record_id, SyncLogEntry.direction == entry.direction,
+            SyncLogEntry.record_id == entry.record_id,
+            or_(SyncLogEntry.direction == entry.direction,
+                and_(SyncLogEntry.direction == Direction.PULL, SyncLogEntry.kind == Kind.NOT_FOUND)),
             SyncLogEntry.id != entry.id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
             SyncLogEntry.resolved_at.is_(None))))
         for old in chain:
@@ -691,21 +694,29 @@ class SyncEngine:
             return info
 
     def recreate(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
-        """Re-create a record whose provider copy was deleted: unlink it and push a fresh copy now."""
+        """Re-create a record whose provider copy was deleted (the help article's fix for a record not found):
+        forget the deleted copy and push a fresh one now, as a new attempt of the entry (pull or push). When it
+        syncs, the record's open errors are resolved and its message turns to Synced (the outbox).
+
+        Raises NotFound, NothingToRetry (resolved already), InProgress, and ConnectionUnavailable when the
+        connection cannot take requests (expired, paused, suspended): then nothing is changed and the entry
+        stays open, as with Retry."""
         entry = self.get_entry(entry_id, account_id)
         if entry.record_id is None or entry.connection_id is None:
             raise NotFound(f"no record for entry {entry_id}")
         with self._claimed(entry.connection_id, entry.entity, entry.record_id):
+            newest = self._newest(entry)
+            if newest.resolved_at is not None or newest.status in (Status.SYNCED, Status.INFO):
+                raise NothingToRetry("This record is already resolved.", newest)
+            if newest.status == Status.PENDING:
+                raise InProgress("This record is being synced right now.")
             with self.sessions() as session, session.begin():
+                self._ensure_available(self._connection(session, entry.connection_id))
                 session.execute(delete(Link).where(
                     Link.connection_id == entry.connection_id, Link.entity == entry.entity,
                     Link.record_id == entry.record_id, Link.remote_deleted.is_(True)))
-                for old in self._open_entries(session, entry.connection_id, entry.entity, entry.record_id,
-                                              Direction.PULL):
-                    old.resolved_at = self.clock()
-                    old.resolved_by = actor
             result = self._push_claimed(entry.connection_id, _Target(Entity(entry.entity), entry.record_id, True),
-                                        actor, entry.id if entry.direction == Direction.PUSH else None)
+                                        actor, newest.id)
             assert result is not None
             return result
 

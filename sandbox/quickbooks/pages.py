@@ -168,6 +168,7 @@ def panel_page(snapshot: list[dict[str, Any]], config: dict[str, Any], message: 
     note = f'<p class="msg">{escape(message)}</p>' if message else ""
     sections = "".join(_realm_section(r, config) for r in snapshot)
     fixes = ("<p>The help article's fixes on the QuickBooks side: <strong>rename</strong> the duplicate customer "
-             "(then Retry in Slack), <strong>restore</strong> a deleted invoice, <strong>lift the rate limit</strong>; "
-             "<strong>expire the tokens</strong> to see Reconnect. Each button acts at once.</p>")
+             "(then Retry in Slack), <strong>lift the rate limit</strong>; <strong>expire the tokens</strong> to see "
+             "Reconnect. <strong>Delete</strong> a record to make a record not found (its fix is in Slack: Re-create "
+             "or Unlink); <strong>restore</strong> undoes a deletion. Each button acts at once.</p>")
     return _page("QuickBooks stand-in", f"<h1>QuickBooks Online stand-in</h1>{fixes}{note}{sections}")
