@@ -133,12 +133,23 @@ class SlackRuntime:
         return f"{self.settings.public_url.rstrip('/')}/oauth/quickbooks/start?state={state}"
 
     def start_background(self) -> threading.Thread:
-        """Start the notifier loop in a thread. With several processes on one database, one delivers at a time
-        (the ``notifier`` lease, as long as SCHEDULER_LEASE_SECONDS); the others take over when it dies."""
+        """Start the notifier loop in a thread (what `syncbot serve` and `syncbot demo` do as they start). With
+        several processes on one database, one delivers at a time (the ``notifier`` lease, as long as
+        SCHEDULER_LEASE_SECONDS); the others take over when it dies.
+
+        First, attempts that a process killed during them left pending (their messages still say "Retrying…")
+        are settled by the engine (``recover_pending``): back to error, and the notifier draws their messages
+        again. The scheduler's resume job does the same for those that are not old enough yet."""
         import os
         import socket
         import uuid
 
+        try:
+            recovered = self.services.engine.recover_pending()
+            if recovered:
+                log.warning("event=pending_attempts_recovered count=%d", recovered)
+        except Exception:  # never keep the app from starting: the scheduler's resume job tries again
+            log.exception("event=pending_recovery_failed")
         lease = Lease(self.services.sessions, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
                       self.settings.scheduler_lease_seconds, name="notifier")
         thread = threading.Thread(target=self.notifier.run, args=(self.stop,), kwargs={"lease": lease},

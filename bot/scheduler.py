@@ -293,8 +293,15 @@ class Jobs:
 
     def resume(self, now: dt.datetime) -> JobResult:
         """Resume each rate-limited connection whose pause is over: the engine closes the incident (its message
-        turns to Resumed), retries the waiting records and syncs what changed."""
+        turns to Resumed), retries the waiting records and syncs what changed. Before that, settle attempts a
+        process killed during them left pending (``SyncEngine.recover_pending``): back to error, their message
+        (which said "Retrying…") drawn again."""
         result = JobResult()
+        try:
+            result.queued += self.services.engine.recover_pending()  # each redraws its message
+        except Exception:
+            log.exception("event=pending_recovery_failed")
+            result.failed += 1
         with self.sessions() as session:
             due = list(session.scalars(select(Connection.id).where(
                 Connection.status == ConnectionStatus.RATE_LIMITED.value,

@@ -1184,19 +1184,51 @@ class SyncEngine:
         summary.stopped = rest.stopped
         return summary
 
-    def recover_pending(self, older_than_seconds: int = 300) -> int:
-        """Turn attempts left `pending` by a crash into errors whose outcome is uncertain (their requestid is
-        reused by the retry, so a write that did happen is not done twice). Returns how many."""
-        cutoff = self.clock() - dt.timedelta(seconds=older_than_seconds)
+    def recover_pending(self, older_than_seconds: float | None = None) -> int:
+        """Settle attempts left `pending` by a process that died during them (killed mid-Retry, mid-batch).
+
+        An attempt counts as abandoned when it is older than ``older_than_seconds`` (default: the claim lease,
+        after which the engine lets another worker take the record's claim over too) and no fresh claim holds
+        its record (a live worker's attempt is left alone). It becomes an error whose outcome is uncertain, so
+        the retry reuses its requestid and a write that did happen is not done twice; its record's message is
+        drawn again through the outbox (it said "Retrying…"). One that a later attempt of the record has
+        overtaken is handed to that attempt instead (superseded, and resolved when that one synced).
+        Called when `syncbot serve` and `syncbot demo` start and by the scheduler's resume job. Returns how
+        many attempts were settled."""
+        age = self.config.claim_lease_seconds if older_than_seconds is None else older_than_seconds
+        cutoff = self.clock() - dt.timedelta(seconds=age)
+        settled = 0
         with self.sessions() as session, session.begin():
             stale = list(session.scalars(select(SyncLogEntry).where(
-                SyncLogEntry.status == Status.PENDING, SyncLogEntry.created_at < cutoff)))
+                SyncLogEntry.status == Status.PENDING, SyncLogEntry.created_at < cutoff)
+                .order_by(SyncLogEntry.id)))
             for entry in stale:
-                diag = make_diagnosis(Kind.UNKNOWN, "The attempt was interrupted before QuickBooks answered.")
-                self._fill_failure(entry, diag)
-                conn = self._connection(session, entry.connection_id or 0)
+                if entry.connection_id is None or entry.record_id is None:
+                    continue
+                held = session.scalar(select(func.count()).select_from(RecordClaim).where(
+                    RecordClaim.connection_id == entry.connection_id, RecordClaim.entity == entry.entity,
+                    RecordClaim.record_id == entry.record_id, RecordClaim.claimed_at >= cutoff))
+                if held:
+                    continue
+                self._fill_failure(entry, make_diagnosis(
+                    Kind.UNKNOWN, "The attempt was interrupted before QuickBooks answered (syncbot stopped during "
+                    "it). Retry it: if QuickBooks did the work, it is not done twice."))
+                settled += 1
+                later = session.scalars(select(SyncLogEntry).where(
+                    SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.entity == entry.entity,
+                    SyncLogEntry.record_id == entry.record_id, SyncLogEntry.direction == entry.direction,
+                    SyncLogEntry.id > entry.id).order_by(SyncLogEntry.id.desc()).limit(1)).first()
+                if later is not None:  # overtaken: the later attempt's message is the current one
+                    entry.superseded_by_id = later.id
+                    if later.status == Status.SYNCED or later.resolved_at is not None:
+                        entry.resolved_at = later.resolved_at or later.created_at
+                        entry.resolved_by = later.resolved_by or later.actor
+                    continue
+                conn = self._connection(session, entry.connection_id)
                 self._notify(session, conn, "error", record_topic(conn.id, entry.entity, entry.record_id), entry)
-            return len(stale)
+                log.warning("event=pending_recovered connection_id=%s entity=%s record_id=%s entry_id=%s",
+                            conn.id, entry.entity, entry.record_id, entry.id)
+        return settled
 
     def counts(self, connection_id: int) -> dict[str, int]:
         """Open errors of the connection by kind."""
