@@ -214,11 +214,16 @@ SEED_ACTOR = "system"  # shown as "syncbot": the seeding syncs stand for the sch
 
 
 def _port_free(port: int) -> bool:
+    """Whether the page can be served on ``port``: probed the way uvicorn binds (SO_REUSEADDR), so a port whose
+    last connections still wait in TIME_WAIT after a Ctrl-C counts as free (the next `make run` keeps its URL),
+    while one another program listens on does not."""
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
+            sock.listen(1)
         except OSError:
             return False
     return True

@@ -214,3 +214,19 @@ def test_app_home_tab(live: Any, page: Any) -> None:
     expect(page.locator("#home")).to_contain_text("Sandbox Builders")
     expect(page.locator("#home").get_by_role("button", name="Sync Now")).to_be_visible()
     shot(page, "app-home")
+
+
+def test_the_page_says_when_it_lost_the_connection_and_recovers(live: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(live.url)
+    expect(channel_message(page, "Duplicate record").first).to_be_visible()
+    lost = page.locator("#connection")
+    expect(lost).to_be_hidden()
+    page.route("**/_control/version", lambda route: route.abort())  # the demo stopped answering
+    expect(lost).to_be_visible()
+    expect(lost).to_contain_text("Connection to the Slack stand-in lost")
+    expect(lost).to_contain_text("retrying")
+    expect(channel_message(page, "Duplicate record").first).to_be_visible()  # the page is kept as it was
+    page.unroute("**/_control/version")  # it answers again
+    expect(lost).to_be_hidden()

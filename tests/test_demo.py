@@ -103,3 +103,31 @@ def test_demo_prints_one_url_serves_the_page_and_restarts_without_reseeding(tmp_
     assert code == 0 and "Traceback" not in err, err
     assert "going on from" in out
     assert _counts(database) == seeded  # nothing seeded twice, no message posted twice
+
+
+def test_a_restart_after_ctrl_c_serves_the_page_at_the_same_url(tmp_path: Path, monkeypatch: Any) -> None:
+    """The page's port still holds the last connections in TIME_WAIT after a stop; the next start takes it again
+    (as uvicorn can), instead of moving the page to another URL."""
+    from bot import demo as demo_mod
+    from bot.config import Settings
+    from sandbox.serve import free_port
+
+    monkeypatch.setattr(demo_mod, "DEFAULT_PAGE_PORT", free_port())
+    base = Settings(_env_file=None)  # type: ignore[call-arg]
+    first = demo_mod.start_live(tmp_path, base=base, say=lambda _text: None)
+    stopped = False
+    try:
+        assert first.url == f"http://127.0.0.1:{demo_mod.DEFAULT_PAGE_PORT}/"
+        with httpx.Client(timeout=10) as browser:  # a page open in a browser, polling on a kept-alive connection
+            assert browser.get(first.url + "_control/version").status_code == 200
+            first.stop()  # Ctrl-C: the server closes the browser's connection first (its side waits in TIME_WAIT)
+            stopped = True
+    finally:
+        if not stopped:
+            first.stop()
+    second = demo_mod.start_live(tmp_path, base=base, say=lambda _text: None)
+    try:
+        assert second.url == first.url
+        assert not second.seeded
+    finally:
+        second.stop()

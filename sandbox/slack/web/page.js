@@ -4,6 +4,7 @@
 "use strict";
 
 const POLL_MS = 600;
+const RETRY_MS = 2000;          // polling while the stand-in does not answer
 const view = {
   user: new URLSearchParams(location.search).get("user") || localStorage.getItem("syncbot-demo-user") || "",
   channel: new URLSearchParams(location.search).get("channel") || "",
@@ -466,27 +467,55 @@ async function load() {
     shownVersion = state.version;
     render();
     document.body.dataset.version = String(state.version);
+    connectionBack();
   } catch (err) {
-    toast(`The Slack stand-in does not answer (${err.message}).`, true);
+    connectionLost(err);
   } finally {
     loading = false;
   }
 }
 
+// The demo stopped (Ctrl-C) or the network failed: say so, keep the page as it is, and keep trying; the page
+// catches up by itself once the stand-in answers again (e.g. after the next `make run`).
+let lost = false;
+function connectionLost(err) {
+  lost = true;
+  const el = $("#connection");
+  el.textContent = `Connection to the Slack stand-in lost (${err.message || err}): retrying… ` +
+    "Is `make run` still running?";
+  el.hidden = false;
+  document.body.dataset.connection = "lost";
+}
+
+function connectionBack() {
+  if (!lost) return;
+  lost = false;
+  $("#connection").hidden = true;
+  document.body.dataset.connection = "ok";
+}
+
 async function poll() {
   try {
     const resp = await fetch("/_control/version", {cache: "no-store"});
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const data = await resp.json();
-    if (data.version !== shownVersion) await load();
+    if (data.version !== shownVersion || lost) await load(); else connectionBack();
   } catch (err) {
-    // the demo stopped: keep the page as it is
+    connectionLost(err);
   }
-  setTimeout(poll, POLL_MS);
+  setTimeout(poll, lost ? RETRY_MS : POLL_MS);
 }
 
 async function drive(action, payload) {
-  const resp = await fetch(`/_control/drive/${action}`, {method: "POST", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify(payload)});
+  let resp;
+  try {
+    resp = await fetch(`/_control/drive/${action}`, {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify(payload)});
+  } catch (err) {
+    connectionLost(err);
+    toast("That did not reach the Slack stand-in: nothing was sent to syncbot.", true);
+    return {ok: false, error: String(err)};
+  }
   let data = {};
   try { data = await resp.json(); } catch (err) { data = {ok: false, error: `HTTP ${resp.status}`}; }
   if (!data.ok) {
