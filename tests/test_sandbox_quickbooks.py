@@ -646,3 +646,30 @@ def test_control_panel_and_config(qbo: QBO) -> None:
     listed = qbo.control("GET", f"realms/{qbo.realm}/entities/Customer")
     assert [c["DisplayName"] for c in listed["Customer"]] == ["Panel Renamed LLC"]
     assert json.loads(json.dumps(qbo.control("GET", f"realms/{qbo.realm}/stats")))["writes"] == 2
+
+
+def test_control_refuses_other_sites_bad_tax_rates_and_unknown_companies(qbo: QBO) -> None:
+    before = next(r for r in qbo.control("GET", "realms") if r["realm_id"] == qbo.realm)
+    for rate in (-5, 100.5, "NaN", "abc"):
+        bad = qbo.http.post(f"{qbo.url}/_control/realms/{qbo.realm}/tax", json={"enabled": True, "rate": rate})
+        assert bad.status_code == 400 and "error" in bad.json(), rate
+    panel = qbo.http.post(f"{qbo.url}/_control/panel/action",
+                          data={"realm": qbo.realm, "action": "tax", "enabled": "1", "rate": "-5"})
+    assert panel.status_code == 400 and "percentage from 0 to 100" in panel.text and "<h1>" in panel.text
+    after = next(r for r in qbo.control("GET", "realms") if r["realm_id"] == qbo.realm)
+    assert (after["tax_enabled"], after["tax_rate"]) == (before["tax_enabled"], before["tax_rate"])
+
+    unknown = qbo.http.get(f"{qbo.url}/_control/realms/123/stats")
+    assert unknown.status_code == 404 and "no company 123" in unknown.json()["error"]
+    assert qbo.http.get(f"{qbo.url}/_control/realms/123/requests").status_code == 404
+    assert "123" not in [r["realm_id"] for r in qbo.control("GET", "realms")], "reading made no company"
+
+    # a page of another site may neither post the panel's forms nor the JSON API
+    cross = qbo.http.post(f"{qbo.url}/_control/panel/action", data={"realm": qbo.realm, "action": "expire_all"},
+                          headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    as_text = qbo.http.post(f"{qbo.url}/_control/realms/{qbo.realm}/tokens/expire", content='{"refresh": true}',
+                            headers={"Content-Type": "text/plain"})
+    assert as_text.status_code == 415
+    assert qbo.http.post(f"{qbo.url}/_control/reset", headers={"Origin": "https://evil.example"}).status_code == 403
+    assert qbo.http.get(f"{qbo.url}/_control/realms/{qbo.realm}/stats").status_code == 200

@@ -694,3 +694,41 @@ def test_control_drive_lets_a_web_page_click_like_slack(bolt: SlackDriver, stand
         assert ctl.post("drive/click", json={**click, "action_id": "nope"}).status_code == 404
     _wait_for(lambda: standin.message(ERRORS_CHANNEL_ID, ts).edits)  # type: ignore[union-attr]
     assert standin.message(ERRORS_CHANNEL_ID, ts).text == "Retried by adam (entry:1002)"  # type: ignore[union-attr]
+
+
+def test_control_drive_refuses_other_sites_and_says_what_is_wrong_with_a_malformed_click(
+        bolt: SlackDriver, standin: SlackStandIn, server: StandInServer, client: WebClient) -> None:
+    ts = client.chat_postMessage(channel=ERRORS_CHANNEL_ID, text="JS-1002 failed", blocks=[
+        {"type": "actions", "elements": [button("retry", "Retry", "entry:1002")]}])["ts"]
+    click = {"action_id": "retry", "channel_id": ERRORS_CHANNEL_ID, "message_ts": ts, "user_id": ADMIN_USER_ID}
+    with httpx.Client(base_url=server.url + "/_control/") as ctl:
+        ctl.post("app", json={"app_url": bolt.app_url, "signing_secret": SECRET})
+        # what a page of another site can send without a CORS preflight: JSON as text/plain, or a form
+        as_text = ctl.post("drive/click", content=json.dumps(click), headers={"Content-Type": "text/plain"})
+        assert as_text.status_code == 415 and "application/json" in as_text.json()["error"]
+        as_form = ctl.post("drive/click", data={"action_id": "retry"})
+        assert as_form.status_code == 415
+        # what a browser says of a request from another site, even with JSON
+        cross = ctl.post("drive/click", json=click, headers={"Sec-Fetch-Site": "cross-site",
+                                                            "Origin": "https://evil.example"})
+        assert cross.status_code == 403 and "another site" in cross.json()["error"]
+        other_origin = ctl.post("drive/click", json=click, headers={"Origin": "https://evil.example"})
+        assert other_origin.status_code == 403 and "evil.example" in other_origin.json()["error"]
+        assert ctl.post("reset", headers={"Origin": "http://127.0.0.1:1"}).status_code == 403
+        assert not standin.message(ERRORS_CHANNEL_ID, ts).edits, "nothing reached the app"  # type: ignore[union-attr]
+
+        # malformed clicks: a 400 that says what is wrong, never a 500
+        for body, says in (({**click, "action_id": 5}, "'action_id' must be a string"),
+                           ({**click, "user_id": 5}, "'user_id' must be a string"),
+                           ({**click, "message_ts": None}, "'message_ts' must be a string"),
+                           ({**click, "value": {"entry": 1}}, "'value' must be a string"),
+                           ({k: v for k, v in click.items() if k != "channel_id"}, "needs 'channel_id'"),
+                           ({**click, "zzz": 1}, "takes no 'zzz'")):
+            answer = ctl.post("drive/click", json=body)
+            assert answer.status_code == 400 and says in answer.json()["error"], answer.text
+        assert ctl.post("drive/event", json={"event": "x"}).status_code == 400
+
+        # the stand-in's own page (same origin, JSON) still clicks
+        own = ctl.post("drive/click", json=click, headers={"Sec-Fetch-Site": "same-origin", "Origin": server.url})
+        assert own.status_code == 200 and own.json()["status"] == 200
+    _wait_for(lambda: standin.message(ERRORS_CHANNEL_ID, ts).edits)  # type: ignore[union-attr]

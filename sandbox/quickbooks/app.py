@@ -52,9 +52,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from sandbox.guard import FORM, refusal
 from sandbox.quickbooks.faults import QBOFault
 from sandbox.quickbooks.pages import consent_page, error_page, panel_page
 from sandbox.quickbooks.state import (
@@ -170,6 +171,10 @@ def _control(handler: Any) -> Any:
     """Wrap a control handler: JSON body in, JSON out, errors as 400/404 JSON (QBO faults as their reply)."""
 
     async def endpoint(request: Request) -> Response:
+        if request.method != "GET":
+            refused = refusal(request, await request.body())
+            if refused is not None:
+                return JSONResponse({"error": refused[1]}, status_code=refused[0])
         try:
             body = await _json(request) if request.method == "POST" else {}
             result = handler(_standin(request), request.path_params, dict(request.query_params), body)
@@ -296,7 +301,12 @@ async def panel(request: Request) -> Response:
 
 
 async def panel_action(request: Request) -> Response:
+    """A button of the panel: do it and go back to the panel (303) saying what was done; a value the stand-in
+    cannot take (a tax rate of -5) answers 400 with the panel and the reason. Forms from another site: 403."""
     standin = _standin(request)
+    refused = refusal(request, await request.body(), expected=FORM)
+    if refused is not None:
+        return PlainTextResponse(refused[1], status_code=refused[0])
     form = await _form(request)
     realm = form.get("realm") or DEFAULT_REALM
     action = form.get("action", "")
@@ -317,7 +327,11 @@ async def panel_action(request: Request) -> Response:
             created = standin.create_entity(realm, "Customer", {"DisplayName": value})
             message = f"Customer {created['Id']} {value} created"
         elif action == "tax":
-            standin.set_tax(realm, _truthy(form.get("enabled")), form.get("rate") or None)
+            try:
+                standin.set_tax(realm, _truthy(form.get("enabled")), form.get("rate") or None)
+            except ValueError as exc:
+                return HTMLResponse(panel_page(standin.snapshot(), standin.config_dict(), f"Not changed: {exc}"),
+                                    status_code=400)
             message = "automated sales tax " + ("on" if _truthy(form.get("enabled")) else "off")
         elif action == "clear_throttle":
             standin.clear_throttle(realm)

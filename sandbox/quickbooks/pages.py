@@ -103,7 +103,8 @@ def _realm_section(realm: dict[str, Any], limits: dict[str, Any]) -> str:
            f'(rate {realm["tax_rate"]}%) ')
     tax_form = (f'<form method="post" action="/_control/panel/action">'
                 f'{_hidden({"realm": rid, "action": "tax", "enabled": "0" if realm["tax_enabled"] else "1"})}'
-                f'rate <input type="text" name="rate" value="{realm["tax_rate"]}" style="width:5rem"> '
+                f'rate <input type="number" name="rate" min="0" max="100" step="any" value="{realm["tax_rate"]}" '
+                'style="width:5rem"> '
                 f'<button class="plain">Turn {"off" if realm["tax_enabled"] else "on"}</button></form>')
     valid = sum(1 for g in realm["tokens"] for t in g["access_tokens"] if t["valid"])
     objects = realm["objects"]

@@ -264,6 +264,13 @@ class QuickBooksStandIn:
             self.realms[realm_id] = state
         return state
 
+    def _existing(self, realm_id: str) -> RealmState:
+        """A company the stand-in has; KeyError (404 on the control API) for any other realm id."""
+        state = self.realms.get(str(realm_id))
+        if state is None:
+            raise KeyError(f"no company {realm_id} in the stand-in (POST /_control/realms creates one)")
+        return state
+
     def create_realm(self, realm_id: str, name: str | None = None) -> dict[str, Any]:
         """Create a company (or return the existing one's summary)."""
         with self._lock:
@@ -275,12 +282,17 @@ class QuickBooksStandIn:
             return [r.company.summary() for r in self.realms.values()]
 
     def set_tax(self, realm_id: str, enabled: bool, rate: float | str | None = None) -> dict[str, Any]:
-        """Turn a company's automated sales tax on or off, optionally with a new rate in percent (8.875)."""
+        """Turn a company's automated sales tax on or off, optionally with a new rate in percent (8.875).
+        Raises ValueError for a rate that is not a number from 0 to 100 (nothing is changed), KeyError for a
+        company the stand-in does not have."""
         with self._lock:
-            company = self._realm(realm_id).company
-            company.tax_enabled = bool(enabled)
+            company = self._existing(realm_id).company
             if rate is not None:
-                company.tax_rate = money(rate)
+                value = money(rate)
+                if not value.is_finite() or not 0 <= value <= 100:
+                    raise ValueError(f"the tax rate is a percentage from 0 to 100, not {rate}")
+                company.tax_rate = value
+            company.tax_enabled = bool(enabled)
             return company.summary()
 
     # --- objects, as a QBO user would see and change them ---------------------------------------------------
@@ -355,7 +367,7 @@ class QuickBooksStandIn:
         """``{"requests", "writes", "throttled", "in_flight", "window_used", "window_batches",
         "pending_failures", "pending_losses"}`` for the realm."""
         with self._lock:
-            state = self._realm(realm_id)
+            state = self._existing(realm_id)
             state.meter.prune(time.monotonic(), self.config.minute_seconds)
             return {
                 "requests": state.requests,
@@ -372,7 +384,7 @@ class QuickBooksStandIn:
         """The realm's recent API requests (up to 2000): ``{"time", "method", "path", "status", "requestid",
         "intuit_tid", "outcome"}``; outcome is one of ok, fault, auth, throttled, injected, lost, replayed."""
         with self._lock:
-            return [dict(e) for e in self._realm(realm_id).log]
+            return [dict(e) for e in self._existing(realm_id).log]
 
     def clear_throttle(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
         """Lift the rate limit now: empty the realm's throttle window."""

@@ -30,6 +30,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from sandbox.guard import refusal
 from sandbox.serve import RunningServer, serve_in_thread
 from sandbox.slack import config as cfg
 from sandbox.slack import oauth as slack_oauth
@@ -160,9 +161,15 @@ def _config_from(data: dict[str, Any]) -> SlackStandInConfig:
 
 
 async def control(request: Request) -> Response:
-    """Dispatch ``/_control/<path>``; each action is listed in this package's docstring (``__init__``)."""
+    """Dispatch ``/_control/<path>``; each action is listed in this package's docstring (``__init__``). A request
+    that changes something is refused when a page of another site sent it, or when its body is not JSON
+    (:mod:`sandbox.guard`)."""
     standin = _standin(request)
     path = request.path_params["path"].strip("/")
+    if request.method != "GET":
+        refused = refusal(request, await request.body())
+        if refused is not None:
+            return _bad(refused[1], refused[0])
     try:
         data = await _json(request) if request.method in ("POST", "PUT", "DELETE") else dict(request.query_params)
         if request.method == "POST" and path.startswith("drive/"):
@@ -175,23 +182,76 @@ async def control(request: Request) -> Response:
         return _bad(str(exc))
 
 
+_TEXT, _FLAG, _OBJECT, _NUMBER = "a string", "true or false", "a JSON object", "a number"
+_SIGNING = {"forge": _FLAG, "skew_s": _NUMBER, "retry_num": _NUMBER, "retry_reason": _TEXT}
+#: Each drive action: the SlackDriver method, its fields (what each must be) and the required ones.
+DRIVE_ACTIONS: dict[str, tuple[str, dict[str, str], frozenset[str]]] = {
+    "command": ("slash_command", {"command": _TEXT, "text": _TEXT, "user_id": _TEXT, "channel_id": _TEXT,
+                                  "team_id": _TEXT}, frozenset({"command"})),
+    "click": ("click", {"action_id": _TEXT, "channel_id": _TEXT, "message_ts": _TEXT, "user_id": _TEXT,
+                        "value": _TEXT, "selected_option": _OBJECT, "ephemeral": _FLAG, "team_id": _TEXT},
+              frozenset({"action_id", "channel_id", "message_ts"})),
+    "click_in_view": ("click_in_view", {"action_id": _TEXT, "user_id": _TEXT, "surface": _TEXT, "view_id": _TEXT,
+                                        "value": _TEXT, "selected_option": _OBJECT, "team_id": _TEXT},
+                      frozenset({"action_id"})),
+    "submit_view": ("submit_view", {"user_id": _TEXT, "view_id": _TEXT, "values": _OBJECT, "team_id": _TEXT,
+                                    "apply_ack": _FLAG}, frozenset()),
+    "app_home_opened": ("app_home_opened", {"user_id": _TEXT, "tab": _TEXT, "team_id": _TEXT, "event_id": _TEXT},
+                        frozenset()),
+    "event": ("event", {"event": _OBJECT, "team_id": _TEXT, "event_id": _TEXT, "event_time": _NUMBER},
+              frozenset({"event"})),
+}
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == _FLAG:
+        return isinstance(value, bool)
+    if kind == _OBJECT:
+        return isinstance(value, dict)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _drive_problem(action: str, data: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of a drive request (a sentence), or None."""
+    _method, fields, required = DRIVE_ACTIONS[action]
+    allowed = {**fields, **_SIGNING}
+    missing = sorted(required - data.keys())
+    if missing:
+        return f"drive/{action} needs '{missing[0]}' ({fields[missing[0]]})"
+    for name, value in data.items():
+        if name not in allowed:
+            return f"drive/{action} takes no '{name}'; it takes {', '.join(sorted(allowed))}"
+        if value is None and name not in required:
+            continue
+        if not _fits(value, allowed[name]):
+            return f"drive/{action}: '{name}' must be {allowed[name]}, not {json.dumps(value)[:60]}"
+    return None
+
+
 def _drive(standin: SlackStandIn, action: str, data: dict[str, Any]) -> Response:
     """Play Slack towards the app (for the demo page's buttons): ``command``, ``click``, ``click_in_view``,
-    ``submit_view``, ``app_home_opened``, ``event``. Arguments are those of :class:`SlackDriver`'s methods.
+    ``submit_view``, ``app_home_opened``, ``event``. Arguments are those of :class:`SlackDriver`'s methods
+    (:data:`DRIVE_ACTIONS`); anything else is refused with 400 and a sentence that says what is wrong.
     A command's immediate answer is shown as Slack shows it (see :meth:`SlackStandIn.apply_command_ack`)."""
     from sandbox.slack.driver import SlackDriver
 
     app_url = data.pop("app_url", None) or standin.config.app_url
     secret = data.pop("signing_secret", None) or standin.config.signing_secret
-    if not app_url or not secret:
+    if not isinstance(app_url, str) or not isinstance(secret, str) or not app_url or not secret:
         return _bad("set the app first: POST /_control/app {app_url, signing_secret}", 409)
-    methods = {"command": "slash_command", "click": "click", "click_in_view": "click_in_view",
-               "submit_view": "submit_view", "app_home_opened": "app_home_opened", "event": "event"}
-    if action not in methods:
-        return _bad(f"no drive action {action}", 404)
+    if action not in DRIVE_ACTIONS:
+        return _bad(f"no drive action {action}: one of {', '.join(DRIVE_ACTIONS)}", 404)
+    problem = _drive_problem(action, data)
+    if problem is not None:
+        return _bad(problem)
+    data = {k: v for k, v in data.items() if v is not None}
     with SlackDriver(app_url, secret, standin) as driver:
         try:
-            result = getattr(driver, methods[action])(**data)
+            result = getattr(driver, DRIVE_ACTIONS[action][0])(**data)
+        except KeyError as exc:
+            return _bad(f"not found: {exc.args[0] if exc.args else exc}", 404)
         except LookupError as exc:
             return _bad(str(exc), 404)
         except httpx.HTTPError as exc:
