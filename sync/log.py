@@ -33,6 +33,11 @@ ENTITY_ALIASES = {"contacts": "contact", "customer": "contact", "customers": "co
                   "invoices": "invoice", "payments": "payment"}
 
 
+#: Status and entity words that change in the plural (info, synced and pending do not).
+_PLURALS = {"error": "errors", "warning": "warnings", "contact": "contacts", "item": "items", "invoice": "invoices",
+            "payment": "payments"}
+
+
 class FilterError(ValueError):
     """A filter word could not be understood; the message says which and what is allowed."""
 
@@ -53,12 +58,17 @@ class LogFilter:
     open_only: bool = False
     include_pending: bool = False
 
-    def describe(self) -> str:
-        """A short human description (for headings), e.g. "errors · invoice · since 2026-11-23"."""
+    def describe(self, count: int | None = None) -> str:
+        """A short human description (for headings), e.g. "error · invoice · since 2026-11-23 00:00 UTC".
+
+        With ``count`` (how many entries the heading is over), statuses and entities take its number: "errors ·
+        invoices" for none or several, "error · invoice" for one."""
         parts: list[str] = []
         if self.open_only:
             parts.append("open")
-        parts += list(self.statuses) + list(self.kinds) + list(self.entities)
+        many = count is not None and count != 1
+        parts += [_PLURALS.get(w, w) if many else w for w in self.statuses] + list(self.kinds)
+        parts += [_PLURALS.get(w, w) if many else w for w in self.entities]
         if self.direction:
             parts.append(self.direction)
         if self.since:

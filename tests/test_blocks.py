@@ -536,6 +536,19 @@ def _log_entries(n: int, start: int = 10_000) -> list[SyncLogEntry]:
     return out
 
 
+def test_log_page_heading_takes_the_number_of_its_entries() -> None:
+    flt = LogFilter(statuses=("error",), entities=("invoice",))
+
+    def heading(n: int) -> str:
+        page = Page(entries=_log_entries(n, start=60), next_before=None, prev_after=None, filter=flt)
+        msg = valid(log_page(page, tz=TZ, filter_text="errors entity:invoice", connection_id=7))
+        return str(msg["blocks"][0]["text"]["text"])
+
+    assert heading(1) == "Sync log: error · invoice"
+    assert heading(2) == "Sync log: errors · invoices"
+    assert heading(0) == "Sync log: errors · invoices"
+
+
 def test_log_page_lists_entries_with_cursors_and_actions() -> None:
     entries = _log_entries(3, start=60)
     entries[2].resolved_at = T0
@@ -544,7 +557,7 @@ def test_log_page_lists_entries_with_cursors_and_actions() -> None:
                          filter_text="errors entity:invoice", connection_id=7))
     seen = visible(msg)
     assert msg["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "emoji": True,
-                                                             "text": "Sync log: error · invoice"}}
+                                                             "text": "Sync log: errors · invoices"}}
     assert "3 entries, newest first · filter `errors entity:invoice`" in seen
     assert (":red_circle: *Invoice INV-0* · Authentication expired · Push · Nov 30 9:05 AM EST\n"
             "0: Something & <else>") in seen

@@ -193,6 +193,7 @@ def test_a_plain_member_is_refused(live: Any, page: Any) -> None:
     page.goto(live.url)
     page.locator("#user-picker").select_option(slack_cfg.MEMBER_USER_ID)
     expect(page.locator("#role-note")).to_contain_text("plain member")
+    expect(page.locator("#role-note")).to_contain_text("needs Owner or Admin permissions")  # the help article's words
     mismatch = channel_message(page, "Total mismatch").first  # stays open until JobsiteOn's tax rate changes
     mismatch.get_by_role("button", name="Retry").click()
     refusal = page.locator("#messages > .msg.ephemeral", has_text="Owner or Admin").last
@@ -220,13 +221,28 @@ def test_the_page_says_when_it_lost_the_connection_and_recovers(live: Any, page:
     from playwright.sync_api import expect
 
     page.goto(live.url)
-    expect(channel_message(page, "Duplicate record").first).to_be_visible()
+    expect(channel_message(page, "Total mismatch").first).to_be_visible()
     lost = page.locator("#connection")
     expect(lost).to_be_hidden()
     page.route("**/_control/version", lambda route: route.abort())  # the demo stopped answering
     expect(lost).to_be_visible()
     expect(lost).to_contain_text("Connection to the Slack stand-in lost")
     expect(lost).to_contain_text("retrying")
-    expect(channel_message(page, "Duplicate record").first).to_be_visible()  # the page is kept as it was
+    expect(channel_message(page, "Total mismatch").first).to_be_visible()  # the page is kept as it was
     page.unroute("**/_control/version")  # it answers again
     expect(lost).to_be_hidden()
+
+
+def test_each_message_shows_the_colour_of_its_status(live: Any, page: Any) -> None:
+    """The help article: error (red), warning (yellow). syncbot's messages are Block Kit without legacy
+    attachments, so the colour is the status emoji that opens the message, drawn in colour by the page."""
+    from playwright.sync_api import expect
+
+    page.goto(live.url)
+    not_found = channel_message(page, "Record not found").first
+    expect(not_found.locator('[data-emoji="red_circle"]').first).to_be_visible()
+    mismatch = channel_message(page, "Total mismatch").first
+    expect(mismatch.locator('[data-emoji="large_yellow_circle"]').first).to_be_visible()
+    red = not_found.locator('[data-emoji="red_circle"] circle').first.get_attribute("fill")
+    yellow = mismatch.locator('[data-emoji="large_yellow_circle"] circle').first.get_attribute("fill")
+    assert (red, yellow) == ("#e01e5a", "#ecb22e")

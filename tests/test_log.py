@@ -202,6 +202,15 @@ def test_the_documented_example_and_its_description() -> None:
     assert parse_filter("open", now=NOW).describe() == "open"
 
 
+@pytest.mark.parametrize(("count", "heading"), [(None, "open · error · warning · duplicate · invoice · item"),
+                                                (1, "open · error · warning · duplicate · invoice · item"),
+                                                (0, "open · errors · warnings · duplicate · invoices · items"),
+                                                (6, "open · errors · warnings · duplicate · invoices · items")])
+def test_describe_takes_the_number_of_the_count(count: int | None, heading: str) -> None:
+    f = parse_filter("open errors warnings kind:duplicate invoices items", now=NOW)
+    assert f.describe(count) == heading
+
+
 @pytest.mark.parametrize(("words", "message"), [
     ("entity:vendor", "unknown entity 'vendor': use contact, item, invoice or payment"),
     ("entity:", "'entity:' has no value"),

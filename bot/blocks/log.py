@@ -92,7 +92,8 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
     """The ``/sync-log`` answer for one :class:`sync.log.Page` (entries newest first, cursors, filter)."""
     entries = list(attr(page, "entries", []))
     flt = attr(page, "filter")
-    described = flt.describe() if flt is not None and hasattr(flt, "describe") else (filter_text or "all entries")
+    described = (flt.describe(len(entries)) if flt is not None and hasattr(flt, "describe")
+                 else (filter_text or "all entries"))
     conn = connection_id if connection_id is not None else attr(flt, "connection_id") if flt is not None else None
     blocks: list[Block | None] = [header(f"Sync log: {described}")]
     words = f" · filter `{mrkdwn(filter_text, 300)}`" if filter_text.strip() else ""

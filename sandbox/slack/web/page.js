@@ -416,7 +416,8 @@ function renderChrome() {
   picker.value = view.user;
   const me = userById(view.user);
   $("#role-note").textContent = me ? (roleOf(me) === "Member" ?
-    "A plain member: syncbot refuses changes." : `${roleOf(me)}: may retry, reconnect and fix.`) : "";
+    "A plain member: retrying and fixing sync errors needs Owner or Admin permissions." :
+    `${roleOf(me)}: may retry, reconnect and fix sync errors.`) : "";
   $("#workspace-name").textContent = state.team?.name || "Slack";
   $("#channel-list").innerHTML = state.channels.filter((c) => !c.is_archived).map((c) =>
     `<li><a href="#" class="side-item${c.id === view.channel && view.surface === "channel" ? " active" : ""}` +
