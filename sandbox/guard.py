@@ -7,6 +7,8 @@ as Slack signs it (CSRF). So a request that changes something is refused
 
 - with 403 when a browser says it comes from another origin: ``Sec-Fetch-Site`` other than ``same-origin`` or
   ``none`` (typed in the address bar), or an ``Origin`` that is not this server's own;
+- with 403 when its ``Host`` is not a loopback name (127.x.x.x, ``localhost``, ``[::1]``): a site that points
+  its own domain at 127.0.0.1 (DNS rebinding) is then same-origin to the browser, but names itself in ``Host``;
 - with 415 when its body is not of the expected type (JSON for the control APIs, a form for the QuickBooks
   panel): a cross-origin page cannot send ``application/json`` without a CORS preflight, which the stand-ins
   never grant.
@@ -30,6 +32,10 @@ def refusal(request: Request, body: bytes, expected: str = JSON) -> tuple[int, s
     """Why a request that changes state must be refused, as (HTTP status, message); None when it may go on.
 
     ``body`` is the request's raw body (an empty body needs no Content-Type); ``expected``: its media type."""
+    host = request.headers.get("host", "").lower()
+    hostname = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    if not (hostname in ("localhost", "::1") or hostname.startswith("127.")):
+        return 403, f"refused: the stand-in answers loopback names only, not Host {host[:80]!r}"
     site = request.headers.get("sec-fetch-site")
     if site is not None and site.lower() not in ("same-origin", "none"):
         return 403, (f"refused: a page of another site may not drive the stand-in (Sec-Fetch-Site: {site}); "

@@ -715,6 +715,11 @@ def test_control_drive_refuses_other_sites_and_says_what_is_wrong_with_a_malform
         other_origin = ctl.post("drive/click", json=click, headers={"Origin": "https://evil.example"})
         assert other_origin.status_code == 403 and "evil.example" in other_origin.json()["error"]
         assert ctl.post("reset", headers={"Origin": "http://127.0.0.1:1"}).status_code == 403
+        # DNS rebinding: a site whose name resolves to 127.0.0.1 is same-origin to the browser, but not loopback
+        port = server.url.rsplit(":", 1)[1]
+        rebound = ctl.post("drive/click", json=click, headers={"Host": f"evil.example:{port}",
+                                                              "Origin": f"http://evil.example:{port}"})
+        assert rebound.status_code == 403 and "loopback" in rebound.json()["error"]
         assert not standin.message(ERRORS_CHANNEL_ID, ts).edits, "nothing reached the app"  # type: ignore[union-attr]
 
         # malformed clicks: a 400 that says what is wrong, never a 500
@@ -732,3 +737,4 @@ def test_control_drive_refuses_other_sites_and_says_what_is_wrong_with_a_malform
         own = ctl.post("drive/click", json=click, headers={"Sec-Fetch-Site": "same-origin", "Origin": server.url})
         assert own.status_code == 200 and own.json()["status"] == 200
     _wait_for(lambda: standin.message(ERRORS_CHANNEL_ID, ts).edits)  # type: ignore[union-attr]
+    assert httpx.post(f"{server.url}/_control/reset", headers={"Host": f"localhost:{port}"}).status_code == 200
