@@ -41,7 +41,10 @@ Order of decision in :func:`diagnose`:
    decision: every call of the connection fails until someone acts, so it must be one connection-wide
    incident with the Reconnect path, and the ``hint`` says the app's credentials (configuration) must
    be checked before reconnecting.
-   ``invalid_token`` / ``access_denied`` → auth_expired. Any other OAuth error → unknown.
+   ``invalid_token`` / ``access_denied`` → auth_expired. **Under a 5xx status** none of them is believed: a
+   server error says nothing of the token (the rule of 3200 below) → unknown, and the refresh is tried again
+   later instead of asking for a reconnect. An error named like a throttle → rate_limited. Any other OAuth
+   error → unknown.
 4. **A Fault** (any key case, JSON or XML with or without namespace prefixes, at any HTTP status): every
    error is kept, each is classified by :func:`classify_error`, and the Fault's kind is the most specific
    of them (precedence below). Shapes read alike: ``Error`` as a list, a single object or strings; a list
@@ -50,6 +53,12 @@ Order of decision in :func:`diagnose`:
    empty or missing) has only its type to go by, and a type names no record problem: an
    authentication / authorization (401/403) / throttling type gives its connection-wide kind, anything
    else (ValidationFault included) is **unknown**, never validation (there is no field to fill).
+   **4b. The Intuit API gateway's own error format** (answered before the request reaches QuickBooks, at any
+   status: 401, 403, 400, 404, 500, 502...): ``{"code": "AuthenticationFailed", "type": "INPUT", "message",
+   "detail", "moreInfo"}`` (keys in any case), the same object inside ``{"error": {...}}`` or ``{"errors":
+   [...]}`` (and the XML ``<Error><code>..</code>..</Error>`` that converts to it), and an API-gateway fault
+   ``{"fault": {"faultstring": "...", "detail": {"errorcode": "..."}}}``. Each is read as a Fault whose error
+   has that named code, message and detail (``moreInfo`` kept), so the rules of named codes below decide.
 5. **A batch answer** (``BatchItemResponse``, HTTP 200 even when items fail): each ``bId`` gets its own
    Diagnosis in ``items``, and **no item is ok unless it carries an answer**:
 
@@ -72,10 +81,10 @@ Order of decision in :func:`diagnose`:
 6. Anything else: a 2xx → ok (``kind None``; CDC and query answers included, a deleted object in a
    CDC answer is the engine's business via :func:`diagnose_deleted`); an empty 2xx body is ok (the
    revoke endpoint answers so). A non-2xx **plain-text** body naming ``errorCode=NNNN``
-   (``message=ThrottleExceeded; errorCode=003001; statusCode=403``) is read as a Fault with that one
-   error. A non-2xx without a readable fault (empty, truncated, HTML gateway or maintenance pages, a
-   lone XML declaration) → **unknown**, with the HTTP status and the raw text (trimmed, tags stripped
-   for HTML) in ``details``. An unreadable 2xx body → unknown as well. **A binary body** (gzip, PNG,
+   (``message=ThrottleExceeded; errorCode=003001; statusCode=403``), or starting ``message=Name;``, is read as
+   a Fault with that one error. A non-2xx without a readable fault (empty, truncated, HTML gateway or
+   maintenance pages, a lone XML declaration) → **unknown**, with the HTTP status and the raw text (trimmed,
+   tags stripped for HTML) in ``details``. An unreadable 2xx body → unknown as well. **A binary body** (gzip, PNG,
    JPEG, zip, PDF... by their leading bytes, or bytes with NULs that are not UTF-16/32, or mostly
    control characters) is never shown: ``details`` says ``binary body (gzip, N bytes, content-type
    X)``. Bodies are decoded by :func:`sync.providers.qbo_wire.decode_body`: BOMs (UTF-8/16/32), UTF-16
@@ -102,10 +111,26 @@ Order of decision in :func:`diagnose`:
   says: in Intuit's error code list it is one of the *General Error Codes* (600-1999), about the size of
   the batch request syncbot built, not a field of the record (DESIGN.md: "error 1040 when too large").
   The ``hint`` says so; Retry sends the record alone.
+* **Named codes** (not numbers: the gateway's ``code``, an ``errorcode`` of a gateway fault, or the name of a
+  ``message=ThrottleExceeded; statusCode=429`` message without an ``errorCode``) are read by their words, in
+  any case and with any separators (``AuthenticationFailed``, ``AUTHENTICATION_FAILED``,
+  ``oauth.v2.InvalidAccessToken``), status and name together:
+
+  - a throttle (``ThrottleExceeded``, ``TooManyRequests``, ``RateLimitExceeded``, ``QuotaExceeded``,
+    ``SpikeArrestViolation``...) → rate_limited, at any status (as 3001);
+  - about the token (``AuthenticationFailed``, ``Unauthorized``, ``InvalidToken``, ``TokenExpired``,
+    ``InvalidAccessToken``...) → auth_expired at any status but 5xx; under 5xx → unknown (as 3200);
+  - an authorization refusal (``AuthorizationFailed``, ``ApplicationAuthorizationFailed``, ``AccessDenied``,
+    ``InsufficientScope``) → auth_expired with 401/403 (as 3100: the connected user's role or the app's
+    scope, which a reconnect by an admin fixes), or under another non-5xx status when its message or detail
+    speaks of the token (token, bearer, expired, revoked, scope, credentials); otherwise unknown;
+  - any other name (``ResourceNotFound``, ``MethodNotAllowed``, ``BadGateway``...) → the fault type decides
+    (below), else unknown, with the code, message and detail in ``details``.
 * A missing code is read from ``errorCode=003200`` in the message or detail when present. **Every**
   ``errorCode=NNNN`` (also ``errorCode: NNNN``) in a message or detail is listed in ``codes`` beside
   the error's own code (normalised, once per error).
-* Any other code: the fault type decides: ValidationFault → validation; AuthenticationFault /
+* Any other code: the fault type decides (read by its prefix, so a misspelt ``AuthorizatonFault`` is
+  still one): ValidationFault → validation; AuthenticationFault /
   AUTHENTICATION → auth_expired (unless 5xx); AuthorizationFault with 401/403 → auth_expired;
   ThrottlingFault (any type starting "Throttl") → rate_limited; SystemFault, SERVICE and anything
   else → unknown.
@@ -132,7 +157,9 @@ with an optional prefix like ``x_``/``oauth_``; any case) in every form — ``ke
 ``"key": "v"``, ``\"key\":\"v\"`` (JSON inside a string), ``<key>v</key>`` (with namespace prefixes),
 quoted values cut short included —; the ``Authorization``, ``Proxy-Authorization``, ``Cookie`` and
 ``Set-Cookie`` header values to the end of their line; ``Bearer``/``Basic``/``Digest`` credentials; JWTs;
-Intuit refresh tokens. ``SyncToken``, ``token_type``, ``intuit_tid`` and request ids are kept. The
+Intuit refresh tokens. ``SyncToken``, ``token_type``, ``intuit_tid`` and request ids are kept, and so are
+sentences about tokens (``Malformed bearer token: too short or too long``: after ``key:`` a short word followed
+by more words is prose, and ``bearer token`` / ``Basic authentication`` are not credentials). The
 Slack side escapes ``details`` for mrkdwn (``&``, ``<``, ``>``). ``intuit_tid`` comes from the response
 header and is also appended to ``details`` (support asks for it, DESIGN.md); ``retry_after`` is the
 Retry-After header in seconds (number or HTTP date), None when absent (DESIGN.md: QBO documents none;
@@ -484,10 +511,48 @@ def _text(value: Any) -> str | None:
 
 def _fault_family(fault_type: str | None) -> str:
     t = (fault_type or "").lower()
-    for family in ("authentication", "authorization", "validation", "system", "throttl"):
-        if t.startswith(family):
+    # prefixes, so that a misspelt type ("AuthorizatonFault", seen in a real 500) still reads as its family
+    for prefix, family in (("authent", "authentication"), ("authori", "authorization"), ("validation", "validation"),
+                           ("system", "system"), ("throttl", "throttl")):
+        if t.startswith(prefix):
             return family
     return t
+
+
+#: Named (not numeric) codes, read by their words once lower-cased with every separator dropped
+#: (``ThrottleExceeded``, ``AUTHENTICATION_FAILED``, ``oauth.v2.InvalidAccessToken`` alike): see the rules.
+_NAMED_THROTTLE = re.compile(r"throttl|ratelimit|toomanyrequests|quota|spikearrest|requestlimit")
+_NAMED_TOKEN = re.compile(
+    r"authenticat|unauthori[sz]|invalidtoken|tokenexpired|expiredtoken|accesstoken|bearertoken|invalidgrant"
+    r"|tokenrevoked|revokedtoken|tokeninvalid|badtoken|notoken|missingtoken"
+)
+_NAMED_AUTHORIZATION = re.compile(r"authori[sz]|accessdenied|insufficientscope|invalidscope|permissiondenied")
+#: Words of a message or detail that put an authorization refusal on the token ("Malformed bearer token",
+#: "Token expired", "scope").
+_ABOUT_TOKEN = re.compile(r"\btoken|\bbearer\b|\bexpired\b|\brevoked\b|\bscopes?\b|credential", re.I)
+_NAMED_MESSAGE = re.compile(r"\s*message\s*=\s*([A-Za-z][A-Za-z0-9_.-]{2,60})\s*(?:;|$)")
+
+
+def _squash(code: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", code.lower())
+
+
+def _named_kind(code: str, http_status: int | None, text: str) -> Kind | None:
+    """The kind of a named code (the gateway's ``AuthenticationFailed``, ``ThrottleExceeded``...), None when its
+    name says nothing. Status and name are read together, as for the numeric codes."""
+    name = _squash(code)
+    if not name or name.isdigit():
+        return None
+    server_error = http_status is not None and http_status >= 500
+    if _NAMED_THROTTLE.search(name):
+        return Kind.RATE_LIMITED
+    if _NAMED_TOKEN.search(name):
+        return Kind.UNKNOWN if server_error else Kind.AUTH_EXPIRED
+    if _NAMED_AUTHORIZATION.search(name):
+        if server_error:
+            return Kind.UNKNOWN
+        return Kind.AUTH_EXPIRED if http_status in (401, 403) or _ABOUT_TOKEN.search(text) else Kind.UNKNOWN
+    return None
 
 
 def classify_error(error: FaultError, http_status: int | None = None, fault_type: str | None = None) -> Kind:
@@ -501,6 +566,9 @@ def classify_error(error: FaultError, http_status: int | None = None, fault_type
     if code is None:
         m = _ERROR_CODE_IN_TEXT.search(error.message or "") or _ERROR_CODE_IN_TEXT.search(error.detail or "")
         code = m.group(1) if m else None
+    if code is None:  # "message=ThrottleExceeded; statusCode=429" without an errorCode: the name is the code
+        named = _NAMED_MESSAGE.match(error.message or "")
+        code = named.group(1) if named else None
     server_error = http_status is not None and http_status >= 500
     text = " ".join(t for t in (error.message, error.detail) if t)
     if code == "3100":
@@ -515,6 +583,9 @@ def classify_error(error: FaultError, http_status: int | None = None, fault_type
         return _CODE_KIND[code]
     if code in _OWN_REQUEST_CODES:
         return Kind.UNKNOWN
+    named_kind = _named_kind(code, http_status, text) if code is not None else None
+    if named_kind is not None:
+        return named_kind
     family = _fault_family(fault_type)
     if family == "throttl":
         return Kind.RATE_LIMITED
@@ -592,10 +663,17 @@ _XML_SECRET = re.compile(
     re.I,
 )
 _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b(Bearer|Basic|Digest)\s+[A-Za-z0-9._~+/=:-]{6,}", re.I), r"\1 [redacted]"),
+    # not the prose "Malformed bearer token: too short" (the gateway's own words) nor "Basic authentication"
+    (re.compile(r"\b(Bearer|Basic|Digest)\s+(?!(?:tokens?|auth\w*|credentials?|realm|scheme)\b)"
+                r"[A-Za-z0-9._~+/=:-]{6,}", re.I), r"\1 [redacted]"),
     (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"), "[redacted]"),  # JWT / JWE
     (re.compile(r"\bAB11\d{9,}[A-Za-z0-9]{8,}"), "[redacted]"),  # Intuit refresh tokens
 )
+
+
+#: An unquoted value after ``key:`` that is a short word followed by more lower-case words is prose.
+_PROSE_VALUE = re.compile(r"[A-Za-z][a-z]{0,7}\Z")
+_PROSE_NEXT = re.compile(r" [a-z]{2,}\b")
 
 
 def _redact_key_value(m: re.Match[str]) -> str:
@@ -603,6 +681,8 @@ def _redact_key_value(m: re.Match[str]) -> str:
     key = m.group("key") if group == "value" else m.group("ckey")
     sep = m.group("sep") if group == "value" else m.group("csep")
     value = m.group(group)
+    if _PROSE_VALUE.match(value) and ":" in sep and "=" not in sep and _PROSE_NEXT.match(m.string, m.end(group)):
+        return m.group(0)  # "token: too short or too long" is a sentence about a token, not a token
     head = m.string[m.start(group) : m.start(group) + 24]
     if re.match(r"(?:\\?[\"']|&quot;)?\s*(?:[\w-]+\s+)?\[redacted\]", head):  # a second pass changes nothing
         return m.group(0)
@@ -692,8 +772,12 @@ def _error_line(e: FaultError) -> str:
     det = _collapse(_strip_markup(_redact(e.detail or "")))
     both = msg and det and not det.lower().startswith(msg.lower())
     text = f"{msg} — {det}" if both else (det or msg or "(no message)")
-    parts = [e.code, text] if e.code else [text]
-    line = " ".join(parts)
+    if not e.code:
+        line = text
+    elif e.code.isdigit():
+        line = f"{e.code} {text}"
+    else:  # a named code reads as a heading: "AuthenticationFailed: Malformed bearer token"
+        line = f"{e.code}: {text}" if text != "(no message)" else e.code
     if e.element and e.element not in line:
         line += f" (field: {e.element})"
     return line
@@ -772,8 +856,63 @@ def _as_fault(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
+#: Keys of the Intuit API gateway's own error object (``{"code", "type", "message", "detail", "moreInfo"}``), in
+#: lower case; besides ``code``, one of these must be there for an object to be read as one.
+_GATEWAY_KEYS = frozenset({"type", "message", "detail", "moreinfo", "description", "status"})
+
+
+def _gateway_error(value: Any, *, wrapped: bool) -> dict[str, Any] | None:
+    """One gateway error object read as a Fault error (``code``, ``Message``, ``Detail``), None when it is not one:
+    a named or numeric ``code`` (or ``errorCode``) beside a type, message or detail (beside a message only, inside
+    an ``error``/``errors`` wrapper), every value a scalar."""
+    if not isinstance(value, Mapping):
+        return None
+    lower = {k.lower(): v for k, v in value.items() if isinstance(k, str)}
+    code = next((lower[k] for k in ("code", "errorcode", "error_code") if lower.get(k) not in (None, "")), None)
+    if code is None or isinstance(code, bool) or not isinstance(code, str | int | float):
+        return None
+    if any(isinstance(v, Mapping | list) for v in lower.values()):
+        return None
+    others = {"message", "detail", "description"} if wrapped else _GATEWAY_KEYS
+    if not others & lower.keys():
+        return None
+    detail = _text(lower.get("detail")) or _text(lower.get("description"))
+    more = _text(lower.get("moreinfo"))
+    if more and more not in (detail or ""):
+        detail = f"{detail} ({more})" if detail else more
+    return {"code": code, "Message": _text(lower.get("message")), "Detail": detail}
+
+
+def _gateway_fault(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Intuit API gateway's own error format read as a Fault (rule 4b), None when ``data`` is not one.
+
+    Shapes: ``{"code": "AuthenticationFailed", "type": "INPUT", "message", "detail", "moreInfo"}`` (Intuit's
+    "gateway error response format"), the same inside ``{"error": {...}}`` or ``{"errors": [...]}`` (also what an
+    XML ``<Error><code>..</code>...</Error>`` converts to)."""
+    direct = _gateway_error(data, wrapped=False)
+    if direct is not None:
+        lower = {k.lower(): v for k, v in data.items() if isinstance(k, str)}
+        return {"type": _text(lower.get("type")), "Error": [direct], "_gateway": True}
+    for key, value in data.items():
+        if not isinstance(key, str) or key.lower() not in ("error", "errors"):
+            continue
+        items = [_gateway_error(v, wrapped=True) for v in _listify(value)]
+        if items and all(i is not None for i in items):
+            types = [_text(v.get("type")) for v in _listify(value) if isinstance(v, Mapping)]
+            return {"type": next((t for t in types if t), None), "Error": items, "_gateway": True}
+    return None
+
+
 def _fault_errors(fault: Mapping[str, Any]) -> list[FaultError]:
     errors: list[FaultError] = []
+    if fault.get("Error") in (None, [], "") and any(isinstance(k, str) and k.lower() == "faultstring" for k in fault):
+        # an API-gateway fault: {"fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "..."}}}
+        lower = {k.lower(): v for k, v in fault.items() if isinstance(k, str)}
+        detail = lower.get("detail")
+        inner = {k.lower(): v for k, v in detail.items() if isinstance(k, str)} if isinstance(detail, Mapping) else {}
+        code = inner.get("errorcode") if isinstance(inner.get("errorcode"), str | int) else None
+        shown = _text(detail) if isinstance(detail, str) else None
+        return [FaultError(_norm_code(code), _text(lower.get("faultstring")), shown, None)]
     for e in _listify(fault.get("Error")):
         if isinstance(e, str) and e.strip():  # "Error": ["text"]
             errors.append(FaultError(None, _text(e), None, None))
@@ -795,13 +934,16 @@ def _fault_errors(fault: Mapping[str, Any]) -> list[FaultError]:
 
 
 def _error_codes(error: FaultError) -> list[str]:
-    """The error's code and every ``errorCode=NNNN`` its message or detail names, normalised, once each."""
+    """The error's code and every ``errorCode=NNNN`` its message or detail names, normalised, once each; without
+    either, the name of a ``message=Name;`` message."""
     out = [error.code] if error.code else []
     for text in (error.message, error.detail):
         for m in _ERROR_CODE_IN_TEXT.finditer((text or "")[:MARKUP_SCAN_LIMIT]):
             code = _norm_code(m.group(1))
             if code and code not in out:
                 out.append(code)
+    if not out and (named := _NAMED_MESSAGE.match(error.message or "")):
+        out.append(named.group(1))
     return out
 
 
@@ -821,7 +963,11 @@ def _from_fault(
         bare = classify_error(FaultError(None, None, None, None), status, fault_type)
         kind = bare if bare in (Kind.AUTH_EXPIRED, Kind.RATE_LIMITED) else Kind.UNKNOWN
         lines = [f"{fault_type or 'A'} fault without any error."]
-    if kind is Kind.UNKNOWN:
+    gateway = fault.get("_gateway") or any(isinstance(k, str) and k.lower() == "faultstring" for k in fault)
+    if kind is Kind.UNKNOWN and gateway:
+        lines.insert(0, f"{_reason(status)} from the Intuit API gateway" + (f" ({fault_type})" if fault_type else "")
+                     + ":" if status else "")
+    elif kind is Kind.UNKNOWN:
         lines.insert(0, f"{_reason(status)}, {fault_type or 'no'} fault:" if status else "")
     return Diagnosis(
         kind=kind,
@@ -909,7 +1055,9 @@ def _from_oauth_error(
     error, description = fields
     name = _oauth_name(error, description)
     kind = Kind.AUTH_EXPIRED if name in _OAUTH_AUTH_ERRORS else Kind.UNKNOWN
-    if status == 429:
+    if kind is Kind.AUTH_EXPIRED and status >= 500:  # a server error: the token is not known to be bad
+        kind = Kind.UNKNOWN
+    if status == 429 or _NAMED_THROTTLE.search(_squash(name)):
         kind = Kind.RATE_LIMITED
     where = "Intuit OAuth server" + (f" ({endpoint} endpoint)" if endpoint != "api" else "")
     line = f"{where}: {error or name or 'error'}" + (f" — {description}" if description else "")
@@ -1054,9 +1202,12 @@ def _from_batch(
 
 
 def _text_fault(text: str) -> Mapping[str, Any] | None:
-    """A plain-text (not HTML) body that names ``errorCode=NNNN`` read as a Fault with that one error, so
-    ``message=ThrottleExceeded; errorCode=003001; statusCode=403`` sent as text is still a throttle."""
-    if not text.strip() or is_html(text) or not _ERROR_CODE_IN_TEXT.search(text[:MARKUP_SCAN_LIMIT]):
+    """A plain-text (not HTML) body that names ``errorCode=NNNN``, or starts ``message=Name;``, read as a Fault with
+    that one error, so ``message=ThrottleExceeded; errorCode=003001; statusCode=403`` sent as text is still a
+    throttle."""
+    if not text.strip() or is_html(text):
+        return None
+    if not _ERROR_CODE_IN_TEXT.search(text[:MARKUP_SCAN_LIMIT]) and not _NAMED_MESSAGE.match(text):
         return None
     return {"Error": [{"Message": _collapse(text[:MARKUP_SCAN_LIMIT])}]}
 
@@ -1159,6 +1310,8 @@ def diagnose(
     fault = _as_fault(mapping.get("Fault")) if mapping is not None else None
     batch = mapping.get("BatchItemResponse") if mapping is not None else None
     oauth = _oauth_fields(mapping) if mapping is not None and fault is None and batch is None else None
+    if mapping is not None and fault is None and batch is None and oauth is None:
+        fault = _gateway_fault(mapping)  # the gateway's own {"code", "type", "detail"}: read as a Fault
 
     if status == 401 or status == 429:
         kind = Kind.AUTH_EXPIRED if status == 401 else Kind.RATE_LIMITED

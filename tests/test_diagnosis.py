@@ -1335,3 +1335,113 @@ def test_diagnose_command_takes_bids_and_headers() -> None:
     assert binary.exit_code == 0 and "binary body (gzip" in json.loads(binary.output)["details"]
     bad = runner.invoke(app, ["diagnose", "--status", "500", "--header", "no colon here", "-"], input="{}")
     assert bad.exit_code == 2
+
+
+# -- the Intuit API gateway's own error format, and named codes
+
+
+def gateway(code: str, detail: str | None = "Malformed bearer token: too short or too long",
+            error_type: str = "INPUT") -> str:
+    return json.dumps({"code": code, "type": error_type, "message": None, "detail": detail, "moreInfo": None})
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (401, gateway("AuthenticationFailed"), Kind.AUTH_EXPIRED),
+        (403, gateway("AuthenticationFailed"), Kind.AUTH_EXPIRED),
+        (400, gateway("AuthenticationFailed"), Kind.AUTH_EXPIRED),
+        (500, gateway("AuthenticationFailed"), Kind.UNKNOWN),  # a server error says nothing of the token
+        (502, gateway("AuthenticationFailed"), Kind.UNKNOWN),
+        (403, gateway("AuthorizationFailed", "Application authorization failed: insufficient user access role"),
+         Kind.AUTH_EXPIRED),
+        (400, gateway("AuthorizationFailed", "The token was revoked"), Kind.AUTH_EXPIRED),
+        (400, gateway("AuthorizationFailed", "Not allowed for this company"), Kind.UNKNOWN),
+        (500, gateway("AuthorizationFailed", "The token was revoked"), Kind.UNKNOWN),
+        (403, gateway("ThrottleExceeded", "The request limit was reached.", "SYSTEM"), Kind.RATE_LIMITED),
+        (503, gateway("TooManyRequests", None), Kind.RATE_LIMITED),
+        (400, gateway("RATE_LIMIT_EXCEEDED", "slow down"), Kind.RATE_LIMITED),
+        (403, gateway("ResourceNotFound", "routing error: incorrect endpoint requested"), Kind.UNKNOWN),
+        (405, gateway("MethodNotAllowed", "only GET and POST"), Kind.UNKNOWN),
+        (403, '{"CODE":"authentication_failed","TYPE":"INPUT","DETAIL":"Token expired"}', Kind.AUTH_EXPIRED),
+        (403, '{"error":{"code":"invalid_token","message":"The access token expired"}}', Kind.AUTH_EXPIRED),
+        (400, '{"errors":[{"code":"AuthenticationFailed","message":"Malformed bearer token"}]}', Kind.AUTH_EXPIRED),
+        (403, '<?xml version="1.0"?><Error><code>AuthorizationFailed</code><type>INPUT</type>'
+              "<detail>insufficient user access role</detail></Error>", Kind.AUTH_EXPIRED),
+        (401, '{"fault":{"faultstring":"Invalid access token","detail":{"errorcode":"oauth.v2.InvalidAccessToken"}}}',
+         Kind.AUTH_EXPIRED),
+        (403, '{"fault":{"faultstring":"Invalid access token","detail":{"errorcode":"oauth.v2.InvalidAccessToken"}}}',
+         Kind.AUTH_EXPIRED),
+        (503, '{"fault":{"faultstring":"Spike arrest violation",'
+              '"detail":{"errorcode":"policies.ratelimit.SpikeArrestViolation"}}}', Kind.RATE_LIMITED),
+        (500, '{"fault":{"faultstring":"Unexpected","detail":{"errorcode":"messaging.runtime.Unknown"}}}',
+         Kind.UNKNOWN),
+    ],
+    ids=["401", "403", "400", "500", "502", "authorization-403", "authorization-400-token",
+         "authorization-400-other", "authorization-500", "throttle-403", "too-many-503", "rate-limit-upper",
+         "resource-not-found", "method-not-allowed", "upper-case-keys", "error-wrapper", "errors-list", "xml",
+         "gateway-fault-401", "gateway-fault-403", "spike-arrest-503", "gateway-fault-500"],
+)
+def test_the_gateways_own_error_format_is_read_with_its_status(status: int, body: str, kind: Kind) -> None:
+    d = diagnose(status, body, "application/json;charset=UTF-8")
+    assert d.kind is kind, d.details
+    assert d.codes and not d.codes[0].isdigit()  # the gateway's named code is kept
+    assert "{" not in d.details and "<Error>" not in d.details  # read, not dumped raw
+    assert report(d)["kind"] == kind.value
+
+
+def test_the_gateways_details_read_as_its_words() -> None:
+    d = diagnose(403, gateway("AuthenticationFailed"), "application/json", {"intuit_tid": "1-gw"})
+    assert d.details == "AuthenticationFailed: Malformed bearer token: too short or too long\nintuit_tid: 1-gw"
+    other = diagnose(404, json.dumps({"code": "ResourceNotFound", "type": "INPUT", "detail": "wrong endpoint",
+                                      "moreInfo": "https://developer.intuit.com/errors"}))
+    assert other.details.startswith("HTTP 404 Not Found from the Intuit API gateway (INPUT):\n")
+    assert "ResourceNotFound: wrong endpoint (https://developer.intuit.com/errors)" in other.details
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "kind"),
+    [
+        (403, "invalid_token", Kind.AUTH_EXPIRED),
+        (400, "invalid_token", Kind.AUTH_EXPIRED),
+        (500, "invalid_token", Kind.UNKNOWN),
+        (502, "invalid_grant", Kind.UNKNOWN),
+        (503, "invalid_client", Kind.UNKNOWN),
+        (400, "rate_limit_exceeded", Kind.RATE_LIMITED),
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["api", "token"])
+def test_oauth_errors_are_read_with_their_status(status: int, error: str, kind: Kind, endpoint: str) -> None:
+    d = diagnose(status, json.dumps({"error": error, "error_description": "The access token expired"}),
+                 "application/json", endpoint=endpoint)
+    assert d.kind is kind, d.details
+    assert d.codes == (error,)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (403, "message=ThrottleExceeded; statusCode=403", Kind.RATE_LIMITED),
+        (503, '{"fault":{"error":[{"message":"message=ThrottleExceeded; statusCode=503","detail":"Try later"}],'
+              '"type":"SERVICE"}}', Kind.RATE_LIMITED),
+        (403, '{"fault":{"error":[{"message":"message=AuthenticationFailed; statusCode=403"}],"type":"SERVICE"}}',
+         Kind.AUTH_EXPIRED),
+        (500, '{"Fault":{"Error":[{"Message":"Authorization Failure","code":"120","Detail":"AuthorizationFailure: '
+              'Unknown Error during Authentication, statusCode: 500"}],"type":"AuthorizatonFault"}}', Kind.UNKNOWN),
+        (403, '{"Fault":{"Error":[{"Message":"Authorization Failure","code":"999"}],"type":"AuthorizatonFault"}}',
+         Kind.AUTH_EXPIRED),
+    ],
+    ids=["text-name-only", "fault-name-only", "auth-name-only", "misspelt-type-500", "misspelt-type-403"],
+)
+def test_codes_named_only_in_the_message_and_misspelt_types(status: int, body: str, kind: Kind) -> None:
+    assert diagnose(status, body, "application/json").kind is kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Malformed bearer token: too short or too long", "invalid_token: The access token expired",
+     "Basic authentication is not supported"],
+)
+def test_sentences_about_tokens_are_not_redacted(text: str) -> None:
+    d = diagnose(400, fault_json(("6000", "A business validation error", text, "")))
+    assert text in d.details and "[redacted]" not in d.details
