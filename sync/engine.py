@@ -1261,9 +1261,11 @@ def _printable(text: str | None, limit: int) -> str:
 
 def _unreachable(entry: SyncLogEntry) -> bool:
     """QuickBooks did not answer (connection error, timeout) or only its gateway did (502/503/504, after the
-    client's resends): a run stops there instead of failing every record the same way."""
+    client's resends; an HTML page, or the gateway's own error object whose codes are names like ``BadGateway``,
+    never QuickBooks' numeric ones): a run stops there instead of failing every record the same way."""
+    numeric = [c for c in (entry.codes or "").split(",") if c.strip().isdigit()]
     return entry.status == Status.ERROR and entry.kind == Kind.UNKNOWN and (
-        entry.http_status is None or entry.http_status in UNCERTAIN_HTTP) and not entry.codes
+        entry.http_status is None or entry.http_status in UNCERTAIN_HTTP) and not numeric
 
 
 def _uncertain(entry: SyncLogEntry) -> bool:

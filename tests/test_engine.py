@@ -482,13 +482,19 @@ def test_edits_on_both_sides_keep_jobsiteon_and_say_so(services: Any, qbo: QBO, 
     assert "Changed in both" in (note.details or "") and "Lakeside Clinic LLC" in (note.details or "")
 
 
-def test_quickbooks_unreachable_stops_the_run(services: Any, qbo: QBO, connected: Connected) -> None:
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("text/html", "<html><body>Service Unavailable</body></html>"),
+    # the Intuit API gateway's own error object: its named code is not a QuickBooks fault of the record
+    ("application/json", '{"code":"ServiceUnavailable","type":"SYSTEM","message":null,"detail":"try later",'
+                         '"moreInfo":null}'),
+], ids=["html-page", "gateway-json"])
+def test_quickbooks_unreachable_stops_the_run(services: Any, qbo: QBO, connected: Connected, content_type: str,
+                                              body: str) -> None:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
     with services.sessions() as session, session.begin():
         for i in range(300):
             session.add(Contact(account_id=connected.account_id, display_name=f"Client {i:03d}"))
-    qbo.standin.fail_next(qbo.realm, 1000, status=503, content_type="text/html",
-                          body="<html><body>Service Unavailable</body></html>", path_contains="batch")
+    qbo.standin.fail_next(qbo.realm, 1000, status=503, content_type=content_type, body=body, path_contains="batch")
     summary = services.engine.sync_now(connected.connection_id, "U_ADMIN")
     assert summary.stopped == "unknown"
     assert summary.errors <= 30 * services.engine.config.batch_workers < 300, "stopped, not 300 errors"
