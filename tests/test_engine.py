@@ -282,6 +282,42 @@ def test_refresh_rotates_and_persists_the_new_refresh_token(services: Any, qbo: 
     assert issued[old_refresh]["superseded"], "Intuit rotated it; we stored the new one"
 
 
+GATEWAY_403 = ('{"code":"AuthenticationFailed","type":"INPUT","message":null,'
+               '"detail":"Malformed bearer token: too short or too long","moreInfo":null}')
+
+
+def test_a_token_refused_with_403_is_refreshed_once_like_a_401(services: Any, qbo: QBO, connected: Connected) -> None:
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    with services.sessions() as session, session.begin():
+        contact = Contact(account_id=connected.account_id, display_name="Summit Roofing")
+        session.add(contact)
+        session.flush()
+        contact_id = contact.id
+        version = session.get(Connection, connected.connection_id).token_version
+    qbo.standin.fail_next(qbo.realm, 1, status=403, content_type="application/json", body=GATEWAY_403,
+                          path_contains="customer")
+    entry = services.engine.sync_record(connected.connection_id, "contact", contact_id, "U_ADMIN")
+    assert entry is not None and entry.status == "synced"  # a refresh was all it took, nobody had to reconnect
+    with services.sessions() as session:
+        conn = session.get(Connection, connected.connection_id)
+        assert (conn.status, conn.token_version) == ("connected", version + 1)
+
+
+def test_a_token_refused_with_403_after_a_refresh_is_auth_expired(services: Any, qbo: QBO,
+                                                                   connected: Connected) -> None:
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    with services.sessions() as session, session.begin():
+        session.add(Contact(account_id=connected.account_id, display_name="Summit Roofing"))
+    qbo.standin.fail_next(qbo.realm, 2, status=403, content_type="application/json", body=GATEWAY_403)
+    summary = services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    assert summary.stopped == "auth_expired"
+    with services.sessions() as session:
+        assert session.get(Connection, connected.connection_id).status == "expired"
+        [incident] = session.scalars(select(Incident)).all()
+        assert incident.kind == "auth_expired"
+        assert "AuthenticationFailed: Malformed bearer token: too short or too long" in (incident.details or "")
+
+
 def test_tokens_are_not_readable_in_the_database(services: Any, qbo: QBO, connected: Connected,
                                                  clean_db: str) -> None:
     from sqlalchemy import text

@@ -286,6 +286,11 @@ class QuickBooksProvider:
                 self.sleep(self.backoff_seconds * attempt)
                 continue
             diag = diagnose(resp.status_code, resp.content, resp.headers.get("content-type"), dict(resp.headers))
+            if diag.kind == Kind.AUTH_EXPIRED and not refreshed and resp.status_code != 200:
+                # refused the token another way than 401 (the gateway's 403 AuthenticationFailed, 3100...): like a
+                # 401, refresh once and send again before the connection is called expired
+                stale, refreshed = token, True
+                continue
             if resp.status_code == 200 and (diag.kind is None or (is_batch and diag.items)):
                 # a batch answers 200 even when items fail: those are judged item by item
                 parsed = parse_body(resp.content, resp.headers.get("content-type"))
