@@ -160,7 +160,9 @@ quoted values cut short included —; the ``Authorization``, ``Proxy-Authorizati
 Intuit refresh tokens. ``SyncToken``, ``token_type``, ``intuit_tid`` and request ids are kept, and so are
 sentences about tokens (``Malformed bearer token: too short or too long``: after ``key:`` a short word followed
 by more words is prose, and ``bearer token`` / ``Basic authentication`` are not credentials). The
-Slack side escapes ``details`` for mrkdwn (``&``, ``<``, ``>``). ``intuit_tid`` comes from the response
+Slack side escapes ``details`` for mrkdwn (``&``, ``<``, ``>``) and makes web links clickable again: ``links``
+lists the ``(text, url)`` of every http(s) anchor that ``details`` shows as "text (url)" (the engine keeps them
+with the entry). ``intuit_tid`` comes from the response
 header and is also appended to ``details`` (support asks for it, DESIGN.md); ``retry_after`` is the
 Retry-After header in seconds (number or HTTP date), None when absent (DESIGN.md: QBO documents none;
 the engine then waits its own default).
@@ -399,6 +401,9 @@ class Diagnosis:
     #: Structured figures for the message (total_mismatch: ours/theirs totals and tax, in dollars as strings,
     #: and the lines that differ).
     data: Mapping[str, Any] = dc_field(default_factory=dict, hash=False)
+    #: The provider's http(s) links (HTML anchors) as ``(text, url)``, each shown in ``details`` as "text (url)":
+    #: what a renderer needs to make them links again (the Slack side shows ``<url|text>``).
+    links: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -721,30 +726,39 @@ def _trim(text: str, limit: int = DETAILS_LIMIT) -> str:
 MARKUP_SCAN_LIMIT = 20_000
 
 
-def _anchor(m: re.Match[str]) -> str:
+#: The http(s) links of provider text: (text, url) as they read in ``details`` ("text (url)"), both plain text.
+Links = list[tuple[str, str]]
+_WEB_LINK = re.compile(r"https?://[^\s/]", re.I)
+
+
+def _anchor(m: re.Match[str], links: Links | None = None) -> str:
     """One ``<a href=URL>text</a>`` → ``text (URL)``; just ``URL`` when the text is the URL; just the text
-    for a link that means nothing outside the page (relative, ``javascript:``, ``#fragment``)."""
+    for a link that means nothing outside the page (relative, ``javascript:``, ``#fragment``). An http(s) link
+    shown as ``text (URL)`` is added to ``links`` (entities decoded, as ``details`` will read)."""
     url = next(g for g in m.group(1, 2, 3) if g is not None).strip()
     label = _collapse(_TAG.sub(" ", m.group(4)))
     if not _LINK_SCHEME.match(html.unescape(url)):
         return f" {label} "
     if not label or html.unescape(label).rstrip("/") == html.unescape(url).rstrip("/"):
         return f" {url} "
+    if links is not None and _WEB_LINK.match(html.unescape(url)):
+        links.append((_collapse(html.unescape(label)), html.unescape(url)))
     return f" {label} ({url}) "
 
 
-def _strip_markup(text: str) -> str:
+def _strip_markup(text: str, links: Links | None = None) -> str:
     """Provider text with HTML in it: anchors → ``text (url)``, other tags dropped, entities decoded."""
     text = text[:MARKUP_SCAN_LIMIT]
-    text = _ANCHOR.sub(_anchor, text)
+    text = _ANCHOR.sub(lambda m: _anchor(m, links), text)
     return html.unescape(_TAG.sub("", text))
 
 
-def _html_excerpt(text: str) -> str:
+def _html_excerpt(text: str, links: Links | None = None) -> str:
     text = text[:MARKUP_SCAN_LIMIT]
     title_m = _TITLE.search(text)
     title = _collapse(html.unescape(_TAG.sub("", title_m.group(1)))) if title_m else ""
-    body = _collapse(html.unescape(_TAG.sub(" ", _ANCHOR.sub(_anchor, _MARKUP_DECL.sub(" ", _SCRIPT.sub(" ", text))))))
+    anchored = _ANCHOR.sub(lambda m: _anchor(m, links), _MARKUP_DECL.sub(" ", _SCRIPT.sub(" ", text)))
+    body = _collapse(html.unescape(_TAG.sub(" ", anchored)))
     if title and not body.lower().startswith(title.lower()):
         body = f"{title}: {body}" if body else title
     return body
@@ -767,9 +781,9 @@ def _humanize_message(message: str | None) -> str | None:
     return m.group(1).strip() if m else message
 
 
-def _error_line(e: FaultError) -> str:
-    msg = _collapse(_strip_markup(_redact(_humanize_message(e.message) or "")))
-    det = _collapse(_strip_markup(_redact(e.detail or "")))
+def _error_line(e: FaultError, links: Links | None = None) -> str:
+    msg = _collapse(_strip_markup(_redact(_humanize_message(e.message) or ""), links))
+    det = _collapse(_strip_markup(_redact(e.detail or ""), links))
     both = msg and det and not det.lower().startswith(msg.lower())
     text = f"{msg} — {det}" if both else (det or msg or "(no message)")
     if not e.code:
@@ -781,6 +795,15 @@ def _error_line(e: FaultError) -> str:
     if e.element and e.element not in line:
         line += f" (field: {e.element})"
     return line
+
+
+def _shown_links(links: Iterable[tuple[str, str]], details: str) -> tuple[tuple[str, str], ...]:
+    """The links whose ``text (url)`` the finished details still show (not cut, not redacted away), once each."""
+    out: list[tuple[str, str]] = []
+    for text, url in links:
+        if (text, url) not in out and f"{text} ({url})" in details:
+            out.append((text, url))
+    return tuple(out[:50])
 
 
 def _finish_details(lines: Sequence[str], intuit_tid: str | None) -> str:
@@ -953,12 +976,13 @@ def _from_fault(
     fault_type = _text(fault.get("type"))
     errors = _fault_errors(fault)
     fld: str | None = None
+    links: Links = []
     if errors:
         kinds = [classify_error(e, status, fault_type) for e in errors]
         kind = most_specific(kinds) or Kind.UNKNOWN
         deciding = errors[kinds.index(kind)]
         fld = _field_of(deciding) or next((f for e in errors if (f := _field_of(e))), None)
-        lines = [_error_line(e) for e in errors]
+        lines = [_error_line(e, links) for e in errors]
     else:  # a Fault without errors: only its type is known, and only a connection-wide type says anything
         bare = classify_error(FaultError(None, None, None, None), status, fault_type)
         kind = bare if bare in (Kind.AUTH_EXPIRED, Kind.RATE_LIMITED) else Kind.UNKNOWN
@@ -969,17 +993,19 @@ def _from_fault(
                      + ":" if status else "")
     elif kind is Kind.UNKNOWN:
         lines.insert(0, f"{_reason(status)}, {fault_type or 'no'} fault:" if status else "")
+    details = _finish_details(lines, intuit_tid)
     return Diagnosis(
         kind=kind,
         http_status=status,
         codes=tuple(c for e in errors for c in _error_codes(e)),
         errors=tuple(errors),
         fault_type=fault_type,
-        details=_finish_details(lines, intuit_tid),
+        details=details,
         field=fld if kind is not Kind.UNKNOWN else None,
         intuit_tid=intuit_tid,
         retry_after=retry_after,
         hint=_hint(errors, kind),
+        links=_shown_links(links, details),
     )
 
 
@@ -1184,6 +1210,7 @@ def _from_batch(
     lines += [f"bId {bid} was answered {n} times; the worst answer is kept." for bid, n in repeats.items()]
     lines += [f"{bid}: {d.details}" for bid, d in failing.items() if d is not envelope]
     deciding = next((d for d in failing.values() if d.kind is kind), envelope)
+    details = _finish_details(lines, intuit_tid)
     return Diagnosis(
         kind=kind,
         http_status=status,
@@ -1192,12 +1219,13 @@ def _from_batch(
         errors=tuple(e for d in failing.values() if d is not envelope for e in d.errors)
         + (envelope.errors if envelope is not None else ()),
         fault_type=deciding.fault_type if deciding else None,
-        details=_finish_details(lines, intuit_tid),
+        details=details,
         field=deciding.field if deciding else None,
         intuit_tid=intuit_tid,
         retry_after=retry_after,
         items=per_item,
         hint=deciding.hint if deciding else None,
+        links=_shown_links((link for d in [*failing.values(), envelope] if d is not None for link in d.links), details),
     )
 
 
@@ -1223,22 +1251,26 @@ def _unreadable(
 ) -> Diagnosis:
     where = "Intuit OAuth server" if endpoint != "api" else "QuickBooks"
     stripped = _redact(text).strip()
+    links: Links = []
     if binary:
         line = f"{_reason(status)} from {where}, {binary} instead of an API answer."
     elif not stripped:
         line = f"{_reason(status)} from {where} with an empty body."
     elif is_html(stripped):
-        line = f"{_reason(status)} from {where}, an HTML page instead of an API answer: {_html_excerpt(stripped)}"
+        line = (f"{_reason(status)} from {where}, an HTML page instead of an API answer: "
+                f"{_html_excerpt(stripped, links)}")
     elif parse_body(stripped) is not None:
         line = f"{_reason(status)} from {where}, an answer without a fault: {_collapse(stripped)}"
     else:
         line = f"{_reason(status)} from {where}, an unreadable body: {_collapse(stripped)}"
+    details = _finish_details([line], intuit_tid)
     return Diagnosis(
         kind=kind,
         http_status=status,
-        details=_finish_details([line], intuit_tid),
+        details=details,
         intuit_tid=intuit_tid,
         retry_after=retry_after,
+        links=_shown_links(links, details),
     )
 
 
@@ -1360,6 +1392,7 @@ def _with_kind(d: Diagnosis, kind: Kind) -> Diagnosis:
         intuit_tid=d.intuit_tid,
         retry_after=d.retry_after,
         hint=hint,
+        links=d.links,
     )
 
 

@@ -381,6 +381,11 @@ class SyncEngine:
         entry.field = _printable(diag.field, 200) or None
         entry.http_status = diag.http_status
         entry.intuit_tid = _printable(diag.intuit_tid, 100) or None
+        # the provider's links, so that a message can show them as links again (details say "text (url)")
+        data = {k: v for k, v in (entry.data or {}).items() if k != "links"}
+        if diag.links:
+            data["links"] = [[text, url] for text, url in diag.links]
+        entry.data = data or None
 
     def _finish_failure(self, session: Session, conn: Connection, entry: SyncLogEntry, diag: Diagnosis) -> None:
         """Record a failed attempt: the entry, the connection state, and the notification."""

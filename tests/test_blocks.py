@@ -766,3 +766,71 @@ def test_the_standin_accepts_every_message_and_view(slack: StandInServer) -> Non
     for view in (support_modal(e, tz=TZ), fill_field_modal(e)):
         trigger = standin.mint_trigger_id(DEFAULT_TEAM_ID, OWNER_USER_ID)
         assert client.views_open(trigger_id=trigger, view=view)["ok"]
+
+
+# ------------------------------------------------------------------------------------------------ links in details
+
+
+def links_in(mrkdwn_text: str) -> list[str]:
+    """The Slack links (``<url|text>`` / ``<url>``) a mrkdwn text holds."""
+    return re.findall(r"<(https?://[^<>]+)>", mrkdwn_text)
+
+
+def test_the_providers_links_in_details_are_clickable() -> None:
+    from sync.diagnosis import diagnose
+
+    diag = diagnose(400, json.dumps({"Fault": {"Error": [{
+        "Message": "A business validation error has occurred",
+        "Detail": 'Tax rate inactive: see <a href="https://quickbooks.intuit.com/learn-support/tax?a=1&amp;b=2">'
+                  "Manage sales tax</a> or https://status.developer.intuit.com/.", "code": "6000"}],
+        "type": "ValidationFault"}}), "application/json")
+    assert diag.links == (("Manage sales tax", "https://quickbooks.intuit.com/learn-support/tax?a=1&b=2"),)
+    e = entry(kind=diag.label, details=diag.details, data={"links": [list(x) for x in diag.links]})
+    msg = valid(error_message(e, tz=TZ))
+    details = section_with(msg, "Details from QuickBooks")
+    assert links_in(details) == ["https://quickbooks.intuit.com/learn-support/tax?a=1&amp;b=2|Manage sales tax",
+                                 "https://status.developer.intuit.com/"]
+    assert "see <https://quickbooks" in details and "/.\nintuit" not in details  # the sentence's dot stays out
+    assert "<" not in msg["text"]  # the fallback stays plain: no link syntax, nothing raw
+    for view in (support_modal(e, tz=TZ),):
+        assert links_in(section_with(valid_view(view, "modal"), "*Details*"))
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        ('<a href="https://x.example/help">Help & FAQ</a>', ["https://x.example/help|Help &amp; FAQ"]),
+        ("<A HREF='https://x.example/?q=a&amp;r=<b>' target=_blank>go</A>", ["https://x.example/?q=a&amp;r=%3Cb%3E|go"]),
+        ('<a href="https://x.example/a|b">pipe</a>', ["https://x.example/a%7Cb|pipe"]),
+        ('<a href="https://evil.example/">https://quickbooks.intuit.com</a>', ["https://evil.example/"]),
+        ('<a href="javascript:alert(1)">click</a> <a href="/relative">home</a>', []),
+        ('<a href="mailto:support@example.com">mail us</a>', []),
+        ("ftp://files.example/x and file:///etc/passwd", []),
+        ("see https://x.example/wiki/A_(b)), then (https://x.example/c).", ["https://x.example/wiki/A_(b)",
+                                                                           "https://x.example/c"]),
+        (HOSTILE, []),  # Slack's own syntax, as typed: shown as typed, never a link
+    ],
+    ids=["ampersand-text", "entities-and-angle-brackets", "pipe-in-url", "text-names-another-address",
+         "javascript-and-relative", "mailto", "other-schemes", "brackets-and-punctuation", "slack-syntax"],
+)
+def test_only_web_links_become_links_and_everything_else_is_escaped(details: str, expected: list[str]) -> None:
+    msg = valid(error_message(entry(kind="unknown", details=details), tz=TZ))
+    shown = section_with(msg, "Details from QuickBooks")
+    assert links_in(shown) == expected
+    outside = re.sub(r"<https?://[^<>]+>", "", shown)
+    assert "<" not in outside and ">" not in outside  # nothing else raw: no mention, no ping, no other link
+    assert "javascript" not in shown and "/relative" not in shown
+
+
+def test_links_in_huge_details_are_kept_whole_or_not_at_all() -> None:
+    link = '<a href="https://help.example.com/articles/' + "x" * 40 + '">read this article</a> '
+    for pad in range(1700, 1820, 7):  # the cut falls before, inside and after a link
+        e = entry(kind="unknown", details="y" * pad + " " + link * 3)
+        msg = valid(error_message(e, tz=TZ))
+        shown = section_with(msg, "Details from QuickBooks")
+        body = shown.split("```")[1]
+        assert body.count("<") == body.count(">") == len(links_in(body))
+        assert all(x.endswith("|read this article") for x in links_in(body))
+    huge = ("https://a.example/" + "p" * 3000 + " ") * 3  # too long to be a link: text, cut
+    msg = valid(error_message(entry(kind="unknown", details=huge), tz=TZ))
+    assert links_in(section_with(msg, "Details from QuickBooks")) == []

@@ -82,14 +82,16 @@ def test_sl07_long_details_never_get_the_message_refused(stack: Stack, qbo: QBO,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     page = "<html><body>" + "<p>Down for maintenance &amp; upgrades</p>" * 140 + "</body></html>"
     assert len(page) > 5200
-    qbo.standin.fail_next(qbo.realm, 1, status=400, content_type="text/html", body=page,
-                          path_contains="customer")
+    # a new contact goes to QuickBooks in a batch request: the page answers it (every bId gets the page)
+    qbo.standin.fail_next(qbo.realm, 1, status=400, content_type="text/html", body=page, path_contains="batch")
     with stack.rt.services.sessions() as session, session.begin():
         session.add(Contact(account_id=stack.account_id, display_name="Summit Roofing"))
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
     deliver_all(stack)
     refused = [c for c in stack.slack.standin.calls("chat.postMessage") if c.error == "invalid_blocks"]
     assert refused == [] and len(stack.messages()) >= 1
+    [summit] = [m for m in stack.messages() if "Summit Roofing" in m["text"]]
+    assert "Down for maintenance &amp; upgrades" in str(summit["blocks"])  # the page itself reached Slack
     # Should Slack refuse the blocks anyway, the plain-text fallback goes out once and the errors are logged.
     stack.slack.standin.inject_fault("chat.update", 1, error="invalid_blocks")
     with caplog.at_level(logging.ERROR, logger="syncbot.notifier"):
@@ -103,13 +105,15 @@ def test_sl07_long_details_never_get_the_message_refused(stack: Stack, qbo: QBO,
 def test_sl09_the_fallback_text_stays_short(stack: Stack, qbo: QBO) -> None:
     qbo.standin.fail_next(qbo.realm, 1, status=400, content_type="application/json", body=json.dumps(
         {"Fault": {"Error": [{"Message": "x" * 30000, "Detail": "y" * 30000, "code": "6000"}],
-                   "type": "ValidationFault"}}), path_contains="customer")
+                   "type": "ValidationFault"}}), path_contains="batch")
     with stack.rt.services.sessions() as session, session.begin():
         session.add(Contact(account_id=stack.account_id, display_name="Summit Roofing"))
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
     deliver_all(stack)
     posted = stack.slack.standin.calls("chat.postMessage")
-    assert posted and all(c.ok for c in posted)
+    assert posted and all(c.ok or c.error == "ratelimited" for c in posted)  # a 429 is waited out, never refused
+    assert any("Summit Roofing" in str(c.params.get("text")) and "xxxxx" in str(c.params.get("blocks"))
+               for c in posted), "the huge fault itself reached Slack"
     assert max(len(str(c.params.get("text", ""))) for c in posted) < 4000
 
 
@@ -159,3 +163,28 @@ def test_sl13_a_private_channel_the_bot_is_not_in(stack: Stack, qbo: QBO) -> Non
         assert session.get(Workspace, slack_cfg.DEFAULT_TEAM_ID).channel_problem is None
         assert session.scalar(select(func.count()).select_from(Notification).where(
             Notification.delivered_at.is_(None))) == 0
+
+
+def test_the_providers_links_arrive_clickable(stack: Stack, qbo: QBO) -> None:
+    """A Fault whose Detail carries an HTML link (QuickBooks points to its help pages so): the posted error
+    message shows it as a Slack link, and the stand-in, which validates blocks as Slack does, takes it."""
+    qbo.standin.fail_next(qbo.realm, 1, status=400, content_type="application/json", body=json.dumps(
+        {"Fault": {"Error": [{"Message": "A business validation error has occurred while processing your request",
+                              "Detail": 'Business Validation Error: see <a href="https://quickbooks.intuit.com/'
+                                        'learn-support/en-us/help-article/sales-taxes/?x=1&amp;y=2">Fix sales tax'
+                                        "</a> first.", "code": "6000"}], "type": "ValidationFault"}}),
+        path_contains="customer")
+    with stack.rt.services.sessions() as session, session.begin():
+        contact = Contact(account_id=stack.account_id, display_name="Summit Roofing")
+        session.add(contact)
+        session.flush()
+        contact_id = contact.id
+    entry = stack.rt.services.engine.sync_record(stack.connection_id, "contact", contact_id, "U_ADMIN")
+    assert entry is not None and entry.kind == "validation"
+    deliver_all(stack)
+    [message] = [m for m in stack.messages() if "Summit Roofing" in m["text"]]
+    details = next(b["text"]["text"] for b in message["blocks"] if "Details from QuickBooks" in str(b))
+    assert ("see <https://quickbooks.intuit.com/learn-support/en-us/help-article/sales-taxes/?x=1&amp;y=2"
+            "|Fix sales tax> first.") in details
+    assert "<" not in message["text"]
+    assert all(c.ok or c.error == "ratelimited" for c in stack.slack.standin.calls("chat.postMessage"))

@@ -166,11 +166,20 @@ def _totals_blocks(data: Any) -> list[Block]:
     return blocks
 
 
-def _details_block(details: object, title: str = "Details from QuickBooks") -> Block | None:
+def provider_links(data: object) -> list[tuple[str, str]]:
+    """The provider's ``(text, url)`` links stored with an entry (``entry.data["links"]``), [] for none."""
+    links = data.get("links") if isinstance(data, Mapping) else None
+    if not isinstance(links, list):
+        return []
+    return [(str(x[0]), str(x[1])) for x in links[:50] if isinstance(x, list | tuple) and len(x) >= 2]
+
+
+def _details_block(details: object, title: str = "Details from QuickBooks", data: object = None) -> Block | None:
+    """The provider's details in a code block, its web links clickable (``data``: the entry's, for its links)."""
     text = str(details or "").strip()
     if not text:
         return None
-    block = code_block(text, DETAILS_SHOWN_MAX)
+    block = code_block(text, DETAILS_SHOWN_MAX, links=provider_links(data))
     cut = block.endswith(ELLIPSIS + "\n```")
     note = "\n_Cut: the full details are in the sync log (View log)._" if cut else ""
     return section(f"*{title}*\n{block}{note}")
@@ -271,7 +280,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
         blocks.append(section(_diagnosis_text(entry, info, found_existing if state == "open" else None, n)))
         if info.kind == Kind.TOTAL_MISMATCH:
             blocks.extend(_totals_blocks(attr(entry, "data")))
-        blocks.append(_details_block(attr(entry, "details")))
+        blocks.append(_details_block(attr(entry, "details"), data=attr(entry, "data")))
 
     notes = [f"Entry {entry_id}" if entry_id is not None else ""]
     if state in ("synced", "resolved") and info is not None:
@@ -449,7 +458,8 @@ def support_modal(entry: Any, *, tz: TzLike = None, sent_to: str | None = None,
     blocks: list[Block | None] = [
         section(top),
         section(code_block("\n".join(_support_lines(entry, tz)), 2500)),
-        _details_block(attr(entry, "details"), "Details") or section("*Details*\n_QuickBooks sent no details._"),
+        _details_block(attr(entry, "details"), "Details", attr(entry, "data"))
+        or section("*Details*\n_QuickBooks sent no details._"),
         context("intuit_tid is QuickBooks' id of the request: support uses it to find the request in "
                 "Intuit's logs."),
     ]
@@ -467,7 +477,7 @@ def support_request_message(entry: Any, *, tz: TzLike = None, workspace: str, ac
     blocks: list[Block | None] = [
         section(head),
         section(code_block("\n".join(lines), 2500)),
-        _details_block(attr(entry, "details"), "Details from QuickBooks"),
+        _details_block(attr(entry, "details"), "Details from QuickBooks", attr(entry, "data")),
     ]
     text = truncate(escape_mrkdwn(f"Support request from {requested_by} ({account_name}): " + "; ".join(lines)),
                     3000)

@@ -6,6 +6,13 @@ with :func:`escape_mrkdwn` so that ``<!channel>`` or ``<https://evil|click>`` sh
 or links (https://docs.slack.dev/messaging/formatting-message-text, "Escaping text"). Text objects carrying
 such text are also sent with ``verbatim: true`` so Slack does not auto-link bare URLs or names in them.
 
+The one exception is the provider's own links in its details (:func:`linked_mrkdwn`): an HTML anchor
+``<a href="https://...">text</a>``, a link the diagnosis already wrote as ``text (https://...)`` (its
+``(text, url)`` pairs are stored with the entry), and a bare ``https://...`` become Slack links
+``<https://...|text>`` (or ``<https://...>``); only http and https, never a URL written inside ``<...>``
+(Slack's own link syntax, as typed by someone), never a text that names another address than the link's, and
+everything else escaped. A link is kept whole or not at all when the text is cut.
+
 Limits (a message or view carrying one text over its limit is refused whole, ``invalid_blocks``):
 
 * section ``text`` 3000 characters, each of at most 10 ``fields`` 2000
@@ -24,7 +31,9 @@ Limits (a message or view carrying one text over its limit is refused whole, ``i
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -88,11 +97,15 @@ def truncate(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
 
 
 def truncate_mrkdwn(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
-    """Already escaped mrkdwn cut to at most ``limit`` characters without splitting an ``&amp;``-style entity."""
+    """Already escaped mrkdwn cut to at most ``limit`` characters without splitting an ``&amp;``-style entity
+    or a ``<...>`` link or mention (escaped text has no other ``<``)."""
     if len(text) <= limit:
         return text
     cut = text[: max(0, limit - len(ellipsis))]
     cut = _PARTIAL_ENTITY.sub("", cut)
+    opened = cut.rfind("<")
+    if opened > cut.rfind(">"):
+        cut = cut[:opened]
     return cut.rstrip() + ellipsis
 
 
@@ -105,13 +118,134 @@ def mrkdwn(text: object, limit: int = SECTION_TEXT_MAX) -> str:
     return truncate_mrkdwn(escape_mrkdwn(raw), limit)
 
 
-def code_block(text: object, limit: int) -> str:
+def code_block(text: object, limit: int, *, links: Iterable[Sequence[str]] | None = None) -> str:
     """Untrusted text in a mrkdwn code block of at most ``limit`` characters, fences included.
 
-    Triple backticks inside are turned into quotes so they cannot close the block early.
+    Triple backticks inside are turned into quotes so they cannot close the block early. With ``links`` (the
+    provider's ``(text, url)`` pairs, possibly empty) its links are made Slack links (:func:`linked_mrkdwn`):
+    Slack keeps links inside a code block (a ``rich_text_preformatted`` holds text and link elements).
     """
     body = clean(text).replace("```", "'''").strip("\n") or " "
-    return "```\n" + mrkdwn(body, max(1, limit - 8)) + "\n```"
+    inner = mrkdwn(body, max(1, limit - 8)) if links is None else linked_mrkdwn(body, max(1, limit - 8), links)
+    return "```\n" + inner + "\n```"
+
+
+# ------------------------------------------------------------------------------------------------ links
+
+#: A URL longer than this stays text (Slack's own limit for a button's url is 3000).
+LINK_URL_MAX = 2000
+LINK_TEXT_MAX = 300
+_HTML_ANCHOR = re.compile(
+    r"<a\b[^<>]*?\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>\"']+))[^<>]*>(.{0,2000}?)</a\s*>", re.I | re.S)
+_TAGS = re.compile(r"</?[A-Za-z][^<>]*>")
+#: A bare web address: not right after ``<`` (Slack's link syntax typed by someone, shown as typed) nor inside a
+#: word; it ends before spaces, quotes, ``<``, ``>``, ``|`` and backticks.
+_BARE_URL = r"(?<![<\w@/.])https?://[^\s<>\"'`|]+"
+_URL_TAIL = ".,;:!?'\"*_~"
+_ADDRESS = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*://|www\.)|^\s*[\w-]+(?:\.[\w-]+)+\.[a-z]{2,}(?:[/:?#]|\s*$)", re.I)
+_UNSAFE_IN_URL = re.compile(r"[\s<>|\"`\x00-\x1f\x7f]")
+
+
+def _trim_url(url: str) -> str:
+    """A bare URL without the punctuation that ends the sentence around it (a ``)`` only when unbalanced)."""
+    while url:
+        closer = url[-1] in ")]}" and url.count(url[-1]) > url.count({")": "(", "]": "[", "}": "{"}[url[-1]])
+        if url[-1] not in _URL_TAIL and not closer:
+            break
+        url = url[:-1]
+    return url
+
+
+def _address_of(text: str) -> str:
+    t = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text.strip(), flags=re.I)
+    return t.removeprefix("www.").rstrip("/").lower()
+
+
+def slack_link(url: str, text: str | None = None) -> str | None:
+    """A Slack link ``<url|text>`` (``<url>`` without text, or when the text names another address than ``url``:
+    a link never reads as going somewhere it does not), or None when ``url`` is not an http(s) URL or is too long.
+
+    The URL is made safe for Slack's syntax: spaces, quotes, ``<``, ``>`` and ``|`` percent-encoded, ``&`` as
+    ``&amp;``; the text is cleaned, collapsed to one line, cut and escaped."""
+    url = clean(url).strip()
+    if not re.match(r"https?://[^\s/<>|]", url, re.I):
+        return None
+    safe = _UNSAFE_IN_URL.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), url).replace("&", "&amp;")
+    if len(safe) > LINK_URL_MAX:
+        return None
+    label = re.sub(r"\s+", " ", clean(text or "")).strip()
+    if label and _ADDRESS.match(label) and _address_of(label) != _address_of(url):
+        label = ""  # "https://intuit.com" over a link to somewhere else: show where it really goes
+    if not label or label == url:
+        return f"<{safe}>"
+    return f"<{safe}|{escape_mrkdwn(truncate(label, LINK_TEXT_MAX))}>"
+
+
+def _link_pieces(text: str, known: Sequence[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """``text`` as pieces ``(shown, url)``: plain text (url None) and links (the text shown and its url)."""
+    pieces: list[tuple[str, str | None]] = []
+    known = sorted({(t, u) for t, u in known if t and u}, key=lambda tu: -len(tu[0]) - len(tu[1]))
+    written = "|".join(re.escape(f"{t} ({u})") for t, u in known)
+    pattern = re.compile((f"(?P<known>{written})|" if written else "") + f"(?P<bare>{_BARE_URL})", re.I)
+    by_text = {f"{t} ({u})": (t, u) for t, u in known}
+    last = 0
+    for m in pattern.finditer(text):
+        if m.lastgroup == "known":
+            label, url = by_text.get(m.group(), (m.group(), ""))
+            pieces.append((text[last:m.start()], None))
+            pieces.append((label, url))
+            last = m.end()
+        else:
+            url = _trim_url(m.group())
+            pieces.append((text[last:m.start()], None))
+            pieces.append((url, url))
+            last = m.start() + len(url)
+    pieces.append((text[last:], None))
+    return pieces
+
+
+def linked_mrkdwn(text: object, limit: int, links: Iterable[Sequence[str]] = ()) -> str:
+    """Untrusted text as mrkdwn of at most ``limit`` characters whose web links are Slack links.
+
+    In: the text (plain text that may hold HTML anchors and bare URLs), the limit, and the provider's links as
+    ``(text, url)`` pairs that the text shows as ``text (url)``. Out: escaped mrkdwn where each of those, each
+    ``<a href="http(s)://...">text</a>`` and each bare ``http(s)://...`` is a link (:func:`slack_link`); any other
+    anchor keeps its text only (``mailto:`` its text and address), everything else is escaped; cut with an
+    ellipsis between pieces, never inside a link or an entity.
+    """
+    raw = clean(text)
+    scan = max(limit * 4, 4000)
+    cut_raw = len(raw) > scan
+    raw = raw[:scan]
+    known = [(str(t), str(u)) for t, u in (tuple(x)[:2] for x in links if len(tuple(x)) >= 2)]
+    pieces: list[tuple[str, str | None]] = []
+    last = 0
+    for m in _HTML_ANCHOR.finditer(raw):
+        pieces.extend(_link_pieces(raw[last:m.start()], known))
+        url = html.unescape(next(g for g in m.group(1, 2, 3) if g is not None)).strip()
+        label = re.sub(r"\s+", " ", html.unescape(_TAGS.sub(" ", m.group(4)))).strip()
+        if re.match(r"https?://", url, re.I):
+            pieces.append((label or url, url))
+        elif url.lower().startswith("mailto:") and url[7:]:
+            pieces.append((f"{label} ({url[7:]})" if label and label != url[7:] else url[7:], None))
+        else:
+            pieces.append((label, None))
+        last = m.end()
+    pieces.extend(_link_pieces(raw[last:], known))
+
+    out: list[str] = []
+    used = 0
+    room = limit - len(ELLIPSIS)  # what may be used while an ellipsis may still have to follow
+    for index, (shown, url) in enumerate(pieces):
+        rendered = (slack_link(url, shown) if url else None) or escape_mrkdwn(shown)
+        last = index == len(pieces) - 1 and not cut_raw
+        if used + len(rendered) <= (limit if last else room):
+            out.append(rendered)
+            used += len(rendered)
+            continue
+        out.append(_PARTIAL_ENTITY.sub("", escape_mrkdwn(shown)[: max(0, room - used)]).rstrip() + ELLIPSIS)
+        return "".join(out)
+    return "".join(out) + (ELLIPSIS if cut_raw else "")
 
 
 def first_line(text: object, limit: int = 150) -> str:

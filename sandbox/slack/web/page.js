@@ -123,11 +123,17 @@ function special(inner) {
   return `<a href="${esc(safeUrl(url))}" target="_blank" rel="noopener">${esc(decodeSlack(label || url))}</a>`;
 }
 
+// A code block keeps its links, as Slack's does (a rich_text_preformatted holds text and link elements).
+function preformatted(code) {
+  return code.split(/(<https?:\/\/[^<>\n]+>)/i)
+    .map((part, i) => (i % 2 ? special(part.slice(1, -1)) : esc(decodeSlack(part)))).join("");
+}
+
 function mrkdwn(raw) {
   const keep = [];
   const hold = (html) => `\u0000${keep.push(html) - 1}\u0000`;
   let text = String(raw ?? "");
-  text = text.replace(/```([\s\S]*?)```/g, (m, code) => hold(`<pre>${esc(decodeSlack(code))}</pre>`));
+  text = text.replace(/```([\s\S]*?)```/g, (m, code) => hold(`<pre>${preformatted(code)}</pre>`));
   text = text.replace(/`([^`\n]+)`/g, (m, code) => hold(`<code>${esc(decodeSlack(code))}</code>`));
   text = text.replace(/<([^<>\n]+)>/g, (m, inner) => hold(special(inner)));
   let html = esc(decodeSlack(text));
