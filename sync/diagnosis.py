@@ -76,7 +76,9 @@ Order of decision in :func:`diagnose`:
      mention is unknown ("no item for bId"), or the envelope's failure when the answer failed as a whole;
    * **an answer to a batch request that is not a batch answer** (a Fault envelope, an HTML or empty
      body, a 401/429...) is the diagnosis of **every bId** (``bids``, or the bIds of a 401/429 body);
-   * an empty ``BatchItemResponse`` → unknown. The top-level kind is the most specific failing item's
+   * an empty ``BatchItemResponse`` → unknown, **unless a Fault stands beside it**: the lower-case envelope
+     QuickBooks answers 401/403/500 with carries ``"batchItemResponse": []`` next to its ``fault``, and is a
+     Fault answer (rule 4), not a batch answer. The top-level kind is the most specific failing item's
      kind, or None when every item is ok.
 6. Anything else: a 2xx → ok (``kind None``; CDC and query answers included, a deleted object in a
    CDC answer is the engine's business via :func:`diagnose_deleted`); an empty 2xx body is ok (the
@@ -95,10 +97,11 @@ Order of decision in :func:`diagnose`:
 * 3001 → rate_limited, at any status (429, or 403 in older answers).
 * 3100 → auth_expired with 401/403 only; with 500 (or anything else) it is a QuickBooks server error
   ("InternalServerError"), **not** an expired token → unknown.
-* 3200, 100, 120, 130 → auth_expired, except under a 5xx status (a server error) → unknown.
-* 6240, 6140 → duplicate.  5010 → conflict.  6210 → closed_period.  6190 → subscription.
-  6540 → locked.
-* 610, 2500 → not_found.
+* 3200, 100, 110, 120, 130 → auth_expired, except under a 5xx status (a server error) → unknown.
+* 6240, 6140, 630 (Duplicate Object) → duplicate.  5010 → conflict.  6210 → closed_period.
+  6190, 140 (Company Locked Out) → subscription.  6540 → locked.  150 (Company Under Maintenance) → unknown
+  (it passes by itself; no reconnect helps).
+* 610, 2500, 700 (Parent Reference Invalid) → not_found.
 * 620 ("TxnID Cannot Be Linked", a payment that cannot be linked to its invoice) → not_found when the
   message or detail says the linked transaction is gone ("deleted", "not found", "does not exist",
   "no longer exists"); otherwise validation (the usual cause is a customer mismatch).
@@ -106,7 +109,12 @@ Order of decision in :func:`diagnose`:
   ("error while calculating tax", "tax calculation") → total_mismatch.
 * 2020, 2010, 2030, 2040, 2050, 2080, 6000, 6080, 2390 → validation (``field`` names the element, or
   the X of "Required parameter X is missing"; 2390 without an element names ``IncomeAccountRef``).
-* 10000 → unknown (SystemFault, a server error).
+* 10000 and every code from 10000 up ("severe" in Intuit's list) → unknown (SystemFault, a server error).
+* **Intuit's "Unsupported" and "General" codes, 500-1999**, other than those named here (610, 620, 630, 700)
+  → **unknown**, never validation whatever the fault type says: they are about syncbot's request or the
+  operation (500 Unsupported Operation, 600 Duplicate Request ID, 1000 Operation failed, 1050 Invalid Content
+  Type...), not a field the user can fill; 4000/4001 (syncbot's own query could not be read) likewise. The
+  ``hint`` says which (500, 600, 1040, 1050, 4000, 4001).
 * **1040** "Batch size exceeds allowed limit" → **unknown**, never validation, whatever the fault type
   says: in Intuit's error code list it is one of the *General Error Codes* (600-1999), about the size of
   the batch request syncbot built, not a field of the record (DESIGN.md: "error 1040 when too large").
@@ -454,12 +462,16 @@ class Diagnosis:
 # --------------------------------------------------------------------------------------------------
 # Per-error classification
 
-_AUTH_CODES = frozenset({"3200", "100", "120", "130"})
+_AUTH_CODES = frozenset({"3200", "100", "110", "120", "130"})
 _CODE_KIND: Mapping[str, Kind] = {
     "3001": Kind.RATE_LIMITED,
     "6240": Kind.DUPLICATE,
     "6140": Kind.DUPLICATE,
     "610": Kind.NOT_FOUND,
+    "630": Kind.DUPLICATE,
+    "700": Kind.NOT_FOUND,
+    "140": Kind.SUBSCRIPTION,
+    "150": Kind.UNKNOWN,
     "2500": Kind.NOT_FOUND,
     "5010": Kind.CONFLICT,
     "6210": Kind.CLOSED_PERIOD,
@@ -488,7 +500,20 @@ _OWN_REQUEST_CODES: Mapping[str, str] = {
     "1040": "QuickBooks refused the size of syncbot's batch request (code 1040, batch size exceeds the allowed "
     "limit), not the record's data: Retry sends the record on its own; report it to JobsiteOn support if it "
     "happens again.",
+    "500": "QuickBooks does not support the operation syncbot sent (code 500, Unsupported Operation): not the "
+    "record's data, nothing to fill in; report it to JobsiteOn support with the details.",
+    "1050": "QuickBooks refused the content type of syncbot's request (code 1050): not the record's data; report "
+    "it to JobsiteOn support with the details.",
+    "600": "QuickBooks says syncbot's request id was used before (code 600, Duplicate Request ID): not the "
+    "record's data, nothing to fill in; Retry sends it again; report it to JobsiteOn support if it persists.",
+    "4000": "QuickBooks could not read syncbot's own query (code 4000): not the record's data; report it to "
+    "JobsiteOn support with the details.",
+    "4001": "QuickBooks refused syncbot's own query (code 4001): not the record's data; report it to JobsiteOn "
+    "support with the details.",
 }
+#: Intuit's "Unsupported" (500-599) and "General" (600-1999) error codes are about the request or the operation,
+#: not a field of the record: those not named in _CODE_KIND are unknown whatever the fault type says.
+_GENERAL_CODES = range(500, 2000)
 _REQUIRED_PARAM = re.compile(r"Required parameter\s+([\w.]+)\s+is missing", re.I)
 
 
@@ -587,6 +612,9 @@ def classify_error(error: FaultError, http_status: int | None = None, fault_type
     if code is not None and code in _CODE_KIND:
         return _CODE_KIND[code]
     if code in _OWN_REQUEST_CODES:
+        return Kind.UNKNOWN
+    number = int(code) if code is not None and code.isascii() and code.isdigit() else None
+    if number is not None and (number in _GENERAL_CODES or number >= 10000):
         return Kind.UNKNOWN
     named_kind = _named_kind(code, http_status, text) if code is not None else None
     if named_kind is not None:
@@ -1341,6 +1369,8 @@ def diagnose(
     mapping = data if isinstance(data, Mapping) else None
     fault = _as_fault(mapping.get("Fault")) if mapping is not None else None
     batch = mapping.get("BatchItemResponse") if mapping is not None else None
+    if fault is not None and not batch:  # the lower-case envelope's "batchItemResponse": [] beside its fault
+        batch = None
     oauth = _oauth_fields(mapping) if mapping is not None and fault is None and batch is None else None
     if mapping is not None and fault is None and batch is None and oauth is None:
         fault = _gateway_fault(mapping)  # the gateway's own {"code", "type", "detail"}: read as a Fault

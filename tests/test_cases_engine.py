@@ -158,3 +158,31 @@ def test_a_failed_batch_envelope_is_every_records_outcome(services: Any, qbo: QB
                                                              SyncLogEntry.record_id.in_(contact_ids))
                                   .order_by(SyncLogEntry.id.desc()).limit(2)).all()
         assert all(e.kind != "validation" for e in entries)  # 1040 is not the record's field to fill
+
+
+# ------------------------------------------------------------------------------------------ variants
+# Variants of each kind (tests/fixtures/qbo_variants.json, those marked "engine"), served by the stand-in as the
+# answer to one record's write, bytes as they are (charsets included): the log entry is the variant's kind.
+
+VARIANTS = [v for v in json.loads((Path(__file__).parent / "fixtures" / "qbo_variants.json").read_text())
+            if v.get("engine")]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[v["id"] for v in VARIANTS])
+def test_a_variant_through_the_engine_ends_as_its_kind(services: Any, qbo: QBO, connected: Connected,
+                                                       variant: dict[str, Any]) -> None:
+    with services.sessions() as session, session.begin():
+        contact = Contact(account_id=connected.account_id, display_name="Summit Roofing")
+        session.add(contact)
+        session.flush()
+        contact_id = contact.id
+    # more answers than the client's resends and its refresh-once: the answer stands
+    qbo.standin.fail_next(qbo.realm, 10, status=variant["http_status"], content_type=variant["content_type"],
+                          body=variant["body"].encode(variant.get("encoding") or "utf-8"), path_contains="customer",
+                          headers=variant.get("headers"))
+    entry = services.engine.sync_record(connected.connection_id, "contact", contact_id, "U_ADMIN")
+    assert entry is not None and entry.status == "error"
+    assert entry.kind in variant["acceptable_kinds"], entry.details
+    assert entry.details and len(entry.details) <= 2000
+    if entry.kind == "unknown":
+        assert entry.field is None

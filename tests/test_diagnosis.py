@@ -1428,7 +1428,7 @@ def test_oauth_errors_are_read_with_their_status(status: int, error: str, kind: 
          Kind.AUTH_EXPIRED),
         (500, '{"Fault":{"Error":[{"Message":"Authorization Failure","code":"120","Detail":"AuthorizationFailure: '
               'Unknown Error during Authentication, statusCode: 500"}],"type":"AuthorizatonFault"}}', Kind.UNKNOWN),
-        (403, '{"Fault":{"Error":[{"Message":"Authorization Failure","code":"999"}],"type":"AuthorizatonFault"}}',
+        (403, '{"Fault":{"Error":[{"Message":"Authorization Failure","code":"199"}],"type":"AuthorizatonFault"}}',
          Kind.AUTH_EXPIRED),
     ],
     ids=["text-name-only", "fault-name-only", "auth-name-only", "misspelt-type-500", "misspelt-type-403"],
@@ -1445,3 +1445,66 @@ def test_codes_named_only_in_the_message_and_misspelt_types(status: int, body: s
 def test_sentences_about_tokens_are_not_redacted(text: str) -> None:
     d = diagnose(400, fault_json(("6000", "A business validation error", text, "")))
     assert text in d.details and "[redacted]" not in d.details
+
+
+# -- variants of each kind beyond the real cases (tests/fixtures/qbo_variants.json): other codes of the same
+# families, XML vs JSON, key case, charsets, batch answers with mixed items, token endpoint errors, gateway
+# pages, truncated bodies, huge details. Those with a "found" note were diagnosed wrongly before their rule.
+
+VARIANTS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "fixtures" / "qbo_variants.json").read_text(encoding="utf-8")
+)
+
+
+def variant_body(case: dict[str, Any]) -> bytes:
+    return case["body"].encode(case.get("encoding") or "utf-8")
+
+
+@pytest.mark.parametrize("case", VARIANTS, ids=[c["id"] for c in VARIANTS])
+def test_variant_gets_an_acceptable_kind(case: dict[str, Any]) -> None:
+    d = diagnose(case["http_status"], variant_body(case), case.get("content_type"), case.get("headers"),
+                 endpoint_of(case), bids=case.get("bids"))
+    assert d.label in case["acceptable_kinds"], d.details
+    if "expected_per_item" in case:
+        assert {bid: item.label for bid, item in d.items.items()} == case["expected_per_item"]
+    assert 0 < len(d.details) <= 2000
+    assert all(ch.isprintable() or ch == "\n" for ch in d.details)
+
+
+def test_variants_through_syncbot_diagnose() -> None:
+    """The operator command prints, for every variant, the kind the engine's function gives."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    runner = CliRunner()
+    for case in VARIANTS:
+        args = ["diagnose", "--status", str(case["http_status"]), "--endpoint", endpoint_of(case)]
+        if case.get("content_type"):
+            args += ["--content-type", case["content_type"]]
+        for name, value in (case.get("headers") or {}).items():
+            args += ["--header", f"{name}: {value}"]
+        result = runner.invoke(app, [*args, "-"], input=variant_body(case))
+        assert result.exit_code == 0, (case["id"], result.output)
+        out = json.loads(result.output)
+        assert out["kind"] in case["acceptable_kinds"], (case["id"], out["details"])
+        if "expected_per_item" in case:
+            assert out["items"] == case["expected_per_item"], case["id"]
+
+
+def test_the_lower_case_envelope_is_a_fault_answer_not_an_empty_batch() -> None:
+    [case] = [c for c in VARIANTS if c["id"] == "V-AUTH-15"]
+    d = diagnose(403, case["body"], case["content_type"], bids=["b0", "b1"])
+    assert d.kind is Kind.AUTH_EXPIRED and d.items == {"b0": d.items["b0"], "b1": d.items["b1"]}
+    assert {i.label for i in d.items.values()} == {"auth_expired"}
+    server = diagnose(500, case["body"].replace("statusCode=403", "statusCode=500"), case["content_type"])
+    assert server.kind is Kind.UNKNOWN and "3100" in server.details and "batch" not in server.details
+
+
+@pytest.mark.parametrize("code", ["500", "600", "800", "1000", "1010", "1020", "1050", "1999", "4000", "4001",
+                                  "10001", "20000"])
+@pytest.mark.parametrize("fault_type", ["ValidationFault", "SystemFault", None])
+def test_codes_about_the_request_are_never_a_field_to_fill(code: str, fault_type: str | None) -> None:
+    d = diagnose(400, fault_json((code, "Something", "about the request", ""), fault_type=fault_type))
+    assert d.kind is Kind.UNKNOWN
+    assert FixAction.FILL_FIELD not in d.actions and d.field is None

@@ -117,7 +117,7 @@ class FailRule:
     count: int
     status: int
     content_type: str
-    body: str
+    body: str | bytes  # bytes go on the wire as they are (another charset than UTF-8, a binary body)
     path_contains: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -407,10 +407,11 @@ class QuickBooksStandIn:
     # --- injected failures ----------------------------------------------------------------------------------
 
     def fail_next(self, realm_id: str, count: int = 1, status: int = 502, content_type: str = "text/html",
-                  body: str = "", path_contains: str | None = None,
+                  body: str | bytes = "", path_contains: str | None = None,
                   headers: dict[str, str] | None = None) -> dict[str, Any]:
         """Answer the realm's next ``count`` API requests (whose path contains ``path_contains``, if given) with
-        this raw reply, before any other check; the work is not done. Returns the stats."""
+        this raw reply (text as UTF-8, bytes as they are), before any other check; the work is not done. Returns
+        the stats."""
         with self._lock:
             if int(count) > 0:
                 self._realm(realm_id).fail_rules.append(
@@ -540,8 +541,8 @@ class QuickBooksStandIn:
             state.log.append(entry)
             rule = _take(state.fail_rules, request.path)
             if rule is not None:
-                return self._logged(entry, "injected", Reply(rule.status, rule.body.encode("utf-8"),
-                                                             rule.content_type, dict(rule.headers)))
+                raw = rule.body if isinstance(rule.body, bytes) else rule.body.encode("utf-8")
+                return self._logged(entry, "injected", Reply(rule.status, raw, rule.content_type, dict(rule.headers)))
             refused = self._refuse_token(request, entry)
             if refused is not None:
                 return refused
