@@ -11,9 +11,15 @@
   HTTP 429 with Retry-After reschedules (nothing is posted twice: a 429 means nothing was posted); 5xx and
   connection errors back off. A notification is marked delivered only after Slack accepted it, so a crash or an
   outage delays messages and never loses them.
-- `not_in_channel` / `channel_not_found` / `is_archived`: the entries stay, the notifications wait, and the
-  account's admins get one DM asking to invite @syncbot (or to pick a channel with `/sync-log channel #name`).
-- `message_not_found` / `cant_update_message`: a fresh message is posted and its new `ts` stored.
+- `not_in_channel` / `channel_not_found` / `is_archived` (and `is_inactive`, chat.update's word for an archived
+  channel): the entries stay, the notifications wait, and the account's admins get one DM asking to invite
+  @syncbot (or to pick a channel with `/sync-log channel #name`). A message in a channel that is no longer the
+  account's (another one was picked since) and cannot be updated there any more is posted afresh in the
+  account's channel.
+- `message_not_found` / `cant_update_message`: a fresh message is posted and its new `ts` stored; the attempt's
+  thread line goes under the fresh message.
+- `invalid_blocks`: the plain-text fallback goes out once; an update then clears the old blocks (`blocks: []`),
+  so a message never shows an outdated state (an error's buttons under a "Synced" text).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ log = logging.getLogger("syncbot.notifier")
 
 TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout",
                               "ratelimited"})
-CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "is_inactive"})
 GONE_MESSAGE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
 
@@ -53,6 +59,15 @@ class _Reschedule(Exception):
         self.seconds = seconds
         self.reason = reason
         self.channel_wide = channel_wide
+
+
+class _ChannelUnusable(_Reschedule):
+    """Slack refused a channel (CHANNEL_ERRORS); raised by ``_call(..., mark_broken=False)``."""
+
+    def __init__(self, channel: str, error: str) -> None:
+        super().__init__(300.0, f"cannot post to the channel: {error}", channel_wide=True)
+        self.channel = channel
+        self.error = error
 
 
 @dataclass
@@ -296,10 +311,10 @@ class Notifier:
             return "skipped"
         client = self.client_for(team_id)
         if existing is not None and existing.ts:
-            self._update(client, existing, self.render_record(entry, tz))
+            where, ts = self._update(client, existing, self.render_record(entry, tz), channel)
             events = {n.event for n in group}
             if "error" in events or "resolved" in events:
-                self._thread_note(client, existing.channel_id, existing.ts, entry, tz)
+                self._thread_note(client, where, ts, entry, tz)
             return "updated"
         if entry.status not in (Status.ERROR, Status.WARNING) or entry.resolved_at is not None:
             return "skipped"  # it was never shown as an error and is fine now: nothing to say
@@ -334,7 +349,7 @@ class Notifier:
         message = blocks.incident_message(incident, conn, int(waiting), tz=tz, reconnect_url=url)
         client = self.client_for(team_id)
         if existing is not None and existing.ts:
-            self._update(client, existing, message)
+            self._update(client, existing, message, channel)
             return "updated"
         if incident.resolved_at is not None:
             return "skipped"
@@ -496,7 +511,7 @@ class Notifier:
             client = self.client_for(team_id)
             try:
                 if row.ts:
-                    self._update(client, row, message)
+                    self._update(client, row, message, _channel)
                 else:
                     self._post(client, account_id, topic, row.channel_id, message, existing=row)
             except _Reschedule as exc:  # the counts are stored: the next pass draws the digest again
@@ -544,24 +559,39 @@ class Notifier:
                 ws.channel_problem = None
         log.info("event=slack_posted account_id=%s topic=%s channel=%s", account_id, topic, channel)
 
-    def _update(self, client: WebClient, row: SlackMessage, message: dict[str, Any]) -> None:
+    def _update(self, client: WebClient, row: SlackMessage, message: dict[str, Any],
+                channel: str | None = None) -> tuple[str, str]:
+        """Update the stored message in place; when it is gone, post it afresh (in its channel, or in the account's
+        ``channel`` when its own channel can no longer be used) and store the new ts. Returns (channel, ts) of the
+        message as it now is. Raises _Reschedule on a Slack failure."""
+        assert row.ts is not None
+        moved_from: str | None = None
         try:
-            self._call(client.chat_update, channel=row.channel_id, ts=row.ts, **message)
+            self._call(client.chat_update, channel=row.channel_id, ts=row.ts, mark_broken=False, **message)
         except _GoneMessage:
-            log.info("event=slack_message_gone topic=%s ts=%s: posting afresh", row.topic, row.ts)
-            self._pace(row.channel_id)
-            answer = self._call(client.chat_postMessage, channel=row.channel_id, **message)
+            target = row.channel_id
+        except _ChannelUnusable as exc:
+            if not channel or channel == row.channel_id:
+                self._channel_broken(exc.channel, exc.error)
+                raise
+            target, moved_from = channel, row.channel_id  # its old channel is gone: the account's channel now
+        else:
             with self.sessions() as session, session.begin():
                 fresh = session.get(SlackMessage, row.id)
-                assert fresh is not None
-                fresh.ts = str(answer["ts"])
-                fresh.channel_id = str(answer.get("channel") or row.channel_id)
-                fresh.posted_at = fresh.updated_at = self.clock()
-            return
+                if fresh is not None:
+                    fresh.updated_at = self.clock()
+            return row.channel_id, row.ts
+        log.info("event=slack_message_gone topic=%s ts=%s moved_from=%s: posting afresh", row.topic, row.ts,
+                 moved_from or "-")
+        self._pace(target)
+        answer = self._call(client.chat_postMessage, channel=target, **message)
         with self.sessions() as session, session.begin():
             fresh = session.get(SlackMessage, row.id)
-            if fresh is not None:
-                fresh.updated_at = self.clock()
+            assert fresh is not None
+            fresh.ts = str(answer["ts"])
+            fresh.channel_id = str(answer.get("channel") or target)
+            fresh.posted_at = fresh.updated_at = self.clock()
+            return fresh.channel_id, fresh.ts
 
     def _thread_note(self, client: WebClient, channel: str, ts: str, entry: SyncLogEntry, tz: str) -> None:
         """One line per attempt in the message's thread (best effort: the parent already says the outcome)."""
@@ -573,7 +603,10 @@ class Notifier:
         except _Reschedule as exc:
             log.info("event=thread_note_skipped reason=%s", exc.reason)
 
-    def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+    def _call(self, method: Callable[..., Any], *, mark_broken: bool = True, **kwargs: Any) -> Any:
+        """One Slack call through the typed errors: 429 and outages reschedule, a gone message is _GoneMessage, a
+        refused channel is marked broken (or, with ``mark_broken=False``, raised as _ChannelUnusable for the
+        caller to decide), refused blocks fall back to the plain text once."""
         try:
             answer = method(**kwargs)
             warnings = list((answer.get("response_metadata") or {}).get("warnings") or [])
@@ -590,13 +623,19 @@ class Notifier:
             if error in GONE_MESSAGE_ERRORS:
                 raise _GoneMessage(error) from None
             if error in CHANNEL_ERRORS:
+                if not mark_broken:
+                    raise _ChannelUnusable(str(kwargs.get("channel")), error) from None
                 self._channel_broken(str(kwargs.get("channel")), error)
                 raise _Reschedule(300.0, f"cannot post to the channel: {error}", channel_wide=True) from None
             if error == "invalid_blocks" and kwargs.get("blocks"):
                 # Our renderers keep within Block Kit's limits; should Slack still refuse, say why in the log and
-                # send the plain-text fallback once, so the error is not silently lost (SL-07).
+                # send the plain-text fallback once, so the error is not silently lost (SL-07). An update without
+                # blocks would keep the old ones (an outdated state under the new text): it clears them.
                 log.error("event=slack_invalid_blocks errors=%s", exc.response.get("errors"))
-                return self._call(method, **{k: v for k, v in kwargs.items() if k != "blocks"})
+                plain = {k: v for k, v in kwargs.items() if k != "blocks"}
+                if getattr(method, "__name__", "") == "chat_update":
+                    plain["blocks"] = []
+                return self._call(method, mark_broken=mark_broken, **plain)
             if status >= 500 or error in TRANSIENT_ERRORS:
                 raise _Reschedule(30.0, f"Slack error {status} {error}", channel_wide=True) from None
             log.error("event=slack_call_refused error=%s status=%s", error, status)

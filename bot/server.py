@@ -117,8 +117,11 @@ def create_server(rt: SlackRuntime, app: App | None, *, socket_mode: bool = Fals
                 return JSONResponse({"error": "request too large"}, status_code=413)
             chunks.append(chunk)
         body = b"".join(chunks)
-        stamp = request.headers.get("x-slack-request-timestamp", "")
-        if stamp and not (stamp.isascii() and stamp.lstrip("-").isdigit() and len(stamp) < 15):
+        stamp = request.headers.get("x-slack-request-timestamp")
+        if stamp is not None and not (stamp.isascii() and stamp.lstrip("-").isdigit() and len(stamp) < 15):
+            # present but not a number of seconds (empty, a date, garbage): refused as a stale one, never a 500
+            log.warning("event=slack_request_refused reason=timestamp_unreadable skew_s=unknown client=%s",
+                        request.client.host if request.client else "-")
             return JSONResponse({"error": "invalid request"}, status_code=401)
         try:
             text = body.decode("utf-8")

@@ -188,3 +188,96 @@ def test_the_providers_links_arrive_clickable(stack: Stack, qbo: QBO) -> None:
             "|Fix sales tax> first.") in details
     assert "<" not in message["text"]
     assert all(c.ok or c.error == "ratelimited" for c in stack.slack.standin.calls("chat.postMessage"))
+
+
+# ------------------------------------------------------------------------------------------ variants
+# Variants of the situations above (other answers Slack gives in the same kind of trouble), each of which a
+# breaking review found mishandled (issue 7).
+
+
+@pytest.mark.parametrize("stamp", ["", "abc", "1e9", "12:00", "Mon, 01 Dec 2026 10:00:00 GMT"])
+def test_sl03_variant_an_unreadable_timestamp_is_refused_not_a_500(stack: Stack, stamp: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    body = (f"command=%2Fsync-log&text=status&team_id={slack_cfg.DEFAULT_TEAM_ID}&channel_id={CHANNEL}"
+            f"&user_id={slack_cfg.OWNER_USER_ID}")
+    with caplog.at_level(logging.WARNING, logger="syncbot.server"):
+        result, _ = stack.driver.send(body, "application/x-www-form-urlencoded",
+                                      extra_headers={"X-Slack-Request-Timestamp": stamp})
+    assert result.status_code == 401  # an empty timestamp reached Bolt, whose int("") answered 500
+    assert any("slack_request_refused" in r.getMessage() for r in caplog.records)
+
+
+def _acme_posted_then_synced(stack: Stack, qbo: QBO) -> tuple[dict[str, Any], int]:
+    """A duplicate's message posted; then the duplicate renamed in QuickBooks: a retry will sync it."""
+    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    deliver_all(stack)
+    acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
+    qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
+    entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if e.kind == "duplicate")
+    return acme, entry.id
+
+
+def test_sl07_variant_refused_blocks_on_an_update_leave_no_outdated_state(stack: Stack, qbo: QBO) -> None:
+    acme, entry_id = _acme_posted_then_synced(stack, qbo)
+    stack.slack.standin.inject_fault("chat.update", 5, error="invalid_blocks")
+    stack.rt.services.engine.retry_entry(entry_id, "U_ADMIN")
+    deliver_all(stack)
+    shown = stack.message(acme["ts"])
+    assert shown["text"].startswith("Synced: Contact Acme Corp")
+    # chat.update without blocks keeps the old ones: the error and its Retry button stayed under "Synced"
+    assert "Duplicate record" not in json.dumps(shown.get("blocks") or [])
+
+
+@pytest.mark.parametrize("error", ["message_not_found", "cant_update_message"])
+def test_sl11_an_incident_message_that_is_gone_turns_reconnected_afresh(stack: Stack, qbo: QBO, error: str) -> None:
+    """SL-11 as the case tells it: the incident message, turned Reconnected, can no longer be updated."""
+    from tests.conftest import connect
+
+    qbo.standin.expire_tokens(qbo.realm, refresh=True)
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    deliver_all(stack)
+    incident = next(m for m in stack.messages() if "Authentication expired" in m["text"])
+    stack.slack.standin.set_update_error(CHANNEL, incident["ts"], error)
+    connect(stack.rt.services, qbo, stack.account_id)  # Reconnect, then resume (as the callback does)
+    stack.rt.services.engine.resume(stack.connection_id, "U_ADMIN", "reconnected")
+    deliver_all(stack)
+    with stack.rt.services.sessions() as session:
+        row = session.scalars(select(SlackMessage).where(SlackMessage.topic.like("connection:%"))).one()
+    assert row.ts != incident["ts"]
+    assert "Reconnected" in stack.message(row.ts)["text"]
+
+
+def test_sl11_variant_the_attempts_thread_line_follows_the_fresh_message(stack: Stack, qbo: QBO) -> None:
+    acme, entry_id = _acme_posted_then_synced(stack, qbo)
+    stack.slack.standin.set_update_error(CHANNEL, acme["ts"], "message_not_found")
+    stack.rt.services.engine.retry_entry(entry_id, "U_ADMIN")
+    deliver_all(stack)
+    with stack.rt.services.sessions() as session:
+        row = session.scalars(select(SlackMessage).where(SlackMessage.topic.like("record:%:contact:%"))).one()
+    notes = [c for c in stack.slack.standin.calls("chat.postMessage") if c.params.get("thread_ts") and c.ok]
+    assert notes and {c.params["thread_ts"] for c in notes} == {row.ts}  # not the gone message's thread
+
+
+def test_sl13_variant_an_archived_channel_is_a_channel_problem_then_a_new_channel_works(stack: Stack,
+                                                                                       qbo: QBO) -> None:
+    stack.driver.slash_command("/sync-log", f"channel <#{CHANNEL}|sync-errors>")  # set up by the owner
+    _, entry_id = _acme_posted_then_synced(stack, qbo)
+    stack.slack.standin.archive_channel(CHANNEL)
+    stack.rt.services.engine.retry_entry(entry_id, "U_ADMIN")
+    stack.rt.notifier.deliver()
+    with stack.rt.services.sessions() as session:  # chat.update answers is_inactive for an archived channel
+        assert (session.get(Workspace, slack_cfg.DEFAULT_TEAM_ID).channel_problem or "").startswith("is_inactive")
+    assert pending(stack) >= 1, "the update waits"
+    dms = [c for c in stack.slack.standin.calls("chat.postMessage") if "cannot post" in str(c.params.get("text"))]
+    assert len(dms) == 1 and "/invite @syncbot" in dms[0].params["text"]
+
+    stack.slack.standin.set_bot_membership(slack_cfg.GENERAL_CHANNEL_ID, True)
+    answer = stack.driver.slash_command("/sync-log", f"channel <#{slack_cfg.GENERAL_CHANNEL_ID}|general>")
+    assert slack_cfg.GENERAL_CHANNEL_ID in answer.response.text
+    deliver_all(stack)
+    moved = [m for m in stack.slack.standin.messages(slack_cfg.GENERAL_CHANNEL_ID) if "Acme Corp" in m.text]
+    assert len(moved) == 1 and moved[0].text.startswith("Synced: Contact Acme Corp")
+    with stack.rt.services.sessions() as session:
+        row = session.scalars(select(SlackMessage).where(SlackMessage.topic.like("record:%:contact:%"))).one()
+        assert (row.channel_id, row.ts) == (slack_cfg.GENERAL_CHANNEL_ID, moved[0].ts)
