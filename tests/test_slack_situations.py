@@ -191,11 +191,20 @@ def test_the_providers_links_arrive_clickable(stack: Stack, qbo: QBO) -> None:
 
 
 # ------------------------------------------------------------------------------------------ variants
-# Variants of the situations above (other answers Slack gives in the same kind of trouble), each of which a
-# breaking review found mishandled (issue 7).
+# Variants of the situations above (other answers Slack gives in the same kind of trouble), listed in
+# tests/fixtures/slack_variants.json with what each found; those that found something are tested here (issue 7).
+
+VARIANTS = {v["id"]: v for v in json.loads((Path(__file__).parent / "fixtures" / "slack_variants.json").read_text())}
 
 
-@pytest.mark.parametrize("stamp", ["", "abc", "1e9", "12:00", "Mon, 01 Dec 2026 10:00:00 GMT"])
+def test_every_variant_that_found_something_has_its_test() -> None:
+    for variant in VARIANTS.values():
+        assert variant["of"] in SITUATIONS
+        if variant["found"]:
+            assert variant["test"] in globals(), variant
+
+
+@pytest.mark.parametrize("stamp", VARIANTS["SLV-03a"]["input"]["request"]["headers"]["X-Slack-Request-Timestamp"])
 def test_sl03_variant_an_unreadable_timestamp_is_refused_not_a_500(stack: Stack, stamp: str,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     body = (f"command=%2Fsync-log&text=status&team_id={slack_cfg.DEFAULT_TEAM_ID}&channel_id={CHANNEL}"
