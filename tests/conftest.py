@@ -184,6 +184,17 @@ class Stack:
     def deliver(self) -> None:
         self.rt.notifier.deliver()
 
+    def add_duplicates(self, qbo: QBO, names: list[str]) -> None:
+        """JobsiteOn contacts named ``names`` whose names QuickBooks already has: each fails as a duplicate at the
+        next sync."""
+        from sync.models import Contact
+
+        with self.rt.services.sessions() as session, session.begin():
+            for name in names:
+                session.add(Contact(account_id=self.account_id, display_name=name))
+        for name in names:
+            qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
+
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout

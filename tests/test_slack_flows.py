@@ -84,11 +84,7 @@ def test_incident_resolved_by_reconnect(stack: Stack, qbo: QBO) -> None:
 
 def test_a_burst_of_errors_folds_into_a_digest(stack: Stack, qbo: QBO) -> None:
     names = [f"Burst client {i:04d}" for i in range(1000)]
-    with stack.rt.services.sessions() as session, session.begin():
-        for name in names:
-            session.add(Contact(account_id=stack.account_id, display_name=name))
-    for name in names:  # each already exists in QuickBooks: 1,000 duplicates in one sync
-        qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
+    stack.add_duplicates(qbo, names)
     # QuickBooks' minute shrunk to half a second on both sides, so 1,000 records take no real minutes
     qbo.standin.configure(minute_seconds=0.5)
     stack.rt.services.limiter.config.minute_seconds = 0.5
@@ -212,11 +208,7 @@ def test_a_flood_across_a_five_minute_boundary_stays_one_digest(stack: Stack, qb
     notifier.clock = lambda: clock[0]
 
     def burst(names: list[str]) -> None:
-        with stack.rt.services.sessions() as session, session.begin():
-            for name in names:
-                session.add(Contact(account_id=stack.account_id, display_name=name))
-        for name in names:
-            qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
+        stack.add_duplicates(qbo, names)
         stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
         deliver_all(stack)
 
@@ -242,11 +234,7 @@ def test_a_backlog_larger_than_a_pass_drains_without_waiting_out_the_interval(st
     notifier = stack.rt.notifier
     notifier.flood_threshold, notifier.pass_limit = 3, 5
     names = [f"Backlog client {i:02d}" for i in range(30)]
-    with stack.rt.services.sessions() as session, session.begin():
-        for name in names:
-            session.add(Contact(account_id=stack.account_id, display_name=name))
-    for name in names:
-        qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
+    stack.add_duplicates(qbo, names)
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
     assert pending(stack) > 5 * notifier.pass_limit
     stop = threading.Event()

@@ -61,11 +61,7 @@ def test_sl03_skewed_clock_is_refused_and_logged_with_the_skew(stack: Stack,
 
 def test_sl05_a_burst_under_429_loses_nothing_and_posts_nothing_twice(stack: Stack, qbo: QBO) -> None:
     names = [f"Client {i:02d}" for i in range(40)]
-    with stack.rt.services.sessions() as session, session.begin():
-        for name in names:
-            session.add(Contact(account_id=stack.account_id, display_name=name))
-    for name in names:
-        qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
+    stack.add_duplicates(qbo, names)
     stack.slack.standin.inject_fault("chat.postMessage", 2, status=429, retry_after=1)
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
     deliver_all(stack)
