@@ -22,6 +22,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -196,6 +198,39 @@ class _Prepared:
     dep_links: tuple[_DepLink, ...] = ()
 
 
+def _boot_id() -> str:
+    """This machine's boot (Linux: /proc/sys/kernel/random/boot_id), so a process id is read on the machine and
+    the boot it was given in; empty where unknown."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip().replace("-", "")[:12]
+    except OSError:
+        return ""
+
+
+def claim_owner() -> str:
+    """The owner name of this engine's record claims: ``host/boot/pid/random`` (at most 64 characters), so that
+    on the same machine and boot a claim of a process that no longer runs is known for abandoned at once."""
+    return f"{socket.gethostname()[:24]}/{_boot_id()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` (see :func:`claim_owner`) names a process of this machine and boot that no longer runs.
+    False when it may still run: another machine or boot, an older owner format, or a live (or reused) pid."""
+    parts = owner.split("/")
+    if len(parts) != 4 or not parts[2].isdigit() or not parts[1]:
+        return False
+    if parts[0] != socket.gethostname()[:24] or parts[1] != _boot_id() or int(parts[2]) == os.getpid():
+        return False
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False
+    return False
+
+
 def record_topic(connection_id: int, entity: str, record_id: int | None) -> str:
     """The outbox topic of one record's message."""
     return f"record:{connection_id}:{entity}:{record_id}"
@@ -224,7 +259,7 @@ class SyncEngine:
         self.provider_for = provider_for
         self.config = config or EngineConfig()
         self.clock = clock
-        self._owner = uuid.uuid4().hex[:16]
+        self._owner = claim_owner()
 
     # ------------------------------------------------------------------------------------------ claims
 
@@ -1194,26 +1229,27 @@ class SyncEngine:
 
         An attempt counts as abandoned when it is older than ``older_than_seconds`` (default: the claim lease,
         after which the engine lets another worker take the record's claim over too) and no fresh claim holds
-        its record (a live worker's attempt is left alone). It becomes an error whose outcome is uncertain, so
-        the retry reuses its requestid and a write that did happen is not done twice; its record's message is
-        drawn again through the outbox (it said "Retrying…"). One that a later attempt of the record has
-        overtaken is handed to that attempt instead (superseded, and resolved when that one synced).
-        Called when `syncbot serve` and `syncbot demo` start and by the scheduler's resume job. Returns how
-        many attempts were settled."""
+        its record (a live worker's attempt is left alone); or at once, whatever its age, when its record's claim
+        belongs to a process of this machine that no longer runs (a restart after a crash or a kill). It becomes
+        an error whose outcome is uncertain, so the retry reuses its requestid and a write that did happen is not
+        done twice; its record's message is drawn again through the outbox (it said "Retrying…"). One that a
+        later attempt of the record has overtaken is handed to that attempt instead (superseded, and resolved
+        when that one synced). Called when `syncbot serve` and `syncbot demo` start and by the scheduler's resume
+        job. Returns how many attempts were settled."""
         age = self.config.claim_lease_seconds if older_than_seconds is None else older_than_seconds
         cutoff = self.clock() - dt.timedelta(seconds=age)
         settled = 0
         with self.sessions() as session, session.begin():
-            stale = list(session.scalars(select(SyncLogEntry).where(
-                SyncLogEntry.status == Status.PENDING, SyncLogEntry.created_at < cutoff)
-                .order_by(SyncLogEntry.id)))
-            for entry in stale:
+            pending = list(session.scalars(select(SyncLogEntry).where(SyncLogEntry.status == Status.PENDING)
+                                           .order_by(SyncLogEntry.id)))
+            for entry in pending:
                 if entry.connection_id is None or entry.record_id is None:
                     continue
-                held = session.scalar(select(func.count()).select_from(RecordClaim).where(
-                    RecordClaim.connection_id == entry.connection_id, RecordClaim.entity == entry.entity,
-                    RecordClaim.record_id == entry.record_id, RecordClaim.claimed_at >= cutoff))
-                if held:
+                claim = session.get(RecordClaim, (entry.connection_id, entry.entity, entry.record_id))
+                if claim is not None and _owner_is_dead(claim.owner):
+                    session.delete(claim)  # its holder is gone: the record is free again
+                elif entry.created_at is None or entry.created_at >= cutoff or (
+                        claim is not None and claim.claimed_at >= cutoff):
                     continue
                 self._fill_failure(entry, make_diagnosis(
                     Kind.UNKNOWN, "The attempt was interrupted before QuickBooks answered (syncbot stopped during "

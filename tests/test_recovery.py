@@ -28,7 +28,8 @@ def _duplicate_message(stack: Stack, qbo: QBO) -> tuple[dict[str, Any], dict[str
     return message, existing
 
 
-def _killed_during_retry(stack: Stack, message: dict[str, Any], age: dt.timedelta = LONG_AGO) -> SyncLogEntry:
+def _killed_during_retry(stack: Stack, message: dict[str, Any], age: dt.timedelta = LONG_AGO,
+                         owner: str = "the-killed-process") -> SyncLogEntry:
     """What a process killed during a Retry click leaves behind: the message turned to "Retrying… (by …)", the
     record's claim, and the attempt's entry, pending, superseding the error it retries (written before the call
     to QuickBooks, with its requestid)."""
@@ -45,7 +46,7 @@ def _killed_during_retry(stack: Stack, message: dict[str, Any], age: dt.timedelt
         session.flush()
         error.superseded_by_id = attempt.id
         session.add(RecordClaim(connection_id=error.connection_id, entity=error.entity, record_id=error.record_id,
-                                owner="the-killed-process", claimed_at=when))
+                                owner=owner, claimed_at=when))
         session.flush()
         session.expunge(attempt)
     retrying = stack.rt.notifier.render_record(attempt, "UTC", retrying_by="Olivia Owner")
@@ -117,3 +118,37 @@ def test_an_abandoned_attempt_that_a_later_one_overtook_is_handed_to_it(stack: S
     assert entry.superseded_by_id is not None and entry.resolved_at is not None, "not left as an open error"
     assert not [e for e in stack.rt.services.engine.open_errors(stack.connection_id) if e.record_label == "Acme Corp"]
     assert "Synced" in str(stack.message(message["ts"])["blocks"])
+
+
+def test_a_recent_attempt_of_a_process_of_this_machine_that_is_gone_is_recovered_at_once(stack: Stack,
+                                                                                         qbo: QBO) -> None:
+    """A restart seconds after a kill: the claim names a process of this machine and boot that no longer runs, so
+    the message does not wait out the claim lease on "Retrying…". A live process's claim is left alone."""
+    import subprocess
+    import sys
+
+    from sync.engine import claim_owner
+
+    def owner_of(pid: int) -> str:
+        host, boot, _pid, rand = claim_owner().split("/")
+        return f"{host}/{boot}/{pid}/{rand}"
+
+    message, _ = _duplicate_message(stack, qbo)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = owner_of(alive.pid)
+        attempt = _killed_during_retry(stack, message, age=dt.timedelta(seconds=5), owner=owner)
+        assert stack.rt.services.engine.recover_pending() == 0, "its process still runs"
+        assert _entry(stack, attempt.id).status == "pending"
+    finally:
+        alive.kill()
+        alive.wait()
+    with stack.rt.services.sessions() as session, session.begin():  # now that process is gone
+        claim = session.scalars(select(RecordClaim)).one()
+        assert claim.owner == owner
+    assert stack.rt.services.engine.recover_pending() == 1
+    deliver_all(stack)
+    assert _entry(stack, attempt.id).status == "error"
+    wait_for(lambda: _shows_the_error_again(stack, message))
+    with stack.rt.services.sessions() as session:
+        assert session.scalars(select(RecordClaim)).all() == [], "the dead process's claim is gone too"
