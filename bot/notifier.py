@@ -84,6 +84,17 @@ class DeliveryStats:
     full: bool = False
 
 
+def _retry_after_seconds(value: Any, default: float = 30.0) -> float:
+    """Slack's ``Retry-After`` header in seconds (Slack documents a whole number of seconds:
+    https://docs.slack.dev/apis/web-api/rate-limits), kept between 1 s and an hour; ``default`` when it is
+    missing or not a number."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return default
+    return min(max(seconds, 1.0), 3600.0) if seconds == seconds else default  # NaN is not a number of seconds
+
+
 class Notifier:
     """Delivers pending notifications. ``client_for(team_id)`` gives a workspace's WebClient (for the
     background: with slack_sdk's RateLimitErrorRetryHandler, DEPENDENCIES.md P7)."""
@@ -618,8 +629,8 @@ class Notifier:
             error = str(exc.response.get("error") or "")
             status = exc.response.status_code
             if status == 429 or error == "ratelimited":
-                retry_after = float(exc.response.headers.get("Retry-After", 30) or 30)
-                raise _Reschedule(retry_after, "rate limited by Slack", channel_wide=True) from None
+                raise _Reschedule(_retry_after_seconds(exc.response.headers.get("Retry-After")),
+                                  "rate limited by Slack", channel_wide=True) from None
             if error in GONE_MESSAGE_ERRORS:
                 raise _GoneMessage(error) from None
             if error in CHANNEL_ERRORS:

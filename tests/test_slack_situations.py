@@ -286,3 +286,10 @@ def test_sl13_variant_an_archived_channel_is_a_channel_problem_then_a_new_channe
     with stack.rt.services.sessions() as session:
         row = session.scalars(select(SlackMessage).where(SlackMessage.topic.like("record:%:contact:%"))).one()
         assert (row.channel_id, row.ts) == (slack_cfg.GENERAL_CHANNEL_ID, moved[0].ts)
+
+
+def test_sl05_a_retry_after_that_is_not_a_number_of_seconds_still_reschedules() -> None:
+    from bot.notifier import _retry_after_seconds
+
+    assert _retry_after_seconds("7") == 7.0 and _retry_after_seconds(None) == 30.0
+    assert [_retry_after_seconds(v) for v in ("soon", "", "nan", "-5", "1e9")] == [30.0, 30.0, 30.0, 1.0, 3600.0]
