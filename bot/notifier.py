@@ -127,6 +127,9 @@ class Notifier:
         self._stopping: threading.Event | None = None
         #: How many notifications :meth:`run` takes per pass.
         self.pass_limit = 500
+        #: For an open duplicate error: the provider's object of the same name (a label), or None; the message
+        #: then offers "Link to existing" (bot.runtime sets it to the engine's ``find_existing``).
+        self.find_existing: Callable[[int], str | None] | None = None
         self._leading = False
         self._renewed_at = 0.0
         #: Called after every pass with the ids of the accounts whose notifications were delivered (the App
@@ -301,7 +304,14 @@ class Notifier:
                 SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.entity == entry.entity,
                 SyncLogEntry.record_id == entry.record_id)) or entry.attempt
         url = self.reconnect_url(entry.connection_id) if self.reconnect_url and entry.connection_id else None
-        return blocks.error_message(entry, tz=tz, reconnect_url=url, retrying_by=retrying_by, attempts=attempts)
+        found = None
+        if self.find_existing is not None and retrying_by is None and entry.kind == "duplicate" and entry.is_open:
+            try:
+                found = self.find_existing(entry.id)
+            except Exception:  # the other fixes stand without it
+                log.exception("event=find_existing_failed entry_id=%s", entry.id)
+        return blocks.error_message(entry, tz=tz, reconnect_url=url, retrying_by=retrying_by, attempts=attempts,
+                                    found_existing=found)
 
     def _newest_entry(self, session: Session, topic: str) -> SyncLogEntry | None:
         _, connection_id, entity, record_id = topic.split(":", 3)

@@ -56,7 +56,7 @@ from sync.models import (
     utcnow,
 )
 from sync.providers.base import BatchOp, Change, Provider, ProviderError, Written
-from sync.providers.quickbooks import MAX_BATCH, payload_hash
+from sync.providers.quickbooks import MAX_BATCH, QBO_NAMES, payload_hash
 
 log = logging.getLogger("syncbot.engine")
 
@@ -788,6 +788,46 @@ class SyncEngine:
             else:
                 link.remote_id, link.sync_token, link.remote_deleted = found.remote_id, found.sync_token, False
         return self.retry_entry(entry_id, actor, account_id)
+
+    def find_existing(self, entry_id: int) -> str | None:
+        """For an open duplicate error: the QuickBooks object that holds the record's name (DisplayName, Name or
+        DocNumber), as a label such as ``Acme Corp (Customer 58)``, so the message can offer to link the record
+        to it (``link_existing``). One query per entry: the answer, found or not, is kept in the
+        entry's ``data["existing"]``. None when there is nothing to offer: not an open duplicate, nothing of that
+        name, the object already linked to another record, or QuickBooks cannot be asked now (connection
+        blocked, or the query failed: logged, asked again next time)."""
+        entry = self.get_entry(entry_id)
+        if (entry.kind != Kind.DUPLICATE or not entry.is_open or entry.record_id is None
+                or entry.connection_id is None or not entry.record_label):
+            return None
+        cached = (entry.data or {}).get("existing")
+        if isinstance(cached, dict):
+            return cached.get("label") or None
+        with self.sessions() as session:
+            conn = self._connection(session, entry.connection_id)
+            try:
+                self._ensure_available(conn)
+            except ConnectionUnavailable:
+                return None
+            provider = self.provider_for(conn)
+        try:
+            found = provider.find_by_name(entry.entity, entry.record_label)  # type: ignore[attr-defined]
+        except (ProviderError, AttributeError) as exc:
+            log.info("event=find_existing_failed entry_id=%s error=%s", entry_id, type(exc).__name__)
+            return None
+        label = None
+        with self.sessions() as session, session.begin():
+            if found is not None:
+                taken = session.scalars(select(Link).where(
+                    Link.connection_id == entry.connection_id, Link.entity == entry.entity,
+                    Link.remote_id == found.remote_id, Link.record_id != entry.record_id)).first()
+                if taken is None:
+                    label = f"{entry.record_label} ({QBO_NAMES[entry.entity]} {found.remote_id})"
+            row = session.get(SyncLogEntry, entry_id)
+            if row is not None:
+                row.data = {**(row.data or {}), "existing": {"label": label,
+                                                            "remote_id": found.remote_id if found else None}}
+        return label
 
     def fill_field(self, entry_id: int, value: str, actor: str, account_id: int | None = None) -> str:
         """Save ``value`` into the record field a validation error named (``entry.field``), as a user would in

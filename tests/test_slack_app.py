@@ -279,3 +279,28 @@ def test_retry_refused_while_the_connection_is_expired_leaves_the_error_not_retr
     assert "Retrying" not in final["text"] and "entry_retry" in str(final["blocks"])  # the error, as it was
     with stack.rt.services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(SyncLogEntry)) == before  # no attempt made
+
+
+def test_duplicate_offers_the_existing_record_and_linking_turns_it_synced_in_place(stack: Stack, qbo: QBO) -> None:
+    from bot.blocks import ids
+
+    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.deliver()
+    acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
+    label = f"Acme Corp (Customer {existing['Id']})"
+    assert f"*Found in QuickBooks:* {label}" in str(acme["blocks"])  # a query found it
+    link = next(el for b in acme["blocks"] if b["type"] == "actions" for el in b["elements"]
+                if el["action_id"] == ids.LINK_EXISTING)
+    assert link["text"]["text"] == f"Link to existing: {label}" and link["confirm"]["confirm"]["text"] == "Link"
+    customers = len(qbo.standin.entities(qbo.realm, "Customer"))
+
+    assert stack.driver.click(ids.LINK_EXISTING, channel_id=CHANNEL, message_ts=acme["ts"],
+                              value=link["value"]).status_code == 200
+    msg = wait_for(lambda: (m := stack.message(acme["ts"])) and ":white_check_mark:" in str(m["blocks"]) and m)
+    assert ids.LINK_EXISTING not in str(msg["blocks"])
+    assert len(qbo.standin.entities(qbo.realm, "Customer")) == customers, "linked, no new customer created"
+    with stack.rt.services.sessions() as session:
+        entry = session.scalars(select(SyncLogEntry).where(SyncLogEntry.record_label == "Acme Corp",
+                                                           SyncLogEntry.status == "synced")).one()
+        assert entry.remote_id == existing["Id"]

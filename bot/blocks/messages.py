@@ -212,7 +212,13 @@ def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
         elif action == FixAction.RECREATE:
             out.append(button("Re-create in QuickBooks", ids.RECREATE, entry_id))
         elif action == FixAction.LINK_EXISTING and found_existing:
-            out.append(button(f"Link to existing: {plain(found_existing, 50)}", ids.LINK_EXISTING, entry_id))
+            out.append(button(f"Link to existing: {plain(found_existing, 50)}", ids.LINK_EXISTING, entry_id,
+                              confirm=confirm_dialog(
+                                  "Link to the existing record?",
+                                  f"JobsiteOn's {plain(attr(entry, 'record_label') or 'record', 80)} is linked to "
+                                  f"{plain(found_existing, 120)} in QuickBooks and synced to it: JobsiteOn's "
+                                  "details are written over it. Merge them this way only if both are the same.",
+                                  "Link")))
         elif action == FixAction.FILL_FIELD and _fillable(entry):
             out.append(button(f"Fill in {plain(attr(entry, 'field'), 60)}", ids.FILL_FIELD, entry_id))
         elif action == FixAction.MARK_RESOLVED:
