@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -735,7 +735,9 @@ class SyncEngine:
 
     def recreate(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
         """Re-create a record whose provider copy was deleted (the help article's fix for a record not found):
-        forget the deleted copy and push a fresh one now, as a new attempt of the entry (pull or push). When it
+        forget the deleted copy and push a fresh one now, as a new attempt of the entry (pull or push). When the
+        copy is there again (restored in QuickBooks meanwhile), the record is synced to it instead, since a
+        fresh copy would duplicate its name or number. When it
         syncs, the record's open errors are resolved and its message turns to Synced (the outbox).
 
         Raises NotFound, NothingToRetry (resolved already), InProgress, and ConnectionUnavailable when the
@@ -750,15 +752,40 @@ class SyncEngine:
                 raise NothingToRetry("This record is already resolved.", newest)
             if newest.status == Status.PENDING:
                 raise InProgress("This record is being synced right now.")
-            with self.sessions() as session, session.begin():
-                self._ensure_available(self._connection(session, entry.connection_id))
-                session.execute(delete(Link).where(
+            with self.sessions() as session:
+                conn = self._connection(session, entry.connection_id)
+                self._ensure_available(conn)
+                gone = session.scalars(select(Link).where(
                     Link.connection_id == entry.connection_id, Link.entity == entry.entity,
-                    Link.record_id == entry.record_id, Link.remote_deleted.is_(True)))
+                    Link.record_id == entry.record_id, Link.remote_deleted.is_(True))).first()
+                provider = self.provider_for(conn) if gone is not None else None
+                gone_remote = gone.remote_id if gone is not None else None
+            back = self._restored(provider, entry.entity, gone_remote) if provider and gone_remote else None
+            with self.sessions() as session, session.begin():
+                if back is not None:  # restored in QuickBooks meanwhile: sync to it, a new copy would duplicate it
+                    session.execute(update(Link).where(
+                        Link.connection_id == entry.connection_id, Link.entity == entry.entity,
+                        Link.record_id == entry.record_id).values(remote_deleted=False, sync_token=back.sync_token))
+                    log.info("event=recreate_found_restored entry_id=%s remote_id=%s", entry.id, back.remote_id)
+                else:
+                    session.execute(delete(Link).where(
+                        Link.connection_id == entry.connection_id, Link.entity == entry.entity,
+                        Link.record_id == entry.record_id, Link.remote_deleted.is_(True)))
             result = self._push_claimed(entry.connection_id, _Target(Entity(entry.entity), entry.record_id, True),
                                         actor, newest.id)
             assert result is not None
             return result
+
+    @staticmethod
+    def _restored(provider: Provider, entity: str, remote_id: str) -> Written | None:
+        """The provider's object ``remote_id`` when it is there again and active (restored after a deletion;
+        QuickBooks keeps a deleted name list entry as ``Active: false``), else None: still deleted, or it could
+        not be read now (the push that follows meets the same trouble and logs it)."""
+        try:
+            found = provider.read(entity, remote_id)
+        except ProviderError:
+            return None
+        return None if (found.body or {}).get("Active") is False else found
 
     def link_existing(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
         """For a duplicate: link the record to the provider's object of the same name, then push to it."""

@@ -102,3 +102,19 @@ def test_recreate_on_a_blocked_connection_says_why_and_leaves_the_entry_open(sta
     assert qbo.standin.write_count(qbo.realm) == writes
     deliver_all(stack)
     assert ids.RECREATE in str(stack.message(message["ts"])["blocks"]), "the message still offers the fix"
+
+
+def test_recreate_after_the_invoice_was_restored_in_quickbooks_syncs_to_it_instead_of_duplicating(
+        stack: Stack, qbo: QBO) -> None:
+    old_id = _deleted_in_quickbooks(stack, qbo)
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    message = _not_found_message(stack)
+    qbo.standin.restore_entity(qbo.realm, "Invoice", old_id)  # undone in QuickBooks (the panel's Restore)
+    assert stack.driver.click(ids.RECREATE, channel_id=CHANNEL, message_ts=message["ts"]).status_code == 200
+    wait_for(lambda: "Synced" in str(stack.message(message["ts"])["blocks"]))
+    assert not _open_invoice_entries(stack), "the not_found entry is resolved"
+    invoices = [o for o in qbo.standin.entities(qbo.realm, "Invoice") if o["DocNumber"] == "JS-1001"]
+    assert [o["Id"] for o in invoices] == [old_id], "synced to the restored invoice: no second JS-1001"
+    with stack.rt.services.sessions() as session:
+        link = session.scalars(select(Link).where(Link.entity == "invoice")).one()
+        assert (link.remote_id, link.remote_deleted) == (old_id, False)

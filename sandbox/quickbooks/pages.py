@@ -171,5 +171,6 @@ def panel_page(snapshot: list[dict[str, Any]], config: dict[str, Any], message: 
     fixes = ("<p>The help article's fixes on the QuickBooks side: <strong>rename</strong> the duplicate customer "
              "(then Retry in Slack), <strong>lift the rate limit</strong>; <strong>expire the tokens</strong> to see "
              "Reconnect. <strong>Delete</strong> a record to make a record not found (its fix is in Slack: Re-create "
-             "or Unlink); <strong>restore</strong> undoes a deletion. Each button acts at once.</p>")
+             "or Unlink); <strong>restore</strong> undoes a deletion (then Re-create in Slack syncs to the restored "
+             "copy). Each button acts at once.</p>")
     return _page("QuickBooks stand-in", f"<h1>QuickBooks Online stand-in</h1>{fixes}{note}{sections}")
