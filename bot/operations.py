@@ -361,6 +361,8 @@ def admins(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequence[str
                     verb)
         return REFUSAL
     target = match.group(1)
+    if verb == "add" and rt.directory.user(tenant.team_id, target).is_bot_or_gone:
+        return f"<@{target}> is a bot or a deactivated account: only people can be on the admin list."
     changed = rt.tenants.edit_admins(tenant.team_id, add=[target] if verb == "add" else [],
                                      remove=[target] if verb == "remove" else [])
     log.info("event=admin_list_changed team_id=%s by=%s verb=%s user_id=%s changed=%s", tenant.team_id,

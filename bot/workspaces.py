@@ -215,6 +215,8 @@ class UserInfo:
     name: str
     is_admin: bool
     tz: str | None
+    #: A bot or a deactivated account: never a person to give rights to or to DM.
+    is_bot_or_gone: bool = False
 
 
 class Directory:
@@ -246,7 +248,9 @@ class Directory:
                                      or user.get("name") or user_id),
                             is_admin=bool(user.get("is_owner") or user.get("is_admin")
                                           or user.get("is_primary_owner")),
-                            tz=user.get("tz"))
+                            tz=user.get("tz"),
+                            is_bot_or_gone=bool(user.get("is_bot") or user.get("deleted")
+                                                or user.get("id") == "USLACKBOT"))
         except SlackApiError as exc:
             log.warning("event=users_info_failed team_id=%s user_id=%s error=%s", team_id, user_id,
                         exc.response.get("error"))

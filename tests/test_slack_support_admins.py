@@ -130,6 +130,7 @@ def test_only_workspace_owners_and_admins_edit_the_list(stack: Stack) -> None:
 def test_admins_with_bad_words_get_the_usage(stack: Stack) -> None:
     assert "/sync-log admins add @name" in _say(stack, "admins add mia")
     assert "/sync-log admins add @name" in _say(stack, "admins promote <@U0000000003>")
+    assert "only people" in _say(stack, f"admins add <@{slack_cfg.DEFAULT_BOT_USER_ID}>")  # the bot itself
     assert _workspace(stack).admin_user_ids == []
 
 
