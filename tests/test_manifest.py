@@ -21,6 +21,10 @@ def test_manifest_declares_what_the_code_registers() -> None:
     assert tuple(settings["event_subscriptions"]["bot_events"]) == EVENTS
     assert tuple(MANIFEST["oauth_config"]["scopes"]["bot"]) == BOT_SCOPES
     assert features["app_home"]["home_tab_enabled"] is True
+    # syncbot sends DMs (answers to App Home clicks, token-expiry reminders): the Messages tab must show them,
+    # read-only (with the Messages tab turned off, users never see the DMs).
+    assert features["app_home"]["messages_tab_enabled"] is True
+    assert features["app_home"]["messages_tab_read_only_enabled"] is True
     assert settings["interactivity"]["is_enabled"] is True
     urls = {c["url"] for c in features["slash_commands"]} | {settings["interactivity"]["request_url"],
                                                              settings["event_subscriptions"]["request_url"]}
