@@ -120,6 +120,22 @@ class HomePublisher:
             log.info("event=home_republished count=%d", published)
         return published
 
+    def refresh(self, team_id: str, user_id: str) -> bool:
+        """Re-publish the Home of ``user_id`` now, when they opened it: they just acted (a click is never held
+        back by the interval, as changes are). Returns whether it was published; a Slack error is logged."""
+        with self.sessions() as session:
+            if session.get(HomeViewer, (team_id, user_id)) is None:
+                return False
+        try:
+            ok = self.publish(team_id, user_id)
+        except SlackApiError as exc:
+            log.info("event=home_refresh_failed team_id=%s user_id=%s error=%s", team_id, user_id,
+                     exc.response.get("error"))
+            return False
+        if ok:
+            self._stamp(team_id, user_id)
+        return ok
+
     def _stamp(self, team_id: str, user_id: str) -> None:
         with self.sessions() as session, session.begin():
             row = session.get(HomeViewer, (team_id, user_id))

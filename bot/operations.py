@@ -2,7 +2,8 @@
 
 Each function takes the runtime, the tenant (workspace bound to an account), the acting user and the parsed
 ids; it calls `sync/` and renders with `bot.blocks`. Work that may take longer than Slack's 3 seconds runs on
-the runtime's pool (`rt.submit`) and reports back through `respond` (the response_url) or the notifier.
+the runtime's pool (`rt.submit`) and reports back through a `bot.replies.Reply` (the response_url, or a modal and
+a DM for clicks on the App Home) or the notifier.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 import logging
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from bot import blocks
 from bot.blocks.kit import section
 from bot.models import SlackMessage
+from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import REFUSAL, Tenant, UserInfo
 from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
@@ -28,7 +30,6 @@ from sync.models import Connection, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.slack")
 
-Respond = Callable[..., Any]
 SUBCOMMANDS = ("help", "retry-all", "sync-now", "status", "connect", "reconnect", "channel", "retry", "admins",
                "reading", "summary")
 BARE_FILTERS = frozenset({"errors", "error", "warnings", "warning", "open", "contact", "contacts", "customer",
@@ -144,16 +145,15 @@ def show_retrying(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry: SyncL
 
 
 def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, entry_id: int,
-                 respond: Respond, channel: str | None = None, ts: str | None = None) -> None:
+                 reply: Reply, channel: str | None = None, ts: str | None = None) -> None:
     """Run a fix action on an entry after the ack: retry, unlink, recreate, link_existing, mark_resolved.
-    The outcome reaches the message through the outbox; refusals go to the user ephemerally."""
+    The outcome reaches the message through the outbox (and the App Home); refusals go to the user (``reply``)."""
     try:
         entry = _entry(rt, tenant, entry_id)
     except NotFound:
         log.warning("event=foreign_or_unknown_entry team_id=%s user_id=%s entry_id=%s", tenant.team_id,
                     user.user_id, entry_id)
-        respond(text="That sync log entry was not found in your account.", response_type="ephemeral",
-                replace_original=False)
+        reply.now({"text": "That sync log entry was not found in your account."})
         return
     clicked_at = rt.notifier.clock()
     if action == "retry":
@@ -166,17 +166,15 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
         try:
             fn(entry_id, user.name, account_id=tenant.account_id)
         except InProgress:
-            respond(text="Already retrying this record: the message updates when it is done.",
-                    response_type="ephemeral", replace_original=False)
+            reply.now({"text": "Already retrying this record: the message updates when it is done."})
         except NothingToRetry as exc:
-            respond(text=f"{exc}", response_type="ephemeral", replace_original=False)
+            reply.now({"text": f"{exc}"})
         except ConnectionUnavailable as exc:
-            respond(text=f"{exc} Use /sync-log reconnect." if exc.kind == "auth_expired" else str(exc),
-                    response_type="ephemeral", replace_original=False)
+            reply.now({"text": f"{exc} Use /sync-log reconnect." if exc.kind == "auth_expired" else str(exc)})
         except EngineError as exc:
-            respond(text=str(exc), response_type="ephemeral", replace_original=False)
+            reply.now({"text": str(exc)})
         finally:
-            _home_changed(rt, tenant)
+            _home_changed(rt, tenant, user)
             rt.notifier.deliver()  # the outcome updates the same message now (and the App Homes)
             if action == "retry" and channel and ts:
                 _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts, clicked_at)
@@ -184,10 +182,13 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
     rt.submit(work)
 
 
-def _home_changed(rt: SlackRuntime, tenant: Tenant) -> None:
-    """The account's state changed: App Homes of its users are re-published (after the notifier's next pass)."""
+def _home_changed(rt: SlackRuntime, tenant: Tenant, user: UserInfo | None = None) -> None:
+    """The account's state changed: App Homes of its users are re-published (after the notifier's next pass);
+    the Home of ``user``, who acted, at once (when they opened it), so what they clicked shows its new state."""
     if rt.home is not None:
         rt.home.changed(tenant.account_id)
+        if user is not None:
+            rt.home.refresh(tenant.team_id, user.user_id)
 
 
 def _redraw_if_still_retrying(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str,
@@ -229,7 +230,7 @@ def fill_field(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int |
         return "That sync log entry was not found in your account."
     except ValueError as exc:
         return str(exc)
-    entry_action(rt, tenant, user, "retry", entry_id, lambda **_kw: None)
+    entry_action(rt, tenant, user, "retry", entry_id, Reply.nobody())
     return None
 
 
@@ -250,11 +251,12 @@ def retry_all_prompt(rt: SlackRuntime, tenant: Tenant) -> dict[str, Any]:
 
 
 def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_value: str | None,
-                  respond: Respond) -> None:
-    """Retry All after confirmation: progress in place (response_url, a few updates), then the counts."""
+                  reply: Reply) -> None:
+    """Retry All after confirmation: progress in place of the confirmation (its message or modal, a few
+    updates), then the counts (there, or as a DM when the click came without a response_url)."""
     connection_id = _connection_id(tenant, connection_value)
     if connection_id is None or connection_id != tenant.connection_id:
-        respond(text="That connection was not found in your account.", response_type="ephemeral")
+        reply.now({"text": "That connection was not found in your account."})
         return
     state = {"sent": 0.0}
 
@@ -262,40 +264,47 @@ def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_v
         now = dt.datetime.now(dt.UTC).timestamp()
         if now - state["sent"] >= 5 and done < total:  # response_url takes 5 uses: update sparingly
             state["sent"] = now
-            respond(replace_original=True, **blocks.retry_all_progress(done, total))
+            reply.replace(blocks.retry_all_progress(done, total))
 
     def work() -> None:
         try:
             summary = rt.services.engine.retry_all(connection_id, user.name, progress)
         except ConnectionUnavailable as exc:
-            respond(replace_original=True, text=str(exc))
+            reply.later({"text": str(exc)}, replace=True)
             return
         finally:
-            _home_changed(rt, tenant)
-        respond(replace_original=True, **blocks.retry_all_done(summary.as_dict()))
+            _home_changed(rt, tenant, user)
+        reply.later(blocks.retry_all_done(summary.as_dict()), replace=True)
 
-    respond(replace_original=True, **blocks.retry_all_progress(0, len(
-        rt.services.engine.open_errors(connection_id))))
+    reply.replace(blocks.retry_all_progress(0, len(rt.services.engine.open_errors(connection_id))))
     rt.submit(work)
 
 
-def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, respond: Respond) -> None:
-    """Sync Now after the ack; the counts come back through ``respond``."""
+def sync_now_started(reply: Reply) -> str:
+    """What Sync Now says as it starts: where its counts will arrive."""
+    return f"Syncing now... the counts follow {reply.later_place}."
+
+
+def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, announce: bool = True) -> None:
+    """Sync Now after the ack: "started" at once (``announce``; a slash command's ack says it instead), the
+    counts through ``reply`` when the run is over."""
     if tenant.connection_id is None:
-        respond(text="No QuickBooks connection yet: /sync-log connect.", response_type="ephemeral")
+        reply.now({"text": "No QuickBooks connection yet: /sync-log connect."})
         return
+    if announce:
+        reply.now({"text": sync_now_started(reply)})
 
     def work() -> None:
         try:
             summary = rt.services.engine.sync_now(tenant.connection_id or 0, user.name)
         except ConnectionUnavailable as exc:
-            respond(text=str(exc), response_type="ephemeral")
+            reply.later({"text": str(exc)})
             return
         finally:
-            _home_changed(rt, tenant)
+            _home_changed(rt, tenant, user)
         d = summary.as_dict()
-        respond(text=f"Sync Now finished: {d['synced']} synced, {d['errors']} errors, {d['warnings']} warnings, "
-                     f"{d['pulled']} pulled from QuickBooks.", response_type="ephemeral")
+        reply.later({"text": f"Sync Now finished: {d['synced']} synced, {d['errors']} errors, {d['warnings']} "
+                             f"warnings, {d['pulled']} pulled from QuickBooks."})
 
     rt.submit(work)
 
@@ -327,7 +336,7 @@ def set_channel(rt: SlackRuntime, tenant: Tenant, words: Sequence[str], user: Us
             "`/invite @syncbot`.")
 
 
-def retry_by_label(rt: SlackRuntime, tenant: Tenant, user: UserInfo, label: str, respond: Respond) -> str:
+def retry_by_label(rt: SlackRuntime, tenant: Tenant, user: UserInfo, label: str, reply: Reply) -> str:
     """`/sync-log retry JS-1001`: retry the open entry of the record with that name or number."""
     with rt.services.sessions() as session:
         entry = session.scalars(select(SyncLogEntry).where(
@@ -336,7 +345,7 @@ def retry_by_label(rt: SlackRuntime, tenant: Tenant, user: UserInfo, label: str,
             SyncLogEntry.superseded_by_id.is_(None)).order_by(SyncLogEntry.id.desc()).limit(1)).first()
     if entry is None:
         return f"No open error for `{blocks.escape_mrkdwn(label[:100])}`."
-    entry_action(rt, tenant, user, "retry", entry.id, respond)
+    entry_action(rt, tenant, user, "retry", entry.id, reply)
     return f"Retrying {blocks.escape_mrkdwn(label[:100])}... the error message updates when it is done."
 
 

@@ -1,4 +1,7 @@
-"""Buttons (block_actions): ack at once, check the clicker and the entry's account, then bot.operations."""
+"""Buttons (block_actions): ack at once, check the clicker and the entry's account, then bot.operations.
+
+Every answer goes through a :class:`bot.replies.Reply` built from the click: the response_url of a message, or a
+modal and a DM for a click on the App Home or in a modal (Slack sends those no response_url)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot import blocks, operations
 from bot.blocks import ids
+from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import Tenant, UserInfo
 from handlers.common import ack_first, ack_first_on, ids_from, int_value, who
@@ -34,16 +38,16 @@ def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
     return container.get("channel_id"), container.get("message_ts")
 
 
-def _refuse(respond: Respond, text: str) -> None:
-    respond(text=text, response_type="ephemeral", replace_original=False)
+def _refuse(reply: Reply, text: str) -> None:
+    reply.now({"text": text})
 
 
-def _allowed(rt: SlackRuntime, body: dict[str, Any], respond: Respond, change: bool,
+def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
              context: BoltContext) -> tuple[Tenant, UserInfo] | None:
-    """The clicker's tenant and user, or None after telling them why not (ephemeral)."""
+    """The clicker's tenant and user, or None after telling them why not (to them only)."""
     tenant, user, refusal = who(rt, *ids_from(body), change=change, context=context)
     if refusal or tenant is None or user is None:
-        _refuse(respond, refusal or "Not allowed.")
+        _refuse(reply, refusal or "Not allowed.")
         return None
     return tenant, user
 
@@ -51,17 +55,18 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], respond: Respond, change: b
 def register(app: App, rt: SlackRuntime) -> None:
     def entry_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         action = _action(body)
-        allowed = _allowed(rt, body, respond, change=True, context=context)
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=True, context=context)
         if allowed is None:
             return
         tenant, user = allowed
         entry_id = int_value(action.get("value"))
         if entry_id is None:
             log.warning("event=tampered_value team_id=%s action_id=%s", tenant.team_id, action.get("action_id"))
-            _refuse(respond, "That button is not valid any more.")
+            _refuse(reply, "That button is not valid any more.")
             return
         channel, ts = _where(body)
-        operations.entry_action(rt, tenant, user, ENTRY_ACTIONS[action["action_id"]], entry_id, respond,
+        operations.entry_action(rt, tenant, user, ENTRY_ACTIONS[action["action_id"]], entry_id, reply,
                                 channel, ts)
 
     for action_id in ENTRY_ACTIONS:
@@ -70,7 +75,8 @@ def register(app: App, rt: SlackRuntime) -> None:
     @app.action(ids.FILL_FIELD)
     @ack_first_on(rt)
     def fill_field(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        allowed = _allowed(rt, body, respond, change=True, context=context)
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=True, context=context)
         if allowed is None:
             return
         tenant, _user = allowed
@@ -79,33 +85,34 @@ def register(app: App, rt: SlackRuntime) -> None:
             entry = rt.services.engine.get_entry(entry_id or 0, account_id=tenant.account_id)
             view = blocks.fill_field_modal(entry)
         except (NotFound, ValueError):
-            _refuse(respond, "That sync log entry was not found in your account.")
+            _refuse(reply, "That sync log entry was not found in your account.")
             return
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.CONTACT_SUPPORT)
     @ack_first_on(rt)
     def contact_support(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        allowed = _allowed(rt, body, respond, change=False, context=context)
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=False, context=context)
         if allowed is None:
             return
         tenant, user = allowed
         try:
             view = operations.contact_support(rt, tenant, user, int_value(_action(body).get("value")))
         except NotFound:
-            _refuse(respond, "That sync log entry was not found in your account.")
+            _refuse(reply, "That sync log entry was not found in your account.")
             return
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.RECONNECT)
     @ack_first_on(rt)
     def reconnect(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        allowed = _allowed(rt, body, respond, change=True, context=context)
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=True, context=context)
         if allowed is None:
             return
         tenant, user = allowed
-        respond(response_type="ephemeral", replace_original=False,
-                **operations.reconnect_link(rt, tenant, user))
+        reply.now(operations.reconnect_link(rt, tenant, user))
 
     @app.action(ids.RECONNECT_LINK)
     def reconnect_link(ack: Ack) -> None:
@@ -114,37 +121,41 @@ def register(app: App, rt: SlackRuntime) -> None:
     @app.action(ids.SYNC_NOW)
     @ack_first_on(rt)
     def sync_now(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        allowed = _allowed(rt, body, respond, change=True, context=context)
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=True, context=context)
         if allowed is None:
             return
         tenant, user = allowed
-        operations.run_sync_now(rt, tenant, user, respond)
+        operations.run_sync_now(rt, tenant, user, reply)
 
     @app.action(ids.RETRY_ALL)
     @ack_first_on(rt)
     def retry_all(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        allowed = _allowed(rt, body, respond, change=True, context=context)
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=True, context=context)
         if allowed is None:
             return
         tenant, _user = allowed
-        respond(response_type="ephemeral", replace_original=False, **operations.retry_all_prompt(rt, tenant))
+        reply.now(operations.retry_all_prompt(rt, tenant))
 
     @app.action(ids.RETRY_ALL_CONFIRM)
     @ack_first_on(rt)
     def retry_all_confirm(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        allowed = _allowed(rt, body, respond, change=True, context=context)
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=True, context=context)
         if allowed is None:
             return
         tenant, user = allowed
-        operations.run_retry_all(rt, tenant, user, _action(body).get("value"), respond)
+        operations.run_retry_all(rt, tenant, user, _action(body).get("value"), reply)
 
     @app.action(ids.RETRY_ALL_CANCEL)
     @ack_first_on(rt)
     def retry_all_cancel(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        respond(replace_original=True, text="Retry All cancelled: nothing was changed.")
+        Reply.to_click(client, body, respond).replace({"text": "Retry All cancelled: nothing was changed."})
 
     def log_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        allowed = _allowed(rt, body, respond, change=False, context=context)
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=False, context=context)
         if allowed is None:
             return
         tenant, user = allowed
@@ -157,24 +168,27 @@ def register(app: App, rt: SlackRuntime) -> None:
                 before, after = int_value(value.get("before")), int_value(value.get("after"))
                 words_text = str(value.get("q") or "")
             except (ValueError, AttributeError):
-                _refuse(respond, "That button is not valid any more.")
+                _refuse(reply, "That button is not valid any more.")
                 return
         elif action["action_id"] == ids.VIEW_ENTRY_LOG:
             try:
                 entry = rt.services.engine.get_entry(int_value(words_text) or 0, account_id=tenant.account_id)
             except NotFound:
-                _refuse(respond, "That sync log entry was not found in your account.")
+                _refuse(reply, "That sync log entry was not found in your account.")
                 return
             words_text = f'entity:{entry.entity} "{entry.record_label or ""}"'
         try:
             message = operations.log_message(rt, tenant, user, operations.split_words(words_text),
                                              before=before, after=after)
         except (FilterError, operations.BadWords) as exc:
-            _refuse(respond, str(exc))
+            _refuse(reply, str(exc))
             return
         in_log = (body.get("container") or {}).get("is_ephemeral") and action["action_id"] in (
             ids.LOG_NEXT, ids.LOG_PREV)
-        respond(response_type="ephemeral", replace_original=bool(in_log), **message)
+        if in_log:
+            reply.replace(message)
+        else:
+            reply.now(message)
 
     for action_id in (ids.VIEW_LOG, ids.VIEW_ENTRY_LOG, ids.LOG_NEXT, ids.LOG_PREV):
         app.action(action_id)(ack_first(rt, log_button))

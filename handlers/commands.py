@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot import blocks, operations
+from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from handlers.common import who
 from sync.log import FilterError
@@ -41,8 +42,9 @@ def register(app: App, rt: SlackRuntime) -> None:
         elif sub == "retry-all":
             ack(**operations.retry_all_prompt(rt, tenant))
         elif sub == "sync-now":
-            ack(text="Syncing now... the counts follow here.")
-            operations.run_sync_now(rt, tenant, user, respond)
+            reply = Reply.to_command(respond)
+            ack(text=operations.sync_now_started(reply))
+            operations.run_sync_now(rt, tenant, user, reply, announce=False)
         elif sub in ("connect", "reconnect"):
             ack(**operations.reconnect_link(rt, tenant, user))
         elif sub == "channel":
@@ -57,7 +59,7 @@ def register(app: App, rt: SlackRuntime) -> None:
             if len(rest) != 1:
                 ack(**operations.help_with("Say which record: `/sync-log retry JS-1001`."))
                 return
-            ack(text=operations.retry_by_label(rt, tenant, user, rest[0], respond))
+            ack(text=operations.retry_by_label(rt, tenant, user, rest[0], Reply.to_command(respond)))
         else:
             try:
                 ack(**operations.log_message(rt, tenant, user, words))

@@ -647,6 +647,16 @@ def test_home_shows_a_card_per_connection_and_the_latest_errors() -> None:
     assert reconnects[1]["style"] == "primary"
 
 
+def test_an_answer_modal_draws_the_answers_blocks_or_its_text() -> None:
+    from bot.blocks import answer_modal, retry_all_confirm
+
+    asked = valid_view(answer_modal(retry_all_confirm(3, connection_id=7)), "modal")
+    assert "*Retry all 3 open errors?*" in visible(asked) and buttons(asked) == ["Retry all 3", "Cancel"]
+    assert "submit" not in asked and asked["close"]["text"] == "Close"
+    refused = valid_view(answer_modal({"text": "Only an Owner or Admin may do that."}), "modal")
+    assert "Only an Owner or Admin may do that." in visible(refused)
+
+
 def test_home_of_500_connections_and_1000_errors_stays_within_100_blocks() -> None:
     cards = [ConnectionCard(connection(id=i, realm_id=HOSTILE), {k.value: i for k in Kind}, account_name=HOSTILE)
              for i in range(500)]

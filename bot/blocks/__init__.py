@@ -13,6 +13,7 @@ from bot.blocks import ids
 from bot.blocks.home import ConnectionCard, home_view
 from bot.blocks.log import help_message, log_page
 from bot.blocks.messages import (
+    answer_modal,
     digest_message,
     entry_state,
     error_message,
@@ -32,6 +33,7 @@ from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
 
 __all__ = [
     "ConnectionCard",
+    "answer_modal",
     "digest_message",
     "entry_state",
     "error_message",

@@ -43,6 +43,7 @@ FILL_FIELD_VIEW = "fill_field_view"  # callback_id; private_metadata: the entry 
 FILL_FIELD_BLOCK = "fill_field_block"  # block_id of the input
 FILL_FIELD_INPUT = "fill_field_value"  # action_id of the plain_text_input
 SUPPORT_VIEW = "support_view"  # callback_id of the support modal (no submit)
+ANSWER_VIEW = "answer_view"  # callback_id of answer_modal: an answer to a click that came without a response_url
 
 #: The button of each fix action a kind may offer (sync.diagnosis.KINDS).
 FIX_ACTION_IDS: dict[FixAction, str] = {

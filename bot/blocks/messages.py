@@ -517,6 +517,15 @@ def fill_field_modal(entry: Any) -> dict[str, Any]:
                  private_metadata=str(attr(entry, "id", "")), submit="Save and retry", close="Cancel")
 
 
+def answer_modal(answer: Mapping[str, Any], title: str = "syncbot") -> dict[str, Any]:
+    """An answer to a click that came without a response_url (the App Home, a modal) shown as a modal:
+    ``answer`` is a message payload (``text`` and ``blocks``, as any of this module's messages), drawn with the
+    same blocks; a message without blocks shows its text. Only Close: the answer's own buttons (Retry all,
+    Cancel, Open QuickBooks) act from the modal."""
+    blocks = list(answer.get("blocks") or []) or [section(str(answer.get("text") or "syncbot"))]
+    return modal(title, blocks, callback_id=ids.ANSWER_VIEW)
+
+
 # ------------------------------------------------------------------------------------------------ Retry All
 
 

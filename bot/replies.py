@@ -1,0 +1,155 @@
+"""How syncbot answers the person who clicked a button or typed a command: the one place that decides the way.
+
+- A request that carries a ``response_url`` (a click on a message, a slash command) is answered through it:
+  ephemeral answers, and the message the click came from replaced in place.
+- A click on the App Home or in a modal carries none (https://docs.slack.dev/interactivity/handling-user-interaction):
+  an answer given right away (a refusal, the Reconnect link, the Retry All confirmation, "Sync Now started")
+  opens a modal with the click's ``trigger_id`` (views.open), or redraws the modal the click came from
+  (views.update). A trigger_id works once and expires 3 seconds after the click
+  (https://api.slack.com/docs/triggers), so an answer that comes after long work (Sync Now's and Retry All's
+  counts), or whose trigger_id is spent or expired, is a direct message from syncbot instead
+  (conversations.open + chat.postMessage; the im:write scope, and the Messages tab shown read-only in
+  manifest.yml so the user can read it).
+
+Answers are message payloads (``text`` and ``blocks``) from :mod:`bot.blocks`; a modal draws the same blocks
+(:func:`bot.blocks.answer_modal`). Slack errors are logged, never raised: an answer that cannot be given must
+not undo the work it reports on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+
+log = logging.getLogger("syncbot.replies")
+
+Respond = Callable[..., Any]
+
+
+class Reply:
+    """Answers one request's user. Build it with :meth:`to_click`, :meth:`to_command` or :meth:`nobody`.
+
+    ``now``: an answer given right away; ``replace``: the message or modal the click came from shows this
+    instead (progress, "cancelled"); ``later``: the outcome of long work."""
+
+    def __init__(self, client: WebClient | None = None, *, respond: Respond | None = None,
+                 user_id: str | None = None, trigger_id: str | None = None, view_id: str | None = None) -> None:
+        self.client = client
+        self.respond = respond
+        self.user_id = user_id
+        self.trigger_id = trigger_id
+        #: The modal the answers go to: the one clicked in, or the one :meth:`now` opened.
+        self.view_id = view_id
+        self._lock = threading.Lock()
+
+    @classmethod
+    def to_click(cls, client: WebClient, body: Mapping[str, Any], respond: Respond | None) -> Reply:
+        """The answer to a block_actions payload: through its response_url when it has one, else by modal and
+        DM (a click on the App Home or in a modal)."""
+        user_id = (body.get("user") or {}).get("id")
+        if body.get("response_url") and respond is not None:
+            return cls(client, respond=respond, user_id=user_id)
+        view = body.get("view") or {}
+        in_modal = (body.get("container") or {}).get("type") == "view" and view.get("type") == "modal"
+        return cls(client, user_id=user_id, trigger_id=body.get("trigger_id"),
+                   view_id=str(view["id"]) if in_modal and view.get("id") else None)
+
+    @classmethod
+    def to_command(cls, respond: Respond) -> Reply:
+        """The answer to a slash command (its response_url)."""
+        return cls(respond=respond)
+
+    @classmethod
+    def nobody(cls) -> Reply:
+        """Answers go nowhere (work whose outcome the user sees elsewhere, as after a modal's submission)."""
+        return cls()
+
+    @property
+    def through_response_url(self) -> bool:
+        return self.respond is not None
+
+    @property
+    def later_place(self) -> str:
+        """Where :meth:`later` answers arrive, in the user's words."""
+        return "here" if self.respond is not None else "in a direct message from syncbot"
+
+    # -------------------------------------------------------------------------------------------- answers
+
+    def now(self, answer: Mapping[str, Any]) -> None:
+        """An answer given right away, to the user only."""
+        if self.respond is not None:
+            self.respond(response_type="ephemeral", replace_original=False, **answer)
+            return
+        if self.client is None:
+            return
+        with self._lock:
+            if self.view_id is not None and self._update_view(answer):
+                return
+            trigger, self.trigger_id = self.trigger_id, None  # a trigger_id works once
+            if trigger and self._open_view(trigger, answer):
+                return
+        self._direct_message(answer)
+
+    def replace(self, answer: Mapping[str, Any]) -> None:
+        """The message or modal the click came from shows ``answer`` instead; nothing where there is none."""
+        if self.respond is not None:
+            self.respond(replace_original=True, **answer)
+            return
+        with self._lock:
+            if self.client is not None and self.view_id is not None:
+                self._update_view(answer)
+
+    def later(self, answer: Mapping[str, Any], *, replace: bool = False) -> None:
+        """The outcome of long work: through the response_url (in place of the clicked message with
+        ``replace``), else as a direct message (and in the modal the click came from, if it is still open)."""
+        if self.respond is not None:
+            if replace:
+                self.respond(replace_original=True, **answer)
+            else:
+                self.respond(response_type="ephemeral", replace_original=False, **answer)
+            return
+        if self.client is None:
+            return
+        with self._lock:
+            if self.view_id is not None:
+                self._update_view(answer)
+        self._direct_message(answer)
+
+    # -------------------------------------------------------------------------------------------- Slack calls
+
+    def _open_view(self, trigger: str, answer: Mapping[str, Any]) -> bool:
+        assert self.client is not None
+        try:
+            opened = self.client.views_open(trigger_id=trigger, view=blocks.answer_modal(answer))
+        except SlackApiError as exc:  # expired_trigger_id (work took over 3 s), exchanged_trigger_id...
+            log.info("event=answer_modal_failed user_id=%s error=%s", self.user_id, exc.response.get("error"))
+            return False
+        self.view_id = str((opened.get("view") or {}).get("id") or "") or None
+        return True
+
+    def _update_view(self, answer: Mapping[str, Any]) -> bool:
+        assert self.client is not None and self.view_id is not None
+        try:
+            self.client.views_update(view_id=self.view_id, view=blocks.answer_modal(answer))
+        except SlackApiError as exc:  # not_found: the user closed the modal
+            log.info("event=answer_modal_update_failed user_id=%s error=%s", self.user_id,
+                     exc.response.get("error"))
+            self.view_id = None
+            return False
+        return True
+
+    def _direct_message(self, answer: Mapping[str, Any]) -> None:
+        if self.client is None or not self.user_id:
+            return
+        try:
+            dm = self.client.conversations_open(users=self.user_id)
+            self.client.chat_postMessage(channel=dm["channel"]["id"], **answer)
+        except SlackApiError as exc:
+            log.warning("event=answer_dm_failed user_id=%s error=%s", self.user_id, exc.response.get("error"))
