@@ -647,6 +647,17 @@ def test_home_shows_a_card_per_connection_and_the_latest_errors() -> None:
     assert reconnects[1]["style"] == "primary"
 
 
+def test_home_rows_of_the_connection_itself_offer_reconnect_or_nothing_never_retry() -> None:
+    rows = [entry(), entry(id=102, entity="connection", record_id=None, record_label=None, kind="auth_expired"),
+            entry(id=103, entity="connection", record_id=None, record_label=None, kind="rate_limited"),
+            entry(id=104, entity="connection", record_id=None, record_label=None, kind="unknown")]
+    view = valid_view(home_view([], rows, tz=TZ, now=T0), "home")
+    assert buttons(view) == ["Retry", "Reconnect"]
+    reconnect = next(el for el in elements(view["blocks"]) if el["action_id"] == ids.RECONNECT)
+    assert reconnect["value"] == "7"  # the connection, not the entry
+    assert "*Connection* · Authentication expired" in visible(view)
+
+
 def test_an_answer_modal_draws_the_answers_blocks_or_its_text() -> None:
     from bot.blocks import answer_modal, retry_all_confirm
 

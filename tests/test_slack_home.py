@@ -200,6 +200,19 @@ def test_a_retry_on_the_home_that_cannot_run_says_why_in_a_modal(stack: Stack, q
     assert entry_ids(stack) == before, "no attempt made"
 
 
+def test_the_expired_connections_row_offers_reconnect_not_retry(stack: Stack, qbo: QBO) -> None:
+    qbo.standin.expire_tokens(qbo.realm, refresh=True)
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    open_home(stack)
+    home = stack.slack.standin.home_view(OWNER, slack_cfg.DEFAULT_TEAM_ID)
+    rows = [b for b in home["blocks"] if "Authentication expired" in str(b.get("text")) and b.get("accessory")]
+    assert rows, "the connection's entry is listed"
+    assert all(b["accessory"]["action_id"] == ids.RECONNECT for b in rows)
+    assert all(b["accessory"]["value"] == str(stack.connection_id) for b in rows)
+    stack.driver.click_in_view(ids.RECONNECT)
+    wait_for(lambda: "/oauth/quickbooks/start?state=" in modal_text(stack))
+
+
 def test_a_plain_member_clicking_on_the_home_is_refused_visibly_and_nothing_changes(stack: Stack,
                                                                                      qbo: QBO) -> None:
     member = slack_cfg.MEMBER_USER_ID

@@ -2,9 +2,10 @@
 
 A card shows the connection's status, when its authorization runs out (days), the last sync, the open
 errors by kind, and the buttons Sync Now, Retry All Errors and Reconnect. The latest errors follow, each with
-Retry. A Home tab holds at most 100 blocks (https://docs.slack.dev/reference/block-kit/blocks): the errors
-keep their own budget, the cards fill the rest, and what does not fit is counted and pointed to
-``/sync-log``, never sent.
+Retry; an entry of the connection itself (authentication expired, rate limit...) has no record to retry: it
+offers Reconnect where that is its fix, else no button. A Home tab holds at most 100 blocks
+(https://docs.slack.dev/reference/block-kit/blocks): the errors keep their own budget, the cards fill the rest,
+and what does not fit is counted and pointed to ``/sync-log``, never sent.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.blocks.text import (
     provider_name,
     record_name,
 )
+from sync.diagnosis import FixAction, KindInfo
 
 #: How many of the latest errors the tab lists.
 LATEST_ERRORS_MAX = 10
@@ -127,8 +129,17 @@ def _error_block(entry: Any, tz: TzLike) -> Block:
     line = (f"{STATUS_EMOJI.get(status, ':red_circle:')} *{record}* · {info.title if info else status} · "
             f"{format_time(attr(entry, 'created_at'), tz)}")
     details = first_line(attr(entry, "details"), 200)
-    return section(f"{line}\n{details}" if details else line,
-                   accessory=button("Retry", ids.RETRY, attr(entry, "id")))
+    return section(f"{line}\n{details}" if details else line, accessory=_row_button(entry, info))
+
+
+def _row_button(entry: Any, info: KindInfo | None) -> Block | None:
+    """Retry for a record's entry; for an entry of the connection itself (its kind is connection-wide, or it is
+    about no record), Reconnect where that is the kind's fix, else nothing (a rate limit resumes by itself)."""
+    if attr(entry, "entity") != "connection" and (info is None or info.scope != "connection"):
+        return button("Retry", ids.RETRY, attr(entry, "id"))
+    if info is not None and FixAction.RECONNECT in info.actions and attr(entry, "connection_id") is not None:
+        return button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"))
+    return None
 
 
 def home_view(cards: Sequence[ConnectionCard], latest_errors: Sequence[Any], *, tz: TzLike = None,
