@@ -12,6 +12,7 @@ run, it is installed as `.ci/run` does; the test is skipped only when neither is
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -215,6 +216,16 @@ def test_app_home_tab(live: Any, page: Any) -> None:
     expect(page.locator("#home")).to_contain_text("Sandbox Builders")
     expect(page.locator("#home").get_by_role("button", name="Sync Now")).to_be_visible()
     shot(page, "app-home")
+
+    # Sync Now from the Home: a modal says it started, the counts come as a DM in the app's Messages tab
+    page.locator("#home").get_by_role("button", name="Sync Now").click()
+    expect(page.locator("#modal")).to_contain_text("Sync")
+    page.locator("#modal [data-modal=close]").first.click()
+    page.locator('[data-app-tab="messages"]').click()
+    # (the demo's connection waits for Reconnect, so the answer says that)
+    expect(page.locator('#home [data-surface="dm"]').first).to_contain_text(
+        re.compile("Sync Now finished|reconnected"), timeout=30_000)
+    shot(page, "app-messages")
 
 
 def test_the_page_says_when_it_lost_the_connection_and_recovers(live: Any, page: Any) -> None:

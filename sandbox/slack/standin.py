@@ -1135,7 +1135,8 @@ class SlackStandIn:
     # ------------------------------------------------------------------------------------------------------
     def page_state(self, user_id: str, channel_id: str | None = None) -> dict[str, Any]:
         """What the demo page shows to ``user_id``: the workspace's people and channels, the channel's messages
-        (each with its thread), that user's ephemerals there, their Home tab and open modals.
+        (each with its thread), that user's ephemerals there, their Home tab, the app's DMs to them (the app's
+        Messages tab) and open modals.
 
         ``channel_id`` defaults to the first channel the bot is in. Raises KeyError for an unknown channel.
         """
@@ -1147,6 +1148,8 @@ class SlackStandIn:
             channel = self.channels[channel_id]
             team = self.teams.get(channel.team_id)
             home = self._home.get((channel.team_id, user_id))
+            dm = next((c for c in self.channels.values()
+                       if c.is_im and c.team_id == channel.team_id and c.im_user == user_id), None)
             return {
                 "version": self.version,
                 "now": self.now(),
@@ -1162,6 +1165,9 @@ class SlackStandIn:
                 "ephemerals": [e.to_dict() for e in self._ephemerals
                                if e.user == user_id and e.channel == channel.id],
                 "home": home.to_api() if home else None,
+                # the app's Messages tab: what the app sent this user as a DM (conversations.open + postMessage)
+                "dm_channel": dm.id if dm else None,
+                "dm": [m.to_dict() for m in self._messages.get(dm.id, [])] if dm else [],
                 "modals": [v.to_api() for (t, u), stack in self._modals.items() for v in stack
                            if u == user_id and t == channel.team_id],
             }

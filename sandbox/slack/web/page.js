@@ -9,6 +9,7 @@ const view = {
   user: new URLSearchParams(location.search).get("user") || localStorage.getItem("syncbot-demo-user") || "",
   channel: new URLSearchParams(location.search).get("channel") || "",
   surface: new URLSearchParams(location.search).get("tab") === "home" ? "home" : "channel",
+  appTab: "home",  // the app's tabs: its Home, or its Messages (the DMs it sent the acting user)
 };
 let state = null;
 let shownVersion = -1;
@@ -381,6 +382,20 @@ function renderMessages() {
 
 function renderHome() {
   const box = $("#home");
+  for (const tab of document.querySelectorAll("[data-app-tab]")) {
+    tab.classList.toggle("active", tab.dataset.appTab === view.appTab);
+    if (tab.dataset.appTab === "messages") tab.textContent = `Messages${state.dm.length ? ` (${state.dm.length})` : ""}`;
+  }
+  if (view.appTab === "messages") {
+    const sig = JSON.stringify(["dm", state.dm, state.users.length]);
+    if (signatures.get("home") === sig) return;
+    signatures.set("home", sig);
+    box.innerHTML = state.dm.length ? state.dm.map((m) =>
+      `<div class="msg" data-surface="dm" data-ts="${esc(m.ts)}">${messageHtml(m, false)}</div>`).join("") :
+      '<div class="empty">No messages from syncbot yet: it writes here when work you started from the Home ' +
+      "finishes, and with token reminders.</div>";
+    return;
+  }
   const sig = JSON.stringify(state.home);
   if (signatures.get("home") === sig) return;
   signatures.set("home", sig);
@@ -586,8 +601,8 @@ async function act(control, selected) {
     await drive("click_in_view", payload);
   } else {
     const msg = control.closest(".msg");
-    await drive("click", {...payload, channel_id: state.channel, message_ts: msg.dataset.ts,
-      ephemeral: surface === "ephemeral"});
+    await drive("click", {...payload, channel_id: surface === "dm" ? state.dm_channel : state.channel,
+      message_ts: msg.dataset.ts, ephemeral: surface === "ephemeral"});
   }
   control.classList.remove("busy");
 }
@@ -695,8 +710,17 @@ document.addEventListener("click", (ev) => {
     load();
     return;
   }
+  const appTab = target.closest("[data-app-tab]");
+  if (appTab) {
+    ev.preventDefault();
+    view.appTab = appTab.dataset.appTab;
+    signatures.delete("home");
+    renderHome();
+    return;
+  }
   if (target.closest("#app-home-link")) {
     ev.preventDefault();
+    view.appTab = "home";
     openHome();
     remember();
     return;
