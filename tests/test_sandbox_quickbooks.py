@@ -673,3 +673,18 @@ def test_control_refuses_other_sites_bad_tax_rates_and_unknown_companies(qbo: QB
     assert as_text.status_code == 415
     assert qbo.http.post(f"{qbo.url}/_control/reset", headers={"Origin": "https://evil.example"}).status_code == 403
     assert qbo.http.get(f"{qbo.url}/_control/realms/{qbo.realm}/stats").status_code == 200
+
+
+def test_every_request_with_a_host_that_is_not_loopback_is_refused(qbo: QBO) -> None:
+    """DNS rebinding: GET /_control/realms/{realm}/tokens lists tokens; a page of a domain resolving to 127.0.0.1
+    is same-origin to the browser and could read it. Every request must name loopback in Host."""
+    port = qbo.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1.nip.io:{port}", f"evil.example:{port}", f"127.x:{port}", "[::2]"):
+        for path in (f"/_control/realms/{qbo.realm}/tokens", "/_control/panel", "/_control/clock",
+                     f"/v3/company/{qbo.realm}/customer/1"):
+            answer = qbo.http.get(f"{qbo.url}{path}", headers={"Host": host, "Authorization": f"Bearer {qbo.token}"})
+            assert answer.status_code == 403 and "loopback" in answer.text, (host, path)
+            assert qbo.token not in answer.text
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+        assert qbo.http.get(f"{qbo.url}/_control/realms/{qbo.realm}/tokens",
+                            headers={"Host": host}).status_code == 200, host

@@ -738,3 +738,21 @@ def test_control_drive_refuses_other_sites_and_says_what_is_wrong_with_a_malform
         assert own.status_code == 200 and own.json()["status"] == 200
     _wait_for(lambda: standin.message(ERRORS_CHANNEL_ID, ts).edits)  # type: ignore[union-attr]
     assert httpx.post(f"{server.url}/_control/reset", headers={"Host": f"localhost:{port}"}).status_code == 200
+
+
+def test_every_request_with_a_host_that_is_not_loopback_is_refused(server: StandInServer,
+                                                                    standin: SlackStandIn) -> None:
+    """DNS rebinding: a page of evil.example (or 127.0.0.1.nip.io) resolving to 127.0.0.1 is same-origin to the
+    browser, so it could READ the page's state or the API; every request must name loopback in Host."""
+    port = server.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1.nip.io:{port}", f"evil.example:{port}", f"127.evil.example:{port}", "[::2]",
+                 f"0.0.0.0:{port}", ""):
+        for method, path in (("GET", "/_control/page"), ("GET", "/_control/state"), ("GET", "/"),
+                             ("GET", "/web/page.js"), ("POST", "/api/auth.test"), ("POST", "/_control/reset")):
+            answer = httpx.request(method, f"{server.url}{path}", headers={"Host": host,
+                                                                        "Authorization": f"Bearer {DEFAULT_BOT_TOKEN}"})
+            assert answer.status_code == 403, (host, path, answer.text)
+            assert "loopback" in answer.text and "xoxb" not in answer.text and "sync-errors" not in answer.text
+    for host in (f"127.0.0.1:{port}", f"127.1.2.3:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+        assert httpx.get(f"{server.url}/_control/version", headers={"Host": host}).status_code == 200, host
+    assert WebClient(base_url=server.api_url, token=DEFAULT_BOT_TOKEN).auth_test()["ok"] is True

@@ -51,11 +51,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sandbox.guard import FORM, refusal
+from sandbox.guard import FORM, LoopbackHostMiddleware, refusal
 from sandbox.quickbooks.faults import QBOFault
 from sandbox.quickbooks.pages import consent_page, error_page, panel_page
 from sandbox.quickbooks.state import (
@@ -387,7 +388,7 @@ def create_app(config: StandInConfig | None = None) -> Starlette:
         Route("/_control/panel", panel, methods=["GET"]),
         Route("/_control/panel/action", panel_action, methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(LoopbackHostMiddleware)])
     app.state.standin = standin
     return app
 

@@ -25,12 +25,13 @@ from urllib.parse import parse_qsl
 import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from sandbox.guard import refusal
+from sandbox.guard import LoopbackHostMiddleware, refusal
 from sandbox.serve import RunningServer, serve_in_thread
 from sandbox.slack import config as cfg
 from sandbox.slack import oauth as slack_oauth
@@ -410,7 +411,7 @@ def create_app(config: SlackStandInConfig | None = None, standin: SlackStandIn |
         Route("/response_url/{rid:path}", response_url, methods=["POST"]),
         Route("/_control/{path:path}", control, methods=["GET", "POST", "DELETE"]),
         WebSocketRoute("/link/", socket_link),
-    ])
+    ], middleware=[Middleware(LoopbackHostMiddleware)])
     app.state.standin = standin or SlackStandIn(config)
     app.state.socket_mode = SocketModeHub()
     return app
