@@ -688,3 +688,80 @@ def test_every_request_with_a_host_that_is_not_loopback_is_refused(qbo: QBO) -> 
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
         assert qbo.http.get(f"{qbo.url}/_control/realms/{qbo.realm}/tokens",
                             headers={"Host": host}).status_code == 200, host
+
+
+def test_malformed_numbers_answer_400_and_change_nothing(qbo: QBO, tmp_path: Any) -> None:
+    """NaN, infinity, text or absurd values in any numeric control input: 400 with a sentence, nothing changed
+    (POST clock/advance {"seconds": "nan"} once answered 400 after applying it, and GET clock was 400 forever)."""
+    clock, config = qbo.control("GET", "clock"), qbo.control("GET", "config")
+    stats = qbo.control("GET", f"realms/{qbo.realm}/stats")
+    realm = f"realms/{qbo.realm}"
+    bad = [("clock/advance", {"seconds": v}) for v in ("nan", "1e309", -5, "abc", 10**12, None, [1])]
+    bad += [("config", {name: value}) for name in ("minute_seconds", "requests_per_minute", "latency_seconds",
+                                                   "max_concurrent", "access_token_lifetime")
+            for value in ("nan", "inf", -1, "1e309")]
+    bad += [("config", {"client_id": {"a": 1}}), ("config", {"requests_per_minute": 7, "batch_metering": "x"})]
+    bad += [(f"{realm}/fail-next", {"count": "nan"}), (f"{realm}/fail-next", {"status": "inf"}),
+            (f"{realm}/fail-next", {"status": 42}), (f"{realm}/fail-next", {"headers": {"X": 5}}),
+            (f"{realm}/fail-next", {"headers": {"X": "a\r\nb"}}), (f"{realm}/fail-next", {"body": {"a": 1}}),
+            (f"{realm}/lose-next", {"count": -1}), (f"{realm}/lose-next", {"path_contains": 5}),
+            ("realms", {"realm_id": {"x": 1}}), ("realms", {"realm_id": "42", "name": []})]
+    for path, body in bad:
+        answer = qbo.http.post(f"{qbo.url}/_control/{path}", content=json.dumps(body),
+                               headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400 and answer.json()["error"], (path, body, answer.text)
+    for raw in ('{"seconds": NaN}', '{"seconds": Infinity}', '{"seconds": -Infinity}'):
+        answer = qbo.http.post(f"{qbo.url}/_control/clock/advance", content=raw,
+                               headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, raw
+    after = qbo.control("GET", "clock")
+    assert after["offset_seconds"] == clock["offset_seconds"] and qbo.control("GET", "config") == config
+    assert qbo.control("GET", f"realms/{qbo.realm}/stats") == stats
+    assert "42" not in [r["realm_id"] for r in qbo.control("GET", "realms")]
+    assert qbo.http.get(f"{qbo.url}/_control/panel").status_code == 200
+    assert qbo.control("POST", "clock/advance", {"seconds": 60})["offset_seconds"] == clock["offset_seconds"] + 60
+
+
+def test_a_saved_state_with_a_non_finite_clock_or_config_is_refused(qbo: QBO, tmp_path: Any) -> None:
+    import dataclasses
+    import pickle
+
+    saved = tmp_path / "qbo.pickle"
+    qbo.standin.save_state(saved)
+    fresh = QuickBooksStandIn()
+    fresh.load_state(saved)
+    for change in ({"clock_offset": float("nan")}, {"clock_offset": float("inf")}, {"clock_offset": "x"},
+                   {"config": dataclasses.replace(StandInConfig(), minute_seconds=float("nan"))},
+                   {"config": dataclasses.replace(StandInConfig(), requests_per_minute=-1)},
+                   {"realms": []}):
+        data = {**pickle.loads(saved.read_bytes()), **change}
+        corrupt = tmp_path / "corrupt.pickle"
+        corrupt.write_bytes(pickle.dumps(data))
+        with pytest.raises(ValueError, match="QuickBooks stand-in state"):
+            fresh.load_state(corrupt)
+    assert json.dumps(fresh.clock(), allow_nan=False) and fresh.config_dict() == StandInConfig().__dict__
+
+
+def test_unknown_realms_are_404_on_every_realm_route(qbo: QBO) -> None:
+    """Every /_control/realms/{realm}/... route and the panel's actions: a company the stand-in does not have is
+    404 and never created (the panel's clear_throttle once said "rate limit lifted" for realm=nope)."""
+    routes = [("GET", "stats"), ("GET", "requests"), ("GET", "tokens"), ("POST", "tokens"), ("POST", "tax"),
+              ("POST", "throttle/clear"), ("POST", "throttle/exhaust"), ("POST", "tokens/expire"),
+              ("POST", "fail-next"), ("POST", "lose-next"), ("GET", "entities/Customer"),
+              ("GET", "entities/Customer/1"), ("POST", "entities/Customer/1/delete"),
+              ("POST", "entities/Customer/1/restore")]
+    for method, tail in routes:
+        answer = qbo.http.request(method, f"{qbo.url}/_control/realms/nope/{tail}",
+                                  json={} if method == "POST" else None)
+        assert answer.status_code == 404 and "no company nope" in answer.json()["error"], (method, tail, answer.text)
+    for body in ({"DisplayName": "Ghost"},):
+        answer = qbo.http.post(f"{qbo.url}/_control/realms/nope/entities/Customer", json=body)
+        assert answer.status_code == 404
+        assert qbo.http.post(f"{qbo.url}/_control/realms/nope/entities/Customer/1", json=body).status_code == 404
+    for action in ("clear_throttle", "throttle", "expire_access", "expire_all", "tax", "create_customer", "rename",
+                   "delete", "restore"):
+        answer = qbo.http.post(f"{qbo.url}/_control/panel/action",
+                               data={"realm": "nope", "action": action, "entity": "Customer", "id": "1",
+                                     "value": "Ghost"})
+        assert answer.status_code == 404 and "no company nope" in answer.text, action
+    assert "nope" not in [r["realm_id"] for r in qbo.control("GET", "realms")]

@@ -756,3 +756,60 @@ def test_every_request_with_a_host_that_is_not_loopback_is_refused(server: Stand
     for host in (f"127.0.0.1:{port}", f"127.1.2.3:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
         assert httpx.get(f"{server.url}/_control/version", headers={"Host": host}).status_code == 200, host
     assert WebClient(base_url=server.api_url, token=DEFAULT_BOT_TOKEN).auth_test()["ok"] is True
+
+
+def test_malformed_control_requests_answer_400_and_change_nothing(server: StandInServer, standin: SlackStandIn,
+                                                                  tmp_path: Any) -> None:
+    """NaN, infinity, text or a wrong type in any control request: 400 with a sentence, and the stand-in as it
+    was (it once applied {"advance": "nan"}, then every page answered 400 and the NaN was saved to demo-data/)."""
+    with httpx.Client(base_url=server.url + "/_control/") as ctl:
+        now = ctl.post("clock", json={"advance": 0}).json()["now"]
+        before = {k: v for k, v in ctl.get("state").json().items() if k != "now"}
+        bad = [("clock", {"advance": v}) for v in ("nan", "1e309", "10", -5, True, 10**12)]
+        bad += [("clock", json.loads('{"advance": NaN}')), ("clock", json.loads('{"advance": Infinity}'))]
+        bad += [("teams", {"team_id": 5, "name": [], "bot_token": {}}), ("teams", {"team_id": "T9", "name": "x"}),
+                ("users", {"team_id": DEFAULT_TEAM_ID, "id": "U9", "name": "x", "tz_offset": "nan"}),
+                ("users", {"team_id": DEFAULT_TEAM_ID, "id": "U9", "name": "x", "is_admin": "yes"}),
+                ("channels", {"team_id": DEFAULT_TEAM_ID, "id": "C9", "name": "x", "members": "U1"}),
+                ("faults", {"method": "auth.test", "count": "nan"}),
+                ("faults", {"method": "auth.test", "delay": 1e308 * 10}),
+                ("faults", {"method": "auth.test", "retry_after": -1}),
+                ("faults", {"method": "auth.test", "status": 99}),
+                ("rate_limits", {"enabled": False, "method": "chat.update", "per_minute": "nan", "burst": 5}),
+                ("rate_limits", {"method": "chat.update", "per_minute": 5, "burst": 1.5}),
+                ("rate_limits", {"method": "chat.update", "per_minute": 5}),
+                ("teams/T0000000001/token", {"state": "gone"}),
+                ("reset", {"config": {"response_url_ttl_s": "nan"}}),
+                ("reset", {"config": {"trigger_ttl_s": json.loads("Infinity")}}),
+                ("reset", {"config": {"rate_limits": {"chat.update": {"per_minute": -1, "burst": 1}}}}),
+                ("reset", {"config": {"nonsense": 1}}),
+                ("drive/click", {"action_id": "a", "channel_id": "C", "message_ts": "1", "skew_s": "nan"})]
+        for path, body in bad:
+            answer = ctl.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+            assert answer.status_code in (400, 409) and answer.json()["error"], (path, body, answer.text)
+        assert {k: v for k, v in ctl.get("state").json().items() if k != "now"} == before, "nothing changed"
+        assert standin.rate_limits_enabled is True and standin.faults() == []
+        page = ctl.get("page")
+        assert page.status_code == 200, page.text
+        assert abs(ctl.post("clock", json={"advance": 0}).json()["now"] - now) < 60
+        ok = ctl.post("teams", json={"team_id": "T9", "name": "Nine", "bot_token": "xoxb-nine"})
+        assert ok.status_code == 200 and ok.json()["team"]["domain"] == "t9"
+
+
+def test_a_saved_state_with_a_non_finite_clock_is_refused_with_a_clear_message(standin: SlackStandIn,
+                                                                               tmp_path: Any) -> None:
+    import pickle
+
+    saved = tmp_path / "slack.pickle"
+    standin.save_state(saved)
+    fresh = SlackStandIn(SlackStandInConfig())
+    fresh.load_state(saved)
+    for name, value in (("_clock_offset", float("nan")), ("_clock_offset", float("inf")), ("_last_ts", "x"),
+                        ("teams", [])):
+        data = pickle.loads(saved.read_bytes())
+        data[name] = value
+        corrupt = tmp_path / "corrupt.pickle"
+        corrupt.write_bytes(pickle.dumps(data))
+        with pytest.raises(ValueError, match="corrupt Slack stand-in state"):
+            fresh.load_state(corrupt)
+    assert fresh.page_state(OWNER_USER_ID) is not None and json.dumps(fresh.snapshot(), allow_nan=False)

@@ -18,10 +18,11 @@ Accounting API v3 (``quickbooks.api.intuit.com``), Bearer access token, JSON; ``
     GET  /v3/company/{realm}/cdc?entities=&changedSince=
     GET  /v3/company/{realm}/companyinfo/{realm}
     entity: customer, item, invoice, payment; ``?requestid=`` on any POST makes it idempotent.
-Control (stand-in only; tests and the demo use it, the sync engine never does), JSON in and out, under /_control:
+Control (stand-in only; tests and the demo use it, the sync engine never does), JSON in and out, under /_control;
+a malformed value (another type, NaN, infinity, out of bounds) is 400 with nothing changed, an unknown realm 404:
     POST /reset                                         {} -> {"ok": true}
     GET  /config  | POST /config                        {field: value, ...} -> the config
-    GET  /clock   | POST /clock/advance                 {"seconds": n} -> {"now", "offset_seconds"}
+    GET  /clock   | POST /clock/advance                 {"seconds": 0..ten years} -> {"now", "offset_seconds"}
     GET  /realms  | POST /realms                        {"realm_id", "name"?} -> summary
     POST /realms/{realm}/tax                            {"enabled": bool, "rate": 8.875?} -> summary
     GET  /realms/{realm}/stats                          -> {"requests","writes","throttled","in_flight",...}
@@ -216,12 +217,17 @@ def c_clock(s: QuickBooksStandIn, path: dict[str, Any], query: dict[str, str], b
 
 
 def c_advance(s: QuickBooksStandIn, path: dict[str, Any], query: dict[str, str], body: dict[str, Any]) -> Any:
-    return s.advance_clock(float(body.get("seconds", 0)))
+    return s.advance_clock(body.get("seconds", 0))
 
 
 def c_realms(s: QuickBooksStandIn, path: dict[str, Any], query: dict[str, str], body: dict[str, Any]) -> Any:
     if body:
-        return s.create_realm(str(body["realm_id"]), body.get("name"))
+        realm_id, name = body.get("realm_id"), body.get("name")
+        if not isinstance(realm_id, str | int) or isinstance(realm_id, bool) or not str(realm_id).strip():
+            raise ValueError("realm_id must be the company's id (a string such as \"9130350000000002\")")
+        if name is not None and not isinstance(name, str):
+            raise ValueError("name must be a string")
+        return s.create_realm(str(realm_id), name)
     return s.realm_summaries()
 
 
@@ -287,13 +293,13 @@ def c_expire(s: QuickBooksStandIn, path: dict[str, Any], query: dict[str, str], 
 
 
 def c_fail_next(s: QuickBooksStandIn, path: dict[str, Any], query: dict[str, str], body: dict[str, Any]) -> Any:
-    return s.fail_next(_realm_id(path), int(body.get("count", 1)), int(body.get("status", 502)),
-                       str(body.get("content_type", "text/html")), str(body.get("body", "")),
+    return s.fail_next(_realm_id(path), body.get("count", 1), body.get("status", 502),
+                       body.get("content_type", "text/html"), body.get("body", ""),
                        body.get("path_contains"), body.get("headers"))
 
 
 def c_lose_next(s: QuickBooksStandIn, path: dict[str, Any], query: dict[str, str], body: dict[str, Any]) -> Any:
-    return s.lose_next(_realm_id(path), int(body.get("count", 1)), body.get("path_contains"))
+    return s.lose_next(_realm_id(path), body.get("count", 1), body.get("path_contains"))
 
 
 async def panel(request: Request) -> Response:
@@ -310,6 +316,9 @@ async def panel_action(request: Request) -> Response:
         return PlainTextResponse(refused[1], status_code=refused[0])
     form = await _form(request)
     realm = form.get("realm") or DEFAULT_REALM
+    if realm not in {r["realm_id"] for r in standin.realm_summaries()}:
+        return HTMLResponse(panel_page(standin.snapshot(), standin.config_dict(),
+                                       f"Not changed: no company {realm} in the stand-in"), status_code=404)
     action = form.get("action", "")
     entity, obj_id, value = form.get("entity", ""), form.get("id", ""), form.get("value", "").strip()
     message = ""

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlencode
 
+from sandbox import checks
 from sandbox.quickbooks import faults
 from sandbox.quickbooks.books import ENTITIES, Company, canonical_entity
 from sandbox.quickbooks.faults import QBOFault
@@ -82,6 +83,36 @@ class StandInConfig:
     access_token_lifetime: int = 3600  # seconds
     refresh_token_lifetime: int = 8726400  # seconds (~101 days), rolling
     latency_seconds: float = 0.0  # added to each API request (benchmarks)
+
+
+#: What each numeric config field may be (``configure`` and ``load_state`` refuse anything else).
+CONFIG_NUMBERS: dict[str, checks.Number] = {
+    "minute_seconds": checks.Number(0.001, 86400),
+    "requests_per_minute": checks.Number(0, 1_000_000, integer=True),
+    "batch_per_minute": checks.Number(0, 1_000_000, integer=True),
+    "max_concurrent": checks.Number(0, 100_000, integer=True),
+    "access_token_lifetime": checks.Number(1, 10 * 365 * 86400, integer=True),
+    "refresh_token_lifetime": checks.Number(1, 10 * 365 * 86400, integer=True),
+    "latency_seconds": checks.Number(0, 60),
+}
+#: Injected failures: how many requests, which HTTP status.
+FAIL_COUNT = checks.Number(0, 100_000, integer=True)
+FAIL_STATUS = checks.Number(100, 599, integer=True)
+
+
+def check_config(config: StandInConfig) -> None:
+    """ValueError naming the field when ``config`` holds a value the stand-in cannot work with."""
+    for name, bound in CONFIG_NUMBERS.items():
+        value = getattr(config, name)
+        if not bound.fits(value):
+            raise ValueError(f"config {name} must be {bound}, not {value!r}")
+    for name in ("client_id", "client_secret"):
+        if not isinstance(getattr(config, name), str):
+            raise ValueError(f"config {name} must be a string")
+    if not isinstance(config.retry_after_header, bool):
+        raise ValueError("config retry_after_header must be true or false")
+    if config.batch_metering not in ("per_item", "per_request"):
+        raise ValueError("batch_metering must be 'per_item' or 'per_request'")
 
 
 @dataclass
@@ -222,15 +253,14 @@ class QuickBooksStandIn:
                 kind = str(kinds[name])
                 if kind == "bool":
                     value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-                elif kind == "int":
-                    value = int(value)
-                elif kind == "float":
-                    value = float(value)
+                elif name in CONFIG_NUMBERS:
+                    value = CONFIG_NUMBERS[name].read(value, name)
+                elif isinstance(value, dict | list) or value is None:
+                    raise ValueError(f"{name} must be a string, not {json.dumps(value)[:60]}")
                 else:
                     value = str(value)
                 setattr(updated, name, value)
-            if updated.batch_metering not in ("per_item", "per_request"):
-                raise ValueError("batch_metering must be 'per_item' or 'per_request'")
+            check_config(updated)
             self.config = updated
             self.auth.access_lifetime = updated.access_token_lifetime
             self.auth.refresh_lifetime = updated.refresh_token_lifetime
@@ -246,9 +276,10 @@ class QuickBooksStandIn:
         return time.time() + self.clock_offset
 
     def advance_clock(self, seconds: float) -> dict[str, Any]:
-        """Move the stand-in clock forward (token lifetimes, code expiry, MetaData times, CDC windows)."""
+        """Move the stand-in clock forward (token lifetimes, code expiry, MetaData times, CDC windows) by 0 to ten
+        years. Raises ValueError, changing nothing, for anything else (NaN, infinity, a negative number, text)."""
         with self._lock:
-            self.clock_offset += float(seconds)
+            self.clock_offset = checks.advance(self.clock_offset, seconds)
             return self.clock()
 
     def clock(self) -> dict[str, Any]:
@@ -309,7 +340,7 @@ class QuickBooksStandIn:
         """All objects of ``entity`` in the realm (active and inactive), in Id order; with ``include_deleted``
         also the deleted transactions as CDC stubs (``{"Id", "status": "Deleted", ...}``)."""
         with self._lock:
-            company = self._realm(realm_id).company
+            company = self._existing(realm_id).company
             name = self.entity_type(entity)
             found = company.all(name)
             if include_deleted:
@@ -319,14 +350,14 @@ class QuickBooksStandIn:
     def entity(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any] | None:
         """One live object, or None."""
         with self._lock:
-            company = self._realm(realm_id).company
+            company = self._existing(realm_id).company
             stored = company.objects[self.entity_type(entity)].get(str(obj_id))
             return company.render(stored) if stored else None
 
     def create_entity(self, realm_id: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create an object directly (as if typed into QBO); not counted as an API write. Raises QBOFault."""
         with self._lock:
-            return self._realm(realm_id).company.create(self.entity_type(entity), body, self.now())
+            return self._existing(realm_id).company.create(self.entity_type(entity), body, self.now())
 
     def update_entity(self, realm_id: str, entity: str, obj_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change fields of an object as a QBO user would (SyncToken and LastUpdatedTime move, so CDC sees it).
@@ -334,34 +365,35 @@ class QuickBooksStandIn:
         Raises QBOFault (e.g. 6240 when a rename clashes).
         """
         with self._lock:
-            return self._realm(realm_id).company.user_update(self.entity_type(entity), str(obj_id), changes, self.now())
+            company = self._existing(realm_id).company
+            return company.user_update(self.entity_type(entity), str(obj_id), changes, self.now())
 
     def delete_entity(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
         """Delete as a QBO user: transactions are hard-deleted, customers and items made inactive."""
         with self._lock:
-            return self._realm(realm_id).company.remove(self.entity_type(entity), str(obj_id), self.now())
+            return self._existing(realm_id).company.remove(self.entity_type(entity), str(obj_id), self.now())
 
     def restore_entity(self, realm_id: str, entity: str, obj_id: str) -> dict[str, Any]:
         """Undo ``delete_entity``: reactivate a customer/item or bring a deleted transaction back."""
         with self._lock:
-            return self._realm(realm_id).company.restore(self.entity_type(entity), str(obj_id), self.now())
+            return self._existing(realm_id).company.restore(self.entity_type(entity), str(obj_id), self.now())
 
     # --- counters ------------------------------------------------------------------------------------------
 
     def write_count(self, realm_id: str = DEFAULT_REALM) -> int:
         """API writes done in the realm (creates, updates, deletes, voids, batch write items); replays excluded."""
         with self._lock:
-            return self._realm(realm_id).writes
+            return self._existing(realm_id).writes
 
     def throttled_count(self, realm_id: str = DEFAULT_REALM) -> int:
         """429 answers sent for the realm."""
         with self._lock:
-            return self._realm(realm_id).throttled
+            return self._existing(realm_id).throttled
 
     def request_count(self, realm_id: str = DEFAULT_REALM) -> int:
         """API requests received for the realm (all outcomes)."""
         with self._lock:
-            return self._realm(realm_id).requests
+            return self._existing(realm_id).requests
 
     def stats(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
         """``{"requests", "writes", "throttled", "in_flight", "window_used", "window_batches",
@@ -389,7 +421,7 @@ class QuickBooksStandIn:
     def clear_throttle(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
         """Lift the rate limit now: empty the realm's throttle window."""
         with self._lock:
-            meter = self._realm(realm_id).meter
+            meter = self._existing(realm_id).meter
             meter.calls.clear()
             meter.batches.clear()
         return self.stats(realm_id)
@@ -397,7 +429,7 @@ class QuickBooksStandIn:
     def exhaust_throttle(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
         """Use up the realm's request budget for the current window, so the next request gets a 429."""
         with self._lock:
-            meter = self._realm(realm_id).meter
+            meter = self._existing(realm_id).meter
             meter.prune(time.monotonic(), self.config.minute_seconds)
             missing = self.config.requests_per_minute - meter.used()
             if missing > 0:
@@ -412,18 +444,31 @@ class QuickBooksStandIn:
         """Answer the realm's next ``count`` API requests (whose path contains ``path_contains``, if given) with
         this raw reply (text as UTF-8, bytes as they are), before any other check; the work is not done. Returns
         the stats."""
+        count, status = FAIL_COUNT.read(count, "count"), FAIL_STATUS.read(status, "status")
+        if not isinstance(content_type, str) or not content_type.isprintable() or not content_type.strip():
+            raise ValueError(f"content_type must be a media type (text), not {content_type!r}"[:120])
+        if not isinstance(body, str | bytes):
+            raise ValueError("body must be a string")
+        path_contains = _optional_text(path_contains, "path_contains")
+        if headers is not None and not (isinstance(headers, dict) and all(
+                isinstance(k, str) and isinstance(v, str) and _header_safe(k) and _header_safe(v)
+                for k, v in headers.items())):
+            raise ValueError("headers must be an object of header names to values (text on one line)")
         with self._lock:
-            if int(count) > 0:
-                self._realm(realm_id).fail_rules.append(
-                    FailRule(int(count), int(status), content_type, body, path_contains, dict(headers or {})))
+            state = self._existing(realm_id)
+            if count > 0:
+                state.fail_rules.append(FailRule(count, status, content_type, body, path_contains, dict(headers or {})))
         return self.stats(realm_id)
 
     def lose_next(self, realm_id: str, count: int = 1, path_contains: str | None = None) -> dict[str, Any]:
         """Do the work of the next ``count`` matching requests and store their idempotent answer, then answer
         504 with nginx's gateway page, as when a response is lost after the write. Returns the stats."""
+        count = FAIL_COUNT.read(count, "count")
+        path_contains = _optional_text(path_contains, "path_contains")
         with self._lock:
-            if int(count) > 0:
-                self._realm(realm_id).lose_rules.append(LoseRule(int(count), path_contains))
+            state = self._existing(realm_id)
+            if count > 0:
+                state.lose_rules.append(LoseRule(count, path_contains))
         return self.stats(realm_id)
 
     # --- OAuth ---------------------------------------------------------------------------------------------
@@ -504,17 +549,19 @@ class QuickBooksStandIn:
     def issue_tokens(self, realm_id: str = DEFAULT_REALM, hard_expiry: bool = True) -> dict[str, Any]:
         """Issue a token pair for the realm as if the OAuth dance had been done (the token answer)."""
         with self._lock:
-            self._realm(realm_id)
+            self._existing(realm_id)
             return self.auth.new_grant(self.config.client_id, realm_id, self.now(), hard_expiry)
 
     def expire_tokens(self, realm_id: str = DEFAULT_REALM, refresh: bool = False) -> dict[str, int]:
         """Expire the realm's access tokens now (and its refresh tokens with ``refresh``); counts expired."""
         with self._lock:
+            self._existing(realm_id)
             return self.auth.expire(realm_id, self.now(), refresh)
 
     def token_info(self, realm_id: str = DEFAULT_REALM) -> list[dict[str, Any]]:
         """The realm's grants and tokens with seconds left and validity."""
         with self._lock:
+            self._existing(realm_id)
             return self.auth.info(realm_id, self.now())
 
     def _client_ok(self, authorization: str | None) -> bool:
@@ -761,13 +808,23 @@ class QuickBooksStandIn:
             data = pickle.loads(Path(path).read_bytes())  # our own file (demo-data/)
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
             raise ValueError(f"{path}: not a saved QuickBooks stand-in state ({exc})") from exc
-        if not isinstance(data, dict) or not {"realms", "auth", "clock_offset", "config"} <= data.keys():
+        if not _has_state_shape(data):
             raise ValueError(f"{path}: not a saved QuickBooks stand-in state")
+        if not isinstance(data["realms"], dict) or not all(
+                isinstance(k, str) and isinstance(v, RealmState) for k, v in data["realms"].items()) \
+                or not isinstance(data["auth"], TokenAuthority) or not isinstance(data["config"], StandInConfig):
+            raise ValueError(f"{path}: not a saved QuickBooks stand-in state (its companies, tokens or config "
+                             "are of another shape)")
+        try:
+            offset = checks.clock_offset(data["clock_offset"], "its clock offset")
+            check_config(data["config"])
+        except ValueError as exc:
+            raise ValueError(f"{path}: a corrupt QuickBooks stand-in state: {exc}") from None
         with self._lock:
             for state in data["realms"].values():
                 state.meter = Meter()  # monotonic times of another process mean nothing here
             self.realms, self.auth = data["realms"], data["auth"]
-            self.clock_offset, self.config = float(data["clock_offset"]), data["config"]
+            self.clock_offset, self.config = offset, data["config"]
 
     # --- snapshot for the panel ----------------------------------------------------------------------------
 
@@ -785,6 +842,20 @@ class QuickBooksStandIn:
                                 else company.all(e) for e in ENTITIES.values()},
                 })
             return out
+
+
+def _optional_text(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, not {json.dumps(value)[:60]}")
+    return value
+
+
+def _header_safe(text: str) -> bool:
+    return text.isprintable() and text.isascii()
+
+
+def _has_state_shape(data: Any) -> bool:
+    return isinstance(data, dict) and {"realms", "auth", "clock_offset", "config"} <= data.keys()
 
 
 def _json_body(body: bytes) -> Any:

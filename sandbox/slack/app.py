@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from sandbox.checks import MAX_CLOCK_STEP_SECONDS, Number
 from sandbox.guard import LoopbackHostMiddleware, refusal
 from sandbox.serve import RunningServer, serve_in_thread
 from sandbox.slack import config as cfg
@@ -153,11 +154,15 @@ def _bad(message: str, status: int = 400) -> JSONResponse:
 
 
 def _config_from(data: dict[str, Any]) -> SlackStandInConfig:
+    """A config from JSON; ValueError or TypeError (nothing changed) when a field is unknown or of another kind."""
     data = dict(data)
     limits = data.pop("rate_limits", None)
     conf = SlackStandInConfig(**data)
     if limits is not None:
+        if not isinstance(limits, dict) or not all(isinstance(v, dict) for v in limits.values()):
+            raise ValueError("rate_limits must map each method to {per_minute, burst, scope?}")
         conf.rate_limits = {m: RateLimit(**v) for m, v in limits.items()}
+    conf.check()
     return conf
 
 
@@ -183,10 +188,12 @@ async def control(request: Request) -> Response:
         return _bad(str(exc))
 
 
-_TEXT, _FLAG, _OBJECT, _NUMBER = "a string", "true or false", "a JSON object", "a number"
-_SIGNING = {"forge": _FLAG, "skew_s": _NUMBER, "retry_num": _NUMBER, "retry_reason": _TEXT}
+_TEXT, _FLAG, _OBJECT, _LIST, _ANY = "a string", "true or false", "a JSON object", "a JSON array", "any JSON value"
+_TEXTS = "an array of strings"
+_SKEW = Number(-MAX_CLOCK_STEP_SECONDS, MAX_CLOCK_STEP_SECONDS)
+_SIGNING = {"forge": _FLAG, "skew_s": _SKEW, "retry_num": Number(0, 100, integer=True), "retry_reason": _TEXT}
 #: Each drive action: the SlackDriver method, its fields (what each must be) and the required ones.
-DRIVE_ACTIONS: dict[str, tuple[str, dict[str, str], frozenset[str]]] = {
+DRIVE_ACTIONS: dict[str, tuple[str, dict[str, Any], frozenset[str]]] = {
     "command": ("slash_command", {"command": _TEXT, "text": _TEXT, "user_id": _TEXT, "channel_id": _TEXT,
                                   "team_id": _TEXT}, frozenset({"command"})),
     "click": ("click", {"action_id": _TEXT, "channel_id": _TEXT, "message_ts": _TEXT, "user_id": _TEXT,
@@ -199,35 +206,105 @@ DRIVE_ACTIONS: dict[str, tuple[str, dict[str, str], frozenset[str]]] = {
                                     "apply_ack": _FLAG}, frozenset()),
     "app_home_opened": ("app_home_opened", {"user_id": _TEXT, "tab": _TEXT, "team_id": _TEXT, "event_id": _TEXT},
                         frozenset()),
-    "event": ("event", {"event": _OBJECT, "team_id": _TEXT, "event_id": _TEXT, "event_time": _NUMBER},
-              frozenset({"event"})),
+    "event": ("event", {"event": _OBJECT, "team_id": _TEXT, "event_id": _TEXT,
+                        "event_time": Number(0, 10**11)}, frozenset({"event"})),
 }
 
+#: Each ``POST /_control/<action>`` (``<id>`` for a path segment): its fields (what each must be) and the
+#: required ones. A request is checked against this before anything changes (400 with a sentence otherwise).
+CONTROL_FIELDS: dict[str, tuple[dict[str, Any], frozenset[str]]] = {
+    "reset": ({"config": _OBJECT}, frozenset()),
+    "teams": ({"team_id": _TEXT, "name": _TEXT, "domain": _TEXT, "bot_token": _TEXT, "bot_user_id": _TEXT,
+               "bot_id": _TEXT, "app_id": _TEXT}, frozenset({"team_id", "name", "bot_token"})),
+    "teams/<id>/token": ({"state": _TEXT}, frozenset({"state"})),
+    "users": ({"team_id": _TEXT, "id": _TEXT, "name": _TEXT, "real_name": _TEXT, "is_admin": _FLAG,
+               "is_owner": _FLAG, "is_primary_owner": _FLAG, "is_bot": _FLAG, "deleted": _FLAG, "tz": _TEXT,
+               "tz_offset": Number(-14 * 3600, 14 * 3600, integer=True), "tz_label": _TEXT, "email": _TEXT},
+              frozenset({"team_id", "id", "name"})),
+    "channels": ({"team_id": _TEXT, "id": _TEXT, "name": _TEXT, "is_private": _FLAG, "is_archived": _FLAG,
+                  "bot_member": _FLAG, "members": _TEXTS}, frozenset({"team_id", "id", "name"})),
+    "channels/<id>/bot_membership": ({"member": _FLAG}, frozenset()),
+    "channels/<id>/archive": ({"archived": _FLAG}, frozenset()),
+    "messages": ({"channel": _TEXT, "user": _TEXT, "text": _TEXT, "blocks": _LIST, "thread_ts": _TEXT},
+                 frozenset({"channel", "user"})),
+    "faults": ({"method": _TEXT, "count": Number(1, 100_000, integer=True), "status": Number(100, 599, integer=True),
+                "error": _TEXT, "retry_after": Number(0, 86400, integer=True), "delay": Number(0, 60),
+                "body": _TEXT, "match": _OBJECT}, frozenset({"method"})),
+    "update_errors": ({"channel": _TEXT, "ts": _TEXT, "error": _TEXT}, frozenset({"channel", "ts"})),
+    "rate_limits": ({"enabled": _FLAG, "method": _TEXT, "per_minute": Number(0, 1_000_000),
+                     "burst": Number(0, 1_000_000, integer=True), "scope": _TEXT, "refill": _FLAG}, frozenset()),
+    "response_urls": ({"team_id": _TEXT, "channel_id": _TEXT, "user_id": _TEXT, "source": _TEXT,
+                       "message_ts": _TEXT, "is_ephemeral": _FLAG}, frozenset({"team_id", "channel_id", "user_id"})),
+    "trigger_ids": ({"team_id": _TEXT, "user_id": _TEXT}, frozenset({"team_id", "user_id"})),
+    "clock": ({"advance": Number(0, MAX_CLOCK_STEP_SECONDS)}, frozenset()),
+    "view_ack": ({"team_id": _TEXT, "user_id": _TEXT, "view_id": _TEXT, "answer": _ANY},
+                 frozenset({"team_id", "user_id", "view_id"})),
+    "view_state": ({"view_id": _TEXT, "values": _OBJECT}, frozenset({"view_id"})),
+    "close_view": ({"team_id": _TEXT, "user_id": _TEXT, "view_id": _TEXT}, frozenset({"team_id", "user_id"})),
+    "app": ({"app_url": _TEXT, "signing_secret": _TEXT}, frozenset()),
+    "dm": ({"team_id": _TEXT, "user_id": _TEXT}, frozenset({"team_id", "user_id"})),
+}
+_CHOICES = {("teams/<id>/token", "state"): ("active", "revoked", "inactive"),
+            ("rate_limits", "scope"): ("method", "channel"),
+            ("response_urls", "source"): ("command", "block_actions", "view_submission")}
 
-def _fits(value: Any, kind: str) -> bool:
+
+def _fits(value: Any, kind: Any) -> bool:
+    if isinstance(kind, Number):
+        return kind.fits(value)
     if kind == _TEXT:
         return isinstance(value, str)
     if kind == _FLAG:
         return isinstance(value, bool)
     if kind == _OBJECT:
         return isinstance(value, dict)
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == _LIST:
+        return isinstance(value, list)
+    if kind == _TEXTS:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return True
+
+
+def _fields_problem(where: str, data: dict[str, Any], fields: dict[str, Any], required: frozenset[str]) -> str | None:
+    """What is wrong with the fields of a request to ``where`` (a sentence), or None."""
+    missing = sorted(required - data.keys())
+    if missing:
+        return f"{where} needs '{missing[0]}' ({fields[missing[0]]})"
+    for name, value in data.items():
+        if name not in fields:
+            return f"{where} takes no '{name}'; it takes {', '.join(sorted(fields))}"
+        if value is None and name not in required:
+            continue
+        if not _fits(value, fields[name]):
+            return f"{where}: '{name}' must be {fields[name]}, not {json.dumps(value)[:60]}"
+    return None
 
 
 def _drive_problem(action: str, data: dict[str, Any]) -> str | None:
     """What is wrong with the fields of a drive request (a sentence), or None."""
     _method, fields, required = DRIVE_ACTIONS[action]
-    allowed = {**fields, **_SIGNING}
-    missing = sorted(required - data.keys())
-    if missing:
-        return f"drive/{action} needs '{missing[0]}' ({fields[missing[0]]})"
-    for name, value in data.items():
-        if name not in allowed:
-            return f"drive/{action} takes no '{name}'; it takes {', '.join(sorted(allowed))}"
-        if value is None and name not in required:
-            continue
-        if not _fits(value, allowed[name]):
-            return f"drive/{action}: '{name}' must be {allowed[name]}, not {json.dumps(value)[:60]}"
+    return _fields_problem(f"drive/{action}", data, {**fields, **_SIGNING}, required)
+
+
+def _control_problem(parts: list[str], data: dict[str, Any]) -> str | None:
+    """What is wrong with a ``POST /_control/...`` body (a sentence), or None (also for an unknown action)."""
+    key = "/".join(parts if len(parts) != 3 else [parts[0], "<id>", parts[2]])
+    if key not in CONTROL_FIELDS:
+        return None
+    fields, required = CONTROL_FIELDS[key]
+    problem = _fields_problem("/".join(parts), data, fields, required)
+    if problem is not None:
+        return problem
+    for (action, name), allowed in _CHOICES.items():
+        if action == key and data.get(name) is not None and data[name] not in allowed:
+            return f"{'/'.join(parts)}: '{name}' must be one of {', '.join(allowed)}, not {data[name]!r}"[:200]
+    if key == "rate_limits" and data.get("method") is not None and not {"per_minute", "burst"} <= data.keys():
+        return "rate_limits: a 'method' needs 'per_minute' and 'burst'"
+    if key == "reset" and data.get("config") is not None:
+        try:
+            _config_from(data["config"])
+        except (TypeError, ValueError) as exc:
+            return f"reset: 'config' is not a stand-in config: {exc}"
     return None
 
 
@@ -293,11 +370,14 @@ def _control(standin: SlackStandIn, verb: str, path: str, data: dict[str, Any]) 
         if head == "methods":
             return _ok(methods=[*SUPPORTED_METHODS, "apps.connections.open"])
     if verb == "POST":
+        problem = _control_problem(parts, data)
+        if problem is not None:
+            return _bad(problem)
         if head == "reset":
             standin.reset(_config_from(data["config"]) if "config" in data else None)
             return _ok(version=standin.version)
         if head == "teams" and len(parts) == 1:
-            team = standin.add_team(data["team_id"], data["name"], data.get("domain", data["team_id"].lower()),
+            team = standin.add_team(data["team_id"], data["name"], data.get("domain") or data["team_id"].lower(),
                                     data["bot_token"], bot_user_id=data.get("bot_user_id"),
                                     bot_id=data.get("bot_id"), app_id=data.get("app_id", "A0000000001"))
             return _ok(team=vars(team))
@@ -353,7 +433,7 @@ def _control(standin: SlackStandIn, verb: str, path: str, data: dict[str, Any]) 
         if head == "trigger_ids":
             return _ok(trigger_id=standin.mint_trigger_id(data["team_id"], data["user_id"]))
         if head == "clock":
-            standin.advance_clock(float(data.get("advance", 0)))
+            standin.advance_clock(data.get("advance") or 0)
             return _ok(now=standin.now())
         if head == "view_ack":
             result = standin.apply_view_submission_ack(data["team_id"], data["user_id"], data["view_id"],

@@ -6,7 +6,9 @@ Every number here is a platform fact with its source, or a choice of ours marked
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from sandbox.checks import Number
 
 #: Default ids of the seeded workspace. They match the ids used in ``/work/shared/cases/slack_situations.json``.
 DEFAULT_TEAM_ID = "T0000000001"
@@ -115,8 +117,51 @@ class SlackStandInConfig:
     signing_secret: str | None = None
     page_links: list[tuple[str, str]] = field(default_factory=list)
 
+    def check(self) -> None:
+        """ValueError naming the field when a value is of another kind or out of bounds (NaN, infinity, -1)."""
+        for name, bound in _CONFIG_NUMBERS.items():
+            if not bound.fits(getattr(self, name)):
+                raise ValueError(f"{name} must be {bound}, not {getattr(self, name)!r}"[:160])
+        for name in ("seed", "rate_limits_enabled", "chat_write_public", "check_trigger_ids", "charset_warnings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false")
+        for name in ("public_url", "app_url", "signing_secret"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string")
+        if self.text_over_limit not in ("error", "truncate"):
+            raise ValueError("text_over_limit must be 'error' or 'truncate'")
+        if not isinstance(self.page_links, list) or not all(
+                isinstance(link, list | tuple) and len(link) == 2 and all(isinstance(x, str) for x in link)
+                for link in self.page_links):
+            raise ValueError("page_links must be a list of [label, URL] pairs")
+        for method, limit in (self.rate_limits or {}).items():
+            check_rate_limit(method, limit)
+
     def effective_rate_limits(self) -> dict[str, RateLimit]:
         """The configured limits, or Slack's defaults."""
         if self.rate_limits is not None:
             return dict(self.rate_limits)
         return default_rate_limits(self.post_message_burst)
+
+
+_CONFIG_NUMBERS: dict[str, Number] = {
+    "post_message_burst": Number(0, 1_000_000, integer=True),
+    "text_max_chars": Number(1, 10_000_000, integer=True),
+    "response_url_ttl_s": Number(0, 365 * 86400),
+    "response_url_max_uses": Number(0, 1_000_000, integer=True),
+    "trigger_ttl_s": Number(0, 365 * 86400),
+}
+RATE_PER_MINUTE = Number(0, 1_000_000)
+RATE_BURST = Number(0, 1_000_000, integer=True)
+
+
+def check_rate_limit(method: Any, limit: Any) -> None:
+    """ValueError when ``limit`` is not a :class:`RateLimit` of finite, sane numbers for a method name."""
+    if not isinstance(method, str) or not isinstance(limit, RateLimit):
+        raise ValueError(f"rate limit of {method!r}: not a rate limit"[:120])
+    if not RATE_PER_MINUTE.fits(limit.per_minute):
+        raise ValueError(f"rate limit of {method}: per_minute must be {RATE_PER_MINUTE}, not {limit.per_minute!r}")
+    if not RATE_BURST.fits(limit.burst):
+        raise ValueError(f"rate limit of {method}: burst must be {RATE_BURST}, not {limit.burst!r}")
+    if limit.scope not in ("method", "channel"):
+        raise ValueError(f"rate limit of {method}: scope must be 'method' or 'channel', not {limit.scope!r}"[:160])

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sandbox import checks
 from sandbox.slack import config as cfg
 from sandbox.slack.blockkit import error_body, validate_blocks, validate_view
 from sandbox.slack.config import RateLimit, SlackStandInConfig
@@ -141,9 +142,10 @@ class SlackStandIn:
         return time.time() + self._clock_offset
 
     def advance_clock(self, seconds: float) -> None:
-        """Move the stand-in's clock forward (expires response_urls and trigger_ids without sleeping)."""
+        """Move the stand-in's clock forward (expires response_urls and trigger_ids without sleeping) by 0 to ten
+        years. Raises ValueError, changing nothing, for anything else (NaN, infinity, a negative number, text)."""
         with self._lock:
-            self._clock_offset += seconds
+            self._clock_offset = checks.advance(self._clock_offset, seconds)
             self._touch()
 
     def _touch(self) -> None:
@@ -281,9 +283,12 @@ class SlackStandIn:
 
     def set_rate_limit(self, method: str, per_minute: float, burst: int,
                        scope: Literal["method", "channel"] = "method") -> None:
-        """Replace one method's limit (and empty its buckets)."""
+        """Replace one method's limit (and empty its buckets). ValueError, nothing changed, for a limit that is
+        not finite and sane (see :func:`sandbox.slack.config.check_rate_limit`)."""
+        limit = RateLimit(per_minute=per_minute, burst=burst, scope=scope)
+        cfg.check_rate_limit(method, limit)
         with self._lock:
-            self._rate_limits[method] = RateLimit(per_minute=per_minute, burst=burst, scope=scope)
+            self._rate_limits[method] = limit
             self._limiter.reset()
 
     def reset_rate_limits(self) -> None:
@@ -1222,6 +1227,23 @@ class SlackStandIn:
         tmp.write_bytes(blob)
         tmp.replace(target)
 
+    @staticmethod
+    def _saved_problem(data: dict[str, Any]) -> str | None:
+        """What makes a saved state unusable (a sentence), or None: its clock and counters must be finite."""
+        for name in ("teams", "users", "channels", "_messages", "_deleted", "_home", "_modals", "_update_errors"):
+            if not isinstance(data[name], dict):
+                return f"{name} is not a mapping"
+        if not isinstance(data["_ephemerals"], list):
+            return "_ephemerals is not a list"
+        for name, bound in (("_clock_offset", checks.Number(-checks.MAX_CLOCK_OFFSET_SECONDS,
+                                                           checks.MAX_CLOCK_OFFSET_SECONDS)),
+                            ("_last_ts", checks.Number(0, 10**11)), ("version", checks.Number(0, 2**62, True)),
+                            ("_next_id", checks.Number(0, 2**62, True))):
+            value = data.get(name, 1)
+            if not bound.fits(value):
+                return f"{name.strip('_').replace('_', ' ')} must be {bound}, not {value!r}"[:160]
+        return None
+
     def load_state(self, path: str | os.PathLike[str]) -> None:
         """Replace the workspace by one :meth:`save_state` wrote (only load files this program wrote: pickle).
         Raises OSError when unreadable and ValueError when the file is not such a state."""
@@ -1231,6 +1253,9 @@ class SlackStandIn:
             raise ValueError(f"{path}: not a saved Slack stand-in state ({exc})") from exc
         if not isinstance(data, dict) or any(name not in data for name in self._SAVED):
             raise ValueError(f"{path}: not a saved Slack stand-in state")
+        problem = self._saved_problem(data)
+        if problem is not None:
+            raise ValueError(f"{path}: a corrupt Slack stand-in state: {problem}")
         with self._lock:
             for name in self._SAVED:
                 setattr(self, name, data[name])
