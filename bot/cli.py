@@ -48,15 +48,29 @@ def _services(settings: Settings | None = None) -> Any:
     settings = settings or get_settings()
     try:
         return build_services(settings)
-    except (ArgumentError, NoSuchModuleError, DBAPIError, CommandError, OSError) as exc:
+    except (ArgumentError, NoSuchModuleError, DBAPIError, CommandError, OSError, ImportError) as exc:
         try:
             shown = make_url(settings.database_url).render_as_string(hide_password=True)
         except ArgumentError:
             shown = "(not a database URL)"
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        if isinstance(exc, ImportError):  # the URL names a database whose driver is not installed
+            reason += " (its driver is not installed: use sqlite:///FILE or postgresql+psycopg://...)"
         raise _fail(f"cannot use the database DATABASE_URL={shown}: {reason}", 2) from None
     except ValueError as exc:  # e.g. a malformed TOKEN_ENCRYPTION_KEYS
         raise _fail(str(exc), 2) from None
+
+
+def _services_for_quickbooks() -> Any:
+    """The services for a command that talks to QuickBooks: also exit 2 with the reason when the settings may
+    not be used against Intuit's hosts (TOKEN_ENCRYPTION_KEYS not set)."""
+    services = _services()
+    try:
+        services.settings.check_secrets()
+    except ValueError as exc:
+        services.close()
+        raise _fail(str(exc), 2) from None
+    return services
 
 
 def _clean(text: object) -> str:
@@ -148,10 +162,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log eac
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database schema (Alembic) to the newest revision."""
-    from sync import db
-
-    settings = get_settings()
-    db.upgrade(settings.database_url)
+    _services().close()  # builds the services as every command does: the schema is brought up to date first
     typer.echo("database is up to date")
 
 
@@ -249,7 +260,7 @@ def connect(account: AccountOpt = None,
 @app.command("sync-now")
 def sync_now(account: AccountOpt = None) -> None:
     """Pull what changed in QuickBooks, then push what changed in JobsiteOn."""
-    services = _services()
+    services = _services_for_quickbooks()
     try:
         conn = _connection_or_fail(services, account)
         summary = _engine_call(services.engine.sync_now, conn.id, "cli", _progress("syncing"))
@@ -264,7 +275,7 @@ def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.", mi
     """Retry the record of one sync log entry."""
     from sync.engine import EngineError, NotFound, NothingToRetry
 
-    services = _services()
+    services = _services_for_quickbooks()
     try:
         try:
             result = services.engine.retry_entry(entry, actor)
@@ -286,7 +297,7 @@ def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.", mi
 @app.command("retry-all")
 def retry_all(account: AccountOpt = None) -> None:
     """Retry every open error of the account's connection (in batches)."""
-    services = _services()
+    services = _services_for_quickbooks()
     try:
         conn = _connection_or_fail(services, account)
         summary = _engine_call(services.engine.retry_all, conn.id, "cli", _progress("retrying"))
@@ -299,7 +310,7 @@ def retry_all(account: AccountOpt = None) -> None:
 def resume(account: AccountOpt = None) -> None:
     """Resume a rate-limited or suspended connection now (the Slack app's scheduler does it by itself when the
     pause is over): retries what waited, then syncs."""
-    services = _services()
+    services = _services_for_quickbooks()
     try:
         conn = _connection_or_fail(services, account)
         summary = _engine_call(services.engine.resume, conn.id, "cli", "resumed", _progress("resuming"))
@@ -429,8 +440,14 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
     try:
         bolt_app = build_app(rt)
     except ValueError as exc:
+        rt.close()
         services.close()
         raise _fail(str(exc), 2) from None
+    except OSError as exc:  # Bolt checks the bot token with auth.test at once: Slack's Web API did not answer
+        rt.close()
+        services.close()
+        reason = getattr(exc, "reason", None) or exc
+        raise _fail(f"cannot reach Slack's Web API at SLACK_API_URL={settings.slack_api_url}: {reason}", 1) from None
     rt.start_background()
     scheduler = None
     if settings.scheduler_enabled:

@@ -7,7 +7,7 @@ stand-ins of `sandbox/` (see README). Secrets are `SecretStr` so they never prin
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,18 +39,19 @@ class Settings(BaseSettings):
     qbo_auth_url: str = Field("https://appcenter.intuit.com/connect/oauth2", alias="QBO_AUTH_URL")
     qbo_token_url: str = Field("https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer", alias="QBO_TOKEN_URL")
     qbo_revoke_url: str = Field("https://developer.api.intuit.com/v2/oauth2/tokens/revoke", alias="QBO_REVOKE_URL")
-    qbo_minor_version: int = Field(75, alias="QBO_MINOR_VERSION")
-    qbo_timeout_seconds: float = Field(120.0, alias="QBO_TIMEOUT_SECONDS")
+    qbo_minor_version: int = Field(75, ge=1, alias="QBO_MINOR_VERSION")
+    qbo_timeout_seconds: float = Field(120.0, gt=0, le=3600, allow_inf_nan=False, alias="QBO_TIMEOUT_SECONDS")
     # Throttling budget per realm (Intuit: "Rate limits and throttles"): requests and batch requests per minute.
-    qbo_requests_per_minute: int = Field(500, alias="QBO_REQUESTS_PER_MINUTE")
-    qbo_batch_per_minute: int = Field(40, alias="QBO_BATCH_PER_MINUTE")
-    qbo_max_concurrent: int = Field(10, alias="QBO_MAX_CONCURRENT")
-    qbo_limit_minute_seconds: float = Field(60.0, alias="QBO_LIMIT_MINUTE_SECONDS")
+    qbo_requests_per_minute: int = Field(500, ge=1, le=1_000_000, alias="QBO_REQUESTS_PER_MINUTE")
+    qbo_batch_per_minute: int = Field(40, ge=1, le=1_000_000, alias="QBO_BATCH_PER_MINUTE")
+    qbo_max_concurrent: int = Field(10, ge=1, le=1000, alias="QBO_MAX_CONCURRENT")
+    qbo_limit_minute_seconds: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False,
+                                            alias="QBO_LIMIT_MINUTE_SECONDS")
     # "per_item": each batch item counts against the per-minute budget (Intuit's batch sample); "per_request": one.
-    qbo_batch_metering: str = Field("per_item", alias="QBO_BATCH_METERING")
+    qbo_batch_metering: Literal["per_item", "per_request"] = Field("per_item", alias="QBO_BATCH_METERING")
 
     # How long a rate-limited connection pauses when QuickBooks gives no Retry-After (help article: 15 minutes).
-    rate_limit_pause_seconds: int = Field(900, alias="RATE_LIMIT_PAUSE_SECONDS")
+    rate_limit_pause_seconds: int = Field(900, ge=1, le=7 * 86400, alias="RATE_LIMIT_PAUSE_SECONDS")
 
     # The Slack side (used from the Slack app issue on).
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
@@ -65,7 +66,7 @@ class Settings(BaseSettings):
     support_channel: str | None = Field(None, alias="SUPPORT_CHANNEL")
 
     # The HTTP server.
-    port: int = Field(3000, alias="PORT")
+    port: int = Field(3000, ge=1, le=65535, alias="PORT")
     #: The URL Slack users' browsers reach this server at (for the Reconnect links).
     public_url: str = Field("http://127.0.0.1:3000", alias="PUBLIC_URL")
     #: Signs OAuth states; defaults to one derived from the signing secret.
@@ -75,11 +76,12 @@ class Settings(BaseSettings):
     #: Run the scheduled jobs in `syncbot serve` (one process leads; the others stand by).
     scheduler_enabled: bool = Field(True, alias="SCHEDULER_ENABLED")
     #: Seconds of the leader lease: a dead leader is replaced within this plus a third of it.
-    scheduler_lease_seconds: float = Field(30.0, ge=1.0, alias="SCHEDULER_LEASE_SECONDS")
+    scheduler_lease_seconds: float = Field(30.0, ge=1.0, le=86400, allow_inf_nan=False,
+                                           alias="SCHEDULER_LEASE_SECONDS")
     #: How late (hours) a weekly summary is still sent after downtime across its moment.
-    summary_grace_hours: float = Field(24.0, ge=0.0, alias="SUMMARY_GRACE_HOURS")
+    summary_grace_hours: float = Field(24.0, ge=0.0, le=24 * 7, allow_inf_nan=False, alias="SUMMARY_GRACE_HOURS")
     #: Info and synced entries (and resolved errors) older than this many days are pruned.
-    retention_days: int = Field(180, ge=1, alias="RETENTION_DAYS")
+    retention_days: int = Field(180, ge=1, le=36500, alias="RETENTION_DAYS")
 
     def scheduler_config(self) -> Any:
         """The :class:`bot.scheduler.SchedulerConfig` of these settings."""

@@ -217,3 +217,55 @@ def test_install_link_binds_to_an_existing_account(cli: Any, clean_db: str, qbo:
     missing = cli("install-link", "--account", str(account_id + 99))
     assert missing.exit_code == 2 and "no account" in missing.output
     assert cli("install-link", "--account", str(account_id), "--days", "0").exit_code == 2
+
+
+def test_database_problems_on_db_upgrade_and_a_missing_driver_are_clear(cli: Any, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    for url, says in (("notaurl", "(not a database URL)"), (f"sqlite:///{tmp_path}/nonexistent/dir/x.db", "x.db"),
+                      ("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", "127.0.0.1:1"),
+                      ("mysql://x@y/z", "driver is not installed")):
+        monkeypatch.setenv("DATABASE_URL", url)
+        for command in (("db", "upgrade"), ("sync-log",)):
+            result = cli(*command)
+            assert result.exit_code == 2, (url, command, result.output)
+            assert "cannot use the database DATABASE_URL=" in result.output and says in result.output, result.output
+            assert "Traceback" not in result.output and "secret" not in result.output
+
+
+def test_bad_settings_exit_2_with_the_setting_named(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("QBO_REQUESTS_PER_MINUTE", "-1"), ("QBO_REQUESTS_PER_MINUTE", "0"),
+                        ("QBO_BATCH_PER_MINUTE", "0"), ("QBO_MAX_CONCURRENT", "-3"),
+                        ("QBO_LIMIT_MINUTE_SECONDS", "nan"), ("QBO_TIMEOUT_SECONDS", "inf"),
+                        ("RATE_LIMIT_PAUSE_SECONDS", "-5"), ("QBO_BATCH_METERING", "bogus"), ("PORT", "70000"),
+                        ("SCHEDULER_LEASE_SECONDS", "inf"), ("SUMMARY_GRACE_HOURS", "nan")):
+        monkeypatch.setenv(name, value)
+        result = cli("sync-log")
+        assert result.exit_code == 2 and f"bad setting {name}" in result.output, (name, value, result.output)
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QBO_BATCH_METERING", "per_request")
+    assert cli("sync-log").exit_code in (0, 1)
+
+
+def test_commands_that_talk_to_intuit_without_encryption_keys_say_so(cli: Any, qbo: QBO, fixtures_dir: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.quickbooks.consent import click_connect
+
+    assert cli("records", "import", str(fixtures_dir / "records_demo.json")).exit_code == 0
+    callback = click_connect(cli("connect").output.strip(), qbo.realm)
+    assert cli("connect", "--code", callback["code"], "--realm-id", callback["realmId"]).exit_code in (0, 1)
+    monkeypatch.delenv("TOKEN_ENCRYPTION_KEYS")
+    monkeypatch.setenv("QBO_API_URL", "https://sandbox-quickbooks.api.intuit.com")
+    for command in (("sync-now",), ("retry", "1"), ("retry-all",), ("resume",)):
+        result = cli(*command)
+        assert result.exit_code == 2 and "TOKEN_ENCRYPTION_KEYS must be set" in result.output, (command,
+                                                                                                result.output)
+
+
+def test_serve_says_when_slack_does_not_answer(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "x")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:1/api/")
+    monkeypatch.setenv("SCHEDULER_ENABLED", "false")
+    result = cli("serve", "--port", "1", "--host", "127.0.0.1")
+    assert result.exit_code == 1, result.output
+    assert "cannot reach Slack's Web API at SLACK_API_URL=http://127.0.0.1:1/api/" in result.output
