@@ -574,10 +574,17 @@ def demo(walkthrough: Annotated[bool, typer.Option(
     if settings.qbo_client_id != Settings.model_fields["qbo_client_id"].default:  # a real Intuit app
         serve(port=port)
         return
-    with demo_mod.offline_quickbooks(settings, port or settings.port) as env:
+    try:
+        books = demo_mod.offline_quickbooks(settings, port or settings.port)
+        env = books.__enter__()
+    except demo_mod.DemoAlreadyRunning as exc:
+        raise _fail(str(exc), 1) from None
+    try:
         os.environ.update(env)
         get_settings.cache_clear()
         serve(port=port)
+    finally:
+        books.__exit__(None, None, None)
 
 
 def main() -> None:

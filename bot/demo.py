@@ -208,7 +208,10 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
 DB_FILE = "syncbot-demo.db"
 QBO_STATE_FILE = "quickbooks-standin.pickle"
 SLACK_STATE_FILE = "slack-standin.pickle"
+LOCK_FILE = "demo.lock"  # held (flock) by the running demo; holds its URL
+PORTS_FILE = "ports.json"  # the QuickBooks stand-in's port, kept for the next start
 DEFAULT_PAGE_PORT = 8700
+DEFAULT_QBO_PORT = 8701
 SAVE_EVERY_SECONDS = 3.0
 SEED_ACTOR = "system"  # shown as "syncbot": the seeding syncs stand for the scheduled ones
 
@@ -227,6 +230,76 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+class DemoAlreadyRunning(RuntimeError):
+    """Another ``syncbot demo`` holds the data directory; ``url`` is its page (None while it starts)."""
+
+    def __init__(self, data_dir: Path, url: str | None) -> None:
+        self.data_dir, self.url = data_dir, url
+        where = f" at {url}" if url else " (still starting)"
+        super().__init__(f"syncbot demo is already running{where} on {data_dir}/: open that page, or stop that "
+                         "one (Ctrl-C) before starting another")
+
+
+class DemoLock:
+    """An exclusive lock on a demo's data directory (``fcntl.flock`` on ``demo.lock``), so two demos never share
+    one database and stand-in state. The OS drops it when the process ends, even on a kill. The file holds the
+    running demo's URL (:meth:`announce`), which a second start names."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import fcntl
+        import os
+
+        self.path = data_dir / LOCK_FILE
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            url = os.pread(self._fd, 500, 0).decode("utf-8", "replace").strip() or None
+            os.close(self._fd)
+            self._fd = None
+            raise DemoAlreadyRunning(data_dir, url) from None
+        os.ftruncate(self._fd, 0)
+
+    def announce(self, url: str) -> None:
+        """Write the running demo's URL into the lock file (for a second start to name)."""
+        import os
+
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, url.encode("utf-8"), 0)
+
+    def release(self) -> None:
+        import os
+
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the only descriptor releases the flock
+            self._fd = None
+
+
+def _qbo_port(data_dir: Path, preferred: int | None) -> int:
+    """The QuickBooks stand-in's port: the one the last start of this data directory used, else ``preferred``
+    (8701 by default), when free; otherwise any free port. Kept in ``ports.json`` so an open control panel tab
+    still works after a restart."""
+    from sandbox.serve import free_port
+
+    saved: int | None = None
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        value = json.loads((data_dir / PORTS_FILE).read_text()).get("quickbooks")
+        saved = value if isinstance(value, int) and 1024 <= value <= 65535 else None
+    for candidate in (saved, preferred):
+        if candidate and _port_free(candidate):
+            chosen = candidate
+            break
+    else:
+        chosen = free_port()
+    with contextlib.suppress(OSError):
+        (data_dir / PORTS_FILE).write_text(json.dumps({"quickbooks": chosen}))
+    return chosen
 
 
 def _has_account(database_file: Path) -> bool:
@@ -320,6 +393,7 @@ class LiveDemo:
     slack: Any
     servers: list[Any]
     scheduler: Any = None
+    lock: DemoLock | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _saver: threading.Thread | None = None
 
@@ -358,6 +432,8 @@ class LiveDemo:
             for server in standins:
                 server.stop()
             self.services.close()
+            if self.lock is not None:
+                self.lock.release()
 
 
 def _offline_settings(base: Settings, data_dir: Path, qbo_url: str, slack_url: str, app_url: str,
@@ -403,9 +479,21 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
     """Start the offline demo on loopback and return it running (see the module docstring).
 
     In: the directory for the database and the stand-ins' state (created), the page's port (default 8700, or any
-    free port when that one is taken; 0: any free port), base settings. Out: a :class:`LiveDemo`; call ``stop()``.
-    Raises RuntimeError when a server does not start.
+    free port when that one is taken; 0: any free port), base settings. The QuickBooks stand-in keeps its port
+    between starts (8701 at first). Out: a :class:`LiveDemo`; call ``stop()``. Raises
+    :class:`DemoAlreadyRunning` (touching nothing) when another demo holds ``data_dir``, RuntimeError when a
+    server does not start.
     """
+    lock = DemoLock(data_dir)
+    try:
+        return _start_live(data_dir, port, base, say, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Callable[[str], None],
+                lock: DemoLock) -> LiveDemo:
     import secrets
 
     from bot.app import build_app
@@ -420,9 +508,9 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
     from sandbox.slack.driver import SlackDriver
     from sync.models import Notification
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     page_port = port if port else (DEFAULT_PAGE_PORT if port is None and _port_free(DEFAULT_PAGE_PORT)
                                    else free_port())
+    qbo_port = _qbo_port(data_dir, DEFAULT_QBO_PORT if port is None else (port + 1 if 0 < port < 65535 else None))
     app_port = free_port()
     app_url = f"http://127.0.0.1:{app_port}"
     secret = secrets.token_hex(20)
@@ -434,7 +522,7 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
     must_seed = _load_or_fresh(data_dir, qbo, slack, say)
     servers: list[Any] = []
     try:
-        servers.append(serve_in_thread(qbo_app))
+        servers.append(serve_in_thread(qbo_app, port=qbo_port))
         qbo_url = servers[-1].url
         servers.append(serve_in_thread(slack_app, port=page_port))
         slack_url = servers[-1].url
@@ -457,7 +545,8 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
         raise
     rt.start_background()
     demo = LiveDemo(url=f"{slack_url}/", app_url=app_url, qbo_url=qbo_url, data_dir=data_dir, seeded=must_seed,
-                    services=services, rt=rt, qbo=qbo, slack=slack, servers=[app_server, *servers])
+                    services=services, rt=rt, qbo=qbo, slack=slack, servers=[app_server, *servers], lock=lock)
+    lock.announce(demo.url)
 
     def open_home() -> None:
         # Olivia (the workspace owner) opens the App Home: Slack's first request binds the workspace to the
@@ -501,6 +590,9 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
     _say("syncbot demo: starting offline (no Slack workspace, no QuickBooks account needed)...")
     try:
         demo = start_live(data_dir, port, base)
+    except DemoAlreadyRunning as exc:
+        _say(str(exc), err=True, fg=typer.colors.RED)
+        return 1
     except KeyboardInterrupt:
         _say("stopped.")
         return 0
@@ -535,10 +627,21 @@ def offline_quickbooks(settings: Settings, app_port: int, data_dir: Path = DEMO_
     variables that point syncbot at the stand-in and at the database in ``data_dir``; the stand-in's state is
     saved and the stand-in stopped on exit.
     """
+
+    lock = DemoLock(data_dir)  # DemoAlreadyRunning when another demo uses these books
+    try:
+        with _offline_quickbooks(settings, app_port, data_dir, say, lock) as env:
+            yield env
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _offline_quickbooks(settings: Settings, app_port: int, data_dir: Path, say: Callable[[str], None],
+                        lock: DemoLock) -> Iterator[dict[str, str]]:
     from sandbox.quickbooks import DEFAULT_REALM, create_app
     from sandbox.serve import serve_in_thread
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     qbo_app = create_app()
     qbo = qbo_app.state.standin
     state_file = data_dir / QBO_STATE_FILE
@@ -553,8 +656,9 @@ def offline_quickbooks(settings: Settings, app_port: int, data_dir: Path = DEMO_
     if must_seed:
         for path in (database, state_file):
             path.unlink(missing_ok=True)
-    server = serve_in_thread(qbo_app)
+    server = serve_in_thread(qbo_app, port=_qbo_port(data_dir, DEFAULT_QBO_PORT))
     url = server.url
+    lock.announce(f"{url}/_control/panel (the real Slack app, port {app_port})")
     public = settings.public_url.rstrip("/") if settings.public_url else f"http://127.0.0.1:{app_port}"
     env = {"DATABASE_URL": f"sqlite:///{database.resolve()}", "QBO_API_URL": url,
            "QBO_AUTH_URL": f"{url}/connect/oauth2", "QBO_TOKEN_URL": f"{url}/oauth2/v1/tokens/bearer",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 URL = re.compile(r"http://127\.0\.0\.1:\d+/\S*")
 
@@ -120,6 +121,7 @@ def test_a_restart_after_ctrl_c_serves_the_page_at_the_same_url(tmp_path: Path, 
         assert first.url == f"http://127.0.0.1:{demo_mod.DEFAULT_PAGE_PORT}/"
         with httpx.Client(timeout=10) as browser:  # a page open in a browser, polling on a kept-alive connection
             assert browser.get(first.url + "_control/version").status_code == 200
+            assert browser.get(first.qbo_url + "/_control/panel").status_code == 200  # the panel, in another tab
             first.stop()  # Ctrl-C: the server closes the browser's connection first (its side waits in TIME_WAIT)
             stopped = True
     finally:
@@ -128,6 +130,52 @@ def test_a_restart_after_ctrl_c_serves_the_page_at_the_same_url(tmp_path: Path, 
     second = demo_mod.start_live(tmp_path, base=base, say=lambda _text: None)
     try:
         assert second.url == first.url
+        assert second.qbo_url == first.qbo_url, "an open QuickBooks panel tab still works after a restart"
         assert not second.seeded
     finally:
         second.stop()
+
+
+def test_a_second_demo_on_the_same_data_says_the_first_runs_and_touches_nothing(tmp_path: Path) -> None:
+    """Two `make run` at once: the second names the first's URL and exits 1, before touching demo-data/."""
+    from bot import demo as demo_mod
+    from bot.config import Settings
+
+    data = tmp_path / "demo-data"
+    first = demo_mod.start_live(data, port=0, base=Settings(_env_file=None),  # type: ignore[call-arg]
+                                say=lambda _text: None)
+    try:
+        with pytest.raises(demo_mod.DemoAlreadyRunning) as refused:
+            demo_mod.start_live(data, port=0, say=lambda _text: None)
+        assert refused.value.url == first.url
+        files, counts = sorted(p.name for p in data.iterdir()), _counts(data / "syncbot-demo.db")
+        proc = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--port", "0"], cwd=tmp_path,
+                              env={k: v for k, v in os.environ.items()
+                                   if not k.startswith(("SLACK_", "QBO_", "DATABASE_URL"))},
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"syncbot demo is already running at {first.url}" in proc.stderr and "Traceback" not in proc.stderr
+        assert sorted(p.name for p in data.iterdir()) == files and _counts(data / "syncbot-demo.db") == counts
+        assert "seeded" not in proc.stdout, "nothing was touched"
+        assert _page(first.url)["messages"], "the first one still serves its page"
+    finally:
+        first.stop()
+    again = demo_mod.start_live(data, port=0, say=lambda _text: None)  # the lock went with the first one
+    again.stop()
+
+
+def test_the_demo_lock_goes_with_a_killed_process(tmp_path: Path) -> None:
+    from bot.demo import DemoAlreadyRunning, DemoLock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from bot.demo import DemoLock; DemoLock(Path(sys.argv[1])).announce('http://x/'); "
+                               "print('locked', flush=True); time.sleep(600)", str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DemoAlreadyRunning, match="already running at http://x/"):
+            DemoLock(tmp_path)
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs; the OS drops the flock
+        holder.communicate()
+    DemoLock(tmp_path).release()
