@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -418,9 +419,12 @@ def sandbox_quickbooks(port: Annotated[int, typer.Option(min=1, max=65535, help=
 
     from sandbox.quickbooks import StandInConfig, create_app
 
+    try:
+        standin_app = create_app(StandInConfig(minute_seconds=minute_seconds))
+    except ValueError as exc:  # NaN or infinity pass typer's range check
+        raise _fail(f"--minute-seconds: {exc}", 2) from None
     typer.echo(f"QuickBooks stand-in on http://127.0.0.1:{port} (control panel: /_control/panel)")
-    uvicorn.run(create_app(StandInConfig(minute_seconds=minute_seconds)), host="127.0.0.1", port=port,
-                log_level="warning")
+    uvicorn.run(standin_app, host="127.0.0.1", port=port, log_level="warning")
 
 
 @app.command("serve")
@@ -501,6 +505,9 @@ def scheduler_cmd(
     services = _services(settings)
     config = settings.scheduler_config()
     if lease_seconds is not None:
+        if not math.isfinite(lease_seconds) or lease_seconds > 86400:  # NaN passes typer's min=1.0
+            services.close()
+            raise _fail(f"--lease-seconds must be a number of seconds from 1 to 86400, not {lease_seconds}", 2)
         config.lease_seconds = lease_seconds
     scheduler = Scheduler(services, config)
     try:

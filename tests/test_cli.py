@@ -159,7 +159,7 @@ def test_unreadable_inputs_get_clear_messages(cli: Any, fixtures_dir: Path, tmp_
     assert cli("retry", "99999999999999999999999").exit_code == 2
     assert cli("sync-log", "--account", "99").exit_code == 2
 
-    for bad in ("0", "-1"):  # a leader lease must be at least a second
+    for bad in ("0", "-1", "nan", "inf"):  # a leader lease must be at least a second
         result = cli("scheduler", "--lease-seconds", bad)
         assert result.exit_code == 2 and "--lease-seconds" in result.output
     monkeypatch.setenv("SCHEDULER_LEASE_SECONDS", "0")
@@ -244,6 +244,8 @@ def test_bad_settings_exit_2_with_the_setting_named(cli: Any, monkeypatch: pytes
         monkeypatch.delenv(name)
     monkeypatch.setenv("QBO_BATCH_METERING", "per_request")
     assert cli("sync-log").exit_code in (0, 1)
+    result = cli("sandbox", "quickbooks", "--minute-seconds", "inf")
+    assert result.exit_code == 2 and "minute_seconds must be a number" in result.output
 
 
 def test_commands_that_talk_to_intuit_without_encryption_keys_say_so(cli: Any, qbo: QBO, fixtures_dir: Path,

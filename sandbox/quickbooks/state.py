@@ -221,6 +221,8 @@ class QuickBooksStandIn:
     """
 
     def __init__(self, config: StandInConfig | None = None):
+        """Raises ValueError naming the field when ``config`` holds a value out of bounds (NaN, -1...)."""
+        check_config(config or StandInConfig())
         self._initial = copy.deepcopy(config or StandInConfig())
         self._lock = threading.RLock()
         self.reset()

@@ -101,6 +101,7 @@ class SlackStandIn:
         self._lock = threading.RLock()
         self._monotonic = monotonic
         self.config = config or SlackStandInConfig()
+        self.config.check()
         self.public_url: str | None = self.config.public_url
         self.reset()
 
