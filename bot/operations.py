@@ -287,7 +287,8 @@ def sync_now_started(reply: Reply) -> str:
 
 def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, announce: bool = True) -> None:
     """Sync Now after the ack: "started" at once (``announce``; a slash command's ack says it instead), the
-    counts through ``reply`` when the run is over."""
+    counts, and why the run stopped, through ``reply`` when the run is over (in place of the command's
+    "Syncing now..." line when the ack said it: a promise kept is not left standing above its answer)."""
     if tenant.connection_id is None:
         reply.now({"text": "No QuickBooks connection yet: /sync-log connect."})
         return
@@ -295,16 +296,19 @@ def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply,
         reply.now({"text": sync_now_started(reply)})
 
     def work() -> None:
+        tz = user.tz or tenant.timezone
         try:
             summary = rt.services.engine.sync_now(tenant.connection_id or 0, user.name)
         except ConnectionUnavailable as exc:
-            reply.later({"text": str(exc)})
+            reply.later(blocks.sync_now_done(None, stopped=exc.kind.value, until=exc.until, tz=tz),
+                        replace=not announce)
             return
         finally:
             _home_changed(rt, tenant, user)
-        d = summary.as_dict()
-        reply.later({"text": f"Sync Now finished: {d['synced']} synced, {d['errors']} errors, {d['warnings']} "
-                             f"warnings, {d['pulled']} pulled from QuickBooks."})
+        with rt.services.sessions() as session:
+            conn = session.get(Connection, tenant.connection_id)
+            until = conn.paused_until if conn is not None and summary.stopped is not None else None
+        reply.later(blocks.sync_now_done(summary.as_dict(), until=until, tz=tz), replace=not announce)
 
     rt.submit(work)
 

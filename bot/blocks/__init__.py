@@ -27,6 +27,7 @@ from bot.blocks.messages import (
     status_message,
     support_modal,
     support_request_message,
+    sync_now_done,
 )
 from bot.blocks.summary import weekly_summary_message
 from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
@@ -54,6 +55,7 @@ __all__ = [
     "status_message",
     "support_modal",
     "support_request_message",
+    "sync_now_done",
     "truncate",
     "weekly_summary_message",
 ]

@@ -576,12 +576,48 @@ def retry_all_done(summary: Mapping[str, Any]) -> Message:
             f"{_kind_title(k)} {int(v):,}" for k, v in sorted(by_kind.items(), key=lambda kv: -int(kv[1]))[:20]))
     stopped = summary.get("stopped")
     if stopped:
-        info = kind_info_for(stopped)
-        title = info.title if info else mrkdwn(stopped, 60)
-        lines.append(f"*Stopped early:* {title}. {info.fix if info else ''}".rstrip())
+        lines.append(stopped_note(stopped))
     blocks: list[Block | None] = [section("\n".join(lines)),
                                   actions([button("View log", ids.VIEW_LOG, "open")])]
     return message("Retry All finished: " + ", ".join(parts) + ".", blocks)
+
+
+def stopped_note(kind: object, until: dt.datetime | None = None, *, tz: TzLike = None,
+                 head: str = "Stopped early") -> str:
+    """Why a run stopped (or did not start) and what to do, in the help article's words: ``*Stopped early:*
+    Authentication expired. <cause> <fix>`` (Reconnect), and for the rate limit when it resumes by itself."""
+    info = kind_info_for(kind)
+    if info is None:
+        return f"*{head}.*"
+    if info.kind == Kind.AUTH_EXPIRED:
+        what = (f"{info.cause} Click Reconnect (or say `/sync-log reconnect`), re-authorize the connection and "
+                "the sync resumes automatically.")
+    elif info.kind == Kind.RATE_LIMITED:
+        when = f" at {format_time(until, tz)}" if until is not None else ""
+        what = f"{info.cause} This resolves automatically: syncing resumes by itself{when}."
+    else:
+        what = f"{info.cause} {info.fix}"
+    return f"*{head}:* {info.title}. {what}"
+
+
+def sync_now_done(summary: Mapping[str, Any] | None, *, stopped: object = None, until: dt.datetime | None = None,
+                  tz: TzLike = None) -> Message:
+    """Sync Now's answer: ``summary`` is ``RunSummary.as_dict()`` (synced, errors, warnings, pulled, stopped),
+    None when the run could not start (``stopped``: the kind that refused it). ``until``: when a rate-limit
+    pause ends (the run resumes by itself then)."""
+    kind = stopped or (summary or {}).get("stopped")
+    if summary is None:
+        line = stopped_note(kind, until, tz=tz, head="Sync Now did not run")
+        return message(line.replace("*", ""), [section(f"{STATUS_EMOJI['warning']} {line}")])
+    counts = (f"{int(summary.get('synced') or 0):,} synced, {plural(int(summary.get('errors') or 0), 'error')}, "
+              f"{plural(int(summary.get('warnings') or 0), 'warning')}, "
+              f"{int(summary.get('pulled') or 0):,} pulled from QuickBooks")
+    lines = [f"*Sync Now finished:* {counts}."]
+    if kind:
+        lines.append(stopped_note(kind, until, tz=tz))
+    emoji = STATUS_EMOJI["warning"] if kind or summary.get("errors") else STATUS_EMOJI["synced"]
+    text = "\n".join(lines)
+    return message(text.replace("*", ""), [section(f"{emoji} {text}")])
 
 
 def _kind_title(kind: object) -> str:

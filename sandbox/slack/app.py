@@ -338,7 +338,7 @@ def _drive(standin: SlackStandIn, action: str, data: dict[str, Any]) -> Response
     if action == "command" and result.status_code == 200:  # Slack shows the ack's message to the user
         shown = standin.apply_command_ack(str(result.payload["team_id"]), str(result.payload["channel_id"]),
                                           str(result.payload["user_id"]), result.response.text,
-                                          result.response.headers.get("content-type"))
+                                          result.response.headers.get("content-type"), result.response_url_id)
     return _ok(shown=shown, status=result.status_code, body=result.response.text, response_url=result.response_url,
                trigger_id=result.trigger_id, event_id=result.event_id, view_ack=result.view_ack,
                elapsed_s=result.response.elapsed.total_seconds())

@@ -1045,6 +1045,15 @@ class SlackStandIn:
                 self._remove_message(channel.id, original)
             return {"ok": True}
         text, blocks, attachments, _warnings = self._content(payload)
+        if _truthy(payload.get("replace_original")) and ru.message_ts is None and ru.source == "command":
+            # a command's answer replacing its immediate answer before that was shown here (the app answered
+            # at once): Slack had the ack first, so the ack is what gets replaced (apply_command_ack)
+            eph = Ephemeral(message_ts=self._next_ts(), channel=channel.id, user=ru.user_id, team_id=team.team_id,
+                            text=text or "", blocks=blocks, thread_ts=payload.get("thread_ts") or None,
+                            via_response_url=True)
+            self._ephemerals.append(eph)
+            ru.message_ts, ru.is_ephemeral, ru.replaced_ack = eph.message_ts, True, True
+            return {"ok": True}
         if _truthy(payload.get("replace_original")) and ru.message_ts is not None:
             original = self._original(ru, channel)
             if original is None:
@@ -1179,12 +1188,14 @@ class SlackStandIn:
             }
 
     def apply_command_ack(self, team_id: str, channel_id: str, user_id: str, body: str,
-                          content_type: str | None) -> str:
+                          content_type: str | None, response_url_id: str | None = None) -> str:
         """Show what the app answered a slash command with, as Slack does
         (https://docs.slack.dev/interactivity/implementing-slash-commands#responding_immediate_response):
         an empty body shows nothing; plain text or JSON ``{"text", "blocks"}`` is shown to the user alone
         (``response_type`` ``ephemeral``, the default) or posted in the channel (``in_channel``).
-        Returns ``"none"``, ``"ephemeral"`` or ``"in_channel"``."""
+        With ``response_url_id`` (the command's response_url), an ephemeral ack is what a later answer with
+        ``replace_original`` replaces; when that answer came first (the app answered at once), the ack is shown
+        as already replaced by it. Returns ``"none"``, ``"ephemeral"``, ``"replaced"`` or ``"in_channel"``."""
         if not body.strip():
             return "none"
         payload: Any = None
@@ -1206,8 +1217,19 @@ class SlackStandIn:
                               app_id=team.app_id)
                 self._store_message(channel, msg)
                 return "in_channel"
-            self._ephemerals.append(Ephemeral(message_ts=self._next_ts(), channel=channel.id, user=user_id,
-                                              team_id=team.team_id, text=text or "", blocks=blocks))
+            ru = self._response_urls.get(response_url_id) if response_url_id else None
+            if ru is not None and ru.replaced_ack and ru.message_ts is not None:
+                answer = self._original(ru, channel)
+                if isinstance(answer, Ephemeral):
+                    answer.edits.append(Edit(text=text or "", blocks=copy.deepcopy(blocks),
+                                             replaced_at_ts=answer.message_ts, via="response_url"))
+                    self._touch()
+                    return "replaced"
+            eph = Ephemeral(message_ts=self._next_ts(), channel=channel.id, user=user_id, team_id=team.team_id,
+                            text=text or "", blocks=blocks)
+            self._ephemerals.append(eph)
+            if ru is not None and ru.message_ts is None:
+                ru.message_ts, ru.is_ephemeral = eph.message_ts, True
             self._touch()
             return "ephemeral"
 

@@ -287,6 +287,8 @@ class ResponseUrl:
     message_ts: str | None = None
     is_ephemeral: bool = False
     uses: int = 0
+    #: a command's answer with replace_original came before its ack was shown (the ack counts as replaced)
+    replaced_ack: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

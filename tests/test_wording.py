@@ -1,0 +1,44 @@
+"""What users read: answers, filters and messages in the help article's words (the fresh-clone tester's
+findings), each asserted on what the Slack stand-in shows or what the DB holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.slack import config as slack_cfg
+from tests.conftest import QBO, Stack, wait_for
+
+OWNER = slack_cfg.OWNER_USER_ID
+
+
+def _command_seen(stack: Stack, text: str) -> list[dict[str, Any]]:
+    """Type ``/sync-log text`` as the Owner, show the ack as Slack does, and return the Owner's ephemerals that
+    this command produced, once its answer through the response_url has come."""
+    before = len(stack.ephemerals(OWNER))
+    result = stack.driver.slash_command("/sync-log", text)
+    assert result.status_code == 200
+    stack.slack.standin.apply_command_ack(stack.driver.team_id, slack_cfg.ERRORS_CHANNEL_ID, OWNER,
+                                          result.response.text, result.response.headers.get("content-type"),
+                                          result.response_url_id)
+    return wait_for(lambda: [e for e in stack.ephemerals(OWNER)[before:] if "Syncing now" not in e["text"]]
+                    and stack.ephemerals(OWNER)[before:])
+
+
+def test_sync_now_says_why_it_stopped_and_replaces_syncing_now(stack: Stack, qbo: QBO) -> None:
+    qbo.standin.expire_tokens(qbo.realm, refresh=True)
+    seen = _command_seen(stack, "sync-now")
+    assert len(seen) == 1, seen  # the answer took the place of "Syncing now... the counts follow here."
+    text = seen[0]["text"]
+    assert "Syncing now" not in text
+    assert "Stopped early: Authentication expired" in text or "did not run: Authentication expired" in text
+    assert "Click Reconnect" in text and "the sync resumes automatically" in text
+    assert " errors," not in text.replace("0 errors,", "") and "1 errors" not in text
+
+
+def test_sync_now_stopped_by_the_rate_limit_says_when_it_resumes(stack: Stack, qbo: QBO) -> None:
+    qbo.standin.exhaust_throttle(qbo.realm)
+    seen = _command_seen(stack, "sync-now")
+    assert len(seen) == 1, seen
+    text = seen[0]["text"]
+    assert "Rate limit exceeded" in text and "resumes by itself at " in text
+    assert "1 errors" not in text and "1 warnings" not in text
