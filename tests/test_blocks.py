@@ -619,7 +619,8 @@ def test_retry_all_asks_then_shows_progress_then_the_outcome() -> None:
             in visible(done))
     assert "Still failing: Duplicate record 2, Total mismatch 1" in visible(done)
     stopped = valid(retry_all_done({"synced": 0, "errors": 0, "stopped": "auth_expired", "by_kind": {}}))
-    assert "*Stopped early:* Authentication expired. Reconnect and re-authorize" in visible(stopped)
+    assert ("*Stopped early:* Authentication expired. The integration's OAuth token has expired. Click Reconnect"
+            in visible(stopped))
 
 
 # ------------------------------------------------------------------------------------------------ home
@@ -639,7 +640,12 @@ def test_home_shows_a_card_per_connection_and_the_latest_errors() -> None:
     assert "*Last sync*\nNov 30, 2026 9:02 AM EST" in seen
     assert "*Open errors*\n3 (Duplicate record 2, Field validation error 1)" in seen
     assert ":red_circle: Authentication expired: reconnect" in seen
-    assert "*Token*\n:warning: expires in 5 days: reconnect soon" in seen and "*Last sync*\nnever" in seen
+    # expired: no refresh-token countdown next to "Authentication expired" (its refresh token's date says 5 days)
+    assert "*Token*\n:red_circle: expired — reconnect" in seen and "*Last sync*\nnever" in seen
+    assert "expires in 5 days" not in seen
+    soon = visible(valid_view(home_view([ConnectionCard(connection(refresh_expires_at=T0 + dt.timedelta(days=5)))],
+                                        [], tz=TZ, now=T0), "home"))
+    assert "*Token*\n:warning: expires in 5 days: reconnect soon" in soon
     assert "*Invoice INV-1042* · Duplicate record · Nov 30, 2026 9:05 AM EST" in seen
     assert buttons(view) == ["Sync Now", "Retry All Errors", "Reconnect", "Sync Now", "Reconnect", "Retry", "Retry"]
     reconnects = [el for el in elements(view["blocks"]) if el["action_id"] == ids.RECONNECT]

@@ -42,3 +42,16 @@ def test_sync_now_stopped_by_the_rate_limit_says_when_it_resumes(stack: Stack, q
     text = seen[0]["text"]
     assert "Rate limit exceeded" in text and "resumes by itself at " in text
     assert "1 errors" not in text and "1 warnings" not in text
+
+
+def test_an_expired_connection_shows_no_token_countdown(stack: Stack, qbo: QBO) -> None:
+    qbo.standin.expire_tokens(qbo.realm, refresh=True)
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    status = str(stack.driver.slash_command("/sync-log", "status").response.json())
+    assert "expired" in status and "expired — reconnect" in status and "expires in" not in status
+    assert "until the token expires" not in status
+
+    assert stack.driver.app_home_opened(OWNER).status_code == 200
+    view = str(wait_for(lambda: stack.slack.standin.home_view(OWNER)))
+    assert "Authentication expired: reconnect" in view
+    assert "*Token*\\n:red_circle: expired — reconnect" in view and "expires in" not in view

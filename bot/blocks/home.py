@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, actions, button, context, divider, fields_section, fit, header, section
-from bot.blocks.messages import STATUS_EMOJI, attr, kind_info_for
+from bot.blocks.messages import STATUS_EMOJI, attr, kind_info_for, token_state
 from bot.blocks.text import (
     VIEW_BLOCKS_MAX,
     TzLike,
@@ -32,8 +32,6 @@ from sync.diagnosis import FixAction, KindInfo
 
 #: How many of the latest errors the tab lists.
 LATEST_ERRORS_MAX = 10
-#: Days before expiry from which the card warns.
-EXPIRY_WARNING_DAYS = 14
 _CARD_BLOCKS = 4  # section, fields, actions, divider
 
 CONNECTION_STATUS = {
@@ -85,14 +83,11 @@ def _card(card: ConnectionCard, tz: TzLike, now: dt.datetime) -> list[Block]:
         title += f" · {mrkdwn(card.account_name, 200)}"
 
     left = days_left(conn, now)
-    if left is None:
-        token = "unknown"
-    elif left < 0:
-        token = ":red_circle: expired"
-    elif left <= EXPIRY_WARNING_DAYS:
-        token = f":warning: expires in {plural(left, 'day')}: reconnect soon"
-    else:
-        token = f"expires in {plural(left, 'day')}"
+    token = token_state(status, left)
+    if token.startswith("expired"):
+        token = f":red_circle: {token}"
+    elif token.endswith("reconnect soon"):
+        token = f":warning: {token}"
 
     counts = {str(k): int(v) for k, v in card.open_errors_by_kind.items() if int(v) > 0}
     total = sum(counts.values())

@@ -674,6 +674,24 @@ def reconnect_link(url: str, connection: Any, *, account_name: str | None = None
                    f"{minutes} minutes).", blocks)
 
 
+#: Connection states whose authorization is gone: no refresh-token countdown, only Reconnect.
+RECONNECT_STATES = frozenset({"expired", "revoked"})
+#: Days before expiry from which the token is said to need reconnecting soon.
+EXPIRY_WARNING_DAYS = 14
+
+
+def token_state(status: object, days: int | None) -> str:
+    """The token as the App Home card and `/sync-log status` say it: ``expired — reconnect`` when the
+    connection's authorization is gone (whatever the refresh token's own date says), else the days left."""
+    if str(status or "") in RECONNECT_STATES or (days is not None and days < 0):
+        return "expired — reconnect"
+    if days is None:
+        return "expiry unknown"
+    if days <= EXPIRY_WARNING_DAYS:
+        return f"expires in {plural(days, 'day')}: reconnect soon"
+    return f"expires in {plural(days, 'day')}"
+
+
 def status_message(rows: Sequence[tuple[Any, Mapping[str, int], int | None]], *, tz: TzLike = None) -> Message:
     """`/sync-log status`: each connection's state, last sync, days until the token expires and open errors.
     ``rows``: (connection, open errors by kind, days left or None)."""
@@ -685,7 +703,7 @@ def status_message(rows: Sequence[tuple[Any, Mapping[str, int], int | None]], *,
         state = str(attr(conn, "status") or "unknown").replace("_", " ")
         last = attr(conn, "last_sync_at")
         last_text = format_time(last, tz) if last else "never"
-        days_text = f"{plural(days, 'day')} until the token expires" if days is not None else "token expiry unknown"
+        days_text = f"token: {token_state(attr(conn, 'status'), days)}"
         errors = sum(counts.values())
         lines.append(f"*{provider_name(attr(conn, 'provider'))}* ({mrkdwn(attr(conn, 'realm_id') or '-', 40)}): "
                      f"{state} · last sync {last_text} · {days_text} · {plural(errors, 'open error')}")
