@@ -348,10 +348,12 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
             info = KINDS.get(Kind(row["kind"])) if row["kind"] in {k.value for k in Kind} else None
             row["cause"], row["fix"] = (info.cause, info.fix) if info else (None, None)
         if as_json:
-            typer.echo(json.dumps({"filter": flt.describe(), "entries": rows, "next_before": result.next_before},
-                                  indent=2))
+            typer.echo(json.dumps({"filter": flt.describe(), "total": result.total, "entries": rows,
+                                   "next_before": result.next_before}, indent=2))
             return
-        typer.echo(f"sync log of {acc.name} ({flt.describe()}), times in {acc.timezone}")
+        span = (f", entries {result.first}-{result.first + len(rows) - 1} of {result.total}"
+                if rows and result.total and len(rows) < result.total else "")
+        typer.echo(f"sync log of {acc.name} ({flt.describe()}{span}), times in {acc.timezone}")
         if not rows:
             typer.echo("no entries")
         for r in rows:

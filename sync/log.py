@@ -57,6 +57,9 @@ class LogFilter:
     text: str | None = None
     open_only: bool = False
     include_pending: bool = False
+    #: Only each record's current attempt (not the ones a later attempt superseded): the ``errors`` and
+    #: ``warnings`` words, so a record that failed three times is listed once; ``status:error`` lists every attempt.
+    current_only: bool = False
 
     def describe(self, count: int | None = None) -> str:
         """A short human description (for headings), e.g. "error · invoice · since 2026-11-23 00:00 UTC".
@@ -104,9 +107,9 @@ def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **b
     for word in words:
         low = word.lower()
         if low in ("errors", "error"):
-            f = replace(f, statuses=(*f.statuses, Status.ERROR.value))
+            f = replace(f, statuses=(*f.statuses, Status.ERROR.value), current_only=True)
         elif low in ("warnings", "warning"):
-            f = replace(f, statuses=(*f.statuses, Status.WARNING.value))
+            f = replace(f, statuses=(*f.statuses, Status.WARNING.value), current_only=True)
         elif low == "open":
             f = replace(f, open_only=True)
         elif ENTITY_ALIASES.get(low, low) in {e.value for e in Entity}:  # "invoices", "contact"...
@@ -205,6 +208,8 @@ def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
         conds.append(SyncLogEntry.created_at >= f.since)
     if f.until:
         conds.append(SyncLogEntry.created_at < f.until)
+    if f.current_only:
+        conds.append(SyncLogEntry.superseded_by_id.is_(None))
     if f.open_only:
         conds += [SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None),
                   SyncLogEntry.status.in_((Status.ERROR.value, Status.WARNING.value))]
@@ -217,12 +222,15 @@ def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
 
 @dataclass
 class Page:
-    """One page of entries, newest first, with the cursors of the pages around it (entry ids) or None."""
+    """One page of entries, newest first, with the cursors of the pages around it (entry ids) or None; ``total``
+    entries match the filter, and the page's first entry is the ``first``-th of them (1 for the newest)."""
 
     entries: list[SyncLogEntry]
     next_before: int | None
     prev_after: int | None
     filter: LogFilter = field(default_factory=LogFilter)
+    total: int | None = None
+    first: int = 1
 
 
 def page(session: Session, f: LogFilter, before: int | None = None, after: int | None = None,
@@ -250,8 +258,12 @@ def page(session: Session, f: LogFilter, before: int | None = None, after: int |
         rows = rows[:size]
         has_newer = before is not None and bool(rows) and session.scalar(
             _apply(select(SyncLogEntry.id), f).where(SyncLogEntry.id > rows[0].id).limit(1)) is not None
+    total = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), f)) or 0
+    newer = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), f)
+                           .where(SyncLogEntry.id > rows[0].id)) or 0 if rows and has_newer else 0
     return Page(entries=rows, next_before=rows[-1].id if rows and has_older else None,
-                prev_after=rows[0].id if rows and has_newer else None, filter=f)
+                prev_after=rows[0].id if rows and has_newer else None, filter=f, total=int(total),
+                first=int(newer) + 1)
 
 
 def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:

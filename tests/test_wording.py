@@ -55,3 +55,46 @@ def test_an_expired_connection_shows_no_token_countdown(stack: Stack, qbo: QBO) 
     view = str(wait_for(lambda: stack.slack.standin.home_view(OWNER)))
     assert "Authentication expired: reconnect" in view
     assert "*Token*\\n:red_circle: expired — reconnect" in view and "expires in" not in view
+
+
+def _log_texts(stack: Stack, words: str) -> str:
+    return str(stack.driver.slash_command("/sync-log", words).response.json())
+
+
+def test_sync_log_errors_lists_a_record_once_the_full_log_every_attempt(stack: Stack, qbo: QBO) -> None:
+    from sqlalchemy import select
+
+    from sync.log import page, parse_filter
+    from sync.models import SyncLogEntry
+
+    stack.add_duplicates(qbo, ["Zenith Roofing"])
+    engine = stack.rt.services.engine
+    engine.sync_now(stack.connection_id, "U_ADMIN")
+    for _ in range(2):  # two more attempts, each failing again: three error entries of one record
+        with stack.rt.services.sessions() as session:
+            newest = session.scalars(select(SyncLogEntry).where(SyncLogEntry.record_label == "Zenith Roofing")
+                                     .order_by(SyncLogEntry.id.desc())).first()
+            assert newest is not None
+        engine.retry_entry(newest.id, "U_ADMIN", account_id=stack.account_id)
+
+    for words in ("errors", "open", "errors contact"):
+        assert _log_texts(stack, words).count("*Contact Zenith Roofing*") == 1, words
+    assert _log_texts(stack, "").count("*Contact Zenith Roofing*") == 3  # the full log: every attempt
+    assert _log_texts(stack, "status:error").count("*Contact Zenith Roofing*") == 3
+    # the CLI's `syncbot sync-log errors` reads the same page()
+    with stack.rt.services.sessions() as session:
+        listed = page(session, parse_filter(["errors"], account_id=stack.account_id), size=100).entries
+        assert [e.record_label for e in listed].count("Zenith Roofing") == 1
+
+
+def test_a_log_page_says_which_entries_of_how_many(stack: Stack, qbo: QBO) -> None:
+    from sync.models import SyncLogEntry
+
+    with stack.rt.services.sessions() as session, session.begin():
+        for n in range(19):
+            session.add(SyncLogEntry(account_id=stack.account_id, connection_id=stack.connection_id,
+                                     entity="contact", record_label=f"Contact {n}", direction="push",
+                                     status="info", details="Imported.", actor="system", attempt=1))
+    first = stack.driver.slash_command("/sync-log", "").response.json()
+    assert "entries 1\u201310 of 19" in first["text"] and "(10 entries)" not in first["text"]
+    assert "entries 1\u201310 of 19, newest first" in str(first["blocks"])

@@ -88,6 +88,17 @@ def _pack(lines: list[str], room: int) -> tuple[list[Block], int]:
     return blocks, len(lines) - shown
 
 
+def _span(page: Any, shown: int) -> str:
+    """Which entries a page holds: ``entries 1-10 of 19`` (with an en dash); ``3 entries`` when it holds them all."""
+    total = attr(page, "total")
+    first = int(attr(page, "first", 1))
+    if total is None or (first == 1 and shown >= int(total)):
+        return plural(shown, "entry", "entries")
+    if shown == 1:
+        return f"entry {first:,} of {int(total):,}"
+    return f"entries {first:,}\u2013{first + shown - 1:,} of {int(total):,}"
+
+
 def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_id: int | None = None) -> Message:
     """The ``/sync-log`` answer for one :class:`sync.log.Page` (entries newest first, cursors, filter)."""
     entries = list(attr(page, "entries", []))
@@ -102,7 +113,7 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
         blocks.append(section(f":white_check_mark: No entries match *{mrkdwn(described, 500)}*.\n"
                               "Try `/sync-log errors`, `/sync-log since:7d` or `/sync-log help`."))
     else:
-        blocks.append(context(f"{plural(len(entries), 'entry', 'entries')}, newest first{words}"))
+        blocks.append(context(f"{_span(page, len(entries))}, newest first{words}"))
         room = MESSAGE_BLOCKS_MAX - _RESERVED
         if len(entries) <= room:
             for entry in entries:
@@ -127,13 +138,14 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
     buttons.append(button("Retry All Errors", ids.RETRY_ALL, conn))
     buttons.append(button("Sync Now", ids.SYNC_NOW, conn))
     blocks.append(actions(buttons))
-    text = f"Sync log: {mrkdwn(described, 500)} ({plural(len(entries), 'entry', 'entries')})"
+    text = f"Sync log: {mrkdwn(described, 500)} ({_span(page, len(entries))})"
     return message(text, blocks)
 
 
 HELP_COMMANDS: tuple[tuple[str, str], ...] = (
     ("/sync-log", "the latest entries of the sync log"),
-    ("/sync-log errors", "errors only (`warnings` for warnings; `open` for what is still unresolved)"),
+    ("/sync-log errors", "errors only, each record once in its latest state (`warnings` for warnings; `open` for "
+     "what is still unresolved; `status:error` lists every failed attempt)"),
     ("/sync-log entity:invoice kind:duplicate since:7d direction:push",
      "filters: `entity:` contact, item, invoice, payment; `kind:` duplicate, not_found, validation…; "
      "`since:` 30m, 24h, 7d or a date; `direction:` push or pull; any other words search names and details"),
