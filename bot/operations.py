@@ -462,13 +462,16 @@ SUMMARY_USAGE = ("Say `/sync-log summary monday 9:00` to choose when the weekly 
                  "time zone; add a zone, as in `/sync-log summary monday 9:00 America/Chicago`, to change it), or "
                  "`/sync-log summary off` to stop it.")
 
+SUMMARY_OFF = ("The weekly summary is off. Turn it back on with `/sync-log summary on`, or choose when it goes out "
+               "with `/sync-log summary monday 9:00`.")
+
 
 def summary_setting(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequence[str]) -> str:
     """`/sync-log summary [DAY TIME [ZONE] | on | off]`: show or change when the account's weekly summary goes out.
     The day is a weekday name (or its first three letters), the time ``9:00``, ``14:30`` or ``9am``; the zone an
     IANA name, which becomes the account's zone (the channel's messages use it too, and the answer says so), else
     the account keeps its zone (the first user to set a schedule gives theirs). Returns the answer text."""
-    from bot.scheduler import WEEKDAYS, set_summary, zone
+    from bot.scheduler import WEEKDAYS, canonical_zone, set_summary, zone
     from sync.models import Account
 
     low = [w.lower() for w in words]
@@ -478,20 +481,22 @@ def summary_setting(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Seq
                 account = session.get(Account, tenant.account_id)
                 assert account is not None
                 if not account.summary_enabled:
-                    return f"The weekly summary is off. {SUMMARY_USAGE}"
+                    return SUMMARY_OFF
                 day = WEEKDAYS[account.summary_weekday % 7].capitalize()
                 return (f"The weekly sync log summary goes out every {day} at {account.summary_time} "
                         f"({account.timezone}). {SUMMARY_USAGE}")
         if low == ["off"]:
             set_summary(rt.services, tenant.account_id, enabled=False)
-            return "The weekly summary is off. Turn it back on with `/sync-log summary on`."
+            return SUMMARY_OFF
         if low == ["on"]:
             account = set_summary(rt.services, tenant.account_id, enabled=True, timezone=user.tz)
+        elif len(low) == 1 and any(name == low[0] or name[:3] == low[0] for name in WEEKDAYS):
+            return f"Give a time too, as in `/sync-log summary {blocks.escape_mrkdwn(low[0][:12])} 9:00`."
         elif len(low) in (2, 3):
             days = [i for i, name in enumerate(WEEKDAYS) if name == low[0] or name[:3] == low[0]]
             if not days:
                 return f"I don't know the day `{blocks.escape_mrkdwn(words[0][:40])}`. {SUMMARY_USAGE}"
-            tz_name = words[2] if len(words) == 3 else None
+            tz_name = (canonical_zone(words[2]) or words[2]) if len(words) == 3 else None
             if tz_name is not None and zone(tz_name) is dt.UTC and tz_name.upper() != "UTC":
                 return f"I don't know the time zone `{blocks.escape_mrkdwn(tz_name[:60])}` (try America/Chicago)."
             account = set_summary(rt.services, tenant.account_id, enabled=True, weekday=days[0], time_text=low[1],

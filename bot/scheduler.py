@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
 import socket
 import threading
 import uuid
+import zoneinfo
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,6 +105,17 @@ def zone(name: str | None) -> dt.tzinfo:
         return ZoneInfo(name) if name else dt.UTC
     except (ZoneInfoNotFoundError, ValueError):
         return dt.UTC
+
+
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def canonical_zone(name: str | None) -> str | None:
+    """The IANA zone ``name`` as the tz database spells it, whatever the case (``america/chicago`` gives
+    ``America/Chicago``); None when no zone has that name."""
+    return _zone_names().get((name or "").strip().lower())
 
 
 def parse_time(text: str) -> tuple[int, int]:

@@ -98,3 +98,25 @@ def test_a_log_page_says_which_entries_of_how_many(stack: Stack, qbo: QBO) -> No
     first = stack.driver.slash_command("/sync-log", "").response.json()
     assert "entries 1\u201310 of 19" in first["text"] and "(10 entries)" not in first["text"]
     assert "entries 1\u201310 of 19, newest first" in str(first["blocks"])
+
+
+def test_summary_answers_after_off_lowercase_zones_and_a_day_without_a_time(stack: Stack) -> None:
+    def say(words: str) -> str:
+        response = stack.driver.slash_command("/sync-log", words).response
+        return str(response.json()["text"]) if response.text.startswith("{") else response.text
+
+    off = say("summary off")
+    assert "`/sync-log summary on`" in off and "to stop it" not in off and "summary off`" not in off
+    shown = say("summary")
+    assert "is off" in shown and "`/sync-log summary on`" in shown and "summary off`" not in shown
+
+    chicago = say("summary tuesday 8:30 america/chicago")
+    assert "every Tuesday at 08:30 (America/Chicago)" in chicago, chicago
+    assert "I don't know the time zone" not in chicago
+    from sync.models import Account
+
+    with stack.rt.services.sessions() as session:
+        account = session.get(Account, stack.account_id)
+        assert account is not None and account.timezone == "America/Chicago"
+
+    assert say("summary tuesday") == "Give a time too, as in `/sync-log summary tuesday 9:00`."
