@@ -1020,7 +1020,9 @@ def _from_fault(
         lines.insert(0, f"{_reason(status)} from the Intuit API gateway" + (f" ({fault_type})" if fault_type else "")
                      + ":" if status else "")
     elif kind is Kind.UNKNOWN:
-        lines.insert(0, f"{_reason(status)}, {fault_type or 'no'} fault:" if status else "")
+        # a Fault without a type is still a fault: never "no fault" over its errors and codes
+        lines.insert(0, f"{_reason(status)}, {f'{fault_type} fault' if fault_type else 'a fault'}:" if status
+                     else "")
     details = _finish_details(lines, intuit_tid)
     return Diagnosis(
         kind=kind,

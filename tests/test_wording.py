@@ -120,3 +120,49 @@ def test_summary_answers_after_off_lowercase_zones_and_a_day_without_a_time(stac
         assert account is not None and account.timezone == "America/Chicago"
 
     assert say("summary tuesday") == "Give a time too, as in `/sync-log summary tuesday 9:00`."
+
+
+def _entry(**kw: Any) -> Any:
+    import datetime as dt
+
+    from sync.models import SyncLogEntry
+
+    values: dict[str, Any] = dict(
+        id=101, created_at=dt.datetime(2026, 11, 30, 14, 5, tzinfo=dt.UTC), account_id=1, connection_id=7,
+        entity="invoice", record_id=42, record_label="INV-1042", direction="push", status="error",
+        kind="unknown", details="9999: Something odd.", codes="9999", field=None, http_status=400,
+        intuit_tid="1-6789-abc", attempt=2, actor="system")
+    values.update(kw)
+    return SyncLogEntry(**values)
+
+
+def _seen(payload: dict[str, Any]) -> str:
+    from tests.test_blocks import visible
+
+    return visible(payload)
+
+
+def test_unexpected_error_says_contact_support_once() -> None:
+    from bot.blocks import error_message
+
+    seen = _seen(error_message(_entry(attempt=3)))
+    assert seen.count("contact JobsiteOn support") == 1, seen
+    assert "Contact support" in seen  # the button stays
+
+
+def test_support_names_a_batch_items_fault_code_not_http_200() -> None:
+    from bot.blocks import support_modal
+
+    batch = _seen(support_modal(_entry(kind="validation", codes="2020", http_status=200, field="Line")))
+    assert "HTTP 200" not in batch and "fault code 2020 of a batch item" in batch
+    single = _seen(support_modal(_entry(kind="duplicate", codes="6240", http_status=400)))
+    assert "codes 6240, HTTP 400" in single
+
+
+def test_diagnose_calls_a_fault_without_a_type_a_fault() -> None:
+    from sync.diagnosis import diagnose, report
+
+    body = b'{"Fault": {"Error": [{"Message": "Odd", "Detail": "Something odd", "code": "9999"}]}}'
+    out = report(diagnose(400, body, "application/json"))
+    assert out["codes"] == ["9999"]
+    assert "no fault" not in out["details"] and "HTTP 400 Bad Request, a fault:" in out["details"], out["details"]

@@ -135,8 +135,8 @@ def _diagnosis_text(entry: Any, info: KindInfo, found_existing: str | None, atte
         lines.append(f"*Field in QuickBooks:* `{mrkdwn(field, 200)}`")
     if found_existing:
         lines.append(f"*Found in QuickBooks:* {mrkdwn(found_existing, 300)}")
-    if _offer_support(info, attempts):
-        lines.append(HELP_SUPPORT_NOTE)
+    if _offer_support(info, attempts) and "contact JobsiteOn support" not in info.fix:
+        lines.append(HELP_SUPPORT_NOTE)  # once: the unknown kind's fix already says it
     return "\n".join(lines)
 
 
@@ -436,12 +436,24 @@ def _support_lines(entry: Any, tz: TzLike) -> list[str]:
         + (f" (JobsiteOn #{rid})" if rid is not None else ""),
         f"Direction: {attr(entry, 'direction', 'push')}",
         f"Error: {info.title if info else attr(entry, 'status', 'error')} ({attr(entry, 'kind', 'none')})"
-        + (f", codes {attr(entry, 'codes')}" if attr(entry, "codes") else "")
-        + (f", HTTP {attr(entry, 'http_status')}" if attr(entry, "http_status") else ""),
+        + _fault_where(entry),
         f"Attempt: {attr(entry, 'attempt', 1)}",
         f"Sync log entry: {attr(entry, 'id')}",
         f"intuit_tid: {attr(entry, 'intuit_tid') or 'not available'}",
     ]
+
+
+def _fault_where(entry: Any) -> str:
+    """The codes and HTTP status for support: ``, codes 6240, HTTP 400``; a batch item's fault arrives inside an
+    HTTP 200 batch answer, so it is named by its fault code (``, fault code 2020 of a batch item``), never by
+    a status that reads like success."""
+    codes = attr(entry, "codes")
+    status = attr(entry, "http_status")
+    if status is not None and int(status) < 400:
+        if not codes:
+            return ", a batch item's fault"
+        return f", fault code{'s' if ',' in str(codes) else ''} {codes} of a batch item"
+    return (f", codes {codes}" if codes else "") + (f", HTTP {status}" if status else "")
 
 
 def support_modal(entry: Any, *, tz: TzLike = None, sent_to: str | None = None,
