@@ -462,6 +462,15 @@ class SyncEngine:
         for old in chain:
             old.resolved_at = now
             old.resolved_by = actor
+        # an Unlink's entry ("the next sync creates a fresh copy") is done once this attempt wrote the copy: it is
+        # superseded by it, and its message is drawn again from this attempt (Synced), not left promising
+        unlinked = list(session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
+            SyncLogEntry.record_id == entry.record_id, SyncLogEntry.status == Status.INFO,
+            SyncLogEntry.id != entry.id, SyncLogEntry.superseded_by_id.is_(None),
+            SyncLogEntry.id.in_(select(Notification.entry_id).where(Notification.event == "unlinked")))))
+        for old in unlinked:
+            old.superseded_by_id = entry.id
         if warning is not None:
             self._fill_failure(entry, warning)
             entry.data = dict(warning.data) if warning.data else None
@@ -472,6 +481,7 @@ class SyncEngine:
             if chain:
                 entry.resolved_at = now
                 entry.resolved_by = actor
+            if chain or unlinked:
                 self._notify(session, conn, "resolved", record_topic(conn.id, entry.entity, entry.record_id),
                              entry=entry)
         conn.last_sync_at = now

@@ -166,3 +166,26 @@ def test_diagnose_calls_a_fault_without_a_type_a_fault() -> None:
     out = report(diagnose(400, body, "application/json"))
     assert out["codes"] == ["9999"]
     assert "no fault" not in out["details"] and "HTTP 400 Bad Request, a fault:" in out["details"], out["details"]
+
+
+def test_an_unlinked_message_turns_synced_once_the_fresh_copy_is_made(stack: Stack, qbo: QBO) -> None:
+    from bot.blocks import ids
+    from tests.conftest import CHANNEL
+    from tests.test_slack_flows import deliver_all
+    from tests.test_slack_recreate import _deleted_in_quickbooks, _not_found_message
+
+    _deleted_in_quickbooks(stack, qbo)
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # meets the deletion
+    message = _not_found_message(stack)
+    assert stack.driver.click(ids.UNLINK, channel_id=CHANNEL, message_ts=message["ts"]).status_code == 200
+
+    def says(words: str) -> Any:
+        deliver_all(stack)
+        msg = stack.message(message["ts"])
+        return msg if words in str(msg["blocks"]) else None
+
+    wait_for(lambda: says("the next sync creates a fresh copy"))
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # the next sync creates it
+    msg = wait_for(lambda: says("*Synced*"))
+    assert "the next sync creates a fresh copy" not in str(msg["blocks"])
+    assert len([m for m in stack.messages() if "JS-1001" in m["text"]]) == 1, "the same message, not a new one"
