@@ -226,7 +226,7 @@ KIND_BUTTONS: dict[Kind, list[tuple[str, str]]] = {
     Kind.DUPLICATE: [("Retry", ids.RETRY), ("Link to existing: Acme", ids.LINK_EXISTING)],
     Kind.NOT_FOUND: [("Re-create in QuickBooks", ids.RECREATE), ("Unlink", ids.UNLINK)],
     Kind.RATE_LIMITED: [],
-    Kind.VALIDATION: [("Fill in DocNumber", ids.FILL_FIELD), ("Retry", ids.RETRY)],
+    Kind.VALIDATION: [("Fill in Invoice number", ids.FILL_FIELD), ("Retry", ids.RETRY)],
     Kind.TOTAL_MISMATCH: [("Retry", ids.RETRY)],
     Kind.UNKNOWN: [("Retry", ids.RETRY)],
     Kind.CLOSED_PERIOD: [("Retry", ids.RETRY)],
@@ -272,7 +272,7 @@ def test_validation_without_a_named_field_offers_retry_only() -> None:
     assert buttons(msg) == ["Retry", "View log"]
     msg = valid(error_message(entry(kind="validation", entity="item", field="IncomeAccountRef"), tz=TZ))
     assert "*Field in QuickBooks:* `IncomeAccountRef`" in visible(msg)
-    assert button_named(msg, "Fill in IncomeAccountRef")["value"] == "101"
+    assert button_named(msg, "Fill in Income account")["value"] == "101"
     # a field that cannot be filled from Slack (the invoice's lines) offers no modal that would always refuse
     msg = valid(error_message(entry(kind="validation", entity="invoice", field="Line"), tz=TZ))
     assert buttons(msg) == ["Retry", "View log"]
@@ -316,7 +316,7 @@ def test_total_mismatch_with_many_differing_lines_stays_valid() -> None:
 def test_error_then_retrying_then_synced() -> None:
     first = entry(kind="validation", field="DocNumber", details="2020: Required param missing: DocNumber")
     error = valid(error_message(first, tz=TZ))
-    assert buttons(error) == ["Fill in DocNumber", "Retry", "View log"]
+    assert buttons(error) == ["Fill in Invoice number", "Retry", "View log"]
 
     retrying = valid(error_message(first, tz=TZ, retrying_by="Dana Reyes"))
     assert ":arrows_counterclockwise: *Retrying…* (by Dana Reyes) · Invoice INV-1042" in visible(retrying)

@@ -184,8 +184,26 @@ def test_an_unlinked_message_turns_synced_once_the_fresh_copy_is_made(stack: Sta
         msg = stack.message(message["ts"])
         return msg if words in str(msg["blocks"]) else None
 
-    wait_for(lambda: says("the next sync creates a fresh copy"))
+    wait_for(lambda: says("Unlinked: the next sync creates a fresh copy"))
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # the next sync creates it
     msg = wait_for(lambda: says("*Synced*"))
-    assert "the next sync creates a fresh copy" not in str(msg["blocks"])
+    assert "Unlinked" not in str(msg["blocks"])
     assert len([m for m in stack.messages() if "JS-1001" in m["text"]]) == 1, "the same message, not a new one"
+
+
+def test_the_fill_in_modal_names_the_field_as_people_do_with_a_hint(stack: Stack, qbo: QBO) -> None:
+    from bot.blocks import ids
+    from tests.conftest import CHANNEL
+    from tests.test_slack_flows import deliver_all
+
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # Permit fee lacks its income account
+    deliver_all(stack)
+    message = next(m for m in stack.messages() if "Permit fee" in m["text"] and ids.FILL_FIELD in str(m["blocks"]))
+    assert "Fill in Income account" in str(message["blocks"])
+    result = stack.driver.click(ids.FILL_FIELD, channel_id=CHANNEL, message_ts=message["ts"])
+    assert result.status_code == 200
+    view = wait_for(lambda: stack.slack.standin.open_views(OWNER))[-1]
+    [field] = [b for b in view["blocks"] if b["type"] == "input"]
+    assert field["label"]["text"] == "Income account"
+    assert "QuickBooks account id" in field["hint"]["text"] and "e.g. 79" in field["hint"]["text"]
+    assert "Fill in the missing field" in str(view["blocks"]) and "IncomeAccountRef" in str(view["blocks"])

@@ -44,6 +44,7 @@ from bot.blocks.kit import (
 from bot.blocks.text import (
     DETAILS_SHOWN_MAX,
     ELLIPSIS,
+    INPUT_HINT_MAX,
     INPUT_LABEL_MAX,
     TzLike,
     actor_name,
@@ -185,6 +186,29 @@ def _details_block(details: object, title: str = "Details from QuickBooks", data
     return section(f"*{title}*\n{block}{note}")
 
 
+#: The fields a validation error can ask for (sync.engine.FILLABLE_FIELDS), as people call them, with a hint:
+#: (entity, QuickBooks field) -> (label, hint).
+FIELD_LABELS: dict[tuple[str, str], tuple[str, str]] = {
+    ("item", "IncomeAccountRef"): ("Income account", "The QuickBooks account id the item's sales go to, e.g. 79."),
+    ("item", "Name"): ("Item name", "The item's name as QuickBooks shows it, e.g. Framing labor."),
+    ("item", "Sku"): ("SKU", "The item's stock-keeping unit code, e.g. FR-100."),
+    ("contact", "DisplayName"): ("Display name", "The customer's name as QuickBooks shows it; no other customer, "
+                                 "vendor or employee may have it, e.g. Acme Corp (Dallas)."),
+    ("contact", "PrimaryEmailAddr"): ("Email address", "The customer's email address, e.g. ap@acme.example."),
+    ("contact", "PrimaryPhone"): ("Phone number", "The customer's phone number, e.g. (555) 010-0199."),
+    ("contact", "CompanyName"): ("Company name", "The customer's company, e.g. Acme Corp."),
+    ("invoice", "DocNumber"): ("Invoice number", "The invoice's number in QuickBooks, e.g. JS-1001."),
+}
+
+
+def field_label(entity: object, field: object) -> tuple[str, str | None]:
+    """A field QuickBooks names (``IncomeAccountRef``) as people call it (``Income account``) and its hint; the
+    field's own name and no hint for one syncbot has no words for."""
+    name = str(field or "").strip()
+    known = FIELD_LABELS.get((str(entity or ""), name.split(".")[0]))
+    return known if known is not None else (name, None)
+
+
 def _fillable(entry: Any) -> bool:
     """Offer "Fill in" only for fields a user can fill from Slack (sync.engine.FILLABLE_FIELDS)."""
     from sync.engine import FILLABLE_FIELDS
@@ -220,7 +244,8 @@ def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
                                   "details are written over it. Merge them this way only if both are the same.",
                                   "Link")))
         elif action == FixAction.FILL_FIELD and _fillable(entry):
-            out.append(button(f"Fill in {plain(attr(entry, 'field'), 60)}", ids.FILL_FIELD, entry_id))
+            label, _hint = field_label(attr(entry, "entity"), attr(entry, "field"))
+            out.append(button(f"Fill in {plain(label, 60)}", ids.FILL_FIELD, entry_id))
         elif action == FixAction.MARK_RESOLVED:
             out.append(button("Mark resolved", ids.MARK_RESOLVED, entry_id))
         elif action == FixAction.SYNC_NOW:
@@ -513,15 +538,20 @@ def fill_field_modal(entry: Any) -> dict[str, Any]:
         raise ValueError("this entry names no field to fill")
     record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 500)
     said = first_line(attr(entry, "details"), 500)
+    label, hint = field_label(attr(entry, "entity"), field)
+    named = (f"the *{mrkdwn(label, 200)}* (`{mrkdwn(field, 200)}`)" if label != field
+             else f"*{mrkdwn(field, 200)}*")
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": ids.FILL_FIELD_INPUT, "max_length": 3000,
+                               "focus_on_load": True}
     blocks: list[Block | None] = [
-        section(f"QuickBooks needs *{mrkdwn(field, 200)}* for *{record}*. What you enter is saved on the "
-                "JobsiteOn record, then the sync is tried again."),
+        section(f"QuickBooks needs {named} for *{record}*. Fill in the missing field: what you enter is saved on "
+                "the JobsiteOn record, and the next sync attempt runs at once."),
         {
             "type": "input",
             "block_id": ids.FILL_FIELD_BLOCK,
-            "label": plain_text(field, INPUT_LABEL_MAX),
-            "element": {"type": "plain_text_input", "action_id": ids.FILL_FIELD_INPUT,
-                        "max_length": 3000, "focus_on_load": True},
+            "label": plain_text(label, INPUT_LABEL_MAX),
+            "element": element,
+            **({"hint": plain_text(hint, INPUT_HINT_MAX)} if hint else {}),
         },
         context(f"QuickBooks said: {said}") if said else None,
     ]

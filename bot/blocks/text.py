@@ -22,6 +22,7 @@ Limits (a message or view carrying one text over its limit is refused whole, ``i
 * context: at most 10 elements (https://docs.slack.dev/reference/block-kit/blocks/context-block);
 * 50 blocks in a message, 100 in a modal or Home tab (https://docs.slack.dev/reference/block-kit/blocks);
 * modal title, submit and close 24 (https://docs.slack.dev/reference/views/modal-views);
+* input block label and hint 2000 (https://docs.slack.dev/reference/block-kit/blocks/input-block);
 * confirmation dialog: title 100, text 300, confirm and deny 30
   (https://docs.slack.dev/reference/block-kit/composition-objects/confirmation-dialog-object);
 * a message's ``text`` is cut by Slack at 40,000 characters (https://docs.slack.dev/reference/methods/chat.postMessage),
@@ -52,6 +53,7 @@ VIEW_BLOCKS_MAX = 100
 MODAL_TITLE_MAX = 24
 PRIVATE_METADATA_MAX = 3000
 INPUT_LABEL_MAX = 2000
+INPUT_HINT_MAX = 2000
 CONFIRM_TITLE_MAX = 100
 CONFIRM_TEXT_MAX = 300
 CONFIRM_BUTTON_MAX = 30
