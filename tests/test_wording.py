@@ -207,3 +207,21 @@ def test_the_fill_in_modal_names_the_field_as_people_do_with_a_hint(stack: Stack
     assert field["label"]["text"] == "Income account"
     assert "QuickBooks account id" in field["hint"]["text"] and "e.g. 79" in field["hint"]["text"]
     assert "Fill in the missing field" in str(view["blocks"]) and "IncomeAccountRef" in str(view["blocks"])
+
+
+def test_control_and_bidi_characters_typed_are_not_echoed(stack: Stack) -> None:
+    import json
+
+    def answer(words: str) -> str:
+        response = stack.driver.slash_command("/sync-log", words).response
+        if not response.text.startswith("{"):
+            return response.text
+        return json.dumps(response.json(), ensure_ascii=False)  # the characters themselves, not \u escapes
+
+    for typed in ("summary some\u202eday\x07 9:00", "summary monday 9:00 Mars/\u2066Olympus\x1b",
+                  "retry JS-\u202d99\x00", "bogus\x01\u2067word"):
+        seen = answer(typed)
+        assert "I don't know" in seen or "No open error" in seen, (typed, seen)
+        for ch in ("\u202e", "\u202d", "\u2066", "\u2067", "\x07", "\x1b", "\x00", "\x01"):
+            assert ch not in seen, (typed, ch, seen)
+    assert "`someday`" in answer("summary some\u202eday 9:00")  # shown as typed, without the override

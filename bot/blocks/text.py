@@ -64,7 +64,9 @@ DETAILS_SHOWN_MAX = 1800
 
 ELLIPSIS = "…"
 _PARTIAL_ENTITY = re.compile(r"&[#a-zA-Z0-9]*$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Control characters other than newline and tab, and the bidi embedding, override and isolate characters
+#: (U+202A-U+202E, U+2066-U+2069) that would make text read in another order than it was written.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 TzLike = str | dt.tzinfo | None
 
@@ -76,19 +78,22 @@ ENTITY_NAMES = {"contact": "Contact", "item": "Item", "invoice": "Invoice", "pay
 
 
 def escape_mrkdwn(text: object) -> str:
-    """``text`` with Slack's three control characters replaced by entities (``&`` first).
+    """``text`` with Slack's three control characters replaced by entities (``&`` first), and without control
+    characters (newline and tab kept) or bidi overrides (see :func:`clean`): what people typed is shown as
+    typed, never reordered or hidden.
 
     >>> escape_mrkdwn("<!channel> & <https://evil|click>")
     '&lt;!channel&gt; &amp; &lt;https://evil|click&gt;'
     """
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def clean(text: object) -> str:
-    """``text`` as a string without control characters other than newline and tab (``None`` gives "")."""
+    """``text`` as a string without control characters other than newline and tab (a carriage return ends a
+    line), nor the bidi embedding, override and isolate characters (``None`` gives "")."""
     if text is None:
         return ""
-    return _CONTROL.sub("", str(text))
+    return _CONTROL.sub("", str(text).replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def truncate(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
