@@ -342,6 +342,8 @@ def set_channel(rt: SlackRuntime, tenant: Tenant, words: Sequence[str], user: Us
 
 def retry_by_label(rt: SlackRuntime, tenant: Tenant, user: UserInfo, label: str, reply: Reply) -> str:
     """`/sync-log retry JS-1001`: retry the open entry of the record with that name or number."""
+    if "\x00" in label:  # no record is named so (and PostgreSQL text cannot even hold it in a query)
+        return f"No open error for `{blocks.escape_mrkdwn(label[:100])}`."
     with rt.services.sessions() as session:
         entry = session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.account_id == tenant.account_id, SyncLogEntry.record_label == label,

@@ -28,6 +28,7 @@ _MAX_ID = 2**63 - 1  # sync_log.id is a BIGINT; larger cursors would not even bi
 _MAX_CONNECTION_ID = 2**31 - 1  # connections.id is an INTEGER
 _DURATION = re.compile(r"^([0-9]{1,9})([mhdw])$")
 _NUMBER = re.compile(r"^[0-9]{1,10}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 ENTITY_ALIASES = {"contacts": "contact", "customer": "contact", "customers": "contact", "items": "item",
                   "invoices": "invoice", "payments": "payment"}
@@ -149,8 +150,10 @@ def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **b
                 f = replace(f, connection_id=int(value))
         else:
             text.append(word)
-    if text:
-        f = replace(f, text=" ".join(text)[:200])
+    # control characters match nothing a record is named (and PostgreSQL text cannot hold a NUL): left out
+    free = _CONTROL.sub("", " ".join(text)).strip()[:200]
+    if free:
+        f = replace(f, text=free)
     return f
 
 

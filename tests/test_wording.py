@@ -219,9 +219,9 @@ def test_control_and_bidi_characters_typed_are_not_echoed(stack: Stack) -> None:
         return json.dumps(response.json(), ensure_ascii=False)  # the characters themselves, not \u escapes
 
     for typed in ("summary some\u202eday\x07 9:00", "summary monday 9:00 Mars/\u2066Olympus\x1b",
-                  "retry JS-\u202d99\x00", "bogus\x01\u2067word"):
+                  "retry JS-\u202d99\x00", "bogus\x01\u2067word", '"Ac\x00me\u202e"'):
         seen = answer(typed)
-        assert "I don't know" in seen or "No open error" in seen, (typed, seen)
+        assert "I don't know" in seen or "No open error" in seen or "No entries match" in seen, (typed, seen)
         for ch in ("\u202e", "\u202d", "\u2066", "\u2067", "\x07", "\x1b", "\x00", "\x01"):
             assert ch not in seen, (typed, ch, seen)
     assert "`someday`" in answer("summary some\u202eday 9:00")  # shown as typed, without the override
