@@ -196,6 +196,18 @@ class Stack:
             qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": name})
 
 
+def stop_all(*stops: Callable[[], Any], socket_handler: Any = None, slack: Any = None) -> None:
+    """Tear a stack down: the Socket Mode client first (its socket dropped, so its reader does not wait out its
+    receive timeout), then each of ``stops`` in the order given."""
+    if socket_handler is not None:
+        socket_handler.client.auto_reconnect_enabled = False
+        if slack is not None:
+            slack.socket_mode.disconnect(None)
+        socket_handler.close()
+    for stop in stops:
+        stop()
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from sandbox.slack import config as slack_cfg
 from sandbox.slack import oauth as slack_oauth
 from sandbox.slack.driver import SlackDriver
 from sync.models import Account, SyncLogEntry
-from tests.conftest import QBO, SIGNING_SECRET, Connected, wait_for
+from tests.conftest import QBO, SIGNING_SECRET, Connected, stop_all, wait_for
 
 TEAM_A = slack_cfg.DEFAULT_TEAM_ID
 TEAM_B = "T0000000002"
@@ -91,15 +91,7 @@ def _multi(clean_db: str, qbo: QBO, connected: Connected, services: Any, *, sock
     try:
         yield Multi(rt, server.url, slack, driver, connected)
     finally:
-        if handler is not None:
-            handler.client.auto_reconnect_enabled = False
-            slack.socket_mode.disconnect(None)
-            handler.close()
-        driver.close()
-        server.stop()
-        rt.close()
-        svc.close()
-        slack.stop()
+        stop_all(driver.close, server.stop, rt.close, svc.close, slack.stop, socket_handler=handler, slack=slack)
 
 
 @pytest.fixture()

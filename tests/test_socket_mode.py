@@ -21,7 +21,7 @@ from bot.blocks import ids
 from sandbox.slack import config as slack_cfg
 from sandbox.slack.socket_mode import SocketDriver, SocketModeHub
 from sync.models import SyncLogEntry
-from tests.conftest import CHANNEL, QBO, Connected, Stack, wait_for
+from tests.conftest import CHANNEL, QBO, Connected, Stack, stop_all, wait_for
 
 #: The client's ping interval in these tests (seconds): a dropped connection is replaced at the next check.
 PING_INTERVAL_S = 2.0
@@ -59,15 +59,7 @@ def socket_stack(clean_db: str, qbo: QBO, connected: Connected, services: Any) -
         assert driver.slash_command("/sync-log", "help").status_code == 200  # binds the workspace
         yield Stack(rt, server.url, slack, driver, connected.connection_id, connected.account_id)
     finally:
-        # drop the socket first so the client's reader is not left waiting out its receive timeout
-        handler.client.auto_reconnect_enabled = False
-        slack.socket_mode.disconnect(None)
-        handler.close()
-        driver.close()
-        server.stop()
-        rt.close()
-        svc.close()
-        slack.stop()
+        stop_all(driver.close, server.stop, rt.close, svc.close, slack.stop, socket_handler=handler, slack=slack)
 
 
 def _hub(stack: Stack) -> SocketModeHub:
