@@ -1301,6 +1301,24 @@ class SyncEngine:
         summary.stopped = rest.stopped
         return summary
 
+    def _settle_interrupted(self, session: Session, entry: SyncLogEntry) -> None:
+        """An attempt interrupted before QuickBooks answered: it keeps the error it retried (kind, field, codes:
+        the message offers the same fixes again), says it was interrupted, and is marked ``data["interrupted"]``
+        so its outcome counts as uncertain (:func:`_uncertain`: the next attempt reuses its requestid). Without
+        an earlier error it is an unknown error."""
+        note = ("The attempt was interrupted before QuickBooks answered (syncbot stopped during it). Retry it: if "
+                "QuickBooks did the work, it is not done twice.")
+        before = session.get(SyncLogEntry, entry.retry_of_id) if entry.retry_of_id else None
+        if before is not None and before.kind and before.kind in KINDS and Kind(before.kind) not in CONNECTION_KINDS:
+            diag = make_diagnosis(Kind(before.kind), f"{note} The error before it: {before.details or ''}".strip(),
+                                  field=before.field)
+            self._fill_failure(entry, diag)
+            entry.codes = before.codes
+        else:
+            self._fill_failure(entry, make_diagnosis(Kind.UNKNOWN, note))
+        entry.http_status = None
+        entry.data = {**(entry.data or {}), "interrupted": True}
+
     def recover_pending(self, older_than_seconds: float | None = None) -> int:
         """Settle attempts left `pending` by a process that died during them (killed mid-Retry, mid-batch).
 
@@ -1328,9 +1346,7 @@ class SyncEngine:
                 elif entry.created_at is None or entry.created_at >= cutoff or (
                         claim is not None and claim.claimed_at >= cutoff):
                     continue
-                self._fill_failure(entry, make_diagnosis(
-                    Kind.UNKNOWN, "The attempt was interrupted before QuickBooks answered (syncbot stopped during "
-                    "it). Retry it: if QuickBooks did the work, it is not done twice."))
+                self._settle_interrupted(session, entry)
                 settled += 1
                 later = session.scalars(select(SyncLogEntry).where(
                     SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.entity == entry.entity,
@@ -1388,6 +1404,8 @@ def _unreachable(entry: SyncLogEntry) -> bool:
 
 def _uncertain(entry: SyncLogEntry) -> bool:
     """Did the attempt end without knowing whether the provider did the work?"""
+    if (entry.data or {}).get("interrupted"):  # syncbot stopped while the request was out (recover_pending)
+        return True
     return entry.kind == Kind.UNKNOWN and (entry.http_status is None or entry.http_status in UNCERTAIN_HTTP)
 
 

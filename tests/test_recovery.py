@@ -79,8 +79,9 @@ def test_an_attempt_left_pending_by_a_killed_process_returns_to_error_and_its_me
     msg = wait_for(lambda: _shows_the_error_again(stack, message))
 
     entry = _entry(stack, attempt.id)
-    assert (entry.status, entry.kind, entry.resolved_at, entry.superseded_by_id) == ("error", "unknown", None, None)
-    assert "interrupted" in (entry.details or "")
+    # the error it retried again (a duplicate, with its fixes), saying it was interrupted
+    assert (entry.status, entry.kind, entry.resolved_at, entry.superseded_by_id) == ("error", "duplicate", None, None)
+    assert "interrupted" in (entry.details or "") and (entry.data or {}).get("interrupted") is True
     assert "Retrying" in str(msg["edits"][-1]["blocks"]), "the stand-in recorded the Retrying… update first"
     assert "interrupted" in str(msg["blocks"])
     assert len([m for m in stack.messages() if "Acme Corp" in m["text"]]) == 1, "the same message, not a new one"
