@@ -164,7 +164,9 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
 
     def work() -> None:
         try:
-            fn(entry_id, user.name, account_id=tenant.account_id)
+            result = fn(entry_id, user.name, account_id=tenant.account_id)
+            if not reply.through_response_url and not (channel and ts):  # clicked on the App Home: say how it went
+                reply.now({"text": _outcome_text(action, result)})
         except InProgress:
             reply.now({"text": "Already retrying this record: the message updates when it is done."})
         except NothingToRetry as exc:
@@ -180,6 +182,22 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
                 _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts, clicked_at)
 
     rt.submit(work)
+
+
+def _outcome_text(action: str, result: Any) -> str:
+    """What a fix action clicked on the App Home did, in one line (a click on a message shows it in the message)."""
+    from sync.diagnosis import KINDS, Kind
+
+    if not isinstance(result, SyncLogEntry):
+        return "Done."
+    what = blocks.escape_mrkdwn(f"{result.entity.capitalize()} {result.record_label or result.record_id}")
+    if action == "mark_resolved":
+        return f":white_check_mark: {what} is marked resolved."
+    if result.status in ("synced", "info") or result.resolved_at is not None:
+        return f":white_check_mark: Synced: {what}."
+    title = KINDS[Kind(result.kind)].title if result.kind in KINDS else "Error"
+    return (f":x: Still failing: {what}: {title} (attempt {result.attempt}). Its message in the sync errors channel "
+            "has the details and the fixes.")
 
 
 def _home_changed(rt: SlackRuntime, tenant: Tenant, user: UserInfo | None = None) -> None:

@@ -182,6 +182,20 @@ def test_retry_on_a_home_row_retries_that_record(stack: Stack, qbo: QBO) -> None
     assert stack.driver.click_in_view(ids.RETRY, value=str(acme_entry.id)).status_code == 200
     wait_for(lambda: ":white_check_mark:" in str(stack.message(acme["ts"])["blocks"]))  # the channel's message
     wait_for(lambda: "Acme Corp" not in home_text(stack))  # and the Home
+    said = wait_for(lambda: modal_text(stack) if "Synced" in modal_text(stack) else None)  # and the clicker
+    assert "Synced: Contact Acme Corp" in said
+
+
+def test_a_retry_on_the_home_that_fails_again_says_so(stack: Stack, qbo: QBO) -> None:
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.deliver()
+    open_home(stack)
+    acme_entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id)
+                      if e.record_label == "Acme Corp")
+    assert stack.driver.click_in_view(ids.RETRY, value=str(acme_entry.id)).status_code == 200
+    said = wait_for(lambda: modal_text(stack) if "Still failing" in modal_text(stack) else None)
+    assert "Contact Acme Corp: Duplicate record (attempt 2)" in said
 
 
 def test_a_retry_on_the_home_that_cannot_run_says_why_in_a_modal(stack: Stack, qbo: QBO) -> None:
