@@ -28,6 +28,9 @@ from sync.models import Account, Connection, Notification
 log = logging.getLogger("syncbot.workspaces")
 
 REFUSAL = "You need Owner or Admin permissions to do that in syncbot (JobsiteOn's sync log)."
+#: A member who may not read the log (the account keeps reading for those who may act): what to ask for.
+READ_REFUSAL = ("You need Owner or Admin permissions to read JobsiteOn's sync log in syncbot. An Owner or Admin "
+                "can open reading to every member with `/sync-log reading open`.")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.runtime import SlackRuntime
-from bot.workspaces import REFUSAL, Tenant, UserInfo
+from bot.workspaces import READ_REFUSAL, REFUSAL, Tenant, UserInfo
 
 log = logging.getLogger("syncbot.handlers")
 
@@ -35,7 +35,7 @@ def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool
     allowed = rt.directory.may_change(tenant, user_id) if change else rt.directory.may_read(tenant, user_id)
     if not allowed:
         log.warning("event=permission_refused team_id=%s user_id=%s change=%s", team_id, user_id, change)
-        return tenant, user, REFUSAL
+        return tenant, user, REFUSAL if change else READ_REFUSAL
     return tenant, user, None
 
 

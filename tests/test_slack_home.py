@@ -84,6 +84,7 @@ def test_a_member_who_may_not_read_gets_no_republished_log(stack: Stack, qbo: QB
     stack.driver.app_home_opened(member)
     wait_for(lambda: publishes(stack, member) >= 1)
     assert "Owner or Admin" in home_text(stack, member)
+    assert "/sync-log reading open" in home_text(stack, member)  # what to ask for
     qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
     stack.deliver()
