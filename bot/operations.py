@@ -287,8 +287,9 @@ def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_v
     def work() -> None:
         try:
             summary = rt.services.engine.retry_all(connection_id, user.name, progress)
-        except ConnectionUnavailable as exc:
-            reply.later({"text": str(exc)}, replace=True)
+        except ConnectionUnavailable as exc:  # why, and what to do, as Sync Now says it
+            reply.later(blocks.retry_all_not_run(exc.kind.value, until=exc.until, tz=user.tz or tenant.timezone),
+                        replace=True)
             return
         finally:
             _home_changed(rt, tenant, user)

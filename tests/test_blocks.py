@@ -33,6 +33,7 @@ from bot.blocks import (
     log_page,
     retry_all_confirm,
     retry_all_done,
+    retry_all_not_run,
     retry_all_progress,
     support_modal,
     weekly_summary_message,
@@ -617,10 +618,12 @@ def test_retry_all_asks_then_shows_progress_then_the_outcome() -> None:
                                  "unchanged": 0, "stopped": None, "by_kind": {"duplicate": 2, "total_mismatch": 1}}))
     assert (":large_yellow_circle: *Retry All finished:* 9 synced, 2 still failing, 1 warning."
             in visible(done))
-    assert "Still failing: Duplicate record 2, Total mismatch 1" in visible(done)
+    assert "Still failing: Duplicate record 2\nWarnings: Total mismatch 1" in visible(done)  # a warning is no failure
     stopped = valid(retry_all_done({"synced": 0, "errors": 0, "stopped": "auth_expired", "by_kind": {}}))
     assert ("*Stopped early:* Authentication expired. The integration's OAuth token has expired. Click Reconnect"
             in visible(stopped))
+    not_run = valid(retry_all_not_run("auth_expired"))
+    assert "*Retry All did not run:* Authentication expired." in visible(not_run) and "Reconnect" in not_run["text"]
 
 
 # ------------------------------------------------------------------------------------------------ home

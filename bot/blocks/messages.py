@@ -614,14 +614,25 @@ def retry_all_done(summary: Mapping[str, Any]) -> Message:
     lines = [f"{emoji} *Retry All finished:* " + ", ".join(parts) + "."]
     by_kind = summary.get("by_kind") or {}
     if isinstance(by_kind, Mapping) and by_kind:
-        lines.append("Still failing: " + ", ".join(
-            f"{_kind_title(k)} {int(v):,}" for k, v in sorted(by_kind.items(), key=lambda kv: -int(kv[1]))[:20]))
+        ranked = sorted(by_kind.items(), key=lambda kv: -int(kv[1]))
+        for head, status in (("Still failing", "error"), ("Warnings", "warning")):  # a warning is not a failure
+            named = [f"{_kind_title(k)} {int(v):,}" for k, v in ranked
+                     if (info := kind_info_for(k)) is not None and info.status == status][:20]
+            if named:
+                lines.append(f"{head}: " + ", ".join(named))
     stopped = summary.get("stopped")
     if stopped:
         lines.append(stopped_note(stopped))
     blocks: list[Block | None] = [section("\n".join(lines)),
                                   actions([button("View log", ids.VIEW_LOG, "open")])]
     return message("Retry All finished: " + ", ".join(parts) + ".", blocks)
+
+
+def retry_all_not_run(kind: object, *, until: dt.datetime | None = None, tz: TzLike = None) -> Message:
+    """Retry All could not start (the connection waits for Reconnect, or a rate-limit pause until ``until``):
+    why and what to do, as :func:`sync_now_done` says it."""
+    line = stopped_note(kind, until, tz=tz, head="Retry All did not run")
+    return message(line.replace("*", ""), [section(f"{STATUS_EMOJI['warning']} {line}")])
 
 
 def stopped_note(kind: object, until: dt.datetime | None = None, *, tz: TzLike = None,
