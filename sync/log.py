@@ -58,8 +58,9 @@ class LogFilter:
     text: str | None = None
     open_only: bool = False
     include_pending: bool = False
-    #: Only each record's current attempt (not the ones a later attempt superseded): the ``errors`` and
-    #: ``warnings`` words, so a record that failed three times is listed once; ``status:error`` lists every attempt.
+    #: Only each record's current attempt (not the ones a later attempt superseded), and a connection's entries
+    #: (expired token, rate limit) only while unresolved: the ``errors`` and ``warnings`` words, so a record that
+    #: failed three times is listed once and a reconnected expiry drops out; ``status:error`` lists every attempt.
     current_only: bool = False
 
     def describe(self, count: int | None = None) -> str:
@@ -211,8 +212,9 @@ def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
         conds.append(SyncLogEntry.created_at >= f.since)
     if f.until:
         conds.append(SyncLogEntry.created_at < f.until)
-    if f.current_only:
-        conds.append(SyncLogEntry.superseded_by_id.is_(None))
+    if f.current_only:  # a record's latest attempt; a connection's entry (no record) only while its incident is open
+        conds += [SyncLogEntry.superseded_by_id.is_(None),
+                  or_(SyncLogEntry.record_id.is_not(None), SyncLogEntry.resolved_at.is_(None))]
     if f.open_only:
         conds += [SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None),
                   SyncLogEntry.status.in_((Status.ERROR.value, Status.WARNING.value))]

@@ -270,6 +270,7 @@ def mixed(world: World) -> dict[str, int]:
         conn = spec.pop("conn", w.a_qbo)
         resolved = spec.pop("resolved", False)
         superseded = spec.pop("superseded", False)
+        spec.setdefault("record_id", 1000 + len(names))  # each about a record (a connection's own: none)
         twin = entry(w.b, w.b_qbo, at, label=name, **spec)
         mine = entry(w.a, conn, at, label=name, **spec)
         if resolved:
@@ -280,6 +281,19 @@ def mixed(world: World) -> dict[str, int]:
                 session.get(SyncLogEntry, a_id).superseded_by_id = b_id  # type: ignore[union-attr]
         names[name] = a_id
     return names
+
+
+def test_errors_list_a_connections_entry_only_while_it_is_unresolved(world: World) -> None:
+    """A connection's own entries (expired token, rate limit: no record) are never superseded; `errors` shows
+    the one still open, not the ones a Reconnect resolved, beside the records' errors."""
+    w = world
+    old = entry(w.a, w.a_qbo, NOW - 2 * H, kind="auth_expired", label="reconnected", entity="connection")
+    old.resolved_at = NOW - H
+    current = entry(w.a, w.a_qbo, NOW - H / 2, kind="auth_expired", label="expired", entity="connection")
+    record = entry(w.a, w.a_qbo, NOW - H / 4, kind="duplicate", label="Acme", record_id=7)
+    names = dict(zip(("reconnected", "expired", "Acme"), w.add(old, current, record), strict=True))
+    assert shown(world, parse_filter("errors", account_id=w.a), names) == {"expired", "Acme"}
+    assert shown(world, parse_filter("status:error", account_id=w.a), names) == {"reconnected", "expired", "Acme"}
 
 
 def shown(world: World, f: LogFilter, names: dict[str, int]) -> set[str]:
