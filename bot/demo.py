@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -212,6 +213,8 @@ LOCK_FILE = "demo.lock"  # held (flock) by the running demo; holds its URL
 PORTS_FILE = "ports.json"  # the QuickBooks stand-in's port, kept for the next start
 DEFAULT_PAGE_PORT = 8700
 DEFAULT_QBO_PORT = 8701
+DEFAULT_APP_PORT = 8702
+SECRET_FILE = "signing-secret"  # the page's Slack stand-in and syncbot share it; kept for the next start
 SAVE_EVERY_SECONDS = 3.0
 SEED_ACTOR = "system"  # shown as "syncbot": the seeding syncs stand for the scheduled ones
 
@@ -281,16 +284,19 @@ class DemoLock:
             self._fd = None
 
 
-def _qbo_port(data_dir: Path, preferred: int | None) -> int:
-    """The QuickBooks stand-in's port: the one the last start of this data directory used, else ``preferred``
-    (8701 by default), when free; otherwise any free port. Kept in ``ports.json`` so an open control panel tab
-    still works after a restart."""
+def _kept_port(data_dir: Path, name: str, preferred: int | None) -> int:
+    """The port of ``name`` ("quickbooks": the stand-in, 8701 by default; "app": syncbot's own server, 8702):
+    the one the last start of this data directory used, else ``preferred``, when free; otherwise any free port.
+    Kept in ``ports.json`` so an open control panel tab, and a Reconnect link handed out before a restart,
+    still work after it."""
     from sandbox.serve import free_port
 
-    saved: int | None = None
+    kept: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-        value = json.loads((data_dir / PORTS_FILE).read_text()).get("quickbooks")
-        saved = value if isinstance(value, int) and 1024 <= value <= 65535 else None
+        loaded = json.loads((data_dir / PORTS_FILE).read_text())
+        kept = loaded if isinstance(loaded, dict) else {}
+    value = kept.get(name)
+    saved = value if isinstance(value, int) and 1024 <= value <= 65535 else None
     for candidate in (saved, preferred):
         if candidate and _port_free(candidate):
             chosen = candidate
@@ -298,8 +304,26 @@ def _qbo_port(data_dir: Path, preferred: int | None) -> int:
     else:
         chosen = free_port()
     with contextlib.suppress(OSError):
-        (data_dir / PORTS_FILE).write_text(json.dumps({"quickbooks": chosen}))
+        (data_dir / PORTS_FILE).write_text(json.dumps({**kept, name: chosen}))
     return chosen
+
+
+def _kept_secret(data_dir: Path) -> str:
+    """The signing secret between the page's Slack stand-in and syncbot, kept (owner-only) in the data directory,
+    so OAuth states signed before a restart (a Reconnect link in an open tab) still verify after it."""
+    import secrets
+
+    path = data_dir / SECRET_FILE
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        kept = path.read_text(encoding="ascii").strip()
+        if len(kept) == 40 and all(c in "0123456789abcdef" for c in kept):
+            return kept
+    secret = secrets.token_hex(20)
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secret)
+    return secret
 
 
 def _has_account(database_file: Path) -> bool:
@@ -494,8 +518,6 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
 
 def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Callable[[str], None],
                 lock: DemoLock) -> LiveDemo:
-    import secrets
-
     from bot.app import build_app
     from bot.runtime import build_runtime
     from bot.server import create_server
@@ -510,10 +532,12 @@ def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Ca
 
     page_port = port if port else (DEFAULT_PAGE_PORT if port is None and _port_free(DEFAULT_PAGE_PORT)
                                    else free_port())
-    qbo_port = _qbo_port(data_dir, DEFAULT_QBO_PORT if port is None else (port + 1 if 0 < port < 65535 else None))
-    app_port = free_port()
+    qbo_port = _kept_port(data_dir, "quickbooks",
+                          DEFAULT_QBO_PORT if port is None else (port + 1 if 0 < port < 65534 else None))
+    app_port = _kept_port(data_dir, "app",
+                          DEFAULT_APP_PORT if port is None else (port + 2 if 0 < port < 65534 else None))
     app_url = f"http://127.0.0.1:{app_port}"
-    secret = secrets.token_hex(20)
+    secret = _kept_secret(data_dir)
 
     qbo_app = create_qbo()
     qbo = qbo_app.state.standin
@@ -656,7 +680,7 @@ def _offline_quickbooks(settings: Settings, app_port: int, data_dir: Path, say: 
     if must_seed:
         for path in (database, state_file):
             path.unlink(missing_ok=True)
-    server = serve_in_thread(qbo_app, port=_qbo_port(data_dir, DEFAULT_QBO_PORT))
+    server = serve_in_thread(qbo_app, port=_kept_port(data_dir, "quickbooks", DEFAULT_QBO_PORT))
     url = server.url
     lock.announce(f"{url}/_control/panel (the real Slack app, port {app_port})")
     public = settings.public_url.rstrip("/") if settings.public_url else f"http://127.0.0.1:{app_port}"

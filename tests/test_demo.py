@@ -114,11 +114,15 @@ def test_a_restart_after_ctrl_c_serves_the_page_at_the_same_url(tmp_path: Path, 
     from sandbox.serve import free_port
 
     monkeypatch.setattr(demo_mod, "DEFAULT_PAGE_PORT", free_port())
+    monkeypatch.setattr(demo_mod, "DEFAULT_APP_PORT", free_port())
     base = Settings(_env_file=None)  # type: ignore[call-arg]
     first = demo_mod.start_live(tmp_path, base=base, say=lambda _text: None)
     stopped = False
     try:
         assert first.url == f"http://127.0.0.1:{demo_mod.DEFAULT_PAGE_PORT}/"
+        # a personal Reconnect link handed out before the restart (an open tab, a message)
+        state = first.rt.states.mint(1, 1, "T0000000001", "U0000000001", "olivia")
+        reconnect_link = first.rt.start_url(state)
         with httpx.Client(timeout=10) as browser:  # a page open in a browser, polling on a kept-alive connection
             assert browser.get(first.url + "_control/version").status_code == 200
             assert browser.get(first.qbo_url + "/_control/panel").status_code == 200  # the panel, in another tab
@@ -131,6 +135,9 @@ def test_a_restart_after_ctrl_c_serves_the_page_at_the_same_url(tmp_path: Path, 
     try:
         assert second.url == first.url
         assert second.qbo_url == first.qbo_url, "an open QuickBooks panel tab still works after a restart"
+        assert second.app_url == first.app_url
+        to_intuit = httpx.get(reconnect_link, follow_redirects=False, timeout=10)  # and so does that link
+        assert to_intuit.status_code == 302 and to_intuit.headers["location"].startswith(second.qbo_url)
         assert not second.seeded
     finally:
         second.stop()
