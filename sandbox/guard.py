@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -40,6 +41,11 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+#: What a Host header may look like (RFC 9110 uri-host [":" port]): a name or IPv4 literal, or a bracketed IPv6
+#: literal, then digits of a port; "127.0.0.1:8700@evil.com" and the like are not hosts.
+_HOST_SHAPE = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
 def host_name(host: str) -> str:
     """The name part of a ``Host`` header: ``127.0.0.1:8700`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``."""
     host = host.strip().lower()
@@ -51,6 +57,8 @@ def host_name(host: str) -> str:
 def is_loopback_host(host: str) -> bool:
     """Whether a ``Host`` header names this machine's loopback: ``localhost``, an IP literal in 127.0.0.0/8, or
     ``::1`` (with or without a port). ``127.0.0.1.nip.io`` and other names that merely resolve there are not."""
+    if not _HOST_SHAPE.fullmatch(host.strip()):  # a name or an IP literal with an optional port, nothing else
+        return False
     name = host_name(host)
     if name == "localhost":
         return True

@@ -746,7 +746,7 @@ def test_every_request_with_a_host_that_is_not_loopback_is_refused(server: Stand
     browser, so it could READ the page's state or the API; every request must name loopback in Host."""
     port = server.url.rsplit(":", 1)[1]
     for host in (f"127.0.0.1.nip.io:{port}", f"evil.example:{port}", f"127.evil.example:{port}", "[::2]",
-                 f"0.0.0.0:{port}", ""):
+                 f"0.0.0.0:{port}", "", f"127.0.0.1:{port}@evil.example", f"127.0.0.1 evil.example:{port}"):
         for method, path in (("GET", "/_control/page"), ("GET", "/_control/state"), ("GET", "/"),
                              ("GET", "/web/page.js"), ("POST", "/api/auth.test"), ("POST", "/_control/reset")):
             answer = httpx.request(method, f"{server.url}{path}", headers={"Host": host,
