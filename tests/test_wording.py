@@ -50,6 +50,7 @@ def test_an_expired_connection_shows_no_token_countdown(stack: Stack, qbo: QBO) 
     status = str(stack.driver.slash_command("/sync-log", "status").response.json())
     assert "expired" in status and "expired — reconnect" in status and "expires in" not in status
     assert "until the token expires" not in status
+    assert "Authentication expired: reconnect" in status  # the state in the Home card's words
 
     assert stack.driver.app_home_opened(OWNER).status_code == 200
     view = str(wait_for(lambda: stack.slack.standin.home_view(OWNER)))

@@ -751,9 +751,12 @@ def status_message(rows: Sequence[tuple[Any, Mapping[str, int], int | None]], *,
     if not rows:
         return message("No connection yet: /sync-log connect.",
                        [section("No QuickBooks connection yet. `/sync-log connect` starts one.")])
+    from bot.blocks.home import CONNECTION_STATUS  # the Home card's words for a connection's state
+
     lines = []
     for conn, counts, days in rows:
-        state = str(attr(conn, "status") or "unknown").replace("_", " ")
+        status = str(attr(conn, "status") or "unknown")
+        state = CONNECTION_STATUS.get(status, ("", status.replace("_", " ")))[1]
         last = attr(conn, "last_sync_at")
         last_text = format_time(last, tz) if last else "never"
         days_text = f"token: {token_state(attr(conn, 'status'), days)}"
