@@ -97,13 +97,18 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
     from sync.records import import_records, recompute_invoice
 
     logging.getLogger("syncbot").setLevel(logging.ERROR)  # the walk-through says what happens
+    try:  # one walk-through at a time: each starts its directory afresh
+        lock = DemoLock(WALKTHROUGH_DIR)
+    except DemoAlreadyRunning:
+        _say(f"syncbot demo --walkthrough is already running on {WALKTHROUGH_DIR}/: let it finish first.")
+        return 1
+    for old in WALKTHROUGH_DIR.iterdir():
+        if old.name != LOCK_FILE:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
     app = create_app()
     standin = app.state.standin
     server = serve_in_thread(app)
     url = server.url
-    if WALKTHROUGH_DIR.exists():
-        shutil.rmtree(WALKTHROUGH_DIR)
-    WALKTHROUGH_DIR.mkdir(parents=True)
     settings = (base or Settings(_env_file=None)).model_copy(update={  # type: ignore[call-arg]
         "database_url": f"sqlite:///{(WALKTHROUGH_DIR / 'syncbot-demo.db').resolve()}",
         "qbo_api_url": url, "qbo_auth_url": f"{url}/connect/oauth2",
@@ -202,6 +207,7 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
     finally:
         services.close()
         server.stop()
+        lock.release()
 
 
 # ------------------------------------------------------------------------------------------------ the live demo

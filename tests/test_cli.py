@@ -140,6 +140,17 @@ def test_demo_fixes_all_six_errors(cli: Any, tmp_path: Path, monkeypatch: pytest
     final = result.output.split("== The sync log now")[-1]
     assert "no open errors" in final and "[ERROR]" not in final and "[WARNING]" not in final
 
+    from bot.demo import WALKTHROUGH_DIR, DemoLock
+
+    running = DemoLock(WALKTHROUGH_DIR)  # another walk-through holds its directory
+    try:
+        before = sorted(p.name for p in WALKTHROUGH_DIR.iterdir())
+        second = cli("demo", "--walkthrough")
+        assert second.exit_code == 1 and "already running" in second.output
+        assert sorted(p.name for p in WALKTHROUGH_DIR.iterdir()) == before, "it touched nothing"
+    finally:
+        running.release()
+
 
 def test_unreadable_inputs_get_clear_messages(cli: Any, fixtures_dir: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
