@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -198,6 +199,7 @@ class _Prepared:
     dep_links: tuple[_DepLink, ...] = ()
 
 
+@functools.cache
 def _boot_id() -> str:
     """This machine's boot (Linux: /proc/sys/kernel/random/boot_id), so a process id is read on the machine and
     the boot it was given in; empty where unknown."""
@@ -317,6 +319,20 @@ class SyncEngine:
         if conn.status == ConnectionStatus.RATE_LIMITED and conn.paused_until and conn.paused_until > now:
             raise ConnectionUnavailable("QuickBooks asked us to slow down; syncing resumes by itself.",
                                         Kind.RATE_LIMITED, conn.paused_until)
+
+    def _available_provider(self, connection_id: int) -> Provider:
+        """The Provider of a connection that can take requests now. Raises NotFound, ConnectionUnavailable."""
+        with self.sessions() as session:
+            conn = self._connection(session, connection_id)
+            self._ensure_available(conn)
+            return self.provider_for(conn)
+
+    @staticmethod
+    def _linked_elsewhere(session: Session, connection_id: int, entity: str, remote_id: str, record_id: int) -> bool:
+        """Whether the provider's object ``remote_id`` is already linked to another record than ``record_id``."""
+        return session.scalars(select(Link.id).where(
+            Link.connection_id == connection_id, Link.entity == entity, Link.remote_id == remote_id,
+            Link.record_id != record_id).limit(1)).first() is not None
 
     @staticmethod
     def _load_record(session: Session, account_id: int, entity: Entity, record_id: int) -> Any:
@@ -747,8 +763,8 @@ class SyncEngine:
         """Re-create a record whose provider copy was deleted (the help article's fix for a record not found):
         forget the deleted copy and push a fresh one now, as a new attempt of the entry (pull or push). When the
         copy is there again (restored in QuickBooks meanwhile), the record is synced to it instead, since a
-        fresh copy would duplicate its name or number. When it
-        syncs, the record's open errors are resolved and its message turns to Synced (the outbox).
+        fresh copy would duplicate its name or number. When it syncs, the record's open errors are resolved and
+        its message turns to Synced (the outbox).
 
         Raises NotFound, NothingToRetry (resolved already), InProgress, and ConnectionUnavailable when the
         connection cannot take requests (expired, paused, suspended): then nothing is changed and the entry
@@ -762,25 +778,19 @@ class SyncEngine:
                 raise NothingToRetry("This record is already resolved.", newest)
             if newest.status == Status.PENDING:
                 raise InProgress("This record is being synced right now.")
+            provider = self._available_provider(entry.connection_id)  # blocked: nothing changed
             with self.sessions() as session:
-                conn = self._connection(session, entry.connection_id)
-                self._ensure_available(conn)
-                gone = session.scalars(select(Link).where(
-                    Link.connection_id == entry.connection_id, Link.entity == entry.entity,
-                    Link.record_id == entry.record_id, Link.remote_deleted.is_(True))).first()
-                provider = self.provider_for(conn) if gone is not None else None
-                gone_remote = gone.remote_id if gone is not None else None
-            back = self._restored(provider, entry.entity, gone_remote) if provider and gone_remote else None
+                link = self._link(session, entry.connection_id, entry.entity, entry.record_id)
+                gone_remote = link.remote_id if link is not None and link.remote_deleted else None
+            back = self._restored(provider, entry.entity, gone_remote) if gone_remote else None
             with self.sessions() as session, session.begin():
-                if back is not None:  # restored in QuickBooks meanwhile: sync to it, a new copy would duplicate it
-                    session.execute(update(Link).where(
-                        Link.connection_id == entry.connection_id, Link.entity == entry.entity,
-                        Link.record_id == entry.record_id).values(remote_deleted=False, sync_token=back.sync_token))
-                    log.info("event=recreate_found_restored entry_id=%s remote_id=%s", entry.id, back.remote_id)
-                else:
-                    session.execute(delete(Link).where(
-                        Link.connection_id == entry.connection_id, Link.entity == entry.entity,
-                        Link.record_id == entry.record_id, Link.remote_deleted.is_(True)))
+                link = self._link(session, entry.connection_id, entry.entity, entry.record_id)
+                if link is not None and link.remote_deleted:
+                    if back is not None:  # restored in QuickBooks meanwhile: sync to it, a new copy would clash
+                        link.remote_deleted, link.sync_token = False, back.sync_token
+                        log.info("event=recreate_found_restored entry_id=%s remote_id=%s", entry.id, back.remote_id)
+                    else:
+                        session.delete(link)
             result = self._push_claimed(entry.connection_id, _Target(Entity(entry.entity), entry.record_id, True),
                                         actor, newest.id)
             assert result is not None
@@ -802,10 +812,7 @@ class SyncEngine:
         entry = self.get_entry(entry_id, account_id)
         if entry.record_id is None or entry.connection_id is None or not entry.is_open:
             raise NothingToRetry("This entry is not an open error.", entry)
-        with self.sessions() as session:
-            conn = self._connection(session, entry.connection_id)
-            self._ensure_available(conn)
-            provider = self.provider_for(conn)
+        provider = self._available_provider(entry.connection_id)
         try:
             found = provider.find_by_name(entry.entity, entry.record_label or "")  # type: ignore[attr-defined]
         except ProviderError as exc:
@@ -813,10 +820,7 @@ class SyncEngine:
         if found is None:
             raise NothingToRetry("No QuickBooks record of that name was found.", entry)
         with self.sessions() as session, session.begin():
-            taken = session.scalars(select(Link).where(Link.connection_id == entry.connection_id,
-                                                       Link.entity == entry.entity,
-                                                       Link.remote_id == found.remote_id)).first()
-            if taken is not None and taken.record_id != entry.record_id:
+            if self._linked_elsewhere(session, entry.connection_id, entry.entity, found.remote_id, entry.record_id):
                 raise NothingToRetry("That QuickBooks record is already linked to another JobsiteOn record.", entry)
             link = self._link(session, entry.connection_id, entry.entity, entry.record_id)
             if link is None:
@@ -840,13 +844,10 @@ class SyncEngine:
         cached = (entry.data or {}).get("existing")
         if isinstance(cached, dict):
             return cached.get("label") or None
-        with self.sessions() as session:
-            conn = self._connection(session, entry.connection_id)
-            try:
-                self._ensure_available(conn)
-            except ConnectionUnavailable:
-                return None
-            provider = self.provider_for(conn)
+        try:
+            provider = self._available_provider(entry.connection_id)
+        except ConnectionUnavailable:
+            return None
         try:
             found = provider.find_by_name(entry.entity, entry.record_label)  # type: ignore[attr-defined]
         except (ProviderError, AttributeError) as exc:
@@ -854,12 +855,9 @@ class SyncEngine:
             return None
         label = None
         with self.sessions() as session, session.begin():
-            if found is not None:
-                taken = session.scalars(select(Link).where(
-                    Link.connection_id == entry.connection_id, Link.entity == entry.entity,
-                    Link.remote_id == found.remote_id, Link.record_id != entry.record_id)).first()
-                if taken is None:
-                    label = f"{entry.record_label} ({QBO_NAMES[entry.entity]} {found.remote_id})"
+            if found is not None and not self._linked_elsewhere(session, entry.connection_id, entry.entity,
+                                                                found.remote_id, entry.record_id):
+                label = f"{entry.record_label} ({QBO_NAMES[entry.entity]} {found.remote_id})"
             row = session.get(SyncLogEntry, entry_id)
             if row is not None:
                 row.data = {**(row.data or {}), "existing": {"label": label,
