@@ -276,11 +276,17 @@ class Notifier:
 
     def _mark_delivered(self, group: list[Notification]) -> None:
         with self.sessions() as session, session.begin():
-            now = self.clock()
-            for n in group:
-                row = session.get(Notification, n.id)
-                if row is not None and row.delivered_at is None:
-                    row.delivered_at = now
+            self._mark_delivered_in(session, group, self.clock())
+
+    @staticmethod
+    def _mark_delivered_in(session: Session, group: list[Notification], now: dt.datetime) -> None:
+        """Mark ``group`` delivered at ``now`` in ``session``'s transaction (those not delivered yet), in
+        statements of at most 500 ids."""
+        ids = [n.id for n in group]
+        for chunk in range(0, len(ids), 500):
+            session.execute(update(Notification).where(
+                Notification.id.in_(ids[chunk:chunk + 500]), Notification.delivered_at.is_(None))
+                .values(delivered_at=now))
 
     # ------------------------------------------------------------------------------------------ topics
 
@@ -493,11 +499,7 @@ class Notifier:
                 if earliest is not None:  # the digest counts from its earliest error
                     since = min(since, earliest)
                 msg.state = {"since": since.isoformat(), "last": now.isoformat()}
-                ids = [n.id for n in group]
-                for chunk in range(0, len(ids), 500):
-                    session.execute(update(Notification).where(
-                        Notification.id.in_(ids[chunk:chunk + 500]), Notification.delivered_at.is_(None))
-                        .values(delivered_at=now))
+                self._mark_delivered_in(session, group, now)
 
     def _digest_counts(self, account_id: int, since: dt.datetime) -> dict[str, int]:
         """What a digest shows: the account's errors still open, by kind, that arrived since the digest began
