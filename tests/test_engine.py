@@ -21,6 +21,14 @@ from sync.models import (
 from tests.conftest import QBO, Connected
 
 
+def add_contact(services: Any, connected: Connected, name: str) -> int:
+    """A new JobsiteOn contact of the connected account (not synced yet); returns its id."""
+    with services.sessions() as session, session.begin():
+        contact = Contact(account_id=connected.account_id, display_name=name)
+        session.add(contact)
+        session.flush()
+        return contact.id
+
 def entries(services: Any, **where: Any) -> list[SyncLogEntry]:
     with services.sessions() as session:
         stmt = select(SyncLogEntry).order_by(SyncLogEntry.id)
@@ -288,11 +296,8 @@ GATEWAY_403 = ('{"code":"AuthenticationFailed","type":"INPUT","message":null,'
 
 def test_a_token_refused_with_403_is_refreshed_once_like_a_401(services: Any, qbo: QBO, connected: Connected) -> None:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
-    with services.sessions() as session, session.begin():
-        contact = Contact(account_id=connected.account_id, display_name="Summit Roofing")
-        session.add(contact)
-        session.flush()
-        contact_id = contact.id
+    contact_id = add_contact(services, connected, "Summit Roofing")
+    with services.sessions() as session:
         version = session.get(Connection, connected.connection_id).token_version
     qbo.standin.fail_next(qbo.realm, 1, status=403, content_type="application/json", body=GATEWAY_403,
                           path_contains="customer")
@@ -385,11 +390,7 @@ def test_write_retried_after_a_lost_response_creates_no_duplicate(services: Any,
     with services.sessions() as session, session.begin():
         session.add(Contact(account_id=connected.account_id, display_name="Harbor Homes"))
     services.engine.sync_now(connected.connection_id, "U_ADMIN")  # first sync: everything else
-    with services.sessions() as session, session.begin():
-        contact = Contact(account_id=connected.account_id, display_name="Summit Roofing")
-        session.add(contact)
-        session.flush()
-        contact_id = contact.id
+    contact_id = add_contact(services, connected, "Summit Roofing")
     before = len(qbo.standin.request_log(qbo.realm))
     qbo.standin.lose_next(qbo.realm, 1, path_contains="customer")
     entry = services.engine.sync_record(connected.connection_id, "contact", contact_id, "U_ADMIN")
@@ -403,11 +404,7 @@ def test_write_retried_after_a_lost_response_creates_no_duplicate(services: Any,
 def test_retry_after_an_uncertain_failure_reuses_the_requestid(services: Any, qbo: QBO,
                                                                connected: Connected) -> None:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
-    with services.sessions() as session, session.begin():
-        contact = Contact(account_id=connected.account_id, display_name="Summit Roofing")
-        session.add(contact)
-        session.flush()
-        contact_id = contact.id
+    contact_id = add_contact(services, connected, "Summit Roofing")
     # the write happens, then every answer is lost (more times than the client resends)
     qbo.standin.lose_next(qbo.realm, 3, path_contains="customer")
     failed = services.engine.sync_record(connected.connection_id, "contact", contact_id, "U_ADMIN")
@@ -430,11 +427,7 @@ def test_retry_after_an_uncertain_failure_reuses_the_requestid(services: Any, qb
 def test_malformed_replies_become_unknown_entries(services: Any, qbo: QBO, connected: Connected,
                                                   status: int, content_type: str, body: str, needle: str) -> None:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
-    with services.sessions() as session, session.begin():
-        contact = Contact(account_id=connected.account_id, display_name="Summit Roofing")
-        session.add(contact)
-        session.flush()
-        contact_id = contact.id
+    contact_id = add_contact(services, connected, "Summit Roofing")
     qbo.standin.fail_next(qbo.realm, 5, status=status, content_type=content_type, body=body,
                           path_contains="customer")
     before = len(qbo.standin.request_log(qbo.realm))
@@ -582,11 +575,7 @@ def test_retrying_an_older_attempt_retries_the_records_current_error(services: A
 def test_nul_bytes_and_bogus_retry_after_from_quickbooks_change_nothing_bad(services: Any, qbo: QBO,
                                                                             connected: Connected) -> None:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
-    with services.sessions() as session, session.begin():
-        contact = Contact(account_id=connected.account_id, display_name="Summit Roofing")
-        session.add(contact)
-        session.flush()
-        contact_id = contact.id
+    contact_id = add_contact(services, connected, "Summit Roofing")
     body = '{"Fault":{"Error":[{"Message":"Dup\\u0000licate\\u0007","code":"6240"}],"type":"ValidationFault"}}'
     qbo.standin.fail_next(qbo.realm, 1, status=400, content_type="application/json", body=body,
                           path_contains="customer")
