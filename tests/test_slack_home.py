@@ -26,6 +26,17 @@ def open_home(stack: Stack, user: str = OWNER) -> None:
     wait_for(lambda: publishes(stack, user) >= 1)
 
 
+def acme_error_on_the_home(stack: Stack, qbo: QBO) -> tuple[dict[str, Any], Any]:
+    """A duplicate-name error for Acme Corp, delivered to the channel, and the Owner's Home open:
+    (the QuickBooks customer that holds the name, the open entry)."""
+    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.deliver()
+    open_home(stack)
+    entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if e.record_label == "Acme Corp")
+    return existing, entry
+
+
 def test_home_is_republished_when_an_error_arrives_and_when_a_retry_fixes_it(stack: Stack, qbo: QBO) -> None:
     stack.rt.home.min_interval = 0.0
     open_home(stack)
@@ -129,10 +140,7 @@ def test_sync_now_from_the_home_says_it_started_then_dms_the_counts(stack: Stack
 
 def test_retry_all_from_the_home_asks_in_a_modal_then_dms_the_counts(stack: Stack, qbo: QBO) -> None:
     stack.rt.home.min_interval = 0.0
-    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
-    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
-    stack.deliver()
-    open_home(stack)
+    existing, _ = acme_error_on_the_home(stack, qbo)
     assert "Acme Corp" in home_text(stack)
     open_errors = len(stack.rt.services.engine.open_errors(stack.connection_id))
     assert stack.driver.click_in_view(ids.RETRY_ALL).status_code == 200
@@ -172,12 +180,7 @@ def test_reconnect_from_the_home_gives_the_personal_link(stack: Stack) -> None:
 
 def test_retry_on_a_home_row_retries_that_record(stack: Stack, qbo: QBO) -> None:
     stack.rt.home.min_interval = 0.0
-    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
-    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
-    stack.deliver()
-    open_home(stack)
-    acme_entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id)
-                      if e.record_label == "Acme Corp")
+    existing, acme_entry = acme_error_on_the_home(stack, qbo)
     acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
     qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
     assert stack.driver.click_in_view(ids.RETRY, value=str(acme_entry.id)).status_code == 200
@@ -188,12 +191,7 @@ def test_retry_on_a_home_row_retries_that_record(stack: Stack, qbo: QBO) -> None
 
 
 def test_a_retry_on_the_home_that_fails_again_says_so(stack: Stack, qbo: QBO) -> None:
-    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
-    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
-    stack.deliver()
-    open_home(stack)
-    acme_entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id)
-                      if e.record_label == "Acme Corp")
+    _, acme_entry = acme_error_on_the_home(stack, qbo)
     assert stack.driver.click_in_view(ids.RETRY, value=str(acme_entry.id)).status_code == 200
     said = wait_for(lambda: modal_text(stack) if "Still failing" in modal_text(stack) else None)
     assert "Contact Acme Corp: Duplicate record (attempt 2)" in said
