@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
-from bot import operations
+from bot import blocks, operations
 from bot.runtime import SlackRuntime
 from handlers.common import who
 
@@ -28,10 +28,8 @@ def register(app: App, rt: SlackRuntime) -> None:
         if tenant is None or user is None:
             return
         if refusal:
-            from bot.blocks.kit import section
-
-            rt.clients.for_team(tenant.team_id).views_publish(
-                user_id=user.user_id, view={"type": "home", "blocks": [section(refusal)]})
+            rt.clients.for_team(tenant.team_id).views_publish(user_id=user.user_id,
+                                                              view=blocks.home_refusal_view(refusal))
             return
         operations.publish_home(rt, tenant, user)
         if rt.home is not None:

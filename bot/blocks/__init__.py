@@ -10,7 +10,7 @@ every text within Slack's limits and escapes whatever did not come from syncbot 
 from __future__ import annotations
 
 from bot.blocks import ids
-from bot.blocks.home import ConnectionCard, home_view
+from bot.blocks.home import ConnectionCard, home_refusal_view, home_view
 from bot.blocks.log import help_message, log_page
 from bot.blocks.messages import (
     answer_modal,
@@ -44,6 +44,7 @@ __all__ = [
     "fill_field_modal",
     "format_time",
     "help_message",
+    "home_refusal_view",
     "home_view",
     "ids",
     "incident_message",

@@ -137,6 +137,11 @@ def _row_button(entry: Any, info: KindInfo | None) -> Block | None:
     return None
 
 
+def home_refusal_view(text: str) -> dict[str, Any]:
+    """The Home tab of someone who may not read the log: only ``text`` (mrkdwn: why, and whom to ask)."""
+    return {"type": "home", "blocks": [section(text)]}
+
+
 def home_view(cards: Sequence[ConnectionCard], latest_errors: Sequence[Any], *, tz: TzLike = None,
               now: dt.datetime | None = None) -> dict[str, Any]:
     """The Home tab view (``views.publish``): intro, a card per connection, the latest errors with Retry."""
