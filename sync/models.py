@@ -358,6 +358,9 @@ class SyncLogEntry(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("sync_log.id", ondelete="SET NULL"))
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("sync_log.id", ondelete="SET NULL"))
+    #: The batch request this attempt was sent in (`PushBatch`); None for a single write.
+    batch_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                                 ForeignKey("push_batches.id", ondelete="SET NULL"), index=True)
 
     @property
     def is_open(self) -> bool:
@@ -419,3 +422,25 @@ class RecordClaim(Base):
     record_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner: Mapped[str] = mapped_column(String(64))
     claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PushBatch(Base):
+    """One QuickBooks batch request, stored (members, payloads, requestid) in the transaction that writes its
+    attempts' pending entries, before it is sent. After a crash the same batch is sent again as it was, so
+    QuickBooks answers it from its requestid memory instead of doing the work twice; `settled_at` is set in
+    the transaction that records its outcomes.
+
+    `items`: one per member, ``{"key": bId, "entry_id", "entity", "record_id", "payload", "remote": [Id,
+    SyncToken] | None}``.
+    """
+
+    __tablename__ = "push_batches"
+    __table_args__ = (Index("ix_push_batches_open", "connection_id", "settled_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String(36))
+    owner: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    settled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
