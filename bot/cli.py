@@ -119,13 +119,30 @@ def _progress(label: str) -> Any:
 def _print_summary(summary: Any) -> None:
     data = summary.as_dict()
     typer.echo(f"synced {data['synced']}, errors {data['errors']}, warnings {data['warnings']}, "
-               f"pulled {data['pulled']}, unchanged {data['unchanged']}, skipped (in progress) {data['skipped']}")
+               f"pulled {data['pulled']}, unchanged {data['unchanged']}, skipped {data['skipped']}")
     if data["by_kind"]:
         typer.echo("by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(data["by_kind"].items())))
     if data["stopped"]:
         typer.secho(f"stopped early: {data['stopped']} (the connection needs attention; see `syncbot sync-log`)",
                     fg=typer.colors.YELLOW)
         raise typer.Exit(1)
+    if data["skipped"]:
+        waiting, busy = data["waiting"], data["skipped"] - data["waiting"]
+        reasons = ([f"{busy} being synced by another process"] if busy else []) + (
+            [f"{waiting} waiting for their batch to be sent again (QuickBooks' answer to it was lost)"]
+            if waiting else [])
+        typer.secho(f"{data['skipped']} record{'s' if data['skipped'] != 1 else ''} not tried: "
+                    f"{'; '.join(reasons)}. Run the command again to finish them.", fg=typer.colors.YELLOW)
+        raise typer.Exit(1)
+
+
+def _recover(services: Any) -> None:
+    """What a process of this machine killed during a run left behind, settled before a command writes: batches
+    sent again as they were, claims of dead processes dropped, attempts left pending back to error (messages
+    drawn again through the outbox). Says so when there was something to do."""
+    settled = services.engine.recover_pending()
+    if settled:
+        typer.echo(f"recovered {settled} attempt{'s' if settled != 1 else ''} left pending by a stopped process")
 
 
 def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -264,6 +281,7 @@ def sync_now(account: AccountOpt = None) -> None:
     services = _services_for_quickbooks()
     try:
         conn = _connection_or_fail(services, account)
+        _engine_call(_recover, services)
         summary = _engine_call(services.engine.sync_now, conn.id, "cli", _progress("syncing"))
         _print_summary(summary)
     finally:
@@ -278,6 +296,7 @@ def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.", mi
 
     services = _services_for_quickbooks()
     try:
+        _engine_call(_recover, services)
         try:
             result = services.engine.retry_entry(entry, actor)
         except NothingToRetry as exc:
@@ -301,6 +320,7 @@ def retry_all(account: AccountOpt = None) -> None:
     services = _services_for_quickbooks()
     try:
         conn = _connection_or_fail(services, account)
+        _engine_call(_recover, services)
         summary = _engine_call(services.engine.retry_all, conn.id, "cli", _progress("retrying"))
         _print_summary(summary)
     finally:
@@ -314,6 +334,7 @@ def resume(account: AccountOpt = None) -> None:
     services = _services_for_quickbooks()
     try:
         conn = _connection_or_fail(services, account)
+        _engine_call(_recover, services)
         summary = _engine_call(services.engine.resume, conn.id, "cli", "resumed", _progress("resuming"))
         _print_summary(summary)
     finally:

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import socket
@@ -33,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -51,13 +52,14 @@ from sync.models import (
     Link,
     Notification,
     Payment,
+    PushBatch,
     RecordClaim,
     Status,
     SyncLogEntry,
     utcnow,
 )
 from sync.providers.base import BatchOp, Change, Provider, ProviderError, Written
-from sync.providers.quickbooks import MAX_BATCH, QBO_NAMES, payload_hash
+from sync.providers.quickbooks import MAX_BATCH, NAME_FIELDS, QBO_NAMES, dumps, payload_hash
 
 log = logging.getLogger("syncbot.engine")
 
@@ -68,6 +70,8 @@ PULL_ENTITIES: tuple[Entity, ...] = (Entity.CONTACT, Entity.INVOICE, Entity.PAYM
 CONNECTION_KINDS = frozenset(k for k, info in KINDS.items() if info.scope == "connection")
 UNCERTAIN_HTTP = frozenset({502, 503, 504})
 CDC_LOOKBACK = dt.timedelta(days=29)
+#: The owner of a stored batch that nobody is sending now: ``resend_batches`` takes it over.
+PARKED = ""
 #: Fields a validation error may name that a user can fill from Slack: (entity, provider field) ->
 #: (record attribute, max length).
 FILLABLE_FIELDS: dict[tuple[str, str], tuple[str, int]] = {
@@ -131,6 +135,9 @@ class RunSummary:
     errors: int = 0
     warnings: int = 0
     skipped: int = 0
+    #: of ``skipped``: records whose last attempt is in a batch not settled yet (its answer was lost, or its
+    #: process died): they are sent again as that batch, never a second way
+    waiting: int = 0
     pulled: int = 0
     unchanged: int = 0
     stopped: Kind | None = None
@@ -148,7 +155,7 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"synced": self.synced, "errors": self.errors, "warnings": self.warnings,
-                "skipped": self.skipped, "pulled": self.pulled, "unchanged": self.unchanged,
+                "skipped": self.skipped, "waiting": self.waiting, "pulled": self.pulled, "unchanged": self.unchanged,
                 "stopped": self.stopped.value if self.stopped else None, "by_kind": dict(self.by_kind)}
 
 
@@ -162,6 +169,9 @@ class EngineConfig:
     rate_limit_pause_seconds: int = 900
     claim_lease_seconds: int = 300
     batch_workers: int = 4
+    #: How long QuickBooks is trusted to remember a requestid (Intuit does not document it): a batch cut short
+    #: longer ago than this is reconciled by reading QuickBooks before it is sent again (``_reconcile``).
+    requestid_memory_seconds: int = 3600
 
 
 @dataclass
@@ -186,17 +196,6 @@ class _DepLink:
     record_id: int
     remote_id: str
     label: str
-
-
-@dataclass
-class _Prepared:
-    target: _Target
-    entry_id: int
-    payload: dict[str, Any]
-    remote: tuple[str, str | None] | None
-    request_id: str
-    key: str = ""
-    dep_links: tuple[_DepLink, ...] = ()
 
 
 @functools.cache
@@ -277,9 +276,15 @@ class SyncEngine:
                 except IntegrityError:
                     session.rollback()
                 stale = now - dt.timedelta(seconds=self.config.claim_lease_seconds)
+                held = session.get(RecordClaim, (connection_id, entity, record_id))
+                if held is None:
+                    continue  # released meanwhile: insert again
+                # a claim outlives its process only until the lease ends, or at once when the process is known gone
+                if held.claimed_at >= stale and not _owner_is_dead(held.owner):
+                    return False
                 res = session.execute(delete(RecordClaim).where(
                     RecordClaim.connection_id == connection_id, RecordClaim.entity == entity,
-                    RecordClaim.record_id == record_id, RecordClaim.claimed_at < stale))
+                    RecordClaim.record_id == record_id, RecordClaim.owner == held.owner))
                 session.commit()
                 if not res.rowcount:  # type: ignore[attr-defined]
                     return False
@@ -506,7 +511,15 @@ class SyncEngine:
                    digest: str | None, retry_of: SyncLogEntry | None,
                    direction: Direction = Direction.PUSH) -> SyncLogEntry:
         """A pending entry for a new attempt; supersedes the record's open entries. Reuses the requestid of an
-        attempt whose outcome is uncertain when the payload is unchanged."""
+        attempt whose outcome is uncertain when the payload is unchanged. The caller holds the record's claim, so
+        a pending attempt of the record is one whose process died (its claim was taken over): it is settled as
+        interrupted first, and its requestid is reused like any uncertain attempt's."""
+        for abandoned in session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == target.entity,
+                SyncLogEntry.record_id == target.record_id, SyncLogEntry.direction == direction,
+                SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None))):
+            self._settle_interrupted(session, abandoned)
+        session.flush()
         previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
         last = previous[-1] if previous else retry_of
         request_id = new_request_id()
@@ -544,6 +557,12 @@ class SyncEngine:
         with self.sessions() as session:
             conn = self._connection(session, connection_id)
             self._ensure_available(conn)
+        self.resend_batches(connection_id)
+        with self.sessions() as session:
+            if (target.entity.value, target.record_id) in self._in_open_batches(session, connection_id):
+                raise InProgress(f"{target.entity.value} {target.record_id} was sent in a batch whose answer "
+                                 "QuickBooks has not given yet; it is sent again as that batch first")
+            conn = self._connection(session, connection_id)
             record = self._load_record(session, conn.account_id, target.entity, target.record_id)
             deps = self._dependencies(target.entity, record)
         for dep_entity, dep_id, _label, _field in deps:
@@ -955,6 +974,7 @@ class SyncEngine:
         summary = RunSummary()
         with self.sessions() as session:
             self._ensure_available(self._connection(session, connection_id))
+        self.resend_batches(connection_id)
         total = len(targets)
         done = 0
         lock = threading.Lock()
@@ -1003,9 +1023,12 @@ class SyncEngine:
 
     def _push_claimed_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
                             lock: threading.Lock) -> list[SyncLogEntry]:
+        """Push claimed records as one batch request. The batch (members, payloads, requestid) is stored with the
+        attempts' pending entries, in one transaction, before it is sent: a crash after that leaves it to
+        :meth:`resend_batches`, which sends exactly the same request again. A record still waiting in such a
+        batch is skipped (counted in ``summary.skipped``) rather than written a second way."""
         results: list[SyncLogEntry] = []
-        prepared: list[_Prepared] = []
-        digests: dict[int, str] = {}
+        items: list[dict[str, Any]] = []
         with self.sessions() as session, session.begin():
             conn = self._connection(session, connection_id)
             try:
@@ -1013,7 +1036,14 @@ class SyncEngine:
             except ConnectionUnavailable:
                 return []
             provider = self.provider_for(conn)
+            waiting = self._in_open_batches(session, conn.id)
+            entries: list[SyncLogEntry] = []
             for i, t in enumerate(chunk):
+                if (t.entity.value, t.record_id) in waiting:
+                    with lock:
+                        summary.skipped += 1
+                        summary.waiting += 1
+                    continue
                 try:
                     record = self._load_record(session, conn.account_id, t.entity, t.record_id)
                 except NotFound:
@@ -1035,41 +1065,168 @@ class SyncEngine:
                         summary.unchanged += 1
                     continue
                 entry = self._new_entry(session, conn, t, record, actor, digest, None)
-                remote = (link.remote_id, link.sync_token) if link is not None else None
-                prepared.append(_Prepared(t, entry.id, payload, remote, entry.request_id or "", key=f"b{i}",
-                                          dep_links=tuple(self._dep_links(session, conn.id, t.entity, record))))
-                digests[entry.id] = digest
+                entries.append(entry)
+                items.append({
+                    "key": f"b{i}", "entry_id": entry.id, "entity": t.entity.value, "record_id": t.record_id,
+                    "payload": json.loads(dumps(payload)), "digest": digest,  # as it goes on the wire
+                    "remote": [link.remote_id, link.sync_token] if link is not None else None,
+                    "deps": [[d.entity.value, d.record_id, d.remote_id, d.label]
+                             for d in self._dep_links(session, conn.id, t.entity, record)]})
+            batch = None
+            if items:
+                batch = PushBatch(connection_id=conn.id, request_id=new_request_id(), owner=self._owner,
+                                  created_at=self.clock(), items=items)
+                session.add(batch)
+                session.flush()
+                for entry in entries:
+                    entry.batch_id = batch.id
             session.flush()
             session.expunge_all()
-        if not prepared:
+        if batch is None:
             return results
+        return results + self._send_batch(connection_id, batch.id, batch.request_id, items, provider, actor)
 
-        batch_id = _batch_request_id(prepared)
-        try:
-            answers: dict[str, Written | Diagnosis] = provider.batch(
-                [BatchOp(p.key, p.target.entity, p.payload, p.remote) for p in prepared], batch_id)
-        except ProviderError as exc:
-            answers = {p.key: exc.diagnosis for p in prepared}
-        outcomes: list[tuple[_Prepared, Written | _Failed]] = []
-        for p in prepared:
-            answer = answers[p.key]
+    def resend_batches(self, connection_id: int | None = None) -> int:
+        """Send again, exactly as stored, every batch cut short: stored but never answered because its process
+        died (killed between storing it and recording its answers) or because its answer was lost (a timeout, a
+        gateway error). The same members, payloads and requestid go out, so QuickBooks answers from its requestid
+        memory and does no work twice; the answers are then recorded as any batch's (the members' messages turn
+        Synced or show the real error). A batch counts as cut short when it was parked (answer lost, or nobody
+        could send it), when its owner is a process of this machine that no longer runs, or when it is older than
+        the claim lease. One older than ``requestid_memory_seconds`` is first reconciled by reading QuickBooks
+        (:meth:`_reconcile`). A batch that cannot be sent now (connection blocked, QuickBooks unreachable) is
+        parked for the next time. Called before every push and by :meth:`recover_pending`. Returns how many
+        batches were settled."""
+        now = self.clock()
+        stale = now - dt.timedelta(seconds=self.config.claim_lease_seconds)
+        with self.sessions() as session:
+            stmt = select(PushBatch.id, PushBatch.owner, PushBatch.created_at, PushBatch.connection_id).where(
+                PushBatch.settled_at.is_(None)).order_by(PushBatch.id)
+            if connection_id is not None:
+                stmt = stmt.where(PushBatch.connection_id == connection_id)
+            rows = list(session.execute(stmt))
+        settled = 0
+        for batch_id, owner, created_at, conn_id in rows:
+            if owner == self._owner or (owner != PARKED and created_at >= stale and not _owner_is_dead(owner)):
+                continue  # in flight here or in a live process
+            with self.sessions() as session, session.begin():  # take it over: one process sends it again
+                took = session.execute(update(PushBatch).where(
+                    PushBatch.id == batch_id, PushBatch.settled_at.is_(None), PushBatch.owner == owner).values(
+                    owner=self._owner))
+                if not took.rowcount:  # type: ignore[attr-defined]
+                    continue
+                batch = session.get(PushBatch, batch_id)
+                assert batch is not None
+                items, request_id = list(batch.items), batch.request_id
+            try:
+                provider = self._available_provider(conn_id)
+                known: dict[str, Written] = {}
+                if created_at < now - dt.timedelta(seconds=self.config.requestid_memory_seconds):
+                    known, request_id = self._reconcile(batch_id, items, provider)
+            except (ConnectionUnavailable, NotFound, ProviderError) as exc:
+                self._park(batch_id)
+                log.info("event=batch_resend_later connection_id=%s batch_id=%s reason=%s", conn_id, batch_id,
+                         type(exc).__name__)
+                continue
+            log.warning("event=batch_resent connection_id=%s batch_id=%s items=%s reconciled=%s", conn_id,
+                        batch_id, len(items), len(known))
+            self._send_batch(conn_id, batch_id, request_id, items, provider, "system", known)
+            with self.sessions() as session:
+                if session.get(PushBatch, batch_id) is not None and session.scalar(select(
+                        PushBatch.settled_at).where(PushBatch.id == batch_id)) is not None:
+                    settled += 1
+        return settled
+
+    def _park(self, batch_id: int) -> None:
+        """Give a batch this process could not send back to whoever can (``resend_batches``)."""
+        with self.sessions() as session, session.begin():
+            session.execute(update(PushBatch).where(PushBatch.id == batch_id, PushBatch.owner == self._owner,
+                                                    PushBatch.settled_at.is_(None)).values(owner=PARKED))
+
+    def _reconcile(self, batch_id: int, items: Sequence[Mapping[str, Any]],
+                   provider: Provider) -> tuple[dict[str, Written], str]:
+        """A batch older than QuickBooks is trusted to remember its requestid: read QuickBooks before writing
+        again. Each create whose record has a unique name there (a customer's DisplayName, an item's Name, an
+        invoice's DocNumber) is looked up by it: found, it is that create's answer (linked, not written again).
+        The rest go out under a fresh requestid, stored in the batch before it is sent. Returns the answers found
+        and the requestid to send under. Raises ProviderError when QuickBooks cannot be read."""
+        known: dict[str, Written] = {}
+        for it in items:
+            name_field = NAME_FIELDS.get(Entity(it["entity"]))
+            name = (it.get("payload") or {}).get(name_field) if name_field else None
+            if it.get("remote") or not name:
+                continue
+            found = provider.find_by_name(it["entity"], str(name))
+            if found is not None:
+                known[str(it["key"])] = found
+        request_id = new_request_id()
+        with self.sessions() as session, session.begin():
+            session.execute(update(PushBatch).where(PushBatch.id == batch_id).values(request_id=request_id))
+        return known, request_id
+
+    @staticmethod
+    def _in_open_batches(session: Session, connection_id: int) -> set[tuple[str, int]]:
+        """(entity, record id) of the connection's records whose attempt is in a batch not settled yet (in flight,
+        or cut short by a crash and waiting to be sent again). Usually none: one indexed look-up."""
+        rows = session.execute(select(SyncLogEntry.entity, SyncLogEntry.record_id).join(
+            PushBatch, PushBatch.id == SyncLogEntry.batch_id).where(
+            PushBatch.connection_id == connection_id, PushBatch.settled_at.is_(None)))
+        return {(str(entity), int(record_id)) for entity, record_id in rows if record_id is not None}
+
+    def _send_batch(self, connection_id: int, batch_id: int, request_id: str, items: Sequence[Mapping[str, Any]],
+                    provider: Provider, actor: str,
+                    known: Mapping[str, Written] | None = None) -> list[SyncLogEntry]:
+        """Send a stored batch (``items`` as :class:`PushBatch` keeps them) under ``request_id`` and record its
+        outcomes, settling the batch in the same transaction. ``known``: answers already found by reading
+        QuickBooks (:meth:`_reconcile`), whose items are not sent. Returns the entries finished; none when
+        another process took the batch over meanwhile (its owner changed): that one records the outcomes."""
+        known = dict(known or {})
+        ops = [BatchOp(str(it["key"]), Entity(it["entity"]), it["payload"],
+                       (str(it["remote"][0]), it["remote"][1]) if it.get("remote") else None)
+               for it in items if it["key"] not in known]
+        answers: dict[str, Written | Diagnosis] = dict(known)
+        lost = False  # no answer to the whole request: QuickBooks may have done the work
+        if ops:
+            try:
+                answers.update(provider.batch(ops, request_id))
+            except ProviderError as exc:
+                answers.update({op.key: exc.diagnosis for op in ops})
+                lost = _uncertain_diagnosis(exc.diagnosis)
+        outcomes: list[tuple[Mapping[str, Any], Written | _Failed]] = []
+        for it in items:
+            answer = answers[it["key"]]
+            remote = (str(it["remote"][0]), it["remote"][1]) if it.get("remote") else None
+            deps = tuple(_DepLink(Entity(e), int(r), str(rid), str(label)) for e, r, rid, label in it.get("deps", []))
             outcome: Written | _Failed
             if isinstance(answer, Written):
                 outcome = answer
-            elif answer.kind == Kind.CONFLICT and p.remote is not None:
+            elif answer.kind == Kind.CONFLICT and remote is not None:
                 # re-read the SyncToken and send this one alone
-                outcome = self._attempt(provider, p.target.entity, p.payload, p.remote, new_request_id(),
-                                        p.dep_links)
+                outcome = self._attempt(provider, Entity(it["entity"]), it["payload"], remote, new_request_id(), deps)
             elif answer.kind == Kind.NOT_FOUND:
-                outcome = self._locate_not_found(provider, p.target.entity, p.remote, p.dep_links, answer)
+                outcome = self._locate_not_found(provider, Entity(it["entity"]), remote, deps, answer)
             else:
                 outcome = _Failed(answer)
-            outcomes.append((p, outcome))
-        with self.sessions() as session, session.begin():  # the whole chunk's outcomes in one transaction
+            outcomes.append((it, outcome))
+        results: list[SyncLogEntry] = []
+        with self.sessions() as session, session.begin():  # the whole batch's outcomes in one transaction
+            # settled, or (answer lost) parked for resend_batches to send again as it is; the entries still say
+            # what happened meanwhile (an uncertain error, its requestid kept in the batch)
+            taken = session.execute(update(PushBatch).where(
+                PushBatch.id == batch_id, PushBatch.settled_at.is_(None), PushBatch.owner == self._owner).values(
+                **({"owner": PARKED} if lost else {"settled_at": self.clock()})))
+            if not taken.rowcount:  # type: ignore[attr-defined]
+                log.warning("event=batch_taken_over connection_id=%s batch_id=%s", connection_id, batch_id)
+                return []
             conn = self._connection(session, connection_id)
-            for p, outcome in outcomes:
-                results.append(self._finish_in(session, conn, p.entry_id, p.target, outcome,
-                                               digests[p.entry_id], provider, actor))
+            for it, outcome in outcomes:
+                entry = session.get(SyncLogEntry, int(it["entry_id"]))
+                if entry is None or entry.superseded_by_id is not None or entry.resolved_at is not None:
+                    continue
+                _reopen(entry)  # settled as interrupted while the batch waited: its outcome is known now
+                results.append(self._finish_in(session, conn, entry.id,
+                                               _Target(Entity(it["entity"]), int(it["record_id"]), True),
+                                               outcome, str(it.get("digest") or ""), provider, actor))
             session.flush()
             session.expunge_all()
         return results
@@ -1327,11 +1484,23 @@ class SyncEngine:
         an error whose outcome is uncertain, so the retry reuses its requestid and a write that did happen is not
         done twice; its record's message is drawn again through the outbox (it said "Retrying…"). One that a
         later attempt of the record has overtaken is handed to that attempt instead (superseded, and resolved
-        when that one synced). Called when `syncbot serve` and `syncbot demo` start and by the scheduler's resume
-        job. Returns how many attempts were settled."""
+        when that one synced). First, batches cut short are sent again as they were (:meth:`resend_batches`),
+        which settles their attempts with QuickBooks' real answers; and claims of processes of this machine that
+        no longer run are dropped, so their records are not skipped for the length of the lease. Called when
+        `syncbot serve` and `syncbot demo` start, by every CLI command that writes, and by the scheduler's resume
+        job. Returns how many attempts were settled as interrupted."""
         age = self.config.claim_lease_seconds if older_than_seconds is None else older_than_seconds
-        cutoff = self.clock() - dt.timedelta(seconds=age)
+        self.resend_batches()
         settled = 0
+        cutoff = self.clock() - dt.timedelta(seconds=age)
+        with self.sessions() as session, session.begin():
+            dead = {owner for owner in session.scalars(select(RecordClaim.owner).distinct()) if _owner_is_dead(owner)}
+            if dead:
+                session.execute(delete(RecordClaim).where(RecordClaim.owner.in_(dead)).where(
+                    ~select(SyncLogEntry.id).where(
+                        SyncLogEntry.status == Status.PENDING, SyncLogEntry.connection_id == RecordClaim.connection_id,
+                        SyncLogEntry.entity == RecordClaim.entity, SyncLogEntry.record_id == RecordClaim.record_id,
+                    ).exists()))
         with self.sessions() as session, session.begin():
             pending = list(session.scalars(select(SyncLogEntry).where(SyncLogEntry.status == Status.PENDING)
                                            .order_by(SyncLogEntry.id)))
@@ -1407,6 +1576,25 @@ def _uncertain(entry: SyncLogEntry) -> bool:
     return entry.kind == Kind.UNKNOWN and (entry.http_status is None or entry.http_status in UNCERTAIN_HTTP)
 
 
+def _reopen(entry: SyncLogEntry) -> None:
+    """An attempt settled as an error without knowing QuickBooks' answer (interrupted, or its batch's answer
+    lost) whose answer is now known: back to pending, its guessed failure cleared, so the answer is recorded on
+    it as on any attempt."""
+    if entry.status == Status.PENDING:
+        return
+    entry.status = Status.PENDING.value
+    entry.kind = entry.details = entry.codes = entry.field = entry.intuit_tid = None
+    entry.http_status = None
+    data = {k: v for k, v in (entry.data or {}).items() if k not in ("interrupted", "links")}
+    entry.data = data or None
+
+
+def _uncertain_diagnosis(diag: Diagnosis) -> bool:
+    """A whole request's failure that leaves unknown whether QuickBooks did the work (no answer, a timeout, or
+    only a gateway's 502/503/504)."""
+    return diag.kind == Kind.UNKNOWN and (diag.http_status is None or diag.http_status in UNCERTAIN_HTTP)
+
+
 def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:
     what = {"contact": "contact", "item": "item", "invoice": "invoice"}.get(missing.entity.value, "record")
     if missing.deleted:
@@ -1419,15 +1607,6 @@ def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:
         f"The {what} '{missing.label}' is not in QuickBooks yet, so this record cannot reference it. "
         f"Fix the {what}'s own sync error first; this record syncs after it.",
         field=missing.fieldname)
-
-
-def _batch_request_id(prepared: Sequence[_Prepared]) -> str:
-    """A batch requestid (<= 36 chars). The same set of attempts gives the same id, so a resent batch is
-    answered from QuickBooks' idempotency cache."""
-    import hashlib
-
-    joined = ",".join(p.request_id for p in prepared)
-    return hashlib.sha256(joined.encode()).hexdigest()[:32]
 
 
 __all__ = [

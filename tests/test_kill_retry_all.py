@@ -1,0 +1,133 @@
+"""`syncbot retry-all` killed with SIGKILL at random points, then run to the end: every failing invoice is written
+to QuickBooks exactly once, none is lost or left "Retrying…", on SQLite and on PostgreSQL.
+
+Real processes (the CLI, as an operator runs it) against the QuickBooks stand-in over HTTP; each request takes a
+while (the stand-in's latency), so the kills land while batches are out: QuickBooks does the work and the answer
+never reaches the process that sent it."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from sync.models import Invoice, Link, PushBatch, RecordClaim, Status, SyncLogEntry
+from tests.conftest import QBO, connect
+
+INVOICES = 240
+#: QBO-39: QuickBooks' 500 InternalServerError, which makes the first push of every invoice fail.
+INTERNAL_SERVER_ERROR = (
+    '{"fault":{"error":[{"message":"message=InternalServerError; errorCode=003100; statusCode=500",'
+    '"detail":null,"code":"3100","element":null}],"type":"SERVICE"},"time":1519164488680}')
+
+
+def _records(invoices: int) -> dict[str, Any]:
+    return {
+        "account": {"name": "Kill Builders", "timezone": "UTC"},
+        "contacts": [{"ref": f"C{i}", "display_name": f"Kill Customer {i:03d}"} for i in range(20)],
+        "items": [{"ref": f"I{j}", "name": f"Kill Service {j}", "unit_price": "45.50", "income_account": "79"}
+                  for j in range(3)],
+        "invoices": [{"ref": f"INV{k}", "number": f"K-{k:05d}", "contact": f"C{k % 20}", "issue_date": "2026-11-02",
+                      "tax_rate": "8.25", "lines": [{"item": f"I{k % 3}", "quantity": str(1 + k % 4),
+                                                     "rate": "45.50", "tax_code": "TAX"}]}
+                     for k in range(invoices)],
+    }
+
+
+def _cli_env(services: Any) -> dict[str, str]:
+    s = services.settings
+    return {**os.environ, "DATABASE_URL": s.database_url,
+            "TOKEN_ENCRYPTION_KEYS": s.token_encryption_keys.get_secret_value(),
+            "QBO_API_URL": s.qbo_api_url, "QBO_AUTH_URL": s.qbo_auth_url, "QBO_TOKEN_URL": s.qbo_token_url,
+            "QBO_REVOKE_URL": s.qbo_revoke_url, "QBO_LIMIT_MINUTE_SECONDS": "1", "QBO_TIMEOUT_SECONDS": "30"}
+
+
+def _retry_all(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "retry-all"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _batches_sent(qbo: QBO) -> int:
+    return sum(1 for e in qbo.standin.request_log(qbo.realm) if e["path"].strip("/") == "batch")
+
+
+@pytest.fixture()
+def failing_invoices(services: Any, qbo: QBO) -> tuple[int, int]:
+    """An account whose contacts and items are in QuickBooks and whose INVOICES invoices each have an open error
+    (their first push met QuickBooks' 500). Returns (account id, connection id)."""
+    from sync.connections import ensure_account
+    from sync.records import import_records
+
+    qbo.standin.configure(minute_seconds=1.0)  # the throttle is not what this test is about
+    data = _records(INVOICES)
+    with services.sessions() as session, session.begin():
+        account_id = ensure_account(session, "Kill Builders", "UTC").id
+        import_records(session, account_id, {**data, "invoices": []})
+    connection_id, _ = connect(services, qbo, account_id)
+    assert services.engine.sync_now(connection_id, "setup").errors == 0
+    with services.sessions() as session, session.begin():
+        import_records(session, account_id, data)
+    qbo.standin.fail_next(qbo.realm, math.ceil(INVOICES / 30), 500, "application/json", INTERNAL_SERVER_ERROR,
+                          path_contains="batch")
+    services.engine.sync_now(connection_id, "setup")
+    assert len(services.engine.open_errors(connection_id)) == INVOICES
+    return account_id, connection_id
+
+
+def test_retry_all_killed_at_random_points_writes_each_invoice_once(services: Any, qbo: QBO,
+                                                                   failing_invoices: tuple[int, int]) -> None:
+    account_id, connection_id = failing_invoices
+    env = _cli_env(services)
+    qbo.standin.configure(latency_seconds=0.15)  # batches are out long enough for a kill to land during one
+    rng = random.Random(14)
+    kills = 0
+    outputs: list[str] = []
+    for _ in range(5):
+        before = _batches_sent(qbo)
+        proc = _retry_all(env)
+        target = before + rng.randint(1, 3)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _batches_sent(qbo) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.12))  # somewhere inside the request, or just after its answer
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        outputs.append(proc.communicate(timeout=30)[0])
+    assert kills >= 3, f"the kills landed while retry-all ran: {outputs}"
+
+    qbo.standin.configure(latency_seconds=0.0)
+    for _ in range(3):  # then run to the end, as an operator would
+        done = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "retry-all"], env=env,
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode == 0:
+            break
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    books = Counter(inv.get("DocNumber") for inv in qbo.standin.entities(qbo.realm, "Invoice"))
+    twice = {number: n for number, n in books.items() if n > 1}
+    assert twice == {}, f"written to QuickBooks more than once: {twice}"
+    assert sum(books.values()) == INVOICES, "every invoice is in QuickBooks"
+    with services.sessions() as session:
+        linked = session.scalar(select(func.count()).select_from(Link).where(
+            Link.connection_id == connection_id, Link.entity == "invoice"))
+        invoices = session.scalar(select(func.count()).select_from(Invoice).where(Invoice.account_id == account_id))
+        pending = session.scalar(select(func.count()).select_from(SyncLogEntry).where(
+            SyncLogEntry.status == Status.PENDING))
+        open_batches = session.scalar(select(func.count()).select_from(PushBatch).where(
+            PushBatch.settled_at.is_(None)))
+        claims = session.scalar(select(func.count()).select_from(RecordClaim))
+    assert (linked, invoices) == (INVOICES, INVOICES), "every invoice linked to its one copy"
+    assert services.engine.open_errors(connection_id) == [], "no error left open"
+    assert (pending, open_batches, claims) == (0, 0, 0), "nothing left Retrying…, unsent or claimed"
+    replayed = [e for e in qbo.standin.request_log(qbo.realm) if e["outcome"] == "replayed"]
+    assert replayed, "a batch cut short was sent again under its requestid and answered from QuickBooks' memory"
