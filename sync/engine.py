@@ -923,7 +923,11 @@ class SyncEngine:
             return entries
 
     def retry_all(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
-        """Retry every open error of the connection, through batches. Raises ConnectionUnavailable."""
+        """Retry every open error of the connection, through batches (batches cut short first: what their
+        answers settle is not retried again). Raises ConnectionUnavailable."""
+        with self.sessions() as session:
+            self._ensure_available(self._connection(session, connection_id))
+        self.resend_batches(connection_id)
         targets = [_Target(Entity(e.entity), e.record_id or 0, True) for e in self.open_errors(connection_id)]
         return self.push_many(connection_id, targets, actor, progress)
 

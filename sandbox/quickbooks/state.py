@@ -83,6 +83,9 @@ class StandInConfig:
     access_token_lifetime: int = 3600  # seconds
     refresh_token_lifetime: int = 8726400  # seconds (~101 days), rolling
     latency_seconds: float = 0.0  # added to each API request (benchmarks)
+    #: How long (stand-in clock) a requestid's answer is remembered; 0 = for ever. Intuit does not document
+    #: QuickBooks' window: tests set one to exercise what syncbot does once QuickBooks has forgotten.
+    requestid_memory_seconds: float = 0.0
 
 
 #: What each numeric config field may be (``configure`` and ``load_state`` refuse anything else).
@@ -94,6 +97,7 @@ CONFIG_NUMBERS: dict[str, checks.Number] = {
     "access_token_lifetime": checks.Number(1, 10 * 365 * 86400, integer=True),
     "refresh_token_lifetime": checks.Number(1, 10 * 365 * 86400, integer=True),
     "latency_seconds": checks.Number(0, 60),
+    "requestid_memory_seconds": checks.Number(0, 10 * 365 * 86400),
 }
 #: Injected failures: how many requests, which HTTP status.
 FAIL_COUNT = checks.Number(0, 100_000, integer=True)
@@ -186,6 +190,7 @@ class RealmState:
     company: Company
     meter: Meter = field(default_factory=Meter)
     stored_replies: dict[str, Reply] = field(default_factory=dict)
+    stored_at: dict[str, float] = field(default_factory=dict)  # when each requestid's answer was stored
     fail_rules: list[FailRule] = field(default_factory=list)
     lose_rules: list[LoseRule] = field(default_factory=list)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
@@ -631,6 +636,10 @@ class QuickBooksStandIn:
         limit = BATCH_REQUEST_ID_LIMIT if path == "batch" else REQUEST_ID_LIMIT
         if request_id is not None and len(request_id) > limit:
             return "fault", faults.request_id_too_long(request_id, limit).reply(now)
+        memory = self.config.requestid_memory_seconds
+        if request_id is not None and memory and request_id in state.stored_replies and (
+                now - state.stored_at.get(request_id, now) > memory):
+            del state.stored_replies[request_id]  # forgotten: the request runs again
         if request_id is not None and request_id in state.stored_replies:
             stored = state.stored_replies[request_id]
             return "replayed", Reply(stored.status, stored.body, stored.content_type)
@@ -640,6 +649,7 @@ class QuickBooksStandIn:
             return "fault", exc.reply(now)
         if request_id is not None:
             state.stored_replies[request_id] = Reply(reply.status, reply.body, reply.content_type)
+            state.stored_at[request_id] = now
         return "ok", reply
 
     def api_release(self, ticket: Ticket) -> None:
@@ -825,6 +835,8 @@ class QuickBooksStandIn:
         with self._lock:
             for state in data["realms"].values():
                 state.meter = Meter()  # monotonic times of another process mean nothing here
+                if not isinstance(getattr(state, "stored_at", None), dict):  # saved before answers were dated
+                    state.stored_at = {}
             self.realms, self.auth = data["realms"], data["auth"]
             self.clock_offset, self.config = offset, data["config"]
 

@@ -60,15 +60,14 @@ def _batches_sent(qbo: QBO) -> int:
     return sum(1 for e in qbo.standin.request_log(qbo.realm) if e["path"].strip("/") == "batch")
 
 
-@pytest.fixture()
-def failing_invoices(services: Any, qbo: QBO) -> tuple[int, int]:
-    """An account whose contacts and items are in QuickBooks and whose INVOICES invoices each have an open error
-    (their first push met QuickBooks' 500). Returns (account id, connection id)."""
+def _seed(services: Any, qbo: QBO, invoices: int) -> tuple[int, int]:
+    """An account whose contacts and items are in QuickBooks and whose ``invoices`` invoices each have an open
+    error (their first push met QuickBooks' 500). Returns (account id, connection id)."""
     from sync.connections import ensure_account
     from sync.records import import_records
 
-    qbo.standin.configure(minute_seconds=1.0)  # the throttle is not what this test is about
-    data = _records(INVOICES)
+    qbo.standin.configure(minute_seconds=1.0)  # the throttle is not what these tests are about
+    data = _records(invoices)
     with services.sessions() as session, session.begin():
         account_id = ensure_account(session, "Kill Builders", "UTC").id
         import_records(session, account_id, {**data, "invoices": []})
@@ -76,11 +75,64 @@ def failing_invoices(services: Any, qbo: QBO) -> tuple[int, int]:
     assert services.engine.sync_now(connection_id, "setup").errors == 0
     with services.sessions() as session, session.begin():
         import_records(session, account_id, data)
-    qbo.standin.fail_next(qbo.realm, math.ceil(INVOICES / 30), 500, "application/json", INTERNAL_SERVER_ERROR,
+    qbo.standin.fail_next(qbo.realm, math.ceil(invoices / 30), 500, "application/json", INTERNAL_SERVER_ERROR,
                           path_contains="batch")
     services.engine.sync_now(connection_id, "setup")
-    assert len(services.engine.open_errors(connection_id)) == INVOICES
+    assert len(services.engine.open_errors(connection_id)) == invoices
     return account_id, connection_id
+
+
+@pytest.fixture()
+def failing_invoices(services: Any, qbo: QBO) -> tuple[int, int]:
+    return _seed(services, qbo, INVOICES)
+
+
+def _copies(qbo: QBO) -> Counter[str]:
+    """How many times each invoice number is in QuickBooks' books."""
+    return Counter(str(inv.get("DocNumber")) for inv in qbo.standin.entities(qbo.realm, "Invoice"))
+
+
+def test_a_member_of_a_batch_whose_answer_was_lost_is_not_written_a_second_way(services: Any, qbo: QBO) -> None:
+    """QuickBooks did the batch but its answer was lost (a gateway 504). Retry on one of its invoices sends the
+    stored batch again first, under its requestid (QuickBooks answers from its memory): the invoice is synced
+    from that answer, not created a second time by a single write."""
+    _, connection_id = _seed(services, qbo, 5)
+    qbo.standin.lose_next(qbo.realm, 5, path_contains="batch")  # the client resends too
+    run = services.engine.retry_all(connection_id, "U_ADMIN")
+    assert run.stopped == "unknown", "no answer: the run stops there"
+    assert sorted(_copies(qbo).values()) == [1] * 5, "QuickBooks did the work"
+    with services.sessions() as session:
+        parked = session.scalars(select(PushBatch).where(PushBatch.settled_at.is_(None))).one()
+    assert parked.owner == "" and len(parked.items) == 5, "kept, members and all, to be sent again"
+    errors = services.engine.open_errors(connection_id)
+    assert len(errors) == 5 and all(e.kind == "unknown" and e.batch_id == parked.id for e in errors)
+
+    retried = services.engine.retry_entry(errors[0].id, "U_ADMIN")
+    assert retried.status == "synced"
+    assert services.engine.open_errors(connection_id) == [], "the batch's answer settled every member"
+    assert sorted(_copies(qbo).values()) == [1] * 5, "nothing written twice"
+    assert [e["outcome"] for e in qbo.standin.request_log(qbo.realm) if e["path"].strip("/") == "batch"][-1] \
+        == "replayed"
+
+
+def test_a_batch_older_than_quickbooks_memory_is_reconciled_by_reading_first(services: Any, qbo: QBO) -> None:
+    """The lost batch is sent again only after QuickBooks has forgotten its requestid: syncbot looks each invoice
+    up by its number before writing, and links the copy it finds instead of making a second one."""
+    _, connection_id = _seed(services, qbo, 4)
+    qbo.standin.configure(requestid_memory_seconds=600)
+    qbo.standin.lose_next(qbo.realm, 5, path_contains="batch")  # the client resends too
+    services.engine.retry_all(connection_id, "U_ADMIN")
+    qbo.standin.advance_clock(3600)  # QuickBooks forgot the requestid
+    services.engine.config.requestid_memory_seconds = 0  # and syncbot knows it may have
+
+    run = services.engine.retry_all(connection_id, "U_ADMIN")
+    assert services.engine.open_errors(connection_id) == [], run.as_dict()
+    assert sorted(_copies(qbo).values()) == [1] * 4, "each invoice once: found by its number, linked"
+    with services.sessions() as session:
+        links = {lk.remote_id for lk in session.scalars(select(Link).where(Link.entity == "invoice"))}
+    assert links == {str(inv["Id"]) for inv in qbo.standin.entities(qbo.realm, "Invoice")}
+    batches = [e["outcome"] for e in qbo.standin.request_log(qbo.realm) if e["path"].strip("/") == "batch"]
+    assert "replayed" not in batches, "not sent again: read first"
 
 
 def test_retry_all_killed_at_random_points_writes_each_invoice_once(services: Any, qbo: QBO,
@@ -113,7 +165,7 @@ def test_retry_all_killed_at_random_points_writes_each_invoice_once(services: An
             break
     assert done.returncode == 0, done.stdout + done.stderr
 
-    books = Counter(inv.get("DocNumber") for inv in qbo.standin.entities(qbo.realm, "Invoice"))
+    books = _copies(qbo)
     twice = {number: n for number, n in books.items() if n > 1}
     assert twice == {}, f"written to QuickBooks more than once: {twice}"
     assert sum(books.values()) == INVOICES, "every invoice is in QuickBooks"
