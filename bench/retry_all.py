@@ -229,9 +229,10 @@ class Prepared:
     setup_s: float
 
 
-def prepare(standin: StandIn, workdir: Path, minute_seconds: float, metering: str, invoices: int) -> Prepared:
-    """A fresh database, the records, the OAuth connection, contacts and items synced; invoices imported but not
-    pushed yet."""
+def prepare(standin: StandIn, workdir: Path, minute_seconds: float, metering: str, invoices: int,
+            database_url: str | None = None) -> Prepared:
+    """A fresh database (a SQLite file in ``workdir`` unless ``database_url`` names an empty one), the records,
+    the OAuth connection, contacts and items synced; invoices imported but not pushed yet."""
     from bot.services import build_services
     from sandbox.quickbooks.consent import click_connect
     from sync.connections import ensure_account, ensure_connection, finish_authorization
@@ -239,7 +240,8 @@ def prepare(standin: StandIn, workdir: Path, minute_seconds: float, metering: st
 
     started = time.monotonic()
     db_path = workdir / "bench.db"
-    services = build_services(settings_for(standin, f"sqlite:///{db_path}", minute_seconds, metering))
+    services = build_services(settings_for(standin, database_url or f"sqlite:///{db_path}", minute_seconds,
+                                           metering))
     data = records(invoices)
     with services.sessions() as session, session.begin():
         account_id = ensure_account(session, "Bench Builders", "UTC").id

@@ -126,6 +126,11 @@ def _print_summary(summary: Any) -> None:
         typer.secho(f"stopped early: {data['stopped']} (the connection needs attention; see `syncbot sync-log`)",
                     fg=typer.colors.YELLOW)
         raise typer.Exit(1)
+    if data["failure"]:
+        typer.secho(f"stopped early: {data['failure']}. What is counted above is done; nothing else was "
+                    "changed, or it is sent again as it was by the next run (nothing twice). Run the command "
+                    "again once the database is back.", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
     if data["skipped"]:
         waiting, busy = data["waiting"], data["skipped"] - data["waiting"]
         reasons = ([f"{busy} being synced by another process"] if busy else []) + (

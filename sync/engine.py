@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
@@ -141,6 +141,9 @@ class RunSummary:
     pulled: int = 0
     unchanged: int = 0
     stopped: Kind | None = None
+    #: Why the run stopped when it was not the provider: the database refused a write (its error's first line).
+    #: What was done stays done; the rest is as it was, or in a stored batch that the next run sends again.
+    failure: str | None = None
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def count(self, entry: SyncLogEntry) -> None:
@@ -156,7 +159,8 @@ class RunSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"synced": self.synced, "errors": self.errors, "warnings": self.warnings,
                 "skipped": self.skipped, "waiting": self.waiting, "pulled": self.pulled, "unchanged": self.unchanged,
-                "stopped": self.stopped.value if self.stopped else None, "by_kind": dict(self.by_kind)}
+                "stopped": self.stopped.value if self.stopped else None, "failure": self.failure,
+                "by_kind": dict(self.by_kind)}
 
 
 Progress = Callable[[int, int], None]
@@ -514,10 +518,11 @@ class SyncEngine:
         attempt whose outcome is uncertain when the payload is unchanged. The caller holds the record's claim, so
         a pending attempt of the record is one whose process died (its claim was taken over): it is settled as
         interrupted first, and its requestid is reused like any uncertain attempt's."""
-        for abandoned in session.scalars(select(SyncLogEntry).where(
+        # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
+        for abandoned in list(session.scalars(select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == target.entity,
                 SyncLogEntry.record_id == target.record_id, SyncLogEntry.direction == direction,
-                SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None))):
+                SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None)))):
             self._settle_interrupted(session, abandoned)
         session.flush()
         previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
@@ -990,7 +995,15 @@ class SyncEngine:
             nonlocal done
             if stop.is_set():
                 return
-            entries = self._push_chunk(connection_id, chunk, actor, summary, lock)
+            try:
+                entries = self._push_chunk(connection_id, chunk, actor, summary, lock)
+            except SQLAlchemyError as exc:  # the database refused a write: stop, say so (nothing half-done)
+                reason = _db_error(exc)
+                log.error("event=run_database_error connection_id=%s error=%s", connection_id, reason)
+                with lock:
+                    summary.failure = summary.failure or f"the database refused a write: {reason}"
+                stop.set()
+                return
             with lock:
                 for entry in entries:
                     summary.count(entry)
@@ -1022,8 +1035,11 @@ class SyncEngine:
         try:
             return self._push_claimed_chunk(connection_id, claimed, actor, summary, lock)
         finally:
-            for t in claimed:
-                self._release(connection_id, t.entity, t.record_id)
+            try:
+                for t in claimed:
+                    self._release(connection_id, t.entity, t.record_id)
+            except SQLAlchemyError as exc:  # the claims go with this process (or its lease)
+                log.error("event=claims_not_released connection_id=%s error=%s", connection_id, _db_error(exc))
 
     def _push_claimed_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
                             lock: threading.Lock) -> list[SyncLogEntry]:
@@ -1212,6 +1228,19 @@ class SyncEngine:
             else:
                 outcome = _Failed(answer)
             outcomes.append((it, outcome))
+        try:
+            return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost)
+        except SQLAlchemyError:
+            # the answers could not be recorded: the batch is parked (when the database takes that) and sent
+            # again by the next run, under its requestid, so QuickBooks answers it again without doing it twice
+            with contextlib.suppress(SQLAlchemyError):
+                self._park(batch_id)
+            raise
+
+    def _record_batch(self, connection_id: int, batch_id: int,
+                      outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]], provider: Provider,
+                      actor: str, lost: bool) -> list[SyncLogEntry]:
+        """Record a batch's outcomes and settle it (or park it when its answer was lost), in one transaction."""
         results: list[SyncLogEntry] = []
         with self.sessions() as session, session.begin():  # the whole batch's outcomes in one transaction
             # settled, or (answer lost) parked for resend_batches to send again as it is; the entries still say
@@ -1269,9 +1298,9 @@ class SyncEngine:
     def _resolve_connection_steps(self, session: Session, connection_id: int, actor: str) -> None:
         """The connection answered again: its own failed steps (a CDC pull that failed) are resolved."""
         now = self.clock()
-        for entry in session.scalars(select(SyncLogEntry).where(
+        for entry in list(session.scalars(select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == connection_id, SyncLogEntry.record_id.is_(None),
-                SyncLogEntry.status == Status.ERROR, SyncLogEntry.resolved_at.is_(None))):
+                SyncLogEntry.status == Status.ERROR, SyncLogEntry.resolved_at.is_(None)))):
             entry.resolved_at, entry.resolved_by = now, actor
 
     def connection_failed(self, connection_id: int, diag: Diagnosis) -> None:
@@ -1444,8 +1473,8 @@ class SyncEngine:
             self._ensure_available(conn)
             self.provider_for(conn).lift_pause()
             now = self.clock()
-            for incident in session.scalars(select(Incident).where(Incident.connection_id == conn.id,
-                                                                   Incident.resolved_at.is_(None))):
+            for incident in list(session.scalars(select(Incident).where(Incident.connection_id == conn.id,
+                                                                        Incident.resolved_at.is_(None)))):
                 incident.resolved_at, incident.resolved_by, incident.resolution = now, actor, resolution
                 self._notify(session, conn, "incident_resolved", connection_topic(conn.id), incident=incident)
             self._resolve_connection_steps(session, conn.id, actor)
@@ -1578,6 +1607,11 @@ def _uncertain(entry: SyncLogEntry) -> bool:
     if (entry.data or {}).get("interrupted"):  # syncbot stopped while the request was out (recover_pending)
         return True
     return entry.kind == Kind.UNKNOWN and (entry.http_status is None or entry.http_status in UNCERTAIN_HTTP)
+
+
+def _db_error(exc: SQLAlchemyError) -> str:
+    """The first line of a database error, for a log line and a person (no SQL, no parameters)."""
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
 
 
 def _reopen(entry: SyncLogEntry) -> None:

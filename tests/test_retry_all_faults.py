@@ -183,3 +183,62 @@ def test_retry_all_killed_at_random_points_writes_each_invoice_once(services: An
     assert (pending, open_batches, claims) == (0, 0, 0), "nothing left Retrying…, unsent or claimed"
     replayed = [e for e in qbo.standin.request_log(qbo.realm) if e["outcome"] == "replayed"]
     assert replayed, "a batch cut short was sent again under its requestid and answered from QuickBooks' memory"
+
+
+def _refuse_notifications_after(services: Any, resolved: int) -> None:
+    """A real database error from the middle of a run on: the database refuses to insert an outbox notification
+    once ``resolved`` resolutions are in it (a trigger, as a full disk or a dropped connection would refuse)."""
+    from sqlalchemy import text
+
+    with services.db_engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execute(text(
+                "CREATE TRIGGER refuse_notifications BEFORE INSERT ON notifications WHEN (SELECT count(*) FROM "
+                f"notifications WHERE event = 'resolved') >= {resolved} BEGIN SELECT RAISE(ABORT, "
+                "'disk full (a test trigger)'); END"))
+        else:
+            conn.execute(text(
+                "CREATE FUNCTION refuse_notifications() RETURNS trigger AS $$ BEGIN IF (SELECT count(*) FROM "
+                f"notifications WHERE event = 'resolved') >= {resolved} THEN RAISE EXCEPTION "
+                "'disk full (a test trigger)'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"))
+            conn.execute(text("CREATE TRIGGER refuse_notifications BEFORE INSERT ON notifications FOR EACH ROW "
+                              "EXECUTE FUNCTION refuse_notifications()"))
+
+
+def _accept_notifications(services: Any) -> None:
+    from sqlalchemy import text
+
+    with services.db_engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS refuse_notifications" + (
+            "" if conn.dialect.name == "sqlite" else " ON notifications")))
+        if conn.dialect.name != "sqlite":
+            conn.execute(text("DROP FUNCTION IF EXISTS refuse_notifications()"))
+
+
+def test_a_database_error_mid_run_stops_it_saying_so_and_the_next_run_finishes_without_writing_twice(
+        services: Any, qbo: QBO) -> None:
+    _, connection_id = _seed(services, qbo, 120)
+    _refuse_notifications_after(services, 30)
+    try:
+        run = services.engine.retry_all(connection_id, "U_ADMIN")
+    finally:
+        _accept_notifications(services)
+    assert run.failure is not None and "disk full" in run.failure, run.as_dict()
+    assert 30 <= run.synced < 120
+    with services.sessions() as session:
+        linked = set(session.scalars(select(Link.record_id).where(Link.entity == "invoice")))
+        entries = list(session.scalars(select(SyncLogEntry).where(SyncLogEntry.entity == "invoice",
+                                                                  SyncLogEntry.superseded_by_id.is_(None))))
+    # each invoice done (synced, linked) or exactly as it was (its error open), or in a batch kept to send again
+    for entry in entries:
+        assert (entry.status == "synced" and entry.record_id in linked) or (
+            entry.status == "error" and entry.actor == "setup" and entry.record_id not in linked) or (
+            entry.status == "pending" and entry.batch_id is not None), (entry.status, entry.actor)
+    assert set(_copies(qbo).values()) <= {1}
+
+    again = services.engine.retry_all(connection_id, "U_ADMIN")
+    assert again.failure is None and services.engine.open_errors(connection_id) == [], again.as_dict()
+    assert sorted(_copies(qbo).values()) == [1] * 120, "every invoice once"
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SyncLogEntry).where(
+            SyncLogEntry.status == Status.PENDING)) == 0

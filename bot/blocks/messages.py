@@ -608,9 +608,13 @@ def retry_all_done(summary: Mapping[str, Any]) -> Message:
     parts = [f"{synced:,} synced", f"{errors:,} still failing"]
     if warnings:
         parts.append(plural(warnings, "warning"))
-    if skipped:
-        parts.append(f"{skipped:,} skipped (already in progress)")
-    emoji = STATUS_EMOJI["synced"] if not errors and not summary.get("stopped") else STATUS_EMOJI["warning"]
+    waiting = int(summary.get("waiting") or 0)
+    if skipped - waiting > 0:
+        parts.append(f"{skipped - waiting:,} skipped (already in progress)")
+    if waiting:
+        parts.append(f"{waiting:,} waiting for their batch to be sent again")
+    emoji = STATUS_EMOJI["synced"] if not errors and not summary.get("stopped") and not summary.get("failure") \
+        else STATUS_EMOJI["warning"]
     lines = [f"{emoji} *Retry All finished:* " + ", ".join(parts) + "."]
     by_kind = summary.get("by_kind") or {}
     if isinstance(by_kind, Mapping) and by_kind:
@@ -623,6 +627,8 @@ def retry_all_done(summary: Mapping[str, Any]) -> Message:
     stopped = summary.get("stopped")
     if stopped:
         lines.append(stopped_note(stopped))
+    if summary.get("failure"):
+        lines.append(failure_note())
     blocks: list[Block | None] = [section("\n".join(lines)),
                                   actions([button("View log", ids.VIEW_LOG, "open")])]
     return message("Retry All finished: " + ", ".join(parts) + ".", blocks)
@@ -633,6 +639,14 @@ def retry_all_not_run(kind: object, *, until: dt.datetime | None = None, tz: TzL
     why and what to do, as :func:`sync_now_done` says it."""
     line = stopped_note(kind, until, tz=tz, head="Retry All did not run")
     return message(line.replace("*", ""), [section(f"{STATUS_EMOJI['warning']} {line}")])
+
+
+def failure_note() -> str:
+    """A run stopped because syncbot's own database refused a write (``RunSummary.failure``): what that means for
+    the records, and what to do. The database's own words stay in syncbot's log."""
+    return ("*Stopped early:* syncbot could not save its work (a database error). What is counted above is done; "
+            "the rest is as it was, or is sent again as it was by the next run, never twice. Try again in a "
+            "moment; if it happens again, contact JobsiteOn support.")
 
 
 def stopped_note(kind: object, until: dt.datetime | None = None, *, tz: TzLike = None,
@@ -668,7 +682,10 @@ def sync_now_done(summary: Mapping[str, Any] | None, *, stopped: object = None, 
     lines = [f"*Sync Now finished:* {counts}."]
     if kind:
         lines.append(stopped_note(kind, until, tz=tz))
-    emoji = STATUS_EMOJI["warning"] if kind or summary.get("errors") else STATUS_EMOJI["synced"]
+    if summary.get("failure"):
+        lines.append(failure_note())
+    emoji = STATUS_EMOJI["warning"] if kind or summary.get("errors") or summary.get("failure") \
+        else STATUS_EMOJI["synced"]
     text = "\n".join(lines)
     return message(text.replace("*", ""), [section(f"{emoji} {text}")])
 
