@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from sync.models import Invoice, Link, PushBatch, RecordClaim, Status, SyncLogEntry
+from sync.models import Invoice, Link, PushBatch, RecordClaim, Status, SyncLogEntry, utcnow
 from tests.conftest import QBO, connect
 
 INVOICES = 240
@@ -242,3 +242,40 @@ def test_a_database_error_mid_run_stops_it_saying_so_and_the_next_run_finishes_w
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(SyncLogEntry).where(
             SyncLogEntry.status == Status.PENDING)) == 0
+
+
+def _owner_of(pid: int) -> str:
+    from sync.engine import claim_owner
+
+    host, boot, _pid, rand = claim_owner().split("/")
+    return f"{host}/{boot}/{pid}/{rand}"
+
+
+def test_retry_all_drops_a_dead_processs_claims_and_says_what_a_live_one_holds(services: Any, qbo: QBO) -> None:
+    """A process killed after claiming records but before writing their attempts: its claims do not make the
+    CLI skip those records for the 5-minute lease. A record a live process holds is not tried, and the run says
+    how many and why and exits 1 instead of 0."""
+    _, connection_id = _seed(services, qbo, 3)
+    errors = services.engine.open_errors(connection_id)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        with services.sessions() as session, session.begin():
+            for entry, owner in ((errors[0], _owner_of(dead.pid)), (errors[1], _owner_of(alive.pid))):
+                session.add(RecordClaim(connection_id=connection_id, entity=entry.entity,
+                                        record_id=entry.record_id, owner=owner, claimed_at=utcnow()))
+        env = _cli_env(services)
+        done = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "retry-all"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "synced 2," in done.stdout
+        assert "1 record not tried: 1 being synced by another process. Run the command again" in done.stdout
+        assert [e.record_id for e in services.engine.open_errors(connection_id)] == [errors[1].record_id]
+    finally:
+        alive.kill()
+        alive.wait()
+    done = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "retry-all"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "synced 1," in done.stdout, done.stdout + done.stderr
+    assert services.engine.open_errors(connection_id) == []
