@@ -597,9 +597,36 @@ class SyncEngine:
             entry = self._new_entry(session, conn, target, record, actor, digest, retry_of)
             remote = (link.remote_id, link.sync_token) if link is not None else None
             entry_id, request_id = entry.id, entry.request_id or new_request_id()
+            name = self._forgotten_create(session, entry, remote, payload)
 
-        outcome = self._attempt(provider, target.entity, payload, remote, request_id, dep_links)
+        outcome: Written | _Failed | None = None
+        if name is not None:  # QuickBooks may have forgotten the requestid: read before writing again
+            try:
+                outcome = provider.find_by_name(target.entity.value, name)
+            except ProviderError as exc:
+                outcome = _Failed(exc.diagnosis)
+            if isinstance(outcome, Written):
+                with self.sessions() as session:
+                    if self._linked_elsewhere(session, connection_id, target.entity.value, outcome.remote_id,
+                                              target.record_id):
+                        outcome = None  # another record's copy: not ours to take
+        if outcome is None:
+            outcome = self._attempt(provider, target.entity, payload, remote, request_id, dep_links)
         return self._finish(connection_id, entry_id, target, outcome, digest, provider, actor)
+
+    def _forgotten_create(self, session: Session, entry: SyncLogEntry, remote: tuple[str, str | None] | None,
+                          payload: Mapping[str, Any]) -> str | None:
+        """The name to look the record up by before writing, when this attempt repeats a create whose outcome
+        stayed uncertain (it reuses that attempt's requestid) for longer than QuickBooks is trusted to remember
+        a requestid; None otherwise (nothing to reconcile, or the record has no unique name there)."""
+        name_field = NAME_FIELDS.get(Entity(entry.entity))
+        if remote is not None or name_field is None or not payload.get(name_field) or not entry.request_id:
+            return None
+        first = session.scalars(select(SyncLogEntry.created_at).where(
+            SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.request_id == entry.request_id,
+            SyncLogEntry.id != entry.id).order_by(SyncLogEntry.id).limit(1)).first()
+        memory = dt.timedelta(seconds=self.config.requestid_memory_seconds)
+        return str(payload[name_field]) if first is not None and first < self.clock() - memory else None
 
     def _push_dependency(self, connection_id: int, entity: Entity, record_id: int, actor: str) -> None:
         """Push a referenced record when it is not linked or has changed; its failure is logged on its own."""

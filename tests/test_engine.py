@@ -401,6 +401,27 @@ def test_write_retried_after_a_lost_response_creates_no_duplicate(services: Any,
     assert sent[0]["requestid"] == sent[1]["requestid"] == entry.request_id
 
 
+def test_a_create_uncertain_for_longer_than_quickbooks_remembers_is_looked_up_before_it_is_written_again(
+        services: Any, qbo: QBO, connected: Connected) -> None:
+    """The customer's create was done but every answer to it was lost; by the time Retry runs QuickBooks has
+    forgotten the requestid. syncbot reads QuickBooks by DisplayName first and links the copy it finds."""
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    contact_id = add_contact(services, connected, "Summit Roofing")
+    qbo.standin.configure(requestid_memory_seconds=600)
+    qbo.standin.lose_next(qbo.realm, 3, path_contains="customer")  # the first send and the client's resends
+    lost = services.engine.sync_record(connected.connection_id, "contact", contact_id, "U_ADMIN")
+    assert lost is not None and lost.status == "error" and lost.kind == "unknown"
+    assert qbo_names(qbo, "Customer", "DisplayName").count("Summit Roofing") == 1, "QuickBooks did it"
+    qbo.standin.advance_clock(3600)
+    services.engine.config.requestid_memory_seconds = 0
+
+    retried = services.engine.retry_entry(lost.id, "U_ADMIN")
+    assert retried.status == "synced"
+    assert qbo_names(qbo, "Customer", "DisplayName").count("Summit Roofing") == 1, "not created a second time"
+    copy = next(c for c in qbo.standin.entities(qbo.realm, "Customer") if c["DisplayName"] == "Summit Roofing")
+    assert retried.remote_id == str(copy["Id"])
+
+
 def test_retry_after_an_uncertain_failure_reuses_the_requestid(services: Any, qbo: QBO,
                                                                connected: Connected) -> None:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
