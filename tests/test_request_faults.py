@@ -4,8 +4,11 @@ out. Against the stand-ins over real HTTP, with requests signed exactly as Slack
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,8 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from sandbox.slack import config as slack_cfg
-from sync.models import SyncLogEntry
-from tests.conftest import CHANNEL, Stack
+from sandbox.slack.driver import SlackDriver
+from sync.models import SyncLogEntry, utcnow
+from tests.conftest import CHANNEL, SIGNING_SECRET, Stack, wait_for
 
 FORM = "application/x-www-form-urlencoded"
 TEAM = slack_cfg.DEFAULT_TEAM_ID
@@ -139,3 +143,80 @@ def test_well_formed_requests_still_pass(stack: Stack) -> None:
     status = stack.driver.slash_command("/sync-log", "status")
     assert status.status_code == 200 and status.json()
     assert stack.driver.app_home_opened().status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ an event is worked once
+
+
+@contextlib.contextmanager
+def another_replica(stack: Stack) -> Iterator[tuple[Any, SlackDriver]]:
+    """A second syncbot process on the same database and the same Slack stand-in: its runtime and a driver that
+    sends Slack's requests to it."""
+    from bot.app import build_app
+    from bot.runtime import build_runtime
+    from bot.server import create_server
+    from bot.services import build_services
+    from sandbox.serve import serve_in_thread
+
+    svc = build_services(stack.rt.settings, migrate=False)
+    rt = build_runtime(svc)
+    server = serve_in_thread(create_server(rt, build_app(rt)))
+    driver = SlackDriver(f"{server.url}/slack/events", SIGNING_SECRET, stack.slack.standin)
+    try:
+        yield rt, driver
+    finally:
+        driver.close()
+        server.stop()
+        rt.close()
+        svc.close()
+
+
+def _home_publishes(stack: Stack, user: str) -> int:
+    return len([c for c in stack.slack.standin.calls("views.publish") if c.ok and c.params.get("user_id") == user])
+
+
+def _seen(stack: Stack) -> dict[str, Any]:
+    from bot.models import SeenEvent
+
+    with stack.rt.services.sessions() as session:
+        return {row.event_id: row.received_at for row in session.scalars(select(SeenEvent))}
+
+
+def test_an_event_slack_delivers_again_to_another_replica_is_worked_once(stack: Stack) -> None:
+    first = stack.driver.app_home_opened(OWNER)
+    assert first.status_code == 200
+    wait_for(lambda: _home_publishes(stack, OWNER) == 1)  # the Home is published after the ack
+    with another_replica(stack) as (rt, driver):
+        # Slack did not see the ack in time: it sends the same event again, and the retries reach the other replica
+        retry = driver.app_home_opened(OWNER, event_id=first.event_id, retry_num=1, retry_reason="http_timeout")
+        assert retry.status_code == 200 and retry.acked_in_time
+        again = driver.app_home_opened(OWNER, event_id=first.event_id, retry_num=2, retry_reason="http_error")
+        assert again.status_code == 200
+        # a new opening of the Home is another event: worked, wherever it arrives
+        assert driver.app_home_opened(OWNER).status_code == 200
+        wait_for(lambda: _home_publishes(stack, OWNER) >= 2)
+        rt.replies.shutdown(wait=True)  # whatever the retries started has finished too
+        assert _home_publishes(stack, OWNER) == 2, "one publish per event, none for the retries"
+    assert len(_seen(stack)) == 2 and first.event_id in _seen(stack)
+
+
+def test_the_same_event_twice_on_one_replica_is_worked_once(stack: Stack) -> None:
+    first = stack.driver.app_home_opened(OWNER)
+    retry = stack.driver.app_home_opened(OWNER, event_id=first.event_id, retry_num=1)
+    assert first.status_code == retry.status_code == 200
+    stack.rt.replies.shutdown(wait=True)
+    assert _home_publishes(stack, OWNER) == 1
+
+
+def test_event_ids_are_forgotten_after_some_hours(stack: Stack) -> None:
+    from sqlalchemy import update
+
+    from bot.events import KEEP
+    from bot.models import SeenEvent
+
+    old = stack.driver.app_home_opened(OWNER)
+    with stack.rt.services.sessions() as session, session.begin():
+        session.execute(update(SeenEvent).where(SeenEvent.event_id == old.event_id).values(
+            received_at=utcnow() - KEEP - dt.timedelta(minutes=1)))
+    new = stack.driver.app_home_opened(OWNER)
+    assert list(_seen(stack)) == [new.event_id], "the old id was pruned as the new one was taken on"
