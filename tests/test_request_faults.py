@@ -7,18 +7,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from sandbox.slack import config as slack_cfg
 from sandbox.slack.driver import SlackDriver
 from sync.models import SyncLogEntry, utcnow
-from tests.conftest import CHANNEL, SIGNING_SECRET, Stack, wait_for
+from tests.conftest import CHANNEL, QBO, SIGNING_SECRET, Stack, wait_for
 
 FORM = "application/x-www-form-urlencoded"
 TEAM = slack_cfg.DEFAULT_TEAM_ID
@@ -220,3 +222,98 @@ def test_event_ids_are_forgotten_after_some_hours(stack: Stack) -> None:
             received_at=utcnow() - KEEP - dt.timedelta(minutes=1)))
     new = stack.driver.app_home_opened(OWNER)
     assert list(_seen(stack)) == [new.event_id], "the old id was pruned as the new one was taken on"
+
+
+# ------------------------------------------------------------------------------------------ answers that come late
+
+
+@contextlib.contextmanager
+def slow_quickbooks(qbo: QBO, seconds: float = 0.4) -> Iterator[None]:
+    """Every QuickBooks request answers ``seconds`` late: a run lasts long enough for Slack's clock to move on."""
+    qbo.standin.configure(latency_seconds=seconds)
+    try:
+        yield
+    finally:
+        qbo.standin.configure(latency_seconds=0)
+
+
+def _ephemerals_with(stack: Stack, user: str, words: str) -> list[dict[str, Any]]:
+    return [e for e in stack.ephemerals(user) if words in e["text"]]
+
+
+def _dm(stack: Stack, user: str) -> list[dict[str, Any]]:
+    standin = stack.slack.standin
+    return [m.to_dict() for m in standin.messages(standin.dm_channel_id(TEAM, user))]
+
+
+def test_sync_now_that_ends_after_its_response_url_expired_still_answers(
+        stack: Stack, qbo: QBO, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="syncbot.replies"), slow_quickbooks(qbo):
+        started = stack.driver.slash_command("/sync-log", "sync-now")
+        assert started.status_code == 200 and "Syncing now" in started.response.text
+        stack.slack.standin.advance_clock(31 * 60)  # the run takes longer than the response_url's 30 minutes
+        answer = wait_for(lambda: _ephemerals_with(stack, OWNER, "Sync Now finished"), timeout=60)[-1]
+    assert answer["channel"] == CHANNEL and not answer["via_response_url"]  # chat.postEphemeral, where typed
+    refused = [c for c in stack.slack.standin.calls("response_url") if c.status != 200]
+    assert [(c.status, c.error) for c in refused] == [(404, "expired_url")]
+    assert any("event=response_url_failed" in r.getMessage() and "expired_url" in r.getMessage()
+               for r in caplog.records)
+    assert any("event=answer_redirected" in r.getMessage() and "to=ephemeral" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_retry_all_that_ends_after_its_response_url_was_used_up_still_answers(stack: Stack, qbo: QBO) -> None:
+    from bot.blocks import ids
+
+    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
+    prompt = stack.driver.slash_command("/sync-retry-all")
+    assert "Retry all 2 open errors?" in prompt.response.text
+    stack.slack.standin.apply_command_ack(TEAM, CHANNEL, OWNER, prompt.response.text,
+                                         prompt.response.headers.get("content-type"), prompt.response_url_id)
+    shown = _ephemerals_with(stack, OWNER, "Retry all 2 open errors?")[-1]
+    with slow_quickbooks(qbo):
+        confirm = stack.driver.click(ids.RETRY_ALL_CONFIRM, channel_id=CHANNEL, message_ts=shown["message_ts"],
+                                     ephemeral=True)
+        assert confirm.status_code == 200
+        rid = confirm.response_url_id or ""
+        wait_for(lambda: stack.slack.standin.response_url(rid).uses == 1)  # "Retrying 0 of 2..." in its place
+        for n in range(4):  # a long run's progress updates use the other four posts up
+            assert httpx.post(confirm.response_url or "", json={"text": f"progress {n}",
+                                                                "replace_original": True}).status_code == 200
+        answer = wait_for(lambda: _ephemerals_with(stack, OWNER, "Retry All finished"), timeout=60)[-1]
+    assert "1 synced, 1 still failing" in answer["text"] and not answer["via_response_url"]  # Acme Corp synced
+    assert [c.error for c in stack.slack.standin.calls("response_url") if c.status != 200] == ["used_url"]
+
+
+def test_an_answer_refused_where_it_was_asked_arrives_as_a_direct_message(stack: Stack) -> None:
+    # /sync-log sync-now typed in #general, where syncbot is not a member; the response_url answers 404
+    stack.slack.standin.inject_fault("response_url", status=404, error="no_service")
+    started = stack.driver.slash_command("/sync-log", "sync-now", channel_id=slack_cfg.GENERAL_CHANNEL_ID)
+    assert started.status_code == 200
+    dm = wait_for(lambda: [m for m in _dm(stack, OWNER) if "Sync Now finished" in m["text"]], timeout=60)
+    assert len(dm) == 1
+    postings = stack.slack.standin.calls("chat.postEphemeral")
+    assert [c.error for c in postings] == ["not_in_channel"]  # tried where it was asked first
+    assert not _ephemerals_with(stack, OWNER, "Sync Now finished")
+
+
+def test_progress_never_spends_the_last_post_of_a_response_url(stack: Stack) -> None:
+    """Reply against a response_url the stand-in minted, through Bolt's own Respond: six progress updates post
+    four times, and the outcome takes the fifth, through the response_url (nothing redirected)."""
+    from slack_bolt.context.respond import Respond
+
+    from bot.replies import Reply
+
+    standin = stack.slack.standin
+    prompt = str(stack.rt.clients.request.chat_postMessage(channel=CHANNEL, text="Retry all 6 open errors?")["ts"])
+    url = standin.mint_response_url(TEAM, CHANNEL, OWNER, source="block_actions", message_ts=prompt)
+    reply = Reply(stack.rt.clients.request, respond=Respond(response_url=url.url), user_id=OWNER)
+    for done in range(6):
+        reply.replace({"text": f"Retrying {done} of 6..."})
+    reply.later({"text": "Retry All finished: 6 synced"}, replace=True)
+    assert standin.response_url(url.id).uses == 5
+    assert standin.message(CHANNEL, prompt).text == "Retry All finished: 6 synced"
+    assert [c.status for c in standin.calls("response_url")] == [200] * 5
+    assert not standin.calls("chat.postEphemeral")
