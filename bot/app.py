@@ -148,7 +148,7 @@ def build_app(rt: SlackRuntime) -> App:
         # Slack re-sends an event it thinks was not acked (X-Slack-Retry-Num), maybe to another replica: the
         # event_id is taken on in the database, and a delivery of one taken on already is acked, nothing run
         if body.get("type") == "event_callback" and body.get("event_id") and not events.first_delivery(
-                str(body["event_id"]), body.get("team_id")):
+                str(body["event_id"]), str(body.get("team_id") or "") or None):
             log.info("event=slack_event_repeated event_id=%s team_id=%s retry_num=%s retry_reason=%s",
                      body["event_id"], body.get("team_id"), _header(request, "x-slack-retry-num"),
                      _header(request, "x-slack-retry-reason"))

@@ -16,6 +16,7 @@ uninstalled workspace's tokens, is redone by the next app_home_opened or is harm
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable
 
@@ -45,6 +46,9 @@ class EventLedger:
         """Take on ``event_id``: True when this is its first delivery (run its work), False when it was taken on
         already, here or by another replica (a retry: ack it, run nothing)."""
         now = self.clock()
+        if len(event_id) > 64:  # Slack's are about a dozen characters; a longer one is kept by its digest
+            event_id = hashlib.sha256(event_id.encode()).hexdigest()
+        team_id = team_id[:32] if team_id else None
         with self.sessions() as session, session.begin():
             dialect = session.get_bind().dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -210,6 +210,15 @@ def test_the_same_event_twice_on_one_replica_is_worked_once(stack: Stack) -> Non
     assert _home_publishes(stack, OWNER) == 1
 
 
+def test_an_event_id_longer_than_slacks_is_still_worked_once(stack: Stack) -> None:
+    long_id = "Ev" + "L" * 200
+    assert stack.driver.app_home_opened(OWNER, event_id=long_id).status_code == 200
+    assert stack.driver.app_home_opened(OWNER, event_id=long_id, retry_num=1).status_code == 200
+    stack.rt.replies.shutdown(wait=True)
+    assert _home_publishes(stack, OWNER) == 1
+    assert [len(event_id) for event_id in _seen(stack)] == [64]  # kept by its digest
+
+
 def test_event_ids_are_forgotten_after_some_hours(stack: Stack) -> None:
     from sqlalchemy import update
 
