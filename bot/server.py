@@ -32,8 +32,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.request.internals import build_context
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -140,8 +141,13 @@ def create_server(rt: SlackRuntime, app: App | None, *, socket_mode: bool = Fals
             bolt_request, text, content_type) else None
         if problem is None and bolt_request is not None:  # read: now its shape (Bolt would 500 on a wrong one)
             kind = request_shapes.body_kind(text, content_type)
-            problem = request_shapes.problem(
-                request_shapes.form_fields(text) if kind == "form" else bolt_request.body, kind)
+            fields = request_shapes.form_fields(text) if kind == "form" else None
+            problem = request_shapes.problem(bolt_request.body if fields is None else fields, kind)
+            if problem is None and fields is not None and bolt_request.body != fields:
+                # Bolt takes any form with the word "payload" in it (a command's text, a channel's name) for an
+                # interaction and, finding no payload field, reads it as empty: the command was lost, unanswered
+                bolt_request.body = fields
+                bolt_request.context = build_context(BoltContext({}), fields)
         if problem is not None or bolt_request is None:
             secret = rt.settings.slack_signing_secret
             if secret is None or not SignatureVerifier(secret.get_secret_value()).is_valid_request(

@@ -326,3 +326,12 @@ def test_progress_never_spends_the_last_post_of_a_response_url(stack: Stack) -> 
     assert standin.message(CHANNEL, prompt).text == "Retry All finished: 6 synced"
     assert [c.status for c in standin.calls("response_url")] == [200] * 5
     assert not standin.calls("chat.postEphemeral")
+
+
+def test_a_command_whose_text_says_payload_is_answered(stack: Stack) -> None:
+    """Bolt reads any form body with the word "payload" in it as an interaction's payload field (and, finding none,
+    as an empty body): a /sync-log searching for "payload" was acked and answered nothing."""
+    answer = stack.driver.slash_command("/sync-log", '"payload"')
+    assert answer.status_code == 200 and answer.response.text
+    assert "payload" in str(answer.json())
+    assert stack.driver.slash_command("/sync-log", "help", channel_id=CHANNEL).json()["text"].startswith("syncbot")
