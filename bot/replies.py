@@ -153,13 +153,15 @@ class Reply:
             if self._url_refused or (keep_last and self._url_uses >= RESPONSE_URL_USES - 1):
                 return False
             self._url_uses += 1
+        status: int | None = None
         try:
-            answered = self.respond(**how, **answer)
+            answered = self.respond(**how, **answer)  # Bolt's Respond: a WebhookResponse, whatever the status
         except Exception as exc:  # no answer at all (connection refused, timeout): the URL cannot be counted on
-            status, error = None, f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
         else:
-            status = getattr(answered, "status_code", 200)
-            if isinstance(status, int) and 200 <= status < 300:
+            code = getattr(answered, "status_code", 200)
+            status = code if isinstance(code, int) else None
+            if status is not None and 200 <= status < 300:
                 return True
             error = str(getattr(answered, "body", "") or "")
         with self._url_lock:
