@@ -1,6 +1,11 @@
 """Issue 14, the request path: what Slack's requests meet on the way in and what their answers meet on the way
 out. Against the stand-ins over real HTTP, with requests signed exactly as Slack signs them
-(sandbox.slack.SlackDriver): a signed body of the wrong shape is refused with 400 and changes nothing."""
+(sandbox.slack.SlackDriver):
+- a signed body of the wrong shape is refused with 400 and changes nothing (forged or stale: 401);
+- an event Slack delivers again (same event_id, X-Slack-Retry-Num), to the same or another replica on the same
+  database, is worked once;
+- an answer its response_url no longer takes (expired by the stand-in's clock, used up, 404) still reaches the
+  person who asked, as an ephemeral where they asked or a DM."""
 
 from __future__ import annotations
 
