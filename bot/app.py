@@ -10,7 +10,8 @@ Two modes:
   every request is authorized with the bot token stored for its team.
 
 Bolt verifies every request's signature (`X-Slack-Signature`, 5-minute window; Slack's "Verifying requests from
-Slack") and acks url_verification and ssl_check.
+Slack") and acks url_verification and ssl_check. An Events API event is worked once: its event_id is taken on in
+the database (bot.events), and Slack's retries of it, to any replica, are acked and run nothing.
 
 Acks: ``process_before_response=True``, so Bolt answers when the listener returns, on the request's own thread.
 Every listener therefore acks and returns at once: a command computes its answer (the ack carries it), a button
@@ -26,13 +27,15 @@ import logging
 import secrets
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
+from typing import Any
 
-from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 
 import handlers
+from bot.events import EventLedger
 from bot.runtime import SlackRuntime
 from handlers.common import TENANT_KEY
 
@@ -65,6 +68,12 @@ def _cookie(headers: dict[str, object], name: str) -> str | None:
         if name in jar:
             return jar[name].value
     return None
+
+
+def _header(request: BoltRequest, name: str) -> str:
+    """A request header's first value (Bolt keeps them lower-cased, as lists), or "-"."""
+    values = request.headers.get(name) or ["-"]
+    return str(values[0])
 
 
 def _page(title: str, body: str, status: int = 200) -> BoltResponse:
@@ -131,6 +140,21 @@ def build_app(rt: SlackRuntime) -> App:
         app = App(signing_secret=signing_secret,
                   token=settings.slack_bot_token.get_secret_value(), client=rt.clients.request,
                   process_before_response=True, ignoring_self_events_enabled=True)
+
+    events = EventLedger(rt.services.sessions)
+
+    @app.middleware
+    def once_per_event(body: dict[str, Any], request: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:
+        # Slack re-sends an event it thinks was not acked (X-Slack-Retry-Num), maybe to another replica: the
+        # event_id is taken on in the database, and a delivery of one taken on already is acked, nothing run
+        if body.get("type") == "event_callback" and body.get("event_id") and not events.first_delivery(
+                str(body["event_id"]), str(body.get("team_id") or "") or None):
+            log.info("event=slack_event_repeated event_id=%s team_id=%s retry_num=%s retry_reason=%s",
+                     body["event_id"], body.get("team_id"), _header(request, "x-slack-retry-num"),
+                     _header(request, "x-slack-retry-reason"))
+            return BoltResponse(status=200, body="")
+        next()
+        return None
 
     @app.middleware
     def bind_workspace(context: BoltContext, next: Callable[[], None]) -> None:

@@ -151,6 +151,18 @@ class HomeViewer(Base):
     published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+class SeenEvent(Base):
+    """An Events API delivery syncbot took on (``event_id``, unique across Slack): a retry of it (Slack re-sends an
+    event it thinks was not acked, with ``X-Slack-Retry-Num``), to this process or another replica, finds the row
+    and does nothing. Rows older than a few hours are pruned (Slack retries for minutes, not hours)."""
+
+    __tablename__ = "slack_events_seen"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 # slack_sdk's SQLAlchemy installation and OAuth state stores (slack_sdk.oauth.installation_store.sqlalchemy and
 # slack_sdk.oauth.state_store.sqlalchemy, slack_sdk 3.36+: same table and column names), declared here so that
 # Alembic creates and checks them; bot/installations.py points the stores at these tables. The token columns are

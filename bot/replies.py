@@ -11,6 +11,14 @@
   (conversations.open + chat.postMessage; the im:write scope, and the Messages tab shown read-only in
   manifest.yml so the user can read it).
 
+- A response_url works for 30 minutes and 5 posts, and any post may be refused (404 when it expired, was used
+  up or is unknown; https://docs.slack.dev/interactivity/handling-user-interaction#message_responses). An
+  answer it does not take (Sync Now's or Retry All's counts after a long run, above all) still reaches the
+  person who asked: as an ephemeral message in the channel the request came from (chat.postEphemeral), else,
+  when Slack refuses that too (not a member there, a DM with someone else...), as a direct message from syncbot;
+  the refusal is logged (``event=response_url_failed``) with where the answer went (``event=answer_redirected``).
+  Progress updates (:meth:`Reply.replace`) never spend the last of the 5 posts: it is kept for the outcome.
+
 Answers are message payloads (``text`` and ``blocks``) from :mod:`bot.blocks`; a modal draws the same blocks
 (:func:`bot.blocks.answer_modal`). Slack errors are logged, never raised: an answer that cannot be given must
 not undo the work it reports on.
@@ -32,6 +40,9 @@ log = logging.getLogger("syncbot.replies")
 
 Respond = Callable[..., Any]
 
+#: How many posts a response_url takes (Slack: "up to 5 times within 30 minutes").
+RESPONSE_URL_USES = 5
+
 
 class Reply:
     """Answers one request's user. Build it with :meth:`to_click`, :meth:`to_command` or :meth:`nobody`.
@@ -40,14 +51,20 @@ class Reply:
     instead (progress, "cancelled"); ``later``: the outcome of long work."""
 
     def __init__(self, client: WebClient | None = None, *, respond: Respond | None = None,
-                 user_id: str | None = None, trigger_id: str | None = None, view_id: str | None = None) -> None:
+                 user_id: str | None = None, trigger_id: str | None = None, view_id: str | None = None,
+                 channel_id: str | None = None) -> None:
         self.client = client
         self.respond = respond
         self.user_id = user_id
         self.trigger_id = trigger_id
         #: The modal the answers go to: the one clicked in, or the one :meth:`now` opened.
         self.view_id = view_id
+        #: The channel the request came from: where an answer the response_url did not take goes, ephemeral.
+        self.channel_id = channel_id
         self._lock = threading.Lock()
+        self._url_lock = threading.Lock()
+        self._url_uses = 0
+        self._url_refused = False
 
     @classmethod
     def to_click(cls, client: WebClient, body: Mapping[str, Any], respond: Respond | None) -> Reply:
@@ -55,16 +72,18 @@ class Reply:
         DM (a click on the App Home or in a modal)."""
         user_id = (body.get("user") or {}).get("id")
         if body.get("response_url") and respond is not None:
-            return cls(client, respond=respond, user_id=user_id)
+            channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+            return cls(client, respond=respond, user_id=user_id, channel_id=channel)
         view = body.get("view") or {}
         in_modal = (body.get("container") or {}).get("type") == "view" and view.get("type") == "modal"
         return cls(client, user_id=user_id, trigger_id=body.get("trigger_id"),
                    view_id=str(view["id"]) if in_modal and view.get("id") else None)
 
     @classmethod
-    def to_command(cls, respond: Respond) -> Reply:
-        """The answer to a slash command (its response_url)."""
-        return cls(respond=respond)
+    def to_command(cls, client: WebClient | None, command: Mapping[str, Any], respond: Respond) -> Reply:
+        """The answer to a slash command: its response_url, else an ephemeral in the channel it was typed in or
+        a DM (``client``: the workspace's bot client)."""
+        return cls(client, respond=respond, user_id=command.get("user_id"), channel_id=command.get("channel_id"))
 
     @classmethod
     def nobody(cls) -> Reply:
@@ -85,7 +104,8 @@ class Reply:
     def now(self, answer: Mapping[str, Any]) -> None:
         """An answer given right away, to the user only."""
         if self.respond is not None:
-            self.respond(response_type="ephemeral", replace_original=False, **answer)
+            if not self._post(answer, response_type="ephemeral", replace_original=False):
+                self._elsewhere(answer)
             return
         if self.client is None:
             return
@@ -100,7 +120,7 @@ class Reply:
     def replace(self, answer: Mapping[str, Any]) -> None:
         """The message or modal the click came from shows ``answer`` instead; nothing where there is none."""
         if self.respond is not None:
-            self.respond(replace_original=True, **answer)
+            self._post(answer, keep_last=True, replace_original=True)  # progress: never worth a redirect
             return
         with self._lock:
             if self.client is not None and self.view_id is not None:
@@ -110,10 +130,10 @@ class Reply:
         """The outcome of long work: through the response_url (in place of the clicked message with
         ``replace``), else as a direct message (and in the modal the click came from, if it is still open)."""
         if self.respond is not None:
-            if replace:
-                self.respond(replace_original=True, **answer)
-            else:
-                self.respond(response_type="ephemeral", replace_original=False, **answer)
+            taken = (self._post(answer, replace_original=True) if replace
+                     else self._post(answer, response_type="ephemeral", replace_original=False))
+            if not taken:
+                self._elsewhere(answer)
             return
         if self.client is None:
             return
@@ -123,6 +143,50 @@ class Reply:
         self._direct_message(answer)
 
     # -------------------------------------------------------------------------------------------- Slack calls
+
+    def _post(self, answer: Mapping[str, Any], *, keep_last: bool = False, **how: Any) -> bool:
+        """Post ``answer`` through the response_url: whether Slack took it. Once Slack refused a post (the URL
+        expired, was used up or is gone), later answers do not try it again. ``keep_last``: not when only the
+        last of its posts is left (kept for the outcome)."""
+        assert self.respond is not None
+        with self._url_lock:
+            if self._url_refused or (keep_last and self._url_uses >= RESPONSE_URL_USES - 1):
+                return False
+            self._url_uses += 1
+        status: int | None = None
+        try:
+            answered = self.respond(**how, **answer)  # Bolt's Respond: a WebhookResponse, whatever the status
+        except Exception as exc:  # no answer at all (connection refused, timeout): the URL cannot be counted on
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            code = getattr(answered, "status_code", 200)
+            status = code if isinstance(code, int) else None
+            if status is not None and 200 <= status < 300:
+                return True
+            error = str(getattr(answered, "body", "") or "")
+        with self._url_lock:
+            self._url_refused = True
+        log.warning("event=response_url_failed user_id=%s channel_id=%s status=%s error=%r", self.user_id,
+                    self.channel_id, status, error[:200])
+        return False
+
+    def _elsewhere(self, answer: Mapping[str, Any]) -> None:
+        """An answer the response_url did not take: ephemeral in the request's channel, else a DM."""
+        if self.client is None or not self.user_id:
+            log.warning("event=answer_lost user_id=%s reason=no_client", self.user_id)
+            return
+        if self.channel_id:
+            try:
+                self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, **answer)
+            except SlackApiError as exc:  # user_not_in_channel, not_in_channel, channel_not_found...
+                log.info("event=answer_ephemeral_failed user_id=%s channel_id=%s error=%s", self.user_id,
+                         self.channel_id, exc.response.get("error"))
+            else:
+                log.info("event=answer_redirected user_id=%s to=ephemeral channel_id=%s", self.user_id,
+                         self.channel_id)
+                return
+        if self._direct_message(answer):
+            log.info("event=answer_redirected user_id=%s to=dm", self.user_id)
 
     def _open_view(self, trigger: str, answer: Mapping[str, Any]) -> bool:
         assert self.client is not None
@@ -145,11 +209,13 @@ class Reply:
             return False
         return True
 
-    def _direct_message(self, answer: Mapping[str, Any]) -> None:
+    def _direct_message(self, answer: Mapping[str, Any]) -> bool:
         if self.client is None or not self.user_id:
-            return
+            return False
         try:
             dm = self.client.conversations_open(users=self.user_id)
             self.client.chat_postMessage(channel=dm["channel"]["id"], **answer)
         except SlackApiError as exc:
             log.warning("event=answer_dm_failed user_id=%s error=%s", self.user_id, exc.response.get("error"))
+            return False
+        return True

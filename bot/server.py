@@ -3,10 +3,13 @@
 - `POST /slack/events`: commands, interactions and events, one URL as manifest.yml says. Bolt's dispatch is
   synchronous, so it runs in Starlette's thread pool (DEPENDENCIES.md P1): one slow request never holds the
   others. A request Bolt refuses (bad signature, stale timestamp) answers 401 and is logged with its clock skew.
-  A signed request whose body cannot be read (a ``payload`` field or JSON body that is not a JSON object) answers
-  400 with a clear error and changes nothing; a signed request no listener handles (an unknown action_id, view,
-  shortcut or event) is acked with an empty 200 and logged, since Slack shows the user an error for an
-  interaction not acked within 3 seconds and retries an unacked event.
+  A signed request whose body cannot be read (a ``payload`` field or JSON body that is not a JSON object), or
+  whose shape is not Slack's (bot.request_shapes: an interaction without its type, team or user, a command
+  without its command, team_id or user_id, an event_callback without its event...), answers 400 with a clear
+  error and changes nothing, where Bolt would answer 500 or ack and fail after (a forged or stale one: 401).
+  A signed request no listener handles (an unknown action_id, view, shortcut or event) is acked with an empty
+  200 and logged, since Slack shows the user an error for an interaction not acked within 3 seconds and
+  retries an unacked event.
 - `GET /oauth/quickbooks/start?state=...`: a personal, single-use Reconnect link -> Intuit's consent page.
 - `GET /oauth/quickbooks/callback`: Intuit comes back with `code`, `state`, `realmId` (Intuit "OAuth 2.0");
   the tokens are stored encrypted and the connection resumes (its incident message turns to Reconnected).
@@ -29,8 +32,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.request.internals import build_context
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -39,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bot import request_shapes
 from bot.app import ACCOUNT_COOKIE, INSTALL_PATH, REDIRECT_PATH
 from bot.oauth_states import StateError
 from bot.runtime import SlackRuntime
@@ -134,6 +139,15 @@ def create_server(rt: SlackRuntime, app: App | None, *, socket_mode: bool = Fals
             bolt_request = None
         problem = _unreadable_payload(text, content_type) if bolt_request is None or not _read_alike(
             bolt_request, text, content_type) else None
+        if problem is None and bolt_request is not None:  # read: now its shape (Bolt would 500 on a wrong one)
+            kind = request_shapes.body_kind(text, content_type)
+            fields = request_shapes.form_fields(text) if kind == "form" else None
+            problem = request_shapes.problem(bolt_request.body if fields is None else fields, kind)
+            if problem is None and fields is not None and bolt_request.body != fields:
+                # Bolt takes any form with the word "payload" in it (a command's text, a channel's name) for an
+                # interaction and, finding no payload field, reads it as empty: the command was lost, unanswered
+                bolt_request.body = fields
+                bolt_request.context = build_context(BoltContext({}), fields)
         if problem is not None or bolt_request is None:
             secret = rt.settings.slack_signing_secret
             if secret is None or not SignatureVerifier(secret.get_secret_value()).is_valid_request(

@@ -9,7 +9,9 @@ uses it when SLACK_APP_TOKEN (an app-level token, ``xapp-...``, scope ``connecti
 - Bolt's built-in Socket Mode client (slack_sdk) acks each envelope with what the listener acked, pings every
   ``ping_interval`` seconds, and opens a new URL when Slack sends ``disconnect`` or the connection drops.
 - An envelope no listener handles (an unknown action_id, view, shortcut or event) is acked empty and logged, as the
-  HTTP endpoint does (bot/server.py): unacked, Slack would show the user an error or retry the event.
+  HTTP endpoint does (bot/server.py): unacked, Slack would show the user an error or retry the event. So is one
+  whose payload has not Slack's shape (bot.request_shapes; over HTTP it gets 400), before Bolt sees it: Bolt
+  would raise on it and never ack. An event Slack delivers again (``retry_attempt``) is worked once (bot.events).
 """
 
 from __future__ import annotations
@@ -25,9 +27,15 @@ from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot import request_shapes
 from bot.config import Settings
 
 log = logging.getLogger("syncbot.socket_mode")
+
+#: How each envelope type's payload corresponds to an HTTP body (bot.request_shapes): a command's form fields, an
+#: interaction's payload, an Events API request's JSON.
+ENVELOPE_BODIES: dict[str, request_shapes.BodyKind] = {"slash_commands": "form", "interactive": "payload",
+                                                      "events_api": "json"}
 
 #: Seconds between the client's pings; a connection with no pong for four of them counts as dropped and is replaced.
 PING_INTERVAL_S = 10.0
@@ -38,6 +46,14 @@ class _Handler(SocketModeHandler):
 
     def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         start = time.time()
+        kind = ENVELOPE_BODIES.get(req.type)
+        problem = (request_shapes.problem(req.payload, kind) if isinstance(req.payload, dict)
+                   else "the envelope's payload is not an object") if kind is not None else None
+        if problem is not None:  # Bolt would raise (no ack: Slack retries, or shows the user an error)
+            log.warning("event=slack_request_unreadable mode=socket type=%s reason=%r envelope=%s", req.type, problem,
+                        req.envelope_id)
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
         response = run_bolt_app(self.app, req)
         if response.status == 404:
             from bot.server import _unhandled

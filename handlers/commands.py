@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
 
 from bot import blocks, operations
 from bot.replies import Reply
@@ -19,7 +20,8 @@ COMMANDS = ("/sync-log", "/sync-retry-all")
 
 def register(app: App, rt: SlackRuntime) -> None:
     @app.command(COMMANDS[0])
-    def sync_log(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    def sync_log(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext,
+                 client: WebClient) -> None:
         try:
             words = operations.split_words(command.get("text", ""))
         except operations.BadWords as exc:
@@ -42,7 +44,7 @@ def register(app: App, rt: SlackRuntime) -> None:
         elif sub == "retry-all":
             ack(**operations.retry_all_prompt(rt, tenant))
         elif sub == "sync-now":
-            reply = Reply.to_command(respond)
+            reply = Reply.to_command(client, command, respond)
             ack(text=operations.sync_now_started(reply))
             operations.run_sync_now(rt, tenant, user, reply, announce=False)
         elif sub in ("connect", "reconnect"):
@@ -59,7 +61,7 @@ def register(app: App, rt: SlackRuntime) -> None:
             if len(rest) != 1:
                 ack(**operations.help_with("Say which record: `/sync-log retry JS-1001`."))
                 return
-            ack(text=operations.retry_by_label(rt, tenant, user, rest[0], Reply.to_command(respond)))
+            ack(text=operations.retry_by_label(rt, tenant, user, rest[0], Reply.to_command(client, command, respond)))
         else:
             try:
                 ack(**operations.log_message(rt, tenant, user, words))

@@ -257,3 +257,45 @@ def test_syncbot_serve_refuses_a_bad_app_token(clean_db: str, qbo: QBO, services
     assert result.exit_code == 2
     assert "cannot open Socket Mode" in result.output and says in result.output
     assert app_token not in result.output
+
+
+# ------------------------------------------------------------------------------------------ issue 14 over the socket
+
+
+@pytest.mark.parametrize(("kind", "payload"), [
+    ("interactive", {"type": "block_actions", "team": {"id": slack_cfg.DEFAULT_TEAM_ID},
+                     "user": {"id": slack_cfg.OWNER_USER_ID}, "actions": {"action_id": ids.SYNC_NOW}}),
+    ("interactive", {"type": "block_actions", "user": slack_cfg.OWNER_USER_ID,
+                     "team": {"id": slack_cfg.DEFAULT_TEAM_ID}, "actions": [{"action_id": ids.SYNC_NOW}]}),
+    ("interactive", {"team": {"id": slack_cfg.DEFAULT_TEAM_ID}, "user": {"id": slack_cfg.OWNER_USER_ID}}),
+    ("slash_commands", {"team_id": slack_cfg.DEFAULT_TEAM_ID, "user_id": slack_cfg.OWNER_USER_ID,
+                        "text": "sync-now"}),
+    ("slash_commands", {"command": "/sync-log", "user_id": slack_cfg.OWNER_USER_ID, "text": "sync-now"}),
+    ("events_api", {"type": "event_callback", "team_id": slack_cfg.DEFAULT_TEAM_ID, "event_id": "Ev0NOEVENT"}),
+    ("events_api", {"type": "event_callback", "team_id": slack_cfg.DEFAULT_TEAM_ID, "event_id": "Ev0BADEVENT",
+                    "event": "app_home_opened"}),
+], ids=["actions-not-a-list", "user-as-text", "no-type", "command-without-command", "command-without-team",
+        "event-callback-without-event", "event-not-an-object"])
+def test_a_malformed_envelope_is_acked_empty_logged_and_changes_nothing(
+        socket_stack: Stack, kind: Any, payload: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import time
+
+    before = (_entries(socket_stack), len(socket_stack.ephemerals(slack_cfg.OWNER_USER_ID)),
+              len(socket_stack.slack.standin.calls()))
+    with caplog.at_level(logging.WARNING, logger="syncbot.socket_mode"):
+        ack = _hub(socket_stack).send(kind, payload, timeout=5)
+    assert ack.payload is None  # acked empty: Slack neither retries it nor shows an error
+    time.sleep(0.2)
+    assert (_entries(socket_stack), len(socket_stack.ephemerals(slack_cfg.OWNER_USER_ID)),
+            len(socket_stack.slack.standin.calls())) == before
+    assert any("event=slack_request_unreadable" in r.getMessage() and "mode=socket" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_an_event_slack_delivers_again_over_the_socket_is_worked_once(socket_stack: Stack) -> None:
+    first = socket_stack.driver.app_home_opened(slack_cfg.OWNER_USER_ID)
+    socket_stack.driver.app_home_opened(slack_cfg.OWNER_USER_ID, event_id=first.event_id, retry_num=1)
+    socket_stack.rt.replies.shutdown(wait=True)
+    publishes = [c for c in socket_stack.slack.standin.calls("views.publish") if c.ok]
+    assert len(publishes) == 1
