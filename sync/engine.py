@@ -1207,8 +1207,9 @@ class SyncEngine:
             if found is not None:
                 known[str(it["key"])] = found
         request_id = new_request_id()
-        with self.sessions() as session, session.begin():
-            session.execute(update(PushBatch).where(PushBatch.id == batch_id).values(request_id=request_id))
+        with self.sessions() as session, session.begin():  # a new requestid, remembered from now on
+            session.execute(update(PushBatch).where(PushBatch.id == batch_id).values(
+                request_id=request_id, created_at=self.clock()))
         return known, request_id
 
     @staticmethod

@@ -430,8 +430,11 @@ class PushBatch(Base):
     QuickBooks answers it from its requestid memory instead of doing the work twice; `settled_at` is set in
     the transaction that records its outcomes.
 
-    `items`: one per member, ``{"key": bId, "entry_id", "entity", "record_id", "payload", "remote": [Id,
-    SyncToken] | None}``.
+    `created_at`: when its current `request_id` was first used (a batch reconciled after QuickBooks may have
+    forgotten its requestid goes out under a new one, from then on). `owner`: the claim owner sending it, or
+    ``""`` when parked (its answer was lost, or nobody could send it: the next push sends it again). `items`:
+    one per member, ``{"key": bId, "entry_id", "entity", "record_id", "payload" (as sent), "digest",
+    "remote": [Id, SyncToken] | None, "deps": [[entity, record_id, remote_id, label], ...]}``.
     """
 
     __tablename__ = "push_batches"
