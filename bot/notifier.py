@@ -145,10 +145,10 @@ class Notifier:
         #: folded record topics and their notifications; counted into the digest and marked delivered after
         #: Slack accepted the digest, at the end of the pass.
         self._folds: dict[int, _Fold] = {}
-        self._flooding_now: set[int] = set()
+        self._flooding_now: set[int] = set()  # accounts found flooding in this pass (it lasts the pass)
         #: Problems the Slack clients reported (team, text), told to the admins at the next pass.
         self._problems_due: list[tuple[str, str]] = []
-        self._lock_problems = threading.Lock()  # accounts found flooding in this pass (it lasts the pass)
+        self._lock_problems = threading.Lock()
         self._current_account: int | None = None  # the account whose topic is being delivered (one pass at a time)
         self._wake = threading.Event()
         self._lease: Lease | None = None
@@ -392,9 +392,8 @@ class Notifier:
         client = self.client_for(team_id)
         if existing is not None and existing.ts:
             where, ts = self._update(client, existing, self.render_record(entry, tz), channel)
-            events = {n.event for n in group}
-            if "error" in events or "resolved" in events:
-                self._thread_note(client, account_id, topic, where, ts, entry)
+            for attempt in self._attempts_to_note(group, entry):
+                self._thread_note(client, account_id, where, ts, attempt)
             return "updated"
         fine = entry.status not in (Status.ERROR, Status.WARNING) or entry.resolved_at is not None
         if fine and existing is None:
@@ -775,8 +774,21 @@ class Notifier:
             fresh.ts, fresh.channel_id, fresh.claimed_at = None, target, self.clock()
         return self._post_claimed(client, row.id, row.account_id, row.topic, target, message)
 
-    def _thread_note(self, client: WebClient, account_id: int, topic: str, channel: str, ts: str,
-                     entry: SyncLogEntry) -> None:
+    def _attempts_to_note(self, group: list[Notification], newest: SyncLogEntry) -> list[SyncLogEntry]:
+        """The attempts that get a line in the record's thread: the entry of each ``error`` notification of the
+        group, in order (attempts that came between two passes each keep their line), and for a ``resolved``
+        one the record's newest entry (what resolved it)."""
+        ids = [n.entry_id for n in sorted(group, key=lambda n: n.id) if n.event == "error" and n.entry_id]
+        with self.sessions() as session:
+            found = {e.id: e for e in session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.id.in_(ids), SyncLogEntry.status != Status.PENDING))} if ids else {}
+            session.expunge_all()
+        attempts = [found[i] for i in dict.fromkeys(ids) if i in found]
+        if any(n.event == "resolved" for n in group) and newest.id not in found:
+            attempts.append(newest)
+        return attempts
+
+    def _thread_note(self, client: WebClient, account_id: int, channel: str, ts: str, entry: SyncLogEntry) -> None:
         """One line per attempt in the message's thread, delivered like any notification: its own claimed topic
         (``note:<entry id>``), found again if its answer was lost, and a refusal reschedules the record's
         notifications (the parent's update is done again, harmlessly, with it)."""
@@ -859,7 +871,10 @@ class Notifier:
 
     def report_problem(self, team: str, problem: Problem) -> None:
         """`bot.slack_errors.Problems.on_new`: a call anywhere (the request path too) met a refusal only an admin
-        can fix. The admins are told at the next pass, on the notifier's thread (never on a request's)."""
+        can fix. The admins are told at the next pass, on the notifier's thread (never on a request's). A channel
+        refused on the request path is that request's business (the notifier tells about its own channel)."""
+        if problem.key[0] == "channel":
+            return
         with self._lock_problems:
             self._problems_due.append((team, problem.text))
         self.wake()

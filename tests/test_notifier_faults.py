@@ -248,6 +248,16 @@ def test_a_thread_line_slack_refuses_is_sent_later_not_dropped(stack: Stack, qbo
     assert [r.text for r in thread].count("Attempt 2 by U_ADMIN: error (duplicate).") == 1, [r.text for r in thread]
 
 
+def test_attempts_between_two_passes_each_keep_their_thread_line(stack: Stack, qbo: QBO) -> None:
+    acme, entry_id = acme_posted(stack, qbo)
+    stack.rt.services.engine.retry_entry(entry_id, "U_ADMIN")  # attempt 2
+    newest = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if e.kind == "duplicate")
+    stack.rt.services.engine.retry_entry(newest.id, "U_ADMIN")  # attempt 3, before the notifier's next pass
+    deliver_all(stack)
+    lines = [r.text for r in stack.slack.standin.message(CHANNEL, acme["ts"]).replies]
+    assert lines == ["Attempt 2 by U_ADMIN: error (duplicate).", "Attempt 3 by U_ADMIN: error (duplicate)."], lines
+
+
 def test_a_thread_line_whose_answer_was_lost_is_found_not_posted_twice(stack: Stack, qbo: QBO) -> None:
     acme, entry_id = acme_posted(stack, qbo)
     stack.slack.standin.inject_fault("chat.postMessage", 1, status=502, body="<html>Bad Gateway</html>",
