@@ -376,3 +376,17 @@ def test_fail_an_unhandled_refusal_is_logged_loudly_and_waits(stack: Stack, qbo:
     assert refused and all(n.delivered_at is None for n in refused)
     deliver_all(stack)
     assert pending(stack) == 0 and max(record_topics_shown(stack).values()) == 1
+
+
+def test_unavailable_a_home_slack_could_not_publish_is_published_at_the_next_flush(stack: Stack, qbo: QBO) -> None:
+    assert stack.driver.app_home_opened(slack_cfg.OWNER_USER_ID).status_code == 200
+    wait_for(lambda: stack.slack.standin.home_view(slack_cfg.OWNER_USER_ID, slack_cfg.DEFAULT_TEAM_ID))
+    stack.rt.home.min_interval = 0.0
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.slack.standin.inject_fault("views.publish", 1, error="service_unavailable")
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.deliver()  # the notifier's pass re-publishes the Home: Slack is unavailable
+    assert [c.error for c in stack.slack.standin.calls("views.publish")][-1] == "service_unavailable"
+    assert "Acme Corp" not in str(stack.slack.standin.home_view(slack_cfg.OWNER_USER_ID, slack_cfg.DEFAULT_TEAM_ID))
+    stack.rt.home.flush()  # the next flush, with no new change: the account is still due
+    assert "Acme Corp" in str(stack.slack.standin.home_view(slack_cfg.OWNER_USER_ID, slack_cfg.DEFAULT_TEAM_ID))
