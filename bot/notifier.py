@@ -653,7 +653,8 @@ class Notifier:
             found = self._find_post(client, account_id, topic, row_channel, claimed_at, thread_ts, gone_ts)
             if found is not None:
                 if thread_ts is None:
-                    self._call(client.chat_update, channel=row_channel, ts=found, **message)
+                    self._call(client.chat_update, channel=row_channel, ts=found,
+                               metadata=self._metadata(account_id, topic), **message)
                 self._store_post(row_id, account_id, row_channel, found)
                 log.info("event=slack_post_found account_id=%s topic=%s ts=%s: adopted, not posted again",
                          account_id, topic, found)
@@ -704,7 +705,8 @@ class Notifier:
 
     @staticmethod
     def _metadata(account_id: int, topic: str) -> dict[str, Any]:
-        """The message metadata naming a post's topic (https://docs.slack.dev/messaging/message-metadata)."""
+        """The message metadata naming a post's topic (https://docs.slack.dev/messaging/message-metadata), sent with
+        every post and every update (so an update never leaves a message without it)."""
         return {"event_type": METADATA_EVENT, "event_payload": {"account_id": account_id, "topic": topic}}
 
     def _find_post(self, client: WebClient, account_id: int, topic: str, channel: str,
@@ -750,7 +752,8 @@ class Notifier:
         assert row.ts is not None
         moved_from: str | None = None
         try:
-            self._call(client.chat_update, channel=row.channel_id, ts=row.ts, mark_broken=False, **message)
+            self._call(client.chat_update, channel=row.channel_id, ts=row.ts, mark_broken=False,
+                       metadata=self._metadata(row.account_id, row.topic), **message)
         except _GoneMessage:
             target = row.channel_id
         except _ChannelUnusable as exc:
