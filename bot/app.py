@@ -43,7 +43,11 @@ log = logging.getLogger("syncbot.app")
 
 #: Bot scopes the code uses: commands (slash commands), chat:write (chat.postMessage/update/postEphemeral),
 #: users:read (users.info for Owner/Admin and time zone), im:write (conversations.open to DM admins).
-BOT_SCOPES = ("commands", "chat:write", "users:read", "im:write")
+#: The bot scopes (manifest.yml says the same). The history scopes let the notifier find its own post by its
+#: message metadata before posting again (conversations.history / .replies in the channel, a private channel,
+#: or a DM: bot/notifier.py).
+BOT_SCOPES = ("commands", "chat:write", "users:read", "im:write", "channels:history", "groups:history",
+              "im:history")
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 #: The cookie that carries a signed install link's account from /slack/install to /slack/oauth_redirect.

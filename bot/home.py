@@ -7,7 +7,10 @@ reconnect) mark the account changed; :meth:`HomePublisher.flush` (run after ever
 2 seconds, and after those actions) re-publishes the Home of each user of that account who opened it, at most
 once per ``min_interval`` seconds per user and at most ``max_per_flush`` views.publish calls per flush
 (views.publish is Tier 4, 100+ a minute per workspace). A change inside the interval waits for the next flush;
-nothing is lost.
+nothing is lost. Slack's refusals by class (`bot.slack_errors`): a rate limit or an outage keeps the account
+changed for the next flush; a refusal only an admin can fix is remembered by the Slack client (one call a
+minute, not one per flush) and the admins are told; anything else (a view Slack finds too large, a malformed
+call) is logged as an error.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import HomeViewer, Workspace
+from bot.slack_errors import Refusal, classify
 from sync.models import utcnow
 
 log = logging.getLogger("syncbot.home")
@@ -105,10 +109,13 @@ class HomePublisher:
             try:
                 ok = self.publish(team_id, user_id)
             except SlackApiError as exc:
-                error = exc.response.get("error")
-                log.info("event=home_republish_failed team_id=%s user_id=%s error=%s", team_id, user_id, error)
-                if exc.response.status_code == 429:
-                    waiting.add(account_id)
+                error = str(exc.response.get("error") or "")
+                refusal = classify(error, exc.response.status_code)
+                if refusal in (Refusal.WAIT, Refusal.UNAVAILABLE):
+                    waiting.add(account_id)  # published at a later flush
+                log.log(logging.ERROR if refusal in (Refusal.FAIL, Refusal.SHORTEN) else logging.INFO,
+                        "event=home_republish_failed team_id=%s user_id=%s error=%s class=%s", team_id, user_id,
+                        error, refusal.value)
                 continue
             if ok:
                 published += 1

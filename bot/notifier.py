@@ -6,20 +6,33 @@
 - One message per connection incident (auth_expired, rate_limited, subscription), with the count of records
   waiting on it; it turns to Reconnected / Resumed when the incident closes.
 - Flood control: when more than ``flood_threshold`` record messages were posted for an account within
-  ``flood_window`` seconds, new record errors fold into one digest message updated in place.
-- Limits (https://docs.slack.dev/apis/web-api/rate-limits): about one chat.postMessage per second per channel;
-  HTTP 429 with Retry-After reschedules (nothing is posted twice: a 429 means nothing was posted); 5xx and
-  connection errors back off. A notification is marked delivered only after Slack accepted it, so a crash or an
-  outage delays messages and never loses them.
-- `not_in_channel` / `channel_not_found` / `is_archived` (and `is_inactive`, chat.update's word for an archived
-  channel): the entries stay, the notifications wait, and the account's admins get one DM asking to invite
-  @syncbot (or to pick a channel with `/sync-log channel #name`). A message in a channel that is no longer the
-  account's (another one was picked since) and cannot be updated there any more is posted afresh in the
-  account's channel.
-- `message_not_found` / `cant_update_message`: a fresh message is posted and its new `ts` stored; the attempt's
-  thread line goes under the fresh message.
-- `invalid_blocks`: the plain-text fallback goes out once; an update then clears the old blocks (`blocks: []`),
-  so a message never shows an outdated state (an error's buttons under a "Synced" text).
+  ``flood_window`` seconds, new record errors fold into one digest message updated in place. The digest counts
+  the records folded into it that are still open (stored with it), and their notifications are marked
+  delivered only once the digest showing them was posted or updated.
+- At most one Slack message per topic (DESIGN.md, "A Slack post is found before it is made again"): the topic's
+  row (`bot.models.SlackMessage`) is claimed before the post, and every post carries message metadata naming it
+  (``event_type`` ``syncbot_notification``, ``event_payload`` ``{account_id, topic}``). chat.postMessage has
+  no idempotency key, so when an earlier attempt's outcome is unknown (its row is claimed and has no ``ts``: the
+  answer was lost, timed out, Slack said ``fatal_error``, or the process died before the commit), the notifier
+  first looks for its own post with conversations.history (conversations.replies for a thread line) and
+  ``include_all_metadata``; found, it is adopted (and updated), not posted again. This needs the history scopes
+  of the channel's type (README, "Scopes").
+- A notification is marked delivered only when Slack shows it: as its own message, as a line in its record's
+  thread (thread lines are delivered like any notification: a refused one waits and is tried again, never
+  dropped), or counted in a digest that Slack accepted.
+- A slow or failing channel delays only itself: no sleeping anywhere in a pass. A rate limit's Retry-After, an
+  outage's back-off and the pace of about one post per second per channel
+  (https://docs.slack.dev/apis/web-api/rate-limits) pause that channel (its notifications get
+  ``next_attempt_at``; the others go on); a channel whose answers took more than ``channel_budget_seconds`` in
+  a pass waits for the next pass; the background client times out after 10 s and never retries a post by itself.
+- Slack's refusals are handled by class (`bot.slack_errors`): wait (rate limits), shorten (too long or refused
+  blocks: `bot.blocks.short_form`, then the plain text), tell the admins once (missing scope, not in channel,
+  archived, revoked token...: one DM to the person who set syncbot up and the admin list, and
+  ``Workspace.channel_problem`` for `/sync-log status` and the App Home; the notifications wait and go out when
+  it is fixed), post afresh (the message is gone or cannot be edited any more), back off (Slack unavailable),
+  fail loudly (everything else: an error in the log, the notification tried again in 10 minutes).
+  A message in a channel that is no longer the account's (another one was picked since) and cannot be updated
+  there any more is posted afresh in the account's channel.
 """
 
 from __future__ import annotations
@@ -28,29 +41,32 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import String, cast, exists, func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks
 from bot.lease import Lease
 from bot.models import ScheduledSend, SlackMessage, Workspace
+from bot.slack_errors import CHANNEL_ERRORS, Problem, Refusal, classify, describe, retry_after_seconds
 from sync.engine import CONNECTION_KINDS
 from sync.log import weekly_summary
 from sync.models import Account, Connection, Incident, Notification, Status, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.notifier")
 
-TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout",
-                              "ratelimited"})
-CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "is_inactive"})
-GONE_MESSAGE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+#: The ``event_type`` of the metadata every post of the notifier carries (https://docs.slack.dev/messaging/message-metadata).
+METADATA_EVENT = "syncbot_notification"
+#: How far before a claim the notifier looks for its own lost post (clocks of Slack and ours may differ).
+FIND_MARGIN_SECONDS = 300.0
+#: At most this many pages of conversations.history are read looking for one lost post.
+FIND_PAGES = 5
 
 
 class _Reschedule(Exception):
@@ -61,13 +77,24 @@ class _Reschedule(Exception):
         self.channel_wide = channel_wide
 
 
-class _ChannelUnusable(_Reschedule):
-    """Slack refused a channel (CHANNEL_ERRORS); raised by ``_call(..., mark_broken=False)``."""
+class _NeedsAdmin(_Reschedule):
+    """Slack refused with an ADMIN error (`bot.slack_errors`): the admins were told; the notification waits."""
 
-    def __init__(self, channel: str, error: str) -> None:
-        super().__init__(300.0, f"cannot post to the channel: {error}", channel_wide=True)
+    def __init__(self, channel: str, error: str, needed: str | None = None) -> None:
+        super().__init__(300.0, f"Slack refused: {error}" + (f" (needs {needed})" if needed else ""),
+                         channel_wide=True)
         self.channel = channel
         self.error = error
+        self.needed = needed
+
+
+class _ChannelUnusable(_NeedsAdmin):
+    """Slack refused a channel (CHANNEL_ERRORS); raised by ``_call(..., mark_broken=False)``."""
+
+
+class _Uncertain(_Reschedule):
+    """The call may have been carried out though Slack's answer never came (a timeout, a lost connection, a 5xx,
+    ``fatal_error``): a post is looked for before it is made again."""
 
 
 @dataclass
@@ -85,40 +112,43 @@ class DeliveryStats:
 
 
 def _retry_after_seconds(value: Any, default: float = 30.0) -> float:
-    """Slack's ``Retry-After`` header in seconds (Slack documents a whole number of seconds:
-    https://docs.slack.dev/apis/web-api/rate-limits), kept between 1 s and an hour; ``default`` when it is
-    missing or not a number."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return default
-    return min(max(seconds, 1.0), 3600.0) if seconds == seconds else default  # NaN is not a number of seconds
+    """Slack's ``Retry-After`` in seconds (`bot.slack_errors.retry_after_seconds`), 30 s when it is unusable."""
+    return retry_after_seconds(value, default)
 
 
 class Notifier:
-    """Delivers pending notifications. ``client_for(team_id)`` gives a workspace's WebClient (for the
-    background: with slack_sdk's RateLimitErrorRetryHandler, DEPENDENCIES.md P7)."""
+    """Delivers pending notifications. ``client_for(team_id)`` gives a workspace's WebClient for the background
+    (`bot.runtime.SlackClients.background_for`: no retry handler that sleeps or posts again by itself)."""
 
     def __init__(self, sessions: sessionmaker[Session], client_for: Callable[[str], WebClient],
                  default_channel: str | None = None, reconnect_url: Callable[[int], str] | None = None,
                  flood_threshold: int = 10, flood_window: float = 300.0, post_interval: float = 1.0,
-                 clock: Callable[[], dt.datetime] = utcnow, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow, channel_budget_seconds: float = 5.0) -> None:
         self.sessions = sessions
         self.client_for = client_for
         self.default_channel = default_channel
         self.reconnect_url = reconnect_url
         self.flood_threshold = flood_threshold
         self.flood_window = flood_window
+        #: Seconds between two posts in one channel (Slack: about one a second): a post due sooner waits, unslept.
         self.post_interval = post_interval
+        #: Seconds of Slack's answers a channel may use in one pass; past them its other topics wait for the next.
+        self.channel_budget_seconds = channel_budget_seconds
         self.clock = clock
-        self.sleep = sleep
         self._last_post: dict[str, float] = {}
+        #: Channels paused in this pass (monotonic deadline, reason): a Retry-After, an outage's back-off, a refusal.
+        #: What lasts beyond the pass is each notification's ``next_attempt_at``, in the database.
+        self._paused: dict[str, tuple[float, str]] = {}
+        self._spent: dict[str, float] = {}  # seconds of Slack's answers per channel in this pass
         self._lock = threading.Lock()  # one delivery pass at a time in this process
-        self._digests_due: dict[int, tuple[str, str, str, int | None]] = {}
-        #: This pass's folded notifications per account: (channel, earliest error's created_at, notifications),
-        #: counted into the digest and marked delivered in one transaction at the end of the pass.
-        self._folds: dict[int, tuple[str, dt.datetime | None, list[Notification]]] = {}
+        #: This pass's folded records per account: the digest's target, the earliest error's created_at, the
+        #: folded record topics and their notifications; counted into the digest and marked delivered after
+        #: Slack accepted the digest, at the end of the pass.
+        self._folds: dict[int, _Fold] = {}
         self._flooding_now: set[int] = set()  # accounts found flooding in this pass (it lasts the pass)
+        #: Problems the Slack clients reported (team, text), told to the admins at the next pass.
+        self._problems_due: list[tuple[str, str]] = []
+        self._lock_problems = threading.Lock()
         self._current_account: int | None = None  # the account whose topic is being delivered (one pass at a time)
         self._wake = threading.Event()
         self._lease: Lease | None = None
@@ -185,7 +215,8 @@ class Notifier:
         return self._leading
 
     def deliver(self, limit: int = 500) -> DeliveryStats:
-        """One pass over due notifications, oldest first, coalesced per topic."""
+        """One pass over due notifications, oldest first, coalesced per topic. Never sleeps: a channel that must
+        wait (paced, rate limited, refused, slow) has its notifications rescheduled and the pass goes on."""
         stats = DeliveryStats()
         with self._lock:
             now = self.clock()
@@ -196,12 +227,15 @@ class Notifier:
                     .order_by(Notification.id).limit(limit)))
                 session.expunge_all()
             stats.full = len(due) >= limit
+            if self._problems_due:
+                self._tell_reported()
             by_topic: dict[tuple[int, str], list[Notification]] = {}
             for n in due:
                 by_topic.setdefault((n.account_id, n.topic), []).append(n)
-            blocked_channels: dict[str, float] = {}
             targets: dict[int, tuple[str, str, str] | None] = {}
             self._flooding_now.clear()
+            self._spent.clear()
+            self._paused.clear()
             self._folds = {}  # a pass that failed midway left its folds due: they fold again now
             for (account_id, topic), group in by_topic.items():
                 if self._stopping is not None and self._stopping.is_set():
@@ -217,8 +251,9 @@ class Notifier:
                     stats.rescheduled += len(group)
                     continue
                 team_id, channel, tz = target
-                if channel in blocked_channels:
-                    self._reschedule(group, blocked_channels[channel], "channel paused")
+                waiting = self._waiting(channel)
+                if waiting is not None:
+                    self._reschedule(group, *waiting)
                     stats.rescheduled += len(group)
                     continue
                 self._current_account = account_id
@@ -228,10 +263,11 @@ class Notifier:
                     self._reschedule(group, exc.seconds, exc.reason)
                     stats.rescheduled += len(group)
                     if exc.channel_wide:
-                        blocked_channels[channel] = exc.seconds
+                        self._pause(channel, exc.seconds, exc.reason)
                     continue
-                if outcome != "folded":  # folded ones are marked delivered with the digest's count, below
-                    self._mark_delivered(group)
+                if outcome == "folded":  # marked delivered with the digest that shows them, below
+                    continue
+                self._mark_delivered(group)
                 stats.accounts.add(account_id)
                 stats.delivered += len(group)
                 if outcome == "posted":
@@ -239,9 +275,7 @@ class Notifier:
                 elif outcome == "updated":
                     stats.updated += 1
             if self._folds:
-                self._commit_folds()
-            if self._digests_due:
-                self._flush_digests()
+                self._flush_digests(stats)
             self.delivered_total += stats.delivered
         if self.on_delivered is not None:
             try:
@@ -249,6 +283,25 @@ class Notifier:
             except Exception:
                 log.exception("event=on_delivered_failed")
         return stats
+
+    # ------------------------------------------------------------------------------------------ channels
+
+    def _pause(self, channel: str, seconds: float, reason: str) -> None:
+        """Pause ``channel`` for ``seconds`` (its notifications wait; the other channels go on)."""
+        until = time.monotonic() + seconds
+        if until > self._paused.get(channel, (0.0, ""))[0]:
+            self._paused[channel] = (until, reason)
+
+    def _waiting(self, channel: str) -> tuple[float, str] | None:
+        """How long ``channel`` still waits and why (a pause, or its share of this pass used up), or None."""
+        until, reason = self._paused.get(channel, (0.0, ""))
+        left = until - time.monotonic()
+        if left > 0:
+            return left, f"channel paused: {reason}"
+        self._paused.pop(channel, None)
+        if self._spent.get(channel, 0.0) > self.channel_budget_seconds:
+            return 1.0, "slow channel: its answers used its share of the pass"
+        return None
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -339,21 +392,20 @@ class Notifier:
         client = self.client_for(team_id)
         if existing is not None and existing.ts:
             where, ts = self._update(client, existing, self.render_record(entry, tz), channel)
-            events = {n.event for n in group}
-            if "error" in events or "resolved" in events:
-                self._thread_note(client, where, ts, entry, tz)
+            for attempt in self._attempts_to_note(group, entry):
+                self._thread_note(client, account_id, where, ts, attempt)
             return "updated"
-        if entry.status not in (Status.ERROR, Status.WARNING) or entry.resolved_at is not None:
+        fine = entry.status not in (Status.ERROR, Status.WARNING) or entry.resolved_at is not None
+        if fine and existing is None:
             return "skipped"  # it was never shown as an error and is fine now: nothing to say
-        if self._flooding(account_id):
-            folded_channel, earliest, notifications = self._folds.get(account_id, (channel, None, []))
-            if entry.created_at is not None:
-                earliest = entry.created_at if earliest is None else min(earliest, entry.created_at)
-            self._folds[account_id] = (folded_channel, earliest, notifications + group)
-            self._digests_due[account_id] = (team_id, channel, tz, entry.connection_id)
+        if not fine and existing is None and self._flooding(account_id):
+            # folded only when no post of its own was ever tried (a claimed row may already be in the channel)
+            fold = self._folds.setdefault(account_id, _Fold(team_id, channel, tz, entry.connection_id))
+            fold.add(topic, entry.created_at, group)
             return "folded"
-        self._post(client, account_id, topic, channel, self.render_record(entry, tz))
-        return "posted"
+        # an earlier attempt claimed it: its post is looked for first (a fine record only updates one found)
+        shown = self._post(client, account_id, topic, channel, self.render_record(entry, tz), only_if_found=fine)
+        return "posted" if shown else "skipped"
 
     def _deliver_incident(self, team_id: str, channel: str, tz: str, account_id: int, topic: str,
                           group: list[Notification]) -> str:
@@ -378,10 +430,11 @@ class Notifier:
         if existing is not None and existing.ts:
             self._update(client, existing, message, channel)
             return "updated"
-        if incident.resolved_at is not None:
+        if incident.resolved_at is not None and existing is None:
             return "skipped"
-        self._post(client, account_id, incident_topic, channel, message)
-        return "posted"
+        shown = self._post(client, account_id, incident_topic, channel, message,
+                           only_if_found=incident.resolved_at is not None)
+        return "posted" if shown else "skipped"
 
     # ------------------------------------------------------------------------------------------ scheduled
 
@@ -482,105 +535,214 @@ class Notifier:
             return row.topic, since
         return f"digest:{int(now.timestamp() * 1000)}", now
 
-    def _commit_folds(self) -> None:
-        """Count this pass's folded errors into each account's current digest (its ``since`` goes back to the
-        earliest of them) and mark their notifications delivered, in one transaction per account: a crash
-        before it leaves them due, so they fold again; never counted without being marked, or the reverse."""
-        folds, self._folds = self._folds, {}
-        for account_id, (channel, earliest, group) in folds.items():
-            topic, since = self._digest_topic(account_id)
-            now = self.clock()
-            with self.sessions() as session, session.begin():
-                msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
-                                                                 SlackMessage.topic == topic)).first()
-                if msg is None:
-                    msg = SlackMessage(account_id=account_id, topic=topic, channel_id=channel, state={})
-                    session.add(msg)
-                if earliest is not None:  # the digest counts from its earliest error
-                    since = min(since, earliest)
-                msg.state = {"since": since.isoformat(), "last": now.isoformat()}
-                self._mark_delivered_in(session, group, now)
-
-    def _digest_counts(self, account_id: int, since: dt.datetime) -> dict[str, int]:
-        """What a digest shows: the account's errors still open, by kind, that arrived since the digest began
-        and have no message of their own (a record retried during the flood counts once; one fixed meanwhile
-        drops out)."""
-        own_topic = (literal("record:") + cast(SyncLogEntry.connection_id, String) + ":" + SyncLogEntry.entity
-                     + ":" + cast(SyncLogEntry.record_id, String))
+    def _digest_counts(self, account_id: int, topics: Iterable[str]) -> dict[str, int]:
+        """What a digest shows: of the records folded into it (``topics``), those still open, by the kind of their
+        newest entry (a record retried during the flood counts once; one fixed meanwhile drops out; one that has
+        a message of its own in the channel since is counted there, not here)."""
+        wanted = set(topics)
         with self.sessions() as session:
-            rows = session.execute(select(SyncLogEntry.kind, func.count()).where(
-                SyncLogEntry.account_id == account_id, SyncLogEntry.created_at >= since,
-                SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
-                SyncLogEntry.superseded_by_id.is_(None), SyncLogEntry.record_id.is_not(None),
-                ~exists().where(SlackMessage.account_id == account_id, SlackMessage.topic == own_topic),
-            ).group_by(SyncLogEntry.kind)).all()
-        return {str(kind or "unknown"): int(n) for kind, n in rows}
+            own = set(session.scalars(select(SlackMessage.topic).where(
+                SlackMessage.account_id == account_id, SlackMessage.topic.like("record:%"),
+                SlackMessage.ts.is_not(None))))
+            rows = session.execute(select(SyncLogEntry.id, SyncLogEntry.connection_id, SyncLogEntry.entity,
+                                          SyncLogEntry.record_id, SyncLogEntry.kind).where(
+                SyncLogEntry.account_id == account_id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
+                SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None),
+                SyncLogEntry.record_id.is_not(None)).order_by(SyncLogEntry.id)).all()
+        newest: dict[str, str] = {}
+        for _id, connection_id, entity, record_id, kind in rows:
+            topic = f"record:{connection_id}:{entity}:{record_id}"
+            if topic in wanted and topic not in own:
+                newest[topic] = str(kind or "unknown")
+        counts: dict[str, int] = {}
+        for kind in newest.values():
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
-    def _flush_digests(self) -> None:
-        """Post or update each account's digest once, after a pass folded errors into it."""
-        due, self._digests_due = self._digests_due, {}
-        for account_id, (team_id, _channel, tz, connection_id) in due.items():
+    def _flush_digests(self, stats: DeliveryStats) -> None:
+        """Post or update each account's digest once, after a pass folded records into it; then, in one
+        transaction, store the records it stands for and mark their notifications delivered. A digest Slack did
+        not take leaves them due: they fold again at the next pass. Never marked without being shown."""
+        folds, self._folds = self._folds, {}
+        for account_id, fold in folds.items():
             self._current_account = account_id
+            waiting = self._waiting(fold.channel)
+            if waiting is not None:
+                self._reschedule(fold.notifications, *waiting)
+                stats.rescheduled += len(fold.notifications)
+                continue
             topic, since = self._digest_topic(account_id)
             with self.sessions() as session:
                 row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
                                                                  SlackMessage.topic == topic)).first()
-                if row is None:
-                    continue
-                session.expunge(row)
-            counts = self._digest_counts(account_id, since)
-            message = blocks.digest_message(counts, sum(counts.values()), since, tz=tz,
-                                            connection_id=connection_id)
-            client = self.client_for(team_id)
+                if row is not None:
+                    session.expunge(row)
+            state = dict(row.state or {}) if row is not None else {}
+            topics = sorted(set(state.get("topics") or []) | fold.topics)
+            if fold.earliest is not None:  # the digest counts from its earliest error
+                since = min(since, fold.earliest)
+            now = self.clock()
+            new_state = {**state, "since": since.isoformat(), "last": now.isoformat(), "topics": topics}
+            counts = self._digest_counts(account_id, topics)
+            message = blocks.digest_message(counts, sum(counts.values()), since, tz=fold.tz,
+                                            connection_id=fold.connection_id)
+            client = self.client_for(fold.team_id)
             try:
-                if row.ts:
-                    self._update(client, row, message, _channel)
+                if row is not None and row.ts:
+                    self._update(client, row, message, fold.channel)
                 else:
-                    self._post(client, account_id, topic, row.channel_id, message, existing=row)
-            except _Reschedule as exc:  # the counts are stored: the next pass draws the digest again
-                self._digests_due[account_id] = (team_id, _channel, tz, connection_id)
+                    self._post(client, account_id, topic, fold.channel, message, state=new_state)
+            except _Reschedule as exc:
+                self._reschedule(fold.notifications, exc.seconds, exc.reason)
+                stats.rescheduled += len(fold.notifications)
+                if exc.channel_wide:
+                    self._pause(fold.channel, exc.seconds, exc.reason)
                 log.info("event=digest_delayed account_id=%s reason=%s", account_id, exc.reason)
+                continue
+            with self.sessions() as session, session.begin():
+                msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                                 SlackMessage.topic == topic)).first()
+                if msg is not None:
+                    msg.state = new_state
+                self._mark_delivered_in(session, fold.notifications, now)
+            stats.delivered += len(fold.notifications)
+            stats.accounts.add(account_id)
 
     # ------------------------------------------------------------------------------------------ Slack calls
 
-    def _pace(self, channel: str) -> None:
+    def _check_pace(self, channel: str) -> None:
+        """About one post a second per channel: a post due sooner is rescheduled (never slept for)."""
         last = self._last_post.get(channel)
-        if last is not None:
+        if last is not None and self.post_interval > 0:
             wait = self.post_interval - (time.monotonic() - last)
             if wait > 0:
-                self.sleep(wait)
-        self._last_post[channel] = time.monotonic()
+                raise _Reschedule(wait, "paced: about one post a second per channel")
 
-    def _post(self, client: WebClient, account_id: int, topic: str, channel: str, message: dict[str, Any],
-              existing: SlackMessage | None = None) -> None:
-        """Claim the topic's row, post, store the ts. Raises _Reschedule on a Slack failure."""
-        if existing is None:
-            with self.sessions() as session, session.begin():
-                row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
-                                                                 SlackMessage.topic == topic)).first()
-                if row is None:
-                    row = SlackMessage(account_id=account_id, topic=topic, channel_id=channel,
-                                       claimed_at=self.clock())
-                    session.add(row)
-                    try:
-                        session.flush()
-                    except IntegrityError:
-                        raise _Reschedule(1.0, "another worker claimed the post") from None
-                row_id = row.id
-        else:
-            row_id = existing.id
-        self._pace(channel)
-        answer = self._call(client.chat_postMessage, channel=channel, **message)
+    def _claim(self, account_id: int, topic: str, channel: str,
+               state: dict[str, Any] | None) -> tuple[int, dt.datetime | None, str, bool, str | None]:
+        """The topic's row, claimed (created) now if there is none: (row id, when claimed, its channel, whether an
+        earlier attempt may have posted it, a ts that was its message and is gone)."""
+        with self.sessions() as session, session.begin():
+            row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                             SlackMessage.topic == topic)).first()
+            earlier = row is not None and not row.ts
+            if row is None:
+                row = SlackMessage(account_id=account_id, topic=topic, channel_id=channel, claimed_at=self.clock(),
+                                   state=state)
+                session.add(row)
+                try:
+                    session.flush()
+                except IntegrityError:
+                    raise _Reschedule(1.0, "another worker claimed the post") from None
+            elif state is not None:
+                row.state = {**(row.state or {}), **state}
+            gone = (row.state or {}).get("gone_ts")
+            return row.id, row.claimed_at, row.channel_id, earlier, str(gone) if gone else None
+
+    def _post(self, client: WebClient, account_id: int, topic: str, channel: str, message: dict[str, Any], *,
+              thread_ts: str | None = None, state: dict[str, Any] | None = None,
+              only_if_found: bool = False) -> bool:
+        """Claim the topic's row, post with metadata naming the topic, store the ts. When the row was claimed
+        before and has no ts (an earlier attempt's outcome is unknown), look for that post first: found, it is
+        adopted and updated to ``message`` (a thread line is left as it is), and nothing is posted. With
+        ``only_if_found`` nothing new is posted (what it would say needs no new message); the claim is dropped.
+        Returns whether a message shows the topic now. Raises _Reschedule on a Slack failure."""
+        self._check_pace(channel)
+        row_id, claimed_at, row_channel, earlier, gone_ts = self._claim(account_id, topic, channel, state)
+        if earlier:
+            found = self._find_post(client, account_id, topic, row_channel, claimed_at, thread_ts, gone_ts)
+            if found is not None:
+                if thread_ts is None:
+                    self._call(client.chat_update, channel=row_channel, ts=found,
+                               metadata=self._metadata(account_id, topic), **message)
+                self._store_post(row_id, account_id, row_channel, found)
+                log.info("event=slack_post_found account_id=%s topic=%s ts=%s: adopted, not posted again",
+                         account_id, topic, found)
+                return True
+            if only_if_found:
+                self._release(row_id)
+                return False
+        try:
+            self._post_claimed(client, row_id, account_id, topic, channel, message, thread_ts)
+        except _Uncertain:
+            raise  # the claim stays: next time the post is looked for first
+        except _Reschedule:
+            self._release(row_id)  # Slack said no: nothing was posted, the topic is as if never tried
+            raise
+        return True
+
+    def _release(self, row_id: int) -> None:
+        """Drop a claim whose post is known not to exist."""
+        with self.sessions() as session, session.begin():
+            row = session.get(SlackMessage, row_id)
+            if row is not None and not row.ts:
+                session.delete(row)
+
+    def _post_claimed(self, client: WebClient, row_id: int, account_id: int, topic: str, channel: str,
+                      message: dict[str, Any], thread_ts: str | None = None) -> tuple[str, str]:
+        """Post the claimed row's message (with its metadata) and store where it went: (channel, ts)."""
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        self._last_post[channel] = time.monotonic()
+        answer = self._call(client.chat_postMessage, channel=channel, metadata=self._metadata(account_id, topic),
+                            **extra, **message)
+        where, ts = str(answer.get("channel") or channel), str(answer["ts"])
+        self._store_post(row_id, account_id, where, ts)
+        log.info("event=slack_posted account_id=%s topic=%s channel=%s", account_id, topic, where)
+        return where, ts
+
+    def _store_post(self, row_id: int, account_id: int, channel: str, ts: str) -> None:
         with self.sessions() as session, session.begin():
             row = session.get(SlackMessage, row_id)
             assert row is not None
-            row.channel_id = str(answer.get("channel") or channel)
-            row.ts = str(answer["ts"])
+            row.channel_id = channel
+            row.ts = ts
             row.posted_at = row.updated_at = self.clock()
+            if row.state and "gone_ts" in row.state:
+                row.state = {k: v for k, v in row.state.items() if k != "gone_ts"}
             ws = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).first()
             if ws is not None and ws.channel_problem:
                 ws.channel_problem = None
-        log.info("event=slack_posted account_id=%s topic=%s channel=%s", account_id, topic, channel)
+
+    @staticmethod
+    def _metadata(account_id: int, topic: str) -> dict[str, Any]:
+        """The message metadata naming a post's topic (https://docs.slack.dev/messaging/message-metadata), sent with
+        every post and every update (so an update never leaves a message without it)."""
+        return {"event_type": METADATA_EVENT, "event_payload": {"account_id": account_id, "topic": topic}}
+
+    def _find_post(self, client: WebClient, account_id: int, topic: str, channel: str,
+                   claimed_at: dt.datetime | None, thread_ts: str | None, gone_ts: str | None) -> str | None:
+        """The ts of the message the notifier posted for ``topic`` in ``channel`` (in ``thread_ts``'s thread for
+        a thread line), found by its metadata with conversations.history / conversations.replies and
+        ``include_all_metadata``; None when Slack shows none. Without the history scope (an app not reinstalled
+        since syncbot asked for it) the admins are told and None is returned: the post is made."""
+        oldest = claimed_at.timestamp() - FIND_MARGIN_SECONDS if claimed_at is not None else 0.0
+        cursor = ""
+        for _ in range(FIND_PAGES):
+            try:
+                if thread_ts:
+                    page = self._call(client.conversations_replies, channel=channel, ts=thread_ts,
+                                      include_all_metadata=True, limit=200, cursor=cursor or None)
+                else:
+                    page = self._call(client.conversations_history, channel=channel, oldest=f"{max(oldest, 0):.6f}",
+                                      include_all_metadata=True, limit=200, cursor=cursor or None)
+            except _NeedsAdmin as exc:
+                if exc.error != "missing_scope":
+                    raise
+                log.warning("event=slack_post_not_looked_for topic=%s needed=%s: posting", topic, exc.needed)
+                return None
+            except _GoneMessage:  # the thread's parent is gone: its lines with it
+                return None
+            for msg in page.get("messages") or []:
+                meta = msg.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == METADATA_EVENT and payload.get("topic") == topic \
+                        and str(payload.get("account_id")) == str(account_id) and msg.get("ts") != gone_ts:
+                    return str(msg["ts"])
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        log.warning("event=slack_post_search_gave_up topic=%s pages=%d: posting", topic, FIND_PAGES)
+        return None
 
     def _update(self, client: WebClient, row: SlackMessage, message: dict[str, Any],
                 channel: str | None = None) -> tuple[str, str]:
@@ -590,12 +752,13 @@ class Notifier:
         assert row.ts is not None
         moved_from: str | None = None
         try:
-            self._call(client.chat_update, channel=row.channel_id, ts=row.ts, mark_broken=False, **message)
+            self._call(client.chat_update, channel=row.channel_id, ts=row.ts, mark_broken=False,
+                       metadata=self._metadata(row.account_id, row.topic), **message)
         except _GoneMessage:
             target = row.channel_id
         except _ChannelUnusable as exc:
             if not channel or channel == row.channel_id:
-                self._channel_broken(exc.channel, exc.error)
+                self._tell_admins(describe(exc.error, "chat.update", exc.channel, exc.needed))
                 raise
             target, moved_from = channel, row.channel_id  # its old channel is gone: the account's channel now
         else:
@@ -606,90 +769,178 @@ class Notifier:
             return row.channel_id, row.ts
         log.info("event=slack_message_gone topic=%s ts=%s moved_from=%s: posting afresh", row.topic, row.ts,
                  moved_from or "-")
-        self._pace(target)
-        answer = self._call(client.chat_postMessage, channel=target, **message)
-        with self.sessions() as session, session.begin():
+        self._check_pace(target)
+        with self.sessions() as session, session.begin():  # a claim again: a lost answer is looked for next time
             fresh = session.get(SlackMessage, row.id)
             assert fresh is not None
-            fresh.ts = str(answer["ts"])
-            fresh.channel_id = str(answer.get("channel") or target)
-            fresh.posted_at = fresh.updated_at = self.clock()
-            return fresh.channel_id, fresh.ts
+            fresh.state = {**(fresh.state or {}), "gone_ts": row.ts}
+            fresh.ts, fresh.channel_id, fresh.claimed_at = None, target, self.clock()
+        return self._post_claimed(client, row.id, row.account_id, row.topic, target, message)
 
-    def _thread_note(self, client: WebClient, channel: str, ts: str, entry: SyncLogEntry, tz: str) -> None:
-        """One line per attempt in the message's thread (best effort: the parent already says the outcome)."""
+    def _attempts_to_note(self, group: list[Notification], newest: SyncLogEntry) -> list[SyncLogEntry]:
+        """The attempts that get a line in the record's thread: the entry of each ``error`` notification of the
+        group, in order (attempts that came between two passes each keep their line), and for a ``resolved``
+        one the record's newest entry (what resolved it)."""
+        ids = [n.entry_id for n in sorted(group, key=lambda n: n.id) if n.event == "error" and n.entry_id]
+        with self.sessions() as session:
+            found = {e.id: e for e in session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.id.in_(ids), SyncLogEntry.status != Status.PENDING))} if ids else {}
+            session.expunge_all()
+        attempts = [found[i] for i in dict.fromkeys(ids) if i in found]
+        if any(n.event == "resolved" for n in group) and newest.id not in found:
+            attempts.append(newest)
+        return attempts
+
+    def _thread_note(self, client: WebClient, account_id: int, channel: str, ts: str, entry: SyncLogEntry) -> None:
+        """One line per attempt in the message's thread, delivered like any notification: its own claimed topic
+        (``note:<entry id>``), found again if its answer was lost, and a refusal reschedules the record's
+        notifications (the parent's update is done again, harmlessly, with it)."""
+        note_topic = f"note:{entry.id}"
+        if self._posted(account_id, note_topic):
+            return
         state = "synced" if entry.status == Status.SYNCED else f"{entry.status} ({entry.kind})"
         who = f" by {entry.actor}" if entry.actor else ""
         text = f"Attempt {entry.attempt}{who}: {state}."
-        try:
-            self._call(client.chat_postMessage, channel=channel, thread_ts=ts, text=blocks.escape_mrkdwn(text))
-        except _Reschedule as exc:
-            log.info("event=thread_note_skipped reason=%s", exc.reason)
+        self._post(client, account_id, note_topic, channel, {"text": blocks.escape_mrkdwn(text)}, thread_ts=ts)
 
-    def _call(self, method: Callable[..., Any], *, mark_broken: bool = True, **kwargs: Any) -> Any:
-        """One Slack call through the typed errors: 429 and outages reschedule, a gone message is _GoneMessage, a
-        refused channel is marked broken (or, with ``mark_broken=False``, raised as _ChannelUnusable for the
-        caller to decide), refused blocks fall back to the plain text once."""
+    def _spend(self, channel: str, started: float) -> None:
+        if channel:
+            self._spent[channel] = self._spent.get(channel, 0.0) + (time.monotonic() - started)
+
+    def _call(self, method: Callable[..., Any], *, mark_broken: bool = True, shortened: int = 0,
+              **kwargs: Any) -> Any:
+        """One Slack call, its refusal handled by class (`bot.slack_errors`): WAIT and UNAVAILABLE reschedule
+        (the channel pauses; UNAVAILABLE and no answer at all are _Uncertain), GONE is _GoneMessage, ADMIN tells the
+        admins once and reschedules (_NeedsAdmin; a channel refusal with ``mark_broken=False`` is raised as
+        _ChannelUnusable for the caller to decide), SHORTEN sends the short form and then the plain text, FAIL
+        is logged as an error and waits 10 minutes. The time Slack took counts against the channel's share."""
+        name = getattr(method, "__name__", "?")
+        channel = str(kwargs.get("channel") or "")
+        started = time.monotonic()
         try:
-            answer = method(**kwargs)
-            warnings = list((answer.get("response_metadata") or {}).get("warnings") or [])
-            if answer.get("warning") or warnings:
-                log.warning("event=slack_warning method=%s warning=%s warnings=%s", getattr(method, "__name__", "?"),
-                            answer.get("warning"), ",".join(warnings))
-            return answer
+            answer = method(**{k: v for k, v in kwargs.items() if v is not None})
         except SlackApiError as exc:
-            error = str(exc.response.get("error") or "")
-            status = exc.response.status_code
-            if status == 429 or error == "ratelimited":
-                raise _Reschedule(_retry_after_seconds(exc.response.headers.get("Retry-After")),
-                                  "rate limited by Slack", channel_wide=True) from None
-            if error in GONE_MESSAGE_ERRORS:
-                raise _GoneMessage(error) from None
-            if error in CHANNEL_ERRORS:
-                if not mark_broken:
-                    raise _ChannelUnusable(str(kwargs.get("channel")), error) from None
-                self._channel_broken(str(kwargs.get("channel")), error)
-                raise _Reschedule(300.0, f"cannot post to the channel: {error}", channel_wide=True) from None
-            if error == "invalid_blocks" and kwargs.get("blocks"):
-                # Our renderers keep within Block Kit's limits; should Slack still refuse, say why in the log and
-                # send the plain-text fallback once, so the error is not silently lost (SL-07). An update without
-                # blocks would keep the old ones (an outdated state under the new text): it clears them.
-                log.error("event=slack_invalid_blocks errors=%s", exc.response.get("errors"))
-                plain = {k: v for k, v in kwargs.items() if k != "blocks"}
-                if getattr(method, "__name__", "") == "chat_update":
-                    plain["blocks"] = []
-                return self._call(method, mark_broken=mark_broken, **plain)
-            if status >= 500 or error in TRANSIENT_ERRORS:
-                raise _Reschedule(30.0, f"Slack error {status} {error}", channel_wide=True) from None
-            log.error("event=slack_call_refused error=%s status=%s", error, status)
-            raise _Reschedule(600.0, f"Slack refused the message: {error}") from None
-        except OSError as exc:  # connection errors after slack_sdk's own retries
-            raise _Reschedule(30.0, f"Slack unreachable: {exc}", channel_wide=True) from None
+            self._spend(channel, started)
+            return self._refused(method, exc, mark_broken, shortened, kwargs)
+        except OSError as exc:  # a timeout or a dropped connection: Slack may have done it
+            self._spend(channel, started)
+            raise _Uncertain(30.0, f"no answer from Slack to {name}: {exc.__class__.__name__}",
+                             channel_wide=True) from None
+        self._spend(channel, started)
+        warnings = list((answer.get("response_metadata") or {}).get("warnings") or [])
+        if answer.get("warning") or warnings:
+            log.warning("event=slack_warning method=%s warning=%s warnings=%s", name, answer.get("warning"),
+                        ",".join(warnings))
+        return answer
 
-    def _channel_broken(self, channel: str, error: str) -> None:
-        """Mark the workspace's channel broken (shown by /sync-log status and the App Home) and DM the person
-        who set it up, once per problem, asking to invite @syncbot or to pick another channel. The entries and
-        the notifications stay; delivery resumes when the channel works again."""
-        log.warning("event=slack_channel_unusable channel=%s error=%s", channel, error)
-        problem = f"{error} in <#{channel}>"
+    def _refused(self, method: Callable[..., Any], exc: SlackApiError, mark_broken: bool, shortened: int,
+                 kwargs: dict[str, Any]) -> Any:
+        name = getattr(method, "__name__", "?")
+        slack_method = name.replace("_", ".", 1)
+        channel = str(kwargs.get("channel") or "")
+        error = str(exc.response.get("error") or "")
+        status = exc.response.status_code
+        refusal = classify(error, status)
+        if refusal is Refusal.WAIT:
+            raise _Reschedule(_retry_after_seconds(exc.response.headers.get("Retry-After")),
+                              f"rate limited by Slack ({error or status})", channel_wide=True) from None
+        if refusal is Refusal.GONE:
+            raise _GoneMessage(error) from None
+        if refusal is Refusal.ADMIN:
+            needed = exc.response.get("needed")
+            needed = str(needed) if needed else None
+            if error in CHANNEL_ERRORS and not mark_broken:
+                raise _ChannelUnusable(channel, error, needed) from None
+            self._tell_admins(describe(error, slack_method, channel if error in CHANNEL_ERRORS else None, needed))
+            raise _NeedsAdmin(channel, error, needed) from None
+        if refusal is Refusal.SHORTEN and name in ("chat_postMessage", "chat_update") and shortened < 2:
+            log.error("event=%s method=%s error=%s errors=%s", "slack_invalid_blocks" if error.startswith("invalid_")
+                      else "slack_message_too_long", slack_method, error, exc.response.get("errors"))
+            content = {k: kwargs[k] for k in ("text", "blocks") if k in kwargs}
+            if shortened == 0 and content.get("blocks"):
+                smaller = blocks.short_form(content)  # the headline and the buttons that act
+            else:  # the plain text alone; an update clears the old blocks so no outdated state stays shown
+                smaller = {"text": blocks.truncate(str(content.get("text") or "syncbot"), 1000)}
+                if name == "chat_update":
+                    smaller["blocks"] = []
+                shortened = 1
+            rest = {k: v for k, v in kwargs.items() if k not in ("text", "blocks")}
+            return self._call(method, mark_broken=mark_broken, shortened=shortened + 1, **rest, **smaller)
+        if refusal is Refusal.UNAVAILABLE:
+            raise _Uncertain(30.0, f"Slack error {status} {error}", channel_wide=True) from None
+        log.error("event=slack_call_refused method=%s error=%s status=%s class=%s", slack_method, error, status,
+                  refusal.value)
+        raise _Reschedule(600.0, f"Slack refused {slack_method}: {error or status}") from None
+
+    def report_problem(self, team: str, problem: Problem) -> None:
+        """`bot.slack_errors.Problems.on_new`: a call anywhere (the request path too) met a refusal only an admin
+        can fix. The admins are told at the next pass, on the notifier's thread (never on a request's). A channel
+        refused on the request path is that request's business (the notifier tells about its own channel)."""
+        if problem.key[0] == "channel":
+            return
+        with self._lock_problems:
+            self._problems_due.append((team, problem.text))
+        self.wake()
+
+    def _tell_admins(self, problem: str) -> None:
+        """Store the problem on the workspace of the account being delivered (shown by /sync-log status and the
+        App Home) and DM the person who set it up and the admin list, once per problem, saying what to do. The
+        entries and the notifications stay; delivery resumes when it is fixed."""
+        self._tell_admins_of(select(Workspace).where(Workspace.account_id == self._current_account), problem)
+
+    def _tell_admins_of(self, query: Any, problem: str) -> None:
+        told: list[tuple[str, list[str]]] = []
         with self.sessions() as session, session.begin():
-            ws = session.scalars(select(Workspace).where(Workspace.account_id == self._current_account)).first()
-            if ws is None or ws.channel_problem == problem:
-                return
-            ws.channel_problem = problem
-            team_id, user_ids = ws.team_id, [u for u in [ws.installer_user_id, *(ws.admin_user_ids or [])] if u]
-        text = (f":warning: syncbot cannot post sync errors to <#{channel}> (Slack says `{error}`). Invite it with "
-                "`/invite @syncbot` in that channel, or pick another one with `/sync-log channel #name`. Nothing is "
-                "lost: the errors wait and arrive as soon as the channel works.")
-        client = self.client_for(team_id)
-        for user_id in dict.fromkeys(user_ids):
+            for ws in session.scalars(query):
+                if ws.channel_problem == problem:
+                    continue
+                ws.channel_problem = problem
+                told.append((ws.team_id, [u for u in [ws.installer_user_id, *(ws.admin_user_ids or [])] if u]))
+        if told:
+            log.warning("event=slack_needs_admin_told problem=%s", problem)
+        notice = blocks.admin_problem_notice(problem)
+        for team_id, user_ids in told:
+            client = self.client_for(team_id)
+            for user_id in dict.fromkeys(user_ids):
+                try:
+                    dm = client.conversations_open(users=user_id)
+                    client.chat_postMessage(channel=dm["channel"]["id"], **notice)
+                except SlackApiError as exc:
+                    log.warning("event=admin_problem_dm_failed user_id=%s error=%s", user_id,
+                                exc.response.get("error"))
+                except OSError as exc:
+                    log.warning("event=admin_problem_dm_failed user_id=%s error=%s", user_id, type(exc).__name__)
+
+    def _tell_reported(self) -> None:
+        """Tell the admins of the problems the Slack clients reported since the last pass."""
+        with self._lock_problems:
+            due, self._problems_due = self._problems_due, []
+        for team, text in dict.fromkeys(due):
+            query = select(Workspace) if team == "*" else select(Workspace).where(Workspace.team_id == team)
             try:
-                dm = client.conversations_open(users=user_id)
-                client.chat_postMessage(channel=dm["channel"]["id"], text=text)
-            except SlackApiError as exc:
-                log.warning("event=channel_problem_dm_failed user_id=%s error=%s", user_id,
-                            exc.response.get("error"))
+                self._tell_admins_of(query, text)
+            except Exception:
+                log.exception("event=admin_problem_report_failed team=%s", team)
 
 
 class _GoneMessage(Exception):
     pass
+
+
+@dataclass
+class _Fold:
+    """One account's records folded into its digest in this pass."""
+
+    team_id: str
+    channel: str
+    tz: str
+    connection_id: int | None
+    earliest: dt.datetime | None = None
+    topics: set[str] = field(default_factory=set)
+    notifications: list[Notification] = field(default_factory=list)
+
+    def add(self, topic: str, created_at: dt.datetime | None, group: list[Notification]) -> None:
+        self.topics.add(topic)
+        self.notifications.extend(group)
+        if created_at is not None:
+            self.earliest = created_at if self.earliest is None else min(self.earliest, created_at)

@@ -1,9 +1,12 @@
 """What the Slack app needs at run time, built once per process: Slack clients, tenants, the permission
 directory, the notifier, OAuth states and a worker pool for the work that goes on after an ack.
 
-Slack clients (DESIGN.md, "One small client object per external system"): the request path uses a client
-without sleeping retry handlers (never sleep on a request path); the notifier's background client adds
-slack_sdk's RateLimitErrorRetryHandler (DEPENDENCIES.md P7). Base URL: SLACK_API_URL.
+Slack clients (DESIGN.md, "One small client object per external system"): `bot.slack_errors.GuardedWebClient`s,
+which remember the refusals only an admin can fix (`bot.slack_errors.Problems`, the table of Slack's errors by
+class) so that a workspace in that state costs one call per probe interval, not one per request. Neither client
+sleeps: the request path has no retry handlers (never sleep on a request path), and the notifier's background
+client has none either (no sleeping in the delivery path, and no blind second chat.postMessage after a lost
+answer: the notifier reschedules and looks for its post first). Base URL: SLACK_API_URL.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.config import Settings
 from bot.home import HomePublisher
@@ -27,6 +29,7 @@ from bot.lease import Lease
 from bot.notifier import Notifier
 from bot.oauth_states import OAuthStates
 from bot.services import Services
+from bot.slack_errors import GuardedWebClient, Problems
 from bot.workspaces import Directory, InstallLinks, Tenants
 
 log = logging.getLogger("syncbot.runtime")
@@ -37,20 +40,31 @@ class SlackClients:
     Multi-workspace mode: each team's bot token comes from the installation store (decrypted), cached for
     ``ttl`` seconds; :meth:`forget` drops a team's clients (after an install or an uninstall)."""
 
+    #: Seconds the background (notifier) client waits for Slack's answer: a slow channel costs at most this.
+    BACKGROUND_TIMEOUT = 10
+
     def __init__(self, settings: Settings, installations: SealedInstallationStore | None = None,
-                 ttl: float = 60.0) -> None:
+                 ttl: float = 60.0, problems: Problems | None = None) -> None:
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         self.base_url = settings.slack_api_url
         self.installations = installations
         self.ttl = ttl
-        self.request = WebClient(token=None if installations else token, base_url=self.base_url, timeout=10)
-        self.background = self._background(None if installations else token)
+        #: The workspaces' standing refusals that need an admin (shared by every client made here).
+        self.problems = problems or Problems()
+        self.request = self._request(None if installations else token, "*")
+        self.background = self._background(None if installations else token, "*")
         self._teams: dict[str, tuple[float, WebClient, WebClient]] = {}
         self._lock = threading.Lock()
 
-    def _background(self, token: str | None) -> WebClient:
-        client = WebClient(token=token, base_url=self.base_url, timeout=30)
-        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+    def _request(self, token: str | None, team: str) -> WebClient:
+        client = GuardedWebClient(token=token, base_url=self.base_url, timeout=10, problems=self.problems, team=team)
+        client.retry_handlers.clear()  # never sleep on a request path
+        return client
+
+    def _background(self, token: str | None, team: str) -> WebClient:
+        client = GuardedWebClient(token=token, base_url=self.base_url, timeout=self.BACKGROUND_TIMEOUT,
+                                  problems=self.problems, team=team, answer_from_memory=False)
+        client.retry_handlers.clear()  # no sleeping, and no second post when an answer was lost
         return client
 
     def _clients(self, team_id: str) -> tuple[WebClient, WebClient]:
@@ -61,7 +75,7 @@ class SlackClients:
             if hit is not None and now - hit[0] < self.ttl:
                 return hit[1], hit[2]
         token = self.installations.bot_token(team_id)  # None when not installed: Slack answers not_authed
-        pair = (WebClient(token=token, base_url=self.base_url, timeout=10), self._background(token))
+        pair = (self._request(token, team_id), self._background(token, team_id))
         with self._lock:
             self._teams[team_id] = (now, *pair)
         return pair
@@ -71,7 +85,7 @@ class SlackClients:
         return self._clients(team_id)[0] if self.installations else self.request
 
     def background_for(self, team_id: str) -> WebClient:
-        """The background (notifier) client of ``team_id`` (retries a 429 once after Retry-After)."""
+        """The background (notifier) client of ``team_id`` (no retry handlers: the notifier reschedules)."""
         return self._clients(team_id)[1] if self.installations else self.background
 
     def forget(self, team_id: str) -> None:
@@ -196,6 +210,7 @@ def build_runtime(services: Services, settings: Settings | None = None) -> Slack
     tenants = Tenants(services.sessions, auto_bind=installations is None)
     notifier = Notifier(services.sessions, clients.background_for, default_channel=settings.slack_default_channel)
     notifier.find_existing = services.engine.find_existing
+    clients.problems.on_new = notifier.report_problem
     rt = SlackRuntime(services=services, settings=settings, clients=clients, tenants=tenants,
                       directory=Directory(clients.for_team), notifier=notifier,
                       states=OAuthStates(services.sessions, server_secret(settings)),

@@ -453,6 +453,61 @@ def test_injected_5xx_errors_and_delays(server: StandInServer, standin: SlackSta
     assert standin.faults() == []
 
 
+def test_metadata_is_kept_by_post_and_update_and_read_back_with_include_all_metadata(
+        client: WebClient, standin: SlackStandIn) -> None:
+    meta = {"event_type": "syncbot_notification", "event_payload": {"topic": "record:1:contact:7"}}
+    ts = client.chat_postMessage(channel=ERRORS_CHANNEL_ID, text="one", metadata=meta)["ts"]
+    client.chat_postMessage(channel=ERRORS_CHANNEL_ID, thread_ts=ts, text="a reply",
+                            metadata={"event_type": "syncbot_notification", "event_payload": {"topic": "note"}})
+    client.chat_postMessage(channel=ERRORS_CHANNEL_ID, text="two")
+    plain = client.conversations_history(channel=ERRORS_CHANNEL_ID)["messages"]
+    assert [m["text"] for m in plain] == ["two", "one"]  # newest first, no thread replies
+    assert all("metadata" not in m for m in plain)
+    full = client.conversations_history(channel=ERRORS_CHANNEL_ID, include_all_metadata=True, limit=1)
+    assert [m["text"] for m in full["messages"]] == ["two"] and full["has_more"] is True
+    rest = client.conversations_history(channel=ERRORS_CHANNEL_ID, include_all_metadata=True,
+                                        cursor=full["response_metadata"]["next_cursor"])["messages"]
+    assert rest[0]["metadata"] == meta
+    assert client.conversations_history(channel=ERRORS_CHANNEL_ID, oldest=ts)["messages"][0]["text"] == "two"
+
+    client.chat_update(channel=ERRORS_CHANNEL_ID, ts=ts, text="one, updated",
+                       metadata={"event_type": "syncbot_notification", "event_payload": {"topic": "moved"}})
+    assert standin.message(ERRORS_CHANNEL_ID, ts).metadata["event_payload"] == {"topic": "moved"}
+    thread = client.conversations_replies(channel=ERRORS_CHANNEL_ID, ts=ts, include_all_metadata=True)["messages"]
+    assert [m["text"] for m in thread] == ["one, updated", "a reply"]
+    assert thread[1]["metadata"]["event_payload"] == {"topic": "note"}
+    with pytest.raises(SlackApiError) as exc:
+        client.conversations_history(channel=GENERAL_CHANNEL_ID)
+    assert exc.value.response["error"] == "not_in_channel"
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel=ERRORS_CHANNEL_ID, text="x", metadata={"event_type": 1})
+    assert exc.value.response["error"] == "invalid_metadata_schema"
+
+
+def test_a_lost_answer_the_post_is_made_and_the_app_hears_an_error(client: WebClient, standin: SlackStandIn) -> None:
+    standin.inject_fault("chat.postMessage", status=504, body="<html>504 Gateway Time-out</html>", after=True)
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel=ERRORS_CHANNEL_ID, text="made, answer lost")
+    assert exc.value.response.status_code == 504
+    assert [m.text for m in standin.messages(ERRORS_CHANNEL_ID)] == ["made, answer lost"]
+
+
+def test_missing_scope_names_the_scope_needed(client: WebClient, standin: SlackStandIn) -> None:
+    standin.set_scopes(DEFAULT_TEAM_ID, ["chat:write", "users:read", "im:write"])
+    assert client.chat_postMessage(channel=ERRORS_CHANNEL_ID, text="x")["ok"] is True
+    with pytest.raises(SlackApiError) as exc:
+        client.conversations_history(channel=ERRORS_CHANNEL_ID)
+    assert (exc.value.response["error"], exc.value.response["needed"]) == ("missing_scope", "channels:history")
+    standin.set_scopes(DEFAULT_TEAM_ID, ["users:read"])
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel=ERRORS_CHANNEL_ID, text="x")
+    assert exc.value.response["needed"] == "chat:write" and exc.value.response["provided"] == "users:read"
+    standin.inject_fault("views.publish", error="missing_scope", extra={"needed": "x:y", "provided": ""})
+    with pytest.raises(SlackApiError) as exc:
+        client.views_publish(user_id=OWNER_USER_ID, view={"type": "home", "blocks": []})
+    assert exc.value.response["needed"] == "x:y"
+
+
 # ------------------------------------------------------------------------------------------------------------
 # response_url
 # ------------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from bot.blocks import ids
 from bot.blocks.home import ConnectionCard, home_refusal_view, home_view
 from bot.blocks.log import help_message, log_page
 from bot.blocks.messages import (
+    admin_problem_notice,
     answer_modal,
     digest_message,
     entry_state,
@@ -25,6 +26,7 @@ from bot.blocks.messages import (
     retry_all_done,
     retry_all_not_run,
     retry_all_progress,
+    short_form,
     status_message,
     support_modal,
     support_request_message,
@@ -35,6 +37,7 @@ from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
 
 __all__ = [
     "ConnectionCard",
+    "admin_problem_notice",
     "answer_modal",
     "digest_message",
     "entry_state",
@@ -55,6 +58,7 @@ __all__ = [
     "retry_all_done",
     "retry_all_not_run",
     "retry_all_progress",
+    "short_form",
     "status_message",
     "support_modal",
     "support_request_message",

@@ -13,7 +13,9 @@ HTTP (``create_app(config)`` is a Starlette app; ``app.state.standin`` is its :c
 
 - ``GET|POST /api/<method>``: auth.test, chat.postMessage, chat.update, chat.delete, chat.postEphemeral,
   chat.getPermalink, views.publish, views.open, views.update, views.push, users.info, conversations.open,
-  conversations.info, conversations.join.
+  conversations.info, conversations.join, conversations.history and conversations.replies (message ``metadata``
+  with ``include_all_metadata``); a team's bot scopes (``set_scopes``: a method needing another answers
+  ``missing_scope``).
 - ``POST /response_url/<id>``: response_urls minted by the stand-in.
 - Socket Mode: ``/api/apps.connections.open`` (app-level token ``config.DEFAULT_APP_TOKEN``) and the WebSocket
   ``/link/?ticket=...``; ``server.socket_mode`` (a :class:`SocketModeHub`) sends envelopes and disconnects, and
@@ -26,7 +28,7 @@ HTTP (``create_app(config)`` is a Starlette app; ``app.state.standin`` is its :c
   users {team_id,id,name,real_name,is_admin,is_owner,is_primary_owner,tz,tz_offset,...} |
   channels {team_id,id,name,is_private,is_archived,bot_member,members} | channels/<id>/bot_membership {member} |
   channels/<id>/archive {archived} | messages {channel,user,text,blocks?,thread_ts?} (a human posts) |
-  faults {method,count,status?,error?,retry_after?,delay?,body?,match?} |
+  faults {method,count,status?,error?,retry_after?,delay?,body?,match?,extra?,after?} |
   update_errors {channel,ts,error} | rate_limits {enabled?,method?,per_minute?,burst?,scope?,refill?} |
   response_urls {team_id,channel_id,user_id,source?,message_ts?,is_ephemeral?} | trigger_ids {team_id,user_id} |
   clock {advance} | view_ack {team_id,user_id,view_id,answer} | view_state {view_id,values} |

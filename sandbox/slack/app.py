@@ -229,7 +229,7 @@ CONTROL_FIELDS: dict[str, tuple[dict[str, Any], frozenset[str]]] = {
                  frozenset({"channel", "user"})),
     "faults": ({"method": _TEXT, "count": Number(1, 100_000, integer=True), "status": Number(100, 599, integer=True),
                 "error": _TEXT, "retry_after": Number(0, 86400, integer=True), "delay": Number(0, 60),
-                "body": _TEXT, "match": _OBJECT}, frozenset({"method"})),
+                "body": _TEXT, "match": _OBJECT, "extra": _OBJECT, "after": _FLAG}, frozenset({"method"})),
     "update_errors": ({"channel": _TEXT, "ts": _TEXT, "error": _TEXT}, frozenset({"channel", "ts"})),
     "rate_limits": ({"enabled": _FLAG, "method": _TEXT, "per_minute": Number(0, 1_000_000),
                      "burst": Number(0, 1_000_000, integer=True), "scope": _TEXT, "refill": _FLAG}, frozenset()),
@@ -411,7 +411,8 @@ def _control(standin: SlackStandIn, verb: str, path: str, data: dict[str, Any]) 
         if head == "faults":
             fault = standin.inject_fault(data["method"], int(data.get("count", 1)), status=data.get("status"),
                                          error=data.get("error"), retry_after=data.get("retry_after"),
-                                         delay=data.get("delay"), body=data.get("body"), match=data.get("match"))
+                                         delay=data.get("delay"), body=data.get("body"), match=data.get("match"),
+                                         extra=data.get("extra"), after=bool(data.get("after", False)))
             return _ok(fault=fault.to_dict())
         if head == "update_errors":
             standin.set_update_error(data["channel"], data["ts"], data.get("error", "cant_update_message"))

@@ -71,6 +71,8 @@ def default_rate_limits(post_message_burst: int = 5) -> dict[str, RateLimit]:
         "conversations.open": RateLimit(per_minute=TIER_3, burst=int(TIER_3)),
         "conversations.info": RateLimit(per_minute=TIER_3, burst=int(TIER_3)),
         "conversations.join": RateLimit(per_minute=TIER_3, burst=int(TIER_3)),
+        "conversations.history": RateLimit(per_minute=TIER_3, burst=int(TIER_3)),
+        "conversations.replies": RateLimit(per_minute=TIER_3, burst=int(TIER_3)),
         "auth.test": RateLimit(per_minute=600.0, burst=600),
     }
 

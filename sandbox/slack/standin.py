@@ -45,8 +45,18 @@ from sandbox.slack.state import (
 SUPPORTED_METHODS = (
     "auth.test", "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral", "chat.getPermalink",
     "views.publish", "views.open", "views.update", "views.push", "users.info", "conversations.open",
-    "conversations.info", "conversations.join",
+    "conversations.info", "conversations.join", "conversations.history", "conversations.replies",
 )
+
+#: The bot scope each method needs (its reference page's "Scopes" fact), checked when a team's ``scopes`` are
+#: set. conversations.history and conversations.replies need the history scope of the channel's type
+#: (channels:history, groups:history, im:history: :data:`HISTORY_SCOPES`), checked by their handlers.
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write", "chat.update": "chat:write", "chat.delete": "chat:write",
+    "chat.postEphemeral": "chat:write", "users.info": "users:read", "conversations.open": "im:write",
+    "conversations.info": "channels:read",
+}
+HISTORY_SCOPES = {"public": "channels:history", "private": "groups:history", "im": "im:history"}
 
 
 @dataclass
@@ -233,6 +243,13 @@ class SlackStandIn:
             self.channels[channel_id].is_archived = archived
             self._touch()
 
+    def set_scopes(self, team_id: str, scopes: list[str] | None) -> None:
+        """Grant the team's bot token only ``scopes`` (``None``: every scope). A method needing another answers
+        ``missing_scope`` with ``needed`` and ``provided``, as Slack does."""
+        with self._lock:
+            self.teams[team_id].scopes = None if scopes is None else list(scopes)
+            self._touch()
+
     def set_token_state(self, team_id: str, state: Literal["active", "revoked", "inactive"]) -> None:
         """Make the team's bot token answer ``token_revoked`` or ``account_inactive`` (or work again)."""
         with self._lock:
@@ -254,11 +271,13 @@ class SlackStandIn:
     # ------------------------------------------------------------------------------------------------------
     def inject_fault(self, method: str, count: int = 1, *, status: int | None = None, error: str | None = None,
                      retry_after: int | None = None, delay: float | None = None, body: str | None = None,
-                     match: dict[str, Any] | None = None) -> Fault:
-        """Answer the next ``count`` calls of ``method`` with the given trouble; see :class:`Fault`."""
+                     match: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                     after: bool = False) -> Fault:
+        """Answer the next ``count`` calls of ``method`` with the given trouble; see :class:`Fault` (``after``:
+        the call takes effect and its answer is lost)."""
         with self._lock:
             fault = Fault(method=method, count=count, status=status, error=error, retry_after=retry_after,
-                          delay=delay, body=body, match=match)
+                          delay=delay, body=body, match=match, extra=dict(extra) if extra else None, after=after)
             self._faults.append(fault)
             self._touch()
             return fault
@@ -501,9 +520,10 @@ class SlackStandIn:
             if fault.body is not None:
                 return ApiResponse(fault.status, fault.body, {"Content-Type": "text/html"}, fault.delay or 0.0)
             error = fault.error or ("internal_error" if fault.status >= 500 else "invalid_request")
-            return ApiResponse(fault.status, {"ok": False, "error": error}, {}, fault.delay or 0.0)
+            return ApiResponse(fault.status, {"ok": False, "error": error, **(fault.extra or {})}, {},
+                               fault.delay or 0.0)
         if fault.error is not None:
-            return ApiResponse(200, {"ok": False, "error": fault.error}, {}, fault.delay or 0.0)
+            return ApiResponse(200, {"ok": False, "error": fault.error, **(fault.extra or {})}, {}, fault.delay or 0.0)
         return None
 
     def _answer(self, method: str, params: dict[str, Any], token: str | None, call: Call) -> ApiResponse:
@@ -511,9 +531,15 @@ class SlackStandIn:
         fault = self._take_fault(method, params)
         if fault is not None:
             faulted = self._fault_response(fault)
+            if faulted is not None and fault.after:  # Slack does the work; its answer is lost on the way
+                self._answer_normally(method, params, token, 0.0)
+                return faulted
             if faulted is not None:
                 return faulted
             delay = fault.delay or 0.0
+        return self._answer_normally(method, params, token, delay)
+
+    def _answer_normally(self, method: str, params: dict[str, Any], token: str | None, delay: float) -> ApiResponse:
         handler: Callable[[Team, dict[str, Any]], dict[str, Any]] | None = getattr(
             self, "_api_" + method.replace(".", "_"), None)
         if handler is None or method not in SUPPORTED_METHODS:
@@ -527,6 +553,9 @@ class SlackStandIn:
             return ApiResponse(200, {"ok": False, "error": "token_revoked"}, delay=delay)
         if team.token_state == "inactive":
             return ApiResponse(200, {"ok": False, "error": "account_inactive"}, delay=delay)
+        needed = METHOD_SCOPES.get(method)
+        if needed and team.scopes is not None and needed not in team.scopes:
+            return ApiResponse(200, self._missing_scope(team, needed), delay=delay)
         limited = self._check_rate_limit(team, method, params)
         if limited is not None:
             limited.delay = delay
@@ -536,6 +565,10 @@ class SlackStandIn:
         except _ApiError as exc:
             return ApiResponse(exc.status, {"ok": False, "error": exc.error, **exc.extra}, delay=delay)
         return ApiResponse(200, body, delay=delay)
+
+    @staticmethod
+    def _missing_scope(team: Team, needed: str) -> dict[str, Any]:
+        return {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(team.scopes or [])}
 
     def _check_rate_limit(self, team: Team, method: str, params: dict[str, Any]) -> ApiResponse | None:
         if not self.rate_limits_enabled:
@@ -693,12 +726,7 @@ class SlackStandIn:
         channel = self._resolve_channel(team, params.get("channel"))
         self._check_can_post(channel)
         text, blocks, attachments, warnings = self._content(params)
-        metadata = params.get("metadata")
-        if isinstance(metadata, str):
-            try:
-                metadata = json.loads(metadata)
-            except ValueError as exc:
-                raise _ApiError("invalid_metadata_format") from exc
+        metadata = self._metadata(params)
         msg = Message(ts=self._next_ts(), channel=channel.id, team_id=team.team_id, text=text or "",
                       blocks=blocks, attachments=attachments, user=team.bot_user_id, bot_id=team.bot_id,
                       app_id=team.app_id, thread_ts=params.get("thread_ts") or None,
@@ -708,6 +736,22 @@ class SlackStandIn:
         for w in warnings:
             self._warn(body, w)
         return body
+
+    @staticmethod
+    def _metadata(params: dict[str, Any]) -> dict[str, Any] | None:
+        """``metadata`` of chat.postMessage / chat.update: a JSON object with ``event_type`` and ``event_payload``
+        (https://docs.slack.dev/messaging/message-metadata), as a JSON string (form) or JSON itself."""
+        metadata = params.get("metadata")
+        if metadata in (None, ""):
+            return None
+        try:
+            metadata = _json_param(metadata)
+        except ValueError as exc:
+            raise _ApiError("invalid_metadata_format") from exc
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("event_type"), str) \
+                or not isinstance(metadata.get("event_payload"), dict):
+            raise _ApiError("invalid_metadata_schema")
+        return metadata
 
     def _api_chat_update(self, team: Team, params: dict[str, Any]) -> dict[str, Any]:
         """https://docs.slack.dev/reference/methods/chat.update: only the bot's own messages; ephemeral messages
@@ -733,6 +777,8 @@ class SlackStandIn:
             msg.blocks = blocks
         if "attachments" in params:
             msg.attachments = attachments
+        if params.get("metadata") not in (None, ""):
+            msg.metadata = self._metadata(params)
         msg.edited_ts = msg.edits[-1].replaced_at_ts
         self._touch()
         body: dict[str, Any] = {"ok": True, "channel": channel.id, "ts": msg.ts, "text": msg.text,
@@ -973,6 +1019,75 @@ class SlackStandIn:
         self._touch()
         body["channel"] = channel.to_api()
         return body
+
+    def _readable(self, team: Team, params: dict[str, Any]) -> Channel:
+        """The channel conversations.history / .replies read: the history scope of its type, and the bot a member
+        (``not_in_channel``; a private channel it is not in does not exist for it: ``channel_not_found``)."""
+        channel = self._resolve_channel(team, params.get("channel"), allow_user=False)
+        needed = HISTORY_SCOPES["im" if channel.is_im else "private" if channel.is_private else "public"]
+        if team.scopes is not None and needed not in team.scopes:
+            raise _ApiError("missing_scope", {k: v for k, v in self._missing_scope(team, needed).items()
+                                              if k not in ("ok", "error")})
+        if not channel.bot_member:
+            raise _ApiError("not_in_channel")
+        return channel
+
+    @staticmethod
+    def _page(messages: list[Message], params: dict[str, Any], default_limit: int = 100) -> tuple[
+            list[Message], str]:
+        """``oldest`` / ``latest`` (``inclusive``), ``limit`` (at most 999) and ``cursor`` (our cursor: an offset)."""
+        def ts_arg(name: str) -> float | None:
+            value = params.get(name)
+            if value in (None, ""):
+                return None
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise _ApiError(f"invalid_ts_{name}") from None
+
+        oldest, latest, inclusive = ts_arg("oldest"), ts_arg("latest"), _truthy(params.get("inclusive"))
+        kept = [m for m in messages
+                if (oldest is None or float(m.ts) > oldest or (inclusive and float(m.ts) == oldest))
+                and (latest is None or float(m.ts) < latest or (inclusive and float(m.ts) == latest))]
+        try:
+            limit = max(1, min(999, int(params.get("limit") or default_limit)))
+            start = int(params.get("cursor") or 0)
+        except (TypeError, ValueError):
+            raise _ApiError("invalid_cursor") from None
+        page = kept[start:start + limit]
+        return page, str(start + limit) if start + limit < len(kept) else ""
+
+    @staticmethod
+    def _listed(msg: Message, with_metadata: bool) -> dict[str, Any]:
+        out = msg.to_api()
+        if not with_metadata:
+            out.pop("metadata", None)
+        return out
+
+    def _api_conversations_history(self, team: Team, params: dict[str, Any]) -> dict[str, Any]:
+        """https://docs.slack.dev/reference/methods/conversations.history: the channel's messages (not thread
+        replies), newest first; each message's ``metadata`` only with ``include_all_metadata``."""
+        channel = self._readable(team, params)
+        newest_first = list(reversed(self._messages.get(channel.id, [])))
+        page, cursor = self._page(newest_first, params)
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        return {"ok": True, "messages": [self._listed(m, with_metadata) for m in page], "has_more": bool(cursor),
+                "pin_count": 0, "channel_actions_ts": None, "channel_actions_count": 0,
+                "response_metadata": {"next_cursor": cursor}}
+
+    def _api_conversations_replies(self, team: Team, params: dict[str, Any]) -> dict[str, Any]:
+        """https://docs.slack.dev/reference/methods/conversations.replies: a thread, its parent first, then the
+        replies oldest first; ``metadata`` only with ``include_all_metadata``; an unknown ts: ``thread_not_found``."""
+        channel = self._readable(team, params)
+        parent = self._find_message(channel.id, str(params.get("ts") or ""))
+        if parent is not None and parent.is_reply:
+            parent = self._find_message(channel.id, parent.thread_ts or "")
+        if parent is None:
+            raise _ApiError("thread_not_found")
+        page, cursor = self._page([parent, *parent.replies], params, default_limit=1000)
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        return {"ok": True, "messages": [self._listed(m, with_metadata) for m in page], "has_more": bool(cursor),
+                "response_metadata": {"next_cursor": cursor}}
 
     # ------------------------------------------------------------------------------------------------------
     # response_url

@@ -25,6 +25,9 @@ class Team:
     app_id: str
     bot_name: str = "syncbot"
     token_state: Literal["active", "revoked", "inactive"] = "active"
+    #: The bot token's scopes; ``None``: every scope a method asks for (a call needing one it lacks answers
+    #: ``missing_scope`` with ``needed`` and ``provided``, https://docs.slack.dev/reference/methods/chat.postMessage#errors).
+    scopes: list[str] | None = None
 
     @property
     def url(self) -> str:
@@ -329,7 +332,13 @@ class Call:
 class Fault:
     """Answer the next ``count`` calls of ``method`` ("*" for any; "response_url" for response_url posts)
     whose params contain ``match`` with: HTTP ``status`` (and ``error`` / raw ``body``), a Slack ``error``
-    at HTTP 200, a 429 with ``retry_after``, and/or after ``delay`` seconds (alone: a slow but normal answer)."""
+    at HTTP 200 (``extra``: more fields of that answer, e.g. ``{"needed": "channels:history"}`` beside
+    ``missing_scope``), a 429 with ``retry_after``, and/or after ``delay`` seconds (alone: a slow but normal
+    answer).
+
+    ``after``: the call is carried out first (the message is posted, updated...) and the fault's answer then
+    replaces Slack's: the app never hears that it worked (a lost answer). With ``delay`` alone it is the normal
+    answer, late (longer than the client's timeout, the answer is lost too)."""
 
     method: str
     count: int = 1
@@ -339,6 +348,8 @@ class Fault:
     delay: float | None = None
     body: str | None = None
     match: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+    after: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
