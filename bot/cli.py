@@ -150,12 +150,23 @@ def _recover(services: Any) -> None:
         typer.echo(f"recovered {settled} attempt{'s' if settled != 1 else ''} left pending by a stopped process")
 
 
+def _database_refused(exc: Exception) -> str:
+    """What a database error in the middle of a command means, in plain words (its first line, no SQL)."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    return (f"stopped: the database refused a write ({reason}). Nothing was written twice: what was under way is "
+            "as it was, or sent again as it was by the next run. Run the command again once the database is back.")
+
+
 def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from sync.crypto import SecretBoxError
     from sync.engine import ConnectionUnavailable, EngineError
 
     try:
         return fn(*args, **kwargs)
+    except SQLAlchemyError as exc:
+        raise _fail(_database_refused(exc)) from None
     except SecretBoxError:
         raise _fail("the stored QuickBooks tokens cannot be decrypted with TOKEN_ENCRYPTION_KEYS: use the key "
                     "they were saved with, or reconnect", 2) from None
@@ -297,6 +308,8 @@ def sync_now(account: AccountOpt = None) -> None:
 def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.", min=1, max=2**62)],
           actor: Annotated[str, typer.Option(help="Who retries (recorded).")] = "cli") -> None:
     """Retry the record of one sync log entry."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from sync.engine import EngineError, NotFound, NothingToRetry
 
     services = _services_for_quickbooks()
@@ -304,6 +317,8 @@ def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.", mi
         _engine_call(_recover, services)
         try:
             result = services.engine.retry_entry(entry, actor)
+        except SQLAlchemyError as exc:
+            raise _fail(_database_refused(exc)) from None
         except NothingToRetry as exc:
             typer.echo(f"{exc} (newest attempt: entry {exc.entry.id}, {exc.entry.status})")
             return

@@ -586,7 +586,7 @@ def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Ca
 
     try:
         if must_seed:
-            seed(services, qbo, DEFAULT_REALM, say, account_ready=open_home, deliver=rt.notifier.deliver)
+            seed(services, qbo, DEFAULT_REALM, say, account_ready=open_home, deliver=rt.notifier.drain)
         open_home()
         rt.notifier.wake()
         deadline = time.monotonic() + 60

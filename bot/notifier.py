@@ -197,6 +197,26 @@ class Notifier:
                 except Exception:
                     log.exception("event=notifier_lease_release_failed")
 
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Deliver until nothing is pending, for a caller that must see the channel up to date before it goes on
+        (the demo's seeding draws each step before the next changes it). Between passes it waits for the soonest
+        reschedule (Slack's pace of about one post a second per channel, a Retry-After), never past ``timeout``
+        seconds in all. Returns True when nothing is left pending."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.deliver()
+            with self.sessions() as session:
+                waiting = list(session.scalars(select(Notification.next_attempt_at).where(
+                    Notification.delivered_at.is_(None))))
+            if not waiting:
+                return True
+            now = self.clock()
+            soonest = min((at for at in waiting if at is not None), default=now)
+            wait = max((soonest - now).total_seconds(), 0.05)
+            if time.monotonic() + wait > deadline:
+                return False
+            time.sleep(wait)
+
     def _still_leading(self, force: bool = False) -> bool:
         """Renew the delivery lease (at most every third of its length unless ``force``); True while held."""
         lease = self._lease

@@ -460,8 +460,12 @@ class SyncEngine:
 
     def _finish_success(self, session: Session, conn: Connection, entry: SyncLogEntry, record: Any,
                         written: Written, payload_digest: str, provider: Provider, actor: str) -> None:
-        """Record a successful write: the link, the entry (synced, or a total_mismatch warning), the chain."""
+        """Record a successful write: the link, the entry (synced, or a total_mismatch warning), the chain. An
+        attempt that repeated an uncertain create whose payload has changed since (``data["payload_changed"]``)
+        may have been answered with the copy of the older content: the link is marked stale (the next sync
+        sends the record as an update) and the totals are not compared with the older copy."""
         now = self.clock()
+        older_copy = bool((entry.data or {}).get("payload_changed"))
         link = self._link(session, conn.id, entry.entity, entry.record_id or 0)
         if link is None:
             link = Link(connection_id=conn.id, entity=entry.entity, record_id=entry.record_id,
@@ -469,12 +473,12 @@ class SyncEngine:
             session.add(link)
         link.remote_id = written.remote_id
         link.sync_token = written.sync_token
-        link.synced_hash = payload_digest
+        link.synced_hash = "" if older_copy else payload_digest
         link.synced_at = now
         link.remote_deleted = False
         entry.remote_id = written.remote_id
         entry.intuit_tid = written.intuit_tid
-        warning = provider.check(entry.entity, record, written)
+        warning = None if older_copy else provider.check(entry.entity, record, written)
         # resolve this record's earlier chain (open or superseded and not yet resolved); a pull that found the
         # record's copy deleted in QuickBooks is settled too: the record has a live copy again
         chain = list(session.scalars(select(SyncLogEntry).where(
@@ -513,11 +517,15 @@ class SyncEngine:
 
     def _new_entry(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
                    digest: str | None, retry_of: SyncLogEntry | None,
-                   direction: Direction = Direction.PUSH) -> SyncLogEntry:
+                   direction: Direction = Direction.PUSH, creating: bool = False) -> SyncLogEntry:
         """A pending entry for a new attempt; supersedes the record's open entries. Reuses the requestid of an
-        attempt whose outcome is uncertain when the payload is unchanged. The caller holds the record's claim, so
-        a pending attempt of the record is one whose process died (its claim was taken over): it is settled as
-        interrupted first, and its requestid is reused like any uncertain attempt's."""
+        attempt whose outcome is uncertain when the payload is unchanged, or whatever changed when both are
+        creates (``creating``: the record has no copy linked): QuickBooks then answers with the copy the first
+        one made, if it made one, instead of making a second; ``data["payload_changed"]`` says the copy may hold
+        the older content, which the next sync sends as an update. A reuse is marked ``data["reused_request_id"]``
+        (such an attempt goes out alone, never in a batch under another requestid). The caller holds the record's
+        claim, so a pending attempt of the record is one whose process died (its claim was taken over): it is
+        settled as interrupted first, and its requestid is reused like any uncertain attempt's."""
         # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
         for abandoned in list(session.scalars(select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == target.entity,
@@ -528,14 +536,16 @@ class SyncEngine:
         previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
         last = previous[-1] if previous else retry_of
         request_id = new_request_id()
-        if last is not None and last.request_id and last.payload_hash == digest and _uncertain(last):
+        data: dict[str, Any] | None = None
+        if last is not None and last.request_id and _uncertain(last) and (last.payload_hash == digest or creating):
             request_id = last.request_id
+            data = {"reused_request_id": True, **({"payload_changed": True} if last.payload_hash != digest else {})}
         entry = SyncLogEntry(
             created_at=self.clock(), account_id=conn.account_id, connection_id=conn.id,
             entity=target.entity.value, record_id=target.record_id, record_label=_label(record),
             direction=direction.value, status=Status.PENDING.value, request_id=request_id,
             payload_hash=digest, attempt=(last.attempt + 1) if last is not None and last.resolved_at is None else 1,
-            actor=actor, retry_of_id=retry_of.id if retry_of is not None else None)
+            actor=actor, retry_of_id=retry_of.id if retry_of is not None else None, data=data)
         session.add(entry)
         session.flush()
         for old in previous:
@@ -594,11 +604,19 @@ class SyncEngine:
                     and not self._open_entries(session, conn.id, target.entity, target.record_id))):
                 return None  # unchanged, or deleted in the provider (waits for Re-create or Unlink)
             dep_links = self._dep_links(session, conn.id, target.entity, record)
-            entry = self._new_entry(session, conn, target, record, actor, digest, retry_of)
+            entry = self._new_entry(session, conn, target, record, actor, digest, retry_of, creating=link is None)
             remote = (link.remote_id, link.sync_token) if link is not None else None
             entry_id, request_id = entry.id, entry.request_id or new_request_id()
             name = self._forgotten_create(session, entry, remote, payload)
+        return self._write_one(connection_id, target, entry_id, request_id, payload, digest, remote, dep_links,
+                               provider, actor, name)
 
+    def _write_one(self, connection_id: int, target: _Target, entry_id: int, request_id: str,
+                   payload: Mapping[str, Any], digest: str, remote: tuple[str, str | None] | None,
+                   dep_links: Sequence[_DepLink], provider: Provider, actor: str,
+                   name: str | None) -> SyncLogEntry:
+        """One record's write under its attempt's stored ``request_id``, and its outcome recorded. ``name``: look
+        the record up by it first (a create repeated after QuickBooks may have forgotten its requestid)."""
         outcome: Written | _Failed | None = None
         if name is not None:  # QuickBooks may have forgotten the requestid: read before writing again
             try:
@@ -963,6 +981,20 @@ class SyncEngine:
         targets = [_Target(Entity(e.entity), e.record_id or 0, True) for e in self.open_errors(connection_id)]
         return self.push_many(connection_id, targets, actor, progress)
 
+    def _uncertain_creates(self, connection_id: int) -> list[_Target]:
+        """Records whose create went out but whose outcome is unknown (no answer, or the process died during it)
+        and that have no copy linked: QuickBooks may hold a copy a pull would take for a new record of its own.
+        Sync Now sends them again (same requestid) before it pulls."""
+        uncertain = [e for e in self.open_errors(connection_id) if _uncertain(e)]
+        if not uncertain:
+            return []
+        with self.sessions() as session:
+            linked = set(session.execute(select(Link.entity, Link.record_id).where(
+                Link.connection_id == connection_id,
+                Link.record_id.in_({e.record_id for e in uncertain if e.record_id is not None}))).tuples())
+        return [_Target(Entity(e.entity), e.record_id or 0, True) for e in uncertain
+                if (e.entity, e.record_id) not in linked]
+
     def changed_records(self, connection_id: int) -> list[_Target]:
         """Records that are not in the provider yet, or changed since their last push, in push order."""
         out: list[_Target] = []
@@ -993,12 +1025,29 @@ class SyncEngine:
         return out
 
     def sync_now(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
-        """Pull what changed in the provider, then push what changed in JobsiteOn. Raises ConnectionUnavailable."""
+        """Pull what changed in the provider, then push what changed in JobsiteOn. Raises ConnectionUnavailable.
+
+        Batches cut short are sent again first; while one is still unsettled (QuickBooks unreachable again, or
+        another process's batch in flight) nothing is pulled or pushed: the copies it may have made in QuickBooks
+        would come back as records of their own. The run then says how many records wait (``waiting``)."""
+        with self.sessions() as session:
+            self._ensure_available(self._connection(session, connection_id))
+        self.resend_batches(connection_id)
+        first = self.push_many(connection_id, self._uncertain_creates(connection_id), actor)
+        with self.sessions() as session:
+            waiting = len(self._in_open_batches(session, connection_id))
+        left = len(self._uncertain_creates(connection_id))
+        if waiting or left or first.stopped or first.failure:
+            first.skipped += waiting + left
+            first.waiting += waiting + left
+            return first
         summary = self.pull(connection_id, actor)
         if summary.stopped:
             return summary
         pushed = self.push_many(connection_id, self.changed_records(connection_id), actor, progress)
         pushed.pulled = summary.pulled
+        for key in ("synced", "errors", "warnings"):
+            setattr(pushed, key, getattr(pushed, key) + getattr(first, key))
         with self.sessions() as session, session.begin():
             self._connection(session, connection_id).last_sync_at = self.clock()
         return pushed
@@ -1085,6 +1134,8 @@ class SyncEngine:
             provider = self.provider_for(conn)
             waiting = self._in_open_batches(session, conn.id)
             entries: list[SyncLogEntry] = []
+            singles: list[tuple[_Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
+                                list[_DepLink], str | None]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
                     with lock:
@@ -1105,13 +1156,21 @@ class SyncEngine:
                     continue
                 payload = provider.payload(t.entity, record, refs)
                 digest = payload_hash(payload)
-                if not t.force and link is not None and (link.remote_deleted or (
+                # unchanged since it synced, with nothing open (even when forced: another process's Retry All
+                # may have synced it since this run listed it), or waiting for Re-create or Unlink
+                if link is not None and ((link.remote_deleted and not t.force) or (
                         link.synced_hash == digest and not self._open_entries(session, conn.id, t.entity,
                                                                               t.record_id))):
                     with lock:
                         summary.unchanged += 1
                     continue
-                entry = self._new_entry(session, conn, t, record, actor, digest, None)
+                entry = self._new_entry(session, conn, t, record, actor, digest, None, creating=link is None)
+                remote = (link.remote_id, link.sync_token) if link is not None else None
+                if (entry.data or {}).get("reused_request_id"):  # repeats an uncertain write: alone, same requestid
+                    singles.append((t, entry.id, entry.request_id or "", payload, digest, remote,
+                                    self._dep_links(session, conn.id, t.entity, record),
+                                    self._forgotten_create(session, entry, remote, payload)))
+                    continue
                 entries.append(entry)
                 items.append({
                     "key": f"b{i}", "entry_id": entry.id, "entity": t.entity.value, "record_id": t.record_id,
@@ -1129,6 +1188,9 @@ class SyncEngine:
                     entry.batch_id = batch.id
             session.flush()
             session.expunge_all()
+        for t, entry_id, request_id, payload, digest, remote, deps, name in singles:
+            results.append(self._write_one(connection_id, t, entry_id, request_id, payload, digest, remote, deps,
+                                           provider, actor, name))
         if batch is None:
             return results
         return results + self._send_batch(connection_id, batch.id, batch.request_id, items, provider, actor)
@@ -1164,7 +1226,10 @@ class SyncEngine:
                     continue
                 batch = session.get(PushBatch, batch_id)
                 assert batch is not None
-                items, request_id = list(batch.items), batch.request_id
+                items, request_id = list(batch.items or []), batch.request_id
+                if not _readable_batch(items):  # not as syncbot stored it: never send what it cannot read
+                    self._give_up_batch(session, batch)
+                    continue
             try:
                 provider = self._available_provider(conn_id)
                 known: dict[str, Written] = {}
@@ -1177,12 +1242,26 @@ class SyncEngine:
                 continue
             log.warning("event=batch_resent connection_id=%s batch_id=%s items=%s reconciled=%s", conn_id,
                         batch_id, len(items), len(known))
-            self._send_batch(conn_id, batch_id, request_id, items, provider, "system", known)
+            self._send_batch(conn_id, batch_id, request_id, items, provider, "system", known, resend=True,
+                             stored_at=created_at)
             with self.sessions() as session:
                 if session.get(PushBatch, batch_id) is not None and session.scalar(select(
                         PushBatch.settled_at).where(PushBatch.id == batch_id)) is not None:
                     settled += 1
         return settled
+
+    def _give_up_batch(self, session: Session, batch: PushBatch) -> None:
+        """A stored batch that cannot be read back (changed by hand, or by a bug): settled without sending, its
+        members' attempts left as uncertain errors that say so (a Retry sends them singly under their own
+        requestids). Logged as an error: what QuickBooks holds of it must be checked there."""
+        log.error("event=batch_unreadable connection_id=%s batch_id=%s", batch.connection_id, batch.id)
+        batch.settled_at = self.clock()
+        note = ("This record was sent in a batch whose stored copy cannot be read back, so syncbot cannot send it "
+                "again as it was. Check in QuickBooks whether it is there (link it), or Retry.")
+        for entry in list(session.scalars(select(SyncLogEntry).where(SyncLogEntry.batch_id == batch.id))):
+            if entry.status == Status.PENDING or (entry.is_open and _uncertain(entry)):
+                self._fill_failure(entry, make_diagnosis(Kind.UNKNOWN, note))
+                entry.data = {**(entry.data or {}), "interrupted": True}
 
     def _park(self, batch_id: int) -> None:
         """Give a batch this process could not send back to whoever can (``resend_batches``)."""
@@ -1212,6 +1291,30 @@ class SyncEngine:
                 request_id=request_id, created_at=self.clock()))
         return known, request_id
 
+    def _edited_since(self, session: Session, conn: Connection, entity: Entity, record_id: int,
+                      when: dt.datetime) -> bool:
+        """Was the record changed in JobsiteOn after ``when``? False when it is gone (the caller says so)."""
+        try:
+            record = self._load_record(session, conn.account_id, entity, record_id)
+        except NotFound:
+            return False
+        updated = getattr(record, "updated_at", None)
+        return updated is not None and updated > when
+
+    def _keep_copy(self, session: Session, conn: Connection, entity: Entity, record_id: int,
+                   written: Written) -> None:
+        """Link the copy a write made to its record when nothing else is linked to it (stale: the next sync sends
+        the record again as an update), so it is never pulled back as a record of its own nor made again."""
+        if self._link(session, conn.id, entity, record_id) is not None:
+            return
+        try:
+            self._load_record(session, conn.account_id, entity, record_id)
+        except NotFound:
+            return
+        session.add(Link(connection_id=conn.id, entity=entity.value, record_id=record_id,
+                         remote_id=written.remote_id, sync_token=written.sync_token, synced_hash="",
+                         synced_at=self.clock()))
+
     @staticmethod
     def _in_open_batches(session: Session, connection_id: int) -> set[tuple[str, int]]:
         """(entity, record id) of the connection's records whose attempt is in a batch not settled yet (in flight,
@@ -1222,13 +1325,17 @@ class SyncEngine:
         return {(str(entity), int(record_id)) for entity, record_id in rows if record_id is not None}
 
     def _send_batch(self, connection_id: int, batch_id: int, request_id: str, items: Sequence[Mapping[str, Any]],
-                    provider: Provider, actor: str,
-                    known: Mapping[str, Written] | None = None) -> list[SyncLogEntry]:
+                    provider: Provider, actor: str, known: Mapping[str, Written] | None = None,
+                    resend: bool = False, stored_at: dt.datetime | None = None) -> list[SyncLogEntry]:
         """Send a stored batch (``items`` as :class:`PushBatch` keeps them) under ``request_id`` and record its
         outcomes, settling the batch in the same transaction. ``known``: answers already found by reading
-        QuickBooks (:meth:`_reconcile`), whose items are not sent. Returns the entries finished; none when
+        QuickBooks (:meth:`_reconcile`), whose items are not sent. ``resend``: the batch was sent before and
+        what became of that is unknown, so a refusal of the whole request now (a 429, a 401, a 500) says nothing
+        about it: the batch stays parked for the next time, never settled as failed. Returns the entries finished;
+        none when
         another process took the batch over meanwhile (its owner changed): that one records the outcomes."""
         known = dict(known or {})
+        stored_at = stored_at or self.clock()
         ops = [BatchOp(str(it["key"]), Entity(it["entity"]), it["payload"],
                        (str(it["remote"][0]), it["remote"][1]) if it.get("remote") else None)
                for it in items if it["key"] not in known]
@@ -1239,7 +1346,7 @@ class SyncEngine:
                 answers.update(provider.batch(ops, request_id))
             except ProviderError as exc:
                 answers.update({op.key: exc.diagnosis for op in ops})
-                lost = _uncertain_diagnosis(exc.diagnosis)
+                lost = resend or _uncertain_diagnosis(exc.diagnosis)
         outcomes: list[tuple[Mapping[str, Any], Written | _Failed]] = []
         for it in items:
             answer = answers[it["key"]]
@@ -1257,7 +1364,7 @@ class SyncEngine:
                 outcome = _Failed(answer)
             outcomes.append((it, outcome))
         try:
-            return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost)
+            return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost, stored_at)
         except SQLAlchemyError:
             # the answers could not be recorded: the batch is parked (when the database takes that) and sent
             # again by the next run, under its requestid, so QuickBooks answers it again without doing it twice
@@ -1267,8 +1374,10 @@ class SyncEngine:
 
     def _record_batch(self, connection_id: int, batch_id: int,
                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]], provider: Provider,
-                      actor: str, lost: bool) -> list[SyncLogEntry]:
-        """Record a batch's outcomes and settle it (or park it when its answer was lost), in one transaction."""
+                      actor: str, lost: bool, stored_at: dt.datetime) -> list[SyncLogEntry]:
+        """Record a batch's outcomes and settle it (or park it when its answer was lost), in one transaction. A
+        record edited in JobsiteOn since the batch was stored (``stored_at``) got the older version written: its
+        link is left stale (the next sync sends the edit) and its totals are not compared with the older copy."""
         results: list[SyncLogEntry] = []
         with self.sessions() as session, session.begin():  # the whole batch's outcomes in one transaction
             # settled, or (answer lost) parked for resend_batches to send again as it is; the entries still say
@@ -1281,13 +1390,32 @@ class SyncEngine:
                 return []
             conn = self._connection(session, connection_id)
             for it, outcome in outcomes:
+                entity, record_id = Entity(it["entity"]), int(it["record_id"])
+                if isinstance(outcome, Written) and self._linked_elsewhere(session, conn.id, entity.value,
+                                                                           outcome.remote_id, record_id):
+                    outcome = _Failed(make_diagnosis(Kind.DUPLICATE, (
+                        f"QuickBooks answered with {QBO_NAMES[entity]} {outcome.remote_id}, which is linked to "
+                        "another record already. Check both in QuickBooks, then Retry.")))
                 entry = session.get(SyncLogEntry, int(it["entry_id"]))
-                if entry is None or entry.superseded_by_id is not None or entry.resolved_at is not None:
+                if entry is None:
+                    continue
+                if entry.superseded_by_id is not None or entry.resolved_at is not None:
+                    # marked resolved while the batch waited: the copy QuickBooks made is still this record's
+                    if isinstance(outcome, Written):
+                        self._keep_copy(session, conn, entity, record_id, outcome)
                     continue
                 _reopen(entry)  # settled as interrupted while the batch waited: its outcome is known now
-                results.append(self._finish_in(session, conn, entry.id,
-                                               _Target(Entity(it["entity"]), int(it["record_id"]), True),
-                                               outcome, str(it.get("digest") or ""), provider, actor))
+                if isinstance(outcome, Written) and self._edited_since(session, conn, entity, record_id, stored_at):
+                    entry.data = {**(entry.data or {}), "payload_changed": True}
+                try:
+                    results.append(self._finish_in(session, conn, entry.id, _Target(entity, record_id, True),
+                                                   outcome, str(it.get("digest") or ""), provider, actor))
+                except NotFound:  # the record was deleted in JobsiteOn while the batch waited
+                    copy = f" QuickBooks holds its copy ({QBO_NAMES[entity]} {outcome.remote_id})." if isinstance(
+                        outcome, Written) else ""
+                    entry.status, entry.resolved_at, entry.resolved_by = Status.INFO.value, self.clock(), actor
+                    entry.details = ("The record was deleted in JobsiteOn before QuickBooks' answer to its batch "
+                                     f"was known.{copy}")
             session.flush()
             session.expunge_all()
         return results
@@ -1509,12 +1637,14 @@ class SyncEngine:
         waiting = [_Target(Entity(e.entity), e.record_id or 0, True)
                    for e in self.open_errors(connection_id, [k.value for k in CONNECTION_KINDS])]
         summary = self.push_many(connection_id, waiting, actor, progress) if waiting else RunSummary()
-        if summary.stopped:
+        if summary.stopped or summary.failure:
             return summary
         rest = self.sync_now(connection_id, actor, progress)
-        for key in ("synced", "errors", "warnings", "skipped", "pulled", "unchanged"):
+        for key in ("synced", "errors", "warnings", "skipped", "waiting", "pulled", "unchanged"):
             setattr(summary, key, getattr(summary, key) + getattr(rest, key))
-        summary.stopped = rest.stopped
+        for kind, n in rest.by_kind.items():
+            summary.by_kind[kind] = summary.by_kind.get(kind, 0) + n
+        summary.stopped, summary.failure = rest.stopped, rest.failure
         return summary
 
     def _settle_interrupted(self, session: Session, entry: SyncLogEntry) -> None:
@@ -1635,6 +1765,21 @@ def _uncertain(entry: SyncLogEntry) -> bool:
     if (entry.data or {}).get("interrupted"):  # syncbot stopped while the request was out (recover_pending)
         return True
     return entry.kind == Kind.UNKNOWN and (entry.http_status is None or entry.http_status in UNCERTAIN_HTTP)
+
+
+def _readable_batch(items: Any) -> bool:
+    """Do a stored batch's ``items`` have the shape syncbot wrote (:class:`PushBatch`)?"""
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        return False
+    entities = {e.value for e in Entity}
+    for it in items:
+        if not (isinstance(it, dict) and isinstance(it.get("key"), str) and isinstance(it.get("entry_id"), int)
+                and it.get("entity") in entities and isinstance(it.get("record_id"), int)
+                and isinstance(it.get("payload"), dict)
+                and (it.get("remote") is None or (isinstance(it["remote"], list) and len(it["remote"]) == 2))
+                and all(isinstance(d, list) and len(d) == 4 for d in it.get("deps", []))):
+            return False
+    return len({it["key"] for it in items}) == len(items)
 
 
 def _db_error(exc: SQLAlchemyError) -> str:
