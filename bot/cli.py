@@ -122,6 +122,11 @@ def _print_summary(summary: Any) -> None:
                f"pulled {data['pulled']}, unchanged {data['unchanged']}, skipped {data['skipped']}")
     if data["by_kind"]:
         typer.echo("by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(data["by_kind"].items())))
+    if data["stopped"] == "unknown":  # no answer (a timeout, a gateway error): the connection is fine
+        typer.secho("stopped early: QuickBooks did not answer (a timeout or a gateway error). What was sent is kept "
+                    "and sent again as it was by the next run; nothing is written twice. Run the command again in "
+                    "a moment.", fg=typer.colors.YELLOW)
+        raise typer.Exit(1)
     if data["stopped"]:
         typer.secho(f"stopped early: {data['stopped']} (the connection needs attention; see `syncbot sync-log`)",
                     fg=typer.colors.YELLOW)
@@ -145,7 +150,21 @@ def _recover(services: Any) -> None:
     """What a process of this machine killed during a run left behind, settled before a command writes: batches
     sent again as they were, claims of dead processes dropped, attempts left pending back to error (messages
     drawn again through the outbox). Says so when there was something to do."""
+    from sqlalchemy import func, select
+
+    from sync.models import PushBatch
+
+    def unsettled() -> int:
+        with services.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(PushBatch).where(
+                PushBatch.settled_at.is_(None))) or 0)
+
+    before = unsettled()
     settled = services.engine.recover_pending()
+    resent = before - unsettled()
+    if resent > 0:
+        typer.echo(f"sent again {resent} batch{'es' if resent != 1 else ''} whose answer was lost or whose process "
+                   "stopped (QuickBooks answers a batch it already did from memory: nothing is written twice)")
     if settled:
         typer.echo(f"recovered {settled} attempt{'s' if settled != 1 else ''} left pending by a stopped process")
 

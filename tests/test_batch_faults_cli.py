@@ -159,3 +159,17 @@ def test_cli_lost_single_payment_create_then_retry_all(services: Any, qbo: QBO) 
     cli(services, "retry-all")
     print("QuickBooks payments:", payment_count(qbo), "requests:", outcomes(qbo, ""))
     assert payment_count(qbo) == 1
+
+
+def test_cli_a_lost_batch_answer_is_told_as_such_and_the_next_run_says_it_sent_it_again(services: Any,
+                                                                                      qbo: QBO) -> None:
+    _, cid = seed(services, qbo, invoices=30)
+    qbo.standin.lose_next(qbo.realm, 3, path_contains="batch")
+    first = cli(services, "retry-all")
+    assert first.returncode == 1
+    assert "QuickBooks did not answer" in first.stdout and "nothing is written twice" in first.stdout
+    second = cli(services, "retry-all")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "sent again 1 batch whose answer was lost" in second.stdout
+    assert services.engine.open_errors(cid) == [] and leftovers(services) == {
+        "pending": 0, "unsettled_batches": 0, "claims": 0}
