@@ -54,7 +54,9 @@ def _services(settings: Settings | None = None) -> Any:
             shown = make_url(settings.database_url).render_as_string(hide_password=True)
         except ArgumentError:
             shown = "(not a database URL)"
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        from sync.db import error_line
+
+        reason = error_line(exc)
         if isinstance(exc, ImportError):  # the URL names a database whose driver is not installed
             reason += " (its driver is not installed: use sqlite:///FILE or postgresql+psycopg://...)"
         raise _fail(f"cannot use the database DATABASE_URL={shown}: {reason}", 2) from None
@@ -150,19 +152,9 @@ def _recover(services: Any) -> None:
     """What a process of this machine killed during a run left behind, settled before a command writes: batches
     sent again as they were, claims of dead processes dropped, attempts left pending back to error (messages
     drawn again through the outbox). Says so when there was something to do."""
-    from sqlalchemy import func, select
-
-    from sync.models import PushBatch
-
-    def unsettled() -> int:
-        with services.sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(PushBatch).where(
-                PushBatch.settled_at.is_(None))) or 0)
-
-    before = unsettled()
+    resent = services.engine.resend_batches()  # recover_pending does it too: first here, to say how many
     settled = services.engine.recover_pending()
-    resent = before - unsettled()
-    if resent > 0:
+    if resent:
         typer.echo(f"sent again {resent} batch{'es' if resent != 1 else ''} whose answer was lost or whose process "
                    "stopped (QuickBooks answers a batch it already did from memory: nothing is written twice)")
     if settled:
@@ -171,9 +163,11 @@ def _recover(services: Any) -> None:
 
 def _database_refused(exc: Exception) -> str:
     """What a database error in the middle of a command means, in plain words (its first line, no SQL)."""
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-    return (f"stopped: the database refused a write ({reason}). Nothing was written twice: what was under way is "
-            "as it was, or sent again as it was by the next run. Run the command again once the database is back.")
+    from sync.db import error_line
+
+    return (f"stopped: the database refused a write ({error_line(exc)}). Nothing was written twice: what was under "
+            "way is as it was, or sent again as it was by the next run. Run the command again once the database is "
+            "back.")
 
 
 def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:

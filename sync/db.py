@@ -43,6 +43,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def error_line(exc: BaseException) -> str:
+    """The first line of a database error (the driver's own message when there is one), at most 200 characters:
+    for a log line or a person, without the SQL statement or its parameters."""
+    lines = str(getattr(exc, "orig", None) or exc).splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """A session factory whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)

@@ -38,6 +38,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from sync.db import error_line
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
 from sync.models import (
     RECORD_MODELS,
@@ -569,10 +570,7 @@ class SyncEngine:
 
     def _push_claimed(self, connection_id: int, target: _Target, actor: str,
                       retry_of_id: int | None) -> SyncLogEntry | None:
-        with self.sessions() as session:
-            conn = self._connection(session, connection_id)
-            self._ensure_available(conn)
-        self.resend_batches(connection_id)
+        self._ready(connection_id)
         with self.sessions() as session:
             if (target.entity.value, target.record_id) in self._in_open_batches(session, connection_id):
                 raise InProgress(f"{target.entity.value} {target.record_id} was sent in a batch whose answer "
@@ -637,14 +635,14 @@ class SyncEngine:
         """The name to look the record up by before writing, when this attempt repeats a create whose outcome
         stayed uncertain (it reuses that attempt's requestid) for longer than QuickBooks is trusted to remember
         a requestid; None otherwise (nothing to reconcile, or the record has no unique name there)."""
-        name_field = NAME_FIELDS.get(Entity(entry.entity))
-        if remote is not None or name_field is None or not payload.get(name_field) or not entry.request_id:
+        name = _unique_name(Entity(entry.entity), payload)
+        if remote is not None or name is None or not entry.request_id:
             return None
         first = session.scalars(select(SyncLogEntry.created_at).where(
             SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.request_id == entry.request_id,
             SyncLogEntry.id != entry.id).order_by(SyncLogEntry.id).limit(1)).first()
         memory = dt.timedelta(seconds=self.config.requestid_memory_seconds)
-        return str(payload[name_field]) if first is not None and first < self.clock() - memory else None
+        return name if first is not None and first < self.clock() - memory else None
 
     def _push_dependency(self, connection_id: int, entity: Entity, record_id: int, actor: str) -> None:
         """Push a referenced record when it is not linked or has changed; its failure is logged on its own."""
@@ -975,11 +973,9 @@ class SyncEngine:
     def retry_all(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
         """Retry every open error of the connection, through batches (batches cut short first: what their
         answers settle is not retried again). Raises ConnectionUnavailable."""
-        with self.sessions() as session:
-            self._ensure_available(self._connection(session, connection_id))
-        self.resend_batches(connection_id)
+        self._ready(connection_id)
         targets = [_Target(Entity(e.entity), e.record_id or 0, True) for e in self.open_errors(connection_id)]
-        return self.push_many(connection_id, targets, actor, progress)
+        return self.push_many(connection_id, targets, actor, progress, resend=False)
 
     def _uncertain_creates(self, connection_id: int) -> list[_Target]:
         """Records whose create went out but whose outcome is unknown (no answer, or the process died during it)
@@ -1030,10 +1026,9 @@ class SyncEngine:
         Batches cut short are sent again first; while one is still unsettled (QuickBooks unreachable again, or
         another process's batch in flight) nothing is pulled or pushed: the copies it may have made in QuickBooks
         would come back as records of their own. The run then says how many records wait (``waiting``)."""
-        with self.sessions() as session:
-            self._ensure_available(self._connection(session, connection_id))
-        self.resend_batches(connection_id)
-        first = self.push_many(connection_id, self._uncertain_creates(connection_id), actor)
+        self._ready(connection_id)
+        uncertain = self._uncertain_creates(connection_id)
+        first = self.push_many(connection_id, uncertain, actor, resend=False) if uncertain else RunSummary()
         with self.sessions() as session:
             waiting = len(self._in_open_batches(session, connection_id))
         left = len(self._uncertain_creates(connection_id))
@@ -1044,7 +1039,7 @@ class SyncEngine:
         summary = self.pull(connection_id, actor)
         if summary.stopped:
             return summary
-        pushed = self.push_many(connection_id, self.changed_records(connection_id), actor, progress)
+        pushed = self.push_many(connection_id, self.changed_records(connection_id), actor, progress, resend=False)
         pushed.pulled = summary.pulled
         for key in ("synced", "errors", "warnings"):
             setattr(pushed, key, getattr(pushed, key) + getattr(first, key))
@@ -1052,14 +1047,22 @@ class SyncEngine:
             self._connection(session, connection_id).last_sync_at = self.clock()
         return pushed
 
-    def push_many(self, connection_id: int, targets: Sequence[_Target], actor: str,
-                  progress: Progress | None = None) -> RunSummary:
-        """Push ``targets`` in batches of 30, entity by entity (contacts, items, invoices, payments), several
-        batches in flight. Stops at a connection-wide failure (the rest keep their open entries)."""
-        summary = RunSummary()
+    def _ready(self, connection_id: int) -> None:
+        """Before a run pushes: the connection can be used (else ConnectionUnavailable), and its batches cut short
+        are sent again first (:meth:`resend_batches`)."""
         with self.sessions() as session:
             self._ensure_available(self._connection(session, connection_id))
         self.resend_batches(connection_id)
+
+    def push_many(self, connection_id: int, targets: Sequence[_Target], actor: str,
+                  progress: Progress | None = None, resend: bool = True) -> RunSummary:
+        """Push ``targets`` in batches of 30, entity by entity (contacts, items, invoices, payments), several
+        batches in flight. Stops at a connection-wide failure (the rest keep their open entries). ``resend``:
+        first check the connection and send batches cut short again (:meth:`_ready`); False for a caller that
+        just did. Raises ConnectionUnavailable."""
+        summary = RunSummary()
+        if resend:
+            self._ready(connection_id)
         total = len(targets)
         done = 0
         lock = threading.Lock()
@@ -1074,7 +1077,7 @@ class SyncEngine:
             try:
                 entries = self._push_chunk(connection_id, chunk, actor, summary, lock)
             except SQLAlchemyError as exc:  # the database refused a write: stop, say so (nothing half-done)
-                reason = _db_error(exc)
+                reason = error_line(exc)
                 log.error("event=run_database_error connection_id=%s error=%s", connection_id, reason)
                 with lock:
                     summary.failure = summary.failure or f"the database refused a write: {reason}"
@@ -1115,7 +1118,7 @@ class SyncEngine:
                 for t in claimed:
                     self._release(connection_id, t.entity, t.record_id)
             except SQLAlchemyError as exc:  # the claims go with this process (or its lease)
-                log.error("event=claims_not_released connection_id=%s error=%s", connection_id, _db_error(exc))
+                log.error("event=claims_not_released connection_id=%s error=%s", connection_id, error_line(exc))
 
     def _push_claimed_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
                             lock: threading.Lock) -> list[SyncLogEntry]:
@@ -1245,9 +1248,8 @@ class SyncEngine:
             self._send_batch(conn_id, batch_id, request_id, items, provider, "system", known, resend=True,
                              stored_at=created_at)
             with self.sessions() as session:
-                if session.get(PushBatch, batch_id) is not None and session.scalar(select(
-                        PushBatch.settled_at).where(PushBatch.id == batch_id)) is not None:
-                    settled += 1
+                batch = session.get(PushBatch, batch_id)
+                settled += batch is not None and batch.settled_at is not None
         return settled
 
     def _give_up_batch(self, session: Session, batch: PushBatch) -> None:
@@ -1278,11 +1280,10 @@ class SyncEngine:
         and the requestid to send under. Raises ProviderError when QuickBooks cannot be read."""
         known: dict[str, Written] = {}
         for it in items:
-            name_field = NAME_FIELDS.get(Entity(it["entity"]))
-            name = (it.get("payload") or {}).get(name_field) if name_field else None
-            if it.get("remote") or not name:
+            name = _unique_name(Entity(it["entity"]), it["payload"])
+            if it.get("remote") or name is None:
                 continue
-            found = provider.find_by_name(it["entity"], str(name))
+            found = provider.find_by_name(it["entity"], name)
             if found is not None:
                 known[str(it["key"])] = found
         request_id = new_request_id()
@@ -1332,8 +1333,7 @@ class SyncEngine:
         QuickBooks (:meth:`_reconcile`), whose items are not sent. ``resend``: the batch was sent before and
         what became of that is unknown, so a refusal of the whole request now (a 429, a 401, a 500) says nothing
         about it: the batch stays parked for the next time, never settled as failed. Returns the entries finished;
-        none when
-        another process took the batch over meanwhile (its owner changed): that one records the outcomes."""
+        none when another process took the batch over meanwhile (its owner changed): that one records them."""
         known = dict(known or {})
         stored_at = stored_at or self.clock()
         ops = [BatchOp(str(it["key"]), Entity(it["entity"]), it["payload"],
@@ -1346,7 +1346,7 @@ class SyncEngine:
                 answers.update(provider.batch(ops, request_id))
             except ProviderError as exc:
                 answers.update({op.key: exc.diagnosis for op in ops})
-                lost = resend or _uncertain_diagnosis(exc.diagnosis)
+                lost = resend or _no_answer(exc.diagnosis.kind, exc.diagnosis.http_status)
         outcomes: list[tuple[Mapping[str, Any], Written | _Failed]] = []
         for it in items:
             answer = answers[it["key"]]
@@ -1760,11 +1760,25 @@ def _unreachable(entry: SyncLogEntry) -> bool:
         entry.http_status is None or entry.http_status in UNCERTAIN_HTTP) and not numeric
 
 
+def _no_answer(kind: str | None, http_status: int | None) -> bool:
+    """A failure that leaves unknown whether QuickBooks did the work: no answer (a timeout, a dropped connection)
+    or only a gateway's 502/503/504."""
+    return kind == Kind.UNKNOWN and (http_status is None or http_status in UNCERTAIN_HTTP)
+
+
 def _uncertain(entry: SyncLogEntry) -> bool:
     """Did the attempt end without knowing whether the provider did the work?"""
     if (entry.data or {}).get("interrupted"):  # syncbot stopped while the request was out (recover_pending)
         return True
-    return entry.kind == Kind.UNKNOWN and (entry.http_status is None or entry.http_status in UNCERTAIN_HTTP)
+    return _no_answer(entry.kind, entry.http_status)
+
+
+def _unique_name(entity: Entity, payload: Mapping[str, Any]) -> str | None:
+    """The name QuickBooks holds unique for the record's copy (a customer's DisplayName, an item's Name, an
+    invoice's DocNumber), by which a copy of uncertain origin is looked up; None for a payment, or when empty."""
+    field_name = NAME_FIELDS.get(entity)
+    value = payload.get(field_name) if field_name else None
+    return str(value) if value else None
 
 
 def _readable_batch(items: Any) -> bool:
@@ -1782,11 +1796,6 @@ def _readable_batch(items: Any) -> bool:
     return len({it["key"] for it in items}) == len(items)
 
 
-def _db_error(exc: SQLAlchemyError) -> str:
-    """The first line of a database error, for a log line and a person (no SQL, no parameters)."""
-    return str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-
-
 def _reopen(entry: SyncLogEntry) -> None:
     """An attempt settled as an error without knowing QuickBooks' answer (interrupted, or its batch's answer
     lost) whose answer is now known: back to pending, its guessed failure cleared, so the answer is recorded on
@@ -1798,12 +1807,6 @@ def _reopen(entry: SyncLogEntry) -> None:
     entry.http_status = None
     data = {k: v for k, v in (entry.data or {}).items() if k not in ("interrupted", "links")}
     entry.data = data or None
-
-
-def _uncertain_diagnosis(diag: Diagnosis) -> bool:
-    """A whole request's failure that leaves unknown whether QuickBooks did the work (no answer, a timeout, or
-    only a gateway's 502/503/504)."""
-    return diag.kind == Kind.UNKNOWN and (diag.http_status is None or diag.http_status in UNCERTAIN_HTTP)
 
 
 def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:
