@@ -60,6 +60,14 @@ def payment_count(qbo: QBO) -> int:
     return len(qbo.standin.entities(qbo.realm, "Payment"))
 
 
+def local_payment_count(services: Any) -> int:
+    """How many payments JobsiteOn holds (a copy pulled back from QuickBooks would add one)."""
+    from sync.models import Payment
+
+    with services.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Payment)) or 0)
+
+
 def leftovers(services: Any) -> dict[str, int]:
     with services.sessions() as session:
         return {

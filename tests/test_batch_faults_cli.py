@@ -6,10 +6,10 @@ import subprocess
 import sys
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from sync.models import Invoice, InvoiceLine, Payment, PushBatch
-from tests.batch_faults import leftovers, outcomes, payment_count, seed
+from sync.models import Invoice, InvoiceLine, PushBatch
+from tests.batch_faults import leftovers, local_payment_count, outcomes, payment_count, seed
 from tests.conftest import QBO
 from tests.test_batch_faults_engine import _lose_batch
 from tests.test_retry_all_faults import _accept_notifications, _cli_env, _refuse_notifications_after
@@ -28,13 +28,11 @@ def cli(services: Any, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_sync_now_with_a_parked_payment_batch(services: Any, qbo: QBO) -> None:
     _, cid = seed(services, qbo, invoices=2, payments=2, fail="payments")
     _lose_batch(services, qbo, cid)
-    with services.sessions() as session:
-        before = len(session.scalars(select(Payment)).all())
+    before = local_payment_count(services)
     a = cli(services, "sync-now")
     b = cli(services, "retry-all")
     cli(services, "sync-log", "errors")
-    with services.sessions() as session:
-        after = len(session.scalars(select(Payment)).all())
+    after = local_payment_count(services)
     print("JobsiteOn payments:", before, "->", after, "QuickBooks payments:", payment_count(qbo),
           "leftovers:", leftovers(services))
     assert "Traceback" not in a.stderr + b.stderr and after == before
@@ -117,13 +115,11 @@ def test_cli_sync_now_when_the_start_up_resend_meets_a_503(services: Any, qbo: Q
     parked, the pull then runs and takes the lost batch's payments for new ones made in QuickBooks."""
     _, cid = seed(services, qbo, invoices=2, payments=2, fail="payments")
     _lose_batch(services, qbo, cid)
-    with services.sessions() as session:
-        before = len(session.scalars(select(Payment)).all())
+    before = local_payment_count(services)
     qbo.standin.fail_next(qbo.realm, 3, 503, "text/html", "<html>503</html>", path_contains="batch")
     a = cli(services, "sync-now")
     b = cli(services, "retry-all")
-    with services.sessions() as session:
-        after = len(session.scalars(select(Payment)).all())
+    after = local_payment_count(services)
     print("JobsiteOn payments:", before, "->", after, "QuickBooks payments:", payment_count(qbo),
           "leftovers:", leftovers(services))
     assert "Traceback" not in a.stderr + b.stderr and after == before
@@ -138,13 +134,11 @@ def test_cli_sync_now_after_a_lost_single_payment_create(services: Any, qbo: QBO
     err = services.engine.open_errors(cid)[0]
     qbo.standin.lose_next(qbo.realm, 3, path_contains="payment")
     cli(services, "retry", str(err.id))
-    with services.sessions() as session:
-        before = len(session.scalars(select(Payment)).all())
+    before = local_payment_count(services)
     cli(services, "sync-now")
     cli(services, "sync-now")
     cli(services, "retry-all")
-    with services.sessions() as session:
-        after = len(session.scalars(select(Payment)).all())
+    after = local_payment_count(services)
     print("JobsiteOn payments:", before, "->", after, "QuickBooks payments:", payment_count(qbo),
           "leftovers:", leftovers(services), "open errors:",
           [(e.record_label, e.kind, (e.details or "")[:80]) for e in services.engine.open_errors(cid)])

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from sync.models import Invoice, InvoiceLine, Link, Notification, Payment, PushBatch, SyncLogEntry
-from tests.batch_faults import THROTTLE, books, leftovers, outcomes, payment_count, seed
+from tests.batch_faults import THROTTLE, books, leftovers, local_payment_count, outcomes, payment_count, seed
 from tests.conftest import QBO
 
 
@@ -125,7 +125,7 @@ def test_mark_resolved_on_a_parked_payment_keeps_its_copy_linked(services: Any, 
     print("sync_now:", run.as_dict())
     with services.sessions() as session:
         links = session.scalars(select(Link).where(Link.entity == "payment")).all()
-        local = len(session.scalars(select(Payment)).all())
+    local = local_payment_count(services)
     print("QuickBooks payments:", payment_count(qbo), "JobsiteOn payments:", local, "payment links:", len(links))
     assert payment_count(qbo) == 2 and local == 2, "each payment once on each side"
 
@@ -228,8 +228,7 @@ def test_resume_reports_a_database_failure(services: Any, qbo: QBO) -> None:
 def test_sync_now_does_not_pull_a_lost_batchs_payments_as_new_ones(services: Any, qbo: QBO) -> None:
     _, cid = seed(services, qbo, invoices=2, payments=2, fail="payments")
     _lose_batch(services, qbo, cid)
-    with services.sessions() as session:
-        before = len(session.scalars(select(Payment)).all())
+    before = local_payment_count(services)
     try:
         services.engine.sync_now(cid, "U_ADMIN")  # the operator's next step: `syncbot sync-now`
     except Exception as exc:
@@ -238,8 +237,7 @@ def test_sync_now_does_not_pull_a_lost_batchs_payments_as_new_ones(services: Any
         services.engine.recover_pending()  # what every later command does first
     except Exception as exc:
         print("recover_pending raised", type(exc).__name__, str(exc).splitlines()[0][:160])
-    with services.sessions() as session:
-        after = len(session.scalars(select(Payment)).all())
+    after = local_payment_count(services)
     print("JobsiteOn payments before/after:", before, after, "QuickBooks:", payment_count(qbo),
           "leftovers:", leftovers(services))
     assert after == before, f"JobsiteOn has {after} payments, was {before}"
