@@ -57,7 +57,8 @@ class SlackClients:
         self._lock = threading.Lock()
 
     def _request(self, token: str | None, team: str) -> WebClient:
-        client = GuardedWebClient(token=token, base_url=self.base_url, timeout=10, problems=self.problems, team=team)
+        client = GuardedWebClient(token=token, base_url=self.base_url, timeout=10, problems=self.problems, team=team,
+                                  shorten=True)
         client.retry_handlers.clear()  # never sleep on a request path
         return client
 

@@ -10,7 +10,9 @@ slack-api-ref, a machine-readable copy of those pages, at f4837c0 of 2026-08-20)
   method) that was limited waits. Nothing was done, so nothing is done twice.
 - ``SHORTEN``: too long or refused blocks (``msg_too_long``, ``msg_blocks_too_long``, ``invalid_blocks``,
   ``view_too_large``...). Send the short form (`bot.blocks.short_form`: the headline and the buttons that act,
-  no details), and if that is refused too the plain text alone.
+  no details), and if that is refused too the plain text alone. The notifier does this itself; on the request
+  path :class:`GuardedWebClient` (``shorten=True``) sends a refused message or view once more in short form
+  (`bot.blocks.short.short_view` for a Home tab or modal).
 - ``ADMIN``: only a workspace admin can fix it: a missing scope (Slack names it in ``needed``; the app must be
   reinstalled to get it), not in the channel, an archived or unknown channel, a revoked or invalid token, a
   workspace policy. The admins are told once (a DM, and `/sync-log status` / the App Home), and
@@ -372,11 +374,12 @@ class GuardedWebClient(WebClient):
     (an invite, a reinstall) and clears it for the request path too."""
 
     def __init__(self, *args: Any, problems: Problems, team: str = "*", answer_from_memory: bool = True,
-                 **kwargs: Any) -> None:
+                 shorten: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.problems = problems
         self.team = team
         self.answer_from_memory = answer_from_memory
+        self.shorten = shorten
 
     def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
         channel = _channel_of(kwargs)
@@ -391,8 +394,39 @@ class GuardedWebClient(WebClient):
         try:
             response = super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
-            if classify(str(exc.response.get("error") or ""), exc.response.status_code) is Refusal.ADMIN:
+            refusal = classify(str(exc.response.get("error") or ""), exc.response.status_code)
+            if refusal is Refusal.ADMIN:
                 self.problems.record(self.team, api_method, channel, exc.response)
-            raise
+            shorter = _shorter(api_method, kwargs) if self.shorten and refusal is Refusal.SHORTEN else None
+            if shorter is None:
+                raise
+            log.error("event=slack_refused_long method=%s error=%s errors=%s: sending the short form", api_method,
+                      exc.response.get("error"), exc.response.get("errors"))
+            response = super().api_call(api_method, **shorter)
         self.problems.clear(self.team, api_method, channel)
         return response
+
+
+#: The methods whose content :func:`_shorter` can shorten: a message's ``blocks`` or a ``view``.
+_MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral"})
+_VIEW_METHODS = frozenset({"views.publish", "views.open", "views.update", "views.push"})
+
+
+def _shorter(api_method: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The same call with its message or view in short form (`bot.blocks.short_form`, `bot.blocks.short.short_view`),
+    or None when there is nothing to shorten (the call is then refused as Slack refused it)."""
+    from bot.blocks.messages import short_form
+    from bot.blocks.short import short_view
+
+    body = kwargs.get("json")
+    if not isinstance(body, dict):
+        return None
+    if api_method in _MESSAGE_METHODS and body.get("blocks"):
+        blocks = body["blocks"]
+        if not isinstance(blocks, list):
+            return None
+        smaller = short_form({"text": body.get("text") or "", "blocks": blocks})
+        return {**kwargs, "json": {**body, **smaller}}
+    if api_method in _VIEW_METHODS and isinstance(body.get("view"), dict):
+        return {**kwargs, "json": {**body, "view": short_view(body["view"])}}
+    return None

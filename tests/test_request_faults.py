@@ -340,3 +340,44 @@ def test_a_command_whose_text_says_payload_is_answered(stack: Stack) -> None:
     assert answer.status_code == 200 and answer.response.text
     assert "payload" in str(answer.json())
     assert stack.driver.slash_command("/sync-log", "help", channel_id=CHANNEL).json()["text"].startswith("syncbot")
+
+
+# ------------------------------------------------------------------ too long: the request path's short form
+
+
+def test_a_home_tab_slack_refuses_as_too_large_is_published_short(stack: Stack, qbo: QBO) -> None:
+    """views.publish refused with view_too_large: the Home the person opened still shows, in short form (its
+    first line, where the rest is, its buttons), instead of staying blank or stale."""
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.deliver()
+    stack.slack.standin.inject_fault("views.publish", 1, error="view_too_large")
+    assert stack.driver.app_home_opened(OWNER).status_code == 200
+    wait_for(lambda: stack.slack.standin.home_view(OWNER, TEAM) is not None)
+    home = stack.slack.standin.home_view(OWNER, TEAM)
+    assert home is not None and home["type"] == "home"
+    text = json.dumps(home)
+    assert "Details left out: Slack refused the full view" in text
+    publishes = stack.slack.standin.calls("views.publish")
+    assert [c.ok for c in publishes] == [False, True], "refused once, then published short"
+
+
+def test_a_card_update_slack_refuses_as_too_long_shows_the_short_form_then_the_outcome(
+        stack: Stack, qbo: QBO) -> None:
+    """A Retry click's "Retrying…" update refused with msg_blocks_too_long: the card the person clicked still
+    changes (short form), and the outcome then reaches it through the outbox."""
+    from tests.test_slack_flows import deliver_all
+
+    existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    deliver_all(stack)
+    acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
+    qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
+    stack.slack.standin.inject_fault("chat.update", 1, error="msg_blocks_too_long", match={"ts": acme["ts"]})
+    assert stack.driver.click("entry_retry", channel_id=CHANNEL, message_ts=acme["ts"]).status_code == 200
+    wait_for(lambda: any(c.ok for c in stack.slack.standin.calls("chat.update")))
+    updates = stack.slack.standin.calls("chat.update")
+    assert not updates[0].ok and updates[0].params.get("ts") == acme["ts"]
+    assert "Details left out" in json.dumps(updates[1].params.get("blocks")), "the short form went out"
+    deliver_all(stack)
+    assert "Synced" in str(stack.message(acme["ts"])["text"])
