@@ -28,7 +28,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,7 +60,7 @@ from sync.models import (
     utcnow,
 )
 from sync.providers.base import BatchOp, Change, Provider, ProviderError, Written
-from sync.providers.quickbooks import MAX_BATCH, NAME_FIELDS, QBO_NAMES, dumps, payload_hash
+from sync.providers.quickbooks import MAX_BATCH, QBO_NAMES, dumps, payload_hash
 
 log = logging.getLogger("syncbot.engine")
 
@@ -605,44 +605,52 @@ class SyncEngine:
             entry = self._new_entry(session, conn, target, record, actor, digest, retry_of, creating=link is None)
             remote = (link.remote_id, link.sync_token) if link is not None else None
             entry_id, request_id = entry.id, entry.request_id or new_request_id()
-            name = self._forgotten_create(session, entry, remote, payload)
+            look_first = self._forgotten_create(session, entry, remote, payload)
         return self._write_one(connection_id, target, entry_id, request_id, payload, digest, remote, dep_links,
-                               provider, actor, name)
+                               provider, actor, look_first)
 
     def _write_one(self, connection_id: int, target: _Target, entry_id: int, request_id: str,
                    payload: Mapping[str, Any], digest: str, remote: tuple[str, str | None] | None,
                    dep_links: Sequence[_DepLink], provider: Provider, actor: str,
-                   name: str | None) -> SyncLogEntry:
-        """One record's write under its attempt's stored ``request_id``, and its outcome recorded. ``name``: look
-        the record up by it first (a create repeated after QuickBooks may have forgotten its requestid)."""
+                   look_first: bool) -> SyncLogEntry:
+        """One record's write under its attempt's stored ``request_id``, and its outcome recorded. ``look_first``:
+        look for the copy in QuickBooks first (a create repeated after QuickBooks may have forgotten its
+        requestid)."""
         outcome: Written | _Failed | None = None
-        if name is not None:  # QuickBooks may have forgotten the requestid: read before writing again
+        if look_first:  # QuickBooks may have forgotten the requestid: read before writing again
             try:
-                outcome = provider.find_by_name(target.entity.value, name)
+                outcome = self._own_copy(provider, connection_id, target.entity.value, payload, target.record_id)
             except ProviderError as exc:
                 outcome = _Failed(exc.diagnosis)
-            if isinstance(outcome, Written):
-                with self.sessions() as session:
-                    if self._linked_elsewhere(session, connection_id, target.entity.value, outcome.remote_id,
-                                              target.record_id):
-                        outcome = None  # another record's copy: not ours to take
         if outcome is None:
             outcome = self._attempt(provider, target.entity, payload, remote, request_id, dep_links)
         return self._finish(connection_id, entry_id, target, outcome, digest, provider, actor)
 
-    def _forgotten_create(self, session: Session, entry: SyncLogEntry, remote: tuple[str, str | None] | None,
-                          payload: Mapping[str, Any]) -> str | None:
-        """The name to look the record up by before writing, when this attempt repeats a create whose outcome
-        stayed uncertain (it reuses that attempt's requestid) for longer than QuickBooks is trusted to remember
-        a requestid; None otherwise (nothing to reconcile, or the record has no unique name there)."""
-        name = _unique_name(Entity(entry.entity), payload)
-        if remote is not None or name is None or not entry.request_id:
+    def _own_copy(self, provider: Provider, connection_id: int, entity: str, payload: Mapping[str, Any],
+                  record_id: int, taken: Collection[str] = ()) -> Written | None:
+        """The copy in QuickBooks a lost create of ``payload`` made (`Provider.find_copies`), unless another
+        record of this connection is linked to it, or it is in ``taken`` (remote ids already given to another
+        record of the same batch): then it is that record's, not ours to take. Raises ProviderError when
+        QuickBooks cannot be read."""
+        copies = [c for c in provider.find_copies(entity, payload) if c.remote_id not in taken]
+        if not copies:
             return None
+        with self.sessions() as session:
+            return next((c for c in copies
+                         if not self._linked_elsewhere(session, connection_id, entity, c.remote_id, record_id)), None)
+
+    def _forgotten_create(self, session: Session, entry: SyncLogEntry, remote: tuple[str, str | None] | None,
+                          payload: Mapping[str, Any]) -> bool:
+        """Should QuickBooks be read for the record's copy before writing? Yes when this attempt repeats a create
+        whose outcome stayed uncertain (it reuses that attempt's requestid) for longer than QuickBooks is trusted
+        to remember a requestid."""
+        if remote is not None or not entry.request_id:
+            return False
         first = session.scalars(select(SyncLogEntry.created_at).where(
             SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.request_id == entry.request_id,
             SyncLogEntry.id != entry.id).order_by(SyncLogEntry.id).limit(1)).first()
         memory = dt.timedelta(seconds=self.config.requestid_memory_seconds)
-        return name if first is not None and first < self.clock() - memory else None
+        return first is not None and first < self.clock() - memory
 
     def _push_dependency(self, connection_id: int, entity: Entity, record_id: int, actor: str) -> None:
         """Push a referenced record when it is not linked or has changed; its failure is logged on its own."""
@@ -1237,7 +1245,7 @@ class SyncEngine:
                 provider = self._available_provider(conn_id)
                 known: dict[str, Written] = {}
                 if created_at < now - dt.timedelta(seconds=self.config.requestid_memory_seconds):
-                    known, request_id = self._reconcile(batch_id, items, provider)
+                    known, request_id = self._reconcile(conn_id, batch_id, items, provider)
             except (ConnectionUnavailable, NotFound, ProviderError) as exc:
                 self._park(batch_id)
                 log.info("event=batch_resend_later connection_id=%s batch_id=%s reason=%s", conn_id, batch_id,
@@ -1271,19 +1279,20 @@ class SyncEngine:
             session.execute(update(PushBatch).where(PushBatch.id == batch_id, PushBatch.owner == self._owner,
                                                     PushBatch.settled_at.is_(None)).values(owner=PARKED))
 
-    def _reconcile(self, batch_id: int, items: Sequence[Mapping[str, Any]],
+    def _reconcile(self, connection_id: int, batch_id: int, items: Sequence[Mapping[str, Any]],
                    provider: Provider) -> tuple[dict[str, Written], str]:
         """A batch older than QuickBooks is trusted to remember its requestid: read QuickBooks before writing
-        again. Each create whose record has a unique name there (a customer's DisplayName, an item's Name, an
-        invoice's DocNumber) is looked up by it: found, it is that create's answer (linked, not written again).
-        The rest go out under a fresh requestid, stored in the batch before it is sent. Returns the answers found
-        and the requestid to send under. Raises ProviderError when QuickBooks cannot be read."""
+        again. Each create is looked for there (`Provider.find_copies`: a customer by DisplayName, an item by Name,
+        an invoice by DocNumber, a payment by customer, date, amount and invoice): a copy found that no other
+        record is linked to is that create's answer (linked, not written again). The rest go out under a fresh
+        requestid, stored in the batch before it is sent. Returns the answers found and the requestid to send
+        under. Raises ProviderError when QuickBooks cannot be read."""
         known: dict[str, Written] = {}
         for it in items:
-            name = _unique_name(Entity(it["entity"]), it["payload"])
-            if it.get("remote") or name is None:
+            if it.get("remote"):
                 continue
-            found = provider.find_by_name(it["entity"], name)
+            found = self._own_copy(provider, connection_id, it["entity"], it["payload"], int(it["record_id"]),
+                                   taken={w.remote_id for w in known.values()})
             if found is not None:
                 known[str(it["key"])] = found
         request_id = new_request_id()
@@ -1771,14 +1780,6 @@ def _uncertain(entry: SyncLogEntry) -> bool:
     if (entry.data or {}).get("interrupted"):  # syncbot stopped while the request was out (recover_pending)
         return True
     return _no_answer(entry.kind, entry.http_status)
-
-
-def _unique_name(entity: Entity, payload: Mapping[str, Any]) -> str | None:
-    """The name QuickBooks holds unique for the record's copy (a customer's DisplayName, an item's Name, an
-    invoice's DocNumber), by which a copy of uncertain origin is looked up; None for a payment, or when empty."""
-    field_name = NAME_FIELDS.get(entity)
-    value = payload.get(field_name) if field_name else None
-    return str(value) if value else None
 
 
 def _readable_batch(items: Any) -> bool:

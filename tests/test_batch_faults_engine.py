@@ -169,13 +169,64 @@ def test_reconcile_never_takes_another_records_copy(services: Any, qbo: QBO) -> 
     assert leftovers(services)["unsettled_batches"] == 0, "the batch is settled"
 
 
-# ---------------------------------------------------------------- D6: payment batch reconciled twice
+# ---------------------------------------------------------------- D6: payment batches after QuickBooks forgot
+
+
+def test_a_payment_batch_resent_after_quickbooks_forgot_its_requestid_is_found_not_written_again(
+        services: Any, qbo: QBO) -> None:
+    """A payment has no unique name, so its copy is looked for by customer, date, amount and invoice: two
+    payments whose batch answer was lost, resent two hours later (QuickBooks has forgotten the requestid), are
+    linked to the copies QuickBooks made, not made again."""
+    import datetime as dt
+    _, cid = seed(services, qbo, invoices=2, payments=2, fail="payments")
+    parked = _lose_batch(services, qbo, cid)
+    assert payment_count(qbo) == 2, "QuickBooks did the (lost) batch"
+    qbo.standin.configure(requestid_memory_seconds=600)
+    qbo.standin.advance_clock(7200)
+    with services.sessions() as session, session.begin():
+        b = session.get(PushBatch, parked.id)
+        assert b is not None
+        b.created_at = b.created_at - dt.timedelta(hours=2)
+    services.engine.recover_pending()
+    assert payment_count(qbo) == 2, "each payment is in QuickBooks once"
+    with services.sessions() as session:
+        linked = set(session.scalars(select(Link.remote_id).where(Link.entity == "payment")))
+    assert linked == {str(p["Id"]) for p in qbo.standin.entities(qbo.realm, "Payment")}
+    assert services.engine.open_errors(cid) == [] and leftovers(services)["unsettled_batches"] == 0
+
+
+def test_two_equal_payments_after_quickbooks_forgot_get_one_copy_each(services: Any, qbo: QBO) -> None:
+    """Two JobsiteOn payments alike in customer, date, amount and invoice: one copy found in QuickBooks is taken
+    by one of them only; the other is written (a payment of its own), not linked to the same copy."""
+    import datetime as dt
+    _, cid = seed(services, qbo, invoices=2, payments=2, fail="payments")
+    with services.sessions() as session, session.begin():
+        first, second = session.scalars(select(Payment).order_by(Payment.id)).all()
+        second.contact_id, second.invoice_id = first.contact_id, first.invoice_id
+        second.amount_cents, second.paid_on = first.amount_cents, first.paid_on
+    parked = _lose_batch(services, qbo, cid)
+    assert payment_count(qbo) == 2
+    qbo.standin.configure(requestid_memory_seconds=600)
+    qbo.standin.advance_clock(7200)
+    with services.sessions() as session, session.begin():
+        b = session.get(PushBatch, parked.id)
+        assert b is not None
+        b.created_at = b.created_at - dt.timedelta(hours=2)
+    services.engine.recover_pending()
+    with services.sessions() as session:
+        linked = list(session.scalars(select(Link.remote_id).where(Link.entity == "payment")))
+    assert len(linked) == len(set(linked)) == 2, "each payment linked to a copy of its own"
+    assert payment_count(qbo) == 2
+
+
+# ---------------------------------------------------------------- D6b: payment batch reconciled twice
 
 def test_an_old_payment_batch_lost_again_on_resend_is_not_written_again(services: Any, qbo: QBO) -> None:
     """Realistic memory (syncbot: 3600 s). A payment batch's answer is lost; two hours later (QuickBooks forgot
-    its requestid) it is resent under a fresh requestid R2 (documented: payments have no name to look up) and
-    that answer is lost too; a minute later the next run resends it under yet another fresh requestid R3,
-    although QuickBooks surely remembers R2: batch.created_at (not when R2 was first sent) decides."""
+    its requestid) it is reconciled (its copies found by customer, date, amount and invoice) and what is left
+    resent under a fresh requestid R2, whose answer is lost too; a minute later the next run must not resend it
+    under yet another fresh requestid R3, as QuickBooks surely remembers R2: batch.created_at (re-dated when R2
+    was stored) decides."""
     import datetime as dt
     _, cid = seed(services, qbo, invoices=2, payments=2, fail="payments")
     parked = _lose_batch(services, qbo, cid)  # 2 payments made (R1)
@@ -185,7 +236,7 @@ def test_an_old_payment_batch_lost_again_on_resend_is_not_written_again(services
         b = session.get(PushBatch, parked.id)
         b.created_at = b.created_at - dt.timedelta(hours=2)
     qbo.standin.lose_next(qbo.realm, 3, path_contains="batch")
-    services.engine.recover_pending()  # R2: payments written again (the documented limitation)
+    services.engine.recover_pending()  # reconciled: the copies found, nothing left to write under R2
     after_first = payment_count(qbo)
     services.engine.recover_pending()  # a minute later: R3
     print("payments after R1:", 2, "after R2:", after_first, "after the next resend:", payment_count(qbo))

@@ -151,6 +151,12 @@ def invoice_payload(invoice: Invoice, customer_id: str, item_ids: Mapping[int, s
     })
 
 
+def _linked_invoices(payment: Mapping[str, Any]) -> set[str]:
+    """The ids of the invoices a QBO Payment (a payload or an object QuickBooks holds) is applied to."""
+    return {str(txn.get("TxnId")) for line in payment.get("Line") or [] if isinstance(line, Mapping)
+            for txn in line.get("LinkedTxn") or [] if isinstance(txn, Mapping) and txn.get("TxnType") == "Invoice"}
+
+
 def payment_payload(payment: Payment, customer_id: str, invoice_id: str | None) -> dict[str, Any]:
     """JobsiteOn payment -> QBO Payment, linked to its invoice."""
     amount = cents_to_amount(payment.amount_cents)
@@ -379,6 +385,28 @@ class QuickBooksProvider:
             return None
         obj = found[0]
         return Written(remote_id=str(obj.get("Id")), sync_token=str(obj.get("SyncToken")), body=obj)
+
+    def find_copies(self, entity: str, payload: Mapping[str, Any]) -> list[Written]:
+        """The objects QuickBooks holds that may be the copy a create of ``payload`` made, when that create's
+        answer was lost and QuickBooks may have forgotten its requestid. A customer, item or invoice is found by
+        its unique name (:data:`NAME_FIELDS`; at most one). A payment has no such name: it is found by its
+        customer, date and amount (fields QuickBooks' query filters on), and kept only when it is applied to the
+        same invoices. Empty when nothing matches or ``payload`` lacks what it is found by. Raises ProviderError
+        when QuickBooks cannot be read."""
+        if entity in NAME_FIELDS:
+            name = payload.get(NAME_FIELDS[entity])
+            found = self.find_by_name(entity, str(name)) if name else None
+            return [found] if found is not None else []
+        if entity != Entity.PAYMENT:
+            return []
+        customer = (payload.get("CustomerRef") or {}).get("value")
+        if not customer or not payload.get("TxnDate") or payload.get("TotalAmt") in (None, ""):
+            return []
+        statement = (f"select * from Payment where CustomerRef = {_quote(str(customer))} and TxnDate = "
+                     f"{_quote(str(payload['TxnDate']))} and TotalAmt = {_quote(str(payload['TotalAmt']))}")
+        wanted = _linked_invoices(payload)
+        return [Written(remote_id=str(obj.get("Id")), sync_token=str(obj.get("SyncToken")), body=obj)
+                for obj in self.query(statement).get("Payment") or [] if _linked_invoices(obj) == wanted]
 
     def batch(self, ops: Sequence[BatchOp], request_id: str) -> dict[str, Written | Diagnosis]:
         """Send up to 30 operations in one request. Returns each op key's Written or its own Diagnosis."""
