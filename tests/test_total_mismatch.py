@@ -237,6 +237,21 @@ def test_send_jobsiteon_tax_makes_quickbooks_keep_it(services: Any, qbo: QBO, co
     assert (round(held["TxnTaxDetail"]["TotalTax"] * 100), round(held["TotalAmt"] * 100)) == (tax, total)
 
 
+def test_keep_quickbooks_totals_is_refused_when_the_lines_differ_too(services: Any, qbo: QBO,
+                                                                    connected: Connected) -> None:
+    entry = mismatch(services, connected, qbo)
+    held = qbo_invoice(qbo)  # someone adds an hour of framing to the invoice in QuickBooks
+    lines = [ln for ln in held["Line"] if ln["DetailType"] == "SalesItemLineDetail"]
+    lines[0] = {**lines[0], "Amount": 715.00, "SalesItemLineDetail": {**lines[0]["SalesItemLineDetail"], "Qty": 11}}
+    qbo.standin.update_entity(qbo.realm, "Invoice", held["Id"], {"Line": lines})
+    with pytest.raises(NothingToRetry, match=r"line amounts differ too \(subtotal: JobsiteOn 750.45, QuickBooks "
+                                             r"815.45\)"):
+        services.engine.keep_provider_totals(entry.id, "Olivia", account_id=connected.account_id)
+    invoice = local_invoice(services)
+    assert (invoice.tax_cents, invoice.total_cents, invoice.tax_rate) == (6191, 81236, Decimal("8.25"))
+    assert services.engine.get_entry(entry.id).resolved_at is None
+
+
 def test_the_fixes_refuse_what_they_cannot_do_and_change_nothing(services: Any, qbo: QBO,
                                                                  connected: Connected) -> None:
     entry = mismatch(services, connected, qbo)
