@@ -384,10 +384,6 @@ class QuickBooksProvider:
             return found
         return None
 
-    def web_url(self, entity: str, remote_id: str) -> str:
-        """The object's page in QuickBooks Online's web app (:func:`app_url`)."""
-        return app_url(self.api_url, entity, remote_id)
-
     def remote_fields(self, entity: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The JobsiteOn fields carried by a pulled object (contacts and payments)."""
         if entity == Entity.CONTACT:
