@@ -228,7 +228,8 @@ APP_URLS: dict[str, str] = {
 
 def app_url(api_url: str, entity: str, remote_id: str) -> str:
     """The page of a transaction in QuickBooks Online's web app: ``https://app.qbo.intuit.com/app/invoice?txnId=
-    130``. Another API host (the local stand-in) serves the same path itself."""
+    130`` (sandbox companies: ``app.sandbox.qbo.intuit.com``; Intuit documents no deep links, these are the ones
+    public QuickBooks integrations link to). Another API host (the local stand-in) serves the same path itself."""
     host = (urlsplit(api_url).hostname or "").lower()
     base = APP_URLS.get(host, api_url.rstrip("/"))
     return f"{base}/app/{QBO_NAMES[entity].lower()}?{urlencode({'txnId': remote_id})}"
