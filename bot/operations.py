@@ -146,8 +146,9 @@ def show_retrying(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry: SyncL
 
 def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, entry_id: int,
                  reply: Reply, channel: str | None = None, ts: str | None = None) -> None:
-    """Run a fix action on an entry after the ack: retry, unlink, recreate, link_existing, mark_resolved.
-    The outcome reaches the message through the outbox (and the App Home); refusals go to the user (``reply``)."""
+    """Run a fix action on an entry after the ack: retry, unlink, recreate, link_existing, mark_resolved, and for a
+    total mismatch keep_provider_totals and send_own_tax. The outcome reaches the message through the outbox (and
+    the App Home); refusals go to the user (``reply``)."""
     try:
         entry = _entry(rt, tenant, entry_id)
     except NotFound:
@@ -156,11 +157,13 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
         reply.now({"text": "That sync log entry was not found in your account."})
         return
     clicked_at = rt.notifier.clock()
-    if action == "retry":
+    pushes = action in ("retry", "send_own_tax")  # a push to QuickBooks: the message says Retrying… meanwhile
+    if pushes:
         show_retrying(rt, tenant, user, entry, channel, ts)
     engine = rt.services.engine
     fn = {"retry": engine.retry_entry, "unlink": engine.unlink, "recreate": engine.recreate,
-          "link_existing": engine.link_existing, "mark_resolved": engine.mark_resolved}[action]
+          "link_existing": engine.link_existing, "mark_resolved": engine.mark_resolved,
+          "keep_provider_totals": engine.keep_provider_totals, "send_own_tax": engine.send_own_tax}[action]
 
     def work() -> None:
         try:
@@ -178,7 +181,7 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
         finally:
             _home_changed(rt, tenant, user)
             rt.notifier.deliver()  # the outcome updates the same message now (and the App Homes)
-            if action == "retry" and channel and ts:
+            if pushes and channel and ts:
                 _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts, clicked_at)
 
     rt.submit(work)

@@ -24,7 +24,8 @@ from sync.log import FilterError
 log = logging.getLogger("syncbot.handlers")
 
 ENTRY_ACTIONS = {ids.RETRY: "retry", ids.UNLINK: "unlink", ids.RECREATE: "recreate",
-                 ids.LINK_EXISTING: "link_existing", ids.MARK_RESOLVED: "mark_resolved"}
+                 ids.LINK_EXISTING: "link_existing", ids.MARK_RESOLVED: "mark_resolved",
+                 ids.KEEP_PROVIDER_TOTALS: "keep_provider_totals", ids.SEND_OWN_TAX: "send_own_tax"}
 
 
 def _action(body: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +118,10 @@ def register(app: App, rt: SlackRuntime) -> None:
     @app.action(ids.RECONNECT_LINK)
     def reconnect_link(ack: Ack) -> None:
         ack()  # a URL button: the browser opens the link; acking avoids Slack's warning icon
+
+    @app.action(ids.OPEN_IN_PROVIDER)
+    def open_in_provider(ack: Ack) -> None:
+        ack()  # a URL button (the invoice in QuickBooks): the browser opens it
 
     @app.action(ids.SYNC_NOW)
     @ack_first_on(rt)

@@ -246,6 +246,9 @@ class FixAction(StrEnum):
     FILL_FIELD = "fill_field"
     MARK_RESOLVED = "mark_resolved"
     SYNC_NOW = "sync_now"
+    KEEP_PROVIDER_TOTALS = "keep_provider_totals"  # a total mismatch: take QuickBooks' figures into JobsiteOn
+    SEND_OWN_TAX = "send_own_tax"  # a total mismatch: send JobsiteOn's tax explicitly and push again
+    OPEN_IN_PROVIDER = "open_in_provider"  # a link to the record in QuickBooks' web app
 
 
 @dataclass(frozen=True)
@@ -314,7 +317,7 @@ KINDS: Mapping[Kind, KindInfo] = {
             "Calculated totals differ between systems due to tax or rounding.",
             "Compare line items and tax rates in both systems. Adjust the JobsiteOn record to match "
             "the target system's calculation.",
-            (_A.RETRY,),
+            (_A.KEEP_PROVIDER_TOTALS, _A.SEND_OWN_TAX, _A.RETRY, _A.MARK_RESOLVED, _A.OPEN_IN_PROVIDER),
             status="warning",
         ),
         KindInfo(
@@ -1488,11 +1491,34 @@ def _signed(d: Decimal) -> str:
     return ("+" if d > 0 else "") + _money(d)
 
 
+def _percent(rate: Decimal) -> str:
+    """A tax rate as people write it: ``8.25``, ``8.875``, ``0`` (no trailing zeros, no exponent)."""
+    text = f"{rate:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def tax_rate_of(tax_detail: Any) -> Decimal | None:
+    """The tax rate of a transaction's ``TxnTaxDetail`` in percent: the sum of its percent-based ``TaxLine``
+    rates (a state and a local rate add up); None when it names none."""
+    if not isinstance(tax_detail, Mapping):
+        return None
+    rates = []
+    for line in _listify(tax_detail.get("TaxLine")):
+        detail = line.get("TaxLineDetail") if isinstance(line, Mapping) else None
+        if isinstance(detail, Mapping) and str(detail.get("PercentBased", "true")).lower() != "false":
+            rate = _dec(detail.get("TaxPercent"))
+            if rate is not None:
+                rates.append(rate)
+    return sum(rates, Decimal(0)) if rates else None
+
+
 def diagnose_totals(
     ours_total: Decimal,
     ours_tax: Decimal,
     reply_entity: Mapping[str, Any],
     our_lines: Sequence[tuple[str, Decimal]] = (),
+    *,
+    ours_rate: Decimal | None = None,
 ) -> Diagnosis | None:
     """Compare QuickBooks' totals with ours after an invoice (or sales receipt...) write.
 
@@ -1504,6 +1530,13 @@ def diagnose_totals(
     the total or the tax differs by more than half a cent, whose details give both totals, the tax of
     both and its difference, and the lines whose amount differs; None otherwise (also when the reply
     has no ``TotalAmt`` to compare).
+
+    ``data`` holds the figures side by side for the message: ``ours`` and ``theirs`` each ``{"subtotal", "tax",
+    "total", "rate"}`` (the subtotal is the total less the tax; ``rate`` the tax rate in percent: ours as given in
+    ``ours_rate``, QuickBooks' the sum of its percent-based ``TaxLine`` rates; absent when unknown), the
+    differences (QuickBooks minus JobsiteOn), and the lines that differ as sentences (``lines``) and as
+    ``line_rows`` ``{"label", "ours", "theirs"}`` (``theirs`` None for a line QuickBooks does not have, ``label``
+    None for a line only QuickBooks has).
     """
     entity: Mapping[str, Any] = reply_entity
     for key in _TXN_KEYS:
@@ -1525,6 +1558,7 @@ def diagnose_totals(
         return None
 
     differing: list[str] = []
+    rows: list[dict[str, str | None]] = []
     lines = [
         f"Total: JobsiteOn {_money(ours_total_d)}, QuickBooks {_money(theirs_total)} "
         f"(difference {_signed(total_diff)}).",
@@ -1540,23 +1574,35 @@ def diagnose_totals(
             ours_amount = _dec(amount) or Decimal(0)
             if index >= len(their_lines):
                 differing.append(f"{label}: JobsiteOn {_money(ours_amount)}, missing in QuickBooks")
+                rows.append({"label": label, "ours": _money(ours_amount), "theirs": None})
                 continue
             theirs_amount = _dec(their_lines[index].get("Amount"))
             if theirs_amount is None or abs(theirs_amount - ours_amount) > _HALF_CENT:
                 shown = _money(theirs_amount) if theirs_amount is not None else "no amount"
                 differing.append(f"{label}: JobsiteOn {_money(ours_amount)}, QuickBooks {shown}")
+                rows.append({"label": label, "ours": _money(ours_amount), "theirs": shown})
         for extra in their_lines[len(our_lines) :]:
             amount = _dec(extra.get("Amount"))
             differing.append(
                 f"line {extra.get('LineNum') or extra.get('Id') or '?'}: only in QuickBooks "
                 f"({_money(amount) if amount is not None else 'no amount'})"
             )
+            rows.append({"label": None, "ours": None,
+                         "theirs": _money(amount) if amount is not None else "no amount"})
         lines.append("Lines that differ: " + "; ".join(differing) + "." if differing else "Line amounts match.")
+    theirs_rate = tax_rate_of(tax_detail)
+    ours_rate_d = _dec(ours_rate) if ours_rate is not None else None
     data = {
-        "ours": {"total": _money(ours_total_d), "tax": _money(ours_tax_d)},
-        "theirs": {"total": _money(theirs_total), "tax": _money(theirs_tax)},
+        "ours": {"subtotal": _money(ours_total_d - ours_tax_d), "tax": _money(ours_tax_d),
+                 "total": _money(ours_total_d),
+                 **({"rate": _percent(ours_rate_d)} if ours_rate_d is not None else {})},
+        "theirs": {"subtotal": _money(theirs_total - theirs_tax), "tax": _money(theirs_tax),
+                   "total": _money(theirs_total),
+                   **({"rate": _percent(theirs_rate)} if theirs_rate is not None else {})},
+        "subtotal_difference": _signed((theirs_total - theirs_tax) - (ours_total_d - ours_tax_d)),
         "total_difference": _signed(total_diff), "tax_difference": _signed(tax_diff),
         "lines": differing,
+        "line_rows": rows,
     }
     return Diagnosis(kind=Kind.TOTAL_MISMATCH, http_status=None, details=_finish_details(lines, None), data=data)
 

@@ -60,7 +60,14 @@ from sync.models import (
     utcnow,
 )
 from sync.providers.base import BatchOp, Change, Provider, ProviderError, Written
-from sync.providers.quickbooks import MAX_BATCH, QBO_NAMES, dumps, payload_hash
+from sync.providers.quickbooks import (
+    MAX_BATCH,
+    QBO_NAMES,
+    cents_to_amount,
+    dumps,
+    invoice_figures,
+    payload_hash,
+)
 
 log = logging.getLogger("syncbot.engine")
 
@@ -379,8 +386,13 @@ class SyncEngine:
         return []
 
     def _refs(self, session: Session, connection_id: int, entity: Entity, record: Any) -> dict[str, Any]:
-        """The provider ids of what ``record`` references. Raises DependencyMissing."""
+        """The provider ids of what ``record`` references (and for an invoice whose own tax is to be stated
+        explicitly, its link's ``tax_code``: see :meth:`send_own_tax`). Raises DependencyMissing."""
         refs: dict[str, Any] = {"items": {}}
+        if entity == Entity.INVOICE:
+            own = self._link(session, connection_id, entity, record.id)
+            if own is not None and own.tax_code:
+                refs["tax_code"] = own.tax_code
         for dep_entity, dep_id, label, fieldname in self._dependencies(entity, record):
             link = self._link(session, connection_id, dep_entity, dep_id)
             if link is None or link.remote_deleted:
@@ -962,6 +974,128 @@ class SyncEngine:
             setattr(record, attribute, value)
         log.info("event=field_filled entry_id=%s field=%s actor=%s", entry_id, entry.field, actor)
         return attribute
+
+    # ------------------------------------------------------------------------------------------ total mismatch
+
+    def _open_mismatch(self, entry_id: int, account_id: int | None) -> SyncLogEntry:
+        """The newest attempt of an open total mismatch's invoice. Raises NotFound, NothingToRetry (not an open
+        total mismatch: resolved meanwhile, or another kind), InProgress (a retry runs). Call under the claim."""
+        entry = self.get_entry(entry_id, account_id)
+        newest = self._newest(entry)
+        if newest.status == Status.PENDING:
+            raise InProgress("This record is being synced right now.")
+        if newest.resolved_at is not None or newest.status in (Status.SYNCED, Status.INFO):
+            raise NothingToRetry("This record is already resolved.", newest)
+        if newest.kind != Kind.TOTAL_MISMATCH or newest.entity != Entity.INVOICE:
+            raise NothingToRetry("This entry is not a total mismatch any more: its message shows what is wrong "
+                                 "now.", newest)
+        return newest
+
+    def _provider_invoice(self, provider: Provider, entry: SyncLogEntry) -> tuple[Link, Written]:
+        """The invoice's link and its copy as QuickBooks holds it now. Raises NothingToRetry when it has no copy
+        or QuickBooks could not be read (nothing is changed)."""
+        assert entry.connection_id is not None and entry.record_id is not None
+        with self.sessions() as session:
+            link = self._link(session, entry.connection_id, entry.entity, entry.record_id)
+            if link is not None:
+                session.expunge(link)
+        if link is None or link.remote_deleted:
+            raise NothingToRetry("This invoice has no copy in QuickBooks any more: Sync Now creates one.", entry)
+        try:
+            return link, provider.read(entry.entity, link.remote_id)
+        except ProviderError as exc:
+            said = (exc.diagnosis.details or "").strip().splitlines()[:1]
+            raise NothingToRetry("QuickBooks could not be read, so nothing was changed"
+                                 + (f": {_printable(said[0], 300)}" if said else "."), entry) from exc
+
+    def keep_provider_totals(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
+        """For a total mismatch, the help article's fix done for the bookkeeper ("adjust the JobsiteOn record to
+        match the target system's calculation"): QuickBooks' tax, its tax rate and its total, read from its copy
+        now, are written to the JobsiteOn invoice, and the mismatch is resolved by a synced entry that says so
+        (its message turns Synced). The copy in QuickBooks is not written: it already holds these figures.
+
+        Refused, nothing changed (NothingToRetry), when the line amounts differ as well (QuickBooks' subtotal is
+        not JobsiteOn's: taking its total would not add up; the lines are fixed in JobsiteOn), or QuickBooks
+        cannot be read. Raises NotFound, InProgress, ConnectionUnavailable (connection blocked)."""
+        entry = self.get_entry(entry_id, account_id)
+        assert entry.connection_id is not None and entry.record_id is not None
+        with self._claimed(entry.connection_id, entry.entity, entry.record_id):
+            newest = self._open_mismatch(entry_id, account_id)
+            provider = self._available_provider(entry.connection_id)
+            link, copy = self._provider_invoice(provider, newest)
+            subtotal, tax, total, rate, _code = invoice_figures(copy.body)
+            with self.sessions() as session, session.begin():
+                conn = self._connection(session, entry.connection_id)
+                invoice = self._load_record(session, conn.account_id, Entity.INVOICE, entry.record_id)
+                if subtotal != invoice.total_cents - invoice.tax_cents:
+                    ours = cents_to_amount(invoice.total_cents - invoice.tax_cents)
+                    raise NothingToRetry(
+                        f"The line amounts differ too (subtotal: JobsiteOn {ours}, QuickBooks "
+                        f"{cents_to_amount(subtotal)}), so QuickBooks' total would not add up in JobsiteOn. Correct "
+                        "the lines in JobsiteOn (the message lists them), then Retry.", newest)
+                before = (cents_to_amount(invoice.tax_cents), invoice.tax_rate)
+                invoice.tax_cents, invoice.total_cents = tax, total
+                if rate is not None:
+                    invoice.tax_rate = rate
+                row = session.get(Link, link.id)
+                assert row is not None
+                row.tax_code = None  # QuickBooks' calculation stands from now on
+                row.sync_token = copy.sync_token
+                # what QuickBooks holds is what JobsiteOn now says: the next sync has nothing to send
+                row.synced_hash = payload_hash(provider.payload(
+                    Entity.INVOICE, invoice, self._refs(session, conn.id, Entity.INVOICE, invoice)))
+                now = self.clock()
+                rate_text = f" ({rate.normalize():f} %)" if rate is not None else ""
+                done = SyncLogEntry(
+                    created_at=now, account_id=conn.account_id, connection_id=conn.id, entity=newest.entity,
+                    record_id=newest.record_id, record_label=newest.record_label, direction=Direction.PUSH.value,
+                    status=Status.SYNCED.value, actor=actor, remote_id=link.remote_id, attempt=newest.attempt,
+                    resolved_at=now, resolved_by=actor, retry_of_id=newest.id,
+                    details=(f"Kept QuickBooks' totals: the JobsiteOn invoice now has tax {cents_to_amount(tax)}"
+                             f"{rate_text} and total {cents_to_amount(total)}, as QuickBooks computed them "
+                             f"(it had tax {before[0]} at {before[1].normalize():f} %)."),
+                    data={"fix": "keep_provider_totals"})
+                session.add(done)
+                session.flush()
+                for old in self._open_entries(session, conn.id, newest.entity, newest.record_id):
+                    old.resolved_at, old.resolved_by = now, actor
+                    old.superseded_by_id = done.id
+                self._notify(session, conn, "resolved", record_topic(conn.id, newest.entity, newest.record_id),
+                             done)
+                session.flush()
+                session.expunge(done)
+        log.info("event=kept_provider_totals entry_id=%s actor=%s", entry_id, actor)
+        return done
+
+    def send_own_tax(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
+        """For a total mismatch: push the invoice again with JobsiteOn's tax stated explicitly, with the tax code
+        QuickBooks put on its copy (``TxnTaxDetail.TxnTaxCodeRef`` beside ``TotalTax``: a company with automated
+        sales tax then keeps the amount instead of computing its own; see
+        :func:`sync.providers.quickbooks.invoice_payload` for Intuit's rule). The choice is kept on the invoice's
+        link, so later pushes state the tax too. Returns the new attempt: synced when the totals now match (the
+        message turns Synced), else the mismatch that remains (line amounts that differ).
+
+        Refused, nothing changed (NothingToRetry), when QuickBooks' copy names no tax code or cannot be read.
+        Raises NotFound, InProgress, ConnectionUnavailable (connection blocked)."""
+        entry = self.get_entry(entry_id, account_id)
+        assert entry.connection_id is not None and entry.record_id is not None
+        with self._claimed(entry.connection_id, entry.entity, entry.record_id):
+            newest = self._open_mismatch(entry_id, account_id)
+            provider = self._available_provider(entry.connection_id)
+            link, copy = self._provider_invoice(provider, newest)
+            code = invoice_figures(copy.body)[4]
+            if code is None:
+                raise NothingToRetry("QuickBooks' copy of this invoice names no tax code to state the tax with: "
+                                     "adjust the tax in QuickBooks or in JobsiteOn, then Retry.", newest)
+            with self.sessions() as session, session.begin():
+                row = session.get(Link, link.id)
+                assert row is not None
+                row.tax_code = code
+            log.info("event=send_own_tax entry_id=%s tax_code=%s actor=%s", entry_id, code, actor)
+            result = self._push_claimed(entry.connection_id, _Target(Entity.INVOICE, newest.record_id or 0, True),
+                                        actor, newest.id)
+            assert result is not None
+            return result
 
     # ------------------------------------------------------------------------------------------ many records
 

@@ -295,7 +295,11 @@ RECORD_MODELS: dict[Entity, type[Contact] | type[Item] | type[Invoice] | type[Pa
 
 class Link(Base):
     """A JobsiteOn record's copy in the provider: its id, the SyncToken last seen, and the hash of what was
-    last pushed (a record whose payload hash differs has changed since)."""
+    last pushed (a record whose payload hash differs has changed since).
+
+    ``tax_code`` (invoices): set by "Send JobsiteOn's tax" on a total mismatch, the provider's tax code JobsiteOn's
+    tax is stated with, so that every push of the invoice sends its tax explicitly and QuickBooks keeps it instead
+    of computing its own; None: the provider's calculation stands."""
 
     __tablename__ = "links"
     __table_args__ = (
@@ -312,6 +316,7 @@ class Link(Base):
     synced_hash: Mapped[str | None] = mapped_column(String(64))
     synced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     remote_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    tax_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class SyncLogEntry(Base):

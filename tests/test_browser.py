@@ -195,8 +195,8 @@ def test_a_plain_member_is_refused(live: Any, page: Any) -> None:
     page.locator("#user-picker").select_option(slack_cfg.MEMBER_USER_ID)
     expect(page.locator("#role-note")).to_contain_text("plain member")
     expect(page.locator("#role-note")).to_contain_text("needs Owner or Admin permissions")  # the help article's words
-    mismatch = channel_message(page, "Total mismatch").first  # stays open until JobsiteOn's tax rate changes
-    mismatch.get_by_role("button", name="Retry").click()
+    mismatch = channel_message(page, "Total mismatch").first  # stays open until someone resolves it
+    mismatch.get_by_role("button", name="Mark resolved").click()
     refusal = page.locator("#messages > .msg.ephemeral", has_text="Owner or Admin").last
     expect(refusal).to_contain_text("Only visible to you")
     expect(mismatch).to_contain_text("Warning: Total mismatch")  # nothing changed

@@ -63,8 +63,8 @@ def test_qbo32_totals_recomputed_by_quickbooks_is_total_mismatch(services: Any, 
         session.get(Invoice, invoice_id).due_date = __import__("datetime").date(2021, 4, 18)
     entry = services.engine.sync_record(connected.connection_id, "invoice", invoice_id, "U_ADMIN")
     assert entry is not None and (entry.status, entry.kind) == ("warning", "total_mismatch")
-    assert entry.data["ours"] == {"total": "4943.56", "tax": "448.40"}
-    assert entry.data["theirs"] == {"total": "4943.55", "tax": "448.39"}
+    assert entry.data["ours"] == {"subtotal": "4495.16", "total": "4943.56", "tax": "448.40", "rate": "9.975"}
+    assert entry.data["theirs"] == {"subtotal": "4495.16", "total": "4943.55", "tax": "448.39", "rate": "9.975"}
     assert entry.data["tax_difference"] == "-0.01"
 
 

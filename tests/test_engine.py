@@ -250,8 +250,8 @@ def test_total_mismatch_then_adjust_the_record(services: Any, qbo: QBO, connecte
     entry = open_entry(services, "invoice", "JS-1001")
     assert (entry.status, entry.kind) == ("warning", "total_mismatch")
     # 750.45 taxable: JobsiteOn 8.25 % = 61.91, QuickBooks 8.875 % = 66.60
-    assert entry.data["ours"] == {"total": "812.36", "tax": "61.91"}
-    assert entry.data["theirs"] == {"total": "817.05", "tax": "66.60"}
+    assert entry.data["ours"] == {"subtotal": "750.45", "total": "812.36", "tax": "61.91", "rate": "8.25"}
+    assert entry.data["theirs"] == {"subtotal": "750.45", "total": "817.05", "tax": "66.60", "rate": "8.875"}
     assert entry.data["tax_difference"] == "+4.69"
     assert "812.36" in (entry.details or "") and "817.05" in (entry.details or "")
 

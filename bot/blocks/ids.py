@@ -24,6 +24,9 @@ FILL_FIELD = "entry_fill_field"  # opens fill_field_modal
 MARK_RESOLVED = "entry_mark_resolved"
 CONTACT_SUPPORT = "entry_contact_support"  # opens support_modal
 VIEW_ENTRY_LOG = "entry_view_log"  # the sync log of the entry's record
+KEEP_PROVIDER_TOTALS = "entry_keep_provider_totals"  # a total mismatch: QuickBooks' figures into JobsiteOn
+SEND_OWN_TAX = "entry_send_own_tax"  # a total mismatch: JobsiteOn's tax sent explicitly, the invoice pushed again
+OPEN_IN_PROVIDER = "entry_open_in_provider"  # a URL button to the record in QuickBooks: ack-only listener
 
 # -- one connection (value: the connection id, or absent when the account has one connection) ------------
 RECONNECT = "connection_reconnect"  # asks for a personal link (a URL button where a URL is given)
@@ -55,10 +58,14 @@ FIX_ACTION_IDS: dict[FixAction, str] = {
     FixAction.FILL_FIELD: FILL_FIELD,
     FixAction.MARK_RESOLVED: MARK_RESOLVED,
     FixAction.SYNC_NOW: SYNC_NOW,
+    FixAction.KEEP_PROVIDER_TOTALS: KEEP_PROVIDER_TOTALS,
+    FixAction.SEND_OWN_TAX: SEND_OWN_TAX,
+    FixAction.OPEN_IN_PROVIDER: OPEN_IN_PROVIDER,
 }
 
 #: Every action id a handler may have to listen to.
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     RETRY, UNLINK, RECREATE, LINK_EXISTING, FILL_FIELD, MARK_RESOLVED, CONTACT_SUPPORT, VIEW_ENTRY_LOG,
     RECONNECT, RECONNECT_LINK, SYNC_NOW, RETRY_ALL, RETRY_ALL_CONFIRM, RETRY_ALL_CANCEL, VIEW_LOG, LOG_NEXT, LOG_PREV,
+    KEEP_PROVIDER_TOTALS, SEND_OWN_TAX, OPEN_IN_PROVIDER,
 })

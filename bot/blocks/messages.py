@@ -53,7 +53,6 @@ from bot.blocks.text import (
     escape_mrkdwn,
     first_line,
     format_time,
-    join_within,
     mrkdwn,
     plain,
     plural,
@@ -62,6 +61,7 @@ from bot.blocks.text import (
     truncate,
     utc_stamp,
 )
+from bot.blocks.totals import mismatch_buttons, totals_blocks
 from sync.diagnosis import KINDS, FixAction, Kind, KindInfo
 
 EntryState = Literal["open", "retrying", "synced", "resolved", "info"]
@@ -141,32 +141,6 @@ def _diagnosis_text(entry: Any, info: KindInfo, found_existing: str | None, atte
     return "\n".join(lines)
 
 
-def _totals_blocks(data: Any) -> list[Block]:
-    """Both totals and the tax side by side (two columns: JobsiteOn left, QuickBooks right)."""
-    if not isinstance(data, Mapping):
-        return []
-    ours = data.get("ours") if isinstance(data.get("ours"), Mapping) else {}
-    theirs = data.get("theirs") if isinstance(data.get("theirs"), Mapping) else {}
-    if not ours and not theirs:
-        return []
-
-    def money(part: Mapping[str, Any], key: str) -> str:
-        value = part.get(key)
-        return mrkdwn(value, 100) if value not in (None, "") else "-"
-
-    blocks: list[Block] = [fields_section([
-        f"*JobsiteOn total*\n{money(ours, 'total')}", f"*QuickBooks total*\n{money(theirs, 'total')}",
-        f"*JobsiteOn tax*\n{money(ours, 'tax')}", f"*QuickBooks tax*\n{money(theirs, 'tax')}",
-        f"*Total difference*\n{money(data, 'total_difference')}", f"*Tax difference*\n{money(data, 'tax_difference')}",
-    ])]
-    lines = data.get("lines")
-    if isinstance(lines, list) and lines:
-        shown = [f"• {mrkdwn(line, 300)}" for line in lines[:100]]
-        listed = join_within(shown, 2800, "_…and {n} more lines: see the sync log._", total=len(lines))
-        blocks.append(section("*Lines that differ*\n" + listed))
-    return blocks
-
-
 def provider_links(data: object) -> list[tuple[str, str]]:
     """The provider's ``(text, url)`` links stored with an entry (``entry.data["links"]``), [] for none."""
     links = data.get("links") if isinstance(data, Mapping) else None
@@ -220,6 +194,8 @@ def _fillable(entry: Any) -> bool:
 def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
                  found_existing: str | None) -> list[dict[str, Any]]:
     """The kind's buttons, in the order KINDS gives them; the first one is the primary."""
+    if info.kind == Kind.TOTAL_MISMATCH:
+        return mismatch_buttons(entry, info)
     entry_id = attr(entry, "id")
     conn_id = attr(entry, "connection_id")
     out: list[dict[str, Any]] = []
@@ -310,7 +286,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     if state in ("open", "retrying") and info is not None:
         blocks.append(section(_diagnosis_text(entry, info, found_existing if state == "open" else None, n)))
         if info.kind == Kind.TOTAL_MISMATCH:
-            blocks.extend(_totals_blocks(attr(entry, "data")))
+            blocks.extend(totals_blocks(attr(entry, "data")))
         blocks.append(_details_block(attr(entry, "details"), data=attr(entry, "data")))
 
     notes = [f"Entry {entry_id}" if entry_id is not None else ""]

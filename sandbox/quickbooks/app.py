@@ -42,6 +42,8 @@ a malformed value (another type, NaN, infinity, out of bounds) is 400 with nothi
                                                          "path_contains"?, "headers"?} -> stats
     POST /realms/{realm}/lose-next                      {"count", "path_contains"?} -> stats
     GET  /panel   | POST /panel/action                  HTML panel for a human (forms, 303 back to the panel)
+QuickBooks Online's web app, as far as syncbot links to it (HTML, not under /_control):
+    GET  /app/invoice?txnId={id}                        the invoice's page (its lines, tax and totals); 404 if none
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from starlette.routing import Route
 
 from sandbox.guard import FORM, LoopbackHostMiddleware, refusal
 from sandbox.quickbooks.faults import QBOFault
-from sandbox.quickbooks.pages import consent_page, error_page, panel_page
+from sandbox.quickbooks.pages import consent_page, error_page, invoice_page, panel_page
 from sandbox.quickbooks.state import (
     DEFAULT_REALM,
     ApiRequest,
@@ -302,6 +304,18 @@ def c_lose_next(s: QuickBooksStandIn, path: dict[str, Any], query: dict[str, str
     return s.lose_next(_realm_id(path), body.get("count", 1), body.get("path_contains"))
 
 
+async def app_invoice(request: Request) -> Response:
+    """QuickBooks Online's invoice page, ``/app/invoice?txnId=…``, as the stand-in shows it (pages.invoice_page)."""
+    standin = _standin(request)
+    txn_id = request.query_params.get("txnId", "")
+    found = []
+    for company in standin.realm_summaries():
+        for inv in standin.entities(company["realm_id"], "Invoice"):
+            if str(inv.get("Id")) == txn_id:
+                found.append((company, inv))
+    return HTMLResponse(invoice_page(txn_id, found), status_code=200 if found else 404)
+
+
 async def panel(request: Request) -> Response:
     standin = _standin(request)
     return HTMLResponse(panel_page(standin.snapshot(), standin.config_dict(), request.query_params.get("msg")))
@@ -394,6 +408,7 @@ def create_app(config: StandInConfig | None = None) -> Starlette:
         Route(entity + "/{id}", _control(c_entity), methods=["GET", "POST"]),
         Route(entity + "/{id}/delete", _control(c_delete), methods=["POST"]),
         Route(entity + "/{id}/restore", _control(c_restore), methods=["POST"]),
+        Route("/app/invoice", app_invoice, methods=["GET"]),
         Route("/_control/panel", panel, methods=["GET"]),
         Route("/_control/panel/action", panel_action, methods=["POST"]),
     ]

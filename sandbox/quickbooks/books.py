@@ -25,8 +25,16 @@ python-quickbooks, node-quickbooks, quickbooks-ruby) and where this stand-in sim
   DocNumber -> the next free number from 1001. A line without Amount gets ``round(Qty * UnitPrice, 2)``; a line
   whose Amount differs from that -> 6070. QBO computes ``TotalAmt`` itself (a sent value is overwritten):
   sum of sales lines - discount lines + TotalTax; answers carry a ``SubTotalLineDetail`` line and ``Balance``.
-  With automated sales tax on (per company, default off; rate default 8.875%), the sent tax is ignored and
-  ``TotalTax = round_half_up(sum of TAX lines * rate / 100, 2)``; off, ``TotalTax`` is the sent
+  With automated sales tax on (per company, default off; rate default 8.875%), QBO computes
+  ``TotalTax = round_half_up(sum of TAX lines * rate / 100, 2)`` and assigns its tax code
+  (``TxnTaxDetail.TxnTaxCodeRef``, :data:`AST_TAX_CODE`); a ``TotalTax`` sent alone is ignored. An explicit tax
+  overrides it when the request's ``TxnTaxDetail`` carries both ``TxnTaxCodeRef`` and ``TotalTax``: QBO keeps
+  that amount (Intuit blog "Using QuickBooks Online API for automated sales tax", 2017-12-11: "Whenever an
+  explicit tax amount is sent in the transaction request the AST engine honors the amount and prorates it across
+  tax rates in the AST-assigned tax code"; Intuit's SDK maintainer in intuit/QuickBooks-V3-PHP-SDK#199: the
+  override is ``TxnTaxDetail.TxnTaxCodeRef`` with ``TxnTaxDetail.TotalTax``, in all other cases the sent tax is
+  ignored). The override stays through later updates that send no ``TxnTaxDetail`` (a sparse update of
+  other fields); one that sends a ``TxnTaxDetail`` without both decides again. Off, ``TotalTax`` is the sent
   ``TxnTaxDetail.TotalTax`` (default 0).
 - Payment needs ``CustomerRef`` and ``TotalAmt``. A ``LinkedTxn`` to an invoice that is gone or belongs to another
   customer -> 620 "TxnID Cannot Be Linked" (what QBO answers, per public error tables); applying more than the
@@ -57,6 +65,12 @@ TRANSACTIONS = ("Invoice", "Payment")
 NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
 SERVER_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse", "status")
 CDC_LIMIT = 1000
+#: The tax code the automated sales tax engine assigns to the invoices it computes the tax of (tax codes are
+#: not modelled otherwise: any TxnTaxCodeRef sent is kept as sent).
+AST_TAX_CODE = "2"
+#: A key ``_invoice`` leaves in the data it returns for ``create`` / ``_replace`` to pop: whether the invoice's tax
+#: is an explicit override (kept on :class:`Stored`, never shown).
+_TAX_OVERRIDE = "_tax_override"
 CDC_LOOKBACK_SECONDS = 30 * 86400
 
 
@@ -72,6 +86,7 @@ class Stored:
     data: dict[str, Any]
     created: float
     updated: float
+    tax_override: bool = False  # an invoice whose tax was stated explicitly under automated sales tax
 
     def stamp(self, now: float) -> None:
         """Record a change at ``now``: ``updated`` and ``MetaData`` move (never backwards)."""
@@ -178,11 +193,12 @@ class Company:
         """Create ``entity`` from ``body``; the rendered new object."""
         data = {k: copy.deepcopy(v) for k, v in body.items() if k not in SERVER_FIELDS}
         obj_id = str(self.next_id)
-        data = self._normalise(entity, data, obj_id, None, now)
+        data = self._normalise(entity, data, obj_id, None, now, sent=data)
         self.next_id += 1
+        override = bool(data.pop(_TAX_OVERRIDE, False))
         data["Id"] = obj_id
         data["SyncToken"] = "0"
-        stored = Stored(_ordered_fields(data), now, now)
+        stored = Stored(_ordered_fields(data), now, now, tax_override=override)
         stored.stamp(now)
         self.objects[entity][obj_id] = stored
         self._after_write(entity, stored, None, now)
@@ -205,14 +221,15 @@ class Company:
             merged.update(sent)
         else:
             merged = sent
-        return self._replace(entity, stored, merged, now)
+        return self._replace(entity, stored, merged, now, sent=sent)
 
     def user_update(self, entity: str, obj_id: str, changes: dict[str, Any], now: float) -> dict[str, Any]:
         """A change made by a QBO user in the web app: a sparse merge without SyncToken checks."""
         stored = self._live(entity, obj_id)
         merged = {k: copy.deepcopy(v) for k, v in stored.data.items() if k not in SERVER_FIELDS}
-        merged.update({k: copy.deepcopy(v) for k, v in changes.items() if k not in SERVER_FIELDS})
-        return self._replace(entity, stored, merged, now)
+        sent = {k: copy.deepcopy(v) for k, v in changes.items() if k not in SERVER_FIELDS}
+        merged.update(sent)
+        return self._replace(entity, stored, merged, now, sent=sent)
 
     def delete(self, entity: str, body: dict[str, Any], now: float) -> dict[str, Any]:
         """``?operation=delete`` of a transaction (``Id`` + ``SyncToken``); the deleted stub."""
@@ -301,10 +318,12 @@ class Company:
         stored.data["SyncToken"] = str(int(stored.data["SyncToken"]) + 1)
         stored.stamp(now)
 
-    def _replace(self, entity: str, stored: Stored, data: dict[str, Any], now: float) -> dict[str, Any]:
+    def _replace(self, entity: str, stored: Stored, data: dict[str, Any], now: float,
+                 sent: dict[str, Any] | None = None) -> dict[str, Any]:
         obj_id = stored.data["Id"]
         before = copy.deepcopy(stored.data)
-        data = self._normalise(entity, data, obj_id, stored, now)
+        data = self._normalise(entity, data, obj_id, stored, now, sent=sent)
+        stored.tax_override = bool(data.pop(_TAX_OVERRIDE, False))
         data["Id"] = obj_id
         data["SyncToken"] = stored.data["SyncToken"]
         stored.data = _ordered_fields(data)
@@ -320,7 +339,9 @@ class Company:
             self._set_balance(stored)
 
     def _normalise(self, entity: str, data: dict[str, Any], obj_id: str, current: Stored | None,
-                   now: float) -> dict[str, Any]:
+                   now: float, sent: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The object to store from ``data`` (what is saved: for a sparse update, the stored fields with those
+        ``sent`` in this request over them)."""
         if entity == "Customer":
             return self._customer(data, obj_id)
         if entity == "Item":
@@ -328,7 +349,7 @@ class Company:
         if not data.get("TxnDate"):
             data["TxnDate"] = local_date(now)
         if entity == "Invoice":
-            return self._invoice(data, obj_id, current)
+            return self._invoice(data, obj_id, current, sent)
         return self._payment(data, obj_id)
 
     def _active_with(self, entity: str, key: str, value: str, obj_id: str) -> Stored | None:
@@ -387,7 +408,8 @@ class Company:
             raise faults.not_found_inactive(element)
         return stored
 
-    def _invoice(self, data: dict[str, Any], obj_id: str, current: Stored | None) -> dict[str, Any]:
+    def _invoice(self, data: dict[str, Any], obj_id: str, current: Stored | None,
+                 sent: dict[str, Any] | None = None) -> dict[str, Any]:
         if not _ref_value(data.get("CustomerRef")):
             raise faults.required("CustomerRef")
         lines = data.get("Line")
@@ -442,9 +464,15 @@ class Company:
 
         tax_detail = data.get("TxnTaxDetail") if isinstance(data.get("TxnTaxDetail"), dict) else {}
         if self.tax_enabled:
-            total_tax = cents(taxable * self.tax_rate / Decimal(100))
-            tax_detail = {k: v for k, v in tax_detail.items() if k == "TxnTaxCodeRef"}
-            tax_detail["TotalTax"] = amount_out(total_tax)
+            override = _explicit_tax((sent or {}).get("TxnTaxDetail")) if "TxnTaxDetail" in (sent or {}) else (
+                current is not None and current.tax_override and _explicit_tax(tax_detail))
+            if override:
+                total_tax = cents(_amount(tax_detail["TotalTax"], "TxnTaxDetail.TotalTax"))
+            else:
+                total_tax = cents(taxable * self.tax_rate / Decimal(100))
+            code = tax_detail.get("TxnTaxCodeRef") if override else {"value": AST_TAX_CODE}
+            data[_TAX_OVERRIDE] = override
+            tax_detail = {"TxnTaxCodeRef": copy.deepcopy(code), "TotalTax": amount_out(total_tax)}
             tax_detail["TaxLine"] = [{
                 "Amount": amount_out(total_tax),
                 "DetailType": "TaxLineDetail",
@@ -567,6 +595,13 @@ class Company:
             invoice = self.objects["Invoice"].get(invoice_id)
             if invoice is not None and self._set_balance(invoice):
                 self._bump(invoice, now)
+
+
+def _explicit_tax(detail: Any) -> bool:
+    """Whether a ``TxnTaxDetail`` states the tax explicitly: a ``TxnTaxCodeRef`` and a ``TotalTax`` together (what
+    automated sales tax honours instead of its own calculation; see the module docstring)."""
+    return (isinstance(detail, dict) and bool(_ref_value(detail.get("TxnTaxCodeRef")))
+            and detail.get("TotalTax") not in (None, ""))
 
 
 def _ref_value(ref: Any) -> str:

@@ -2,7 +2,9 @@
 
 In: the authorize parameters, or a ``QuickBooksStandIn.snapshot()``. Out: HTML strings (everything escaped).
 The consent page mirrors what Intuit's ``https://appcenter.intuit.com/connect/oauth2`` shows (Intuit "OAuth 2.0"
-docs): the app name, the company, Connect / Cancel. The panel is a stand-in extra for a human running the
+docs): the app name, the company, Connect / Cancel. The invoice page stands in for QuickBooks Online's own
+(``https://app.qbo.intuit.com/app/invoice?txnId=…``): the same path on the stand-in shows the invoice's lines,
+tax and totals, where a bookkeeper compares them with JobsiteOn's. The panel is a stand-in extra for a human running the
 offline demo: every button is a form POSTing to ``/_control/panel/action`` that redirects back.
 """
 
@@ -174,3 +176,35 @@ def panel_page(snapshot: list[dict[str, Any]], config: dict[str, Any], message: 
              "or Unlink); <strong>restore</strong> undoes a deletion (then Re-create in Slack syncs to the restored "
              "copy). Each button acts at once.</p>")
     return _page("QuickBooks stand-in", f"<h1>QuickBooks Online stand-in</h1>{fixes}{note}{sections}")
+
+
+def invoice_page(txn_id: str, found: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The stand-in's ``/app/invoice?txnId=…``: the invoice ``txn_id`` in each company that has it (``found``:
+    (company summary, invoice) pairs): its lines, subtotal, tax with its rate and code, and total."""
+    if not found:
+        return _page("Invoice not found", f"<h1>Invoice {escape(txn_id)}</h1><p>No company of the stand-in has an "
+                     "invoice with this id (deleted, or never created).</p>")
+    parts = []
+    for company, inv in found:
+        lines = [_row([escape(str(ln.get("LineNum", ""))), escape(str(ln.get("Description") or "")),
+                       escape(str((ln.get("SalesItemLineDetail") or {}).get("Qty", ""))),
+                       escape(str((ln.get("SalesItemLineDetail") or {}).get("UnitPrice", ""))),
+                       escape(str((ln.get("SalesItemLineDetail") or {}).get("TaxCodeRef", {}).get("value", ""))),
+                       escape(str(ln.get("Amount", "")))], False)
+                 for ln in inv.get("Line", []) if ln.get("DetailType") == "SalesItemLineDetail"]
+        tax = inv.get("TxnTaxDetail") or {}
+        rates = ", ".join(f'{escape(str(t.get("TaxLineDetail", {}).get("TaxPercent", "")))} %'
+                          for t in tax.get("TaxLine", []) if isinstance(t, dict))
+        code = escape(str((tax.get("TxnTaxCodeRef") or {}).get("value", "")))
+        subtotal = next((ln.get("Amount") for ln in inv.get("Line", []) if ln.get("DetailType") ==
+                         "SubTotalLineDetail"), "")
+        parts.append(f"""
+<h2>Invoice {escape(str(inv.get("DocNumber", "")))} <small>({escape(company["name"])}, realm
+{escape(company["realm_id"])}, Id {escape(str(inv["Id"]))})</small></h2>
+<p>Customer {escape(str((inv.get("CustomerRef") or {}).get("name", "")))} &middot; date
+{escape(str(inv.get("TxnDate", "")))}</p>
+{_table(["#", "Description", "Qty", "Rate", "Tax", "Amount"], lines)}
+<p>Subtotal <strong>{escape(str(subtotal))}</strong> &middot; tax <strong>{escape(str(tax.get("TotalTax", 0)))}</strong>
+{f"(rate {rates})" if rates else ""} {f"&middot; tax code {code}" if code else ""} &middot; total
+<strong>{escape(str(inv.get("TotalAmt", "")))}</strong> &middot; balance {escape(str(inv.get("Balance", "")))}</p>""")
+    return _page(f"Invoice {txn_id}", "".join(parts) + '<p><a href="/_control/panel">Control panel</a></p>')

@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from sync.diagnosis import Diagnosis, Kind, diagnose, diagnose_totals, diagnose_transport
+from sync.diagnosis import Diagnosis, Kind, diagnose, diagnose_totals, diagnose_transport, tax_rate_of
 from sync.models import Contact, Entity, Invoice, Item, Payment
 from sync.oauth import ConnectionTokens
 from sync.providers.base import BatchOp, Change, ProviderError, Written
@@ -126,8 +127,17 @@ def item_payload(item: Item) -> dict[str, Any]:
     })
 
 
-def invoice_payload(invoice: Invoice, customer_id: str, item_ids: Mapping[int, str]) -> dict[str, Any]:
-    """JobsiteOn invoice -> QBO Invoice. ``item_ids`` maps our item ids to QBO Item ids."""
+def invoice_payload(invoice: Invoice, customer_id: str, item_ids: Mapping[int, str],
+                    tax_code: str | None = None) -> dict[str, Any]:
+    """JobsiteOn invoice -> QBO Invoice. ``item_ids`` maps our item ids to QBO Item ids.
+
+    ``tax_code``: state JobsiteOn's tax explicitly, with this QuickBooks tax code (``TxnTaxDetail.TxnTaxCodeRef``
+    beside ``TotalTax``). A US company with automated sales tax computes the tax itself and ignores a ``TotalTax``
+    sent alone; sent with the tax code, QuickBooks keeps the amount (Intuit blog "Using QuickBooks Online API for
+    automated sales tax", 2017-12-11: "Whenever an explicit tax amount is sent in the transaction request the AST
+    engine honors the amount and prorates it across tax rates in the AST-assigned tax code"; Intuit's SDK
+    maintainer, intuit/QuickBooks-V3-PHP-SDK#199: the override is ``TxnTaxDetail.TxnTaxCodeRef`` and
+    ``TxnTaxDetail.TotalTax``, otherwise the sent tax is ignored). None: QuickBooks' own calculation stands."""
     lines = []
     for line in invoice.lines:
         lines.append(_drop_empty({
@@ -147,7 +157,8 @@ def invoice_payload(invoice: Invoice, customer_id: str, item_ids: Mapping[int, s
         "TxnDate": invoice.issue_date,
         "DueDate": invoice.due_date,
         "Line": lines,
-        "TxnTaxDetail": {"TotalTax": cents_to_amount(invoice.tax_cents)},
+        "TxnTaxDetail": {"TotalTax": cents_to_amount(invoice.tax_cents),
+                         **({"TxnTaxCodeRef": {"value": tax_code}} if tax_code else {})},
     })
 
 
@@ -206,10 +217,40 @@ def payment_fields(payment: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_invoice_totals(invoice: Invoice, written: Mapping[str, Any]) -> Diagnosis | None:
     """Compare QBO's computed TotalAmt / TotalTax with JobsiteOn's; a difference over half a cent is a
-    total_mismatch diagnosis (with both totals, the tax difference and the lines that differ), else None."""
+    total_mismatch diagnosis (both sides' subtotal, tax with its rate, and total, and the lines that differ),
+    else None."""
     lines = [(f"{ln.item.name} x {ln.quantity}" if ln.item else f"line {ln.position}",
               cents_to_amount(line_amount_cents(ln.quantity, ln.rate_cents))) for ln in invoice.lines]
-    return diagnose_totals(cents_to_amount(invoice.total_cents), cents_to_amount(invoice.tax_cents), written, lines)
+    return diagnose_totals(cents_to_amount(invoice.total_cents), cents_to_amount(invoice.tax_cents), written, lines,
+                           ours_rate=invoice.tax_rate)
+
+
+#: QuickBooks Online's web app for each API host (the app opens the company the person is signed in to).
+APP_URLS: dict[str, str] = {
+    "quickbooks.api.intuit.com": "https://app.qbo.intuit.com",
+    "sandbox-quickbooks.api.intuit.com": "https://app.sandbox.qbo.intuit.com",
+}
+
+
+def app_url(api_url: str, entity: str, remote_id: str) -> str:
+    """The page of a transaction in QuickBooks Online's web app: ``https://app.qbo.intuit.com/app/invoice?txnId=
+    130`` (sandbox companies: ``app.sandbox.qbo.intuit.com``; Intuit documents no deep links, these are the ones
+    public QuickBooks integrations link to). Another API host (the local stand-in) serves the same path itself."""
+    host = (urlsplit(api_url).hostname or "").lower()
+    base = APP_URLS.get(host, api_url.rstrip("/"))
+    return f"{base}/app/{QBO_NAMES[entity].lower()}?{urlencode({'txnId': remote_id})}"
+
+
+def invoice_figures(body: Mapping[str, Any]) -> tuple[int, int, int, Decimal | None, str | None]:
+    """QuickBooks' figures of an invoice as it holds it: (subtotal, tax, total) in cents, the tax rate in percent
+    (the sum of its percent-based tax lines; None when it has none) and the tax code it assigned
+    (``TxnTaxDetail.TxnTaxCodeRef``; None when there is none). The subtotal is the total less the tax."""
+    total = amount_to_cents(body.get("TotalAmt") or 0)
+    detail = body.get("TxnTaxDetail") if isinstance(body.get("TxnTaxDetail"), Mapping) else {}
+    tax = amount_to_cents(detail.get("TotalTax") or 0)
+    code = detail.get("TxnTaxCodeRef")
+    code_value = str(code.get("value") or "") if isinstance(code, Mapping) else str(code or "")
+    return total - tax, tax, total, tax_rate_of(detail), code_value or None
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -247,6 +288,7 @@ class QuickBooksProvider:
         self.connection_id = connection_id
         self.realm_id = realm_id
         self.tokens = tokens
+        self.api_url = api_url
         self.base = f"{api_url.rstrip('/')}/v3/company/{realm_id}"
         self.limiter = limiter
         self.http = http
@@ -334,7 +376,7 @@ class QuickBooksProvider:
         if entity == Entity.ITEM:
             return item_payload(record)
         if entity == Entity.INVOICE:
-            return invoice_payload(record, refs["customer"], refs["items"])
+            return invoice_payload(record, refs["customer"], refs["items"], refs.get("tax_code"))
         if entity == Entity.PAYMENT:
             return payment_payload(record, refs["customer"], refs.get("invoice"))
         raise ValueError(f"unknown entity {entity!r}")
@@ -342,7 +384,11 @@ class QuickBooksProvider:
     def check(self, entity: str, record: Any, written: Written) -> Diagnosis | None:
         """After a successful write: a warning diagnosis when QBO's computed figures differ from ours."""
         if entity == Entity.INVOICE:
-            return check_invoice_totals(record, written.body)
+            found = check_invoice_totals(record, written.body)
+            if found is not None:  # where a bookkeeper compares the figures (the card's Open in QuickBooks)
+                found = dataclasses.replace(found, data={
+                    **dict(found.data or {}), "web_url": app_url(self.api_url, entity, written.remote_id)})
+            return found
         return None
 
     def remote_fields(self, entity: str, body: Mapping[str, Any]) -> dict[str, Any]:
