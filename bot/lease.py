@@ -1,6 +1,9 @@
 """A lease in the database (``scheduler_leases``): which process runs the scheduled jobs, which one delivers the
 outbox. One row per lease name; the holder renews it; when the holder dies, another process takes it once it
-expired. Works on PostgreSQL and SQLite alike (a conditional UPDATE, or the first INSERT)."""
+expired. Works on PostgreSQL and SQLite alike (a conditional UPDATE, or the first INSERT).
+
+Expiry is judged by the database's clock (`sync.db.db_now`), never a process's own: a replica whose clock runs
+a minute ahead would otherwise find a live holder's lease expired and take it, and both would run the jobs."""
 
 from __future__ import annotations
 
@@ -10,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot.models import SchedulerLease
-from sync.models import utcnow
+from sync.db import db_now
 
 
 class Lease:
@@ -20,18 +24,19 @@ class Lease:
     held, in one conditional UPDATE (or the first INSERT), so two processes never both hold it."""
 
     def __init__(self, sessions: Any, holder: str, seconds: float, name: str = "scheduler",
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[Session], dt.datetime] = db_now) -> None:
         self.sessions = sessions
         self.holder = holder
         self.seconds = seconds
         self.name = name
+        #: The time the lease is judged by, read in the session that takes or reads it (the database's).
         self.clock = clock
 
     def acquire(self) -> bool:
         """Take or renew the lease; True while this holder has it."""
-        now = self.clock()
-        until = now + dt.timedelta(seconds=self.seconds)
         with self.sessions() as session, session.begin():
+            now = self.clock(session)
+            until = now + dt.timedelta(seconds=self.seconds)
             taken = session.execute(update(SchedulerLease).where(
                 SchedulerLease.name == self.name,
                 or_(SchedulerLease.holder == self.holder, SchedulerLease.expires_at < now))
@@ -58,4 +63,4 @@ class Lease:
         """Who holds an unexpired lease now (None when nobody)."""
         with self.sessions() as session:
             row = session.get(SchedulerLease, self.name)
-            return row.holder if row is not None and row.expires_at >= self.clock() else None
+            return row.holder if row is not None and row.expires_at >= self.clock(session) else None

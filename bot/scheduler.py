@@ -484,7 +484,8 @@ class Scheduler:
         self.jobs = Jobs(services, self.config, on_queued)
         self.clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease = Lease(services.sessions, self.holder, self.config.lease_seconds, name="scheduler", clock=clock)
+        # judged by the database's clock, not ``clock``: replicas' own clocks may differ (bot/lease.py)
+        self.lease = Lease(services.sessions, self.holder, self.config.lease_seconds, name="scheduler")
         self.runs: Counter[str] = Counter()
         self.leading = False
         self._stop = threading.Event()

@@ -6,10 +6,11 @@ DEPENDENCIES.md P2b). The schema is owned by Alembic (`alembic/` at the top of t
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "alembic"
@@ -48,6 +49,17 @@ def error_line(exc: BaseException) -> str:
     for a log line or a person, without the SQL statement or its parameters."""
     lines = str(getattr(exc, "orig", None) or exc).splitlines()
     return lines[0][:200] if lines else type(exc).__name__
+
+
+def db_now(session: Session) -> dt.datetime:
+    """The database server's current time (UTC, aware): the one clock every replica shares, for leases judged
+    across processes whose own clocks may differ. PostgreSQL: ``now()`` (the transaction's start); SQLite: the
+    machine's clock, to the millisecond (one machine, so one clock anyway)."""
+    if session.get_bind().dialect.name == "sqlite":
+        text_now = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+        return dt.datetime.fromisoformat(str(text_now)).replace(tzinfo=dt.UTC)
+    value = session.execute(text("SELECT now()")).scalar_one()
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

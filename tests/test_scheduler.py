@@ -445,8 +445,8 @@ def test_summary_command(stack: Stack) -> None:
 
 def test_lease_is_held_by_one_and_taken_over_when_it_expires(services: Any) -> None:
     clock = [dt.datetime(2026, 11, 30, 9, 0, tzinfo=UTC)]
-    a = Lease(services.sessions, "a", 30, clock=lambda: clock[0])
-    b = Lease(services.sessions, "b", 30, clock=lambda: clock[0])
+    a = Lease(services.sessions, "a", 30, clock=lambda _session: clock[0])
+    b = Lease(services.sessions, "b", 30, clock=lambda _session: clock[0])
     assert a.acquire() and not b.acquire()
     clock[0] += dt.timedelta(seconds=20)
     assert a.acquire() and not b.acquire()  # renewed
@@ -497,6 +497,30 @@ def test_two_schedulers_fire_each_job_once_and_the_standby_takes_over(services: 
             one.stop()
             two.stop()
             other.close()
+
+
+def test_two_schedulers_whose_clocks_differ_by_a_minute_never_both_lead(services: Any,
+                                                                         connected: Connected) -> None:
+    """The standby's own clock runs 60 s ahead of the leader's (lease 1.5 s): the lease is judged by the
+    database's clock, so the standby never finds the live leader's lease expired, and never runs a job."""
+    from bot.services import build_services
+
+    config = SchedulerConfig(lease_seconds=1.5, intervals={"summaries": 0.3, "reminders": 0.3, "resume": 0.3,
+                                                           "refresh": 3600.0})
+    other = build_services(services.settings, migrate=False)  # a second process: its own engine and pool
+    one = Scheduler(services, config, holder="one")
+    ahead = Scheduler(other, config, holder="ahead", clock=lambda: utcnow() + dt.timedelta(seconds=60))
+    try:
+        one.start()
+        wait_until(lambda: one.leading, 5)
+        ahead.start()
+        wait_until(lambda: one.runs["resume"] >= 8, 15)
+        assert ahead.runs.total() == 0 and not ahead.leading
+        assert Lease(services.sessions, "probe", 1).holder_now() == "one"
+    finally:
+        one.stop()
+        ahead.stop()
+        other.close()
 
 
 def test_jobs_are_kept_in_the_database_job_store(services: Any) -> None:
