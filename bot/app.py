@@ -30,6 +30,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
+from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
@@ -134,8 +135,14 @@ def build_app(rt: SlackRuntime) -> App:
     signing_secret = (settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret is not None
                       else secrets.token_urlsafe(32))
     if rt.installations is not None:
-        app = App(signing_secret=signing_secret,
-                  client=WebClient(base_url=settings.slack_api_url, timeout=10), oauth_settings=_oauth_settings(rt),
+        oauth_settings = _oauth_settings(rt)
+        client = WebClient(base_url=settings.slack_api_url, timeout=10)
+        # Bolt's installation-store authorize, with its cache on: without it every request calls auth.test
+        # (one Web API call per slash command or click); cached, once per bot token and process
+        authorize = InstallationStoreAuthorize(
+            installation_store=rt.installations, client_id=oauth_settings.client_id,
+            client_secret=oauth_settings.client_secret, logger=log, bot_only=True, cache_enabled=True, client=client)
+        app = App(signing_secret=signing_secret, client=client, oauth_settings=oauth_settings, authorize=authorize,
                   process_before_response=True, ignoring_self_events_enabled=True)
     else:
         if settings.slack_bot_token is None:

@@ -240,3 +240,18 @@ def test_socket_mode_with_many_workspaces_installs_over_http_and_answers_over_th
     events = httpx.post(f"{multi_socket.url}/slack/events", content=b"command=%2Fsync-log&text=help",
                         headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert events.status_code == 503  # Slack's requests come over the socket only
+
+
+def test_with_many_workspaces_requests_make_no_auth_test_after_the_first(multi: Multi) -> None:
+    """Bolt authorizes each request with the workspace's stored bot token; its cache keeps the answer of
+    auth.test, so five commands in each workspace cost one auth.test per workspace, not one per command."""
+    _install_both(multi)
+    multi.slack.standin.clear_calls()
+    for _ in range(5):
+        assert multi.driver.slash_command("/sync-log", "help", team_id=TEAM_A).status_code == 200
+        assert multi.driver.slash_command("/sync-log", "help", team_id=TEAM_B, user_id=OWNER_B,
+                                          channel_id=CHANNEL_B).status_code == 200
+    assert len(multi.slack.standin.calls("auth.test")) <= 2
+    multi.slack.standin.clear_calls()
+    assert multi.driver.slash_command("/sync-log", "help", team_id=TEAM_A).status_code == 200
+    assert multi.slack.standin.calls("auth.test") == []
