@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import TTLCache
 from slack_sdk import WebClient
 
 from bot.config import Settings
@@ -42,6 +42,8 @@ class SlackClients:
 
     #: Seconds the background (notifier) client waits for Slack's answer: a slow channel costs at most this.
     BACKGROUND_TIMEOUT = 10
+    #: At most this many workspaces' clients are kept (the least recently used dropped first).
+    MAX_TEAMS = 2_000
 
     def __init__(self, settings: Settings, installations: SealedInstallationStore | None = None,
                  ttl: float = 60.0, problems: Problems | None = None) -> None:
@@ -53,7 +55,8 @@ class SlackClients:
         self.problems = problems or Problems()
         self.request = self._request(None if installations else token, "*")
         self.background = self._background(None if installations else token, "*")
-        self._teams: dict[str, tuple[float, WebClient, WebClient]] = {}
+        #: Each workspace's pair of clients, for ``ttl`` seconds, at most MAX_TEAMS of them (cachetools' TTLCache).
+        self._teams: TTLCache[str, tuple[WebClient, WebClient]] = TTLCache(maxsize=self.MAX_TEAMS, ttl=ttl)
         self._lock = threading.Lock()
 
     def _request(self, token: str | None, team: str) -> WebClient:
@@ -70,15 +73,14 @@ class SlackClients:
 
     def _clients(self, team_id: str) -> tuple[WebClient, WebClient]:
         assert self.installations is not None
-        now = time.monotonic()
         with self._lock:
             hit = self._teams.get(team_id)
-            if hit is not None and now - hit[0] < self.ttl:
-                return hit[1], hit[2]
+            if hit is not None:
+                return hit
         token = self.installations.bot_token(team_id)  # None when not installed: Slack answers not_authed
         pair = (self._request(token, team_id), self._background(token, team_id))
         with self._lock:
-            self._teams[team_id] = (now, *pair)
+            self._teams[team_id] = pair
         return pair
 
     def for_team(self, team_id: str) -> WebClient:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Connection as SAConnection
@@ -223,17 +224,18 @@ class UserInfo:
 
 
 class Directory:
-    """users.info with a cache (``ttl`` seconds): Slack's answer decides Owner/Admin, plus the account's list.
+    """users.info with a cache (``ttl`` seconds, at most ``max_users`` answers, the least recently used dropped
+    first: cachetools' TTLCache): Slack's answer decides Owner/Admin, plus the account's list.
 
     ``client_for(team_id)`` returns the WebClient of that workspace.
     """
 
     def __init__(self, client_for: Callable[[str], WebClient], ttl: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_users: int = 10_000) -> None:
         self.client_for = client_for
         self.ttl = ttl
         self.clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, UserInfo]] = {}
+        self._cache: TTLCache[tuple[str, str], UserInfo] = TTLCache(maxsize=max_users, ttl=ttl, timer=clock)
         self._lock = threading.Lock()
 
     def user(self, team_id: str, user_id: str) -> UserInfo:
@@ -241,8 +243,8 @@ class Directory:
         key = (team_id, user_id)
         with self._lock:
             hit = self._cache.get(key)
-            if hit and self.clock() - hit[0] < self.ttl:
-                return hit[1]
+            if hit is not None:
+                return hit
         try:
             answer = self.client_for(team_id).users_info(user=user_id)
             user = answer.get("user") or {}
@@ -259,7 +261,7 @@ class Directory:
                         exc.response.get("error"))
             return UserInfo(user_id=user_id, name=user_id, is_admin=False, tz=None)
         with self._lock:
-            self._cache[key] = (self.clock(), info)
+            self._cache[key] = info
         return info
 
     def may_change(self, tenant: Tenant, user_id: str) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -175,12 +176,16 @@ class ConnectionTokens:
         self.box = box
         self.oauth = oauth
         self.clock = clock
-        self._locks: dict[int, threading.Lock] = {}
+        # one lock per connection while anyone holds it; dropped when nobody does (bounded by the threads)
+        self._locks: weakref.WeakValueDictionary[int, threading.Lock] = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
 
     def _lock(self, connection_id: int) -> threading.Lock:
         with self._locks_guard:
-            return self._locks.setdefault(connection_id, threading.Lock())
+            lock = self._locks.get(connection_id)
+            if lock is None:
+                lock = self._locks[connection_id] = threading.Lock()
+            return lock
 
     def store(self, session: Session, connection: Connection, tokens: TokenSet, by: str | None = None) -> None:
         """Save ``tokens`` on ``connection`` (encrypted), mark it connected; the caller commits."""

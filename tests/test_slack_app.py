@@ -304,3 +304,20 @@ def test_duplicate_offers_the_existing_record_and_linking_turns_it_synced_in_pla
         entry = session.scalars(select(SyncLogEntry).where(SyncLogEntry.record_label == "Acme Corp",
                                                            SyncLogEntry.status == "synced")).one()
         assert entry.remote_id == existing["Id"]
+
+
+def test_the_users_info_cache_is_bounded_and_keeps_the_most_recent(stack: Stack) -> None:
+    """users.info answers are cached (no call per click), at most ``max_users`` of them: with room for two,
+    a third user drops the least recently used, whose next look-up asks Slack again."""
+    from bot.workspaces import Directory
+
+    directory = Directory(lambda _team: stack.rt.clients.for_team(_team), max_users=2)
+    calls = lambda: len(stack.slack.standin.calls("users.info"))  # noqa: E731
+    stack.slack.standin.clear_calls()
+    for user in (slack_cfg.OWNER_USER_ID, slack_cfg.ADMIN_USER_ID):
+        assert directory.user(slack_cfg.DEFAULT_TEAM_ID, user).is_admin
+    assert directory.user(slack_cfg.DEFAULT_TEAM_ID, slack_cfg.OWNER_USER_ID).is_admin and calls() == 2  # cached
+    # the admin was used least recently: the member takes its place
+    assert not directory.user(slack_cfg.DEFAULT_TEAM_ID, slack_cfg.MEMBER_USER_ID).is_admin
+    assert directory.user(slack_cfg.DEFAULT_TEAM_ID, slack_cfg.OWNER_USER_ID).is_admin and calls() == 3
+    assert directory.user(slack_cfg.DEFAULT_TEAM_ID, slack_cfg.ADMIN_USER_ID).is_admin and calls() == 4
