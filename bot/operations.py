@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
@@ -236,10 +237,32 @@ def _redraw_if_still_retrying(rt: SlackRuntime, tenant: Tenant, entry_id: int, c
         log.info("event=redraw_failed error=%s", exc.response.get("error"))
 
 
+def open_fill_field(rt: SlackRuntime, tenant: Tenant, client: WebClient, trigger_id: str,
+                    entry_id: int | None) -> None:
+    """Open the fill-field modal of an entry of the tenant's account. A field chosen from one of QuickBooks'
+    lists opens at once saying it is loading (the trigger_id lasts 3 seconds, QuickBooks may take longer), then
+    shows the list QuickBooks answered with. Raises NotFound (not the account's entry) and ValueError (it names
+    no field)."""
+    entry = rt.services.engine.get_entry(entry_id or 0, account_id=tenant.account_id)
+    if not blocks.chooses_from_list(entry):
+        client.views_open(trigger_id=trigger_id, view=blocks.fill_field_modal(entry))
+        return
+    opened = client.views_open(trigger_id=trigger_id, view=blocks.fill_field_modal(entry, loading=True))
+    choices = rt.services.engine.field_choices(entry.id, account_id=tenant.account_id)
+    view = opened.get("view") or {}
+    try:
+        client.views_update(view_id=view.get("id"), hash=view.get("hash"),
+                            view=blocks.fill_field_modal(entry, choices))
+    except SlackApiError as exc:  # closed meanwhile (not_found) or changed (hash_conflict): nothing to show
+        log.info("event=fill_field_update_failed team_id=%s entry_id=%s error=%s", tenant.team_id, entry.id,
+                 exc.response.get("error"))
+
+
 def fill_field(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int | None,
                value: str | None) -> str | None:
-    """Save the value the user typed into the record, then retry it. Returns a problem to show in the modal,
-    or None when it was saved."""
+    """Save the value the user typed or chose into the record, then retry it. Returns a problem to show in the
+    modal, or None when it was saved. A chosen id is not checked against the list the modal showed: QuickBooks
+    is the judge (the list may have changed since), and what it refuses comes back on the error's message."""
     if entry_id is None:
         return "This form is not valid any more."
     try:

@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, operations
+from bot import operations
 from bot.blocks import ids
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
@@ -80,14 +80,10 @@ def register(app: App, rt: SlackRuntime) -> None:
         if allowed is None:
             return
         tenant, _user = allowed
-        entry_id = int_value(_action(body).get("value"))
         try:
-            entry = rt.services.engine.get_entry(entry_id or 0, account_id=tenant.account_id)
-            view = blocks.fill_field_modal(entry)
+            operations.open_fill_field(rt, tenant, client, body["trigger_id"], int_value(_action(body).get("value")))
         except (NotFound, ValueError):
             _refuse(reply, "That sync log entry was not found in your account.")
-            return
-        client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.CONTACT_SUPPORT)
     @ack_first_on(rt)

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
-from bot import operations
+from bot import blocks, operations
 from bot.blocks import ids
 from bot.runtime import SlackRuntime
 from handlers.common import ids_from, int_value, who
@@ -19,8 +19,7 @@ def register(app: App, rt: SlackRuntime) -> None:
         if refusal or tenant is None or user is None:
             ack(response_action="errors", errors={ids.FILL_FIELD_BLOCK: refusal or "Not allowed."})
             return
-        value = (((view.get("state") or {}).get("values") or {}).get(ids.FILL_FIELD_BLOCK) or {}).get(
-            ids.FILL_FIELD_INPUT, {}).get("value")
+        value = blocks.submitted_value(view)
         entry_id = int_value(view.get("private_metadata"))
         problem = operations.fill_field(rt, tenant, user, entry_id, value)
         if problem:

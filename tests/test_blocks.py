@@ -521,6 +521,35 @@ def test_fill_field_modal_asks_for_the_missing_field() -> None:
         fill_field_modal(entry(field=None))
 
 
+def test_fill_field_modal_offers_quickbooks_accounts_by_name_and_groups_a_long_list() -> None:
+    from sync.engine import FieldChoices
+    from sync.providers.base import Choice
+
+    e = entry(kind="validation", entity="item", record_label="Permit fee", field="IncomeAccountRef")
+    loading = valid_view(fill_field_modal(e, loading=True), "modal")
+    assert "Loading QuickBooks' income accounts" in visible(loading) and "submit" not in loading
+    found = FieldChoices([Choice("92", "Permits and Fees Income"), Choice("79", "Sales of Product Income")],
+                         current="79")
+    view = valid_view(fill_field_modal(e, found), "modal")
+    [field] = [b for b in view["blocks"] if b["type"] == "input"]
+    select_el = field["element"]
+    assert (select_el["type"], select_el["action_id"]) == ("static_select", ids.FILL_FIELD_INPUT)
+    assert [(o["text"]["text"], o["value"]) for o in select_el["options"]] == [
+        ("Permits and Fees Income", "92"), ("Sales of Product Income", "79")]
+    assert select_el["initial_option"]["value"] == "79" and view["submit"]["text"] == "Save and retry"
+    many = FieldChoices([Choice(str(i), f"Income {i:03d} " + "x" * 90) for i in range(250)])
+    grouped = valid_view(fill_field_modal(e, many), "modal")
+    [field] = [b for b in grouped["blocks"] if b["type"] == "input"]
+    groups = field["element"]["option_groups"]
+    assert [len(g["options"]) for g in groups] == [100, 100, 50] and "options" not in field["element"]
+    assert all(len(o["text"]["text"]) <= 75 for g in groups for o in g["options"])
+    assert all(len(g["label"]["text"]) <= 75 for g in groups)
+    for problem, words in ((FieldChoices([], "The QuickBooks connection needs to be reconnected."), "reconnected"),
+                           (FieldChoices([]), "has no active income accounts")):
+        shown = valid_view(fill_field_modal(e, problem), "modal")
+        assert words in visible(shown) and "submit" not in shown
+
+
 # ------------------------------------------------------------------------------------------------ log
 
 

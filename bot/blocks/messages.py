@@ -1,5 +1,5 @@
 """The messages about errors: one record's error, a connection's incident, a flood digest, Retry All, expiry,
-and the two modals an error opens (fill the field, contact support).
+and the Contact support modal (the fill-field modal is :mod:`bot.blocks.fields`).
 
 One renderer for the first post and every update (DESIGN.md, "One renderer"): :func:`error_message` draws an
 entry from what is stored (status, kind, details, attempt, who resolved it and when) the same way whether
@@ -38,14 +38,11 @@ from bot.blocks.kit import (
     fields_section,
     message,
     modal,
-    plain_text,
     section,
 )
 from bot.blocks.text import (
     DETAILS_SHOWN_MAX,
     ELLIPSIS,
-    INPUT_HINT_MAX,
-    INPUT_LABEL_MAX,
     TzLike,
     actor_name,
     code_block,
@@ -189,7 +186,7 @@ def _details_block(details: object, title: str = "Details from QuickBooks", data
 #: The fields a validation error can ask for (sync.engine.FILLABLE_FIELDS), as people call them, with a hint:
 #: (entity, QuickBooks field) -> (label, hint).
 FIELD_LABELS: dict[tuple[str, str], tuple[str, str]] = {
-    ("item", "IncomeAccountRef"): ("Income account", "The QuickBooks account id the item's sales go to, e.g. 79."),
+    ("item", "IncomeAccountRef"): ("Income account", "The QuickBooks income account the item's sales go to."),
     ("item", "Name"): ("Item name", "The item's name as QuickBooks shows it, e.g. Framing labor."),
     ("item", "Sku"): ("SKU", "The item's stock-keeping unit code, e.g. FR-100."),
     ("contact", "DisplayName"): ("Display name", "The customer's name as QuickBooks shows it; no other customer, "
@@ -525,38 +522,6 @@ def support_request_message(entry: Any, *, tz: TzLike = None, workspace: str, ac
     text = truncate(escape_mrkdwn(f"Support request from {requested_by} ({account_name}): " + "; ".join(lines)),
                     3000)
     return message(text, blocks)
-
-
-def fill_field_modal(entry: Any) -> dict[str, Any]:
-    """A modal with one input for the field QuickBooks says is missing or invalid (``entry.field``).
-
-    ``callback_id`` is :data:`ids.FILL_FIELD_VIEW`, ``private_metadata`` the entry id; the value is read from
-    ``state.values[FILL_FIELD_BLOCK][FILL_FIELD_INPUT].value``. Raises ValueError when the entry names no field.
-    """
-    field = str(attr(entry, "field", "")).strip()
-    if not field:
-        raise ValueError("this entry names no field to fill")
-    record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 500)
-    said = first_line(attr(entry, "details"), 500)
-    label, hint = field_label(attr(entry, "entity"), field)
-    named = (f"the *{mrkdwn(label, 200)}* (`{mrkdwn(field, 200)}`)" if label != field
-             else f"*{mrkdwn(field, 200)}*")
-    element: dict[str, Any] = {"type": "plain_text_input", "action_id": ids.FILL_FIELD_INPUT, "max_length": 3000,
-                               "focus_on_load": True}
-    blocks: list[Block | None] = [
-        section(f"QuickBooks needs {named} for *{record}*. Fill in the missing field: what you enter is saved on "
-                "the JobsiteOn record, and the next sync attempt runs at once."),
-        {
-            "type": "input",
-            "block_id": ids.FILL_FIELD_BLOCK,
-            "label": plain_text(label, INPUT_LABEL_MAX),
-            "element": element,
-            **({"hint": plain_text(hint, INPUT_HINT_MAX)} if hint else {}),
-        },
-        context(f"QuickBooks said: {said}") if said else None,
-    ]
-    return modal("Fill the field", blocks, callback_id=ids.FILL_FIELD_VIEW,
-                 private_metadata=str(attr(entry, "id", "")), submit="Save and retry", close="Cancel")
 
 
 def answer_modal(answer: Mapping[str, Any], title: str = "syncbot") -> dict[str, Any]:
