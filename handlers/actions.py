@@ -89,10 +89,10 @@ def register(app: App, rt: SlackRuntime) -> None:
     @ack_first_on(rt)
     def contact_support(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=False, context=context)
-        if allowed is None:
+        tenant, user, refusal = who(rt, *ids_from(body), change=False, context=context, anyone=True)
+        if refusal or tenant is None or user is None:
+            _refuse(reply, refusal or "Not allowed.")
             return
-        tenant, user = allowed
         try:
             view = operations.contact_support(rt, tenant, user, int_value(_action(body).get("value")))
         except NotFound:

@@ -893,3 +893,21 @@ def test_links_in_huge_details_are_kept_whole_or_not_at_all() -> None:
     huge = ("https://a.example/" + "p" * 3000 + " ") * 3  # too long to be a link: text, cut
     msg = valid(error_message(entry(kind="unknown", details=huge), tz=TZ))
     assert links_in(section_with(msg, "Details from QuickBooks")) == []
+
+
+def test_a_mailto_link_to_support_fits_within_2000_characters_whatever_the_details() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from bot.blocks.support import mailto_url
+
+    body = "Timestamp: 2026-11-30 14:05:00 UTC\nDetails: " + "Ünïcode & <tags> | pipes " * 400
+    url = mailto_url("support@jobsiteon.example", "syncbot: Duplicate record · Contact Acme Corp", body)
+    assert len(url) <= 2000 and url.startswith("mailto:support@jobsiteon.example?subject=syncbot%3A%20")
+    [got] = parse_qs(urlsplit(url).query)["body"]
+    assert got.startswith("Timestamp: 2026-11-30 14:05:00 UTC\r\nDetails: Ünïcode & <tags> | pipes")
+    assert got.endswith("…") and len(mailto_url("a@b.example", "s", "short")) < 60
+    view = valid_view(support_modal(entry(details="x" * 5000), tz=TZ, email="support@jobsiteon.example"), "modal")
+    import re
+
+    [link] = re.findall(r"<(mailto:[^|>]+)\|Email JobsiteOn support>", str(view["blocks"]))
+    assert len(link.replace("&amp;", "&")) <= 2000

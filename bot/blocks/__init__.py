@@ -28,11 +28,10 @@ from bot.blocks.messages import (
     retry_all_progress,
     short_form,
     status_message,
-    support_modal,
-    support_request_message,
     sync_now_done,
 )
 from bot.blocks.summary import weekly_summary_message
+from bot.blocks.support import submitted_note, support_modal, support_request_message
 from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
 
 __all__ = [
@@ -61,6 +60,7 @@ __all__ = [
     "retry_all_progress",
     "short_form",
     "status_message",
+    "submitted_note",
     "submitted_value",
     "support_modal",
     "support_request_message",
