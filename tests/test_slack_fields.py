@@ -64,7 +64,7 @@ def test_the_select_lists_the_companys_income_accounts_by_name_and_choosing_one_
     assert ("Permits and Fees Income", "92") in shown and "Cost of Goods Sold" not in str(shown)
     assert "Old Jobs Income" not in str(shown), "an inactive account is not offered"
     assert "e.g. 79" not in str(view) and "account id" not in str(view)
-    assert "Choose one of QuickBooks' income accounts" in str(view["blocks"])
+    assert "Fill in the missing field: choose one of QuickBooks' income accounts" in str(view["blocks"])
 
     assert _submit(stack, view, "92", "Permits and Fees Income").status_code == 200
 

@@ -207,8 +207,9 @@ def test_the_fill_in_modal_names_the_field_as_people_do_with_a_hint(stack: Stack
     [field] = [b for b in view["blocks"] if b["type"] == "input"]
     assert field["label"]["text"] == "Income account"
     assert field["hint"]["text"] == "The QuickBooks income account the item's sales go to."
-    assert "Choose one of QuickBooks' income accounts" in str(view["blocks"]) and "IncomeAccountRef" in str(
-        view["blocks"])
+    shown = str(view["blocks"])
+    assert "Fill in the missing field: choose one of QuickBooks' income accounts" in shown
+    assert "IncomeAccountRef" in shown
 
 
 def test_control_and_bidi_characters_typed_are_not_echoed(stack: Stack) -> None:

@@ -121,8 +121,8 @@ def fill_field_modal(entry: Any, choices: Any = None, *, loading: bool = False) 
             return without_input(f"QuickBooks needs {named} for *{record}*, but it has no active {many}. Add one "
                                  "in QuickBooks (or make one active again), then click *Fill in* again.")
         element = _select(found, attr(choices, "current"), f"Choose {one}")
-        intro = (f"QuickBooks needs {named} for *{record}*. Choose one of QuickBooks' {many}: it is saved on the "
-                 "JobsiteOn record, and the next sync attempt runs at once.")
+        intro = (f"QuickBooks needs {named} for *{record}*. Fill in the missing field: choose one of QuickBooks' "
+                 f"{many}. It is saved on the JobsiteOn record, and the next sync attempt runs at once.")
     else:
         element = {"type": "plain_text_input", "action_id": ids.FILL_FIELD_INPUT, "max_length": 3000,
                    "focus_on_load": True}
