@@ -947,23 +947,23 @@ class SyncEngine:
         (``choices``), or why they could not be (``problem``). None for a field filled with free text (a name,
         an email) or an entry that names no fillable field. Raises NotFound."""
         entry = self.get_entry(entry_id, account_id)
-        field = (entry.field or "").split(".")[0]
-        if entry.record_id is None or (entry.entity, field) not in FILLABLE_FIELDS or entry.connection_id is None:
+        named = (entry.field or "").split(".")[0]
+        if entry.record_id is None or (entry.entity, named) not in FILLABLE_FIELDS or entry.connection_id is None:
             return None
         try:
             provider = self._available_provider(entry.connection_id)
-            found = provider.choices(entry.entity, field)
+            found = provider.choices(entry.entity, named)
         except ConnectionUnavailable as exc:
-            return FieldChoices([], str(exc)) if (entry.entity, field) in REFERENCE_FIELDS else None
+            return FieldChoices([], str(exc)) if (entry.entity, named) in REFERENCE_FIELDS else None
         except ProviderError as exc:
             log.info("event=field_choices_failed entry_id=%s kind=%s", entry_id, exc.diagnosis.label)
-            return FieldChoices([], f"QuickBooks did not answer the question ({exc.diagnosis.label}): try again "
+            return FieldChoices([], f"QuickBooks did not give its list ({exc.diagnosis.label}): try again "
                                     "in a moment.")
         if found is None:
             return None
         with self.sessions() as session:
             record = self._load_record(session, entry.account_id, Entity(entry.entity), entry.record_id)
-            current = getattr(record, FILLABLE_FIELDS[(entry.entity, field)][0], None)
+            current = getattr(record, FILLABLE_FIELDS[(entry.entity, named)][0], None)
         return FieldChoices(found, None, str(current) if current not in (None, "") else None)
 
     def fill_field(self, entry_id: int, value: str, actor: str, account_id: int | None = None) -> str:

@@ -130,3 +130,14 @@ def test_a_member_cannot_fill_a_field(stack: Stack) -> None:
     stack.driver.click(ids.FILL_FIELD, channel_id=CHANNEL, message_ts=card["ts"], user_id=slack_cfg.MEMBER_USER_ID)
     assert "Owner or Admin" in str(wait_for(lambda: stack.ephemerals(slack_cfg.MEMBER_USER_ID)))
     assert stack.slack.standin.open_views(slack_cfg.MEMBER_USER_ID) == []
+
+
+def test_quickbooks_failing_to_answer_the_list_is_said_in_the_modal(stack: Stack, qbo: QBO) -> None:
+    card = _permit_fee_card(stack)
+    qbo.standin.fail_next(qbo.realm, count=5, status=500, content_type="application/json",
+                          body='{"Fault": {"Error": [{"Message": "An application error has occurred", '
+                               '"Detail": "System failure", "code": "10000"}], "type": "SystemFault"}}',
+                          path_contains="query")
+    view = _open_modal(stack, card)
+    assert "income accounts could not be loaded: QuickBooks did not give its list" in str(view["blocks"])
+    assert not view.get("submit")
