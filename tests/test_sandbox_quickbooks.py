@@ -647,6 +647,13 @@ def test_control_panel_and_config(qbo: QBO) -> None:
     assert [c["DisplayName"] for c in listed["Customer"]] == ["Panel Renamed LLC"]
     assert json.loads(json.dumps(qbo.control("GET", f"realms/{qbo.realm}/stats")))["writes"] == 2
 
+    assert "Income accounts" in panel.text and "Permits and Fees Income" in panel.text
+    assert "Cost of Goods Sold" not in panel.text, "the panel lists the income accounts"
+    qbo.http.post(f"{qbo.url}/_control/panel/action", data={"realm": qbo.realm, "action": "delete",
+                                                            "entity": "Account", "id": "92"})
+    assert qbo.standin.entity(qbo.realm, "Account", "92")["Active"] is False  # made inactive from the panel
+    assert "92" not in [a["Id"] for a in qbo.query("select * from Account where AccountType = 'Income'")["Account"]]
+
 
 def test_control_refuses_other_sites_bad_tax_rates_and_unknown_companies(qbo: QBO) -> None:
     before = next(r for r in qbo.control("GET", "realms") if r["realm_id"] == qbo.realm)

@@ -858,7 +858,7 @@ class QuickBooksStandIn:
                     "stats": self.stats(realm_id),
                     "tokens": self.token_info(realm_id),
                     "objects": {e: company.all(e) + company.tombstones(e) if e in ("Invoice", "Payment")
-                                else company.all(e) for e in ENTITIES.values()},
+                                else company.all(e) for e in QUERYABLE.values()},
                 })
             return out
 
