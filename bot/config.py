@@ -62,8 +62,12 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = Field(None, alias="SLACK_CLIENT_SECRET")
     #: Where notifications go until `/sync-log channel #name` sets one per account.
     slack_default_channel: str | None = Field(None, alias="SLACK_DEFAULT_CHANNEL")
-    #: Support address or channel for "Contact support" (the help article's last step); none: a copy-ready modal.
+    #: The channel (id or #name, syncbot invited) "Contact support" sends requests to (the help article's last
+    #: step); an e-mail address here is taken as SUPPORT_EMAIL. Neither: the facts ready to copy.
     support_channel: str | None = Field(None, alias="SUPPORT_CHANNEL")
+    #: The address "Contact support" offers a mailto link to, with the subject and the details filled in.
+    support_email: str | None = Field(None, pattern=r"^[^@\s?&#<>|%]{1,64}@[A-Za-z0-9.-]{1,253}$",
+                                      alias="SUPPORT_EMAIL")
 
     # The HTTP server.
     port: int = Field(3000, ge=1, le=65535, alias="PORT")
@@ -82,6 +86,15 @@ class Settings(BaseSettings):
     summary_grace_hours: float = Field(24.0, ge=0.0, le=24 * 7, allow_inf_nan=False, alias="SUMMARY_GRACE_HOURS")
     #: Info and synced entries (and resolved errors) older than this many days are pruned.
     retention_days: int = Field(180, ge=1, le=36500, alias="RETENTION_DAYS")
+
+    def support_targets(self) -> tuple[str | None, str | None]:
+        """(the support channel, the support address): SUPPORT_CHANNEL and SUPPORT_EMAIL, an address given as
+        SUPPORT_CHANNEL counting as the address (what that setting once meant)."""
+        channel = (self.support_channel or "").strip() or None
+        email = (self.support_email or "").strip() or None
+        if channel is not None and "@" in channel:
+            channel, email = None, email or channel
+        return channel, email
 
     def scheduler_config(self) -> Any:
         """The :class:`bot.scheduler.SchedulerConfig` of these settings."""

@@ -222,6 +222,10 @@ DEFAULT_QBO_PORT = 8701
 DEFAULT_APP_PORT = 8702
 SECRET_FILE = "signing-secret"  # the page's Slack stand-in and syncbot share it; kept for the next start
 SAVE_EVERY_SECONDS = 3.0
+#: Where Contact support sends requests in the demo (unless SUPPORT_CHANNEL or SUPPORT_EMAIL is set): a channel of
+#: the Slack stand-in with syncbot in it, listed on the page, so the whole flow can be watched.
+DEMO_SUPPORT_CHANNEL_ID = "C0SUPPORT01"
+DEMO_SUPPORT_CHANNEL_NAME = "jobsiteon-support"
 SEED_ACTOR = "system"  # shown as "syncbot": the seeding syncs stand for the scheduled ones
 
 
@@ -482,6 +486,7 @@ def _offline_settings(base: Settings, data_dir: Path, qbo_url: str, slack_url: s
         "slack_signing_secret": SecretStr(signing_secret), "slack_app_token": None, "slack_client_id": None,
         "slack_client_secret": None, "slack_default_channel": slack_cfg.ERRORS_CHANNEL_ID,
         "public_url": app_url, "port": int(app_url.rsplit(":", 1)[1]), "server_secret": None,
+        "support_channel": base.support_channel if any(base.support_targets()) else DEMO_SUPPORT_CHANNEL_ID,
     })
 
 
@@ -560,6 +565,9 @@ def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Ca
         slack.config.page_links = [("QuickBooks control panel", f"{qbo_url}/_control/panel")]
         settings = _offline_settings(base or Settings(_env_file=None),  # type: ignore[call-arg]
                                      data_dir, qbo_url, slack_url, app_url, secret)
+        if settings.support_channel == DEMO_SUPPORT_CHANNEL_ID and DEMO_SUPPORT_CHANNEL_ID not in slack.channels:
+            slack.add_channel(slack_cfg.DEFAULT_TEAM_ID, DEMO_SUPPORT_CHANNEL_ID, DEMO_SUPPORT_CHANNEL_NAME,
+                              bot_member=True)
         services = build_services(settings)
     except BaseException:
         for server in servers:

@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
@@ -239,10 +240,32 @@ def _redraw_if_still_retrying(rt: SlackRuntime, tenant: Tenant, entry_id: int, c
         log.info("event=redraw_failed error=%s", exc.response.get("error"))
 
 
+def open_fill_field(rt: SlackRuntime, tenant: Tenant, client: WebClient, trigger_id: str,
+                    entry_id: int | None) -> None:
+    """Open the fill-field modal of an entry of the tenant's account. A field chosen from one of QuickBooks'
+    lists opens at once saying it is loading (the trigger_id lasts 3 seconds, QuickBooks may take longer), then
+    shows the list QuickBooks answered with. Raises NotFound (not the account's entry) and ValueError (it names
+    no field)."""
+    entry = rt.services.engine.get_entry(entry_id or 0, account_id=tenant.account_id)
+    if not blocks.chooses_from_list(entry):
+        client.views_open(trigger_id=trigger_id, view=blocks.fill_field_modal(entry))
+        return
+    opened = client.views_open(trigger_id=trigger_id, view=blocks.fill_field_modal(entry, loading=True))
+    choices = rt.services.engine.field_choices(entry.id, account_id=tenant.account_id)
+    view = opened.get("view") or {}
+    try:
+        client.views_update(view_id=view.get("id"), hash=view.get("hash"),
+                            view=blocks.fill_field_modal(entry, choices))
+    except SlackApiError as exc:  # closed meanwhile (not_found) or changed (hash_conflict): nothing to show
+        log.info("event=fill_field_update_failed team_id=%s entry_id=%s error=%s", tenant.team_id, entry.id,
+                 exc.response.get("error"))
+
+
 def fill_field(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int | None,
                value: str | None) -> str | None:
-    """Save the value the user typed into the record, then retry it. Returns a problem to show in the modal,
-    or None when it was saved."""
+    """Save the value the user typed or chose into the record, then retry it. Returns a problem to show in the
+    modal, or None when it was saved. A chosen id is not checked against the list the modal showed: QuickBooks
+    is the judge (the list may have changed since), and what it refuses comes back on the error's message."""
     if entry_id is None:
         return "This form is not valid any more."
     try:
@@ -432,30 +455,37 @@ def reading(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequence[st
 
 
 def contact_support(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int | None) -> dict[str, Any]:
-    """Contact support for an entry of the tenant's account: with SUPPORT_CHANNEL set to a channel (id or
-    #name), post the entry's timestamp, details and intuit_tid there (the help article's last step); always
-    return the modal that shows them ready to copy (saying where they were sent, or why sending failed).
-    Raises NotFound when the entry is not the account's."""
+    """The Contact support modal of an entry of the tenant's account (any member may ask about a message they
+    can see): the facts to copy, *Send to support* when SUPPORT_CHANNEL is set, a mailto link when
+    SUPPORT_EMAIL is. Nothing is sent yet. Raises NotFound when the entry is not the account's."""
+    entry = _entry(rt, tenant, entry_id or 0)
+    channel, email = rt.settings.support_targets()
+    return blocks.support_modal(entry, tz=user.tz or tenant.timezone, channel=channel, email=email)
+
+
+def send_support(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int | None,
+                 note: str | None) -> dict[str, Any]:
+    """Post the support request for an entry of the tenant's account to SUPPORT_CHANNEL (who asks, the note,
+    the timestamp, details and intuit_tid); the modal that says where it went, or why it could not go (the facts
+    stay there to copy). Raises NotFound when the entry is not the account's."""
     entry = _entry(rt, tenant, entry_id or 0)
     tz = user.tz or tenant.timezone
-    target = (rt.settings.support_channel or "").strip()
-    if not target:
-        return blocks.support_modal(entry, tz=tz)
-    if "@" in target:  # an address: syncbot sends no e-mail, the modal says where to send the block
-        return blocks.support_modal(entry, tz=tz, sent_to=target)
+    channel, email = rt.settings.support_targets()
+    if channel is None:
+        return blocks.support_modal(entry, tz=tz, email=email, send_problem="no support channel is set")
     message = blocks.support_request_message(entry, tz="UTC", workspace=tenant.team_id,
-                                             account_name=tenant.account_name, requested_by=user.name)
+                                             account_name=tenant.account_name, requested_by=user.name, note=note)
     try:
-        answer = rt.clients.for_team(tenant.team_id).chat_postMessage(channel=target, **message)
+        answer = rt.clients.for_team(tenant.team_id).chat_postMessage(channel=channel, **message)
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "Slack refused it")
         log.warning("event=support_post_failed team_id=%s entry_id=%s error=%s", tenant.team_id, entry.id, error)
         problem = f"{error}: invite @syncbot to the support channel" if error in (
             "not_in_channel", "channel_not_found") else error
-        return blocks.support_modal(entry, tz=tz, send_problem=problem)
-    log.info("event=support_requested team_id=%s account_id=%s entry_id=%s", tenant.team_id, tenant.account_id,
-             entry.id)
-    return blocks.support_modal(entry, tz=tz, sent_to=str(answer.get("channel") or target))
+        return blocks.support_modal(entry, tz=tz, email=email, send_problem=problem)
+    log.info("event=support_requested team_id=%s account_id=%s entry_id=%s user_id=%s", tenant.team_id,
+             tenant.account_id, entry.id, user.user_id)
+    return blocks.support_modal(entry, tz=tz, sent_to=str(answer.get("channel") or channel))
 
 
 # ------------------------------------------------------------------------------------------------ home

@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, operations
+from bot import operations
 from bot.blocks import ids
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
@@ -81,23 +81,19 @@ def register(app: App, rt: SlackRuntime) -> None:
         if allowed is None:
             return
         tenant, _user = allowed
-        entry_id = int_value(_action(body).get("value"))
         try:
-            entry = rt.services.engine.get_entry(entry_id or 0, account_id=tenant.account_id)
-            view = blocks.fill_field_modal(entry)
+            operations.open_fill_field(rt, tenant, client, body["trigger_id"], int_value(_action(body).get("value")))
         except (NotFound, ValueError):
             _refuse(reply, "That sync log entry was not found in your account.")
-            return
-        client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(ids.CONTACT_SUPPORT)
     @ack_first_on(rt)
     def contact_support(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=False, context=context)
-        if allowed is None:
+        tenant, user, refusal = who(rt, *ids_from(body), change=False, context=context, anyone=True)
+        if refusal or tenant is None or user is None:
+            _refuse(reply, refusal or "Not allowed.")
             return
-        tenant, user = allowed
         try:
             view = operations.contact_support(rt, tenant, user, int_value(_action(body).get("value")))
         except NotFound:

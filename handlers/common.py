@@ -23,15 +23,19 @@ TENANT_KEY = "syncbot_tenant"
 
 
 def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool,
-        context: Mapping[str, Any] | None = None) -> tuple[Tenant | None, UserInfo | None, str | None]:
+        context: Mapping[str, Any] | None = None,
+        anyone: bool = False) -> tuple[Tenant | None, UserInfo | None, str | None]:
     """(tenant, user, refusal). ``change``: the action changes something (Owners and Admins only); else it
-    reads the log. A refusal is a sentence to show the user ephemerally. ``context``: the request's BoltContext,
-    whose tenant (looked up by the middleware for the same team) is used instead of reading it again."""
+    reads the log; ``anyone``: any person of the workspace may (Contact support about a message they can see).
+    A refusal is a sentence to show the user ephemerally. ``context``: the request's BoltContext, whose tenant
+    (looked up by the middleware for the same team) is used instead of reading it again."""
     looked_up = context.get(TENANT_KEY) if context is not None else None
     tenant = looked_up[1] if looked_up is not None and looked_up[0] == team_id else rt.tenants.get(team_id)
     if tenant is None or not user_id:
         return None, None, NOT_SET_UP
     user = rt.directory.user(tenant.team_id, user_id)
+    if anyone and not change:
+        return (tenant, user, None) if not user.is_bot_or_gone else (tenant, user, REFUSAL)
     allowed = rt.directory.may_change(tenant, user_id) if change else rt.directory.may_read(tenant, user_id)
     if not allowed:
         log.warning("event=permission_refused team_id=%s user_id=%s change=%s", team_id, user_id, change)

@@ -1,4 +1,4 @@
-"""Modal submissions: fill the missing field, then retry."""
+"""Modal submissions: fill the missing field, then retry; send a support request."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
-from bot import operations
+from bot import blocks, operations
 from bot.blocks import ids
 from bot.runtime import SlackRuntime
 from handlers.common import ids_from, int_value, who
+from sync.engine import NotFound
 
 
 def register(app: App, rt: SlackRuntime) -> None:
@@ -19,11 +20,25 @@ def register(app: App, rt: SlackRuntime) -> None:
         if refusal or tenant is None or user is None:
             ack(response_action="errors", errors={ids.FILL_FIELD_BLOCK: refusal or "Not allowed."})
             return
-        value = (((view.get("state") or {}).get("values") or {}).get(ids.FILL_FIELD_BLOCK) or {}).get(
-            ids.FILL_FIELD_INPUT, {}).get("value")
+        value = blocks.submitted_value(view)
         entry_id = int_value(view.get("private_metadata"))
         problem = operations.fill_field(rt, tenant, user, entry_id, value)
         if problem:
             ack(response_action="errors", errors={ids.FILL_FIELD_BLOCK: problem})
             return
         ack()
+
+    @app.view(ids.SUPPORT_VIEW)
+    def support_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+        tenant, user, refusal = who(rt, *ids_from(body), change=False, context=context, anyone=True)
+        if refusal or tenant is None or user is None:
+            ack(response_action="errors", errors={ids.SUPPORT_NOTE_BLOCK: refusal or "Not allowed."})
+            return
+        try:  # one chat.postMessage before the ack, so the modal can say at once where the request went
+            shown = operations.send_support(rt, tenant, user, int_value(view.get("private_metadata")),
+                                            blocks.submitted_note(view))
+        except NotFound:
+            ack(response_action="errors", errors={ids.SUPPORT_NOTE_BLOCK: "That sync log entry was not found in "
+                                                                          "your account."})
+            return
+        ack(response_action="update", view=shown)

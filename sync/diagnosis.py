@@ -101,7 +101,10 @@ Order of decision in :func:`diagnose`:
 * 6240, 6140, 630 (Duplicate Object) → duplicate.  5010 → conflict.  6210 → closed_period.
   6190, 140 (Company Locked Out) → subscription.  6540 → locked.  150 (Company Under Maintenance) → unknown
   (it passes by itself; no reconnect helps).
-* 610, 2500, 700 (Parent Reference Invalid) → not_found.
+* 610, 2500, 700 (Parent Reference Invalid) → not_found; but a 2500 whose element is the record's own reference
+  to one of QuickBooks' lists (``IncomeAccountRef`` and the other ``…AccountRef``, ``SalesTermRef``,
+  ``TaxCodeRef``: an account, a term or a tax code unknown or made inactive) → validation, the field named: the
+  record is fixed by choosing another, not by re-creating or unlinking it.
 * 620 ("TxnID Cannot Be Linked", a payment that cannot be linked to its invoice) → not_found when the
   message or detail says the linked transaction is gone ("deleted", "not found", "does not exist",
   "no longer exists"); otherwise validation (the usual cause is a customer mismatch).
@@ -496,6 +499,8 @@ _CODE_KIND: Mapping[str, Kind] = {
     "10000": Kind.UNKNOWN,
 }
 _TAX_CALCULATION = re.compile(r"calculat\w*\s+(?:the\s+|of\s+)?(?:sales\s+)?tax|tax\s+calculat", re.I)
+#: The element of a record's own reference to an account, a term or a tax code (a 2500 there is a field to choose).
+_LIST_REFERENCE = re.compile(r"(?:^|\.)(?:\w*AccountRef|SalesTermRef|TaxCodeRef)$")
 _LINK_GONE = re.compile(r"deleted|not\s+found|does\s*n[o']t\s+exist|no\s+longer\s+exists?", re.I)
 _ERROR_CODE_IN_TEXT = re.compile(r"\berror_?Code[\"']?\s*[=:]\s*[\"']?0*(\d{1,12})(?!\d)", re.I)
 #: Codes of syncbot's own request, not of the record's data (Intuit's "General Error Codes", 600-1999).
@@ -610,6 +615,8 @@ def classify_error(error: FaultError, http_status: int | None = None, fault_type
         return Kind.UNKNOWN if server_error else Kind.AUTH_EXPIRED
     if code == "620":
         return Kind.NOT_FOUND if _LINK_GONE.search(text) else Kind.VALIDATION
+    if code == "2500" and _LIST_REFERENCE.search(error.element or ""):
+        return Kind.VALIDATION
     if code == "6000" and _TAX_CALCULATION.search(text):
         return Kind.TOTAL_MISMATCH
     if code is not None and code in _CODE_KIND:

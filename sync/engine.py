@@ -59,10 +59,11 @@ from sync.models import (
     SyncLogEntry,
     utcnow,
 )
-from sync.providers.base import BatchOp, Change, Provider, ProviderError, Written
+from sync.providers.base import BatchOp, Change, Choice, Provider, ProviderError, Written
 from sync.providers.quickbooks import (
     MAX_BATCH,
     QBO_NAMES,
+    REFERENCE_FIELDS,
     cents_to_amount,
     dumps,
     invoice_figures,
@@ -92,6 +93,16 @@ FILLABLE_FIELDS: dict[tuple[str, str], tuple[str, int]] = {
     ("contact", "CompanyName"): ("company", 200),
     ("invoice", "DocNumber"): ("number", 21),
 }
+
+
+@dataclass(frozen=True)
+class FieldChoices:
+    """The objects a reference field may be set to (``choices``, by name), or why they could not be loaded
+    (``problem``), and the id the record holds now (``current``, perhaps not among them)."""
+
+    choices: list[Choice]
+    problem: str | None = None
+    current: str | None = None
 
 
 class EngineError(Exception):
@@ -950,6 +961,31 @@ class SyncEngine:
                 row.data = {**(row.data or {}), "existing": {"label": label,
                                                             "remote_id": found.remote_id if found else None}}
         return label
+
+    def field_choices(self, entry_id: int, account_id: int | None = None) -> FieldChoices | None:
+        """What the field an open validation error names may be set to, when it refers to one of the provider's
+        lists (an account, a term, a tax code): the list's active objects by name, loaded from the provider now
+        (``choices``), or why they could not be (``problem``). None for a field filled with free text (a name,
+        an email) or an entry that names no fillable field. Raises NotFound."""
+        entry = self.get_entry(entry_id, account_id)
+        named = (entry.field or "").split(".")[0]
+        if entry.record_id is None or (entry.entity, named) not in FILLABLE_FIELDS or entry.connection_id is None:
+            return None
+        try:
+            provider = self._available_provider(entry.connection_id)
+            found = provider.choices(entry.entity, named)
+        except ConnectionUnavailable as exc:
+            return FieldChoices([], str(exc)) if (entry.entity, named) in REFERENCE_FIELDS else None
+        except ProviderError as exc:
+            log.info("event=field_choices_failed entry_id=%s kind=%s", entry_id, exc.diagnosis.label)
+            return FieldChoices([], f"QuickBooks did not give its list ({exc.diagnosis.label}): try again "
+                                    "in a moment.")
+        if found is None:
+            return None
+        with self.sessions() as session:
+            record = self._load_record(session, entry.account_id, Entity(entry.entity), entry.record_id)
+            current = getattr(record, FILLABLE_FIELDS[(entry.entity, named)][0], None)
+        return FieldChoices(found, None, str(current) if current not in (None, "") else None)
 
     def fill_field(self, entry_id: int, value: str, actor: str, account_id: int | None = None) -> str:
         """Save ``value`` into the record field a validation error named (``entry.field``), as a user would in

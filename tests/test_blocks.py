@@ -517,6 +517,35 @@ def test_fill_field_modal_asks_for_the_missing_field() -> None:
         fill_field_modal(entry(field=None))
 
 
+def test_fill_field_modal_offers_quickbooks_accounts_by_name_and_groups_a_long_list() -> None:
+    from sync.engine import FieldChoices
+    from sync.providers.base import Choice
+
+    e = entry(kind="validation", entity="item", record_label="Permit fee", field="IncomeAccountRef")
+    loading = valid_view(fill_field_modal(e, loading=True), "modal")
+    assert "Loading QuickBooks' income accounts" in visible(loading) and "submit" not in loading
+    found = FieldChoices([Choice("92", "Permits and Fees Income"), Choice("79", "Sales of Product Income")],
+                         current="79")
+    view = valid_view(fill_field_modal(e, found), "modal")
+    [field] = [b for b in view["blocks"] if b["type"] == "input"]
+    select_el = field["element"]
+    assert (select_el["type"], select_el["action_id"]) == ("static_select", ids.FILL_FIELD_INPUT)
+    assert [(o["text"]["text"], o["value"]) for o in select_el["options"]] == [
+        ("Permits and Fees Income", "92"), ("Sales of Product Income", "79")]
+    assert select_el["initial_option"]["value"] == "79" and view["submit"]["text"] == "Save and retry"
+    many = FieldChoices([Choice(str(i), f"Income {i:03d} " + "x" * 90) for i in range(250)])
+    grouped = valid_view(fill_field_modal(e, many), "modal")
+    [field] = [b for b in grouped["blocks"] if b["type"] == "input"]
+    groups = field["element"]["option_groups"]
+    assert [len(g["options"]) for g in groups] == [100, 100, 50] and "options" not in field["element"]
+    assert all(len(o["text"]["text"]) <= 75 for g in groups for o in g["options"])
+    assert all(len(g["label"]["text"]) <= 75 for g in groups)
+    for problem, words in ((FieldChoices([], "The QuickBooks connection needs to be reconnected."), "reconnected"),
+                           (FieldChoices([]), "has no active income accounts")):
+        shown = valid_view(fill_field_modal(e, problem), "modal")
+        assert words in visible(shown) and "submit" not in shown
+
+
 # ------------------------------------------------------------------------------------------------ log
 
 
@@ -860,3 +889,21 @@ def test_links_in_huge_details_are_kept_whole_or_not_at_all() -> None:
     huge = ("https://a.example/" + "p" * 3000 + " ") * 3  # too long to be a link: text, cut
     msg = valid(error_message(entry(kind="unknown", details=huge), tz=TZ))
     assert links_in(section_with(msg, "Details from QuickBooks")) == []
+
+
+def test_a_mailto_link_to_support_fits_within_2000_characters_whatever_the_details() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from bot.blocks.support import mailto_url
+
+    body = "Timestamp: 2026-11-30 14:05:00 UTC\nDetails: " + "Ünïcode & <tags> | pipes " * 400
+    url = mailto_url("support@jobsiteon.example", "syncbot: Duplicate record · Contact Acme Corp", body)
+    assert len(url) <= 2000 and url.startswith("mailto:support@jobsiteon.example?subject=syncbot%3A%20")
+    [got] = parse_qs(urlsplit(url).query)["body"]
+    assert got.startswith("Timestamp: 2026-11-30 14:05:00 UTC\r\nDetails: Ünïcode & <tags> | pipes")
+    assert got.endswith("…") and len(mailto_url("a@b.example", "s", "short")) < 60
+    view = valid_view(support_modal(entry(details="x" * 5000), tz=TZ, email="support@jobsiteon.example"), "modal")
+    import re
+
+    [link] = re.findall(r"<(mailto:[^|>]+)\|Email JobsiteOn support>", str(view["blocks"]))
+    assert len(link.replace("&amp;", "&")) <= 2000

@@ -176,10 +176,12 @@ def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None
     same.get_by_role("button", name="Fill in").click()
     modal = page.locator("#modal")
     expect(modal).to_contain_text("Fill the field")
-    field = modal.locator(".bk-input input").first
+    field = modal.locator(".bk-input select").first  # QuickBooks' income accounts, by name (loaded as it opens)
     expect(field).to_be_visible()
+    expect(field.locator("option", has_text="Sales of Product Income")).to_have_count(1)
+    expect(modal).not_to_contain_text("account id")
     shot(page, "modal")
-    field.fill("79")  # the income account the other items use
+    field.select_option(label="Sales of Product Income")  # the income account the other items use
     modal.get_by_role("button", name="Save and retry").click()
     expect(page.locator("#modal-backdrop")).to_be_hidden()
     expect(same).to_contain_text("Synced")

@@ -186,3 +186,26 @@ def test_the_demo_lock_goes_with_a_killed_process(tmp_path: Path) -> None:
         holder.kill()  # SIGKILL: no clean-up runs; the OS drops the flock
         holder.communicate()
     DemoLock(tmp_path).release()
+
+
+def test_the_demo_sends_support_requests_to_a_support_channel_of_its_own(tmp_path: Path) -> None:
+    """Issue 15, point 7: with neither SUPPORT_CHANNEL nor SUPPORT_EMAIL set, Contact support's Send goes to the
+    page's #jobsiteon-support (syncbot in it), so the flow can be watched in `make run`; a restart keeps it."""
+    from bot import demo as demo_mod
+    from bot.config import Settings
+
+    for _ in range(2):  # the first start seeds; the second goes on from the saved stand-ins
+        live = demo_mod.start_live(tmp_path, port=0, base=Settings(_env_file=None),  # type: ignore[call-arg]
+                                   say=lambda _text: None)
+        try:
+            assert live.rt.settings.support_targets() == (demo_mod.DEMO_SUPPORT_CHANNEL_ID, None)
+            channel = live.slack.channels[demo_mod.DEMO_SUPPORT_CHANNEL_ID]
+            assert (channel.name, channel.bot_member) == ("jobsiteon-support", True)
+        finally:
+            live.stop()
+    mine = Settings(_env_file=None, SUPPORT_EMAIL="help@jobsiteon.example")  # type: ignore[call-arg]
+    live = demo_mod.start_live(tmp_path, port=0, base=mine, say=lambda _text: None)
+    try:
+        assert live.rt.settings.support_targets() == (None, "help@jobsiteon.example"), "a setting of one's own wins"
+    finally:
+        live.stop()

@@ -530,6 +530,18 @@ def test_2020_on_income_account_and_2390_name_the_field() -> None:
     assert d.kind is Kind.VALIDATION and d.field == "IncomeAccountRef"
 
 
+def test_2500_on_a_records_own_account_term_or_tax_code_is_a_field_to_choose_not_a_record_gone() -> None:
+    for element in ("IncomeAccountRef", "ExpenseAccountRef", "SalesTermRef", "Line.SalesItemLineDetail.TaxCodeRef"):
+        d = diagnose(400, fault_json(("2500", "Invalid Reference Id", f"Invalid Reference Id : {element}", element)))
+        assert d.kind is Kind.VALIDATION and d.field == element, element
+    inactive = ("2500", "Invalid Reference Id", "Invalid Reference Id : Something you're trying to use has been made "
+                "inactive. Check the fields with accounts, customers, items, vendors or employees.", "IncomeAccountRef")
+    assert diagnose(400, fault_json(inactive)).kind is Kind.VALIDATION
+    item_gone = ("2500", "Invalid Reference Id", "Invalid Reference Id : Line.SalesItemLineDetail.ItemRef",
+                 "Line.SalesItemLineDetail.ItemRef")
+    assert diagnose(400, fault_json(item_gone)).kind is Kind.NOT_FOUND  # QBO-21: the item's copy is gone
+
+
 def test_unknown_code_falls_back_on_the_fault_type() -> None:
     assert diagnose(400, fault_json(("9999", "odd", "odd", ""))).kind is Kind.VALIDATION
     system = fault_json(("9999", "odd", "odd", ""), fault_type="SystemFault")

@@ -647,6 +647,13 @@ def test_control_panel_and_config(qbo: QBO) -> None:
     assert [c["DisplayName"] for c in listed["Customer"]] == ["Panel Renamed LLC"]
     assert json.loads(json.dumps(qbo.control("GET", f"realms/{qbo.realm}/stats")))["writes"] == 2
 
+    assert "Income accounts" in panel.text and "Permits and Fees Income" in panel.text
+    assert "Cost of Goods Sold" not in panel.text, "the panel lists the income accounts"
+    qbo.http.post(f"{qbo.url}/_control/panel/action", data={"realm": qbo.realm, "action": "delete",
+                                                            "entity": "Account", "id": "92"})
+    assert qbo.standin.entity(qbo.realm, "Account", "92")["Active"] is False  # made inactive from the panel
+    assert "92" not in [a["Id"] for a in qbo.query("select * from Account where AccountType = 'Income'")["Account"]]
+
 
 def test_control_refuses_other_sites_bad_tax_rates_and_unknown_companies(qbo: QBO) -> None:
     before = next(r for r in qbo.control("GET", "realms") if r["realm_id"] == qbo.realm)
@@ -765,3 +772,38 @@ def test_unknown_realms_are_404_on_every_realm_route(qbo: QBO) -> None:
                                      "value": "Ghost"})
         assert answer.status_code == 404 and "no company nope" in answer.text, action
     assert "nope" not in [r["realm_id"] for r in qbo.control("GET", "realms")]
+
+
+# --- accounts, terms and tax codes: the references QuickBooks checks -----------------------------------------
+
+
+def test_accounts_terms_and_tax_codes_are_queried_by_name_and_references_to_them_are_checked(qbo: QBO) -> None:
+    income = qbo.query("select * from Account where AccountType = 'Income' orderby Name")["Account"]
+    names = [a["Name"] for a in income]
+    assert "Sales of Product Income" in names and "Services" in names
+    assert "Old Jobs Income" not in names, "an inactive account is left out unless the query names Active"
+    assert "Cost of Goods Sold" not in names and names == sorted(names)
+    assert [t["Name"] for t in qbo.query("select * from Term")["Term"]][:2] == ["Due on receipt", "Net 10"]
+    assert {c["Id"] for c in qbo.query("select * from TaxCode")["TaxCode"]} == {"TAX", "NON"}
+    assert qbo.api("GET", "account/79").json()["Account"]["Name"] == "Sales of Product Income"
+
+    item = qbo.create("Item", {"Name": "Permit fee", "Type": "Service", "IncomeAccountRef": {"value": "92"}})
+    assert item["IncomeAccountRef"] == {"value": "92", "name": "Permits and Fees Income"}
+    unknown = fault_of(qbo.api("POST", "item", json={"Name": "Nails", "IncomeAccountRef": {"value": "e.g. 79"}}))
+    assert unknown == {"Message": "Invalid Reference Id", "Detail": "Invalid Reference Id : IncomeAccountRef",
+                       "code": "2500", "element": "IncomeAccountRef"}
+    inactive = fault_of(qbo.api("POST", "item", json={"Name": "Nails", "IncomeAccountRef": {"value": "93"}}))
+    assert inactive["code"] == "2500" and "has been made inactive" in inactive["Detail"]
+    qbo.standin.restore_entity(qbo.realm, "Account", "93")  # reactivated, as a QBO user would
+    assert qbo.create("Item", {"Name": "Nails", "IncomeAccountRef": {"value": "93"}})["IncomeAccountRef"]["value"] \
+        == "93"
+
+    customer = qbo.create("Customer", {"DisplayName": "Example Builders Inc"})
+    term = fault_of(qbo.api("POST", "invoice", json=invoice_body(customer, item, SalesTermRef={"value": "77"})))
+    assert (term["code"], term["element"]) == ("2500", "SalesTermRef")
+    assert qbo.create("Invoice", invoice_body(customer, item, SalesTermRef={"value": "4"}))["SalesTermRef"] \
+        == {"value": "4", "name": "Net 30"}
+    body = invoice_body(customer, item)
+    body["Line"][0]["SalesItemLineDetail"]["TaxCodeRef"] = {"value": "8"}
+    tax = fault_of(qbo.api("POST", "invoice", json=body))
+    assert tax["code"] == "6100" and tax["Detail"].endswith("Supplied value: 8")

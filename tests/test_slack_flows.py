@@ -190,9 +190,11 @@ def test_fill_field_modal_saves_and_retries(stack: Stack, qbo: QBO) -> None:
     permit = next(m for m in stack.messages() if "Permit fee" in m["text"])
     assert ids.FILL_FIELD in str(permit["blocks"])
     stack.driver.click(ids.FILL_FIELD, channel_id=CHANNEL, message_ts=permit["ts"])
-    view = wait_for(lambda: stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID))[-1]
+    view = wait_for(lambda: [v for v in stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID)
+                             if "static_select" in str(v["blocks"])])[-1]
     result = stack.driver.submit_view(view_id=view["id"], values={ids.FILL_FIELD_BLOCK: {ids.FILL_FIELD_INPUT: {
-        "type": "plain_text_input", "value": "79"}}})
+        "type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": "Sales of Product Income"},
+                                                     "value": "79"}}}})
     assert result.status_code == 200
 
     def synced() -> Any:

@@ -29,49 +29,107 @@ def _failing_twice(stack: Stack, qbo: QBO) -> dict[str, Any]:
     return wait_for(offers_support)
 
 
-def test_contact_support_posts_timestamp_details_and_intuit_tid_to_the_support_channel(stack: Stack,
-                                                                                       qbo: QBO) -> None:
+def _support_channel(stack: Stack) -> None:
     stack.slack.standin.add_channel(slack_cfg.DEFAULT_TEAM_ID, SUPPORT_CHANNEL_ID, "jobsiteon-support",
                                     bot_member=True)
     stack.rt.settings.support_channel = "#jobsiteon-support"
-    acme = _failing_twice(stack, qbo)
-    entry = stack.rt.services.engine.get_entry(int(next(
-        el["value"] for b in acme["blocks"] if b["type"] == "actions" for el in b["elements"]
+
+
+def _entry_of(stack: Stack, card: dict[str, Any]) -> Any:
+    return stack.rt.services.engine.get_entry(int(next(
+        el["value"] for b in card["blocks"] if b["type"] == "actions" for el in b["elements"]
         if el.get("action_id") == ids.CONTACT_SUPPORT)))
+
+
+def _support_modal(stack: Stack, card: dict[str, Any], user: str = slack_cfg.OWNER_USER_ID) -> dict[str, Any]:
+    result = stack.driver.click(ids.CONTACT_SUPPORT, channel_id=CHANNEL, message_ts=card["ts"], user_id=user)
+    assert result.status_code == 200
+    return wait_for(lambda: stack.slack.standin.open_views(user))[-1]
+
+
+def test_send_to_support_posts_the_note_timestamp_details_and_intuit_tid_to_the_support_channel(
+        stack: Stack, qbo: QBO) -> None:
+    _support_channel(stack)
+    acme = _failing_twice(stack, qbo)
+    entry = _entry_of(stack, acme)
     assert entry.intuit_tid, "the stand-in answers with an intuit_tid header"
 
-    result = stack.driver.click(ids.CONTACT_SUPPORT, channel_id=CHANNEL, message_ts=acme["ts"])
+    modal = _support_modal(stack, acme)
+    assert modal["submit"]["text"] == "Send to support" and "#jobsiteon-support" in str(modal["blocks"])
+    assert stack.slack.standin.messages(SUPPORT_CHANNEL_ID) == [], "nothing is sent before Send"
+    result = stack.driver.submit_view(view_id=modal["id"], values={ids.SUPPORT_NOTE_BLOCK: {
+        ids.SUPPORT_NOTE_INPUT: "Renamed it in QuickBooks, still failing."}})
     assert result.status_code == 200
+
     posted = wait_for(lambda: [m.to_dict() for m in stack.slack.standin.messages(SUPPORT_CHANNEL_ID)])
     assert len(posted) == 1
     text = str(posted[0]["blocks"])
     assert "Support request" in text and "from olivia" in text and "Sandbox Builders" in text
+    assert "*Note:* Renamed it in QuickBooks, still failing." in text
     assert f"intuit_tid: {entry.intuit_tid}" in text
     assert f"Sync log entry: {entry.id}" in text and "Timestamp: " in text
     assert "Duplicate" in text or "duplicate" in text
-    modal = wait_for(lambda: stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID))[-1]
-    assert f"<#{SUPPORT_CHANNEL_ID}>" in str(modal["blocks"]) and entry.intuit_tid in str(modal["blocks"])
+    sent = stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID)[-1]
+    assert sent["id"] == modal["id"] and f"Sent to JobsiteOn support in <#{SUPPORT_CHANNEL_ID}>" in str(
+        sent["blocks"])
+    assert not sent.get("submit"), "sent once: no second Send"
 
 
-def test_contact_support_without_a_reachable_channel_still_shows_everything_to_copy(stack: Stack,
-                                                                                    qbo: QBO) -> None:
+def test_a_plain_member_may_send_a_support_request_about_a_message_they_see(stack: Stack, qbo: QBO) -> None:
+    _support_channel(stack)
+    acme = _failing_twice(stack, qbo)
+    member = slack_cfg.MEMBER_USER_ID
+    assert "Owner or Admin" in _say(stack, "errors", user=member), "the member may not read the log"
+    modal = _support_modal(stack, acme, user=member)
+    assert modal["submit"]["text"] == "Send to support"
+    stack.driver.submit_view(user_id=member, view_id=modal["id"])
+    [posted] = wait_for(lambda: [m.to_dict() for m in stack.slack.standin.messages(SUPPORT_CHANNEL_ID)])
+    name = stack.rt.directory.user(slack_cfg.DEFAULT_TEAM_ID, member).name
+    assert f"from {name}" in str(posted["blocks"]) and "Note:" not in str(posted["blocks"])
+    assert stack.ephemerals(member) == [], "no refusal"
+
+
+def test_send_to_an_unreachable_support_channel_says_why_and_keeps_everything_to_copy(stack: Stack,
+                                                                                      qbo: QBO) -> None:
     stack.rt.settings.support_channel = slack_cfg.GENERAL_CHANNEL_ID  # syncbot is not a member there
     acme = _failing_twice(stack, qbo)
-    stack.driver.click(ids.CONTACT_SUPPORT, channel_id=CHANNEL, message_ts=acme["ts"])
-    modal = wait_for(lambda: stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID))[-1]
-    text = str(modal["blocks"])
+    modal = _support_modal(stack, acme)
+    stack.driver.submit_view(view_id=modal["id"])
+    text = str(stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID)[-1]["blocks"])
     assert "did not work" in text and "not_in_channel" in text and "intuit_tid: " in text
     assert stack.slack.standin.messages(slack_cfg.GENERAL_CHANNEL_ID) == []
 
 
+def test_support_email_is_a_well_formed_mailto_link_with_subject_and_body(stack: Stack, qbo: QBO) -> None:
+    import re
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    stack.rt.settings.support_channel = None
+    stack.rt.settings.support_email = "support@jobsiteon.example"
+    acme = _failing_twice(stack, qbo)
+    entry = _entry_of(stack, acme)
+    modal = _support_modal(stack, acme)
+    assert not modal.get("submit"), "nothing to send from Slack: the link opens the mail program"
+    [link] = re.findall(r"<(mailto:[^|>]+)\|Email JobsiteOn support>", str(modal["blocks"]))
+    url = link.replace("&amp;", "&")
+    assert len(url) <= 2000 and not re.search(r"[\s<>|\"]", url)
+    parts = urlsplit(url)
+    assert (parts.scheme, unquote(parts.path)) == ("mailto", "support@jobsiteon.example")
+    query = parse_qs(parts.query, strict_parsing=True)
+    assert set(query) == {"subject", "body"}
+    assert query["subject"] == [f"syncbot: Duplicate record · Contact Acme Corp (entry {entry.id})"]
+    body = query["body"][0]
+    assert "\r\n" in body and f"intuit_tid: {entry.intuit_tid}" in body and f"Sync log entry: {entry.id}" in body
+    assert "Details from QuickBooks:" in body and "Duplicate Name Exists" in body
+
+
 def test_contact_support_is_refused_for_another_accounts_entry(stack: Stack, qbo: QBO) -> None:
-    stack.slack.standin.add_channel(slack_cfg.DEFAULT_TEAM_ID, SUPPORT_CHANNEL_ID, "jobsiteon-support",
-                                    bot_member=True)
-    stack.rt.settings.support_channel = SUPPORT_CHANNEL_ID
+    _support_channel(stack)
     acme = _failing_twice(stack, qbo)
     result = stack.driver.click(ids.CONTACT_SUPPORT, channel_id=CHANNEL, message_ts=acme["ts"], value="999999")
     assert result.status_code == 200
     assert "not found in your account" in str(wait_for(lambda: stack.ephemerals(slack_cfg.OWNER_USER_ID)))
+    assert stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID) == []
     assert stack.slack.standin.messages(SUPPORT_CHANNEL_ID) == []
 
 

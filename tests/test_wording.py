@@ -203,11 +203,13 @@ def test_the_fill_in_modal_names_the_field_as_people_do_with_a_hint(stack: Stack
     assert "Fill in Income account" in str(message["blocks"])
     result = stack.driver.click(ids.FILL_FIELD, channel_id=CHANNEL, message_ts=message["ts"])
     assert result.status_code == 200
-    view = wait_for(lambda: stack.slack.standin.open_views(OWNER))[-1]
+    view = wait_for(lambda: [v for v in stack.slack.standin.open_views(OWNER) if "input" in str(v["blocks"])])[-1]
     [field] = [b for b in view["blocks"] if b["type"] == "input"]
     assert field["label"]["text"] == "Income account"
-    assert "QuickBooks account id" in field["hint"]["text"] and "e.g. 79" in field["hint"]["text"]
-    assert "Fill in the missing field" in str(view["blocks"]) and "IncomeAccountRef" in str(view["blocks"])
+    assert field["hint"]["text"] == "The QuickBooks income account the item's sales go to."
+    shown = str(view["blocks"])
+    assert "Fill in the missing field: choose one of QuickBooks' income accounts" in shown
+    assert "IncomeAccountRef" in shown
 
 
 def test_control_and_bidi_characters_typed_are_not_echoed(stack: Stack) -> None:

@@ -10,6 +10,7 @@ every text within Slack's limits and escapes whatever did not come from syncbot 
 from __future__ import annotations
 
 from bot.blocks import ids
+from bot.blocks.fields import chooses_from_list, fill_field_modal, submitted_value
 from bot.blocks.home import ConnectionCard, home_refusal_view, home_view
 from bot.blocks.log import help_message, log_page
 from bot.blocks.messages import (
@@ -19,7 +20,6 @@ from bot.blocks.messages import (
     entry_state,
     error_message,
     expiry_reminder,
-    fill_field_modal,
     incident_message,
     reconnect_link,
     retry_all_confirm,
@@ -28,17 +28,17 @@ from bot.blocks.messages import (
     retry_all_progress,
     short_form,
     status_message,
-    support_modal,
-    support_request_message,
     sync_now_done,
 )
 from bot.blocks.summary import weekly_summary_message
+from bot.blocks.support import submitted_note, support_modal, support_request_message
 from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
 
 __all__ = [
     "ConnectionCard",
     "admin_problem_notice",
     "answer_modal",
+    "chooses_from_list",
     "digest_message",
     "entry_state",
     "error_message",
@@ -60,6 +60,8 @@ __all__ = [
     "retry_all_progress",
     "short_form",
     "status_message",
+    "submitted_note",
+    "submitted_value",
     "support_modal",
     "support_request_message",
     "sync_now_done",

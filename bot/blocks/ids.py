@@ -45,7 +45,9 @@ LOG_PREV = "log_prev"  # value: {"after": <entry id>, "q": <filter words>}
 FILL_FIELD_VIEW = "fill_field_view"  # callback_id; private_metadata: the entry id
 FILL_FIELD_BLOCK = "fill_field_block"  # block_id of the input
 FILL_FIELD_INPUT = "fill_field_value"  # action_id of the plain_text_input
-SUPPORT_VIEW = "support_view"  # callback_id of the support modal (no submit)
+SUPPORT_VIEW = "support_view"  # callback_id of the support modal (submit: Send to support); private_metadata: entry id
+SUPPORT_NOTE_BLOCK = "support_note_block"  # block_id of the support modal's optional note
+SUPPORT_NOTE_INPUT = "support_note"  # action_id of the note's plain_text_input
 ANSWER_VIEW = "answer_view"  # callback_id of answer_modal: an answer to a click that came without a response_url
 
 #: The button of each fix action a kind may offer (sync.diagnosis.KINDS).

@@ -1,5 +1,5 @@
 """The messages about errors: one record's error, a connection's incident, a flood digest, Retry All, expiry,
-and the two modals an error opens (fill the field, contact support).
+and the answer modal (the fill-field modal is :mod:`bot.blocks.fields`, Contact support :mod:`bot.blocks.support`).
 
 One renderer for the first post and every update (DESIGN.md, "One renderer"): :func:`error_message` draws an
 entry from what is stored (status, kind, details, attempt, who resolved it and when) the same way whether
@@ -38,19 +38,15 @@ from bot.blocks.kit import (
     fields_section,
     message,
     modal,
-    plain_text,
     section,
 )
 from bot.blocks.text import (
     DETAILS_SHOWN_MAX,
     ELLIPSIS,
-    INPUT_HINT_MAX,
-    INPUT_LABEL_MAX,
     TzLike,
     actor_name,
     code_block,
     direction_text,
-    escape_mrkdwn,
     first_line,
     format_time,
     mrkdwn,
@@ -59,7 +55,6 @@ from bot.blocks.text import (
     provider_name,
     record_name,
     truncate,
-    utc_stamp,
 )
 from bot.blocks.totals import mismatch_buttons, totals_blocks
 from sync.diagnosis import KINDS, FixAction, Kind, KindInfo
@@ -163,7 +158,7 @@ def _details_block(details: object, title: str = "Details from QuickBooks", data
 #: The fields a validation error can ask for (sync.engine.FILLABLE_FIELDS), as people call them, with a hint:
 #: (entity, QuickBooks field) -> (label, hint).
 FIELD_LABELS: dict[tuple[str, str], tuple[str, str]] = {
-    ("item", "IncomeAccountRef"): ("Income account", "The QuickBooks account id the item's sales go to, e.g. 79."),
+    ("item", "IncomeAccountRef"): ("Income account", "The QuickBooks income account the item's sales go to."),
     ("item", "Name"): ("Item name", "The item's name as QuickBooks shows it, e.g. Framing labor."),
     ("item", "Sku"): ("SKU", "The item's stock-keeping unit code, e.g. FR-100."),
     ("contact", "DisplayName"): ("Display name", "The customer's name as QuickBooks shows it; no other customer, "
@@ -424,115 +419,6 @@ def _iso(when: dt.datetime) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ modals
-
-
-def _support_lines(entry: Any, tz: TzLike) -> list[str]:
-    """What support needs of an entry: timestamp (UTC and the reader's time), record, error, attempt, intuit_tid."""
-    info = kind_info_for(attr(entry, "kind"))
-    created = attr(entry, "created_at")
-    rid = attr(entry, "record_id")
-    return [
-        f"Timestamp: {utc_stamp(created)} ({format_time(created, tz)})",
-        f"Record: {record_name(attr(entry, 'entity'), attr(entry, 'record_label'), rid)}"
-        + (f" (JobsiteOn #{rid})" if rid is not None else ""),
-        f"Direction: {attr(entry, 'direction', 'push')}",
-        f"Error: {info.title if info else attr(entry, 'status', 'error')} ({attr(entry, 'kind', 'none')})"
-        + _fault_where(entry),
-        f"Attempt: {attr(entry, 'attempt', 1)}",
-        f"Sync log entry: {attr(entry, 'id')}",
-        f"intuit_tid: {attr(entry, 'intuit_tid') or 'not available'}",
-    ]
-
-
-def _fault_where(entry: Any) -> str:
-    """The codes and HTTP status for support: ``, codes 6240, HTTP 400``; a batch item's fault arrives inside an
-    HTTP 200 batch answer, so it is named by its fault code (``, fault code 2020 of a batch item``), never by
-    a status that reads like success."""
-    codes = attr(entry, "codes")
-    status = attr(entry, "http_status")
-    if status is not None and int(status) < 400:
-        if not codes:
-            return ", a batch item's fault"
-        return f", fault code{'s' if ',' in str(codes) else ''} {codes} of a batch item"
-    return (f", codes {codes}" if codes else "") + (f", HTTP {status}" if status else "")
-
-
-def support_modal(entry: Any, *, tz: TzLike = None, sent_to: str | None = None,
-                  send_problem: str | None = None) -> dict[str, Any]:
-    """The Contact support modal: the help article's last step ("contact JobsiteOn support with the error
-    timestamp and details"), with the timestamp, the details and the intuit_tid ready to copy.
-
-    ``sent_to``: the support channel (id) or address the same facts were sent to, said at the top;
-    ``send_problem``: why sending them failed (the user copies them instead)."""
-    if sent_to and "@" in sent_to:
-        top = f"{HELP_SUPPORT_NOTE} Send the block below to {mrkdwn(sent_to, 200)}."
-    elif sent_to:
-        where = f"<#{sent_to}>" if sent_to[:1] in ("C", "G") and sent_to.isalnum() else mrkdwn(sent_to, 200)
-        top = f"Sent to JobsiteOn support in {where}: they have the timestamp, the details and the intuit_tid."
-    else:
-        top = f"{HELP_SUPPORT_NOTE} Copy the block below into your message to support."
-    if send_problem:
-        top = (f"{HELP_SUPPORT_NOTE} Sending them to support did not work ({mrkdwn(send_problem, 200)}): copy the "
-               "block below into your message to support.")
-    blocks: list[Block | None] = [
-        section(top),
-        section(code_block("\n".join(_support_lines(entry, tz)), 2500)),
-        _details_block(attr(entry, "details"), "Details", attr(entry, "data"))
-        or section("*Details*\n_QuickBooks sent no details._"),
-        context("intuit_tid is QuickBooks' id of the request: support uses it to find the request in "
-                "Intuit's logs."),
-    ]
-    return modal("Contact support", blocks, callback_id=ids.SUPPORT_VIEW,
-                 private_metadata=str(attr(entry, "id", "")))
-
-
-def support_request_message(entry: Any, *, tz: TzLike = None, workspace: str, account_name: str,
-                            requested_by: str) -> Message:
-    """The message posted to the support channel (SUPPORT_CHANNEL) when someone clicks Contact support: who
-    asks, for which account, and the entry's timestamp, details and intuit_tid (the help article's last step)."""
-    head = (f":sos: *Support request* from {mrkdwn(requested_by, 200)} ({mrkdwn(account_name, 200)}, "
-            f"workspace {mrkdwn(workspace, 100)})")
-    lines = _support_lines(entry, tz)
-    blocks: list[Block | None] = [
-        section(head),
-        section(code_block("\n".join(lines), 2500)),
-        _details_block(attr(entry, "details"), "Details from QuickBooks", attr(entry, "data")),
-    ]
-    text = truncate(escape_mrkdwn(f"Support request from {requested_by} ({account_name}): " + "; ".join(lines)),
-                    3000)
-    return message(text, blocks)
-
-
-def fill_field_modal(entry: Any) -> dict[str, Any]:
-    """A modal with one input for the field QuickBooks says is missing or invalid (``entry.field``).
-
-    ``callback_id`` is :data:`ids.FILL_FIELD_VIEW`, ``private_metadata`` the entry id; the value is read from
-    ``state.values[FILL_FIELD_BLOCK][FILL_FIELD_INPUT].value``. Raises ValueError when the entry names no field.
-    """
-    field = str(attr(entry, "field", "")).strip()
-    if not field:
-        raise ValueError("this entry names no field to fill")
-    record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 500)
-    said = first_line(attr(entry, "details"), 500)
-    label, hint = field_label(attr(entry, "entity"), field)
-    named = (f"the *{mrkdwn(label, 200)}* (`{mrkdwn(field, 200)}`)" if label != field
-             else f"*{mrkdwn(field, 200)}*")
-    element: dict[str, Any] = {"type": "plain_text_input", "action_id": ids.FILL_FIELD_INPUT, "max_length": 3000,
-                               "focus_on_load": True}
-    blocks: list[Block | None] = [
-        section(f"QuickBooks needs {named} for *{record}*. Fill in the missing field: what you enter is saved on "
-                "the JobsiteOn record, and the next sync attempt runs at once."),
-        {
-            "type": "input",
-            "block_id": ids.FILL_FIELD_BLOCK,
-            "label": plain_text(label, INPUT_LABEL_MAX),
-            "element": element,
-            **({"hint": plain_text(hint, INPUT_HINT_MAX)} if hint else {}),
-        },
-        context(f"QuickBooks said: {said}") if said else None,
-    ]
-    return modal("Fill the field", blocks, callback_id=ids.FILL_FIELD_VIEW,
-                 private_metadata=str(attr(entry, "id", "")), submit="Save and retry", close="Cancel")
 
 
 def answer_modal(answer: Mapping[str, Any], title: str = "syncbot") -> dict[str, Any]:

@@ -17,7 +17,7 @@ python-quickbooks, node-quickbooks, quickbooks-ruby) and where this stand-in sim
 - Customer ``DisplayName`` is unique (case-insensitive) among active customers (in real QBO also vendors and
   employees) -> 6240; without DisplayName it is built from Title, GivenName, MiddleName, FamilyName, Suffix; with
   none of them -> 6080 "No Name Provided". Item ``Name`` is unique among active items -> 6240; Service and
-  NonInventory items need ``IncomeAccountRef`` -> 2020 (accounts are not modelled: any value is accepted).
+  NonInventory items need ``IncomeAccountRef`` -> 2020.
   Name lengths: DisplayName 500, Item Name 100 -> 2050.
 - Invoice needs ``CustomerRef`` and ``Line`` -> 2020. A reference to an unknown id -> 2500 Invalid Reference Id;
   to an inactive customer or item -> 610 Object Not Found ("... has been made inactive ..."). A DocNumber used by
@@ -42,13 +42,21 @@ python-quickbooks, node-quickbooks, quickbooks-ruby) and where this stand-in sim
   invoice's ``LinkedTxn``, which is a change of the invoice: its SyncToken goes up and CDC reports it.
 - Updating or reading a deleted transaction -> 610 "Another user has deleted this transaction."; updating an
   inactive customer or item -> 610 unless the update sets ``Active: true`` (reactivation).
-- Unknown properties are kept as sent (real QBO rejects some with 2010); accounts, tax codes, terms, classes and
-  currencies are not modelled.
+- Name lists referenced by other objects: ``Account`` (the chart of accounts), ``Term`` and ``TaxCode``, seeded per
+  company (:data:`ACCOUNTS`, :data:`TERMS`, :data:`TAX_CODES`), read by query (``select * from Account where
+  AccountType = 'Income'``; active ones only unless the query names ``Active``) and changed on the control API
+  (create, make inactive, restore), not through the API. A reference to one (an Item's ``IncomeAccountRef``,
+  ``ExpenseAccountRef`` or ``AssetAccountRef``, an Invoice's ``SalesTermRef``) that is unknown -> 2500 Invalid
+  Reference Id naming the field (QBO-21's shape); inactive -> 2500 "Something you're trying to use has been made
+  inactive" (intuit/QuickBooks-V3-PHP-SDK#110). A line's ``TaxCodeRef`` other than TAX, NON or an active tax
+  code's Id -> 6100 "Valid line TaxCodes for US should be TAX or NON" (QBO-30).
+- Unknown properties are kept as sent (real QBO rejects some with 2010); classes and currencies are not modelled.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -60,7 +68,35 @@ from sandbox.quickbooks.query import Query
 from sandbox.quickbooks.wire import amount_out, cents, local_date, meta_time, money
 
 ENTITIES: dict[str, str] = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment"}
-LIST_ENTITIES = ("Customer", "Item")
+#: Name lists other objects refer to: queried and read, changed only on the control API.
+REFERENCE_LISTS: dict[str, str] = {"account": "Account", "term": "Term", "taxcode": "TaxCode"}
+#: What a query may select from.
+QUERYABLE: dict[str, str] = {**ENTITIES, **REFERENCE_LISTS}
+LIST_ENTITIES = ("Customer", "Item", *REFERENCE_LISTS.values())
+#: Each company's chart of accounts at creation: ids 1, 79, 80 and 81 as in Intuit's sample company (public client
+#: library issues quote them: ruckus/quickbooks-ruby#318, #528), the others the stand-in's; one income account
+#: inactive. (Id, Name, AccountType, AccountSubType, Active).
+ACCOUNTS: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("1", "Services", "Income", "ServiceFeeIncome", True),
+    ("7", "Advertising", "Expense", "AdvertisingPromotional", True),
+    ("35", "Checking", "Bank", "Checking", True),
+    ("79", "Sales of Product Income", "Income", "SalesOfProductIncome", True),
+    ("80", "Cost of Goods Sold", "Cost of Goods Sold", "SuppliesMaterialsCogs", True),
+    ("81", "Inventory Asset", "Other Current Asset", "Inventory", True),
+    ("84", "Accounts Receivable (A/R)", "Accounts Receivable", "AccountsReceivable", True),
+    ("90", "Construction Labor Income", "Income", "ServiceFeeIncome", True),
+    ("91", "Materials Income", "Income", "SalesOfProductIncome", True),
+    ("92", "Permits and Fees Income", "Income", "OtherPrimaryIncome", True),
+    ("93", "Old Jobs Income", "Income", "OtherPrimaryIncome", False),
+)
+#: Sales terms at creation: (Id, Name, DueDays).
+TERMS: tuple[tuple[str, str, int], ...] = (
+    ("1", "Due on receipt", 0), ("2", "Net 10", 10), ("3", "Net 15", 15), ("4", "Net 30", 30), ("5", "Net 60", 60))
+#: Tax codes at creation: a US company's line codes (Id, Name, Description, Taxable).
+TAX_CODES: tuple[tuple[str, str, str, bool], ...] = (("TAX", "TAX", "Taxable", True),
+                                                     ("NON", "NON", "Non-taxable", False))
+#: The account references an Item may carry.
+ITEM_ACCOUNT_REFS = ("IncomeAccountRef", "ExpenseAccountRef", "AssetAccountRef")
 TRANSACTIONS = ("Invoice", "Payment")
 NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
 SERVER_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse", "status")
@@ -77,6 +113,11 @@ CDC_LOOKBACK_SECONDS = 30 * 86400
 def canonical_entity(name: str) -> str | None:
     """``customer`` / ``Customer`` -> ``Customer``; None for entities the stand-in does not model."""
     return ENTITIES.get(name.lower())
+
+
+def canonical_list(name: str) -> str | None:
+    """``account`` -> ``Account``: an entity or a reference list (the control API's names); None for others."""
+    return QUERYABLE.get(name.lower())
 
 
 @dataclass
@@ -110,9 +151,34 @@ class Company:
     name: str
     tax_enabled: bool = False
     tax_rate: Decimal = Decimal("8.875")  # used when automated sales tax is turned on without a rate
-    objects: dict[str, dict[str, Stored]] = field(default_factory=lambda: {e: {} for e in ENTITIES.values()})
+    objects: dict[str, dict[str, Stored]] = field(default_factory=lambda: {e: {} for e in QUERYABLE.values()})
     deleted: dict[str, dict[str, Tombstone]] = field(default_factory=lambda: {e: {} for e in TRANSACTIONS})
     next_id: int = 1
+
+    def __post_init__(self) -> None:
+        self.seed_lists()
+
+    def seed_lists(self, now: float | None = None) -> None:
+        """Give the company its accounts, terms and tax codes when it has none of a list (a new company, or one
+        saved by a stand-in that did not keep them)."""
+        when = time.time() if now is None else now
+        seeds: dict[str, list[dict[str, Any]]] = {
+            "Account": [{"Id": i, "Name": n, "FullyQualifiedName": n, "AccountType": t, "AccountSubType": st,
+                         "Classification": "Revenue" if t == "Income" else None, "SubAccount": False,
+                         "CurrentBalance": 0, "Active": a} for i, n, t, st, a in ACCOUNTS],
+            "Term": [{"Id": i, "Name": n, "Type": "STANDARD", "DueDays": d, "Active": True} for i, n, d in TERMS],
+            "TaxCode": [{"Id": i, "Name": n, "Description": d, "Taxable": t, "TaxGroup": False, "Active": True}
+                        for i, n, d, t in TAX_CODES],
+        }
+        for entity, rows in seeds.items():
+            if self.objects.get(entity):
+                continue
+            self.objects[entity] = {}
+            for row in rows:
+                stored = Stored(_ordered_fields({"SyncToken": "0", **{k: v for k, v in row.items() if v is not None}}),
+                                when, when)
+                stored.stamp(when)
+                self.objects[entity][row["Id"]] = stored
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -302,7 +368,7 @@ class Company:
     # --- internals ----------------------------------------------------------------------------------------
 
     def _ordered(self, entity: str) -> list[Stored]:
-        return [self.objects[entity][k] for k in sorted(self.objects[entity], key=int)]
+        return [self.objects[entity][k] for k in sorted(self.objects[entity], key=_id_order)]
 
     def _deleted_stub(self, entity: str, obj_id: str, tomb: Tombstone) -> dict[str, Any]:
         return {"Id": obj_id, "status": "Deleted", "domain": "QBO",
@@ -346,6 +412,8 @@ class Company:
             return self._customer(data, obj_id)
         if entity == "Item":
             return self._item(data, obj_id)
+        if entity in REFERENCE_LISTS.values():
+            return self._list_object(entity, data)
         if not data.get("TxnDate"):
             data["TxnDate"] = local_date(now)
         if entity == "Invoice":
@@ -390,6 +458,10 @@ class Company:
         data.setdefault("Type", "Service")
         if data["Type"] in ("Service", "NonInventory", "Inventory") and not _ref_value(data.get("IncomeAccountRef")):
             raise faults.required("IncomeAccountRef")
+        for ref in ITEM_ACCOUNT_REFS:
+            if data.get(ref) is not None:
+                account = self._list_reference("Account", data[ref], ref)
+                data[ref] = {"value": account.data["Id"], "name": account.data["Name"]}
         data.setdefault("Active", True)
         if data["Active"] is not False and self._active_with("Item", "Name", name, obj_id):
             raise faults.duplicate_name("Item")
@@ -408,6 +480,28 @@ class Company:
             raise faults.not_found_inactive(element)
         return stored
 
+    def _list_reference(self, entity: str, ref: Any, element: str) -> Stored:
+        """Resolve a reference to an account, term or tax code: 2500 when unknown, 2500 "made inactive" when
+        inactive."""
+        stored = self.objects[entity].get(_ref_value(ref))
+        if stored is None:
+            raise faults.invalid_reference(element)
+        if stored.data.get("Active", True) is False:
+            raise faults.invalid_reference_inactive(element)
+        return stored
+
+    def _list_object(self, entity: str, data: dict[str, Any]) -> dict[str, Any]:
+        """An account, term or tax code made on the control API: a name, active by default."""
+        name = str(data.get("Name") or "").strip()
+        if not name:
+            raise faults.required("Name")
+        data["Name"] = name
+        data.setdefault("Active", True)
+        if entity == "Account":
+            data.setdefault("FullyQualifiedName", name)
+            data.setdefault("AccountType", "Income")
+        return data
+
     def _invoice(self, data: dict[str, Any], obj_id: str, current: Stored | None,
                  sent: dict[str, Any] | None = None) -> dict[str, Any]:
         if not _ref_value(data.get("CustomerRef")):
@@ -417,6 +511,9 @@ class Company:
             raise faults.required("Line")
         customer = self._reference("Customer", data["CustomerRef"], "CustomerRef")
         data["CustomerRef"] = {"value": customer.data["Id"], "name": customer.data["DisplayName"]}
+        if data.get("SalesTermRef") is not None:
+            term = self._list_reference("Term", data["SalesTermRef"], "SalesTermRef")
+            data["SalesTermRef"] = {"value": term.data["Id"], "name": term.data["Name"]}
 
         doc = data.get("DocNumber")
         if doc in (None, ""):
@@ -446,6 +543,9 @@ class Company:
                 amount = self._sales_line(line)
                 subtotal += amount
                 tax_code = _ref_value(line["SalesItemLineDetail"].get("TaxCodeRef")) or "NON"
+                known = self.objects["TaxCode"].get(tax_code)
+                if tax_code.upper() not in ("TAX", "NON") and (known is None or known.data.get("Active") is False):
+                    raise faults.invalid_line_tax_code(tax_code)
                 if tax_code.upper() == "TAX":
                     taxable += amount
             elif kind == "DiscountLineDetail":
@@ -602,6 +702,11 @@ def _explicit_tax(detail: Any) -> bool:
     automated sales tax honours instead of its own calculation; see the module docstring)."""
     return (isinstance(detail, dict) and bool(_ref_value(detail.get("TxnTaxCodeRef")))
             and detail.get("TotalTax") not in (None, ""))
+
+
+def _id_order(obj_id: str) -> tuple[int, int, str]:
+    """Ids in QBO's order: numbers by value, then the named ones (a US company's TAX and NON codes)."""
+    return (0, int(obj_id), "") if obj_id.isdigit() else (1, 0, obj_id)
 
 
 def _ref_value(ref: Any) -> str:

@@ -97,6 +97,21 @@ def invalid_reference(element: str) -> QBOFault:
     return fault(2500, "Invalid Reference Id", f"Invalid Reference Id : {element}", element)
 
 
+def invalid_reference_inactive(element: str) -> QBOFault:
+    """2500 Invalid Reference Id for a reference to a list object (an account, a term, a tax code) that was made
+    inactive: QBO's words as reported in intuit/QuickBooks-V3-PHP-SDK#110 (that answer's ``element`` was empty;
+    the stand-in names the field, as its answer for an unknown id does)."""
+    return fault(2500, "Invalid Reference Id", f"Invalid Reference Id : {INACTIVE_DETAIL.split(' : ', 1)[1]}",
+                 element)
+
+
+def invalid_line_tax_code(supplied: str) -> QBOFault:
+    """6100 Invalid Line TaxCode (QBO-30 in /work/shared/cases: a US company takes TAX or NON on a line)."""
+    return fault(6100, "Invalid Line TaxCode in the request",
+                 f"Valid line TaxCodes for US should be TAX or NON. Supplied value: {supplied}",
+                 "Line.SalesItemLineDetail.TaxCodeRef")
+
+
 def cannot_link(txn_id: str) -> QBOFault:
     """620 TxnID Cannot Be Linked: the linked invoice is gone or belongs to another customer."""
     return fault(620, "TxnID Cannot Be Linked", f"TxnID Cannot Be Linked : {txn_id}",

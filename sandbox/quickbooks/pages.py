@@ -121,6 +121,9 @@ def _realm_section(realm: dict[str, Any], limits: dict[str, Any]) -> str:
                    _rename(rid, "Item", o["Id"], o.get("Name", ""), "Rename"),
                    _delete_or_restore(rid, "Item", o)], o.get("Active") is False)
              for o in objects["Item"]]
+    accounts = [_row([escape(o["Id"]), escape(o.get("Name", "")), escape(str(o.get("AccountType", ""))),
+                      str(o.get("Active", True)), _delete_or_restore(rid, "Account", o)], o.get("Active") is False)
+                for o in objects.get("Account", []) if o.get("AccountType") == "Income"]
     invoices = []
     for o in objects["Invoice"]:
         if o.get("status") == "Deleted":
@@ -160,6 +163,7 @@ def _realm_section(realm: dict[str, Any], limits: dict[str, Any]) -> str:
 <h3>Customers</h3>{create}
 {_table(["Id", "DisplayName", "Active", "SyncToken", "Last updated", "Rename", ""], customers)}
 <h3>Items</h3>{_table(["Id", "Name", "Type", "Active", "SyncToken", "Rename", ""], items)}
+<h3>Income accounts</h3>{_table(["Id", "Name", "Type", "Active", ""], accounts)}
 <h3>Invoices</h3>
 {_table(["Id", "DocNumber", "Customer", "TotalTax", "TotalAmt", "Balance", "SyncToken", "Renumber", ""], invoices)}
 <h3>Payments</h3>{_table(["Id", "Customer", "TotalAmt", "Linked invoices", "SyncToken", "", ""], payments)}
@@ -174,7 +178,8 @@ def panel_page(snapshot: list[dict[str, Any]], config: dict[str, Any], message: 
              "(then Retry in Slack), <strong>lift the rate limit</strong>; <strong>expire the tokens</strong> to see "
              "Reconnect. <strong>Delete</strong> a record to make a record not found (its fix is in Slack: Re-create "
              "or Unlink); <strong>restore</strong> undoes a deletion (then Re-create in Slack syncs to the restored "
-             "copy). Each button acts at once.</p>")
+             "copy). <strong>Make an income account inactive</strong> to see QuickBooks refuse an item that uses "
+             "it (choose another with Fill in, in Slack). Each button acts at once.</p>")
     return _page("QuickBooks stand-in", f"<h1>QuickBooks Online stand-in</h1>{fixes}{note}{sections}")
 
 

@@ -14,8 +14,8 @@ Supported, per Intuit's "Query operations and syntax" page and the blog posts "D
 Keywords are case-insensitive; strings are single-quoted with ``\\'`` escapes; no OR, no joins. ``MAXRESULTS``
 defaults to 100 and may not exceed 1000. Fields may be dotted (``MetaData.LastUpdatedTime``); a reference field
 (``CustomerRef``) compares by its ``value``. String comparisons are case-insensitive. As the docs say,
-``SELECT * FROM Customer`` returns *active* customers only: for Customer and Item an implicit ``Active = true``
-applies unless the WHERE clause names ``Active``.
+``SELECT * FROM Customer`` returns *active* customers only: for the name lists (Customer, Item, Account, Term,
+TaxCode) an implicit ``Active = true`` applies unless the WHERE clause names ``Active``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _TOKEN = re.compile(
 _ISO_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 MAX_RESULTS_LIMIT = 1000
 DEFAULT_MAX_RESULTS = 100
-LIST_ENTITIES = ("Customer", "Item")
+LIST_ENTITIES = ("Customer", "Item", "Account", "Term", "TaxCode")
 T = TypeVar("T")
 
 

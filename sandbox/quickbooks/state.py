@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlencode
 
 from sandbox import checks
 from sandbox.quickbooks import faults
-from sandbox.quickbooks.books import ENTITIES, Company, canonical_entity
+from sandbox.quickbooks.books import ENTITIES, QUERYABLE, Company, canonical_entity, canonical_list
 from sandbox.quickbooks.faults import QBOFault
 from sandbox.quickbooks.oauth import SCOPE, OAuthError, TokenAuthority
 from sandbox.quickbooks.query import parse as parse_query
@@ -337,10 +337,11 @@ class QuickBooksStandIn:
 
     @staticmethod
     def entity_type(name: str) -> str:
-        """``customer`` -> ``Customer``; KeyError for an entity the stand-in does not model."""
-        entity = canonical_entity(name)
+        """``customer`` -> ``Customer``, ``account`` -> ``Account`` (the reference lists too); KeyError for an
+        entity the stand-in does not model."""
+        entity = canonical_list(name)
         if entity is None:
-            raise KeyError(f"unknown entity {name!r}; one of {', '.join(ENTITIES.values())}")
+            raise KeyError(f"unknown entity {name!r}; one of {', '.join(QUERYABLE.values())}")
         return entity
 
     def entities(self, realm_id: str, entity: str, include_deleted: bool = False) -> list[dict[str, Any]]:
@@ -714,7 +715,7 @@ class QuickBooksStandIn:
             text = request.params.get("query") if method == "GET" else request.body.decode("utf-8", "replace")
             if not text:
                 raise faults.required("query")
-            result = company.query(parse_query(text, ENTITIES))
+            result = company.query(parse_query(text, QUERYABLE))
             return json_reply(200, {"QueryResponse": result, "time": envelope_time(now)})
         if segments == ["batch"] and method == "POST":
             return self._batch(state, _json_body(request.body), request_id, now)
@@ -724,6 +725,9 @@ class QuickBooksStandIn:
             info = {"CompanyName": company.name, "LegalName": company.name, "Id": company.realm_id,
                     "SyncToken": "0", "Country": "US", "domain": "QBO", "sparse": False}
             return json_reply(200, {"CompanyInfo": info, "time": envelope_time(now)})
+        listed = canonical_list(segments[0]) if segments else None
+        if listed is not None and len(segments) == 2 and method == "GET":  # an account, term or tax code too
+            return json_reply(200, {listed: company.read(listed, segments[1]), "time": envelope_time(now)})
         entity = canonical_entity(segments[0]) if segments else None
         if entity is None:
             raise faults.unsupported(f"{method} /{path}")
@@ -775,7 +779,7 @@ class QuickBooksStandIn:
         if request_id is not None and len(request_id + bid) > REQUEST_ID_LIMIT:
             raise faults.request_id_too_long(request_id + bid)
         if "Query" in item:
-            return {"QueryResponse": state.company.query(parse_query(str(item["Query"]), ENTITIES))}
+            return {"QueryResponse": state.company.query(parse_query(str(item["Query"]), QUERYABLE))}
         entity = next((e for e in ENTITIES.values() if e in item), None)
         if entity is None:
             raise faults.unsupported("batch item without a supported entity")
@@ -834,6 +838,7 @@ class QuickBooksStandIn:
             raise ValueError(f"{path}: a corrupt QuickBooks stand-in state: {exc}") from None
         with self._lock:
             for state in data["realms"].values():
+                state.company.seed_lists()  # saved before accounts, terms and tax codes were kept
                 state.meter = Meter()  # monotonic times of another process mean nothing here
                 if not isinstance(getattr(state, "stored_at", None), dict):  # saved before answers were dated
                     state.stored_at = {}
@@ -853,7 +858,7 @@ class QuickBooksStandIn:
                     "stats": self.stats(realm_id),
                     "tokens": self.token_info(realm_id),
                     "objects": {e: company.all(e) + company.tombstones(e) if e in ("Invoice", "Payment")
-                                else company.all(e) for e in ENTITIES.values()},
+                                else company.all(e) for e in QUERYABLE.values()},
                 })
             return out
 

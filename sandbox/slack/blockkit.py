@@ -125,6 +125,28 @@ class _Checker:
                 self.text(option["text"], f"{optr}/text", 75, plain_only=plain_only)
             self.string(option, "value", optr, 150)
 
+    def option_groups(self, groups: Any, ptr: str) -> None:
+        """Option groups: at most 100, each a label (plain_text, at most 75) and at most 100 options
+        (https://docs.slack.dev/reference/block-kit/composition-objects/option-group-object)."""
+        if not isinstance(groups, list):
+            self.add(f"expected array [json-pointer:{ptr}]")
+            return
+        if len(groups) > 100:
+            self.add(_too_many(100, ptr))
+        for i, group in enumerate(groups):
+            gptr = f"{ptr}/{i}"
+            if not isinstance(group, dict):
+                self.add(f"expected object [json-pointer:{gptr}]")
+                continue
+            if "label" not in group:
+                self.add(_missing("label", gptr))
+            else:
+                self.text(group["label"], f"{gptr}/label", 75, plain_only=True)
+            if "options" not in group:
+                self.add(_missing("options", gptr))
+            else:
+                self.options(group["options"], f"{gptr}/options", 100, plain_only=True)
+
     # -- elements -----------------------------------------------------------------------------------------
     def element(self, el: Any, ptr: str) -> None:
         """A block element (https://docs.slack.dev/reference/block-kit/block-elements)."""
@@ -170,6 +192,8 @@ class _Checker:
                 self.add(_missing("options", ptr))
             elif "options" in el:
                 self.options(el["options"], f"{ptr}/options", 100, plain_only=True)
+            else:
+                self.option_groups(el["option_groups"], f"{ptr}/option_groups")
 
     def elements(self, items: Any, ptr: str, max_items: int) -> list[Any]:
         if not isinstance(items, list):

@@ -53,6 +53,15 @@ class Change:
     updated_at: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One object of a provider's list that a record's field may refer to (an account, a term, a tax code): the
+    ``id`` the field holds and the ``name`` people know it by."""
+
+    id: str
+    name: str
+
+
 class Provider(Protocol):
     """An accounting system connection, bound to one connection's tokens and realm."""
 
@@ -76,6 +85,7 @@ class Provider(Protocol):
     def find_by_name(self, entity: str, name: str) -> Written | None: ...
 
     def find_copies(self, entity: str, payload: Mapping[str, Any]) -> list[Written]: ...
+    def choices(self, entity: str, field: str) -> list[Choice] | None: ...
 
     def batch(self, ops: Sequence[BatchOp], request_id: str) -> dict[str, Written | Diagnosis]: ...
 

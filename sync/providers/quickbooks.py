@@ -31,7 +31,7 @@ import httpx
 from sync.diagnosis import Diagnosis, Kind, diagnose, diagnose_totals, diagnose_transport, tax_rate_of
 from sync.models import Contact, Entity, Invoice, Item, Payment
 from sync.oauth import ConnectionTokens
-from sync.providers.base import BatchOp, Change, ProviderError, Written
+from sync.providers.base import BatchOp, Change, Choice, ProviderError, Written
 from sync.providers.limiter import RealmLimiter
 from sync.providers.qbo_wire import normalize_keys, parse_body
 
@@ -51,6 +51,19 @@ NAME_FIELDS: dict[str, str] = {
     Entity.ITEM: "Name",
     Entity.INVOICE: "DocNumber",
 }
+#: Fields of a record that refer to one of QuickBooks' lists, and the list's objects that fit the field:
+#: (our entity, QBO field) -> (QBO list, the WHERE clause that keeps those that fit, "" for all). QuickBooks checks
+#: the reference on write: an unknown or inactive id is refused with 2500 "Invalid Reference Id" (Intuit's error
+#: list; QBO-21 in /work/shared/cases), so these fields are chosen from the list by name, never typed.
+#: Accounts: an Item's income account must be an Income account (Intuit's Item reference, IncomeAccountRef:
+#: "Reference to the posting account, that is, account that records the proceeds from the sale of this item").
+REFERENCE_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
+    (Entity.ITEM, "IncomeAccountRef"): ("Account", "AccountType = 'Income'"),
+    (Entity.INVOICE, "SalesTermRef"): ("Term", ""),
+    (Entity.INVOICE, "TaxCodeRef"): ("TaxCode", ""),
+}
+#: QuickBooks answers at most 1000 objects per query (DESIGN.md, "Query").
+MAX_QUERY_RESULTS = 1000
 MAX_BATCH = 30
 MAX_REQUEST_ID = 50
 MAX_BATCH_REQUEST_ID = 36
@@ -453,6 +466,23 @@ class QuickBooksProvider:
         wanted = _linked_invoices(payload)
         return [Written(remote_id=str(obj.get("Id")), sync_token=str(obj.get("SyncToken")), body=obj)
                 for obj in self.query(statement).get("Payment") or [] if _linked_invoices(obj) == wanted]
+
+    def choices(self, entity: str, field: str) -> list[Choice] | None:
+        """The active objects of the QuickBooks list the record's ``field`` refers to (:data:`REFERENCE_FIELDS`),
+        ordered by name (one query, at most 1000); None when ``field`` holds no such reference. Raises
+        ProviderError."""
+        found = REFERENCE_FIELDS.get((entity, field.split(".")[-1]))
+        if found is None:
+            return None
+        qbo, where = found
+        statement = f"select * from {qbo}" + (f" where {where}" if where else "") + \
+            f" orderby Name maxresults {MAX_QUERY_RESULTS}"
+        out = []
+        for obj in self.query(statement).get(qbo) or []:
+            if isinstance(obj, Mapping) and obj.get("Id") not in (None, "") and obj.get("Active", True) is not False:
+                name = str(obj.get("FullyQualifiedName") or obj.get("Name") or obj["Id"])
+                out.append(Choice(id=str(obj["Id"]), name=name))
+        return out
 
     def batch(self, ops: Sequence[BatchOp], request_id: str) -> dict[str, Written | Diagnosis]:
         """Send up to 30 operations in one request. Returns each op key's Written or its own Diagnosis."""
