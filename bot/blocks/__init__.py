@@ -31,6 +31,7 @@ from bot.blocks.messages import (
     support_modal,
     support_request_message,
     sync_now_done,
+    sync_now_still_limited,
 )
 from bot.blocks.summary import weekly_summary_message
 from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
@@ -63,6 +64,7 @@ __all__ = [
     "support_modal",
     "support_request_message",
     "sync_now_done",
+    "sync_now_still_limited",
     "truncate",
     "weekly_summary_message",
 ]
