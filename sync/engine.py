@@ -1041,7 +1041,7 @@ class SyncEngine:
         Batches cut short are sent again first; while one is still unsettled (QuickBooks unreachable again, or
         another process's batch in flight) nothing is pulled or pushed: the copies it may have made in QuickBooks
         would come back as records of their own. The run then says how many records wait (``waiting``)."""
-        if try_early and self._paused(connection_id):
+        if try_early and self._rate_limited(connection_id):
             return self.try_resume(connection_id, actor, progress)
         self._ready(connection_id)
         uncertain = self._uncertain_creates(connection_id)
@@ -1633,12 +1633,11 @@ class SyncEngine:
             self._open_incident(session, conn, Kind.RATE_LIMITED, "Paused: too many API calls in a short period.")
             return conn.paused_until
 
-    def _paused(self, connection_id: int) -> bool:
-        """Whether the connection waits out a rate-limit pause now."""
+    def _rate_limited(self, connection_id: int) -> bool:
+        """Whether the connection is paused by a rate limit (its pause running, or over and not resumed yet: the
+        scheduler's resume has not come by, so its incident is still open)."""
         with self.sessions() as session:
-            conn = self._connection(session, connection_id)
-            return conn.status == ConnectionStatus.RATE_LIMITED and conn.paused_until is not None \
-                and conn.paused_until > self.clock()
+            return self._connection(session, connection_id).status == ConnectionStatus.RATE_LIMITED
 
     def try_resume(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
         """Before a rate-limit pause is over, try once whether QuickBooks takes requests again: one cheap

@@ -195,3 +195,19 @@ def test_sync_now_that_finds_the_authorization_gone_turns_the_card_to_reconnect(
         assert kinds == [("rate_limited", "replaced"), ("auth_expired", None)]
         conn = session.get(Connection, stack.connection_id)
         assert conn is not None and conn.status == "expired"
+
+
+def test_sync_now_after_the_pause_ran_out_closes_the_incident_too(stack: Stack, qbo: QBO) -> None:
+    """Between the end of the pause and the scheduler's resume, Sync Now resumes the connection (its message turns
+    Resumed) instead of syncing under a message that still says it waits."""
+    card = rate_limited(stack, qbo, minutes_left=-1)
+    qbo.standin.clear_throttle(qbo.realm)
+    stack.driver.click(ids.SYNC_NOW, channel_id=CHANNEL, message_ts=card["ts"], user_id=slack_cfg.ADMIN_USER_ID)
+
+    def resumed() -> Any:
+        deliver_all(stack)
+        msg = stack.message(card["ts"])
+        return msg if "Resumed" in msg["text"] else None
+
+    wait_for(resumed, timeout=20)
+    wait_for(lambda: synced_customers(stack) == 3, timeout=20)
