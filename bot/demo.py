@@ -641,6 +641,8 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
         _say("  #sync-errors as Slack shows it: click Retry and Reconnect, type /sync-log errors, act as an admin "
              "or a member;")
         _say("  the QuickBooks stand-in's control panel is linked in the sidebar. Ctrl-C stops everything.")
+        _say("  The scheduled messages now: /sync-log demo summary (the Monday summary), /sync-log demo reminder "
+             "(a token-expiry reminder).")
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
