@@ -47,6 +47,7 @@ def _services(settings: Settings | None = None) -> Any:
     from bot.services import build_services
 
     settings = settings or get_settings()
+    _refuse_stray_database(settings)
     try:
         return build_services(settings)
     except (ArgumentError, NoSuchModuleError, DBAPIError, CommandError, OSError, ImportError) as exc:
@@ -62,6 +63,27 @@ def _services(settings: Settings | None = None) -> Any:
         raise _fail(f"cannot use the database DATABASE_URL={shown}: {reason}", 2) from None
     except ValueError as exc:  # e.g. a malformed TOKEN_ENCRYPTION_KEYS
         raise _fail(str(exc), 2) from None
+
+
+def _refuse_stray_database(settings: Settings) -> None:
+    """Without DATABASE_URL, syncbot uses ``syncbot.db`` in the working directory. When that file does not exist
+    and the demo's data does (``demo-data/syncbot-demo.db``, what `make run` writes), a command would create an
+    empty ``syncbot.db`` and show nothing: say where the demo's data is instead (exit 2), creating nothing. A
+    DATABASE_URL set explicitly, even to the default, is used as it is."""
+    import os
+
+    from bot import demo as demo_mod
+
+    default = Settings.model_fields["database_url"].default
+    demo_db = demo_mod.DEMO_DIR / demo_mod.DB_FILE
+    if ("DATABASE_URL" in os.environ or settings.database_url != default
+            or Path(default.removeprefix("sqlite:///")).exists() or not demo_db.exists()):
+        return
+    raise _fail(f"No syncbot database here ({default.removeprefix('sqlite:///')}), but the demo's data is in "
+                f"{demo_mod.DEMO_DIR}/: run the command with DATABASE_URL=sqlite:///{demo_db}, as in\n"
+                f"  DATABASE_URL=sqlite:///{demo_db} syncbot sync-log errors\n"
+                f"(or set DATABASE_URL=sqlite:///{default.removeprefix('sqlite:///')} to start a database of your "
+                "own here).", 2)
 
 
 def _services_for_quickbooks() -> Any:

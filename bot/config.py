@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # "per_item": each batch item counts against the per-minute budget (Intuit's batch sample); "per_request": one.
     qbo_batch_metering: Literal["per_item", "per_request"] = Field("per_item", alias="QBO_BATCH_METERING")
 
+    # The offline demo (`syncbot demo` sets it): `/sync-log demo summary|reminder` posts the scheduled messages now.
+    demo_commands: bool = Field(False, alias="SYNCBOT_DEMO_COMMANDS")
+
     # How long a rate-limited connection pauses when QuickBooks gives no Retry-After (help article: 15 minutes).
     rate_limit_pause_seconds: int = Field(900, ge=1, le=7 * 86400, alias="RATE_LIMIT_PAUSE_SECONDS")
 

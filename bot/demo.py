@@ -294,7 +294,8 @@ class DemoLock:
             self._fd = None
 
 
-def _kept_port(data_dir: Path, name: str, preferred: int | None) -> int:
+def _kept_port(data_dir: Path, name: str, preferred: int | None,
+               say: Callable[[str], None] = lambda _text: None) -> int:
     """The port of ``name`` ("quickbooks": the stand-in, 8701 by default; "app": syncbot's own server, 8702):
     the one the last start of this data directory used, else ``preferred``, when free; otherwise any free port.
     Kept in ``ports.json`` so an open control panel tab, and a Reconnect link handed out before a restart,
@@ -313,6 +314,10 @@ def _kept_port(data_dir: Path, name: str, preferred: int | None) -> int:
             break
     else:
         chosen = free_port()
+        taken = saved or preferred
+        if taken:
+            what = "the QuickBooks stand-in" if name == "quickbooks" else "syncbot's own server"
+            say(f"  port {taken} is taken by another program: {what} uses port {chosen} instead")
     with contextlib.suppress(OSError):
         (data_dir / PORTS_FILE).write_text(json.dumps({**kept, name: chosen}))
     return chosen
@@ -354,9 +359,11 @@ def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = 
     """Seed the demo on an empty database: the JobsiteOn company of ``data/demo_records.json``, its QuickBooks
     company (a customer "Acme Corp" already there, automated sales tax at 8.875 %), a connection through the real
     OAuth flow, then syncs that meet each of the six errors of the help article: duplicate, field validation and
-    total mismatch on the first sync; record not found once invoice JS-1003 is deleted in QuickBooks; the rate
-    limit (a pause the sync resumes from by itself); and, last, the expired authorization, left open for the
-    user to Reconnect. Every error and resolution goes to the outbox, so the notifier posts them.
+    total mismatch on the first sync; record not found once invoice JS-1003 is deleted in QuickBooks; then the
+    rate limit, left open (paused for 15 minutes; QuickBooks' own limit lifts after its minute, or at once with the
+    control panel's "Lift rate limit"), and the authorization expired on QuickBooks' side meanwhile, which the
+    first request after the pause meets (Sync Now, or the automatic resume) and which Reconnect fixes. Every error
+    and resolution goes to the outbox, so the notifier posts them.
 
     In: the services, the QuickBooks stand-in object (``QuickBooksStandIn``) and its realm; ``account_ready`` is
     called once the account exists (e.g. to bind the Slack workspace to it), ``deliver`` after each sync (so each
@@ -397,18 +404,15 @@ def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = 
         with services.sessions() as session, session.begin():
             session.scalars(select(Invoice).where(Invoice.number == "JS-1002")).one().due_date = due
 
-    qbo.exhaust_throttle(realm)  # the rate limit: the run pauses; the pause ends and the sync resumes
+    qbo.exhaust_throttle(realm)  # the rate limit, left open: the page shows it paused, with Sync Now
     touch_invoice(None)
-    engine.sync_now(connection_id, SEED_ACTOR)
-    step_done()
-    qbo.clear_throttle(realm)
-    engine.resume(connection_id, SEED_ACTOR)
-    step_done()
-    qbo.expire_tokens(realm, refresh=True)  # e.g. 100 days unused: the incident stays open for Reconnect
-    touch_invoice(dt.date(2026, 12, 31))
     with contextlib.suppress(ConnectionUnavailable):
         engine.sync_now(connection_id, SEED_ACTOR)
     step_done()
+    # the authorization runs out meanwhile (e.g. 100 days unused): the first request after the pause (Sync Now,
+    # or the automatic resume) finds it gone, and the rate limit's message gives way to Reconnect
+    qbo.expire_tokens(realm, refresh=True)
+    touch_invoice(dt.date(2026, 12, 31))
     return connection_id
 
 
@@ -487,6 +491,7 @@ def _offline_settings(base: Settings, data_dir: Path, qbo_url: str, slack_url: s
         "slack_client_secret": None, "slack_default_channel": slack_cfg.ERRORS_CHANNEL_ID,
         "public_url": app_url, "port": int(app_url.rsplit(":", 1)[1]), "server_secret": None,
         "support_channel": base.support_channel if any(base.support_targets()) else DEMO_SUPPORT_CHANNEL_ID,
+        "demo_commands": True,
     })
 
 
@@ -541,12 +546,14 @@ def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Ca
     from sandbox.slack.driver import SlackDriver
     from sync.models import Notification
 
-    page_port = port if port else (DEFAULT_PAGE_PORT if port is None and _port_free(DEFAULT_PAGE_PORT)
-                                   else free_port())
+    wanted = DEFAULT_PAGE_PORT if port is None else port
+    page_port = wanted if wanted and _port_free(wanted) else free_port()
+    if wanted and page_port != wanted:  # say so instead of failing: the URL printed below is the new one
+        say(f"  port {wanted} is taken by another program: the page uses port {page_port} instead")
     qbo_port = _kept_port(data_dir, "quickbooks",
-                          DEFAULT_QBO_PORT if port is None else (port + 1 if 0 < port < 65534 else None))
+                          DEFAULT_QBO_PORT if port is None else (port + 1 if 0 < port < 65534 else None), say)
     app_port = _kept_port(data_dir, "app",
-                          DEFAULT_APP_PORT if port is None else (port + 2 if 0 < port < 65534 else None))
+                          DEFAULT_APP_PORT if port is None else (port + 2 if 0 < port < 65534 else None), say)
     app_url = f"http://127.0.0.1:{app_port}"
     secret = _kept_secret(data_dir)
 
@@ -642,6 +649,8 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
         _say("  #sync-errors as Slack shows it: click Retry and Reconnect, type /sync-log errors, act as an admin "
              "or a member;")
         _say("  the QuickBooks stand-in's control panel is linked in the sidebar. Ctrl-C stops everything.")
+        _say("  The scheduled messages now: /sync-log demo summary (the Monday summary), /sync-log demo reminder "
+             "(a token-expiry reminder).")
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -431,8 +431,19 @@ class Notifier:
                           group: list[Notification]) -> str:
         connection_id = int(topic.split(":", 1)[1])
         with self.sessions() as session:
-            incident = session.scalars(select(Incident).where(Incident.connection_id == connection_id)
-                                       .order_by(Incident.id.desc()).limit(1)).first()
+            newest = session.scalar(select(Incident.id).where(Incident.connection_id == connection_id)
+                                    .order_by(Incident.id.desc()).limit(1))
+        # each incident the notifications name is drawn (one that another kind replaced says "Ended"), then the
+        # newest, which is the connection's current state
+        named = sorted({n.incident_id for n in group if n.incident_id is not None and n.incident_id != newest})
+        outcomes = [self._deliver_one_incident(team_id, channel, tz, account_id, topic, connection_id, incident_id)
+                    for incident_id in [*named, newest] if incident_id is not None]
+        return next((o for o in ("posted", "updated") if o in outcomes), "skipped")
+
+    def _deliver_one_incident(self, team_id: str, channel: str, tz: str, account_id: int, topic: str,
+                              connection_id: int, incident_id: int) -> str:
+        with self.sessions() as session:
+            incident = session.get(Incident, incident_id)
             conn = session.get(Connection, connection_id)
             if incident is None or conn is None:
                 return "skipped"

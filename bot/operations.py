@@ -20,19 +20,20 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import blocks
-from bot.blocks.kit import section
+from bot.blocks.kit import context, section
 from bot.models import SlackMessage
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import REFUSAL, Tenant, UserInfo
+from sync.diagnosis import Kind
 from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
 from sync.log import FilterError, LogFilter, page, parse_filter
 from sync.models import Connection, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.slack")
 
-SUBCOMMANDS = ("help", "retry-all", "sync-now", "status", "connect", "reconnect", "channel", "retry", "admins",
-               "reading", "summary")
+SUBCOMMANDS = ("help", "retry-all", "sync-now", "resume", "status", "connect", "reconnect", "channel", "retry",
+               "admins", "reading", "summary")
 BARE_FILTERS = frozenset({"errors", "error", "warnings", "warning", "open", "contact", "contacts", "customer",
                           "customers", "item", "items", "invoice", "invoices", "payment", "payments"})
 FILTER_KEYS = ("entity", "kind", "status", "direction", "since", "until", "connection")
@@ -74,11 +75,15 @@ def split_words(text: str) -> Words:
 def check_filter_words(words: Sequence[str]) -> None:
     """Refuse bare words that are neither filters nor quoted free text (unknown words get the help)."""
     quoted = getattr(words, "quoted", set())
-    for word in words:
+    for i, word in enumerate(words):
         low = word.lower()
         if low in BARE_FILTERS or " " in word or word in quoted or (
                 ":" in low and low.split(":", 1)[0] in FILTER_KEYS):
             continue
+        if i == 0:  # most likely a command mistyped: name the ones that exist
+            raise BadWords(f"I don't know `{word}`. The commands are {', '.join(SUBCOMMANDS)}; anything else "
+                           "filters the log (errors, open, entity:invoice, since:7d...), with free text in quotes, "
+                           "e.g. \"Acme Corp\".")
         raise BadWords(f"I don't know `{word}`. Put free text in quotes, e.g. \"Acme Corp\".")
 
 
@@ -330,12 +335,23 @@ def sync_now_started(reply: Reply) -> str:
     return f"Syncing now... the counts follow {reply.later_place}."
 
 
-def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, announce: bool = True) -> None:
+def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, announce: bool = True,
+                 connection_value: object = None) -> None:
     """Sync Now after the ack: "started" at once (``announce``; a slash command's ack says it instead), the
     counts, and why the run stopped, through ``reply`` when the run is over (in place of the command's
-    "Syncing now..." line when the ack said it: a promise kept is not left standing above its answer)."""
+    "Syncing now..." line when the ack said it: a promise kept is not left standing above its answer).
+
+    During a rate-limit pause it tries early (``SyncEngine.sync_now(try_early=True)``, the help article's "click
+    Sync Now to retry"): one cheap request, then either the connection resumes (its incident turns Resumed, the
+    waiting records sync) or the answer and the incident's message give the new time. ``connection_value``: the
+    clicked button's value, which must name the tenant's connection (a tampered one changes nothing)."""
     if tenant.connection_id is None:
         reply.now({"text": "No QuickBooks connection yet: /sync-log connect."})
+        return
+    named = _connection_id(tenant, connection_value)
+    if named is None or named != tenant.connection_id:
+        log.warning("event=foreign_or_unknown_connection team_id=%s user_id=%s", tenant.team_id, user.user_id)
+        reply.now({"text": "That connection was not found in your account: nothing was changed."})
         return
     if announce:
         reply.now({"text": sync_now_started(reply)})
@@ -343,13 +359,15 @@ def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply,
     def work() -> None:
         tz = user.tz or tenant.timezone
         try:
-            summary = rt.services.engine.sync_now(tenant.connection_id or 0, user.name)
+            summary = rt.services.engine.sync_now(tenant.connection_id or 0, user.name, try_early=True)
         except ConnectionUnavailable as exc:
-            reply.later(blocks.sync_now_done(None, stopped=exc.kind.value, until=exc.until, tz=tz),
-                        replace=not announce)
+            answer = (blocks.sync_now_still_limited(exc.until, tz=tz) if exc.kind == Kind.RATE_LIMITED
+                      else blocks.sync_now_done(None, stopped=exc.kind.value, until=exc.until, tz=tz))
+            reply.later(answer, replace=not announce)
             return
         finally:
             _home_changed(rt, tenant, user)
+            rt.notifier.deliver()  # the incident's message shows the new time, or Resumed, now
         with rt.services.sessions() as session:
             conn = session.get(Connection, tenant.connection_id)
             until = conn.paused_until if conn is not None and summary.stopped is not None else None
@@ -513,8 +531,8 @@ __all__ = ["SUBCOMMANDS", "BadWords", "FilterError", "LogFilter"]
 # ------------------------------------------------------------------------------------------------ summary
 
 SUMMARY_USAGE = ("Say `/sync-log summary monday 9:00` to choose when the weekly summary goes out (in the account's "
-                 "time zone; add a zone, as in `/sync-log summary monday 9:00 America/Chicago`, to change it), or "
-                 "`/sync-log summary off` to stop it.")
+                 "time zone; add a zone, as in `/sync-log summary monday 9:00 America/Chicago`, to change it), "
+                 "`/sync-log summary off` to stop it, or `/sync-log summary preview` to see it now (only you).")
 
 SUMMARY_OFF = ("The weekly summary is off. Turn it back on with `/sync-log summary on`, or choose when it goes out "
                "with `/sync-log summary monday 9:00`.")
@@ -568,3 +586,47 @@ def summary_setting(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Seq
         answer += (f" The account's time zone changed from {tenant.timezone or 'UTC'} to {account.timezone}: "
                    "the channel's messages show times in it too.")
     return answer
+
+
+def summary_preview(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str, Any]:
+    """`/sync-log summary preview`: the weekly summary of the seven days until now, drawn as the Monday one is
+    (`bot.blocks.weekly_summary_message`), for the asker only (the slash command's answer is ephemeral). Nothing
+    is queued or posted, and the scheduled summary still goes out."""
+    from sync.log import weekly_summary
+    from sync.models import Account
+
+    now = utcnow()
+    with rt.services.sessions() as session:
+        account = session.get(Account, tenant.account_id)
+        summary = weekly_summary(session, tenant.account_id, until=now)
+        name = account.name if account is not None else tenant.account_name
+    preview = blocks.weekly_summary_message(summary, tz=user.tz or tenant.timezone, account_name=name,
+                                            connection_id=tenant.connection_id, now=now)
+    note = ("Preview, only visible to you: the weekly summary as it would go out now. "
+            "`/sync-log summary` says when it goes out.")
+    return {"text": f"{note}\n{preview['text']}"[:3000],
+            "blocks": [context(note), *preview["blocks"]][:50]}
+
+
+DEMO_USAGE = ("The demo's commands: `/sync-log demo summary` posts the Monday summary to the channel now; "
+              "`/sync-log demo reminder` posts the token-expiry reminder as it goes out 14 days before the token "
+              "expires (and sends it to the admins in the app's Messages tab).")
+
+
+def demo_command(rt: SlackRuntime, tenant: Tenant, words: Sequence[str]) -> str:
+    """`/sync-log demo summary|reminder`, in the offline demo only (``SYNCBOT_DEMO_COMMANDS``): queue the scheduled
+    message now through the scheduler's own queue (`bot.scheduler.Jobs`), so the real notifier posts it as the
+    scheduled one goes out. Returns the answer text."""
+    from bot.scheduler import Jobs
+
+    jobs = Jobs(rt.services, on_queued=rt.notifier.wake)
+    now = utcnow()
+    if list(words) == ["summary"]:
+        jobs.summary_now(tenant.account_id, now)
+        return "The Monday summary is on its way to the channel, as it goes out every week."
+    if list(words) == ["reminder"]:
+        if tenant.connection_id is None or not jobs.reminder_now(tenant.connection_id, now):
+            return "No QuickBooks connection yet: /sync-log connect."
+        return ("The token-expiry reminder is on its way to the channel (and to the admins in the app's Messages "
+                "tab), as it goes out 14 days before the token expires.")
+    return DEMO_USAGE

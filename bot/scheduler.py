@@ -259,6 +259,36 @@ class Jobs:
         self._each(select(Account.id).where(Account.summary_enabled.is_(True)), body)
         return self._done(result)
 
+    def summary_now(self, account_id: int, now: dt.datetime) -> bool:
+        """Queue the account's weekly summary of the seven days before ``now`` at once, as the scheduled one goes
+        out (the notifier posts it to the channel; its key is this moment, so it never stands for a scheduled
+        one). For the demo (`/sync-log demo summary`). False when the account does not exist."""
+        with self.sessions() as session, session.begin():
+            account = session.get(Account, account_id)
+            if account is None:
+                return False
+            data = {"since": (now - dt.timedelta(days=7)).isoformat(), "until": now.isoformat(),
+                    "timezone": account.timezone, "on_demand": True}
+            queued = self._queue(session, "summary", f"{account.id}:now:{now.isoformat()}", account.id, None, now,
+                                 "summary", data)
+        self._done(JobResult(queued=int(queued)))
+        return queued
+
+    def reminder_now(self, connection_id: int, now: dt.datetime, days: int = REMINDER_DAYS[0]) -> bool:
+        """Queue a token-expiry reminder for the connection at once, as it goes out ``days`` days before the
+        refresh token expires (the notifier posts it to the channel and DMs the admins). For the demo
+        (`/sync-log demo reminder`), whose fresh token has about 100 days left. False without such a connection."""
+        with self.sessions() as session, session.begin():
+            conn = session.get(Connection, connection_id)
+            if conn is None:
+                return False
+            data = {"basis": "refresh", "threshold_days": days,
+                    "expires_at": (now + dt.timedelta(days=days, hours=1)).isoformat(), "on_demand": True}
+            queued = self._queue(session, "reminder", f"{conn.id}:now:{now.isoformat()}", conn.account_id, conn.id,
+                                 now, "reminder", data)
+        self._done(JobResult(queued=int(queued)))
+        return queued
+
     # ---------------------------------------------------------------------------------------- reminders
 
     def reminders(self, now: dt.datetime) -> JobResult:

@@ -127,7 +127,7 @@ def register(app: App, rt: SlackRuntime) -> None:
         if allowed is None:
             return
         tenant, user = allowed
-        operations.run_sync_now(rt, tenant, user, reply)
+        operations.run_sync_now(rt, tenant, user, reply, connection_value=_action(body).get("value"))
 
     @app.action(ids.RETRY_ALL)
     @ack_first_on(rt)

@@ -31,7 +31,10 @@ def register(app: App, rt: SlackRuntime) -> None:
         if sub == "help":
             ack(**blocks.help_message())
             return
-        changes = sub in operations.SUBCOMMANDS and sub not in READ_ONLY
+        rest_low = [w.lower() for w in words[1:]]
+        demo = sub == "demo" and rt.settings.demo_commands  # the offline demo's own commands
+        changes = (sub in operations.SUBCOMMANDS and sub not in READ_ONLY and not (
+            sub == "summary" and rest_low == ["preview"])) or demo  # a preview only reads the log
         tenant, user, refusal = who(rt, command.get("team_id"), command.get("user_id"), change=changes,
                                      context=context)
         if refusal:
@@ -43,7 +46,7 @@ def register(app: App, rt: SlackRuntime) -> None:
             ack(**operations.status_message(rt, tenant, user))
         elif sub == "retry-all":
             ack(**operations.retry_all_prompt(rt, tenant))
-        elif sub == "sync-now":
+        elif sub in ("sync-now", "resume"):  # resume: Sync Now, which tries early during a rate-limit pause
             reply = Reply.to_command(client, command, respond)
             ack(text=operations.sync_now_started(reply))
             operations.run_sync_now(rt, tenant, user, reply, announce=False)
@@ -55,8 +58,12 @@ def register(app: App, rt: SlackRuntime) -> None:
             ack(text=operations.admins(rt, tenant, user, rest))
         elif sub == "reading":
             ack(text=operations.reading(rt, tenant, user, rest))
+        elif sub == "summary" and rest_low == ["preview"]:
+            ack(**operations.summary_preview(rt, tenant, user))
         elif sub == "summary":
             ack(text=operations.summary_setting(rt, tenant, user, rest))
+        elif demo:
+            ack(text=operations.demo_command(rt, tenant, rest_low))
         elif sub == "retry":
             if len(rest) != 1:
                 ack(**operations.help_with("Say which record: `/sync-log retry JS-1001`."))

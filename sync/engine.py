@@ -433,8 +433,19 @@ class SyncEngine:
                                  incident_id=incident.id if incident else None, created_at=self.clock()))
 
     def _open_incident(self, session: Session, conn: Connection, kind: Kind, details: str) -> Incident:
+        """The connection's open incident of ``kind``, opened (and announced) when there is none. An open
+        incident of another kind is ended first (``resolution`` "replaced"): a rate-limit pause whose next
+        request finds the authorization gone becomes an auth_expired incident, so its message offers Reconnect
+        instead of waiting for a resume that cannot happen."""
         incident = session.scalars(select(Incident).where(
             Incident.connection_id == conn.id, Incident.resolved_at.is_(None))).first()
+        if incident is not None and incident.kind != kind.value:
+            incident.resolved_at, incident.resolved_by, incident.resolution = self.clock(), "system", "replaced"
+            self._notify(session, conn, "incident_resolved", connection_topic(conn.id), incident=incident)
+            log.warning("event=incident_replaced connection_id=%s kind=%s by=%s", conn.id, incident.kind,
+                        kind.value)
+            session.flush()
+            incident = None
         if incident is None:
             incident = Incident(account_id=conn.account_id, connection_id=conn.id, kind=kind.value,
                                 details=details[:4000], opened_at=self.clock())
@@ -1198,12 +1209,18 @@ class SyncEngine:
                         out.append(_Target(entity, record.id))
         return out
 
-    def sync_now(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
+    def sync_now(self, connection_id: int, actor: str, progress: Progress | None = None, *,
+                 try_early: bool = False) -> RunSummary:
         """Pull what changed in the provider, then push what changed in JobsiteOn. Raises ConnectionUnavailable.
+
+        ``try_early`` (Sync Now clicked in Slack, `/sync-log resume`): on a connection paused by a rate limit, ask
+        QuickBooks once with one cheap request (:meth:`try_resume`) instead of refusing until the pause is over.
 
         Batches cut short are sent again first; while one is still unsettled (QuickBooks unreachable again, or
         another process's batch in flight) nothing is pulled or pushed: the copies it may have made in QuickBooks
         would come back as records of their own. The run then says how many records wait (``waiting``)."""
+        if try_early and self._rate_limited(connection_id):
+            return self.try_resume(connection_id, actor, progress)
         self._ready(connection_id)
         uncertain = self._uncertain_creates(connection_id)
         first = self.push_many(connection_id, uncertain, actor, resend=False) if uncertain else RunSummary()
@@ -1793,6 +1810,60 @@ class SyncEngine:
             conn.paused_until = self.clock() + dt.timedelta(
                 seconds=seconds if seconds is not None else self.config.rate_limit_pause_seconds)
             self._open_incident(session, conn, Kind.RATE_LIMITED, "Paused: too many API calls in a short period.")
+            return conn.paused_until
+
+    def _rate_limited(self, connection_id: int) -> bool:
+        """Whether the connection is paused by a rate limit (its pause running, or over and not resumed yet: the
+        scheduler's resume has not come by, so its incident is still open)."""
+        with self.sessions() as session:
+            return self._connection(session, connection_id).status == ConnectionStatus.RATE_LIMITED
+
+    def try_resume(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
+        """Before a rate-limit pause is over, try once whether QuickBooks takes requests again: one cheap
+        request (``Provider.probe``, a CompanyInfo read). When it is answered, :meth:`resume` (the incident
+        closes, the waiting records go, then what changed syncs). When QuickBooks still throttles, the pause
+        starts again from now (its Retry-After, else ``rate_limit_pause_seconds``: the help article's 15
+        minutes), the incident's message is drawn again with the new time, and ConnectionUnavailable carries
+        it (``until``). Any other failure of that request is recorded as a run failure would be (an expired
+        authorization replaces the incident with auth_expired) and raised as ConnectionUnavailable too; a
+        connection that is not paused simply resumes."""
+        with self.sessions() as session:
+            conn = self._connection(session, connection_id)
+            if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.REVOKED) or not conn.realm_id:
+                self._ensure_available(conn)
+            provider = self.provider_for(conn)
+        provider.lift_pause()  # this process's own pause must not hold the one request back
+        try:
+            provider.probe()
+        except ProviderError as exc:
+            diag = exc.diagnosis
+            if diag.kind == Kind.RATE_LIMITED:
+                until = self._pause_again(connection_id, diag)
+                log.info("event=early_resume_throttled connection_id=%s paused_until=%s", connection_id,
+                         until.isoformat())
+                raise ConnectionUnavailable("QuickBooks still asks us to slow down; syncing resumes by itself.",
+                                            Kind.RATE_LIMITED, until) from None
+            self._record_run_failure(connection_id, diag, RunSummary())
+            with self.sessions() as session:
+                conn = self._connection(session, connection_id)
+                kind = diag.kind if diag.kind in CONNECTION_KINDS else Kind.RATE_LIMITED
+                until = conn.paused_until if kind == Kind.RATE_LIMITED else None
+            log.warning("event=early_resume_failed connection_id=%s kind=%s", connection_id, diag.label)
+            raise ConnectionUnavailable(f"QuickBooks did not take the request ({diag.label}).", kind,
+                                        until) from None
+        log.info("event=early_resume connection_id=%s actor=%s", connection_id, actor)
+        return self.resume(connection_id, actor, resolution="resumed", progress=progress)
+
+    def _pause_again(self, connection_id: int, diag: Diagnosis) -> dt.datetime:
+        """QuickBooks throttled again: the pause restarts from now, and the incident's message shows the new
+        time (a notification on the connection's topic). Returns the new paused_until (UTC)."""
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            seconds = diag.retry_after if diag.retry_after else self.config.rate_limit_pause_seconds
+            conn.status = ConnectionStatus.RATE_LIMITED.value
+            conn.paused_until = self.clock() + dt.timedelta(seconds=seconds)
+            incident = self._open_incident(session, conn, Kind.RATE_LIMITED, diag.details)
+            self._notify(session, conn, "incident_updated", connection_topic(conn.id), incident=incident)
             return conn.paused_until
 
     def resume(self, connection_id: int, actor: str, resolution: str = "resumed",

@@ -443,19 +443,42 @@ def test_auth_expired_incident_counts_the_waiting_records_and_offers_reconnect()
     assert "Reconnect" not in buttons(msg)
 
 
-def test_rate_limited_incident_says_when_it_resumes_and_needs_no_button() -> None:
+def test_rate_limited_incident_says_when_it_resumes_and_offers_sync_now() -> None:
     incident = Incident(id=6, connection_id=7, kind="rate_limited", opened_at=T0)
-    conn = connection(status="rate_limited", paused_until=T0 + dt.timedelta(minutes=15))
+    until = T0 + dt.timedelta(minutes=15)
+    conn = connection(status="rate_limited", paused_until=until)
     msg = valid(incident_message(incident, conn, 1, tz=TZ))
     seen = visible(msg)
     assert ":large_yellow_circle: *Warning: Rate limit exceeded*" in seen
-    assert "Nothing to do: syncbot resumes by itself at *Nov 30, 2026 9:20 AM EST*, then syncs again." in seen
+    assert (f"*Fix:* This resolves automatically: syncbot resumes by itself *<!date^{int(until.timestamp())}^"
+            "{date_short_pretty} at {time}|Nov 30, 2026 9:20 AM EST>*. To try before then, click *Sync Now*") in seen
+    assert "resumes by itself at Nov 30, 2026 9:20 AM EST." in msg["text"]  # the notification's plain text
     assert "*1 record is waiting* on this connection." in seen
-    assert buttons(msg) == []
+    assert buttons(msg) == ["Sync Now", "View log"]
     resumed = Incident(id=6, connection_id=7, kind="rate_limited", opened_at=T0, resolved_by="system",
                        resolved_at=T0 + dt.timedelta(minutes=15), resolution="resumed")
     assert ":white_check_mark: *Resumed* automatically · Nov 30, 2026 9:20 AM EST" in visible(
         valid(incident_message(resumed, conn, 0, tz=TZ)))
+
+
+def test_an_incident_another_kind_replaced_says_it_ended_and_offers_nothing_to_fix() -> None:
+    ended = Incident(id=6, connection_id=7, kind="rate_limited", opened_at=T0, resolved_by="system",
+                     resolved_at=T0 + dt.timedelta(minutes=3), resolution="replaced")
+    msg = valid(incident_message(ended, connection(status="expired"), 2, tz=TZ))
+    assert ":information_source: *Ended: Rate limit exceeded* · Nov 30, 2026 9:08 AM EST" in visible(msg)
+    assert "see the newer message below" in visible(msg)
+    assert "Resumed" not in visible(msg) and buttons(msg) == ["View log"]
+
+
+def test_sync_now_still_limited_gives_the_new_time() -> None:
+    from bot.blocks import sync_now_still_limited
+
+    until = T0 + dt.timedelta(minutes=15)
+    msg = valid(sync_now_still_limited(until, tz=TZ))
+    stamp = f"<!date^{int(until.timestamp())}^{{date_short_pretty}} at {{time}}|Nov 30, 2026 9:20 AM EST>"
+    assert stamp in visible(msg)
+    assert msg["text"].startswith("QuickBooks still limits requests.")
+    assert "9:20 AM EST" in msg["text"]
 
 
 def test_subscription_incident_offers_sync_now() -> None:

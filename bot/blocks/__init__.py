@@ -29,6 +29,7 @@ from bot.blocks.messages import (
     short_form,
     status_message,
     sync_now_done,
+    sync_now_still_limited,
 )
 from bot.blocks.summary import weekly_summary_message
 from bot.blocks.support import submitted_note, support_modal, support_request_message
@@ -65,6 +66,7 @@ __all__ = [
     "support_modal",
     "support_request_message",
     "sync_now_done",
+    "sync_now_still_limited",
     "truncate",
     "weekly_summary_message",
 ]

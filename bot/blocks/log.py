@@ -150,16 +150,17 @@ HELP_COMMANDS: tuple[tuple[str, str], ...] = (
      "filters: `entity:` contact, item, invoice, payment; `kind:` duplicate, not_found, validation…; "
      "`since:` 30m, 24h, 7d or a date; `direction:` push or pull; any other words search names and details"),
     ("/sync-log retry-all", "retry every open error (asks first)"),
-    ("/sync-log sync-now", "sync everything that changed, both ways"),
+    ("/sync-log sync-now · /sync-log resume", "sync everything that changed, both ways; during a rate-limit "
+     "pause, try once whether QuickBooks takes requests again and resume at once if it does"),
     ("/sync-log status", "the connection: status, token expiry, last sync, open errors"),
     ("/sync-log connect · /sync-log reconnect", "connect QuickBooks, or re-authorize it before the token expires"),
     ("/sync-log channel #name", "post sync errors to #name (invite @syncbot there first)"),
     ("/sync-log admins · admins add @name · admins remove @name",
      "who may act besides the workspace's Owners and Admins (Owners and Admins edit the list)"),
     ("/sync-log reading open · reading admins", "let every member read the sync log, or only those who may act"),
-    ("/sync-log summary · summary monday 9:00 · summary off",
+    ("/sync-log summary · summary monday 9:00 · summary off · summary preview",
      "when the weekly sync log summary goes out (in the account's time zone; add a zone such as "
-     "America/Chicago to change it), or turn it off"),
+     "America/Chicago to change it), turn it off, or see it now (only you)"),
     ("/sync-log help", "this help"),
 )
 
@@ -174,4 +175,4 @@ def help_message() -> Message:
                 "can prevent hours of cleanup later. Reconnect proactively every 90 days."),
     ]
     return message("syncbot commands: /sync-log [errors|warnings|open] [entity: kind: since: direction:], "
-                   "retry-all, sync-now, status, connect, reconnect, channel #name, help", blocks)
+                   "retry-all, sync-now, resume, status, connect, reconnect, channel #name, summary, help", blocks)

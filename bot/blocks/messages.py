@@ -54,6 +54,7 @@ from bot.blocks.text import (
     plural,
     provider_name,
     record_name,
+    slack_time,
     truncate,
 )
 from bot.blocks.totals import mismatch_buttons, totals_blocks
@@ -329,13 +330,27 @@ def _waiting(count: int) -> str:
     return f"*{plural(count, 'record')} {verb} waiting* on this connection."
 
 
+def _resumes_at(until: dt.datetime | None, tz: TzLike) -> tuple[str, str]:
+    """When a rate-limit pause ends, as the incident card says it: (mrkdwn with Slack's date token, plain text
+    for the notification's fallback)."""
+    if until is None:
+        sentence = "This resolves automatically: syncbot resumes by itself in about 15 minutes"
+        return sentence, sentence
+    return (f"This resolves automatically: syncbot resumes by itself *{slack_time(until, tz)}*",
+            f"This resolves automatically: syncbot resumes by itself at {format_time(until, tz)}")
+
+
 def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: TzLike = None,
                      reconnect_url: str | None = None, account_name: str | None = None) -> Message:
     """The one message of a connection-wide failure (auth_expired, rate_limited, subscription), with the running
-    count of records waiting on it; once resolved, "Reconnected by Name" or "Resumed" with a green check.
+    count of records waiting on it; once resolved, "Reconnected by Name" or "Resumed" with a green check (or,
+    for an incident another kind took over, "Ended": the next message says what the connection waits for now).
 
     auth_expired offers Reconnect (a URL button to ``reconnect_url``); rate_limited says when syncbot resumes
-    by itself (``connection.paused_until``) and offers nothing to click; subscription offers Sync Now.
+    by itself (``connection.paused_until``, as Slack's date token so each viewer reads their own time) and offers
+    Sync Now, the help article's fix ("Wait 15 minutes and click Sync Now to retry"): one request tries whether
+    QuickBooks takes requests again before that (:meth:`sync.engine.SyncEngine.try_resume`); subscription offers
+    Sync Now.
     """
     info = kind_info_for(attr(incident, "kind")) or KINDS[Kind.UNKNOWN]
     where = _connection_label(connection, account_name)
@@ -343,6 +358,14 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
     opened = format_time(attr(incident, "opened_at"), tz)
     blocks: list[Block | None] = []
     buttons: list[dict[str, Any]] = []
+
+    if attr(incident, "resolved_at") is not None and attr(incident, "resolution") == "replaced":
+        when = format_time(attr(incident, "resolved_at"), tz)
+        blocks.append(section(f"{STATUS_EMOJI['info']} *Ended: {info.title}* · {when} · {where}\n"
+                              "The connection met another problem since: see the newer message below."))
+        blocks.append(context(f"Was: {info.title} since {opened}"))
+        blocks.append(actions([button("View log", ids.VIEW_LOG, "open")]))
+        return message(f"Ended: {info.title}: {where}", blocks)
 
     if attr(incident, "resolved_at") is not None:
         actor = attr(incident, "resolved_by")
@@ -363,12 +386,14 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
 
     if info.kind == Kind.RATE_LIMITED:
         until = attr(connection, "paused_until")
-        resume = (f"syncbot resumes by itself at *{format_time(until, tz)}*" if until is not None
-                  else "syncbot resumes by itself in about 15 minutes")
+        resume, plain_resume = _resumes_at(until, tz)
         blocks.append(section(f"{STATUS_EMOJI['warning']} *Warning: {info.title}* · {where}\n"
-                              f"*Cause:* {info.cause}\n*Fix:* Nothing to do: {resume}, then syncs again."))
+                              f"*Cause:* {info.cause}\n*Fix:* {resume}. To try before then, click *Sync Now*: "
+                              "syncbot asks QuickBooks once, and resumes at once if the limit is over."))
         blocks.append(section(_waiting(waiting_count)))
-        text = f"{info.title}: {where}. {resume}."
+        buttons.append(button("Sync Now", ids.SYNC_NOW, conn_id, style="primary"))
+        buttons.append(button("View log", ids.VIEW_LOG, f"kind:{info.kind.value} open"))
+        text = f"{info.title}: {where}. {plain_resume}."
     else:
         blocks.append(section(f"{STATUS_EMOJI['error']} *Error: {info.title}* · {where}\n"
                               f"*Cause:* {info.cause}\n*Fix:* {info.fix}"))
@@ -550,6 +575,15 @@ def sync_now_done(summary: Mapping[str, Any] | None, *, stopped: object = None, 
         else STATUS_EMOJI["synced"]
     text = "\n".join(lines)
     return message(text.replace("*", ""), [section(f"{emoji} {text}")])
+
+
+def sync_now_still_limited(until: dt.datetime | None, *, tz: TzLike = None) -> Message:
+    """Sync Now tried once during a rate-limit pause and QuickBooks still throttles: the new time syncbot resumes
+    by itself (the incident's message shows it too), and that Sync Now may be clicked again."""
+    resume, plain_resume = _resumes_at(until, tz)
+    line = (f"*QuickBooks still limits requests:* syncbot asked once and was told to slow down again. {resume}, "
+            "or click Sync Now again later.")
+    return message(f"QuickBooks still limits requests. {plain_resume}.", [section(f"{STATUS_EMOJI['warning']} {line}")])
 
 
 def _kind_title(kind: object) -> str:

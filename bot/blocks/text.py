@@ -323,6 +323,17 @@ def format_time(when: dt.datetime | None, tz: TzLike, *, year: bool = True) -> s
     return f"{day} {_clock(local)} {local.tzname() or ''}".rstrip()
 
 
+def slack_time(when: dt.datetime, tz: TzLike) -> str:
+    """``when`` as Slack's date token, ``<!date^1765000000^{date_short_pretty} at {time}|Dec 6, 2026 9:05 AM CST>``:
+    each viewer's Slack client shows it in their own time zone ("today at 9:05 AM"); clients that cannot read the
+    token show the fallback, :func:`format_time` in ``tz``. (Slack, "Formatting text for app surfaces", date
+    formatting: ``<!date^timestamp^token_string|fallback_text>``.)"""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    fallback = format_time(when, tz).replace("|", "/").replace(">", "")
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
 def format_date(when: dt.datetime | None, tz: TzLike) -> str:
     """``when``'s date in the reader's zone, e.g. ``Nov 30, 2026``."""
     if when is None:

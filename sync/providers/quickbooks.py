@@ -381,6 +381,13 @@ class QuickBooksProvider:
         """Let requests to this realm go again at once (after a rate-limited connection was resumed)."""
         self.limiter.resume(self.realm_id)
 
+    def probe(self) -> None:
+        """One cheap request, to learn whether QuickBooks takes requests again (Sync Now during a rate-limit
+        pause): reads the company's CompanyInfo (``GET /v3/company/{realmId}/companyinfo/{realmId}``, Intuit's
+        API reference, "CompanyInfo"), which changes nothing. Raises ProviderError (rate_limited while QuickBooks
+        still throttles)."""
+        self._request("GET", f"companyinfo/{self.realm_id}")
+
     def payload(self, entity: str, record: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
         """The QBO object for a JobsiteOn record; ``refs`` holds the QBO ids of what it references
         (``customer``, ``items`` {our item id: QBO id}, ``invoice``)."""
