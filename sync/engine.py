@@ -443,9 +443,11 @@ class SyncEngine:
         entry.http_status = diag.http_status
         entry.intuit_tid = _printable(diag.intuit_tid, 100) or None
         # the provider's links, so that a message can show them as links again (details say "text (url)")
-        data = {k: v for k, v in (entry.data or {}).items() if k != "links"}
+        data = {k: v for k, v in (entry.data or {}).items() if k not in ("links", "meaning")}
         if diag.links:
             data["links"] = [[text, url] for text, url in diag.links]
+        if diag.meaning:  # which of the kind's meanings (sync.diagnosis.MEANINGS) the words named
+            data["meaning"] = diag.meaning
         entry.data = data or None
 
     def _finish_failure(self, session: Session, conn: Connection, entry: SyncLogEntry, diag: Diagnosis) -> None:
@@ -680,16 +682,25 @@ class SyncEngine:
         for cand_entity, remote_id, record_id, label in candidates:
             try:
                 found = provider.read(cand_entity, remote_id)
-                if str(found.body.get("Active", "true")).lower() == "false":  # QBO "deletes" names this way
+                inactive = str(found.body.get("Active", "true")).lower() == "false"
+                if inactive and record_id is not None:
+                    # a record it uses was made inactive: reactivating that one is the fix, so nothing is marked
+                    # gone (re-creating or unlinking either record would make a second copy in QuickBooks)
+                    return _Failed(dataclasses.replace(
+                        _explain(diag, f"The {cand_entity} '{label}' it uses was made inactive in QuickBooks."),
+                        meaning="inactive_reference"))
+                if inactive:  # the record itself: QBO "deletes" names this way
                     raise ProviderError(make_diagnosis(Kind.NOT_FOUND, "made inactive"))
             except ProviderError as exc:
                 if exc.diagnosis.kind != Kind.NOT_FOUND:
                     return _Failed(diag)
                 if record_id is None:
-                    return _Failed(_explain(diag, "The linked record was deleted in QuickBooks."),
-                                   ((entity.value, None),))
-                return _Failed(_explain(diag, f"The {cand_entity} '{label}' it references was deleted or made "
-                                        "inactive in QuickBooks."), ((cand_entity, record_id),))
+                    return _Failed(dataclasses.replace(
+                        _explain(diag, "The linked record was deleted in QuickBooks."), meaning=None),
+                        ((entity.value, None),))
+                return _Failed(dataclasses.replace(
+                    _explain(diag, f"The {cand_entity} '{label}' it uses was deleted in QuickBooks."),
+                    meaning="missing_reference"), ((cand_entity, record_id),))
         return _Failed(diag)
 
     def _write(self, provider: Provider, entity: Entity, payload: Mapping[str, Any],
@@ -1815,7 +1826,8 @@ def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:
         return make_diagnosis(
             Kind.NOT_FOUND,
             f"The {what} '{missing.label}' that this record references was deleted in QuickBooks. Re-create or "
-            f"unlink the {what} first; this record syncs after it.", field=missing.fieldname)
+            f"unlink the {what} first; this record syncs after it.", field=missing.fieldname,
+            meaning="missing_reference")
     return make_diagnosis(
         Kind.VALIDATION,
         f"The {what} '{missing.label}' is not in QuickBooks yet, so this record cannot reference it. "

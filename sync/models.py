@@ -320,7 +320,8 @@ class SyncLogEntry(Base):
     `attempt` counts attempts of the same record and direction since it last synced. A retried entry points to
     its new attempt through `superseded_by_id`; an entry is resolved once its record synced (`resolved_at`).
     `request_id` is the idempotency key (QuickBooks `requestid`) the attempt used; `data` holds structured
-    details (totals of a total_mismatch, the provider's raw reply trimmed, its links as ``links``: [[text, url]]).
+    details (totals of a total_mismatch, the provider's raw reply trimmed, its links as ``links``: [[text, url]], and
+    ``meaning``: which of its kind's meanings the words named, a key of ``sync.diagnosis.MEANINGS``).
     """
 
     __tablename__ = "sync_log"

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, Message, actions, button, context, header, message, section
-from bot.blocks.messages import STATUS_EMOJI, attr, kind_info_for
+from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for
 from bot.blocks.text import (
     BUTTON_VALUE_MAX,
     MESSAGE_BLOCKS_MAX,
@@ -43,7 +43,7 @@ def entry_line(entry: Any, tz: TzLike) -> str:
     then the first line of its details (escaped, cut)."""
     status = str(attr(entry, "status", "error"))
     emoji = STATUS_EMOJI.get(status, ":white_circle:")
-    info = kind_info_for(attr(entry, "kind"))
+    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     what = info.title if info is not None else status.capitalize()
     record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 200)
     parts = [f"{emoji} *{record}*", what, direction_text(attr(entry, "direction")).split(":")[0],

@@ -62,7 +62,7 @@ from bot.blocks.text import (
     truncate,
     utc_stamp,
 )
-from sync.diagnosis import KINDS, FixAction, Kind, KindInfo
+from sync.diagnosis import KINDS, FixAction, Kind, KindInfo, kind_info
 
 EntryState = Literal["open", "retrying", "synced", "resolved", "info"]
 
@@ -86,14 +86,22 @@ def attr(obj: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def kind_info_for(kind: object) -> KindInfo | None:
-    """The KindInfo of a stored kind string; unknown for a kind syncbot no longer knows; None for no kind."""
+def kind_info_for(kind: object, meaning: object = None) -> KindInfo | None:
+    """The KindInfo of a stored kind string, in the words of its stored ``meaning`` (sync.diagnosis.MEANINGS)
+    when it has one; unknown for a kind syncbot no longer knows; None for no kind."""
     if kind is None or str(kind) == "":
         return None
     try:
-        return KINDS[Kind(str(kind))]
+        return kind_info(Kind(str(kind)), str(meaning) if meaning else None)
     except ValueError:
         return KINDS[Kind.UNKNOWN]
+
+
+def entry_meaning(entry: Any) -> str | None:
+    """Which meaning of its kind an entry's error has (``entry.data["meaning"]``, written by the engine)."""
+    data = attr(entry, "data")
+    value = data.get("meaning") if isinstance(data, Mapping) else None
+    return str(value) if value else None
 
 
 def entry_state(entry: Any, retrying_by: str | None = None) -> EntryState:
@@ -269,7 +277,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     """
     state = entry_state(entry, retrying_by)
     status = str(attr(entry, "status", "error"))
-    info = kind_info or kind_info_for(attr(entry, "kind"))
+    info = kind_info or kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     if info is None and state in ("open", "retrying", "resolved"):
         info = KINDS[Kind.UNKNOWN]
     n = int(attempts if attempts is not None else attr(entry, "attempt", 1))
@@ -452,7 +460,7 @@ def _iso(when: dt.datetime) -> str:
 
 def _support_lines(entry: Any, tz: TzLike) -> list[str]:
     """What support needs of an entry: timestamp (UTC and the reader's time), record, error, attempt, intuit_tid."""
-    info = kind_info_for(attr(entry, "kind"))
+    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     created = attr(entry, "created_at")
     rid = attr(entry, "record_id")
     return [
