@@ -25,7 +25,7 @@ from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import REFUSAL, Tenant, UserInfo
 from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
-from sync.log import FilterError, LogFilter, page, parse_filter
+from sync.log import FilterError, LogFilter, page, parse_filter, retryable
 from sync.models import Connection, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.slack")
@@ -263,9 +263,15 @@ def _connection_id(tenant: Tenant, value: object) -> int | None:
 
 
 def retry_all_prompt(rt: SlackRuntime, tenant: Tenant) -> dict[str, Any]:
-    """The confirmation before Retry All (how many open errors)."""
-    count = len(rt.services.engine.open_errors(tenant.connection_id)) if tenant.connection_id else 0
-    return blocks.retry_all_confirm(count, connection_id=tenant.connection_id)
+    """The confirmation before Retry All: how many of the connection's open errors it retries, and the open errors
+    it cannot retry by kind (sync.log: one definition of an open error, the same count as everywhere)."""
+    entries = rt.services.engine.open_entries(tenant.connection_id) if tenant.connection_id else []
+    others: dict[str, int] = {}
+    for e in entries:
+        if not retryable(e):
+            others[str(e.kind)] = others.get(str(e.kind), 0) + 1
+    return blocks.retry_all_confirm(sum(1 for e in entries if retryable(e)), connection_id=tenant.connection_id,
+                                    not_retried=others)
 
 
 def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_value: str | None,

@@ -205,8 +205,9 @@ header and is also appended to ``details`` (support asks for it, DESIGN.md); ``r
 Retry-After header in seconds (number or HTTP date), None when absent (DESIGN.md: QBO documents none;
 the engine then waits its own default).
 
-A ``total_mismatch`` from :func:`diagnose_totals` is a *warning* (the write succeeded); one from a
-Fault (6070, 6100, tax-calculation 6000...) is an *error*: see :attr:`Diagnosis.entry_status`.
+Severity is one per kind, the ``status`` of :data:`KINDS` (:attr:`Diagnosis.entry_status`): total_mismatch
+(from :func:`diagnose_totals` after a successful write, or from a Fault: 6070, 6100, tax-calculation 6000...)
+and rate_limited (it resolves by itself) are *warnings*, every other kind an *error*.
 """
 
 from __future__ import annotations
@@ -247,6 +248,7 @@ __all__ = [
     "most_specific",
     "read_error",
     "report",
+    "severity",
 ]
 
 DETAILS_LIMIT = 2000
@@ -336,6 +338,7 @@ KINDS: Mapping[Kind, KindInfo] = {
             "This resolves automatically: syncbot waits 15 minutes (or as long as QuickBooks asks) and syncs again.",
             (),
             scope="connection",
+            status="warning",
         ),
         KindInfo(
             Kind.VALIDATION,
@@ -411,6 +414,19 @@ PRECEDENCE: tuple[Kind, ...] = (
     Kind.UNKNOWN,
 )
 _RANK = {k: i for i, k in enumerate(PRECEDENCE)}
+
+
+def severity(kind: object, status: object) -> str:
+    """The severity an entry of ``kind`` stored with ``status`` is shown with, on every surface: for an error or
+    a warning of a known kind, the kind's own (``KINDS[kind].status``: one severity per kind, whatever an older
+    row stored); otherwise the stored status (synced, info, pending, or an entry without a kind)."""
+    stored = str(status or "")
+    if stored in ("error", "warning") and kind:
+        try:
+            return KINDS[Kind(str(kind))].status
+        except ValueError:
+            return stored
+    return stored
 
 
 @dataclass(frozen=True)
@@ -564,12 +580,10 @@ class Diagnosis:
 
     @property
     def entry_status(self) -> Literal["error", "warning", "synced"]:
-        """The sync log status: "synced" for success; "warning" for a total_mismatch found after a
-        successful write (no error code); "error" for a total_mismatch fault; else the kind's status."""
+        """The sync log status: "synced" for success, else the kind's status (one severity per kind, whatever
+        the reply: a total_mismatch is a warning whether found after the write or refused over tax)."""
         if self.kind is None:
             return "synced"
-        if self.kind is Kind.TOTAL_MISMATCH and self.codes:
-            return "error"
         return KINDS[self.kind].status
 
 

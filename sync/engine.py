@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sync.db import error_line
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
+from sync.log import OPEN_STATUSES, open_clause, open_counts, open_entries
 from sync.models import (
     RECORD_MODELS,
     Connection,
@@ -969,12 +970,12 @@ class SyncEngine:
     # ------------------------------------------------------------------------------------------ many records
 
     def open_errors(self, connection_id: int, kinds: Sequence[str] | None = None) -> list[SyncLogEntry]:
-        """The connection's open push errors and warnings (one per record), oldest first."""
+        """The connection's open errors that Retry All can retry (``sync.log.retryable``: a record's push; one per
+        record), oldest first. Every open error, retryable or not: ``sync.log.open_entries``."""
         with self.sessions() as session:
             stmt = select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == connection_id, SyncLogEntry.direction == Direction.PUSH,
-                SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
-                SyncLogEntry.superseded_by_id.is_(None), SyncLogEntry.record_id.is_not(None))
+                open_clause(), SyncLogEntry.record_id.is_not(None))
             if kinds:
                 stmt = stmt.where(SyncLogEntry.kind.in_(list(kinds)))
             entries = list(session.scalars(stmt.order_by(SyncLogEntry.id)))
@@ -1467,7 +1468,7 @@ class SyncEngine:
         now = self.clock()
         for entry in list(session.scalars(select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == connection_id, SyncLogEntry.record_id.is_(None),
-                SyncLogEntry.status == Status.ERROR, SyncLogEntry.resolved_at.is_(None)))):
+                SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None)))):
             entry.resolved_at, entry.resolved_by = now, actor
 
     def connection_failed(self, connection_id: int, diag: Diagnosis) -> None:
@@ -1734,13 +1735,16 @@ class SyncEngine:
         return settled
 
     def counts(self, connection_id: int) -> dict[str, int]:
-        """Open errors of the connection by kind."""
+        """Open errors of the connection by kind (``sync.log.open_counts``: the one definition)."""
         with self.sessions() as session:
-            rows = session.execute(select(SyncLogEntry.kind, func.count()).where(
-                SyncLogEntry.connection_id == connection_id,
-                SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
-                SyncLogEntry.superseded_by_id.is_(None)).group_by(SyncLogEntry.kind)).all()
-            return {str(kind): int(n) for kind, n in rows}
+            return open_counts(session, connection_id=connection_id)
+
+    def open_entries(self, connection_id: int) -> list[SyncLogEntry]:
+        """Every open error of the connection (``sync.log.open_entries``), retryable or not, oldest first."""
+        with self.sessions() as session:
+            entries = open_entries(session, connection_id=connection_id)
+            session.expunge_all()
+            return entries
 
 
 def _label(record: Any) -> str:

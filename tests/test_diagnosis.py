@@ -506,7 +506,7 @@ def test_6000_with_tax_calculation_text_is_total_mismatch() -> None:
         ("6000", "A business validation error", "QuickBooks encountered an error while calculating tax.", "")
     )
     assert diagnose(400, tax).kind is Kind.TOTAL_MISMATCH
-    assert diagnose(400, tax).entry_status == "error"  # the write failed
+    assert diagnose(400, tax).entry_status == "warning"  # one severity per kind, the write failed or not
     plain = fault_json(("6000", "A business validation error", "You must set a transaction amount.", ""))
     assert diagnose(400, plain).kind is Kind.VALIDATION
 
@@ -738,7 +738,7 @@ def test_kinds_table() -> None:
     assert "contact JobsiteOn support with the error timestamp and details" in KINDS[Kind.UNKNOWN].fix
     for kind, info in KINDS.items():
         assert info.kind is kind
-        assert info.status == ("warning" if kind is Kind.TOTAL_MISMATCH else "error")
+        assert info.status == ("warning" if kind in (Kind.TOTAL_MISMATCH, Kind.RATE_LIMITED) else "error")
         expected_scope = kind in (Kind.AUTH_EXPIRED, Kind.RATE_LIMITED, Kind.SUBSCRIPTION)
         assert info.scope == ("connection" if expected_scope else "record")
         assert all(isinstance(a, FixAction) for a in info.actions)

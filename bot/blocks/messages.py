@@ -62,7 +62,7 @@ from bot.blocks.text import (
     truncate,
     utc_stamp,
 )
-from sync.diagnosis import KINDS, FixAction, Kind, KindInfo, kind_info
+from sync.diagnosis import KINDS, FixAction, Kind, KindInfo, kind_info, severity
 
 EntryState = Literal["open", "retrying", "synced", "resolved", "info"]
 
@@ -287,8 +287,8 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
 
     blocks: list[Block | None] = []
     title = info.title if info else "Sync"
-    if state == "open":
-        emoji, word = ((STATUS_EMOJI["warning"], "Warning") if status == "warning"
+    if state == "open":  # the kind's severity (sync.log.severity), as every surface shows it
+        emoji, word = ((STATUS_EMOJI["warning"], "Warning") if severity(attr(entry, "kind"), status) == "warning"
                        else (STATUS_EMOJI["error"], "Error"))
         blocks.append(section(f"{emoji} *{word}: {title}* · {record_md}"))
         text = f"{word}: {title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
@@ -579,20 +579,51 @@ def answer_modal(answer: Mapping[str, Any], title: str = "syncbot") -> dict[str,
 # ------------------------------------------------------------------------------------------------ Retry All
 
 
-def retry_all_confirm(count: int, *, connection_id: int | None = None) -> Message:
-    """Asks before Retry All: how many open errors would be tried again, Retry all / Cancel."""
-    if count <= 0:
+def _not_retried_lines(not_retried: Mapping[str, int]) -> list[str]:
+    """One line per kind of open error Retry All leaves alone, with what fixes it instead."""
+    lines = []
+    for kind, n in sorted(not_retried.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
+        info = kind_info_for(kind)
+        title = info.title if info is not None else "Error"
+        if info is not None and info.scope == "connection":
+            how = info.fix
+        else:
+            how = "a change QuickBooks reported: fix it with the buttons on its message."
+        lines.append(f"• {title} ({n:,}): {how}")
+    return lines
+
+
+def retry_all_confirm(count: int, *, connection_id: int | None = None,
+                      not_retried: Mapping[str, int] | None = None) -> Message:
+    """Asks before Retry All: how many open errors would be tried again, Retry all / Cancel. ``not_retried``
+    counts by kind the open errors Retry All cannot retry (the connection's own, like the rate limit, and changes
+    QuickBooks reported): they are named with their fix, so the offer adds up to the open errors shown
+    everywhere else (sync.log)."""
+    others = {str(k): int(v) for k, v in (not_retried or {}).items() if int(v) > 0}
+    left = sum(others.values())
+    if count <= 0 and not left:
         return message("There are no open errors to retry.",
                        [section(f"{STATUS_EMOJI['synced']} There are no open errors to retry.")])
+    total = count + left
+    if count <= 0:
+        head = (f"{plural(total, 'open error')}, none that Retry All can retry:" if total != 1
+                else "1 open error, which Retry All cannot retry:")
+        lines = [f"*{head}*", *_not_retried_lines(others)]
+        return message(f"{head} " + "; ".join(line[2:] for line in lines[1:]), [section("\n".join(lines))])
+    head = f"Retry all {plural(count, 'open error')}?" if not left else \
+        f"Retry {count:,} of {plural(total, 'open error')}?"
+    lines = [f"*{head}*", "Each record is tried again once; every error message updates with its outcome."]
+    if left:
+        lines.append("Not retried here:")
+        lines += _not_retried_lines(others)
     blocks: list[Block | None] = [
-        section(f"*Retry all {plural(count, 'open error')}?*\nEach record is tried again once; "
-                "every error message updates with its outcome."),
+        section("\n".join(lines)),
         actions([
             button(f"Retry all {count:,}", ids.RETRY_ALL_CONFIRM, connection_id, style="primary"),
             button("Cancel", ids.RETRY_ALL_CANCEL, connection_id),
         ]),
     ]
-    return message(f"Retry all {plural(count, 'open error')}?", blocks)
+    return message(head, blocks)
 
 
 def retry_all_progress(done: int, total: int) -> Message:
