@@ -25,7 +25,7 @@ from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import REFUSAL, Tenant, UserInfo
 from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
-from sync.log import FilterError, LogFilter, page, parse_filter, retryable
+from sync.log import FilterError, LogFilter, open_clause, page, parse_filter, retryable
 from sync.models import Connection, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.slack")
@@ -372,8 +372,7 @@ def retry_by_label(rt: SlackRuntime, tenant: Tenant, user: UserInfo, label: str,
     with rt.services.sessions() as session:
         entry = session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.account_id == tenant.account_id, SyncLogEntry.record_label == label,
-            SyncLogEntry.status.in_(("error", "warning")), SyncLogEntry.resolved_at.is_(None),
-            SyncLogEntry.superseded_by_id.is_(None)).order_by(SyncLogEntry.id.desc()).limit(1)).first()
+            open_clause()).order_by(SyncLogEntry.id.desc()).limit(1)).first()
     if entry is None:
         return f"No open error for `{blocks.escape_mrkdwn(label[:100])}`."
     entry_action(rt, tenant, user, "retry", entry.id, reply)

@@ -401,8 +401,7 @@ class SyncEngine:
         return list(session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.connection_id == connection_id, SyncLogEntry.entity == entity,
             SyncLogEntry.record_id == record_id, SyncLogEntry.direction == direction,
-            SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
-            SyncLogEntry.superseded_by_id.is_(None)).order_by(SyncLogEntry.id)))
+            open_clause()).order_by(SyncLogEntry.id)))
 
     def _notify(self, session: Session, conn: Connection, event: str, topic: str,
                 entry: SyncLogEntry | None = None, incident: Incident | None = None) -> None:
