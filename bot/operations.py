@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from bot import blocks
 from bot.blocks.kit import section
+from bot.blocks.messages import stopped_note
 from bot.models import SlackMessage
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
@@ -270,8 +271,12 @@ def retry_all_prompt(rt: SlackRuntime, tenant: Tenant) -> dict[str, Any]:
     for e in entries:
         if not retryable(e):
             others[str(e.kind)] = others.get(str(e.kind), 0) + 1
+    # a connection that would refuse the run says so now, instead of offering a button that cannot work
+    blocked = rt.services.engine.unavailable(tenant.connection_id) if tenant.connection_id and entries else None
+    note = (stopped_note(blocked.kind.value, blocked.until, tz=tenant.timezone, head="Retry All can't run now")
+            if blocked is not None else None)
     return blocks.retry_all_confirm(sum(1 for e in entries if retryable(e)), connection_id=tenant.connection_id,
-                                    not_retried=others)
+                                    not_retried=others, blocked=note)
 
 
 def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_value: str | None,

@@ -331,6 +331,16 @@ class SyncEngine:
             raise ConnectionUnavailable("QuickBooks asked us to slow down; syncing resumes by itself.",
                                         Kind.RATE_LIMITED, conn.paused_until)
 
+    def unavailable(self, connection_id: int) -> ConnectionUnavailable | None:
+        """Why the connection cannot take requests now (what a Retry All or Sync Now would be refused with: an
+        expired token, a rate-limit pause, a lapsed subscription), None when it can. Raises NotFound."""
+        with self.sessions() as session:
+            try:
+                self._ensure_available(self._connection(session, connection_id))
+            except ConnectionUnavailable as exc:
+                return exc
+        return None
+
     def _available_provider(self, connection_id: int) -> Provider:
         """The Provider of a connection that can take requests now. Raises NotFound, ConnectionUnavailable."""
         with self.sessions() as session:

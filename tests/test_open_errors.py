@@ -15,6 +15,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot import config
+from bot.blocks import ids
 from bot.cli import app as cli_app
 from sandbox.slack import config as slack_cfg
 from sync.models import Account, SyncLogEntry
@@ -59,10 +60,13 @@ def test_every_surface_shows_the_same_open_errors_with_one_severity_per_kind(sta
     assert errors.count(YELLOW) == 2 and RED not in errors
     assert "2 open errors" in errors or "open errors" in errors
 
-    # the Retry All offer adds up to the same two: one it retries, the rate limit it cannot
-    offer = json.dumps(stack.driver.slash_command("/sync-retry-all").json())
-    assert "Retry 1 of 2 open errors?" in offer
-    assert "Rate limit exceeded (1)" in offer and "resolves automatically" in offer
+    # the Retry All offer counts the same two, and says at once that the pause refuses it (no button that
+    # cannot work)
+    offer = stack.driver.slash_command("/sync-retry-all").json()
+    said = json.dumps(offer)
+    assert "2 open errors" in said and "Retry All can't run now" in said and "Rate limit exceeded" in said
+    assert "resumes by itself" in said
+    assert ids.RETRY_ALL_CONFIRM not in said
 
     # the channel: the incident and the invoice's message, both yellow warnings
     messages = stack.messages()
@@ -114,3 +118,16 @@ def test_open_errors_count_the_same_in_sql_and_in_python(stack: Stack, qbo: QBO)
             e.id for e in every if e.is_open)
         assert open_counts(session, connection_id=stack.connection_id) == {"rate_limited": 1, "total_mismatch": 1}
     assert stack.rt.services.engine.counts(stack.connection_id) == {"rate_limited": 1, "total_mismatch": 1}
+
+
+def test_retry_all_offers_the_same_count_and_names_what_it_cannot_retry(stack: Stack, qbo: QBO) -> None:
+    seen_situation(stack, qbo)
+    qbo.standin.clear_throttle(qbo.realm)
+    with stack.rt.services.sessions() as session, session.begin():  # the pause is over; the pull is still open
+        from sync.models import Connection
+
+        session.get(Connection, stack.connection_id).paused_until = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    offer = json.dumps(stack.driver.slash_command("/sync-retry-all").json())
+    assert "Retry 1 of 2 open errors?" in offer
+    assert "Not retried here:" in offer and "Rate limit exceeded (1)" in offer
+    assert ids.RETRY_ALL_CONFIRM in offer

@@ -594,17 +594,21 @@ def _not_retried_lines(not_retried: Mapping[str, int]) -> list[str]:
 
 
 def retry_all_confirm(count: int, *, connection_id: int | None = None,
-                      not_retried: Mapping[str, int] | None = None) -> Message:
+                      not_retried: Mapping[str, int] | None = None, blocked: str | None = None) -> Message:
     """Asks before Retry All: how many open errors would be tried again, Retry all / Cancel. ``not_retried``
     counts by kind the open errors Retry All cannot retry (the connection's own, like the rate limit, and changes
     QuickBooks reported): they are named with their fix, so the offer adds up to the open errors shown
-    everywhere else (sync.log)."""
+    everywhere else (sync.log). ``blocked`` (:func:`stopped_note`): the connection would refuse the run now (a
+    rate-limit pause, an expired token): said instead of the buttons."""
     others = {str(k): int(v) for k, v in (not_retried or {}).items() if int(v) > 0}
     left = sum(others.values())
     if count <= 0 and not left:
         return message("There are no open errors to retry.",
                        [section(f"{STATUS_EMOJI['synced']} There are no open errors to retry.")])
     total = count + left
+    if blocked:
+        head = f"{plural(total, 'open error')}; {blocked}"
+        return message(head.replace("*", ""), [section(f"{STATUS_EMOJI['warning']} {head}")])
     if count <= 0:
         head = (f"{plural(total, 'open error')}, none that Retry All can retry:" if total != 1
                 else "1 open error, which Retry All cannot retry:")
