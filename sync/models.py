@@ -365,7 +365,8 @@ class SyncLogEntry(Base):
 
     @property
     def is_open(self) -> bool:
-        """An error or warning not yet resolved nor handed to a newer attempt."""
+        """An error or warning not yet resolved nor handed to a newer attempt: an open error, the same test as
+        ``sync.log.open_clause`` (the one definition every surface counts by)."""
         return (self.status in (Status.ERROR, Status.WARNING) and self.resolved_at is None
                 and self.superseded_by_id is None)
 
