@@ -82,3 +82,24 @@ def test_an_invoice_whose_customer_was_made_inactive_is_fixed_by_reactivating_it
                                                             SyncLogEntry.entity == "invoice")
                                  .order_by(SyncLogEntry.id.desc())).first()
         assert newest is not None and newest.status == "synced"
+
+
+def test_each_meanings_card_says_its_cause_and_fix_and_offers_its_buttons() -> None:
+    import datetime as dt
+
+    from bot.blocks.messages import error_message
+    from sync.diagnosis import MEANINGS
+
+    labels = {ids.RETRY: "Retry", ids.FILL_FIELD: "Fill in", ids.RECREATE: "Re-create", ids.UNLINK: "Unlink"}
+    for key, meaning in MEANINGS.items():
+        entry = SyncLogEntry(id=7, created_at=dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC), account_id=1,
+                             connection_id=1, entity="invoice", record_id=3, record_label="JS-1001",
+                             direction="push", status="error", kind=meaning.kind.value, attempt=1,
+                             field="DocNumber" if key in ("duplicate_number", "too_long") else None,
+                             details="QuickBooks' words", data={"meaning": key})
+        msg = error_message(entry)
+        text = json.dumps(msg["blocks"])
+        assert meaning.title in text and meaning.cause in text and meaning.fix in text, key
+        shown = [a for a in buttons(msg) if a in labels]
+        assert shown == [{"retry": ids.RETRY, "fill_field": ids.FILL_FIELD}[a.value] for a in meaning.actions], key
+        assert ids.RECREATE not in shown and ids.UNLINK not in shown
