@@ -406,7 +406,7 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
                                                         help="Show entries older than this id (next page).")] = None,
              as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Show the sync log, newest first."""
-    from sync.diagnosis import KINDS, Kind
+    from sync.diagnosis import Kind, kind_info
     from sync.log import FilterError, entry_as_dict, page, parse_filter
 
     services = _services()
@@ -421,7 +421,7 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
             result = page(session, flt, before=before, size=limit)
             rows = [entry_as_dict(e, lambda t: t.astimezone(tz)) for e in result.entries]
         for row in rows:
-            info = KINDS.get(Kind(row["kind"])) if row["kind"] in {k.value for k in Kind} else None
+            info = kind_info(Kind(row["kind"]), row["meaning"]) if row["kind"] in {k.value for k in Kind} else None
             row["cause"], row["fix"] = (info.cause, info.fix) if info else (None, None)
         if as_json:
             typer.echo(json.dumps({"filter": flt.describe(), "total": result.total, "entries": rows,
@@ -434,7 +434,7 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
             typer.echo("no entries")
         for r in rows:
             when = r["timestamp"][:16].replace("T", " ")
-            state = r["status"] + (f"/{r['kind']}" if r["kind"] else "")
+            state = r["severity"] + (f"/{r['kind']}" if r["kind"] else "")  # the kind's severity, as in Slack
             if r["resolved_at"]:
                 state += " (resolved)"
             elif r["retried_by"]:

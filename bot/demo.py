@@ -50,7 +50,7 @@ def _step(title: str) -> None:
 
 def _show_open(services: Services, connection_id: int) -> list[Any]:
     """Print the connection's open errors and warnings (sync.log's "open" filter), oldest first."""
-    from sync.diagnosis import KINDS, Kind
+    from sync.diagnosis import KINDS, Kind, severity
     from sync.log import LogFilter, page
 
     with services.sessions() as session:
@@ -59,8 +59,9 @@ def _show_open(services: Services, connection_id: int) -> list[Any]:
         session.expunge_all()
     for entry in entries:
         info = KINDS[Kind(entry.kind)] if entry.kind else None
-        colour = typer.colors.YELLOW if entry.status == "warning" else typer.colors.RED
-        _say(f"  [{entry.status.upper()}] entry {entry.id}: {entry.entity} {entry.record_label or ''} "
+        shown = severity(entry.kind, entry.status)  # the kind's severity, as in Slack
+        colour = typer.colors.YELLOW if shown == "warning" else typer.colors.RED
+        _say(f"  [{shown.upper()}] entry {entry.id}: {entry.entity} {entry.record_label or ''} "
              f"({entry.direction}) -> {entry.kind}", fg=colour)
         if info is not None:
             _say(f"      cause: {info.cause}")

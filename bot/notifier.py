@@ -56,7 +56,7 @@ from bot.lease import Lease
 from bot.models import ScheduledSend, SlackMessage, Workspace
 from bot.slack_errors import CHANNEL_ERRORS, Problem, Refusal, classify, describe, retry_after_seconds
 from sync.engine import CONNECTION_KINDS
-from sync.log import weekly_summary
+from sync.log import open_clause, weekly_summary
 from sync.models import Account, Connection, Incident, Notification, Status, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.notifier")
@@ -577,8 +577,7 @@ class Notifier:
                 SlackMessage.ts.is_not(None))))
             rows = session.execute(select(SyncLogEntry.id, SyncLogEntry.connection_id, SyncLogEntry.entity,
                                           SyncLogEntry.record_id, SyncLogEntry.kind).where(
-                SyncLogEntry.account_id == account_id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
-                SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None),
+                SyncLogEntry.account_id == account_id, open_clause(),  # sync.log's one definition of open
                 SyncLogEntry.record_id.is_not(None)).order_by(SyncLogEntry.id)).all()
         newest: dict[str, str] = {}
         for _id, connection_id, entity, record_id, kind in rows:

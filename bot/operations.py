@@ -21,13 +21,14 @@ from sqlalchemy import select
 
 from bot import blocks
 from bot.blocks.kit import context, section
+from bot.blocks.messages import stopped_note
 from bot.models import SlackMessage
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import REFUSAL, Tenant, UserInfo
 from sync.diagnosis import Kind
 from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
-from sync.log import FilterError, LogFilter, page, parse_filter
+from sync.log import FilterError, LogFilter, open_clause, page, parse_filter, retryable
 from sync.models import Connection, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.slack")
@@ -294,9 +295,19 @@ def _connection_id(tenant: Tenant, value: object) -> int | None:
 
 
 def retry_all_prompt(rt: SlackRuntime, tenant: Tenant) -> dict[str, Any]:
-    """The confirmation before Retry All (how many open errors)."""
-    count = len(rt.services.engine.open_errors(tenant.connection_id)) if tenant.connection_id else 0
-    return blocks.retry_all_confirm(count, connection_id=tenant.connection_id)
+    """The confirmation before Retry All: how many of the connection's open errors it retries, and the open errors
+    it cannot retry by kind (sync.log: one definition of an open error, the same count as everywhere)."""
+    entries = rt.services.engine.open_entries(tenant.connection_id) if tenant.connection_id else []
+    others: dict[str, int] = {}
+    for e in entries:
+        if not retryable(e):
+            others[str(e.kind)] = others.get(str(e.kind), 0) + 1
+    # a connection that would refuse the run says so now, instead of offering a button that cannot work
+    blocked = rt.services.engine.unavailable(tenant.connection_id) if tenant.connection_id and entries else None
+    note = (stopped_note(blocked.kind.value, blocked.until, tz=tenant.timezone, head="Retry All can't run now")
+            if blocked is not None else None)
+    return blocks.retry_all_confirm(sum(1 for e in entries if retryable(e)), connection_id=tenant.connection_id,
+                                    not_retried=others, blocked=note)
 
 
 def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_value: str | None,
@@ -410,8 +421,7 @@ def retry_by_label(rt: SlackRuntime, tenant: Tenant, user: UserInfo, label: str,
     with rt.services.sessions() as session:
         entry = session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.account_id == tenant.account_id, SyncLogEntry.record_label == label,
-            SyncLogEntry.status.in_(("error", "warning")), SyncLogEntry.resolved_at.is_(None),
-            SyncLogEntry.superseded_by_id.is_(None)).order_by(SyncLogEntry.id.desc()).limit(1)).first()
+            open_clause()).order_by(SyncLogEntry.id.desc()).limit(1)).first()
     if entry is None:
         return f"No open error for `{blocks.escape_mrkdwn(label[:100])}`."
     entry_action(rt, tenant, user, "retry", entry.id, reply)

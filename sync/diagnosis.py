@@ -109,7 +109,7 @@ Order of decision in :func:`diagnose`:
   message or detail says the linked transaction is gone ("deleted", "not found", "does not exist",
   "no longer exists"); otherwise validation (the usual cause is a customer mismatch).
 * 6070, 6170, 2280, 6100 → total_mismatch; 6000 whose message or detail speaks of calculating tax
-  ("error while calculating tax", "tax calculation") → total_mismatch.
+  ("error while calculating tax", "tax calculation") → total_mismatch (see "Reading the words").
 * 2020, 2010, 2030, 2040, 2050, 2080, 6000, 6080, 2390 → validation (``field`` names the element, or
   the X of "Required parameter X is missing"; 2390 without an element names ``IncomeAccountRef``).
 * 10000 and every code from 10000 up ("severe" in Intuit's list) → unknown (SystemFault, a server error).
@@ -146,7 +146,37 @@ Order of decision in :func:`diagnose`:
   ThrottlingFault (any type starting "Throttl") → rate_limited; SystemFault, SERVICE and anything
   else → unknown.
 * **A message that contradicts its code is resolved by the code** (code 6240 with a text saying
-  "Object Not Found" is a duplicate). The single exception is the 6000-with-tax-calculation rule.
+  "Object Not Found" is a duplicate), except where the code's own family has several meanings: then
+  the words decide among those meanings only (next section).
+
+Reading the words (:func:`read_error`)
+--------------------------------------
+Some codes carry several meanings, and Intuit says to read the detail to know which ("There are two
+possible reasons for error 610. Check the detail field": Intuit's "Handling common errors" page; DESIGN.md
+"One code, several meanings"). A meaning is either another kind, or a :class:`Meaning` of the same kind
+(:data:`MEANINGS`: its own title, cause, fix and buttons; the kind keeps precedence, scope, severity and
+every count). Read in the message and detail, any case; the first rule that matches decides:
+
+* 6000, 5010, 6210 speaking of the **closing date** or a closed period / closed books → closed_period
+  ("Account Period Closed: The account period has closed", python-quickbooks#208, came as 5010).
+* 610, 2500, 6000 saying **inactive** → not_found, meaning ``inactive_reference``: a record this one uses
+  was made inactive; the fix is to reactivate it (or choose another) and Retry, never to re-create or
+  unlink the failing record (buttons: Retry).
+* 6000, 6210 saying **Duplicate Document Number** / "number has already been used" (Intuit's blog lists
+  it under 6210), and 6140 always → duplicate, meaning ``duplicate_number``: a new number, not a merge
+  (buttons: Fill in the number, Retry; ``field`` is DocNumber).
+* 6000 saying the transaction was **deposited** → locked; 6000 about **calculating tax** → total_mismatch.
+* 6000 about the **request id**, and 2010 (a property QuickBooks cannot read) → validation, meaning
+  ``own_request``: syncbot's request, not the record's data; no field to fill (buttons: Retry).
+* 2500 (and 610 whose element is a ``…Ref``) otherwise → not_found, meaning ``missing_reference``: a
+  record this one uses is not in QuickBooks (buttons: Retry; that record's own error offers Re-create).
+* 2050 → validation, meaning ``too_long`` (string length: shorten the field).
+* 610 otherwise (the record itself deleted), 6240 (a name), 5010 otherwise (stale SyncToken), 2020
+  (required), 3001 (throttle), 3200 / 3100 (token; a hint covers scope and the wrong environment) keep
+  their kind's own words: each has one meaning a user acts on.
+
+Connection-wide codes (3001, 3100, 3200, 100-130) are decided before any words are read. The engine may
+refine a not_found further by reading what the write refers to (``SyncEngine._locate_not_found``).
 
 Precedence, most specific first (:data:`PRECEDENCE`), used for a Fault with several errors and for a
 batch answer::
@@ -178,8 +208,9 @@ header and is also appended to ``details`` (support asks for it, DESIGN.md); ``r
 Retry-After header in seconds (number or HTTP date), None when absent (DESIGN.md: QBO documents none;
 the engine then waits its own default).
 
-A ``total_mismatch`` from :func:`diagnose_totals` is a *warning* (the write succeeded); one from a
-Fault (6070, 6100, tax-calculation 6000...) is an *error*: see :attr:`Diagnosis.entry_status`.
+Severity is one per kind, the ``status`` of :data:`KINDS` (:attr:`Diagnosis.entry_status`): total_mismatch
+(from :func:`diagnose_totals` after a successful write, or from a Fault: 6070, 6100, tax-calculation 6000...)
+and rate_limited (it resolves by itself) are *warnings*, every other kind an *error*.
 """
 
 from __future__ import annotations
@@ -202,20 +233,25 @@ from sync.providers.qbo_wire import binary_kind, decode_body, is_html, normalize
 
 __all__ = [
     "KINDS",
+    "MEANINGS",
     "PRECEDENCE",
     "Diagnosis",
     "FaultError",
     "FixAction",
     "Kind",
     "KindInfo",
+    "Meaning",
     "classify_error",
     "diagnose",
     "diagnose_deleted",
     "diagnose_totals",
     "diagnose_transport",
+    "kind_info",
     "make_diagnosis",
     "most_specific",
+    "read_error",
     "report",
+    "severity",
 ]
 
 DETAILS_LIMIT = 2000
@@ -269,6 +305,8 @@ class KindInfo:
     actions: tuple[FixAction, ...]
     scope: Literal["record", "connection"] = "record"
     status: Literal["error", "warning"] = "error"
+    #: The key of the :data:`MEANINGS` entry these words come from; None for the kind's own words.
+    meaning: str | None = None
 
 
 _A = FixAction
@@ -306,6 +344,7 @@ KINDS: Mapping[Kind, KindInfo] = {
             "This resolves automatically: syncbot waits 15 minutes (or as long as QuickBooks asks) and syncs again.",
             (),
             scope="connection",
+            status="warning",
         ),
         KindInfo(
             Kind.VALIDATION,
@@ -334,9 +373,10 @@ KINDS: Mapping[Kind, KindInfo] = {
         KindInfo(
             Kind.CLOSED_PERIOD,
             "Closed period",
-            "The transaction's date falls in a period the books were closed for.",
-            "Change the date in JobsiteOn, or have the accountant reopen the period (closing date and "
-            "password in QuickBooks), then click Retry.",
+            "The transaction is dated on or before the closing date of the books: QuickBooks keeps that "
+            "period closed.",
+            "Change the date in JobsiteOn to one after the closing date, or ask your bookkeeper to reopen the "
+            "period (or enter the closing-date password) in QuickBooks, then click Retry.",
             (_A.RETRY,),
         ),
         KindInfo(
@@ -382,6 +422,94 @@ PRECEDENCE: tuple[Kind, ...] = (
 _RANK = {k: i for i, k in enumerate(PRECEDENCE)}
 
 
+def severity(kind: object, status: object) -> str:
+    """The severity an entry of ``kind`` stored with ``status`` is shown with, on every surface: for an error or
+    a warning of a known kind, the kind's own (``KINDS[kind].status``: one severity per kind, whatever an older
+    row stored); otherwise the stored status (synced, info, pending, or an entry without a kind)."""
+    stored = str(status or "")
+    if stored in ("error", "warning") and kind:
+        try:
+            return KINDS[Kind(str(kind))].status
+        except ValueError:
+            return stored
+    return stored
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """One of the meanings a code carries besides its kind's usual one, told apart by the words of the
+    error (its message, detail and element): its own title, cause, fix and buttons, within ``kind`` (which
+    keeps deciding precedence, scope, severity and every count)."""
+
+    key: str
+    kind: Kind
+    title: str
+    cause: str
+    fix: str
+    actions: tuple[FixAction, ...]
+
+
+#: The second (third...) meanings of a code, keyed by name; see "Reading the words" in the module docstring.
+MEANINGS: Mapping[str, Meaning] = {
+    m.key: m
+    for m in (
+        Meaning(
+            "inactive_reference",
+            Kind.NOT_FOUND,
+            "Uses an inactive record",
+            "A record this one uses (a customer, item, account or tax code) has been made inactive in QuickBooks.",
+            "Reactivate that record in QuickBooks, or choose another one in JobsiteOn, then click Retry. This "
+            "record itself is fine: don't re-create or unlink it.",
+            (_A.RETRY,),
+        ),
+        Meaning(
+            "missing_reference",
+            Kind.NOT_FOUND,
+            "Uses a record QuickBooks doesn't have",
+            "A record this one uses (the field below) is not in QuickBooks: it was deleted there, or never synced.",
+            "Fix that record first (its own error offers Re-create), or choose another one in JobsiteOn, then "
+            "click Retry. This record itself is fine: don't re-create or unlink it.",
+            (_A.RETRY,),
+        ),
+        Meaning(
+            "duplicate_number",
+            Kind.DUPLICATE,
+            "Duplicate number",
+            "Another transaction in QuickBooks already uses this number.",
+            "Give this record a number of its own in JobsiteOn (or fill it in here), save, then click Retry.",
+            (_A.FILL_FIELD, _A.RETRY),
+        ),
+        Meaning(
+            "too_long",
+            Kind.VALIDATION,
+            "Field too long",
+            "A field is longer (or shorter) than QuickBooks allows; the details say the limit.",
+            "Shorten the field in JobsiteOn (or fill it in here), save, and the next sync attempt will succeed.",
+            (_A.FILL_FIELD, _A.RETRY),
+        ),
+        Meaning(
+            "own_request",
+            Kind.VALIDATION,
+            "Request refused",
+            "QuickBooks refused syncbot's own request, not the record's data: there is no field to fill.",
+            "Click Retry. If the error persists after retrying, contact JobsiteOn support with the error "
+            "timestamp and details.",
+            (_A.RETRY,),
+        ),
+    )
+}
+
+
+def kind_info(kind: Kind, meaning: str | None = None) -> KindInfo:
+    """The cause, fix and buttons of ``kind``, in the words of ``meaning`` when it is one of that kind's
+    :data:`MEANINGS` (an unknown or foreign meaning, e.g. one stored by another version, gives the kind's own)."""
+    info = KINDS[kind]
+    m = MEANINGS.get(meaning) if meaning else None
+    if m is None or m.kind is not kind:
+        return info
+    return dataclasses.replace(info, title=m.title, cause=m.cause, fix=m.fix, actions=m.actions, meaning=m.key)
+
+
 @dataclass(frozen=True)
 class FaultError:
     """One ``Error`` of a QuickBooks Fault, as sent (code normalised: ``"003200"`` → ``"3200"``)."""
@@ -418,6 +546,8 @@ class Diagnosis:
     #: The provider's http(s) links (HTML anchors) as ``(text, url)``, each shown in ``details`` as "text (url)":
     #: what a renderer needs to make them links again (the Slack side shows ``<url|text>``).
     links: tuple[tuple[str, str], ...] = ()
+    #: Which of the kind's :data:`MEANINGS` the words of the error name (None: the kind's own).
+    meaning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -427,17 +557,17 @@ class Diagnosis:
     @property
     def info(self) -> KindInfo | None:
         """The kind's :class:`KindInfo`, None for success."""
-        return None if self.kind is None else KINDS[self.kind]
+        return None if self.kind is None else kind_info(self.kind, self.meaning)
 
     @property
     def cause(self) -> str | None:
-        """The kind's cause (help article words), None for success."""
-        return None if self.kind is None else KINDS[self.kind].cause
+        """The cause (help article words, or the meaning's), None for success."""
+        return None if self.kind is None else kind_info(self.kind, self.meaning).cause
 
     @property
     def fix(self) -> str | None:
-        """The kind's fix (help article words), None for success."""
-        return None if self.kind is None else KINDS[self.kind].fix
+        """The fix (help article words, or the meaning's), None for success."""
+        return None if self.kind is None else kind_info(self.kind, self.meaning).fix
 
     @property
     def label(self) -> str:
@@ -447,7 +577,7 @@ class Diagnosis:
     @property
     def actions(self) -> tuple[FixAction, ...]:
         """The buttons for this diagnosis (none for success)."""
-        return () if self.kind is None else KINDS[self.kind].actions
+        return () if self.kind is None else kind_info(self.kind, self.meaning).actions
 
     @property
     def scope(self) -> Literal["record", "connection"] | None:
@@ -456,12 +586,10 @@ class Diagnosis:
 
     @property
     def entry_status(self) -> Literal["error", "warning", "synced"]:
-        """The sync log status: "synced" for success; "warning" for a total_mismatch found after a
-        successful write (no error code); "error" for a total_mismatch fault; else the kind's status."""
+        """The sync log status: "synced" for success, else the kind's status (one severity per kind, whatever
+        the reply: a total_mismatch is a warning whether found after the write or refused over tax)."""
         if self.kind is None:
             return "synced"
-        if self.kind is Kind.TOTAL_MISMATCH and self.codes:
-            return "error"
         return KINDS[self.kind].status
 
 
@@ -593,13 +721,73 @@ def _named_kind(code: str, http_status: int | None, text: str) -> Kind | None:
     return None
 
 
+#: Words that give a code another of its meanings ("Reading the words" in the module docstring).
+_CLOSED_BOOKS = re.compile(
+    r"closing\s+date|books\s+(?:are\s+|were\s+|have\s+been\s+)?closed|closed\s+(?:accounting\s+)?period"
+    r"|period\s+(?:has\s+|is\s+)?(?:been\s+)?closed", re.I)
+_INACTIVE = re.compile(r"\binactive\b|\bno\s+longer\s+active\b", re.I)
+_DEPOSITED = re.compile(r"\bdeposited\b|\bdeposit\s+it\s+appears\s+on\b", re.I)
+_DUPLICATE_NUMBER = re.compile(r"duplicate\s+document\s+number|number\s+has\s+already\s+been\s+used", re.I)
+_OWN_REQUEST_TEXT = re.compile(r"request_?id", re.I)
+#: Codes whose family carries several meanings told apart by the words.
+_WORDY_CODES = frozenset({"610", "2500", "5010", "6000", "6210"})
+
+
+def _meaning_by_words(code: str, error: FaultError, text: str) -> tuple[Kind, str | None] | None:
+    """The kind and meaning the words of ``error`` give its ``code``, None when they say nothing more than the
+    code (then the code table decides)."""
+    if code in ("6000", "5010", "6210") and _CLOSED_BOOKS.search(text):
+        return Kind.CLOSED_PERIOD, None
+    if code == "2500" and _LIST_REFERENCE.search(error.element or ""):
+        return Kind.VALIDATION, None  # the record's own account, term or tax code: chosen again from the list
+    if code in ("610", "2500", "6000") and _INACTIVE.search(text):
+        return Kind.NOT_FOUND, "inactive_reference"
+    if code in ("6000", "6210") and _DUPLICATE_NUMBER.search(text):
+        return Kind.DUPLICATE, "duplicate_number"
+    if code == "6000" and _DEPOSITED.search(text):
+        return Kind.LOCKED, None
+    if code == "6000" and _TAX_CALCULATION.search(text):
+        return Kind.TOTAL_MISMATCH, None
+    if code == "6000" and _OWN_REQUEST_TEXT.search(text):
+        return Kind.VALIDATION, "own_request"
+    if code == "2500" or (code == "610" and (error.element or "").rstrip().endswith("Ref")):
+        return Kind.NOT_FOUND, "missing_reference"
+    return None
+
+
+#: Codes with one meaning of their own besides the kind's words (not read off the text).
+_CODE_MEANING: Mapping[str, str] = {"6140": "duplicate_number", "2050": "too_long", "2010": "own_request"}
+
+
 def classify_error(error: FaultError, http_status: int | None = None, fault_type: str | None = None) -> Kind:
     """The kind of one Fault error, reading its code with the HTTP status and the fault type.
 
     In: the error, the HTTP status of the answer (a batch item gets the batch's status) and the
     Fault's ``type``. Out: a :class:`Kind` (never None: an error is never success). Rules in the
-    module docstring.
+    module docstring; :func:`read_error` also gives the meaning.
     """
+    return read_error(error, http_status, fault_type)[0]
+
+
+def read_error(error: FaultError, http_status: int | None = None,
+               fault_type: str | None = None) -> tuple[Kind, str | None]:
+    """The kind of one Fault error and which of its code's :data:`MEANINGS` the words name (None: the kind's
+    own). Same inputs as :func:`classify_error`."""
+    kind = _classify(error, http_status, fault_type)
+    code = _norm_code(error.code)
+    if code is None:
+        m = _ERROR_CODE_IN_TEXT.search(error.message or "") or _ERROR_CODE_IN_TEXT.search(error.detail or "")
+        code = m.group(1) if m else None
+    if code is None:
+        return kind, None
+    text = " ".join(t for t in (error.message, error.detail) if t)[:MARKUP_SCAN_LIMIT]
+    if code in _WORDY_CODES and (read := _meaning_by_words(code, error, text)) is not None:
+        return read
+    meaning = _CODE_MEANING.get(code)
+    return kind, meaning if meaning is not None and MEANINGS[meaning].kind is kind else None
+
+
+def _classify(error: FaultError, http_status: int | None, fault_type: str | None) -> Kind:
     code = _norm_code(error.code)
     if code is None:
         m = _ERROR_CODE_IN_TEXT.search(error.message or "") or _ERROR_CODE_IN_TEXT.search(error.detail or "")
@@ -617,8 +805,6 @@ def classify_error(error: FaultError, http_status: int | None = None, fault_type
         return Kind.NOT_FOUND if _LINK_GONE.search(text) else Kind.VALIDATION
     if code == "2500" and _LIST_REFERENCE.search(error.element or ""):
         return Kind.VALIDATION
-    if code == "6000" and _TAX_CALCULATION.search(text):
-        return Kind.TOTAL_MISMATCH
     if code is not None and code in _CODE_KIND:
         return _CODE_KIND[code]
     if code in _OWN_REQUEST_CODES:
@@ -1015,11 +1201,18 @@ def _from_fault(
     errors = _fault_errors(fault)
     fld: str | None = None
     links: Links = []
+    meaning: str | None = None
     if errors:
-        kinds = [classify_error(e, status, fault_type) for e in errors]
+        reads = [read_error(e, status, fault_type) for e in errors]
+        kinds = [k for k, _ in reads]
         kind = most_specific(kinds) or Kind.UNKNOWN
         deciding = errors[kinds.index(kind)]
+        meaning = reads[kinds.index(kind)][1]
         fld = _field_of(deciding) or next((f for e in errors if (f := _field_of(e))), None)
+        if meaning == "duplicate_number":
+            fld = fld or "DocNumber"  # the number QuickBooks refuses, whatever element it names
+        elif meaning == "own_request":
+            fld = None  # syncbot's request, not a field of the record
         lines = [_error_line(e, links) for e in errors]
     else:  # a Fault without errors: only its type is known, and only a connection-wide type says anything
         bare = classify_error(FaultError(None, None, None, None), status, fault_type)
@@ -1046,6 +1239,7 @@ def _from_fault(
         retry_after=retry_after,
         hint=_hint(errors, kind),
         links=_shown_links(links, details),
+        meaning=meaning,
     )
 
 
@@ -1624,6 +1818,7 @@ def make_diagnosis(
     hint: str | None = None,
     intuit_tid: str | None = None,
     retry_after: float | None = None,
+    meaning: str | None = None,
 ) -> Diagnosis:
     """A Diagnosis that syncbot states itself rather than reads off a reply (a missing dependency, an
     interrupted attempt, a refresh that found no token...). In: the kind and a details sentence
@@ -1638,6 +1833,7 @@ def make_diagnosis(
         intuit_tid=intuit_tid,
         retry_after=retry_after,
         hint=hint,
+        meaning=meaning if meaning in MEANINGS and kind is not None and MEANINGS[meaning].kind is kind else None,
     )
 
 
@@ -1664,6 +1860,7 @@ def report(d: Diagnosis) -> dict[str, Any]:
     """
     out: dict[str, Any] = {
         "kind": d.label,
+        "meaning": d.meaning,
         "title": d.info.title if d.info else "Synced",
         "codes": list(d.codes),
         "cause": d.cause,

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sync.db import error_line
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
+from sync.log import OPEN_STATUSES, open_clause, open_counts, open_entries
 from sync.models import (
     RECORD_MODELS,
     Connection,
@@ -348,6 +349,16 @@ class SyncEngine:
             raise ConnectionUnavailable("QuickBooks asked us to slow down; syncing resumes by itself.",
                                         Kind.RATE_LIMITED, conn.paused_until)
 
+    def unavailable(self, connection_id: int) -> ConnectionUnavailable | None:
+        """Why the connection cannot take requests now (what a Retry All or Sync Now would be refused with: an
+        expired token, a rate-limit pause, a lapsed subscription), None when it can. Raises NotFound."""
+        with self.sessions() as session:
+            try:
+                self._ensure_available(self._connection(session, connection_id))
+            except ConnectionUnavailable as exc:
+                return exc
+        return None
+
     def _available_provider(self, connection_id: int) -> Provider:
         """The Provider of a connection that can take requests now. Raises NotFound, ConnectionUnavailable."""
         with self.sessions() as session:
@@ -423,8 +434,7 @@ class SyncEngine:
         return list(session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.connection_id == connection_id, SyncLogEntry.entity == entity,
             SyncLogEntry.record_id == record_id, SyncLogEntry.direction == direction,
-            SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
-            SyncLogEntry.superseded_by_id.is_(None)).order_by(SyncLogEntry.id)))
+            open_clause()).order_by(SyncLogEntry.id)))
 
     def _notify(self, session: Session, conn: Connection, event: str, topic: str,
                 entry: SyncLogEntry | None = None, incident: Incident | None = None) -> None:
@@ -477,9 +487,11 @@ class SyncEngine:
         entry.http_status = diag.http_status
         entry.intuit_tid = _printable(diag.intuit_tid, 100) or None
         # the provider's links, so that a message can show them as links again (details say "text (url)")
-        data = {k: v for k, v in (entry.data or {}).items() if k != "links"}
+        data = {k: v for k, v in (entry.data or {}).items() if k not in ("links", "meaning")}
         if diag.links:
             data["links"] = [[text, url] for text, url in diag.links]
+        if diag.meaning:  # which of the kind's meanings (sync.diagnosis.MEANINGS) the words named
+            data["meaning"] = diag.meaning
         entry.data = data or None
 
     def _finish_failure(self, session: Session, conn: Connection, entry: SyncLogEntry, diag: Diagnosis) -> None:
@@ -722,16 +734,25 @@ class SyncEngine:
         for cand_entity, remote_id, record_id, label in candidates:
             try:
                 found = provider.read(cand_entity, remote_id)
-                if str(found.body.get("Active", "true")).lower() == "false":  # QBO "deletes" names this way
+                inactive = str(found.body.get("Active", "true")).lower() == "false"
+                if inactive and record_id is not None:
+                    # a record it uses was made inactive: reactivating that one is the fix, so nothing is marked
+                    # gone (re-creating or unlinking either record would make a second copy in QuickBooks)
+                    return _Failed(dataclasses.replace(
+                        _explain(diag, f"The {cand_entity} '{label}' it uses was made inactive in QuickBooks."),
+                        meaning="inactive_reference"))
+                if inactive:  # the record itself: QBO "deletes" names this way
                     raise ProviderError(make_diagnosis(Kind.NOT_FOUND, "made inactive"))
             except ProviderError as exc:
                 if exc.diagnosis.kind != Kind.NOT_FOUND:
                     return _Failed(diag)
                 if record_id is None:
-                    return _Failed(_explain(diag, "The linked record was deleted in QuickBooks."),
-                                   ((entity.value, None),))
-                return _Failed(_explain(diag, f"The {cand_entity} '{label}' it references was deleted or made "
-                                        "inactive in QuickBooks."), ((cand_entity, record_id),))
+                    return _Failed(dataclasses.replace(
+                        _explain(diag, "The linked record was deleted in QuickBooks."), meaning=None),
+                        ((entity.value, None),))
+                return _Failed(dataclasses.replace(
+                    _explain(diag, f"The {cand_entity} '{label}' it uses was deleted in QuickBooks."),
+                    meaning="missing_reference"), ((cand_entity, record_id),))
         return _Failed(diag)
 
     def _write(self, provider: Provider, entity: Entity, payload: Mapping[str, Any],
@@ -1147,12 +1168,12 @@ class SyncEngine:
     # ------------------------------------------------------------------------------------------ many records
 
     def open_errors(self, connection_id: int, kinds: Sequence[str] | None = None) -> list[SyncLogEntry]:
-        """The connection's open push errors and warnings (one per record), oldest first."""
+        """The connection's open errors that Retry All can retry (``sync.log.retryable``: a record's push; one per
+        record), oldest first. Every open error, retryable or not: ``sync.log.open_entries``."""
         with self.sessions() as session:
             stmt = select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == connection_id, SyncLogEntry.direction == Direction.PUSH,
-                SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
-                SyncLogEntry.superseded_by_id.is_(None), SyncLogEntry.record_id.is_not(None))
+                open_clause(), SyncLogEntry.record_id.is_not(None))
             if kinds:
                 stmt = stmt.where(SyncLogEntry.kind.in_(list(kinds)))
             entries = list(session.scalars(stmt.order_by(SyncLogEntry.id)))
@@ -1652,7 +1673,7 @@ class SyncEngine:
         now = self.clock()
         for entry in list(session.scalars(select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == connection_id, SyncLogEntry.record_id.is_(None),
-                SyncLogEntry.status == Status.ERROR, SyncLogEntry.resolved_at.is_(None)))):
+                SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None)))):
             entry.resolved_at, entry.resolved_by = now, actor
 
     def connection_failed(self, connection_id: int, diag: Diagnosis) -> None:
@@ -1973,13 +1994,16 @@ class SyncEngine:
         return settled
 
     def counts(self, connection_id: int) -> dict[str, int]:
-        """Open errors of the connection by kind."""
+        """Open errors of the connection by kind (``sync.log.open_counts``: the one definition)."""
         with self.sessions() as session:
-            rows = session.execute(select(SyncLogEntry.kind, func.count()).where(
-                SyncLogEntry.connection_id == connection_id,
-                SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)), SyncLogEntry.resolved_at.is_(None),
-                SyncLogEntry.superseded_by_id.is_(None)).group_by(SyncLogEntry.kind)).all()
-            return {str(kind): int(n) for kind, n in rows}
+            return open_counts(session, connection_id=connection_id)
+
+    def open_entries(self, connection_id: int) -> list[SyncLogEntry]:
+        """Every open error of the connection (``sync.log.open_entries``), retryable or not, oldest first."""
+        with self.sessions() as session:
+            entries = open_entries(session, connection_id=connection_id)
+            session.expunge_all()
+            return entries
 
 
 def _label(record: Any) -> str:
@@ -2057,7 +2081,8 @@ def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:
         return make_diagnosis(
             Kind.NOT_FOUND,
             f"The {what} '{missing.label}' that this record references was deleted in QuickBooks. Re-create or "
-            f"unlink the {what} first; this record syncs after it.", field=missing.fieldname)
+            f"unlink the {what} first; this record syncs after it.", field=missing.fieldname,
+            meaning="missing_reference")
     return make_diagnosis(
         Kind.VALIDATION,
         f"The {what} '{missing.label}' is not in QuickBooks yet, so this record cannot reference it. "

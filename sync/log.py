@@ -1,4 +1,26 @@
-"""Queries over the sync log: filters, keyset pages, counts, and the figures of a weekly summary.
+"""Queries over the sync log: filters, keyset pages, counts, the figures of a weekly summary, and the one
+definition of an open error and of an entry's severity that every surface uses.
+
+Open errors (:func:`open_clause`, :func:`open_entries`, :func:`open_counts`)
+===========================================================================
+An **open error** is a sync log entry whose status is error or warning, not resolved (``resolved_at``: a later
+attempt synced, someone marked it resolved, or its connection answered again) and not handed to a newer attempt
+(``superseded_by_id``). Warnings count: a total mismatch waits for a person as much as a duplicate does. So do
+a connection's own failed steps (a CDC pull refused by the rate limit or an expired token, logged without a
+record): each is one open error until the connection answers again. Every surface counts and lists exactly
+these: ``/sync-log status``, the App Home, ``/sync-log errors`` (and ``open``), the Retry All offer, the
+Monday summary and the CLI; :attr:`sync.models.SyncLogEntry.is_open` is the same test in Python.
+
+Retry All retries the open errors it can (:func:`retryable`: a record's push); the others are counted in its
+offer and named by kind, with what fixes them (the rate limit resumes by itself, a deleted record seen by a
+pull is fixed by Re-create or Unlink on its message).
+
+Severity (:func:`sync.diagnosis.severity`)
+==========================================
+One per kind: the ``status`` of the kind in :data:`sync.diagnosis.KINDS` ("error" red, "warning" yellow), the
+same in the channel, the log, the App Home, the summary and the CLI. Warnings: total_mismatch (the figures
+differ, or QuickBooks refused its tax: either way the fix is comparing the tax) and rate_limited (it resolves by
+itself). An entry without a kind keeps its stored status.
 
 Pages are keyset pages on the entry id, newest first (stable while entries are being added, and as fast on the
 millionth entry as on the first). A filter can be parsed from the words people type (`/sync-log` and the CLI):
@@ -18,9 +40,10 @@ from sqlalchemy import Select, String, and_, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from sync.diagnosis import Kind
+from sync.diagnosis import KINDS, Kind, severity
 from sync.models import Direction, Entity, Status, SyncLogEntry, utcnow
 
 MAX_PAGE = 100
@@ -37,6 +60,45 @@ ENTITY_ALIASES = {"contacts": "contact", "customer": "contact", "customers": "co
 #: Status and entity words that change in the plural (info, synced and pending do not).
 _PLURALS = {"error": "errors", "warning": "warnings", "contact": "contacts", "item": "items", "invoice": "invoices",
             "payment": "payments"}
+
+
+#: The statuses of an open error.
+OPEN_STATUSES = (Status.ERROR.value, Status.WARNING.value)
+
+
+def open_clause() -> ColumnElement[bool]:
+    """The SQL condition of an open error (see the module docstring)."""
+    return and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None),
+                SyncLogEntry.superseded_by_id.is_(None))
+
+
+def _scope(stmt: Select[Any], account_id: int | None, connection_id: int | None) -> Select[Any]:
+    if account_id is not None:
+        stmt = stmt.where(SyncLogEntry.account_id == account_id)
+    if connection_id is not None:
+        stmt = stmt.where(SyncLogEntry.connection_id == connection_id)
+    return stmt
+
+
+def open_entries(session: Session, *, account_id: int | None = None,
+                 connection_id: int | None = None) -> list[SyncLogEntry]:
+    """The open errors of an account or a connection, oldest first."""
+    return list(session.scalars(_scope(select(SyncLogEntry).where(open_clause()), account_id, connection_id)
+                                .order_by(SyncLogEntry.id)))
+
+
+def open_counts(session: Session, *, account_id: int | None = None,
+                connection_id: int | None = None) -> dict[str, int]:
+    """How many open errors an account or a connection has, by kind ("none" for an entry without a kind)."""
+    rows = session.execute(_scope(select(SyncLogEntry.kind, func.count()).where(open_clause()), account_id,
+                                  connection_id).group_by(SyncLogEntry.kind)).all()
+    return {str(kind) if kind is not None else "none": int(n) for kind, n in rows}
+
+
+def retryable(entry: Any) -> bool:
+    """Can Retry All try this open error again? A record's push can; a connection's own step (no record) or a
+    pull (a change QuickBooks reported) cannot: their fix is elsewhere."""
+    return getattr(entry, "record_id", None) is not None and getattr(entry, "direction", None) == Direction.PUSH
 
 
 class FilterError(ValueError):
@@ -57,10 +119,12 @@ class LogFilter:
     until: dt.datetime | None = None
     text: str | None = None
     open_only: bool = False
+    #: Only entries of these severities (:func:`severity`: the kind's, else the stored status).
+    severities: tuple[str, ...] = ()
     include_pending: bool = False
     #: Only each record's current attempt (not the ones a later attempt superseded), and a connection's entries
-    #: (expired token, rate limit) only while unresolved: the ``errors`` and ``warnings`` words, so a record that
-    #: failed three times is listed once and a reconnected expiry drops out; ``status:error`` lists every attempt.
+    #: (expired token, rate limit) only while unresolved. (The ``errors`` and ``warnings`` words use ``open_only``,
+    #: which implies it: a record that failed three times is listed once; ``status:error`` lists every attempt.)
     current_only: bool = False
 
     def describe(self, count: int | None = None) -> str:
@@ -69,9 +133,10 @@ class LogFilter:
         With ``count`` (how many entries the heading is over), statuses and entities take its number: "errors ·
         invoices" for none or several, "error · invoice" for one."""
         parts: list[str] = []
-        if self.open_only:
-            parts.append("open")
         many = count is not None and count != 1
+        if self.open_only:
+            word = "warning" if self.severities == (Status.WARNING.value,) else "error"
+            parts.append("open " + (_PLURALS[word] if many else word))
         parts += [_PLURALS.get(w, w) if many else w for w in self.statuses] + list(self.kinds)
         parts += [_PLURALS.get(w, w) if many else w for w in self.entities]
         if self.direction:
@@ -99,6 +164,10 @@ def _parse_when(value: str, now: dt.datetime) -> dt.datetime:
         raise FilterError(f"'{value}' is out of range: use 30m, 24h, 7d, 2w or a date like 2026-11-01") from exc
 
 
+def _add(words: tuple[str, ...], *more: str) -> tuple[str, ...]:
+    return words + tuple(w for w in more if w not in words)
+
+
 def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **base: Any) -> LogFilter:
     """Build a LogFilter from words as typed. Raises FilterError for an unknown key or value."""
     now = now or utcnow()
@@ -108,10 +177,10 @@ def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **b
     text: list[str] = []
     for word in words:
         low = word.lower()
-        if low in ("errors", "error"):
-            f = replace(f, statuses=(*f.statuses, Status.ERROR.value), current_only=True)
-        elif low in ("warnings", "warning"):
-            f = replace(f, statuses=(*f.statuses, Status.WARNING.value), current_only=True)
+        if low in ("errors", "error"):  # the open errors, whatever their severity
+            f = replace(f, open_only=True, severities=_add(f.severities, *OPEN_STATUSES))
+        elif low in ("warnings", "warning"):  # the open errors of warning severity
+            f = replace(f, open_only=True, severities=_add(f.severities, Status.WARNING.value))
         elif low == "open":
             f = replace(f, open_only=True)
         elif ENTITY_ALIASES.get(low, low) in {e.value for e in Entity}:  # "invoices", "contact"...
@@ -216,8 +285,12 @@ def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
         conds += [SyncLogEntry.superseded_by_id.is_(None),
                   or_(SyncLogEntry.record_id.is_not(None), SyncLogEntry.resolved_at.is_(None))]
     if f.open_only:
-        conds += [SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None),
-                  SyncLogEntry.status.in_((Status.ERROR.value, Status.WARNING.value))]
+        conds.append(open_clause())
+    if f.severities and set(f.severities) != set(OPEN_STATUSES):
+        kinds = [k.value for k, info in KINDS.items() if info.status in f.severities]
+        conds.append(or_(SyncLogEntry.kind.in_(kinds),
+                         and_(or_(SyncLogEntry.kind.is_(None), SyncLogEntry.kind.not_in([k.value for k in KINDS])),
+                              SyncLogEntry.status.in_(f.severities))))
     if f.text:
         like = "%" + f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conds.append(or_(_lower(SyncLogEntry.record_label).like(like, escape="\\"),
@@ -318,7 +391,7 @@ def weekly_summary(session: Session, account_id: int, until: dt.datetime, days: 
     errors_week = replace(week, statuses=failing)
     open_f = LogFilter(account_id=account_id, open_only=True)
     _ready(session)
-    open_count = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), open_f)) or 0
+    open_count = sum(open_counts(session, account_id=account_id).values())
     oldest = list(session.scalars(_apply(select(SyncLogEntry), open_f).order_by(SyncLogEntry.id.asc())
                                   .limit(top)))
     most_rows = session.execute(
@@ -345,6 +418,8 @@ def entry_as_dict(entry: SyncLogEntry, tz: Callable[[dt.datetime], dt.datetime] 
     return {
         "id": entry.id, "timestamp": when.isoformat(), "entity": entry.entity, "record_id": entry.record_id,
         "record": entry.record_label, "direction": entry.direction, "status": entry.status, "kind": entry.kind,
+        "severity": severity(entry.kind, entry.status),
+        "meaning": (entry.data or {}).get("meaning") if isinstance(entry.data, dict) else None,
         "details": entry.details, "attempt": entry.attempt, "actor": entry.actor,
         "resolved_at": entry.resolved_at.isoformat() if entry.resolved_at else None,
         "retried_by": entry.superseded_by_id, "connection_id": entry.connection_id,

@@ -325,7 +325,8 @@ class SyncLogEntry(Base):
     `attempt` counts attempts of the same record and direction since it last synced. A retried entry points to
     its new attempt through `superseded_by_id`; an entry is resolved once its record synced (`resolved_at`).
     `request_id` is the idempotency key (QuickBooks `requestid`) the attempt used; `data` holds structured
-    details (totals of a total_mismatch, the provider's raw reply trimmed, its links as ``links``: [[text, url]]).
+    details (totals of a total_mismatch, the provider's raw reply trimmed, its links as ``links``: [[text, url]], and
+    ``meaning``: which of its kind's meanings the words named, a key of ``sync.diagnosis.MEANINGS``).
     """
 
     __tablename__ = "sync_log"
@@ -369,7 +370,8 @@ class SyncLogEntry(Base):
 
     @property
     def is_open(self) -> bool:
-        """An error or warning not yet resolved nor handed to a newer attempt."""
+        """An error or warning not yet resolved nor handed to a newer attempt: an open error, the same test as
+        ``sync.log.open_clause`` (the one definition every surface counts by)."""
         return (self.status in (Status.ERROR, Status.WARNING) and self.resolved_at is None
                 and self.superseded_by_id is None)
 

@@ -610,7 +610,8 @@ def test_log_page_lists_entries_with_cursors_and_actions() -> None:
     assert "3 entries, newest first · filter `errors entity:invoice`" in seen
     assert (":red_circle: *Invoice INV-0* · Authentication expired · Push · Nov 30 9:05 AM EST\n"
             "0: Something & <else>") in seen
-    assert ":large_yellow_circle: *Invoice INV-1* · Duplicate record · Push · Nov 30 9:04 AM EST" in seen
+    # one severity per kind (sync.diagnosis.severity): a duplicate is red even if a row stored "warning"
+    assert ":red_circle: *Invoice INV-1* · Duplicate record · Push · Nov 30 9:04 AM EST" in seen
     assert ":white_check_mark: *Invoice INV-2* · Synced · Push" in seen
     assert buttons(msg) == ["Retry", "Retry", "Previous", "Next", "Retry All Errors", "Sync Now"]
     assert json.loads(button_named(msg, "Next")["value"]) == {"before": 58, "q": "errors entity:invoice"}
@@ -766,7 +767,7 @@ def test_weekly_summary_reads_like_the_monday_review() -> None:
     assert "*Synced*\n120 (+20 vs last week)" in seen and "*Errors*\n9 (-3 vs last week)" in seen
     assert "• Duplicate record: *5* (-3)\n• Field validation error: *4* (+4)" in seen
     assert "• Invoice: *7*\n• Contact: *4*" in seen
-    assert "*Still open: 3 errors*\nOldest unresolved:\n• *Invoice INV-1042* · Duplicate record" in seen
+    assert "*Still open: 3 errors*\nOldest unresolved:\n• :red_circle: *Invoice INV-1042* · Duplicate record" in seen
     assert "(12 days old)" in seen
     assert "• Invoice INV-1042: 5 failures" in seen
     assert buttons(msg) == ["Retry All Errors", "View log"]

@@ -506,7 +506,7 @@ def test_6000_with_tax_calculation_text_is_total_mismatch() -> None:
         ("6000", "A business validation error", "QuickBooks encountered an error while calculating tax.", "")
     )
     assert diagnose(400, tax).kind is Kind.TOTAL_MISMATCH
-    assert diagnose(400, tax).entry_status == "error"  # the write failed
+    assert diagnose(400, tax).entry_status == "warning"  # one severity per kind, the write failed or not
     plain = fault_json(("6000", "A business validation error", "You must set a transaction amount.", ""))
     assert diagnose(400, plain).kind is Kind.VALIDATION
 
@@ -750,7 +750,7 @@ def test_kinds_table() -> None:
     assert "contact JobsiteOn support with the error timestamp and details" in KINDS[Kind.UNKNOWN].fix
     for kind, info in KINDS.items():
         assert info.kind is kind
-        assert info.status == ("warning" if kind is Kind.TOTAL_MISMATCH else "error")
+        assert info.status == ("warning" if kind in (Kind.TOTAL_MISMATCH, Kind.RATE_LIMITED) else "error")
         expected_scope = kind in (Kind.AUTH_EXPIRED, Kind.RATE_LIMITED, Kind.SUBSCRIPTION)
         assert info.scope == ("connection" if expected_scope else "record")
         assert all(isinstance(a, FixAction) for a in info.actions)
@@ -1520,3 +1520,82 @@ def test_codes_about_the_request_are_never_a_field_to_fill(code: str, fault_type
     d = diagnose(400, fault_json((code, "Something", "about the request", ""), fault_type=fault_type))
     assert d.kind is Kind.UNKNOWN
     assert FixAction.FILL_FIELD not in d.actions and d.field is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the words: one code, several meanings (issue 15, point 10)
+
+MEANING_CASES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "fixtures" / "qbo_meanings.json").read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("case", MEANING_CASES, ids=[c["id"] for c in MEANING_CASES])
+def test_the_words_give_the_codes_meaning(case: dict[str, Any]) -> None:
+    d = diagnose(case["http_status"], case["body"], case["content_type"])
+    assert (d.label, d.meaning) == (case["expected_kind"], case["expected_meaning"]), d.details
+    assert report(d)["meaning"] == case["expected_meaning"]
+    assert d.info is not None and d.info.meaning == case["expected_meaning"]
+
+
+def test_a_reference_made_inactive_is_fixed_on_that_record_never_by_recreating_this_one() -> None:
+    [case] = [c for c in MEANING_CASES if c["id"] == "M-610-INACTIVE"]
+    d = diagnose(case["http_status"], case["body"], case["content_type"])
+    assert d.kind is Kind.NOT_FOUND and d.info is not None
+    assert d.info.title == "Uses an inactive record"
+    assert d.cause == ("A record this one uses (a customer, item, account or tax code) has been made inactive in "
+                       "QuickBooks.")
+    assert d.fix is not None and d.fix.startswith("Reactivate that record in QuickBooks, or choose another one")
+    assert d.actions == (FixAction.RETRY,)  # no Re-create, no Unlink: this record is fine
+    deleted = diagnose(400, fault_json(("610", "Object Not Found", "Object Not Found : Another user has deleted "
+                                        "this transaction.", "")))
+    assert deleted.meaning is None and deleted.actions == (FixAction.RECREATE, FixAction.UNLINK)
+
+
+def test_a_closed_period_is_not_a_field_to_fill() -> None:
+    for case_id in ("M-6000-CLOSED", "M-5010-CLOSED"):
+        [case] = [c for c in MEANING_CASES if c["id"] == case_id]
+        d = diagnose(case["http_status"], case["body"], case["content_type"])
+        assert d.kind is Kind.CLOSED_PERIOD and d.field is None
+        assert FixAction.FILL_FIELD not in d.actions
+        assert d.fix is not None and "closing date" in d.fix and "bookkeeper" in d.fix
+        assert d.entry_status == "error"
+
+
+def test_a_duplicate_number_asks_for_a_new_number_and_names_the_field() -> None:
+    d = diagnose(400, fault_json(("6140", "Duplicate Document Number Error", "This number has already been used.",
+                                  "")))
+    assert (d.kind, d.meaning, d.field) == (Kind.DUPLICATE, "duplicate_number", "DocNumber")
+    assert d.actions == (FixAction.FILL_FIELD, FixAction.RETRY)
+    name = diagnose(400, DUPLICATE_JSON)
+    assert name.meaning is None and name.actions == (FixAction.RETRY, FixAction.LINK_EXISTING)
+
+
+def test_syncbots_own_request_offers_no_field() -> None:
+    [case] = [c for c in CASES if c["id"] == "QBO-18"]
+    d = diagnose_case(case)
+    assert d.kind is Kind.VALIDATION  # the case's acceptable kind, read in its other meaning
+    for item in d.items.values():
+        assert item.meaning == "own_request" and item.field is None
+        assert item.actions == (FixAction.RETRY,)
+        assert item.fix is not None and "fill" not in item.fix.lower()
+
+
+def test_the_words_never_override_a_connection_wide_code() -> None:
+    # a throttle or an expired token whose text happens to say "inactive" or "closing date" stays what it is
+    throttle = fault_json(("3001", "ThrottleExceeded", "The period is closed; inactive", ""), fault_type="SERVICE")
+    assert diagnose(429, throttle).kind is Kind.RATE_LIMITED and diagnose(429, throttle).meaning is None
+    auth = fault_json(("3200", "AuthenticationFailed", "closing date inactive", ""), fault_type="AUTHENTICATION")
+    assert diagnose(401, auth).kind is Kind.AUTH_EXPIRED and diagnose(401, auth).meaning is None
+
+
+def test_every_meaning_belongs_to_a_kind_and_has_the_articles_shape() -> None:
+    from sync.diagnosis import MEANINGS, kind_info
+
+    for key, m in MEANINGS.items():
+        assert m.key == key and m.kind in KINDS
+        assert m.cause.endswith(".") and m.fix.endswith(".")
+        info = kind_info(m.kind, key)
+        assert (info.status, info.scope) == (KINDS[m.kind].status, KINDS[m.kind].scope)  # the kind's severity
+    assert kind_info(Kind.DUPLICATE, "inactive_reference") == KINDS[Kind.DUPLICATE]  # another kind's meaning
+    assert kind_info(Kind.NOT_FOUND, "no-such-meaning") == KINDS[Kind.NOT_FOUND]

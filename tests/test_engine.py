@@ -170,6 +170,9 @@ def test_deleted_customer_referenced_by_invoice_points_at_the_customer(services:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
     entry = open_entry(services, "invoice", "JS-1001")
     assert entry.kind == "not_found" and "Riverside Dental" in (entry.details or "")
+    # Sync Now pulled first and saw the customer deleted (made inactive, as QuickBooks deletes names): the customer
+    # has its own error; the invoice's is "a record it uses is missing", fixed there (no Re-create or Unlink here)
+    assert (entry.data or {}).get("meaning") == "missing_reference"
     with services.sessions() as session:
         invoice = session.scalars(select(Invoice)).one()
         wanted = {("invoice", invoice.id), ("contact", invoice.contact_id)}

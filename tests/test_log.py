@@ -103,22 +103,24 @@ def test_no_words_is_every_entry_of_the_base() -> None:
     assert parse_filter("   ", now=NOW).describe() == "all entries"
 
 
-@pytest.mark.parametrize(("words", "statuses", "open_only"), [
-    ("errors", ("error",), False),
-    ("error", ("error",), False),
-    ("ERRORS", ("error",), False),
-    ("warnings", ("warning",), False),
-    ("Warning", ("warning",), False),
-    ("errors warnings", ("error", "warning"), False),
-    ("open", (), True),
-    ("OPEN errors", ("error",), True),
-    ("status:synced", ("synced",), False),
-    ("status:INFO", ("info",), False),
-    ("status:error status:warning", ("error", "warning"), False),
+# `errors` and `open` are the open errors (sync.log's one definition, both severities), `warnings` those of warning
+# severity; `status:` lists every attempt with that stored status.
+@pytest.mark.parametrize(("words", "statuses", "open_only", "severities"), [
+    ("errors", (), True, ("error", "warning")),
+    ("error", (), True, ("error", "warning")),
+    ("ERRORS", (), True, ("error", "warning")),
+    ("warnings", (), True, ("warning",)),
+    ("Warning", (), True, ("warning",)),
+    ("errors warnings", (), True, ("error", "warning")),
+    ("open", (), True, ()),
+    ("OPEN errors", (), True, ("error", "warning")),
+    ("status:synced", ("synced",), False, ()),
+    ("status:INFO", ("info",), False, ()),
+    ("status:error status:warning", ("error", "warning"), False, ()),
 ])
-def test_status_words(words: str, statuses: tuple[str, ...], open_only: bool) -> None:
+def test_status_words(words: str, statuses: tuple[str, ...], open_only: bool, severities: tuple[str, ...]) -> None:
     f = parse_filter(words, now=NOW)
-    assert (f.statuses, f.open_only) == (statuses, open_only)
+    assert (f.statuses, f.open_only, f.severities) == (statuses, open_only, severities)
     assert f.text is None
 
 
@@ -178,13 +180,13 @@ def test_since_and_until_iso_times_are_utc(value: str, expected: dt.datetime) ->
 
 def test_connection_and_base_are_kept() -> None:
     f = parse_filter("connection:3 errors", now=NOW, account_id=9)
-    assert (f.account_id, f.connection_id, f.statuses) == (9, 3, ("error",))
+    assert (f.account_id, f.connection_id, f.open_only) == (9, 3, True)
     assert parse_filter("connection:007", now=NOW).connection_id == 7
 
 
 def test_free_text_keeps_case_and_unknown_keys() -> None:
     f = parse_filter("Smith Roofing errors", now=NOW)
-    assert (f.text, f.statuses) == ("Smith Roofing", ("error",))
+    assert (f.text, f.open_only) == ("Smith Roofing", True)
     # a colon in a word that is not a filter key is text (times, codes, paths)
     assert parse_filter("ERR:6240 10:30 C:\\jobs", now=NOW).text == "ERR:6240 10:30 C:\\jobs"
     assert parse_filter("x" * 300, now=NOW).text == "x" * 200
@@ -194,18 +196,21 @@ def test_free_text_keeps_case_and_unknown_keys() -> None:
 def test_the_documented_example_and_its_description() -> None:
     f = parse_filter("errors entity:invoice kind:duplicate since:7d until:2026-11-01 direction:pull "
                      "status:synced connection:3 Smith", now=NOW, account_id=1)
-    assert f == LogFilter(account_id=1, connection_id=3, statuses=("error", "synced"), kinds=("duplicate",),
+    assert f == LogFilter(account_id=1, connection_id=3, statuses=("synced",), kinds=("duplicate",),
                           entities=("invoice",), direction="pull", since=NOW - 7 * D,
-                          until=dt.datetime(2026, 11, 1, tzinfo=UTC), text="Smith", current_only=True)
-    assert f.describe() == ('error · synced · duplicate · invoice · pull · since 2026-11-16 09:00 UTC · '
+                          until=dt.datetime(2026, 11, 1, tzinfo=UTC), text="Smith", open_only=True,
+                          severities=("error", "warning"))
+    assert f.describe() == ('open error · synced · duplicate · invoice · pull · since 2026-11-16 09:00 UTC · '
                             'until 2026-11-01 00:00 UTC · "Smith"')
-    assert parse_filter("open", now=NOW).describe() == "open"
+    assert parse_filter("open", now=NOW).describe() == "open error"
+    assert parse_filter("open", now=NOW).describe(2) == "open errors"
+    assert parse_filter("warnings", now=NOW).describe(2) == "open warnings"
 
 
-@pytest.mark.parametrize(("count", "heading"), [(None, "open · error · warning · duplicate · invoice · item"),
-                                                (1, "open · error · warning · duplicate · invoice · item"),
-                                                (0, "open · errors · warnings · duplicate · invoices · items"),
-                                                (6, "open · errors · warnings · duplicate · invoices · items")])
+@pytest.mark.parametrize(("count", "heading"), [(None, "open error · duplicate · invoice · item"),
+                                                (1, "open error · duplicate · invoice · item"),
+                                                (0, "open errors · duplicate · invoices · items"),
+                                                (6, "open errors · duplicate · invoices · items")])
 def test_describe_takes_the_number_of_the_count(count: int | None, heading: str) -> None:
     f = parse_filter("open errors warnings kind:duplicate invoices items", now=NOW)
     assert f.describe(count) == heading
@@ -308,11 +313,11 @@ def shown(world: World, f: LogFilter, names: dict[str, int]) -> set[str]:
 
 @pytest.mark.parametrize(("words", "expected"), [
     ("", "s1 s2 s3 s4 s5 s6 s8"),                 # s7 is pending: hidden
-    ("errors", "s1 s2 s8"),                       # s4 superseded: its record is listed by its newest attempt
-    ("warnings", "s3"),
-    ("errors warnings", "s1 s2 s3 s8"),
-    ("open", "s1 s3 s8"),                         # s2 resolved, s4 superseded, s5/s6 not failures
-    ("open errors", "s1 s8"),
+    ("errors", "s1 s3 s8"),                       # the open errors: s2 resolved, s4 superseded, s5/s6 not failures
+    ("warnings", "s3"),                           # total_mismatch is a warning
+    ("errors warnings", "s1 s3 s8"),
+    ("open", "s1 s3 s8"),
+    ("open errors", "s1 s3 s8"),
     ("status:synced", "s5"),
     ("status:info", "s6"),
     ("entity:invoices", "s1 s2"),                 # not the pending s7
@@ -322,7 +327,7 @@ def shown(world: World, f: LogFilter, names: dict[str, int]) -> set[str]:
     ("kind:validation kind:not_found", "s4 s8"),
     ("kind:conflict", ""),
     ("direction:pull", "s3 s5"),
-    ("direction:push errors", "s1 s2 s8"),
+    ("direction:push errors", "s1 s8"),
     ("status:error", "s1 s2 s4 s8"),              # status: lists every attempt, superseded too
     ("since:2d", "s1 s2"),                        # since is inclusive (s2 is exactly 2 days old)
     ("until:2d", "s3 s4 s5 s6 s8"),               # until is exclusive
@@ -539,7 +544,8 @@ def test_counts_by_each_key(world: World, mixed: dict[str, int]) -> None:
         assert counts(session, a, "entity") == {"invoice": 2, "contact": 3, "item": 1, "payment": 1}
         assert counts(session, a, "direction") == {"push": 5, "pull": 2}
         errors = parse_filter("errors", now=NOW, account_id=world.a)
-        assert counts(session, errors, "entity") == {"invoice": 2, "contact": 1}  # the item's error was retried
+        # the open errors: s1 (invoice), s3 (a contact's warning), s8 (contact); s2 resolved, the item's retried
+        assert counts(session, errors, "entity") == {"invoice": 1, "contact": 2}
         every = parse_filter("status:error", now=NOW, account_id=world.a)
         assert counts(session, every, "entity") == {"invoice": 2, "item": 1, "contact": 1}
         assert counts(session, parse_filter("open", now=NOW, account_id=world.a), "kind") == {
@@ -699,6 +705,7 @@ def test_entry_as_dict(world: World) -> None:
             "record": "INV-1042", "direction": "push", "status": "error", "kind": "duplicate", "details": "Dup",
             "attempt": 2, "actor": "U1", "resolved_at": "2026-11-23T10:00:00+00:00", "retried_by": second,
             "connection_id": world.a_qbo, "intuit_tid": "tid-1", "codes": "6240",
+            "severity": "error", "meaning": None,
         }
         assert entry_as_dict(e, lambda t: t.astimezone(chicago))["timestamp"] == "2026-11-23T03:00:00-06:00"
         other = session.get(SyncLogEntry, second)

@@ -28,7 +28,7 @@ from bot.blocks.text import (
     provider_name,
     record_name,
 )
-from sync.diagnosis import FixAction, KindInfo
+from sync.diagnosis import FixAction, KindInfo, severity
 
 #: How many of the latest errors the tab lists.
 LATEST_ERRORS_MAX = 10
@@ -121,7 +121,8 @@ def _error_block(entry: Any, tz: TzLike) -> Block:
     status = str(attr(entry, "status", "error"))
     info = kind_info_for(attr(entry, "kind"))
     record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 200)
-    line = (f"{STATUS_EMOJI.get(status, ':red_circle:')} *{record}* · {info.title if info else status} · "
+    emoji = STATUS_EMOJI.get(severity(attr(entry, "kind"), status), ":red_circle:")  # the kind's severity
+    line = (f"{emoji} *{record}* · {info.title if info else status} · "
             f"{format_time(attr(entry, 'created_at'), tz)}")
     details = first_line(attr(entry, "details"), 200)
     return section(f"{line}\n{details}" if details else line, accessory=_row_button(entry, info))

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, Message, actions, button, context, header, message, section
-from bot.blocks.messages import STATUS_EMOJI, attr, kind_info_for
+from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for
 from bot.blocks.text import (
     BUTTON_VALUE_MAX,
     MESSAGE_BLOCKS_MAX,
@@ -28,6 +28,7 @@ from bot.blocks.text import (
     plural,
     record_name,
 )
+from sync.diagnosis import severity
 
 #: Blocks a page keeps for itself: header, context, actions, and the "not shown" note.
 _RESERVED = 4
@@ -42,8 +43,8 @@ def entry_line(entry: Any, tz: TzLike) -> str:
     """One entry in one or two lines of mrkdwn: ``:red_circle: *Invoice INV-1042* · Duplicate record · Push… · when``
     then the first line of its details (escaped, cut)."""
     status = str(attr(entry, "status", "error"))
-    emoji = STATUS_EMOJI.get(status, ":white_circle:")
-    info = kind_info_for(attr(entry, "kind"))
+    emoji = STATUS_EMOJI.get(severity(attr(entry, "kind"), status), ":white_circle:")
+    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     what = info.title if info is not None else status.capitalize()
     record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 200)
     parts = [f"{emoji} *{record}*", what, direction_text(attr(entry, "direction")).split(":")[0],
@@ -144,8 +145,8 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
 
 HELP_COMMANDS: tuple[tuple[str, str], ...] = (
     ("/sync-log", "the latest entries of the sync log"),
-    ("/sync-log errors", "errors only, each record once in its latest state (`warnings` for warnings; `open` for "
-     "what is still unresolved; `status:error` lists every failed attempt)"),
+    ("/sync-log errors", "the open errors: errors and warnings not resolved yet, each record once, as counted "
+     "everywhere (`warnings` for the warnings only; `status:error` lists every failed attempt)"),
     ("/sync-log entity:invoice kind:duplicate since:7d direction:push",
      "filters: `entity:` contact, item, invoice, payment; `kind:` duplicate, not_found, validation…; "
      "`since:` 30m, 24h, 7d or a date; `direction:` push or pull; any other words search names and details"),

@@ -58,7 +58,7 @@ from bot.blocks.text import (
     truncate,
 )
 from bot.blocks.totals import mismatch_buttons, totals_blocks
-from sync.diagnosis import KINDS, FixAction, Kind, KindInfo
+from sync.diagnosis import KINDS, FixAction, Kind, KindInfo, kind_info, severity
 
 EntryState = Literal["open", "retrying", "synced", "resolved", "info"]
 
@@ -82,14 +82,22 @@ def attr(obj: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def kind_info_for(kind: object) -> KindInfo | None:
-    """The KindInfo of a stored kind string; unknown for a kind syncbot no longer knows; None for no kind."""
+def kind_info_for(kind: object, meaning: object = None) -> KindInfo | None:
+    """The KindInfo of a stored kind string, in the words of its stored ``meaning`` (sync.diagnosis.MEANINGS)
+    when it has one; unknown for a kind syncbot no longer knows; None for no kind."""
     if kind is None or str(kind) == "":
         return None
     try:
-        return KINDS[Kind(str(kind))]
+        return kind_info(Kind(str(kind)), str(meaning) if meaning else None)
     except ValueError:
         return KINDS[Kind.UNKNOWN]
+
+
+def entry_meaning(entry: Any) -> str | None:
+    """Which meaning of its kind an entry's error has (``entry.data["meaning"]``, written by the engine)."""
+    data = attr(entry, "data")
+    value = data.get("meaning") if isinstance(data, Mapping) else None
+    return str(value) if value else None
 
 
 def entry_state(entry: Any, retrying_by: str | None = None) -> EntryState:
@@ -241,7 +249,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     """
     state = entry_state(entry, retrying_by)
     status = str(attr(entry, "status", "error"))
-    info = kind_info or kind_info_for(attr(entry, "kind"))
+    info = kind_info or kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     if info is None and state in ("open", "retrying", "resolved"):
         info = KINDS[Kind.UNKNOWN]
     n = int(attempts if attempts is not None else attr(entry, "attempt", 1))
@@ -251,8 +259,8 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
 
     blocks: list[Block | None] = []
     title = info.title if info else "Sync"
-    if state == "open":
-        emoji, word = ((STATUS_EMOJI["warning"], "Warning") if status == "warning"
+    if state == "open":  # the kind's severity (sync.log.severity), as every surface shows it
+        emoji, word = ((STATUS_EMOJI["warning"], "Warning") if severity(attr(entry, "kind"), status) == "warning"
                        else (STATUS_EMOJI["error"], "Error"))
         blocks.append(section(f"{emoji} *{word}: {title}* · {record_md}"))
         text = f"{word}: {title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
@@ -458,20 +466,55 @@ def answer_modal(answer: Mapping[str, Any], title: str = "syncbot") -> dict[str,
 # ------------------------------------------------------------------------------------------------ Retry All
 
 
-def retry_all_confirm(count: int, *, connection_id: int | None = None) -> Message:
-    """Asks before Retry All: how many open errors would be tried again, Retry all / Cancel."""
-    if count <= 0:
+def _not_retried_lines(not_retried: Mapping[str, int]) -> list[str]:
+    """One line per kind of open error Retry All leaves alone, with what fixes it instead."""
+    lines = []
+    for kind, n in sorted(not_retried.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
+        info = kind_info_for(kind)
+        title = info.title if info is not None else "Error"
+        if info is not None and info.scope == "connection":
+            how = info.fix
+        else:
+            how = "a change QuickBooks reported: fix it with the buttons on its message."
+        lines.append(f"• {title} ({n:,}): {how}")
+    return lines
+
+
+def retry_all_confirm(count: int, *, connection_id: int | None = None,
+                      not_retried: Mapping[str, int] | None = None, blocked: str | None = None) -> Message:
+    """Asks before Retry All: how many open errors would be tried again, Retry all / Cancel. ``not_retried``
+    counts by kind the open errors Retry All cannot retry (the connection's own, like the rate limit, and changes
+    QuickBooks reported): they are named with their fix, so the offer adds up to the open errors shown
+    everywhere else (sync.log). ``blocked`` (:func:`stopped_note`): the connection would refuse the run now (a
+    rate-limit pause, an expired token): said instead of the buttons."""
+    others = {str(k): int(v) for k, v in (not_retried or {}).items() if int(v) > 0}
+    left = sum(others.values())
+    if count <= 0 and not left:
         return message("There are no open errors to retry.",
                        [section(f"{STATUS_EMOJI['synced']} There are no open errors to retry.")])
+    total = count + left
+    if blocked:
+        head = f"{plural(total, 'open error')}; {blocked}"
+        return message(head.replace("*", ""), [section(f"{STATUS_EMOJI['warning']} {head}")])
+    if count <= 0:
+        head = (f"{plural(total, 'open error')}, none that Retry All can retry:" if total != 1
+                else "1 open error, which Retry All cannot retry:")
+        lines = [f"*{head}*", *_not_retried_lines(others)]
+        return message(f"{head} " + "; ".join(line[2:] for line in lines[1:]), [section("\n".join(lines))])
+    head = f"Retry all {plural(count, 'open error')}?" if not left else \
+        f"Retry {count:,} of {plural(total, 'open error')}?"
+    lines = [f"*{head}*", "Each record is tried again once; every error message updates with its outcome."]
+    if left:
+        lines.append("Not retried here:")
+        lines += _not_retried_lines(others)
     blocks: list[Block | None] = [
-        section(f"*Retry all {plural(count, 'open error')}?*\nEach record is tried again once; "
-                "every error message updates with its outcome."),
+        section("\n".join(lines)),
         actions([
             button(f"Retry all {count:,}", ids.RETRY_ALL_CONFIRM, connection_id, style="primary"),
             button("Cancel", ids.RETRY_ALL_CANCEL, connection_id),
         ]),
     ]
-    return message(f"Retry all {plural(count, 'open error')}?", blocks)
+    return message(head, blocks)
 
 
 def retry_all_progress(done: int, total: int) -> Message:

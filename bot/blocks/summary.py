@@ -25,6 +25,7 @@ from bot.blocks.text import (
     record_name,
     signed,
 )
+from sync.diagnosis import severity
 
 WEEKLY_TIP = ("Tip: set a calendar reminder to check the sync log every Monday. "
               "A 2-minute review can prevent hours of cleanup later.")
@@ -98,7 +99,8 @@ def weekly_summary_message(summary: Any, *, tz: TzLike = None, account_name: str
                 age = f" ({plural(max(0, (now - created).days), 'day')} old)"
             info = kind_info_for(attr(entry, "kind"))
             record = record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id"))
-            lines.append(f"• *{mrkdwn(record, 200)}* · {info.title if info else 'Error'} · since "
+            emoji = STATUS_EMOJI.get(severity(attr(entry, "kind"), attr(entry, "status")), STATUS_EMOJI["error"])
+            lines.append(f"• {emoji} *{mrkdwn(record, 200)}* · {info.title if info else 'Error'} · since "
                          f"{format_time(created, tz)}{age}")
         blocks.append(section("\n".join(lines)))
 

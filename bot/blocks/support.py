@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, Message, context, message, modal, plain_text, section
-from bot.blocks.messages import HELP_SUPPORT_NOTE, _details_block, attr, kind_info_for
+from bot.blocks.messages import HELP_SUPPORT_NOTE, _details_block, attr, entry_meaning, kind_info_for
 from bot.blocks.text import (
     LINK_URL_MAX,
     TzLike,
@@ -45,7 +45,7 @@ MAILTO_MAX = LINK_URL_MAX
 
 def support_lines(entry: Any, tz: TzLike) -> list[str]:
     """What support needs of an entry: timestamp (UTC and the reader's time), record, error, attempt, intuit_tid."""
-    info = kind_info_for(attr(entry, "kind"))
+    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     created = attr(entry, "created_at")
     rid = attr(entry, "record_id")
     return [
@@ -76,7 +76,7 @@ def _fault_where(entry: Any) -> str:
 
 def support_subject(entry: Any) -> str:
     """The subject of a request to support: ``syncbot: Duplicate record · Contact Acme Corp (entry 16)``."""
-    info = kind_info_for(attr(entry, "kind"))
+    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     record = record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id"))
     title = info.title if info else "Sync error"
     return truncate(f"syncbot: {title} · {record} (entry {attr(entry, 'id')})", 200)
