@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -505,40 +506,77 @@ def sandbox_quickbooks(port: Annotated[int, typer.Option(min=1, max=65535, help=
     uvicorn.run(standin_app, host="127.0.0.1", port=port, log_level="warning")
 
 
+class Role(StrEnum):
+    """What one `syncbot serve` process does; replicas may split the work (each role may run in any number of
+    processes: delivery and the scheduled jobs are shared through the database)."""
+
+    ALL = "all"
+    WEB = "web"              # Slack's requests (HTTP or Socket Mode), the OAuth and health endpoints
+    WORKER = "worker"        # the notifier: deliver sync errors to Slack; recover what a killed process left
+    SCHEDULER = "scheduler"  # the scheduled jobs (one leader at a time)
+
+
+def _wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
 @app.command("serve")
 def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 3000).")] = None,
-          host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0") -> None:
+          host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+          role: Annotated[list[Role] | None, typer.Option(
+              help="What this process does (repeat for several): web (Slack's requests), worker (delivery to "
+                   "Slack), scheduler (the scheduled jobs), or all (the default).")] = None) -> None:
     """Serve the Slack app: HTTP (POST /slack/events) under uvicorn, or Socket Mode when SLACK_APP_TOKEN is set.
-    The notifier delivers sync errors to Slack in the background."""
+    The notifier delivers sync errors to Slack in the background. ``--role`` splits this across processes."""
     import uvicorn
 
     from bot.app import build_app
     from bot.runtime import build_runtime
     from bot.server import create_server
 
+    roles = set(role or [Role.ALL])
+    if Role.ALL in roles:
+        roles = {Role.WEB, Role.WORKER, Role.SCHEDULER}
     settings = get_settings()
     services = _services(settings)
     rt = build_runtime(services)
-    try:
-        bolt_app = build_app(rt)
-    except ValueError as exc:
-        rt.close()
-        services.close()
-        raise _fail(str(exc), 2) from None
-    except OSError as exc:  # Bolt checks the bot token with auth.test at once: Slack's Web API did not answer
-        rt.close()
-        services.close()
-        reason = getattr(exc, "reason", None) or exc
-        raise _fail(f"cannot reach Slack's Web API at SLACK_API_URL={settings.slack_api_url}: {reason}", 1) from None
-    rt.start_background()
+    bolt_app = None
+    if Role.WEB in roles:
+        try:
+            bolt_app = build_app(rt)
+        except ValueError as exc:
+            rt.close()
+            services.close()
+            raise _fail(str(exc), 2) from None
+        except OSError as exc:  # Bolt checks the bot token with auth.test at once: Slack's Web API did not answer
+            rt.close()
+            services.close()
+            reason = getattr(exc, "reason", None) or exc
+            raise _fail(f"cannot reach Slack's Web API at SLACK_API_URL={settings.slack_api_url}: {reason}",
+                        1) from None
+    if Role.WORKER in roles:
+        rt.start_background()
     scheduler = None
-    if settings.scheduler_enabled:
+    if Role.SCHEDULER in roles and settings.scheduler_enabled:
         from bot.scheduler import Scheduler
 
         scheduler = Scheduler(services, settings.scheduler_config(), on_queued=rt.notifier.wake)
         scheduler.start()
     try:
-        if settings.slack_app_token is not None:
+        if bolt_app is None:
+            typer.echo(f"syncbot: running as {', '.join(sorted(r.value for r in roles))} (no Slack requests here)")
+            _wait_for_stop()
+        elif settings.slack_app_token is not None:
             from slack_sdk.errors import SlackApiError
 
             from bot.socket_mode import start_socket_mode
@@ -574,9 +612,6 @@ def scheduler_cmd(
             min=1.0, help="Leader lease in seconds, at least 1 (default SCHEDULER_LEASE_SECONDS).")] = None) -> None:
     """Run the scheduled jobs without the Slack app (a worker process): the weekly summaries and token
     reminders go to the outbox, which `syncbot serve` delivers. Stops on Ctrl-C or SIGTERM, giving up the lease."""
-    import signal
-    import threading
-
     from bot.scheduler import Scheduler
 
     settings = get_settings()
@@ -595,15 +630,9 @@ def scheduler_cmd(
             result = getattr(scheduler.jobs, run)(scheduler.clock())
             typer.echo(json.dumps({"job": run, **result.__dict__}))
             return
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
         scheduler.start()
         typer.echo(f"syncbot: scheduler running as {scheduler.holder} (lease {config.lease_seconds:g} s)")
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        _wait_for_stop()
         scheduler.stop()
     finally:
         services.close()

@@ -1,15 +1,18 @@
-"""Issue 16: several syncbot processes on one PostgreSQL database behave like one syncbot. These tests start
-real processes (or give each replica its own clock) against one database; they need PostgreSQL
-(SYNCBOT_TEST_DATABASE_URL) and are skipped on SQLite, the one-process embedded default."""
+"""Issue 16: several syncbot processes on one database behave like one syncbot. These tests start real
+processes against one database: the migration race needs PostgreSQL (SYNCBOT_TEST_DATABASE_URL) and is skipped
+on SQLite, the one-process embedded default; the roles run on both."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
@@ -17,7 +20,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import PG_ENV
 
-pytestmark = pytest.mark.skipif(not os.environ.get(PG_ENV), reason="several replicas need PostgreSQL")
+needs_pg = pytest.mark.skipif(not os.environ.get(PG_ENV), reason="several replicas need PostgreSQL")
 
 
 @pytest.fixture()
@@ -36,6 +39,7 @@ def fresh_pg() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@needs_pg
 def test_replicas_starting_at_once_on_an_empty_database_migrate_it_once(fresh_pg: str) -> None:
     """Three `syncbot db upgrade` at once (as three replicas starting together each migrate first): every one
     ends well and the schema is at the newest revision, made once."""
@@ -56,3 +60,85 @@ def test_replicas_starting_at_once_on_an_empty_database_migrate_it_once(fresh_pg
             assert list(conn.execute(text("select version_num from alembic_version")).scalars()) == [head]
     finally:
         engine.dispose()
+
+
+# ------------------------------------------------------------------------------------------------ roles
+
+
+def _serve(stack: Any, *roles: str, port: int) -> subprocess.Popen[str]:
+    from tests.test_retry_all_faults import _cli_env
+
+    s = stack.rt.settings
+    env = {**_cli_env(stack.rt.services), "SLACK_API_URL": s.slack_api_url,
+           "SLACK_BOT_TOKEN": s.slack_bot_token.get_secret_value(),
+           "SLACK_SIGNING_SECRET": s.slack_signing_secret.get_secret_value(),
+           "SLACK_DEFAULT_CHANNEL": s.slack_default_channel or "", "SCHEDULER_LEASE_SECONDS": "1",
+           "PYTHONUNBUFFERED": "1"}
+    args = [a for r in roles for a in ("--role", r)]
+    return subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--host",
+                             "127.0.0.1", "--port", str(port), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[0]
+
+
+def test_a_worker_process_delivers_and_answers_no_requests(stack: Any, qbo: Any) -> None:
+    """`syncbot serve --role worker`: the sync error waiting in the outbox reaches the channel through it, and it
+    listens on no port (Slack's requests go to the web processes)."""
+    from sandbox.serve import free_port
+    from tests.conftest import wait_for
+
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    assert not any("Acme Corp" in m["text"] for m in stack.messages())
+    port = free_port()
+    worker = _serve(stack, "worker", port=port)
+    try:
+        wait_for(lambda: any("Acme Corp" in m["text"] for m in stack.messages()), timeout=30)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    finally:
+        out = _stop(worker)
+    assert "running as worker" in out, out
+
+
+def test_a_web_process_answers_slack_and_leaves_delivery_to_the_workers(stack: Any, qbo: Any) -> None:
+    """`syncbot serve --role web` answers a signed slash command; the error it leaves in the outbox is delivered
+    once a worker runs."""
+    from sandbox.serve import free_port
+    from sandbox.slack.driver import SlackDriver
+    from tests.conftest import SIGNING_SECRET, wait_for
+
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    port = free_port()
+    web = _serve(stack, "web", port=port)
+    try:
+        wait_for(lambda: _answers(port), timeout=30)
+        driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, stack.slack.standin)
+        try:
+            assert "Acme Corp" in driver.slash_command("/sync-log", "errors").response.text
+        finally:
+            driver.close()
+        assert not any("Acme Corp" in m["text"] for m in stack.messages()), "the web process delivered"
+        worker = _serve(stack, "worker", port=free_port())
+        try:
+            wait_for(lambda: any("Acme Corp" in m["text"] for m in stack.messages()), timeout=30)
+        finally:
+            _stop(worker)
+    finally:
+        _stop(web)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code < 500
+    except httpx.HTTPError:
+        return False
