@@ -18,16 +18,13 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
-    Unicode,
     UniqueConstraint,
     func,
 )
@@ -126,16 +123,6 @@ class ScheduledSend(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     outcome: Mapped[str] = mapped_column(String(16), default="queued")
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-
-
-#: APScheduler's job store table (apscheduler.jobstores.sqlalchemy, APScheduler 3.11), declared here so that
-#: Alembic creates and checks it like every other table; the job store itself uses its own Table object.
-apscheduler_jobs = Table(
-    "apscheduler_jobs", Base.metadata,
-    Column("id", Unicode(191), primary_key=True),
-    Column("next_run_time", Float(25), index=True),
-    Column("job_state", LargeBinary, nullable=False),
-)
 
 
 class HomeViewer(Base):

@@ -3,10 +3,11 @@ access-token refresh ahead of expiry, and retention of old log entries.
 
 How it is built (DESIGN.md, "Schedule"):
 
-- **APScheduler 3** (``BackgroundScheduler``) with its ``SQLAlchemyJobStore`` on our database runs five jobs,
-  given as importable references (DEPENDENCIES.md P9) and added to the store only when missing, so a restart
-  keeps their next run times. Each job is a method of :class:`Jobs` that takes ``now`` (UTC) and decides from
-  the database what is due, so it is idempotent and can be tested with any clock.
+- **APScheduler 3** (``BackgroundScheduler``) runs five jobs, each process with its own memory job store, as
+  APScheduler's user guide asks ("job stores must never be shared between schedulers"). Nothing is lost by
+  keeping them in memory: each job is a method of :class:`Jobs` that takes ``now`` (UTC) and decides from the
+  database what is due (a summary's scheduled moment, a token's expiry), so it is idempotent, a new leader finds
+  what the old one left, and it can be tested with any clock.
 - **One process runs them**: a lease row (``scheduler_leases``) that the holder renews every
   ``lease_seconds / 3``; the others keep their APScheduler paused and take over when the lease expires (a
   crashed leader is replaced within ``lease_seconds`` plus one renewal). On SQLite there is one process anyway.
@@ -45,7 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import BasePoolExecutor
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -498,7 +499,7 @@ class _OwnedExecutor(BasePoolExecutor):
 
 
 class Scheduler:
-    """APScheduler on our database, running the :class:`Jobs` only while this process holds the lease.
+    """APScheduler with a memory job store, running the :class:`Jobs` only while this process holds the lease.
 
     ``clock`` gives ``now`` to the jobs (tests travel in time with time-machine, which moves it too).
     ``runs`` counts the jobs this process ran (for logs and tests).
@@ -521,7 +522,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._aps = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=services.db_engine)},
+            jobstores={"default": MemoryJobStore()},  # this process's own (never shared between schedulers)
             executors={"default": _OwnedExecutor(self)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
             timezone=dt.UTC)
@@ -551,8 +552,8 @@ class Scheduler:
             log.exception("event=scheduled_job_failed name=%s", name)
 
     def _ensure_jobs(self) -> None:
-        """Add the jobs missing from the store; reschedule those whose trigger changed. Existing jobs keep their
-        next run time (so a restart does not skip a due run)."""
+        """Add the jobs missing from the store; reschedule those whose trigger changed (a process that leads
+        again keeps their next run times)."""
         for name, trigger in self.triggers().items():
             job = self._aps.get_job(name)
             if job is None:

@@ -523,16 +523,17 @@ def test_two_schedulers_whose_clocks_differ_by_a_minute_never_both_lead(services
         other.close()
 
 
-def test_jobs_are_kept_in_the_database_job_store(services: Any) -> None:
-    from sqlalchemy import text
+def test_each_scheduler_keeps_its_jobs_in_memory_and_the_database_none(services: Any) -> None:
+    """APScheduler's job stores are never shared between schedulers (its user guide): the leader's five jobs are
+    in its own memory, and the database has no job store table at all."""
+    from sqlalchemy import inspect
 
     scheduler = Scheduler(services, SchedulerConfig(lease_seconds=1.0))
     scheduler.start()
     try:
         wait_until(lambda: scheduler.leading, 5)
-        with services.sessions() as session:
-            stored = set(session.scalars(text("SELECT id FROM apscheduler_jobs")))
-        assert stored == set(Scheduler.JOBS)
+        assert {job.id for job in scheduler._aps.get_jobs()} == set(Scheduler.JOBS)
+        assert "apscheduler_jobs" not in inspect(services.db_engine).get_table_names()
     finally:
         scheduler.stop()
 
