@@ -290,14 +290,17 @@ def seed_failures(prep: Prepared, standin: StandIn, invoices: int, minute_second
     first batch, engine ``_unreachable``), and nothing is resent. The seeding engine's limiter is opened wide: the
     injected answers cost the stand-in's budget nothing, so there is nothing to pace, and this attempt is not the
     one measured."""
+    from sqlalchemy import delete
+
     from sync.engine import EngineConfig, SyncEngine
+    from sync.models import QboSpend
     from sync.providers.limiter import LimiterConfig, RealmLimiter
     from sync.providers.quickbooks import MAX_BATCH, QuickBooksProvider
 
     services = prep.services
     batches = math.ceil(invoices / MAX_BATCH)
     standin.fail_next(batches, 500, "application/json;charset=UTF-8", INTERNAL_SERVER_ERROR, "batch")
-    wide = RealmLimiter(LimiterConfig(requests_per_minute=10**9, batch_per_minute=10**9,
+    wide = RealmLimiter(services.sessions, LimiterConfig(requests_per_minute=10**9, batch_per_minute=10**9,
                                       max_concurrent=MAX_CONCURRENT, minute_seconds=minute_seconds))
 
     def provider_for(conn: Any) -> Any:
@@ -311,6 +314,8 @@ def seed_failures(prep: Prepared, standin: StandIn, invoices: int, minute_second
     with _quiet("syncbot"):
         summary = seeder.sync_now(prep.connection_id, "bench-seed")
     elapsed = time.monotonic() - started
+    with services.sessions() as session, session.begin():  # the injected answers spent no budget of the stand-in's
+        session.execute(delete(QboSpend))
     pending = standin.stats()["pending_failures"]
     failed = services.engine.open_errors(prep.connection_id)
     kinds = sorted({(e.entity, e.kind, e.http_status, e.codes) for e in failed}, key=str)

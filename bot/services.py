@@ -63,7 +63,7 @@ def build_services(settings: Settings, migrate: bool = True) -> Services:
     oauth = QuickBooksOAuth(settings.qbo_client_id, settings.qbo_client_secret.get_secret_value(),
                             settings.qbo_auth_url, settings.qbo_token_url, settings.qbo_revoke_url,
                             settings.qbo_redirect_uri, timeout=min(settings.qbo_timeout_seconds, 60.0))
-    limiter = RealmLimiter(LimiterConfig(
+    limiter = RealmLimiter(sessions, LimiterConfig(
         requests_per_minute=settings.qbo_requests_per_minute, batch_per_minute=settings.qbo_batch_per_minute,
         max_concurrent=settings.qbo_max_concurrent, minute_seconds=settings.qbo_limit_minute_seconds,
         batch_metering=settings.qbo_batch_metering))

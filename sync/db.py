@@ -53,12 +53,13 @@ def error_line(exc: BaseException) -> str:
 
 def db_now(session: Session) -> dt.datetime:
     """The database server's current time (UTC, aware): the one clock every replica shares, for leases judged
-    across processes whose own clocks may differ. PostgreSQL: ``now()`` (the transaction's start); SQLite: the
-    machine's clock, to the millisecond (one machine, so one clock anyway)."""
+    across processes whose own clocks may differ. PostgreSQL: ``clock_timestamp()`` (the moment of the call, not
+    the transaction's start as ``now()`` is: a transaction that waited for a lock must not judge by the time before
+    it waited); SQLite: the machine's clock, to the millisecond (one machine, so one clock anyway)."""
     if session.get_bind().dialect.name == "sqlite":
         text_now = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
         return dt.datetime.fromisoformat(str(text_now)).replace(tzinfo=dt.UTC)
-    value = session.execute(text("SELECT now()")).scalar_one()
+    value = session.execute(text("SELECT clock_timestamp()")).scalar_one()
     return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 

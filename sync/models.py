@@ -454,3 +454,28 @@ class PushBatch(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     settled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class QboBudget(Base):
+    """A QuickBooks company's (realm's) request budget, shared by every process (`sync.providers.limiter`): its
+    row is locked by each check of the realm's limits, and holds the pause a 429 asks for."""
+
+    __tablename__ = "qbo_budgets"
+
+    realm_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    paused_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class QboSpend(Base):
+    """One request sent (or being sent) to a realm: when (the database's clock), its cost in budget units,
+    whether a batch, and when it was done (None while it is out)."""
+
+    __tablename__ = "qbo_spends"
+    __table_args__ = (Index("ix_qbo_spends_realm_at", "realm_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    realm_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    cost: Mapped[int] = mapped_column(Integer)
+    is_batch: Mapped[bool] = mapped_column(Boolean, default=False)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

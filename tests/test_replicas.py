@@ -142,3 +142,26 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code < 500
     except httpx.HTTPError:
         return False
+
+
+# ------------------------------------------------------------------------------------------------ one budget
+
+
+def test_three_processes_share_one_quickbooks_budget_and_meet_no_429(services: Any, qbo: Any) -> None:
+    """Three `syncbot retry-all` at once on one company whose QuickBooks takes 60 request units a (1-second)
+    minute: the budget is counted in the database, so together they stay under it and QuickBooks refuses none
+    (each counting its own would spend three times the limit); every invoice is in QuickBooks once."""
+    from collections import Counter
+
+    from tests.batch_faults import seed
+    from tests.test_retry_all_faults import _cli_env
+
+    seed(services, qbo, invoices=180)
+    qbo.standin.configure(requests_per_minute=60, minute_seconds=1.0)
+    env = {**_cli_env(services), "QBO_REQUESTS_PER_MINUTE": "60", "QBO_LIMIT_MINUTE_SECONDS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "retry-all"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    outs = [out for p in procs for out in [p.communicate(timeout=300)[0]]]
+    assert qbo.standin.stats(qbo.realm)["throttled"] == 0, outs
+    copies = Counter(str(i["DocNumber"]) for i in qbo.standin.entities(qbo.realm, "Invoice"))
+    assert len(copies) == 180 and set(copies.values()) == {1}, outs
