@@ -564,7 +564,8 @@ class SyncEngine:
 
     def _new_entry(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
                    digest: str | None, retry_of: SyncLogEntry | None,
-                   direction: Direction = Direction.PUSH, creating: bool = False) -> SyncLogEntry:
+                   direction: Direction = Direction.PUSH, creating: bool = False,
+                   sent: Mapping[str, Any] | None = None) -> SyncLogEntry:
         """A pending entry for a new attempt; supersedes the record's open entries. Reuses the requestid of an
         attempt whose outcome is uncertain when the payload is unchanged, or whatever changed when both are
         creates (``creating``: the record has no copy linked): QuickBooks then answers with the copy the first
@@ -572,7 +573,11 @@ class SyncEngine:
         the older content, which the next sync sends as an update. A reuse is marked ``data["reused_request_id"]``
         (such an attempt goes out alone, never in a batch under another requestid). The caller holds the record's
         claim, so a pending attempt of the record is one whose process died (its claim was taken over): it is
-        settled as interrupted first, and its requestid is reused like any uncertain attempt's."""
+        settled as interrupted first, and its requestid is reused like any uncertain attempt's.
+
+        ``sent``: a single create's payload, kept as ``data["sent"]`` with the requestid it first went out under
+        (a reuse carries the first one forward): should QuickBooks forget that requestid, the copy it may have made
+        is looked for by what was sent, not by the record as it is now (`_forgotten_create`)."""
         # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
         for abandoned in list(session.scalars(select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == target.entity,
@@ -587,6 +592,11 @@ class SyncEngine:
         if last is not None and last.request_id and _uncertain(last) and (last.payload_hash == digest or creating):
             request_id = last.request_id
             data = {"reused_request_id": True, **({"payload_changed": True} if last.payload_hash != digest else {})}
+            first_sent = (last.data or {}).get("sent") if isinstance(last.data, dict) else None
+            if creating and (first_sent or sent) is not None:
+                data["sent"] = first_sent or json.loads(dumps(sent))
+        elif creating and sent is not None:
+            data = {"sent": json.loads(dumps(sent))}
         entry = SyncLogEntry(
             created_at=self.clock(), account_id=conn.account_id, connection_id=conn.id,
             entity=target.entity.value, record_id=target.record_id, record_label=_label(record),
@@ -648,7 +658,8 @@ class SyncEngine:
                     and not self._open_entries(session, conn.id, target.entity, target.record_id))):
                 return None  # unchanged, or deleted in the provider (waits for Re-create or Unlink)
             dep_links = self._dep_links(session, conn.id, target.entity, record)
-            entry = self._new_entry(session, conn, target, record, actor, digest, retry_of, creating=link is None)
+            entry = self._new_entry(session, conn, target, record, actor, digest, retry_of, creating=link is None,
+                                    sent=payload)
             remote = (link.remote_id, link.sync_token) if link is not None else None
             entry_id, request_id = entry.id, entry.request_id or new_request_id()
             look_first = self._forgotten_create(session, entry, remote, payload)
@@ -658,14 +669,14 @@ class SyncEngine:
     def _write_one(self, connection_id: int, target: _Target, entry_id: int, request_id: str,
                    payload: Mapping[str, Any], digest: str, remote: tuple[str, str | None] | None,
                    dep_links: Sequence[_DepLink], provider: Provider, actor: str,
-                   look_first: bool) -> SyncLogEntry:
+                   look_first: Mapping[str, Any] | None) -> SyncLogEntry:
         """One record's write under its attempt's stored ``request_id``, and its outcome recorded. ``look_first``:
-        look for the copy in QuickBooks first (a create repeated after QuickBooks may have forgotten its
-        requestid)."""
+        the payload to look the copy up by in QuickBooks first (a create repeated after QuickBooks may have
+        forgotten its requestid)."""
         outcome: Written | _Failed | None = None
-        if look_first:  # QuickBooks may have forgotten the requestid: read before writing again
+        if look_first is not None:  # QuickBooks may have forgotten the requestid: read before writing again
             try:
-                outcome = self._own_copy(provider, connection_id, target.entity.value, payload, target.record_id)
+                outcome = self._own_copy(provider, connection_id, target.entity.value, look_first, target.record_id)
             except ProviderError as exc:
                 outcome = _Failed(exc.diagnosis)
         if outcome is None:
@@ -686,17 +697,21 @@ class SyncEngine:
                          if not self._linked_elsewhere(session, connection_id, entity, c.remote_id, record_id)), None)
 
     def _forgotten_create(self, session: Session, entry: SyncLogEntry, remote: tuple[str, str | None] | None,
-                          payload: Mapping[str, Any]) -> bool:
-        """Should QuickBooks be read for the record's copy before writing? Yes when this attempt repeats a create
-        whose outcome stayed uncertain (it reuses that attempt's requestid) for longer than QuickBooks is trusted
-        to remember a requestid."""
+                          payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """What to look the record's copy up by in QuickBooks before writing, or None (write at once). Looked up
+        when this attempt repeats a create whose outcome stayed uncertain (it reuses that attempt's requestid) for
+        longer than QuickBooks is trusted to remember a requestid: by the payload first sent under it
+        (``data["sent"]``; the record may have been edited since), else ``payload``."""
         if remote is not None or not entry.request_id:
-            return False
+            return None
         first = session.scalars(select(SyncLogEntry.created_at).where(
             SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.request_id == entry.request_id,
             SyncLogEntry.id != entry.id).order_by(SyncLogEntry.id).limit(1)).first()
         memory = dt.timedelta(seconds=self.config.requestid_memory_seconds)
-        return first is not None and first < self.clock() - memory
+        if first is None or first >= self.clock() - memory:
+            return None
+        sent = (entry.data or {}).get("sent") if isinstance(entry.data, dict) else None
+        return sent if isinstance(sent, Mapping) else payload
 
     def _push_dependency(self, connection_id: int, entity: Entity, record_id: int, actor: str) -> None:
         """Push a referenced record when it is not linked or has changed; its failure is logged on its own."""
@@ -1451,9 +1466,9 @@ class SyncEngine:
                     continue
             try:
                 provider = self._available_provider(conn_id)
-                known: dict[str, Written] = {}
+                known = _found_copies(items)  # what an earlier reconciliation found (stored in the batch)
                 if created_at < now - dt.timedelta(seconds=self.config.requestid_memory_seconds):
-                    known, request_id = self._reconcile(conn_id, batch_id, items, provider)
+                    request_id = self._reconcile(conn_id, batch_id, items, provider, known)
             except (ConnectionUnavailable, NotFound, ProviderError) as exc:
                 self._park(batch_id)
                 log.info("event=batch_resend_later connection_id=%s batch_id=%s reason=%s", conn_id, batch_id,
@@ -1488,26 +1503,30 @@ class SyncEngine:
                                                     PushBatch.settled_at.is_(None)).values(owner=PARKED))
 
     def _reconcile(self, connection_id: int, batch_id: int, items: Sequence[Mapping[str, Any]],
-                   provider: Provider) -> tuple[dict[str, Written], str]:
+                   provider: Provider, known: dict[str, Written]) -> str:
         """A batch older than QuickBooks is trusted to remember its requestid: read QuickBooks before writing
-        again. Each create is looked for there (`Provider.find_copies`: a customer by DisplayName, an item by Name,
-        an invoice by DocNumber, a payment by customer, date, amount and invoice): a copy found that no other
-        record is linked to is that create's answer (linked, not written again). The rest go out under a fresh
-        requestid, stored in the batch before it is sent. Returns the answers found and the requestid to send
-        under. Raises ProviderError when QuickBooks cannot be read."""
-        known: dict[str, Written] = {}
+        again. Each create not in ``known`` is looked for there (`Provider.find_copies`: a customer by
+        DisplayName, an item by Name, an invoice by DocNumber, a payment by customer, date, amount and invoice): a
+        copy found that no other record is linked to is that create's answer (linked, not written again), added to
+        ``known``. What was found is stored in the batch (each item's ``found``) in the transaction that gives it
+        a fresh requestid and dates it anew, so a run cut short after this still knows, and the rest go out under
+        that requestid. Returns it. Raises ProviderError when QuickBooks cannot be read (nothing stored)."""
         for it in items:
-            if it.get("remote"):
+            if it.get("remote") or str(it["key"]) in known:
                 continue
             found = self._own_copy(provider, connection_id, it["entity"], it["payload"], int(it["record_id"]),
                                    taken={w.remote_id for w in known.values()})
             if found is not None:
                 known[str(it["key"])] = found
         request_id = new_request_id()
+        stored = [{**it, "found": {"remote_id": known[str(it["key"])].remote_id,
+                                   "sync_token": known[str(it["key"])].sync_token,
+                                   "body": dict(known[str(it["key"])].body)}}
+                  if str(it["key"]) in known else dict(it) for it in items]
         with self.sessions() as session, session.begin():  # a new requestid, remembered from now on
             session.execute(update(PushBatch).where(PushBatch.id == batch_id).values(
-                request_id=request_id, created_at=self.clock()))
-        return known, request_id
+                request_id=request_id, created_at=self.clock(), items=json.loads(dumps(stored))))
+        return request_id
 
     def _edited_since(self, session: Session, conn: Connection, entity: Entity, record_id: int,
                       when: dt.datetime) -> bool:
@@ -2045,6 +2064,19 @@ def _uncertain(entry: SyncLogEntry) -> bool:
     if (entry.data or {}).get("interrupted"):  # syncbot stopped while the request was out (recover_pending)
         return True
     return _no_answer(entry.kind, entry.http_status)
+
+
+def _found_copies(items: Sequence[Mapping[str, Any]]) -> dict[str, Written]:
+    """The copies a reconciliation found in QuickBooks, as stored in a batch's items (``found``), by item key."""
+    out: dict[str, Written] = {}
+    for it in items:
+        found = it.get("found")
+        if isinstance(found, Mapping) and found.get("remote_id"):
+            token = found.get("sync_token")
+            out[str(it["key"])] = Written(remote_id=str(found["remote_id"]),
+                                          sync_token=str(token) if token is not None else None,
+                                          body=dict(found.get("body") or {}))
+    return out
 
 
 def _readable_batch(items: Any) -> bool:
