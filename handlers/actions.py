@@ -43,11 +43,18 @@ def _refuse(reply: Reply, text: str) -> None:
 
 
 def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
-             context: BoltContext) -> tuple[Tenant, UserInfo] | None:
-    """The clicker's tenant and user, or None after telling them why not (to them only)."""
+             context: BoltContext, card_action: str | None = None) -> tuple[Tenant, UserInfo] | None:
+    """The clicker's tenant and user, or None after telling them why not (to them only). ``card_action``: the
+    click is an entry's button on its card (``retry``, ``details``...): a refusal is also shown on that card,
+    where the person clicked (bot.operations.show_on_card)."""
     tenant, user, refusal = who(rt, *ids_from(body), change=change, context=context)
     if refusal or tenant is None or user is None:
         _refuse(reply, refusal or "Not allowed.")
+        channel, ts = _where(body)
+        entry_id = int_value(_action(body).get("value"))
+        if card_action and tenant is not None and user is not None and channel and ts and entry_id is not None:
+            operations.show_on_card(rt, tenant, entry_id, channel, ts,
+                                    operations.refusal_notice(rt, tenant, user, card_action, change))
         return None
     return tenant, user
 
@@ -56,7 +63,8 @@ def register(app: App, rt: SlackRuntime) -> None:
     def entry_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         action = _action(body)
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
+        allowed = _allowed(rt, body, reply, change=True, context=context,
+                           card_action=ENTRY_ACTIONS.get(str(action.get("action_id"))))
         if allowed is None:
             return
         tenant, user = allowed
@@ -76,7 +84,7 @@ def register(app: App, rt: SlackRuntime) -> None:
     @ack_first_on(rt)
     def fill_field(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
+        allowed = _allowed(rt, body, reply, change=True, context=context, card_action="fill_field")
         if allowed is None:
             return
         tenant, _user = allowed
@@ -99,6 +107,21 @@ def register(app: App, rt: SlackRuntime) -> None:
         tenant, user = allowed
         try:
             view = operations.contact_support(rt, tenant, user, int_value(_action(body).get("value")))
+        except NotFound:
+            _refuse(reply, "That sync log entry was not found in your account.")
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.action(ids.ENTRY_DETAILS)
+    @ack_first_on(rt)
+    def entry_details(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=False, context=context, card_action="details")
+        if allowed is None:
+            return
+        tenant, user = allowed
+        try:
+            view = operations.entry_details(rt, tenant, user, int_value(_action(body).get("value")))
         except NotFound:
             _refuse(reply, "That sync log entry was not found in your account.")
             return

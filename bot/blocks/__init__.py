@@ -10,6 +10,7 @@ every text within Slack's limits and escapes whatever did not come from syncbot 
 from __future__ import annotations
 
 from bot.blocks import ids
+from bot.blocks.details import details_modal
 from bot.blocks.home import ConnectionCard, home_refusal_view, home_view
 from bot.blocks.log import help_message, log_page
 from bot.blocks.messages import (
@@ -39,6 +40,7 @@ __all__ = [
     "ConnectionCard",
     "admin_problem_notice",
     "answer_modal",
+    "details_modal",
     "digest_message",
     "entry_state",
     "error_message",

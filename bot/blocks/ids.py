@@ -24,6 +24,7 @@ FILL_FIELD = "entry_fill_field"  # opens fill_field_modal
 MARK_RESOLVED = "entry_mark_resolved"
 CONTACT_SUPPORT = "entry_contact_support"  # opens support_modal
 VIEW_ENTRY_LOG = "entry_view_log"  # the sync log of the entry's record
+ENTRY_DETAILS = "entry_details"  # opens details_modal: what the card leaves off its face
 
 # -- one connection (value: the connection id, or absent when the account has one connection) ------------
 RECONNECT = "connection_reconnect"  # asks for a personal link (a URL button where a URL is given)
@@ -43,6 +44,7 @@ FILL_FIELD_VIEW = "fill_field_view"  # callback_id; private_metadata: the entry 
 FILL_FIELD_BLOCK = "fill_field_block"  # block_id of the input
 FILL_FIELD_INPUT = "fill_field_value"  # action_id of the plain_text_input
 SUPPORT_VIEW = "support_view"  # callback_id of the support modal (no submit)
+DETAILS_VIEW = "details_view"  # callback_id of the Details modal (no submit)
 ANSWER_VIEW = "answer_view"  # callback_id of answer_modal: an answer to a click that came without a response_url
 
 #: The button of each fix action a kind may offer (sync.diagnosis.KINDS).
@@ -59,6 +61,6 @@ FIX_ACTION_IDS: dict[FixAction, str] = {
 
 #: Every action id a handler may have to listen to.
 ALL_ACTION_IDS: frozenset[str] = frozenset({
-    RETRY, UNLINK, RECREATE, LINK_EXISTING, FILL_FIELD, MARK_RESOLVED, CONTACT_SUPPORT, VIEW_ENTRY_LOG,
+    RETRY, UNLINK, RECREATE, LINK_EXISTING, FILL_FIELD, MARK_RESOLVED, CONTACT_SUPPORT, VIEW_ENTRY_LOG, ENTRY_DETAILS,
     RECONNECT, RECONNECT_LINK, SYNC_NOW, RETRY_ALL, RETRY_ALL_CONFIRM, RETRY_ALL_CANCEL, VIEW_LOG, LOG_NEXT, LOG_PREV,
 })

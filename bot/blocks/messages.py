@@ -50,6 +50,7 @@ from bot.blocks.text import (
     actor_name,
     code_block,
     direction_text,
+    duration_text,
     escape_mrkdwn,
     first_line,
     format_time,
@@ -59,6 +60,8 @@ from bot.blocks.text import (
     plural,
     provider_name,
     record_name,
+    slack_date,
+    slack_link,
     truncate,
     utc_stamp,
 )
@@ -255,16 +258,84 @@ def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
     return out
 
 
+#: What a card waiting on its connection says, and does instead of its fixes (``waiting`` of :func:`error_message`).
+WAITING_LINES = {
+    "reconnect": (":hourglass_flowing_sand: *Waiting for Reconnect:* the QuickBooks connection's authentication "
+                  "expired, so no fix can run yet. An Owner or Admin clicks Reconnect; this card then offers its "
+                  "fixes again."),
+    "rate_limited": (":hourglass_flowing_sand: *Waiting for the rate limit:* QuickBooks asked syncbot to slow down; "
+                     "syncing resumes by itself{until}."),
+    "subscription": (":hourglass_flowing_sand: *Waiting for the QuickBooks subscription:* the company's subscription "
+                     "is inactive; once the owner renews it, click Sync Now on the connection's message."),
+}
+
+
+def _arrow(entry: Any) -> str:
+    """``→ QuickBooks`` for a push, ``← QuickBooks`` for a pull."""
+    return "← QuickBooks" if str(attr(entry, "direction", "push")) == "pull" else "→ QuickBooks"
+
+
+def _what_to_do(entry: Any, info: KindInfo) -> str:
+    """The card's second line: the help article's cause and fix in one breath, the field named as people call it
+    (never QuickBooks' own name for it: that is in Details). A record that waits on another one (a payment whose
+    invoice was deleted) says that instead, in the engine's words."""
+    depends = _depends_on(entry)
+    if depends is not None:
+        return first_line(attr(entry, "details"), 600) or f"{info.cause} {info.fix}"
+    cause = info.cause
+    field = attr(entry, "field")
+    if field and info.kind == Kind.VALIDATION:
+        label, _hint = field_label(attr(entry, "entity"), field)
+        if label != str(field).strip():
+            cause = f"{cause.rstrip('.')}: *{mrkdwn(label, 100)}*."
+    return f"{cause} {info.fix}"
+
+
+def _depends_on(entry: Any) -> Mapping[str, Any] | None:
+    """The record this entry waits on (``data["depends_on"]``: entity, record_id, label), or None."""
+    data = attr(entry, "data")
+    found = data.get("depends_on") if isinstance(data, Mapping) else None
+    return found if isinstance(found, Mapping) and found.get("entity") else None
+
+
+def _resolved_line(entry: Any, state: EntryState, tz: TzLike, first_error_at: dt.datetime | None) -> str:
+    """The resolved card's context: who fixed it, how long after the first error, and when (Slack's date
+    token: each reader's own zone)."""
+    when = attr(entry, "resolved_at") or attr(entry, "created_at")
+    who = mrkdwn(actor_name(attr(entry, "resolved_by") or attr(entry, "actor")), 200)
+    verb = "Marked resolved" if state == "resolved" else "Fixed"
+    parts = [f"{verb} by {who}"]
+    if first_error_at is not None and when is not None:
+        first = first_error_at if first_error_at.tzinfo else first_error_at.replace(tzinfo=dt.UTC)
+        last = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        parts.append(f"{duration_text((last - first).total_seconds())} after the first error")
+    parts.append(slack_date(when, tz))
+    return " · ".join(parts)
+
+
 def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike = None,
                   reconnect_url: str | None = None, account_name: str | None = None,
                   retrying_by: str | None = None, attempts: int | None = None,
-                  found_existing: str | None = None) -> Message:
-    """The message of one record's sync error, in whatever state the stored entry is.
+                  found_existing: str | None = None, waiting: str | None = None,
+                  waiting_until: dt.datetime | None = None, notice: str | None = None,
+                  was_kind: str | None = None, first_error_at: dt.datetime | None = None,
+                  record_text: str | None = None, related: tuple[str, str | None] | None = None) -> Message:
+    """The card of one record's sync error, in whatever state the stored entry is: a card a person can scan
+    (DESIGN.md, "A card a person can scan"; the way PagerDuty, Grafana OnCall and Sentry put an alert in a
+    channel): a title line, what is wrong and the fix in one sentence, the buttons, one context line. QuickBooks'
+    raw details, codes, intuit_tid, the entry id and QuickBooks' field names are behind Details
+    (:func:`bot.blocks.details.details_modal`) and in the record's thread, never on the card's face.
 
     In: the newest entry of the record (duck-typed SyncLogEntry), its kind's :class:`KindInfo` (looked up
-    from ``entry.kind`` when omitted), the reader's time zone, the Reconnect URL (auth_expired), the account's
-    name, the name of whoever started a retry still running (``retrying_by``), the attempt count (default
-    ``entry.attempt``), and for a duplicate the name of the QuickBooks record found (shows "Link to …").
+    from ``entry.kind`` when omitted), the reader's time zone (the fallback of Slack's date tokens), the
+    Reconnect URL, the account's name, the name of whoever started a retry still running (``retrying_by``), the
+    attempt count (default ``entry.attempt``), for a duplicate the name of the QuickBooks record found ("Link to
+    …"); ``waiting``: the connection the record depends on cannot take requests (``reconnect``, ``rate_limited``
+    until ``waiting_until``, ``subscription``): the card says so and offers Reconnect instead of fixes that cannot
+    run; ``notice``: why a click was just refused, who can help and what to click (plain text, shown on the card
+    where the person clicked); ``was_kind`` and ``first_error_at``: for a resolved card, what it was and since
+    when; ``record_text``: the record as people name it (a payment by amount and date) instead of its label;
+    ``related``: (text, link) of the record this one waits on (the deleted invoice's own card).
     Out: ``{"text", "blocks"}`` for chat.postMessage / chat.update, valid whatever the details hold.
     """
     state = entry_state(entry, retrying_by)
@@ -272,68 +343,72 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     info = kind_info or kind_info_for(attr(entry, "kind"))
     if info is None and state in ("open", "retrying", "resolved"):
         info = KINDS[Kind.UNKNOWN]
+    was = kind_info_for(was_kind) if was_kind else (info if state in ("synced", "resolved") else None)
     n = int(attempts if attempts is not None else attr(entry, "attempt", 1))
-    record = record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id"))
+    record = record_text or record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id"))
     record_md = mrkdwn(record, 500)
     entry_id = attr(entry, "id")
+    was_md = f" — was: {was.title}" if was is not None else ""
 
     blocks: list[Block | None] = []
-    title = info.title if info else "Sync"
+    notes: list[str] = []
     if state == "open":
+        assert info is not None
         emoji, word = ((STATUS_EMOJI["warning"], "Warning") if status == "warning"
                        else (STATUS_EMOJI["error"], "Error"))
-        blocks.append(section(f"{emoji} *{word}: {title}* · {record_md}"))
-        text = f"{word}: {title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
+        lines = [f"{emoji} *{info.title}* · {record_md} {_arrow(entry)}", _what_to_do(entry, info)]
+        if related is not None:
+            text_, url = related
+            link = slack_link(url, text_) if url else None
+            lines.append(f"Fix it on {link or mrkdwn(text_, 200)}'s card first; this one syncs after it.")
+        blocks.append(section("\n".join(lines)))
+        text = f"{word}: {info.title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
+        if waiting in WAITING_LINES:
+            until = f" at {slack_date(waiting_until, tz)}" if waiting_until is not None else ""
+            blocks.append(context(WAITING_LINES[waiting].format(until=until)))
+            text = f"Waiting for Reconnect: {text}" if waiting == "reconnect" else text
+        notes = [direction_text(attr(entry, "direction")).split(":")[0], f"attempt {n:,}",
+                 f"since {slack_date(first_error_at or attr(entry, 'created_at'), tz)}"]
     elif state == "retrying":
         who = mrkdwn(actor_name(retrying_by if retrying_by is not None else attr(entry, "actor")), 200)
-        blocks.append(section(f"{RETRYING_EMOJI} *Retrying…* (by {who}) · {record_md}"))
+        title = f" — was: {info.title}" if info is not None else ""
+        blocks.append(section(f"{RETRYING_EMOJI} *Retrying…* · {record_md} {_arrow(entry)}{title}"))
         text = f"Retrying… (by {who}): {record_md}"
-    elif state == "synced":
+        notes = [f"Started by {who}", f"attempt {n + (1 if status != 'pending' else 0):,}"]
+    elif state in ("synced", "resolved"):
+        word = "Synced" if state == "synced" else "Marked resolved"
+        blocks.append(section(f"{STATUS_EMOJI['synced']} *{word}* · {record_md}{was_md}"))
         who = mrkdwn(actor_name(attr(entry, "resolved_by") or attr(entry, "actor")), 200)
-        when = format_time(attr(entry, "resolved_at") or attr(entry, "created_at"), tz)
-        blocks.append(section(f"{STATUS_EMOJI['synced']} *Synced* by {who} · {when} · {record_md}"))
-        text = f"Synced: {record_md} by {who}"
-    elif state == "resolved":
-        who = mrkdwn(actor_name(attr(entry, "resolved_by")), 200)
-        when = format_time(attr(entry, "resolved_at"), tz)
-        blocks.append(section(f"{STATUS_EMOJI['synced']} *Marked resolved* by {who} · {when} · {record_md}"))
-        text = f"Marked resolved: {record_md} by {who}"
+        text = f"{word}: {record_md} by {who}"
+        notes = [_resolved_line(entry, state, tz, first_error_at)]
     else:  # info
         who = mrkdwn(actor_name(attr(entry, "actor")), 200)
         sentence = first_line(attr(entry, "details"), 500) or "Done."
-        blocks.append(section(f"{STATUS_EMOJI['synced']} {sentence}\nby {who} · "
-                              f"{format_time(attr(entry, 'created_at'), tz)} · {record_md}"))
+        blocks.append(section(f"{STATUS_EMOJI['synced']} {sentence} · {record_md}"))
         text = f"{record_md}: {sentence}"
+        notes = [f"by {who}", slack_date(attr(entry, "created_at"), tz)]
 
-    blocks.append(fields_section(_record_fields(entry, tz, n)))
-
-    if state in ("open", "retrying") and info is not None:
-        blocks.append(section(_diagnosis_text(entry, info, found_existing if state == "open" else None, n)))
-        if info.kind == Kind.TOTAL_MISMATCH:
-            blocks.extend(_totals_blocks(attr(entry, "data")))
-        blocks.append(_details_block(attr(entry, "details"), data=attr(entry, "data")))
-
-    notes = [f"Entry {entry_id}" if entry_id is not None else ""]
-    if state in ("synced", "resolved") and info is not None:
-        notes.append(f"Was: {info.title}")
-    if attr(entry, "codes"):
-        notes.append(f"Codes {mrkdwn(attr(entry, 'codes'), 200)}")
-    if attr(entry, "intuit_tid"):
-        notes.append(f"intuit_tid {mrkdwn(attr(entry, 'intuit_tid'), 100)}")
-    if account_name:
-        notes.append(mrkdwn(account_name, 200))
-    notes = [x for x in notes if x]
-    if notes:
-        blocks.append(context(" · ".join(notes)))
+    if state == "open" and info is not None and info.kind == Kind.TOTAL_MISMATCH:
+        blocks.extend(_totals_blocks(attr(entry, "data")))
+    if notice:
+        blocks.append(context(f":no_entry: {mrkdwn(notice, 600)}"))
 
     buttons: list[dict[str, Any]] = []
     if state == "open" and info is not None:
-        buttons = _fix_buttons(entry, info, reconnect_url=reconnect_url, found_existing=found_existing)
+        if waiting == "reconnect":
+            buttons = [button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"), url=reconnect_url,
+                              style="primary")]
+        elif waiting is None:
+            buttons = _fix_buttons(entry, info, reconnect_url=reconnect_url, found_existing=found_existing)
+        buttons.append(button("Details", ids.ENTRY_DETAILS, entry_id))
         if _offer_support(info, n):
             buttons.append(button("Contact support", ids.CONTACT_SUPPORT, entry_id))
     if state != "retrying":
         buttons.append(button("View log", ids.VIEW_ENTRY_LOG, entry_id))
     blocks.append(actions(buttons))
+    if account_name:
+        notes.append(mrkdwn(account_name, 200))
+    blocks.append(context(" · ".join(x for x in notes if x)))
     return message(text, blocks)
 
 
