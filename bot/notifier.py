@@ -882,16 +882,14 @@ class Notifier:
         return attempts
 
     def _thread_note(self, client: WebClient, account_id: int, channel: str, ts: str, entry: SyncLogEntry) -> None:
-        """One line per attempt in the message's thread, delivered like any notification: its own claimed topic
+        """One line per attempt in the message's thread (`bot.blocks.attempt_note`: a failure's raw details, codes and
+        intuit_tid, which the card leaves off its face), delivered like any notification: its own claimed topic
         (``note:<entry id>``), found again if its answer was lost, and a refusal reschedules the record's
         notifications (the parent's update is done again, harmlessly, with it)."""
         note_topic = f"note:{entry.id}"
         if self._posted(account_id, note_topic):
             return
-        state = "synced" if entry.status == Status.SYNCED else f"{entry.status} ({entry.kind})"
-        who = f" by {entry.actor}" if entry.actor else ""
-        text = f"Attempt {entry.attempt}{who}: {state}."
-        self._post(client, account_id, note_topic, channel, {"text": blocks.escape_mrkdwn(text)}, thread_ts=ts)
+        self._post(client, account_id, note_topic, channel, blocks.attempt_note(entry), thread_ts=ts)
 
     def _spend(self, channel: str, started: float) -> None:
         if channel:

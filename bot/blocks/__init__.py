@@ -16,6 +16,7 @@ from bot.blocks.log import help_message, log_page
 from bot.blocks.messages import (
     admin_problem_notice,
     answer_modal,
+    attempt_note,
     digest_message,
     entry_state,
     error_message,
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectionCard",
     "admin_problem_notice",
     "answer_modal",
+    "attempt_note",
     "details_modal",
     "digest_message",
     "entry_state",

@@ -412,6 +412,34 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     return message(text, blocks)
 
 
+def attempt_note(entry: Any) -> Message:
+    """One attempt's line in its record's thread: who tried and how it went, and for a failure what the card
+    leaves off its face, QuickBooks' own details (cut; the sync log keeps them whole), the sync log entry, the
+    codes and the intuit_tid support asks for. The ``text`` is the line alone:
+    ``Attempt 2 by Dana: error (duplicate).``"""
+    status = str(attr(entry, "status", "error"))
+    state = "synced" if status == "synced" else f"{status} ({attr(entry, 'kind')})"
+    actor = attr(entry, "actor")
+    who = f" by {actor}" if actor else ""
+    text = escape_mrkdwn(f"Attempt {attr(entry, 'attempt', 1)}{who}: {state}.")
+    if status in ("synced", "info", "pending"):
+        return {"text": text}
+    info = kind_info_for(attr(entry, "kind"))
+    title = info.title if info is not None else "Error"
+    facts = [f"Sync log entry {attr(entry, 'id')}"]
+    where = _fault_where(entry).lstrip(", ")
+    if where:
+        facts.append(mrkdwn(where, 300))
+    if attr(entry, "intuit_tid"):
+        facts.append(f"intuit_tid {mrkdwn(attr(entry, 'intuit_tid'), 100)}")
+    blocks: list[Block | None] = [
+        section(f"*Attempt {attr(entry, 'attempt', 1)}*{mrkdwn(who, 200)}: {title}"),
+        _details_block(attr(entry, "details"), data=attr(entry, "data")),
+        context(" · ".join(facts)),
+    ]
+    return message(text, blocks)
+
+
 # ------------------------------------------------------------------------------------------------ incidents
 
 
