@@ -494,8 +494,8 @@ class Notifier:
                       waiting: bool) -> None:
         """The open record cards of a connection drawn again when it starts waiting (they say "Waiting for
         Reconnect" and offer Reconnect) and when it works again (their own fixes come back). Once per change:
-        the incident's row remembers which state the cards were drawn for. A card Slack refuses to update now
-        is left as it is (its record's next notification draws it again)."""
+        the incident's row remembers which state the cards were drawn for. When Slack makes a card wait (a rate
+        limit), the incident's notifications are rescheduled and the cards drawn again at the next pass."""
         want = "waiting" if waiting else "working"
         with self.sessions() as session:
             marker = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
@@ -519,7 +519,7 @@ class Notifier:
                 self._update(client, row, self.render_record(entry, tz))
             except _Reschedule as exc:
                 log.info("event=card_redraw_delayed topic=%s reason=%s", row.topic, exc.reason)
-                return  # tried again at the incident's next notification
+                raise  # the incident's notifications wait and the cards are drawn again at the next pass
         if marker is not None:
             with self.sessions() as session, session.begin():
                 fresh = session.get(SlackMessage, marker.id)
