@@ -224,7 +224,8 @@ def refusal_notice(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str
         return (f"{user.name} can't use {button}: it needs Owner or Admin permissions. "
                 f"Ask {who_can_help(rt, tenant)} to click {button}.")
     return (f"{user.name} can't open {button}: reading the sync log needs Owner or Admin permissions. "
-            f"Ask {who_can_help(rt, tenant)}, or to open reading to everyone with `/sync-log reading open`.")
+            f"Ask {who_can_help(rt, tenant)} to open it, or to open reading to everyone with "
+            "`/sync-log reading open`.")
 
 
 def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str, notice: str) -> None:

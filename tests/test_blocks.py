@@ -222,9 +222,11 @@ def test_each_kind_shows_its_diagnosis_and_buttons(kind: Kind) -> None:
     e = entry(kind=kind.value, status=info.status, field="DocNumber")
     msg = valid(error_message(e, info, tz=TZ, reconnect_url=RECONNECT_URL, found_existing="Acme"))
     seen = visible(msg)
-    cause = "A required field in the target system is empty or invalid: *Invoice number*." \
-        if kind == Kind.VALIDATION else info.cause  # the field named as people call it
-    assert info.title in seen and cause in seen and info.fix in seen
+    if kind == Kind.VALIDATION:  # the field named as people call it, with the fix's own steps
+        assert "A required field is empty or invalid: *Invoice number*. Fill in the missing field, save" in seen
+    else:
+        assert info.cause in seen and info.fix in seen
+    assert info.title in seen
     expected = [*KIND_BUTTONS[kind], ("Details", ids.ENTRY_DETAILS), ("View log", ids.VIEW_ENTRY_LOG)]
     got = [(el["text"]["text"], el["action_id"]) for el in elements(msg["blocks"])]
     assert got == expected
@@ -249,7 +251,7 @@ def test_validation_without_a_named_field_offers_retry_only() -> None:
     msg = valid(error_message(entry(kind="validation", field=None), tz=TZ))
     assert buttons(msg) == ["Retry", "Details", "View log"]
     msg = valid(error_message(entry(kind="validation", entity="item", field="IncomeAccountRef"), tz=TZ))
-    assert "is empty or invalid: *Income account*." in visible(msg)
+    assert "A required field is empty or invalid: *Income account*." in visible(msg)
     assert button_named(msg, "Fill in Income account")["value"] == "101"
     # a field that cannot be filled from Slack (the invoice's lines) offers no modal that would always refuse
     msg = valid(error_message(entry(kind="validation", entity="invoice", field="Line"), tz=TZ))

@@ -54,7 +54,7 @@ def test_a_card_waits_for_reconnect_then_offers_its_fixes_again(stack: Stack, qb
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # the refused refresh: expired
     deliver_all(stack)
     waiting = card_text(stack, card["ts"])
-    assert "*Waiting for Reconnect:* the QuickBooks connection's authentication expired" in waiting
+    assert "*Waiting for Reconnect:* the connection's authentication expired" in waiting
     assert ids.RECONNECT in waiting and ids.RETRY not in waiting, "Reconnect, not a Retry that cannot work"
 
     assert stack.driver.click(ids.RECONNECT, channel_id=CHANNEL, message_ts=card["ts"],

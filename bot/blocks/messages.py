@@ -258,15 +258,12 @@ def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
     return out
 
 
-#: What a card waiting on its connection says, and does instead of its fixes (``waiting`` of :func:`error_message`).
+#: What a card waiting on its connection says on its context line (``waiting`` of :func:`error_message`); it
+#: offers Reconnect (or nothing, for a pause that ends by itself) instead of fixes that cannot run.
 WAITING_LINES = {
-    "reconnect": (":hourglass_flowing_sand: *Waiting for Reconnect:* the QuickBooks connection's authentication "
-                  "expired, so no fix can run yet. An Owner or Admin clicks Reconnect; this card then offers its "
-                  "fixes again."),
-    "rate_limited": (":hourglass_flowing_sand: *Waiting for the rate limit:* QuickBooks asked syncbot to slow down; "
-                     "syncing resumes by itself{until}."),
-    "subscription": (":hourglass_flowing_sand: *Waiting for the QuickBooks subscription:* the company's subscription "
-                     "is inactive; once the owner renews it, click Sync Now on the connection's message."),
+    "reconnect": ":hourglass_flowing_sand: *Waiting for Reconnect:* the connection's authentication expired",
+    "rate_limited": ":hourglass_flowing_sand: *Waiting for the rate limit:* syncing resumes by itself{until}",
+    "subscription": ":hourglass_flowing_sand: *Waiting for the QuickBooks subscription* to be renewed",
 }
 
 
@@ -282,13 +279,13 @@ def _what_to_do(entry: Any, info: KindInfo) -> str:
     depends = _depends_on(entry)
     if depends is not None:
         return first_line(attr(entry, "details"), 600) or f"{info.cause} {info.fix}"
-    cause = info.cause
     field = attr(entry, "field")
     if field and info.kind == Kind.VALIDATION:
         label, _hint = field_label(attr(entry, "entity"), field)
-        if label != str(field).strip():
-            cause = f"{cause.rstrip('.')}: *{mrkdwn(label, 100)}*."
-    return f"{cause} {info.fix}"
+        if label != str(field).strip():  # the article's words, the field named and the fix's own steps
+            return (f"A required field is empty or invalid: *{mrkdwn(label, 100)}*. Fill in the missing field, save, "
+                    "and the next sync attempt will succeed.")
+    return f"{info.cause} {info.fix}"
 
 
 def _depends_on(entry: Any) -> Mapping[str, Any] | None:
@@ -363,12 +360,12 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
             lines.append(f"Fix it on {link or mrkdwn(text_, 200)}'s card first; this one syncs after it.")
         blocks.append(section("\n".join(lines)))
         text = f"{word}: {info.title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
-        if waiting in WAITING_LINES:
-            until = f" at {slack_date(waiting_until, tz)}" if waiting_until is not None else ""
-            blocks.append(context(WAITING_LINES[waiting].format(until=until)))
-            text = f"Waiting for Reconnect: {text}" if waiting == "reconnect" else text
         notes = [direction_text(attr(entry, "direction")).split(":")[0], f"attempt {n:,}",
                  f"since {slack_date(first_error_at or attr(entry, 'created_at'), tz)}"]
+        if waiting in WAITING_LINES:
+            until = f" at {slack_date(waiting_until, tz)}" if waiting_until is not None else ""
+            notes.insert(0, WAITING_LINES[waiting].format(until=until))
+            text = f"Waiting for Reconnect: {text}" if waiting == "reconnect" else text
     elif state == "retrying":
         who = mrkdwn(actor_name(retrying_by if retrying_by is not None else attr(entry, "actor")), 200)
         title = f" — was: {info.title}" if info is not None else ""
