@@ -390,6 +390,7 @@ class Notifier:
             was_kind, first_error_at = self._error_run(session, entry)
             conn = session.get(Connection, entry.connection_id) if entry.connection_id else None
             waiting, until = connection_waiting(conn, self.clock())
+            related = self._related_card(session, entry) if entry.is_open else None
         url = self.reconnect_url(entry.connection_id) if self.reconnect_url and entry.connection_id else None
         found = None
         if self.find_existing is not None and retrying_by is None and entry.kind == "duplicate" and entry.is_open \
@@ -400,7 +401,30 @@ class Notifier:
                 log.exception("event=find_existing_failed entry_id=%s", entry.id)
         return blocks.error_message(entry, tz=tz, reconnect_url=url, retrying_by=retrying_by, attempts=attempts,
                                     found_existing=found, waiting=waiting, waiting_until=until, notice=notice,
-                                    was_kind=was_kind, first_error_at=first_error_at)
+                                    was_kind=was_kind, first_error_at=first_error_at, related=related)
+
+    def _related_card(self, session: Session, entry: SyncLogEntry) -> tuple[str, str | None] | None:
+        """For a record that waits on another (``data["depends_on"]``, e.g. a payment whose invoice was deleted):
+        that record's name and the permalink of its card (chat.getPermalink,
+        https://docs.slack.dev/reference/methods/chat.getPermalink), or None when it waits on nothing. The link is
+        None when that record has no card in Slack, or Slack did not give it now."""
+        depends = (entry.data or {}).get("depends_on")
+        if not isinstance(depends, dict) or not depends.get("entity"):
+            return None
+        name = blocks.record_name(str(depends["entity"]), str(depends.get("label") or ""), depends.get("record_id"))
+        topic = f"record:{entry.connection_id}:{depends['entity']}:{depends.get('record_id')}"
+        row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == entry.account_id,
+                                                         SlackMessage.topic == topic,
+                                                         SlackMessage.ts.is_not(None))).first()
+        ws = session.scalars(select(Workspace).where(Workspace.account_id == entry.account_id)).first()
+        if row is None or ws is None:
+            return name, None
+        try:
+            answer = self.client_for(ws.team_id).chat_getPermalink(channel=row.channel_id, message_ts=row.ts)
+            return name, str(answer.get("permalink") or "") or None
+        except (SlackApiError, OSError) as exc:
+            log.info("event=permalink_failed topic=%s error=%s", topic, type(exc).__name__)
+            return name, None
 
     @staticmethod
     def _error_run(session: Session, entry: SyncLogEntry) -> tuple[str | None, dt.datetime | None]:

@@ -141,6 +141,10 @@ def register(app: App, rt: SlackRuntime) -> None:
     def reconnect_link(ack: Ack) -> None:
         ack()  # a URL button: the browser opens the link; acking avoids Slack's warning icon
 
+    @app.action(ids.OPEN_RELATED)
+    def open_related(ack: Ack) -> None:
+        ack()  # a URL button to another record's card: Slack opens the message
+
     @app.action(ids.SYNC_NOW)
     @ack_first_on(rt)
     def sync_now(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:

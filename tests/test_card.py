@@ -205,3 +205,32 @@ def test_details_modal_reads_like_the_message() -> None:
     assert "Sync log entry 101 · codes 6240, HTTP 400 · intuit_tid 1-6789-abc" in seen
     assert "Nov 30, 2026 9:05 AM EST" in seen
     assert "6240: Duplicate Name Exists Error." in seen
+
+
+def test_a_payment_whose_invoice_was_deleted_leads_to_the_invoices_card() -> None:
+    link = "https://sandbox.slack.com/archives/C0000000001/p1796639800609829"
+    e = entry(entity="payment", record_id=5, record_label="Payment $250.00 on Nov 20", kind="not_found",
+              codes=None, field="LinkedTxn", details="The invoice 'JS-1003' that this record references was deleted "
+              "in QuickBooks. Re-create or unlink the invoice first; this record syncs after it.",
+              data={"depends_on": {"entity": "invoice", "record_id": 3, "label": "JS-1003", "deleted": True}})
+    msg = valid(error_message(e, tz=TZ, related=("Invoice JS-1003", link)))
+    scannable(msg)
+    assert lines(msg) == [
+        ":red_circle: *Record not found* · Payment $250.00 on Nov 20 → QuickBooks",
+        "The invoice 'JS-1003' that this record references was deleted in QuickBooks. Re-create or unlink the "
+        "invoice first; this record syncs after it.",
+        "[Fix Invoice JS-1003 first] | [Retry] | [Details] | [View log]",
+        f"Push · attempt 1 · since {AT_T0}",
+    ]
+    assert button_named(msg, "Fix Invoice JS-1003 first")["url"] == link  # the invoice's own card and its fix
+    assert "Re-create in QuickBooks" not in buttons(msg) and "Unlink" not in buttons(msg)
+    # the invoice has no card (yet): the sentence says what to do, Retry stays
+    assert buttons(valid(error_message(e, tz=TZ, related=("Invoice JS-1003", None)))) == ["Retry", "Details",
+                                                                                         "View log"]
+
+
+def test_a_payment_is_named_by_amount_and_date() -> None:
+    from sync.models import Payment
+
+    assert Payment(id=1, amount_cents=25000, paid_on=dt.date(2026, 11, 20)).label == "Payment $250.00 on Nov 20"
+    assert Payment(id=2, amount_cents=123456789, paid_on=dt.date(2026, 1, 5)).label == "Payment $1,234,567.89 on Jan 5"

@@ -112,3 +112,27 @@ def test_details_opens_what_the_card_leaves_off_its_face(stack: Stack, qbo: QBO)
     assert view["title"]["text"] == "Error details"
     assert "Details from QuickBooks" in seen and "6240" in seen and "intuit_tid" in seen
     assert "If an error persists after retrying" in seen
+
+
+def test_a_payment_whose_invoice_was_deleted_links_the_invoices_card(stack: Stack, qbo: QBO) -> None:
+    from sync.models import Payment
+    from tests.test_slack_recreate import _deleted_in_quickbooks
+
+    _deleted_in_quickbooks(stack, qbo)  # invoice JS-1001, which payment P1 pays
+    engine = stack.rt.services.engine
+    engine.sync_now(stack.connection_id, "U_ADMIN")  # meets the deletion: the invoice's card
+    with stack.rt.services.sessions() as session:
+        payment_id = session.scalars(select(Payment.id)).one()
+    engine.sync_record(stack.connection_id, "payment", payment_id, "U_ADMIN", force=True)
+    deliver_all(stack)
+    invoice = next(m for m in stack.messages() if "JS-1001" in m["text"] and ids.RECREATE in str(m["blocks"]))
+    payment = next(m for m in stack.messages() if "Payment $100.00 on Nov 20" in m["text"])
+    seen = card_text(stack, payment["ts"])
+    assert "Record not found* · Payment $100.00 on Nov 20 → QuickBooks" in seen
+    assert "The invoice 'JS-1001' that this record references was deleted in QuickBooks." in seen
+    assert ids.RECREATE not in seen and ids.UNLINK not in seen, "the fix is the invoice's, not the payment's"
+    [lead] = [el for b in payment["blocks"] if b["type"] == "actions" for el in b["elements"]
+              if el["action_id"] == ids.OPEN_RELATED]
+    assert lead["text"]["text"] == "Fix Invoice JS-1001 first"
+    assert lead["url"].endswith(f"/archives/{CHANNEL}/p{invoice['ts'].replace('.', '')}")  # the invoice's card
+    assert stack.driver.click(ids.OPEN_RELATED, channel_id=CHANNEL, message_ts=payment["ts"]).acked_in_time

@@ -35,7 +35,7 @@ from bot.blocks.messages import (
     sync_now_done,
 )
 from bot.blocks.summary import weekly_summary_message
-from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
+from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, record_name, truncate
 
 __all__ = [
     "ConnectionCard",
@@ -58,6 +58,7 @@ __all__ = [
     "log_page",
     "mrkdwn",
     "reconnect_link",
+    "record_name",
     "retry_all_confirm",
     "retry_all_done",
     "retry_all_not_run",

@@ -25,6 +25,7 @@ MARK_RESOLVED = "entry_mark_resolved"
 CONTACT_SUPPORT = "entry_contact_support"  # opens support_modal
 VIEW_ENTRY_LOG = "entry_view_log"  # the sync log of the entry's record
 ENTRY_DETAILS = "entry_details"  # opens details_modal: what the card leaves off its face
+OPEN_RELATED = "entry_open_related"  # a URL button to the card of the record this one waits on: ack-only
 
 # -- one connection (value: the connection id, or absent when the account has one connection) ------------
 RECONNECT = "connection_reconnect"  # asks for a personal link (a URL button where a URL is given)
@@ -62,5 +63,6 @@ FIX_ACTION_IDS: dict[FixAction, str] = {
 #: Every action id a handler may have to listen to.
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     RETRY, UNLINK, RECREATE, LINK_EXISTING, FILL_FIELD, MARK_RESOLVED, CONTACT_SUPPORT, VIEW_ENTRY_LOG, ENTRY_DETAILS,
+    OPEN_RELATED,
     RECONNECT, RECONNECT_LINK, SYNC_NOW, RETRY_ALL, RETRY_ALL_CONFIRM, RETRY_ALL_CANCEL, VIEW_LOG, LOG_NEXT, LOG_PREV,
 })

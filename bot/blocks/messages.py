@@ -61,7 +61,6 @@ from bot.blocks.text import (
     provider_name,
     record_name,
     slack_date,
-    slack_link,
     truncate,
     utc_stamp,
 )
@@ -295,6 +294,22 @@ def _depends_on(entry: Any) -> Mapping[str, Any] | None:
     return found if isinstance(found, Mapping) and found.get("entity") else None
 
 
+def _waiting_on_record_buttons(entry: Any, related: tuple[str, str | None] | None) -> list[dict[str, Any]]:
+    """A record that waits on another (a payment whose invoice was deleted): its fix is on the other record's
+    card, so the card leads there (a link to that message, ``related``: its name and permalink) instead of
+    offering Re-create or Unlink on this record; Retry once the other one is fixed."""
+    depends = _depends_on(entry) or {}
+    out: list[dict[str, Any]] = []
+    name = related[0] if related is not None else record_name(
+        str(depends.get("entity") or ""), str(depends.get("label") or ""), depends.get("record_id"))
+    url = related[1] if related is not None else None
+    if url:
+        out.append(button(f"Fix {plain(name, 50)} first", ids.OPEN_RELATED, attr(entry, "id"), url=url,
+                          style="primary"))
+    out.append(button("Retry", ids.RETRY, attr(entry, "id")))
+    return out
+
+
 def _resolved_line(entry: Any, state: EntryState, tz: TzLike, first_error_at: dt.datetime | None) -> str:
     """The resolved card's context: who fixed it, how long after the first error, and when (Slack's date
     token: each reader's own zone)."""
@@ -354,10 +369,6 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
         emoji, word = ((STATUS_EMOJI["warning"], "Warning") if status == "warning"
                        else (STATUS_EMOJI["error"], "Error"))
         lines = [f"{emoji} *{info.title}* · {record_md} {_arrow(entry)}", _what_to_do(entry, info)]
-        if related is not None:
-            text_, url = related
-            link = slack_link(url, text_) if url else None
-            lines.append(f"Fix it on {link or mrkdwn(text_, 200)}'s card first; this one syncs after it.")
         blocks.append(section("\n".join(lines)))
         text = f"{word}: {info.title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
         notes = [direction_text(attr(entry, "direction")).split(":")[0], f"attempt {n:,}",
@@ -395,6 +406,8 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
         if waiting == "reconnect":
             buttons = [button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"), url=reconnect_url,
                               style="primary")]
+        elif waiting is None and _depends_on(entry) is not None:
+            buttons = _waiting_on_record_buttons(entry, related)
         elif waiting is None:
             buttons = _fix_buttons(entry, info, reconnect_url=reconnect_url, found_existing=found_existing)
         buttons.append(button("Details", ids.ENTRY_DETAILS, entry_id))

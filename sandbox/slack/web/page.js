@@ -710,6 +710,18 @@ function remember() {
 }
 
 // ------------------------------------------------------------------------------------------------ wiring
+// A Slack permalink (chat.getPermalink: https://<team>.slack.com/archives/<channel>/p<ts without the dot>) to a
+// message of the channel shown: the page scrolls to it and flashes it, as Slack's client does. False otherwise.
+function jumpToMessage(url) {
+  const m = /\/archives\/([A-Z0-9]+)\/p(\d{10})(\d{6})/.exec(url || "");
+  if (!m || m[1] !== view.channel) return false;
+  const el = document.querySelector(`#messages > .msg[data-ts="${m[2]}.${m[3]}"]`);
+  if (!el) return false;
+  el.scrollIntoView({block: "center"});
+  el.classList.remove("flash"); void el.offsetWidth; el.classList.add("flash");
+  return true;
+}
+
 document.addEventListener("click", (ev) => {
   const target = ev.target;
   const modalBtn = target.closest("[data-modal]");
@@ -766,7 +778,7 @@ document.addEventListener("click", (ev) => {
   }
   const button = target.closest("button[data-action-id]");
   if (button && !button.classList.contains("busy")) {
-    if (button.dataset.url) window.open(button.dataset.url, "_blank", "noopener");
+    if (button.dataset.url && !jumpToMessage(button.dataset.url)) window.open(button.dataset.url, "_blank", "noopener");
     act(button, null);
   }
 });
