@@ -3,19 +3,24 @@ and the two modals an error opens (fill the field, contact support).
 
 One renderer for the first post and every update (DESIGN.md, "One renderer"): :func:`error_message` draws an
 entry from what is stored (status, kind, details, attempt, who resolved it and when) the same way whether
-the notifier posts it or updates it; a click changes domain state and the message is drawn again. The state
-is read off the entry (see :func:`entry_state`):
+the notifier posts it or updates it; a click changes domain state and the message is drawn again. It is a card a
+person can scan (DESIGN.md, "A card a person can scan"): a title line, the cause and fix in one sentence, the
+buttons, one context line; QuickBooks' details, codes, intuit_tid and entry id are behind Details
+(:mod:`bot.blocks.details`) and in the record's thread (:func:`attempt_note`). The state is read off the entry
+(see :func:`entry_state`):
 
 ========== ======================================================== ===================================
 state      stored                                                   shown
 ========== ======================================================== ===================================
-open       status error / warning, not resolved                     diagnosis, details, the kind's buttons
-retrying   ``retrying_by`` given, or status pending                 "Retrying… (by Name)", no buttons
-synced     status synced; or an error resolved by a later attempt   ":white_check_mark: Synced by Name", View log
-resolved   an error / warning resolved by hand (Mark resolved)      ":white_check_mark: Marked resolved by Name"
+open       status error / warning, not resolved                     cause and fix, the kind's buttons
+                                                                    (Reconnect while the connection waits)
+retrying   ``retrying_by`` given, or status pending                 "Retrying… — was: Kind", no buttons
+synced     status synced; or an error resolved by a later attempt   "Synced — was: Kind", who, how long
+resolved   an error / warning resolved by hand (Mark resolved)      "Marked resolved — was: Kind", who
 info       status info (e.g. Unlink)                                the entry's own sentence, View log
 ========== ======================================================== ===================================
 
+Times on a card are Slack's date tokens (:func:`bot.blocks.text.slack_date`), so each reader sees their own zone.
 People are named, never mentioned (``<@U…>`` pings them again on every update). Every function accepts any
 object with the attributes of :class:`sync.models.SyncLogEntry`, :class:`~sync.models.Incident` and
 :class:`~sync.models.Connection` (duck typing), so messages can be drawn and tested without a database.
@@ -129,18 +134,6 @@ def _offer_support(info: KindInfo, attempts: int) -> bool:
     """After two failed attempts of a record error, the help article's last step: contact support. (A
     connection-wide kind is fixed by reconnecting or waiting, not by support.)"""
     return attempts >= SUPPORT_AFTER_ATTEMPTS and info.scope == "record"
-
-
-def _diagnosis_text(entry: Any, info: KindInfo, found_existing: str | None, attempts: int) -> str:
-    lines = [f"*Cause:* {info.cause}", f"*Fix:* {info.fix}"]
-    field = attr(entry, "field")
-    if field:
-        lines.append(f"*Field in QuickBooks:* `{mrkdwn(field, 200)}`")
-    if found_existing:
-        lines.append(f"*Found in QuickBooks:* {mrkdwn(found_existing, 300)}")
-    if _offer_support(info, attempts) and "contact JobsiteOn support" not in info.fix:
-        lines.append(HELP_SUPPORT_NOTE)  # once: the unknown kind's fix already says it
-    return "\n".join(lines)
 
 
 def _totals_blocks(data: Any) -> list[Block]:
