@@ -238,6 +238,12 @@ def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, 
         return
     if newest is None:
         return
+    with rt.services.sessions() as session:  # only the record's own card: a tampered value redraws nothing else
+        topic = session.scalar(select(SlackMessage.topic).where(
+            SlackMessage.account_id == tenant.account_id, SlackMessage.channel_id == channel, SlackMessage.ts == ts))
+    if topic != f"record:{newest.connection_id}:{newest.entity}:{newest.record_id}":
+        log.warning("event=card_mismatch team_id=%s entry_id=%s ts=%s", tenant.team_id, entry_id, ts)
+        return
     try:
         rt.clients.for_team(tenant.team_id).chat_update(
             channel=channel, ts=ts, **rt.notifier.render_record(newest, tenant.timezone, notice=notice))

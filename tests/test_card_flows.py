@@ -96,6 +96,11 @@ def test_a_refused_click_changes_the_card_where_it_was_clicked(stack: Stack, qbo
 
     # a tampered value, or another account's entry: a clear answer, the card untouched
     edits = len(stack.message(card["ts"]).get("edits") or [])
+    other = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if "Acme" not in (
+        e.record_label or ""))
+    stack.driver.click(ids.RETRY, channel_id=CHANNEL, message_ts=card["ts"], user_id=slack_cfg.MEMBER_USER_ID,
+                       value=str(other.id))  # another record's entry on this card: its refusal is not drawn here
+    wait_for(lambda: len(stack.ephemerals(slack_cfg.MEMBER_USER_ID)) >= 2)
     stack.driver.click(ids.ENTRY_DETAILS, channel_id=CHANNEL, message_ts=card["ts"], value="999999")
     assert "not found in your account" in str(wait_for(lambda: [
         e for e in stack.ephemerals(slack_cfg.OWNER_USER_ID) if "not found" in str(e)]))
