@@ -33,6 +33,16 @@ def duplicate_card(stack: Stack, qbo: QBO) -> dict[str, Any]:
     return next(m for m in stack.messages() if "Acme Corp" in m["text"] and ids.RETRY in str(m["blocks"]))
 
 
+def idle(stack: Stack) -> bool:
+    """No record claimed and no attempt pending: nothing is syncing."""
+    from sync.models import RecordClaim
+
+    with stack.rt.services.sessions() as session:
+        return not (session.scalar(select(func.count()).select_from(RecordClaim))
+                    or session.scalar(select(func.count()).select_from(SyncLogEntry)
+                                      .where(SyncLogEntry.status == "pending")))
+
+
 def reconnect(stack: Stack, qbo: QBO) -> None:
     """An Admin clicks Reconnect on the card and goes through Intuit's consent page (the stand-in's)."""
     from sandbox.quickbooks.consent import click_connect
@@ -67,6 +77,7 @@ def test_a_card_waits_for_reconnect_then_offers_its_fixes_again(stack: Stack, qb
         return text if "Waiting for Reconnect" not in text else None
 
     assert ids.RETRY in wait_for(restored)
+    wait_for(lambda: idle(stack), timeout=30)  # the resume's own sync is over (it holds the record meanwhile)
 
     # the article's fix for the duplicate now works from the same card
     existing = next(c for c in qbo.standin.entities(qbo.realm, "Customer") if c["DisplayName"] == "Acme Corp")
