@@ -6,6 +6,7 @@ what the card leaves off its face; a fixed card keeps what it was and who fixed 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -27,10 +28,11 @@ def card_text(stack: Stack, ts: str) -> str:
 
 
 def duplicate_card(stack: Stack, qbo: QBO) -> dict[str, Any]:
-    stack.add_duplicates(qbo, ["Acme Corp"])
+    """The card of contact Summit Roofing, a name QuickBooks already has."""
+    stack.add_duplicates(qbo, ["Summit Roofing"])
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
     deliver_all(stack)
-    return next(m for m in stack.messages() if "Acme Corp" in m["text"] and ids.RETRY in str(m["blocks"]))
+    return next(m for m in stack.messages() if "Summit Roofing" in m["text"] and ids.RETRY in str(m["blocks"]))
 
 
 def idle(stack: Stack) -> bool:
@@ -77,16 +79,17 @@ def test_a_card_waits_for_reconnect_then_offers_its_fixes_again(stack: Stack, qb
         return text if "Waiting for Reconnect" not in text else None
 
     assert ids.RETRY in wait_for(restored)
-    wait_for(lambda: idle(stack), timeout=30)  # the resume's own sync is over (it holds the record meanwhile)
+    quiet: list[bool] = []  # the resume's own sync is over (it holds the record meanwhile): idle three looks running
+    wait_for(lambda: (quiet.append(idle(stack)), time.sleep(0.2), quiet[-3:] == [True] * 3)[2], timeout=30)
 
     # the article's fix for the duplicate now works from the same card
-    existing = next(c for c in qbo.standin.entities(qbo.realm, "Customer") if c["DisplayName"] == "Acme Corp")
-    qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
+    existing = next(c for c in qbo.standin.entities(qbo.realm, "Customer") if c["DisplayName"] == "Summit Roofing")
+    qbo.standin.update_entity(qbo.realm, "Customer", existing["Id"], {"DisplayName": "Summit Roofing (old)"})
     stack.driver.click(ids.RETRY, channel_id=CHANNEL, message_ts=card["ts"])
     fixed = wait_for(lambda: (deliver_all(stack), stack.message(card["ts"]))[1] if "*Synced*" in card_text(
         stack, card["ts"]) else None)
     first = fixed["blocks"][0]["text"]["text"]
-    assert first == ":white_check_mark: *Synced* · Contact Acme Corp — was: Duplicate record"
+    assert first == ":white_check_mark: *Synced* · Contact Summit Roofing — was: Duplicate record"
     said = fixed["blocks"][-1]["elements"][0]["text"]
     assert re.match(r"Fixed by olivia · \d+ s after the first error · <!date\^\d+\^", said), said
 
@@ -107,7 +110,7 @@ def test_a_refused_click_changes_the_card_where_it_was_clicked(stack: Stack, qbo
 
     # a tampered value, or another account's entry: a clear answer, the card untouched
     edits = len(stack.message(card["ts"]).get("edits") or [])
-    other = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if "Acme" not in (
+    other = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if "Summit" not in (
         e.record_label or ""))
     stack.driver.click(ids.RETRY, channel_id=CHANNEL, message_ts=card["ts"], user_id=slack_cfg.MEMBER_USER_ID,
                        value=str(other.id))  # another record's entry on this card: its refusal is not drawn here
