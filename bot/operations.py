@@ -194,7 +194,7 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
 #: The button of each entry action, as the card labels it (what a refusal tells the person to click).
 BUTTON_WORDS = {"retry": "Retry", "unlink": "Unlink", "recreate": "Re-create in QuickBooks",
                 "link_existing": "Link to existing", "mark_resolved": "Mark resolved", "fill_field": "Fill in",
-                "details": "Details", "contact_support": "Contact support"}
+                "details": "Details", "contact_support": "Contact support", "reconnect": "Reconnect"}
 
 
 def _waiting_notice(exc: ConnectionUnavailable, button: str, tz: str | None) -> str:
@@ -228,20 +228,34 @@ def refusal_notice(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str
             "`/sync-log reading open`.")
 
 
-def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str, notice: str) -> None:
+def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel: str, ts: str,
+                 notice: str) -> None:
     """Draw the record's card (the message clicked, ``channel`` and ``ts``) from its newest state with
     ``notice`` on it: a refused click changes something where the person clicked, not only an "only visible to
-    you" reply at the bottom of the channel. The next change of the record draws the card without it."""
-    try:
-        newest = _newest_of(rt, rt.services.engine.get_entry(entry_id, account_id=tenant.account_id))
-    except NotFound:
-        return
-    if newest is None:
-        return
-    with rt.services.sessions() as session:  # only the record's own card: a tampered value redraws nothing else
+    you" reply at the bottom of the channel. The next change of the record draws the card without it.
+
+    The card is found by the message: only a record's own card of the tenant's account is drawn, and with
+    ``entry_id`` (an entry button's value) only when that entry is the card's record, so a tampered value
+    redraws nothing. Without it (Reconnect's value is the connection) the card's record is read off the message."""
+    with rt.services.sessions() as session:
         topic = session.scalar(select(SlackMessage.topic).where(
             SlackMessage.account_id == tenant.account_id, SlackMessage.channel_id == channel, SlackMessage.ts == ts))
-    if topic != f"record:{newest.connection_id}:{newest.entity}:{newest.record_id}":
+    parts = str(topic or "").split(":")
+    if len(parts) != 4 or parts[0] != "record" or not parts[1].isdigit() or not parts[3].isdigit():
+        return  # not a record's card (an incident, a digest, an answer): its own message says what it can
+    with rt.services.sessions() as session:
+        newest = session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.account_id == tenant.account_id, SyncLogEntry.connection_id == int(parts[1]),
+            SyncLogEntry.entity == parts[2], SyncLogEntry.record_id == int(parts[3]),
+            SyncLogEntry.status != "pending").order_by(SyncLogEntry.id.desc()).limit(1)).first()
+        clicked = session.get(SyncLogEntry, entry_id) if entry_id is not None else None
+        if newest is not None:
+            session.expunge(newest)
+    if newest is None:
+        return
+    if entry_id is not None and (clicked is None or clicked.account_id != tenant.account_id or (
+            clicked.connection_id, clicked.entity, clicked.record_id) != (
+            newest.connection_id, newest.entity, newest.record_id)):
         log.warning("event=card_mismatch team_id=%s entry_id=%s ts=%s", tenant.team_id, entry_id, ts)
         return
     try:

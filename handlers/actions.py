@@ -51,8 +51,10 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
     if refusal or tenant is None or user is None:
         _refuse(reply, refusal or "Not allowed.")
         channel, ts = _where(body)
-        entry_id = int_value(_action(body).get("value"))
-        if card_action and tenant is not None and user is not None and channel and ts and entry_id is not None:
+        value = _action(body).get("value")
+        entry_id = None if card_action == "reconnect" else int_value(value)  # Reconnect's value: the connection
+        if card_action and tenant is not None and user is not None and channel and ts and (
+                entry_id is not None or card_action == "reconnect"):
             operations.show_on_card(rt, tenant, entry_id, channel, ts,
                                     operations.refusal_notice(rt, tenant, user, card_action, change))
         return None
@@ -131,7 +133,7 @@ def register(app: App, rt: SlackRuntime) -> None:
     @ack_first_on(rt)
     def reconnect(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
+        allowed = _allowed(rt, body, reply, change=True, context=context, card_action="reconnect")
         if allowed is None:
             return
         tenant, user = allowed

@@ -69,6 +69,12 @@ def test_a_card_waits_for_reconnect_then_offers_its_fixes_again(stack: Stack, qb
     assert "*Waiting for Reconnect:* the connection's authentication expired" in waiting
     assert ids.RECONNECT in waiting and ids.RETRY not in waiting, "Reconnect, not a Retry that cannot work"
 
+    # a member may not reconnect: the card says so, who can help and what to click
+    assert stack.driver.click(ids.RECONNECT, channel_id=CHANNEL, message_ts=card["ts"],
+                              user_id=slack_cfg.MEMBER_USER_ID).status_code == 200
+    said = wait_for(lambda: next((t for t in [card_text(stack, card["ts"])] if "can't use Reconnect" in t), None))
+    assert ("mia can't use Reconnect: it needs Owner or Admin permissions. Ask a workspace Owner or Admin to click "
+            "Reconnect.") in said and "Waiting for Reconnect" in said
     assert stack.driver.click(ids.RECONNECT, channel_id=CHANNEL, message_ts=card["ts"],
                               user_id=slack_cfg.ADMIN_USER_ID).status_code == 200
     reconnect(stack, qbo)
