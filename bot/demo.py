@@ -39,6 +39,24 @@ DEMO_DIR = Path("demo-data")
 WALKTHROUGH_DIR = DEMO_DIR / "walkthrough"
 
 
+#: What the demo says as it starts: the help article's fixes in an order that works (the connection first: until
+#: it is reconnected, every card waits for Reconnect). README.md walks the same steps.
+START_STEPS = (
+    "  #sync-errors as Slack shows it, acting as the Owner (the picker switches to an Admin or a plain member):",
+    "   1. Rate limit exceeded: syncbot resumes by itself at the time the card says. To try sooner, lift the limit",
+    "      on the QuickBooks control panel (linked in the sidebar) and click Sync Now. QuickBooks answers, and what",
+    "      the pause hid shows: Authentication expired. Click Reconnect, then Connect on Intuit's page (the",
+    "      stand-in's). The cards that said \"Waiting for Reconnect\" offer their fixes again.",
+    "   2. Duplicate record: rename Acme Corp on the QuickBooks control panel, then Retry:",
+    "      the same card turns Synced.",
+    "   3. Record not found: Re-create in QuickBooks (or Unlink; the next sync makes a fresh copy).",
+    "   4. Field validation error: Fill in the missing field, choose an income account, Save and retry.",
+    "   5. Total mismatch: Keep QuickBooks' totals, or Send JobsiteOn's tax and retry.",
+    "   6. Details on any card shows QuickBooks' own words; /sync-log errors lists what is still open.",
+    "  Ctrl-C stops everything.",
+)
+
+
 def _say(text: str = "", **style: Any) -> None:
     typer.secho(text, **style)
 
@@ -647,9 +665,8 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
                      else f"going on from {data_dir}/ (delete that directory to start afresh)"))
         _say()
         _say(f"Open {demo.url}", bold=True, fg=typer.colors.GREEN)
-        _say("  #sync-errors as Slack shows it: click Retry and Reconnect, type /sync-log errors, act as an admin "
-             "or a member;")
-        _say("  the QuickBooks stand-in's control panel is linked in the sidebar. Ctrl-C stops everything.")
+        for line in START_STEPS:
+            _say(line)
         _say("  The scheduled messages now: /sync-log demo summary (the Monday summary), /sync-log demo reminder "
              "(a token-expiry reminder).")
         while not stop.wait(0.5):

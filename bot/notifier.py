@@ -376,21 +376,73 @@ class Notifier:
         log.warning("event=notification_unknown_topic topic=%s", topic)
         return "skipped"
 
-    def render_record(self, entry: SyncLogEntry, tz: str, retrying_by: str | None = None) -> dict[str, Any]:
-        """The message of a record drawn from its newest entry (also used by the Retry handler)."""
+    def render_record(self, entry: SyncLogEntry, tz: str, retrying_by: str | None = None,
+                      notice: str | None = None) -> dict[str, Any]:
+        """The card of a record drawn from its newest entry (also used by the handlers: Retrying…, and a refused
+        click's ``notice`` shown where the person clicked). What the card needs beyond the entry is read here:
+        the attempt count, what the error was and since when (a resolved card keeps it), and whether the
+        connection waits (for Reconnect, a rate-limit pause, the subscription), so the card says so and offers
+        Reconnect instead of fixes that cannot run."""
         with self.sessions() as session:
             attempts = session.scalar(select(func.max(SyncLogEntry.attempt)).where(
                 SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.entity == entry.entity,
                 SyncLogEntry.record_id == entry.record_id)) or entry.attempt
+            was_kind, first_error_at = self._error_run(session, entry)
+            conn = session.get(Connection, entry.connection_id) if entry.connection_id else None
+            waiting, until = connection_waiting(conn, self.clock())
+            related = self._related_card(session, entry) if entry.is_open else None
         url = self.reconnect_url(entry.connection_id) if self.reconnect_url and entry.connection_id else None
         found = None
-        if self.find_existing is not None and retrying_by is None and entry.kind == "duplicate" and entry.is_open:
+        if self.find_existing is not None and retrying_by is None and entry.kind == "duplicate" and entry.is_open \
+                and waiting is None:
             try:
                 found = self.find_existing(entry.id)
             except Exception:  # the other fixes stand without it
                 log.exception("event=find_existing_failed entry_id=%s", entry.id)
         return blocks.error_message(entry, tz=tz, reconnect_url=url, retrying_by=retrying_by, attempts=attempts,
-                                    found_existing=found)
+                                    found_existing=found, waiting=waiting, waiting_until=until, notice=notice,
+                                    was_kind=was_kind, first_error_at=first_error_at, related=related)
+
+    def _related_card(self, session: Session, entry: SyncLogEntry) -> tuple[str, str | None] | None:
+        """For a record that waits on another (``data["depends_on"]``, e.g. a payment whose invoice was deleted):
+        that record's name and the permalink of its card (chat.getPermalink,
+        https://docs.slack.dev/reference/methods/chat.getPermalink), or None when it waits on nothing. The link is
+        None when that record has no card in Slack, or Slack did not give it now."""
+        depends = (entry.data or {}).get("depends_on")
+        if not isinstance(depends, dict) or not depends.get("entity"):
+            return None
+        name = blocks.record_name(str(depends["entity"]), str(depends.get("label") or ""), depends.get("record_id"))
+        topic = f"record:{entry.connection_id}:{depends['entity']}:{depends.get('record_id')}"
+        row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == entry.account_id,
+                                                         SlackMessage.topic == topic,
+                                                         SlackMessage.ts.is_not(None))).first()
+        ws = session.scalars(select(Workspace).where(Workspace.account_id == entry.account_id)).first()
+        if row is None or ws is None:
+            return name, None
+        try:
+            answer = self.client_for(ws.team_id).chat_getPermalink(channel=row.channel_id, message_ts=row.ts)
+            return name, str(answer.get("permalink") or "") or None
+        except (SlackApiError, OSError) as exc:
+            log.info("event=permalink_failed topic=%s error=%s", topic, type(exc).__name__)
+            return name, None
+
+    @staticmethod
+    def _error_run(session: Session, entry: SyncLogEntry) -> tuple[str | None, dt.datetime | None]:
+        """What the record's latest run of errors was (the kind of its newest error) and when it began (its
+        first error after the last time the record synced), read from the record's last 50 attempts."""
+        recent = list(session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.entity == entry.entity,
+            SyncLogEntry.record_id == entry.record_id, SyncLogEntry.id <= entry.id,
+            SyncLogEntry.status != Status.PENDING).order_by(SyncLogEntry.id.desc()).limit(50)))
+        was: str | None = None
+        first: dt.datetime | None = None
+        for index, row in enumerate(recent):
+            if row.status in (Status.ERROR, Status.WARNING):
+                was = was or row.kind
+                first = row.created_at
+            elif index > 0 or row.status == Status.INFO:
+                break
+        return was, first
 
     def _newest_entry(self, session: Session, topic: str) -> SyncLogEntry | None:
         _, connection_id, entity, record_id = topic.split(":", 3)
@@ -460,12 +512,54 @@ class Notifier:
         client = self.client_for(team_id)
         if existing is not None and existing.ts:
             self._update(client, existing, message, channel)
+            self._redraw_cards(client, account_id, connection_id, tz, incident_topic, incident.resolved_at is None)
             return "updated"
         if incident.resolved_at is not None and existing is None:
+            self._redraw_cards(client, account_id, connection_id, tz, incident_topic, False)
             return "skipped"
         shown = self._post(client, account_id, incident_topic, channel, message,
                            only_if_found=incident.resolved_at is not None)
+        self._redraw_cards(client, account_id, connection_id, tz, incident_topic, incident.resolved_at is None)
         return "posted" if shown else "skipped"
+
+    #: At most this many record cards are redrawn when their connection starts or stops waiting (the newest).
+    REDRAW_CARDS_MAX = 50
+
+    def _redraw_cards(self, client: WebClient, account_id: int, connection_id: int, tz: str, incident_topic: str,
+                      waiting: bool) -> None:
+        """The open record cards of a connection drawn again when it starts waiting (they say "Waiting for
+        Reconnect" and offer Reconnect) and when it works again (their own fixes come back). Once per change:
+        the incident's row remembers which state the cards were drawn for. When Slack makes a card wait (a rate
+        limit), the incident's notifications are rescheduled and the cards drawn again at the next pass."""
+        want = "waiting" if waiting else "working"
+        with self.sessions() as session:
+            marker = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                                SlackMessage.topic == incident_topic)).first()
+            drawn = ((marker.state or {}).get("cards") if marker is not None else None)
+            if marker is None and waiting:
+                return  # the incident's message is not in the channel yet: its cards wait for it
+            if drawn == want:
+                return
+            rows = list(session.scalars(select(SlackMessage).where(
+                SlackMessage.account_id == account_id, SlackMessage.topic.like(f"record:{connection_id}:%"),
+                SlackMessage.ts.is_not(None)).order_by(SlackMessage.id.desc()).limit(self.REDRAW_CARDS_MAX)))
+            session.expunge_all()
+        for row in rows:
+            with self.sessions() as session:
+                entry = self._newest_entry(session, row.topic)
+                if entry is None or not entry.is_open:
+                    continue
+                session.expunge(entry)
+            try:
+                self._update(client, row, self.render_record(entry, tz))
+            except _Reschedule as exc:
+                log.info("event=card_redraw_delayed topic=%s reason=%s", row.topic, exc.reason)
+                raise  # the incident's notifications wait and the cards are drawn again at the next pass
+        if marker is not None:
+            with self.sessions() as session, session.begin():
+                fresh = session.get(SlackMessage, marker.id)
+                if fresh is not None:
+                    fresh.state = {**(fresh.state or {}), "cards": want}
 
     # ------------------------------------------------------------------------------------------ scheduled
 
@@ -822,16 +916,14 @@ class Notifier:
         return attempts
 
     def _thread_note(self, client: WebClient, account_id: int, channel: str, ts: str, entry: SyncLogEntry) -> None:
-        """One line per attempt in the message's thread, delivered like any notification: its own claimed topic
+        """One line per attempt in the message's thread (`bot.blocks.attempt_note`: a failure's raw details, codes and
+        intuit_tid, which the card leaves off its face), delivered like any notification: its own claimed topic
         (``note:<entry id>``), found again if its answer was lost, and a refusal reschedules the record's
         notifications (the parent's update is done again, harmlessly, with it)."""
         note_topic = f"note:{entry.id}"
         if self._posted(account_id, note_topic):
             return
-        state = "synced" if entry.status == Status.SYNCED else f"{entry.status} ({entry.kind})"
-        who = f" by {entry.actor}" if entry.actor else ""
-        text = f"Attempt {entry.attempt}{who}: {state}."
-        self._post(client, account_id, note_topic, channel, {"text": blocks.escape_mrkdwn(text)}, thread_ts=ts)
+        self._post(client, account_id, note_topic, channel, blocks.attempt_note(entry), thread_ts=ts)
 
     def _spend(self, channel: str, started: float) -> None:
         if channel:
@@ -951,6 +1043,24 @@ class Notifier:
                 self._tell_admins_of(query, text)
             except Exception:
                 log.exception("event=admin_problem_report_failed team=%s", team)
+
+
+def connection_waiting(conn: Connection | None, now: dt.datetime) -> tuple[str | None, dt.datetime | None]:
+    """What a record's card waits on, from its connection's state: ``reconnect`` (authentication expired or
+    revoked), ``rate_limited`` (paused until the returned time), ``subscription`` (suspended), or None."""
+    if conn is None:
+        return None, None
+    status = str(conn.status or "")
+    if status in ("expired", "revoked"):
+        return "reconnect", None
+    if status == "suspended":
+        return "subscription", None
+    paused = conn.paused_until
+    if paused is not None and paused.tzinfo is None:
+        paused = paused.replace(tzinfo=dt.UTC)
+    if status == "rate_limited" or (paused is not None and paused > now):
+        return "rate_limited", paused
+    return None, None
 
 
 class _GoneMessage(Exception):

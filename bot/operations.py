@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot import blocks
 from bot.blocks.kit import context, section
@@ -173,25 +173,132 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
           "keep_provider_totals": engine.keep_provider_totals, "send_own_tax": engine.send_own_tax}[action]
 
     def work() -> None:
+        notice: str | None = None  # why the click was refused, shown on the card where it was clicked
         try:
             result = fn(entry_id, user.name, account_id=tenant.account_id)
             if not reply.through_response_url and not (channel and ts):  # clicked on the App Home: say how it went
                 reply.now({"text": _outcome_text(action, result)})
         except InProgress:
+            notice = "Already retrying this record: this card updates when it is done."
             reply.now({"text": "Already retrying this record: the message updates when it is done."})
         except NothingToRetry as exc:
+            notice = str(exc)
             reply.now({"text": f"{exc}"})
         except ConnectionUnavailable as exc:
+            notice = _waiting_notice(exc, BUTTON_WORDS.get(action, "that"), user.tz or tenant.timezone)
             reply.now({"text": f"{exc} Use /sync-log reconnect." if exc.kind == "auth_expired" else str(exc)})
         except EngineError as exc:
+            notice = str(exc)
             reply.now({"text": str(exc)})
         finally:
             _home_changed(rt, tenant, user)
             rt.notifier.deliver()  # the outcome updates the same message now (and the App Homes)
-            if pushes and channel and ts:
+            if notice is not None and channel and ts:
+                show_on_card(rt, tenant, entry_id, channel, ts, notice)
+            elif pushes and channel and ts:
                 _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts, clicked_at)
 
     rt.submit(work)
+
+
+#: The button of each entry action, as the card labels it (what a refusal tells the person to click).
+BUTTON_WORDS = {"retry": "Retry", "unlink": "Unlink", "recreate": "Re-create in QuickBooks",
+                "link_existing": "Link to existing", "mark_resolved": "Mark resolved", "fill_field": "Fill in",
+                "details": "Details", "contact_support": "Contact support", "reconnect": "Reconnect",
+                "keep_provider_totals": "Keep QuickBooks' totals", "send_own_tax": "Send JobsiteOn's tax and retry"}
+
+
+def _waiting_notice(exc: ConnectionUnavailable, button: str, tz: str | None) -> str:
+    """Why a fix could not run while the connection waits, and what to click instead."""
+    if exc.kind == "auth_expired":
+        return (f"{button} can't run while the QuickBooks connection waits for Reconnect. An Owner or Admin clicks "
+                f"Reconnect (here or on the connection's message); then {button} works.")
+    if exc.kind == "rate_limited" and exc.until is not None:
+        return (f"{button} can't run during QuickBooks' rate-limit pause: syncing resumes by itself at "
+                f"{blocks.format_time(exc.until, tz)}.")
+    return str(exc)
+
+
+def who_can_help(rt: SlackRuntime, tenant: Tenant) -> str:
+    """Who a refused member can ask, by name: the account's admin list (up to three), else the workspace's
+    Owners and Admins."""
+    names = [rt.directory.user(tenant.team_id, uid).name for uid in tenant.admin_user_ids[:3]]
+    if names:
+        return ", ".join(names) + " or a workspace Owner or Admin"
+    return "a workspace Owner or Admin"
+
+
+def refusal_notice(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, change: bool = True) -> str:
+    """The card's line for a click refused for permission: who was refused, why, who can help, what to click."""
+    button = BUTTON_WORDS.get(action, "that button")
+    if change:
+        return (f"{user.name} can't use {button}: it needs Owner or Admin permissions. "
+                f"Ask {who_can_help(rt, tenant)} to click {button}.")
+    return (f"{user.name} can't open {button}: reading the sync log needs Owner or Admin permissions. "
+            f"Ask {who_can_help(rt, tenant)} to open it, or to open reading to everyone with "
+            "`/sync-log reading open`.")
+
+
+def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel: str, ts: str,
+                 notice: str) -> None:
+    """Draw the record's card (the message clicked, ``channel`` and ``ts``) from its newest state with
+    ``notice`` on it: a refused click changes something where the person clicked, not only an "only visible to
+    you" reply at the bottom of the channel. The next change of the record draws the card without it.
+
+    The card is found by the message: only a record's own card of the tenant's account is drawn, and with
+    ``entry_id`` (an entry button's value) only when that entry is the card's record, so a tampered value
+    redraws nothing. Without it (Reconnect's value is the connection) the card's record is read off the message."""
+    with rt.services.sessions() as session:
+        topic = session.scalar(select(SlackMessage.topic).where(
+            SlackMessage.account_id == tenant.account_id, SlackMessage.channel_id == channel, SlackMessage.ts == ts))
+    parts = str(topic or "").split(":")
+    if len(parts) != 4 or parts[0] != "record" or not parts[1].isdigit() or not parts[3].isdigit():
+        return  # not a record's card (an incident, a digest, an answer): its own message says what it can
+    with rt.services.sessions() as session:
+        newest = session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.account_id == tenant.account_id, SyncLogEntry.connection_id == int(parts[1]),
+            SyncLogEntry.entity == parts[2], SyncLogEntry.record_id == int(parts[3]),
+            SyncLogEntry.status != "pending").order_by(SyncLogEntry.id.desc()).limit(1)).first()
+        clicked = session.get(SyncLogEntry, entry_id) if entry_id is not None else None
+        if newest is not None:
+            session.expunge(newest)
+    if newest is None:
+        return
+    if entry_id is not None and (clicked is None or clicked.account_id != tenant.account_id or (
+            clicked.connection_id, clicked.entity, clicked.record_id) != (
+            newest.connection_id, newest.entity, newest.record_id)):
+        log.warning("event=card_mismatch team_id=%s entry_id=%s ts=%s", tenant.team_id, entry_id, ts)
+        return
+    try:
+        rt.clients.for_team(tenant.team_id).chat_update(
+            channel=channel, ts=ts, **rt.notifier.render_record(newest, tenant.timezone, notice=notice))
+    except SlackApiError as exc:
+        log.info("event=refusal_on_card_failed error=%s", exc.response.get("error"))
+
+
+def _newest_of(rt: SlackRuntime, entry: SyncLogEntry) -> SyncLogEntry | None:
+    """The newest settled entry of ``entry``'s record (what its card is drawn from)."""
+    with rt.services.sessions() as session:
+        latest = session.scalars(select(SyncLogEntry).where(
+            SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.entity == entry.entity,
+            SyncLogEntry.record_id == entry.record_id, SyncLogEntry.status != "pending")
+            .order_by(SyncLogEntry.id.desc()).limit(1)).first()
+        if latest is not None:
+            session.expunge(latest)
+    return latest
+
+
+def entry_details(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: int | None) -> dict[str, Any]:
+    """The Details modal of an entry of the tenant's account (what its card leaves off its face). Raises
+    NotFound."""
+    entry = _entry(rt, tenant, entry_id or 0)
+    with rt.services.sessions() as session:
+        attempts = session.scalar(select(func.max(SyncLogEntry.attempt)).where(
+            SyncLogEntry.connection_id == entry.connection_id, SyncLogEntry.entity == entry.entity,
+            SyncLogEntry.record_id == entry.record_id)) or entry.attempt
+    existing = (entry.data or {}).get("existing")
+    found = existing.get("label") if isinstance(existing, dict) else None
+    return blocks.details_modal(entry, tz=user.tz or tenant.timezone, attempts=attempts, found_existing=found)
 
 
 def _outcome_text(action: str, result: Any) -> str:
@@ -224,19 +331,13 @@ def _redraw_if_still_retrying(rt: SlackRuntime, tenant: Tenant, entry_id: int, c
     """When no notification updated the clicked message since ``clicked_at`` (UTC) (it was not the record's
     stored message, or the retry was refused and queued nothing), draw it from the newest state so it never stays
     on "Retrying...". A message the notifier has redrawn since the click is left alone (one update, not two)."""
-    newest = rt.services.engine.get_entry(entry_id)
     with rt.services.sessions() as session:
         redrawn = session.scalar(select(SlackMessage.id).where(
             SlackMessage.account_id == tenant.account_id, SlackMessage.channel_id == channel,
             SlackMessage.ts == ts, SlackMessage.updated_at >= clicked_at))
-        if redrawn is not None:
-            return
-        latest = session.scalars(select(SyncLogEntry).where(
-            SyncLogEntry.connection_id == newest.connection_id, SyncLogEntry.entity == newest.entity,
-            SyncLogEntry.record_id == newest.record_id, SyncLogEntry.status != "pending")
-            .order_by(SyncLogEntry.id.desc()).limit(1)).first()
-        if latest is not None:
-            session.expunge(latest)
+    if redrawn is not None:
+        return
+    latest = _newest_of(rt, rt.services.engine.get_entry(entry_id))
     if latest is None:
         return
     try:

@@ -44,11 +44,20 @@ def _refuse(reply: Reply, text: str) -> None:
 
 
 def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
-             context: BoltContext) -> tuple[Tenant, UserInfo] | None:
-    """The clicker's tenant and user, or None after telling them why not (to them only)."""
+             context: BoltContext, card_action: str | None = None) -> tuple[Tenant, UserInfo] | None:
+    """The clicker's tenant and user, or None after telling them why not (to them only). ``card_action``: the
+    click is an entry's button on its card (``retry``, ``details``...): a refusal is also shown on that card,
+    where the person clicked (bot.operations.show_on_card)."""
     tenant, user, refusal = who(rt, *ids_from(body), change=change, context=context)
     if refusal or tenant is None or user is None:
         _refuse(reply, refusal or "Not allowed.")
+        channel, ts = _where(body)
+        value = _action(body).get("value")
+        entry_id = None if card_action == "reconnect" else int_value(value)  # Reconnect's value: the connection
+        if card_action and tenant is not None and user is not None and channel and ts and (
+                entry_id is not None or card_action == "reconnect"):
+            operations.show_on_card(rt, tenant, entry_id, channel, ts,
+                                    operations.refusal_notice(rt, tenant, user, card_action, change))
         return None
     return tenant, user
 
@@ -57,7 +66,8 @@ def register(app: App, rt: SlackRuntime) -> None:
     def entry_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         action = _action(body)
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
+        allowed = _allowed(rt, body, reply, change=True, context=context,
+                           card_action=ENTRY_ACTIONS.get(str(action.get("action_id"))))
         if allowed is None:
             return
         tenant, user = allowed
@@ -77,7 +87,7 @@ def register(app: App, rt: SlackRuntime) -> None:
     @ack_first_on(rt)
     def fill_field(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
+        allowed = _allowed(rt, body, reply, change=True, context=context, card_action="fill_field")
         if allowed is None:
             return
         tenant, _user = allowed
@@ -101,11 +111,26 @@ def register(app: App, rt: SlackRuntime) -> None:
             return
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
+    @app.action(ids.ENTRY_DETAILS)
+    @ack_first_on(rt)
+    def entry_details(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+        reply = Reply.to_click(client, body, respond)
+        allowed = _allowed(rt, body, reply, change=False, context=context, card_action="details")
+        if allowed is None:
+            return
+        tenant, user = allowed
+        try:
+            view = operations.entry_details(rt, tenant, user, int_value(_action(body).get("value")))
+        except NotFound:
+            _refuse(reply, "That sync log entry was not found in your account.")
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
     @app.action(ids.RECONNECT)
     @ack_first_on(rt)
     def reconnect(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
+        allowed = _allowed(rt, body, reply, change=True, context=context, card_action="reconnect")
         if allowed is None:
             return
         tenant, user = allowed
@@ -118,6 +143,10 @@ def register(app: App, rt: SlackRuntime) -> None:
     @app.action(ids.OPEN_IN_PROVIDER)
     def open_in_provider(ack: Ack) -> None:
         ack()  # a URL button (the invoice in QuickBooks): the browser opens it
+
+    @app.action(ids.OPEN_RELATED)
+    def open_related(ack: Ack) -> None:
+        ack()  # a URL button to another record's card: Slack opens the message
 
     @app.action(ids.SYNC_NOW)
     @ack_first_on(rt)

@@ -649,6 +649,7 @@ class SyncEngine:
                 refs = self._refs(session, conn.id, target.entity, record)
             except DependencyMissing as missing:
                 entry = self._new_entry(session, conn, target, record, actor, None, retry_of)
+                _waits_on(entry, missing)
                 self._finish_failure(session, conn, entry, _dependency_diagnosis(missing))
                 return entry
             payload = provider.payload(target.entity, record, refs)
@@ -1385,6 +1386,7 @@ class SyncEngine:
                     refs = self._refs(session, conn.id, t.entity, record)
                 except DependencyMissing as missing:
                     entry = self._new_entry(session, conn, t, record, actor, None, None)
+                    _waits_on(entry, missing)
                     self._finish_failure(session, conn, entry, _dependency_diagnosis(missing))
                     results.append(entry)
                     continue
@@ -2105,6 +2107,14 @@ def _reopen(entry: SyncLogEntry) -> None:
     entry.http_status = None
     data = {k: v for k, v in (entry.data or {}).items() if k not in ("interrupted", "links")}
     entry.data = data or None
+
+
+def _waits_on(entry: SyncLogEntry, missing: DependencyMissing) -> None:
+    """Remember on the entry which record it waits on (``data["depends_on"]``: entity, record_id, label), so its
+    message can lead to that record's own message and fix (a payment whose invoice was deleted)."""
+    entry.data = {**(entry.data or {}), "depends_on": {
+        "entity": missing.entity.value, "record_id": missing.record_id, "label": missing.label,
+        "deleted": missing.deleted}}
 
 
 def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:

@@ -282,7 +282,9 @@ class Payment(Base):
 
     @property
     def label(self) -> str:
-        return f"Payment {self.id}"
+        """``Payment $250.00 on Nov 20``: how people tell payments apart (they have no number of their own)."""
+        when = f" on {self.paid_on:%b} {self.paid_on.day}" if self.paid_on else ""
+        return f"Payment ${(self.amount_cents or 0) / 100:,.2f}{when}"
 
 
 RECORD_MODELS: dict[Entity, type[Contact] | type[Item] | type[Invoice] | type[Payment]] = {

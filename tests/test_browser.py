@@ -26,7 +26,10 @@ from sqlalchemy import func, select
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(os.environ.get("SYNCBOT_SCREENSHOTS") or Path(tempfile.gettempdir()) / "syncbot-screenshots")
-VIEWPORT = {"width": 1200, "height": 800}
+VIEWPORT = {"width": 1280, "height": 800}
+#: Issue 15, point 9: an error card a person can scan.
+CARD_MAX_PX = 200
+CARD_MAX_LINES = 8
 
 
 def _chromium() -> str:
@@ -103,21 +106,54 @@ def channel_message(pg: Any, text: str) -> Any:
     return pg.locator('#messages > .msg[data-surface="message"]', has_text=text)
 
 
+def card(pg: Any, title: str) -> Any:
+    """The record's error card (it has a Details button) whose title is ``title``."""
+    return pg.locator('#messages > .msg[data-surface="message"]', has_text=title).filter(
+        has=pg.get_by_role("button", name="Details")).first
+
+
+def card_size(card_el: Any) -> tuple[float, int]:
+    """The card's height in pixels and its lines of text (the author line left out), as the page draws them."""
+    box = card_el.bounding_box()
+    lines = card_el.evaluate("""el => {
+        const body = el.querySelector('.msg-body');
+        let n = 0;
+        for (const block of body.children) {
+            if (block.classList.contains('meta')) continue;
+            const style = getComputedStyle(block);
+            const line = parseFloat(style.lineHeight) || 20;
+            n += Math.max(1, Math.round(block.getBoundingClientRect().height / (line + 6)));
+        }
+        return n;
+    }""")
+    return box["height"], int(lines)
+
+
 def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None:
+    """The help article walked in the README's order, each step asserted as it shows (issue 15)."""
     from playwright.sync_api import expect
 
     page.goto(live.url)
-    # the channel shows the errors of the help article, each with its diagnosis and buttons; the rate limit is open
+    # the channel shows the errors of the help article, each a card a person can scan; the rate limit is open
     for title in ("Rate limit exceeded", "Duplicate record", "Record not found", "Field validation error",
                   "Total mismatch"):
         expect(channel_message(page, title).first).to_be_visible()
-    expect(page.locator("#messages")).to_contain_text("Cause:")
     settle(live)
+    for title in ("Duplicate record", "Record not found", "Field validation error", "Total mismatch"):
+        height, lines = card_size(card(page, title))
+        assert height <= CARD_MAX_PX and lines <= CARD_MAX_LINES, (title, height, lines)
+        expect(card(page, title)).not_to_contain_text("Details from QuickBooks")
+        expect(card(page, title)).not_to_contain_text("intuit_tid")
+    expect(page.locator("#messages")).not_to_contain_text("<!date^")  # Slack's date tokens drawn as times
+    expect(card(page, "Duplicate record")).to_contain_text(re.compile(r"since (Today|Yesterday|\w{3} \d+, \d{4}) at "
+                                                                      r"\d+:\d\d [AP]M"))
+    # 1. the rate limit: the cards wait for it and say when syncing resumes by itself
+    duplicate = card(page, "Duplicate record")
+    expect(duplicate).to_contain_text("Waiting for the rate limit")
     page.locator("#messages").evaluate("box => box.scrollTop = box.scrollHeight")
     shot(page, "channel")
-
-    # the rate limit: lifted on the QuickBooks side, then Sync Now on its message (the article's fix); that first
-    # request finds the authorization expired during the pause, so the message ends and Reconnect is offered
+    # lifted on the QuickBooks side, then Sync Now on its message (the article's fix); that first request finds
+    # the authorization expired during the pause, so the message ends and Reconnect is offered
     from sandbox.quickbooks import DEFAULT_REALM
 
     live.qbo.clear_throttle(DEFAULT_REALM)
@@ -128,8 +164,14 @@ def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None
     expect(channel_message(page, "Authentication expired").first).to_be_visible()
     settle(live)
 
+    # 2. the connection's authentication expired: the cards wait for Reconnect and offer it, not Retry
+    expect(duplicate).to_contain_text("Waiting for Reconnect")
+    expect(duplicate.get_by_role("button", name="Retry")).to_have_count(0)
+    expect(duplicate.get_by_role("button", name="Reconnect")).to_be_visible()
+
     # Reconnect on the auth incident: a personal link, Intuit's consent page (the stand-in's), back in Slack
-    incident = channel_message(page, "Authentication expired").first
+    incident = channel_message(page, "Authentication expired").filter(  # the incident, not a card waiting on it
+        has_not=page.get_by_role("button", name="Details")).first
     incident_ts = incident.get_attribute("data-ts")
     incident.get_by_role("button", name="Reconnect").click()
     link = page.locator("#messages > .msg.ephemeral", has_text="Reconnect QuickBooks").last
@@ -146,6 +188,8 @@ def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None
     expect(incident.locator('[data-emoji="white_check_mark"]')).to_be_visible()
     expect(incident.get_by_role("button", name="Reconnect")).to_have_count(0)
     settle(live)
+    expect(duplicate).not_to_contain_text("Waiting for Reconnect")  # the notifier redrew the cards
+    expect(duplicate.get_by_role("button", name="Retry")).to_be_visible()
 
     # /sync-log errors: the list, shown to this user only
     page.locator("#composer-input").fill("/sync-log errors")
@@ -176,6 +220,8 @@ def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None
     expect(same).to_contain_text("Synced")
     expect(same.locator('[data-emoji="white_check_mark"]')).to_be_visible()
     expect(same.get_by_role("button", name="Retry")).to_have_count(0)
+    expect(same).to_contain_text("was: Duplicate record")
+    expect(same).to_contain_text(re.compile(r"Fixed by .+ after the first error"))
     assert handle.evaluate("el => el.isConnected") and "Synced" in handle.inner_text()  # the same element
     settle(live)
     same.scroll_into_view_if_needed()
@@ -208,12 +254,15 @@ def test_a_plain_member_is_refused(live: Any, page: Any) -> None:
     page.locator("#user-picker").select_option(slack_cfg.MEMBER_USER_ID)
     expect(page.locator("#role-note")).to_contain_text("plain member")
     expect(page.locator("#role-note")).to_contain_text("needs Owner or Admin permissions")  # the help article's words
-    mismatch = channel_message(page, "Total mismatch").first  # stays open until someone resolves it
-    mismatch.get_by_role("button", name="Mark resolved").click()
+    not_found = card(page, "Record not found")  # stays open until someone with permissions fixes it
+    not_found.get_by_role("button", name="Details").click()  # reading the details: the member is refused too
     refusal = page.locator("#messages > .msg.ephemeral", has_text="Owner or Admin").last
     expect(refusal).to_contain_text("Only visible to you")
-    expect(mismatch).to_contain_text("Warning: Total mismatch")  # nothing changed
-    refusal.scroll_into_view_if_needed()
+    # the click changed the card where it was made: why, who can help, what to click (issue 15, point 2)
+    expect(not_found).to_contain_text("can't open Details")
+    expect(not_found).to_contain_text("Owner or Admin")
+    expect(not_found).to_contain_text("Record not found")  # nothing else changed
+    not_found.scroll_into_view_if_needed()
     shot(page, "member-refused")
 
 

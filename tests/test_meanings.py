@@ -62,7 +62,9 @@ def test_an_invoice_whose_customer_was_made_inactive_is_fixed_by_reactivating_it
     text = json.dumps(card["blocks"])
     assert "Uses an inactive record" in text
     assert "Reactivate that record in QuickBooks, or choose another one in JobsiteOn" in text
-    assert "Riverside Dental" in text  # the details name the inactive customer
+    assert stack.driver.click(ids.ENTRY_DETAILS, channel_id=CHANNEL, message_ts=card["ts"]).status_code == 200
+    details = wait_for(lambda: stack.slack.standin.open_views())
+    assert "Riverside Dental" in json.dumps(details[-1])  # the details (behind Details) name the inactive customer
     assert ids.RETRY in buttons(card)
     assert ids.RECREATE not in buttons(card) and ids.UNLINK not in buttons(card)
 

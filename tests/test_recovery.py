@@ -83,7 +83,7 @@ def test_an_attempt_left_pending_by_a_killed_process_returns_to_error_and_its_me
     assert (entry.status, entry.kind, entry.resolved_at, entry.superseded_by_id) == ("error", "duplicate", None, None)
     assert "interrupted" in (entry.details or "") and (entry.data or {}).get("interrupted") is True
     assert "Retrying" in str(msg["edits"][-1]["blocks"]), "the stand-in recorded the Retrying… update first"
-    assert "interrupted" in str(msg["blocks"])
+    assert ids.ENTRY_DETAILS in str(msg["blocks"])  # the interruption's details are behind Details
     assert len([m for m in stack.messages() if "Acme Corp" in m["text"]]) == 1, "the same message, not a new one"
 
     # Retry works again (no "already retrying") and reuses the interrupted attempt's requestid: had its write

@@ -267,16 +267,19 @@ def test_retry_refused_while_the_connection_is_expired_leaves_the_error_not_retr
     acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
     qbo.standin.expire_tokens(qbo.realm, refresh=True)
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # the connection is now expired
-    stack.deliver()
     with stack.rt.services.sessions() as session:
         before = session.scalar(select(func.count()).select_from(SyncLogEntry))
+    # clicked on the card as it was, before the notifier redrew it as waiting for Reconnect
     assert stack.driver.click("entry_retry", channel_id=CHANNEL, message_ts=acme["ts"]).status_code == 200
     refusal = wait_for(lambda: [e for e in stack.ephemerals(slack_cfg.OWNER_USER_ID) if "reconnect" in e["text"]])
     assert refusal
     stack.rt.replies.shutdown(wait=True)
     stack.rt.executor.shutdown(wait=True)
     final = stack.message(acme["ts"])
-    assert "Retrying" not in final["text"] and "entry_retry" in str(final["blocks"])  # the error, as it was
+    assert "Retrying" not in final["text"] and "Retrying" not in str(final["blocks"])
+    # the card says why where the click was, and offers Reconnect instead of a Retry that cannot work
+    assert "Retry can't run while the QuickBooks connection waits for Reconnect" in str(final["blocks"])
+    assert "Waiting for Reconnect" in str(final["blocks"]) and "entry_retry" not in str(final["blocks"])
     with stack.rt.services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(SyncLogEntry)) == before  # no attempt made
 
@@ -289,7 +292,7 @@ def test_duplicate_offers_the_existing_record_and_linking_turns_it_synced_in_pla
     stack.deliver()
     acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
     label = f"Acme Corp (Customer {existing['Id']})"
-    assert f"*Found in QuickBooks:* {label}" in str(acme["blocks"])  # a query found it
+    assert f"Link to existing: {label}" in str(acme["blocks"])  # a query found it
     link = next(el for b in acme["blocks"] if b["type"] == "actions" for el in b["elements"]
                 if el["action_id"] == ids.LINK_EXISTING)
     assert link["text"]["text"] == f"Link to existing: {label}" and link["confirm"]["confirm"]["text"] == "Link"

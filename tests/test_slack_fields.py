@@ -80,6 +80,13 @@ def test_the_select_lists_the_companys_income_accounts_by_name_and_choosing_one_
         assert session.scalars(select(Item).where(Item.name == "Permit fee")).one().income_account == "92"
 
 
+def _said(stack: Stack, ts: str) -> str:
+    """What the card and its thread show (QuickBooks' own words are in the attempts' thread lines)."""
+    msg = stack.slack.standin.message(CHANNEL, ts)
+    assert msg is not None
+    return str(msg.blocks) + "".join(str(r.blocks) for r in msg.replies)
+
+
 def test_a_bogus_account_is_refused_by_quickbooks_and_the_card_says_so(stack: Stack, qbo: QBO) -> None:
     card = _permit_fee_card(stack)
     view = _open_modal(stack, card)
@@ -87,12 +94,11 @@ def test_a_bogus_account_is_refused_by_quickbooks_and_the_card_says_so(stack: St
 
     def refused() -> Any:
         deliver_all(stack)
-        msg = stack.message(card["ts"])
-        return msg if "Invalid Reference Id" in str(msg["blocks"]) else None
+        return _said(stack, card["ts"]) if "Invalid Reference Id" in _said(stack, card["ts"]) else None
 
-    msg = wait_for(refused)
-    text = str(msg["blocks"])
-    assert "Invalid Reference Id : IncomeAccountRef" in text and "Fill in Income account" in text
+    text = wait_for(refused)  # QuickBooks' words in the card's thread (the attempt's line), the fix on the card
+    assert "Invalid Reference Id : IncomeAccountRef" in text
+    assert "Fill in Income account" in str(stack.message(card["ts"])["blocks"])
     assert "Re-create" not in text and "Unlink" not in text, "the record is fine: its account is not"
     assert _qbo_item(qbo, "Permit fee") is None, "QuickBooks holds nothing made with a bogus account"
     entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id) if e.record_label == "Permit fee")
@@ -108,10 +114,10 @@ def test_an_account_made_inactive_after_the_modal_opened_is_refused_as_quickbook
 
     def refused() -> Any:
         deliver_all(stack)
-        msg = stack.message(card["ts"])
-        return msg if "made inactive" in str(msg["blocks"]) else None
+        return "made inactive" in _said(stack, card["ts"])
 
-    assert "Fill in Income account" in str(wait_for(refused)["blocks"])
+    wait_for(refused)
+    assert "Fill in Income account" in str(stack.message(card["ts"])["blocks"])
     # chosen again: the list no longer offers it
     assert ("92" not in [o["value"] for o in _select(_open_modal(stack, stack.message(card["ts"])))["options"]])
 

@@ -89,19 +89,26 @@ def test_recreate_on_a_blocked_connection_says_why_and_leaves_the_entry_open(sta
     else:
         engine.pause(stack.connection_id, 600)
         expected = "slow down"
-    deliver_all(stack)
     writes = qbo.standin.write_count(qbo.realm)
 
+    # clicked on the card as it still was (before the notifier redrew it as waiting)
     stack.driver.click(ids.RECREATE, channel_id=CHANNEL, message_ts=message["ts"])
     answer = wait_for(lambda: stack.ephemerals(slack_cfg.OWNER_USER_ID))
     assert expected in str(answer)
+    # the refusal shows on the card too, where the click was (issue 15, point 2)
+    said = "waits for Reconnect" if blocked == "expired" else "rate-limit pause"
+    wait_for(lambda: said in str(stack.message(message["ts"])["blocks"]))
     assert [e.id for e in _open_invoice_entries(stack)] == [entry.id], "the entry stays open, no attempt made"
     with stack.rt.services.sessions() as session:
         link = session.scalars(select(Link).where(Link.entity == "invoice")).one()
         assert link.remote_deleted, "the deleted copy is still what the record is linked to"
     assert qbo.standin.write_count(qbo.realm) == writes
     deliver_all(stack)
-    assert ids.RECREATE in str(stack.message(message["ts"])["blocks"]), "the message still offers the fix"
+    card = str(stack.message(message["ts"])["blocks"])
+    if blocked == "expired":  # the card waits for Reconnect and offers it instead (issue 15, point 1)
+        assert "Waiting for Reconnect" in card and ids.RECONNECT in card and ids.RECREATE not in card
+    else:
+        assert "Waiting for the rate limit" in card and ids.RECREATE not in card
 
 
 def test_recreate_after_the_invoice_was_restored_in_quickbooks_syncs_to_it_instead_of_duplicating(

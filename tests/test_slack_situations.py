@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot.blocks import ids
 from bot.models import SlackMessage, Workspace
 from sandbox.slack import config as slack_cfg
 from sync.models import Contact, Notification, SyncLogEntry
@@ -59,6 +60,14 @@ def test_sl03_skewed_clock_is_refused_and_logged_with_the_skew(stack: Stack,
     assert abs(logged_skew - skew) <= 5
 
 
+def details_view(stack: Stack, message: dict[str, Any]) -> dict[str, Any]:
+    """The Details modal the Owner opens from an error card (what the card leaves off its face)."""
+    before = len(stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID))
+    assert stack.driver.click(ids.ENTRY_DETAILS, channel_id=CHANNEL, message_ts=message["ts"]).status_code == 200
+    views = wait_for(lambda: stack.slack.standin.open_views(slack_cfg.OWNER_USER_ID)[before:])
+    return views[-1]
+
+
 def test_sl05_a_burst_under_429_loses_nothing_and_posts_nothing_twice(stack: Stack, qbo: QBO) -> None:
     names = [f"Client {i:02d}" for i in range(40)]
     stack.add_duplicates(qbo, names)
@@ -87,7 +96,8 @@ def test_sl07_long_details_never_get_the_message_refused(stack: Stack, qbo: QBO,
     refused = [c for c in stack.slack.standin.calls("chat.postMessage") if c.error == "invalid_blocks"]
     assert refused == [] and len(stack.messages()) >= 1
     [summit] = [m for m in stack.messages() if "Summit Roofing" in m["text"]]
-    assert "Down for maintenance &amp; upgrades" in str(summit["blocks"])  # the page itself reached Slack
+    assert "Down for maintenance" not in str(summit["blocks"])  # the card stays scannable (issue 15, point 9)
+    assert "Down for maintenance &amp; upgrades" in str(details_view(stack, summit))  # the page reached Slack
     # Should Slack refuse the blocks anyway, the plain-text fallback goes out once and the errors are logged.
     stack.slack.standin.inject_fault("chat.update", 1, error="invalid_blocks")
     with caplog.at_level(logging.ERROR, logger="syncbot.notifier"):
@@ -108,8 +118,8 @@ def test_sl09_the_fallback_text_stays_short(stack: Stack, qbo: QBO) -> None:
     deliver_all(stack)
     posted = stack.slack.standin.calls("chat.postMessage")
     assert posted and all(c.ok or c.error == "ratelimited" for c in posted)  # a 429 is waited out, never refused
-    assert any("Summit Roofing" in str(c.params.get("text")) and "xxxxx" in str(c.params.get("blocks"))
-               for c in posted), "the huge fault itself reached Slack"
+    [summit] = [m for m in stack.messages() if "Summit Roofing" in m["text"]]
+    assert "xxxxx" in str(details_view(stack, summit)), "the huge fault itself reached Slack"
     assert max(len(str(c.params.get("text", ""))) for c in posted) < 4000
 
 
@@ -179,7 +189,8 @@ def test_the_providers_links_arrive_clickable(stack: Stack, qbo: QBO) -> None:
     assert entry is not None and entry.kind == "validation"
     deliver_all(stack)
     [message] = [m for m in stack.messages() if "Summit Roofing" in m["text"]]
-    details = next(b["text"]["text"] for b in message["blocks"] if "Details from QuickBooks" in str(b))
+    view = details_view(stack, message)
+    details = next(b["text"]["text"] for b in view["blocks"] if "Details from QuickBooks" in str(b))
     assert ("see <https://quickbooks.intuit.com/learn-support/en-us/help-article/sales-taxes/?x=1&amp;y=2"
             "|Fix sales tax> first.") in details
     assert "<" not in message["text"]

@@ -101,12 +101,11 @@ def test_the_card_shows_both_sides_line_by_line_with_each_tax_rate() -> None:
     msg = error_message(entry, tz="America/Chicago")
     assert validate_blocks(msg["blocks"], "message") == []
     seen = visible(msg)
-    assert ("*Subtotal* 750.45 in both\n"
-            "*Tax* JobsiteOn 61.91 at 8.25 % · QuickBooks 66.60 at 8.875 % (+4.69)\n"
+    assert ("*Tax* JobsiteOn 61.91 at 8.25 % · QuickBooks 66.60 at 8.875 % (+4.69)\n"
             "*Total* JobsiteOn 812.36 · QuickBooks 817.05 (+4.69)") in seen
     assert "Lines that differ" not in seen  # the lines agree: only the tax differs
     assert buttons(msg) == ["Keep QuickBooks' totals", "Send JobsiteOn's tax and retry", "Mark resolved",
-                            "Open in QuickBooks", "View log"]
+                            "Open in QuickBooks", "Details", "View log"]
     keep = button_named(msg, "Keep QuickBooks' totals")
     assert (keep["action_id"], keep["value"], keep["style"]) == (ids.KEEP_PROVIDER_TOTALS, "41", "primary")
     assert keep["confirm"]["text"]["text"] == ("JobsiteOn's invoice JS-1001 takes QuickBooks' tax 66.60 (8.875 %) "
@@ -137,7 +136,8 @@ def test_the_card_lists_the_lines_that_differ() -> None:
 def test_a_mismatch_quickbooks_refused_offers_retry_instead_of_keeping_its_totals() -> None:
     entry = SyncLogEntry(id=6, entity="invoice", record_label="JS-8", status="error", kind="total_mismatch",
                          details="6070: Amount calculation incorrect", codes="6070", attempt=1, connection_id=7)
-    assert buttons(error_message(entry)) == ["Send JobsiteOn's tax and retry", "Retry", "Mark resolved", "View log"]
+    assert buttons(error_message(entry)) == ["Send JobsiteOn's tax and retry", "Retry", "Mark resolved", "Details",
+                                             "View log"]
 
 
 # ------------------------------------------------------------------------------------------------ the stand-in

@@ -10,12 +10,14 @@ every text within Slack's limits and escapes whatever did not come from syncbot 
 from __future__ import annotations
 
 from bot.blocks import ids
+from bot.blocks.details import details_modal
 from bot.blocks.fields import chooses_from_list, fill_field_modal, submitted_value
 from bot.blocks.home import ConnectionCard, home_refusal_view, home_view
 from bot.blocks.log import help_message, log_page
 from bot.blocks.messages import (
     admin_problem_notice,
     answer_modal,
+    attempt_note,
     digest_message,
     entry_state,
     error_message,
@@ -33,13 +35,15 @@ from bot.blocks.messages import (
 )
 from bot.blocks.summary import weekly_summary_message
 from bot.blocks.support import submitted_note, support_modal, support_request_message
-from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, truncate
+from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, record_name, truncate
 
 __all__ = [
     "ConnectionCard",
     "admin_problem_notice",
     "answer_modal",
+    "attempt_note",
     "chooses_from_list",
+    "details_modal",
     "digest_message",
     "entry_state",
     "error_message",
@@ -55,6 +59,7 @@ __all__ = [
     "log_page",
     "mrkdwn",
     "reconnect_link",
+    "record_name",
     "retry_all_confirm",
     "retry_all_done",
     "retry_all_not_run",

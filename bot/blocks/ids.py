@@ -27,6 +27,8 @@ VIEW_ENTRY_LOG = "entry_view_log"  # the sync log of the entry's record
 KEEP_PROVIDER_TOTALS = "entry_keep_provider_totals"  # a total mismatch: QuickBooks' figures into JobsiteOn
 SEND_OWN_TAX = "entry_send_own_tax"  # a total mismatch: JobsiteOn's tax sent explicitly, the invoice pushed again
 OPEN_IN_PROVIDER = "entry_open_in_provider"  # a URL button to the record in QuickBooks: ack-only listener
+ENTRY_DETAILS = "entry_details"  # opens details_modal: what the card leaves off its face
+OPEN_RELATED = "entry_open_related"  # a URL button to the card of the record this one waits on: ack-only
 
 # -- one connection (value: the connection id, or absent when the account has one connection) ------------
 RECONNECT = "connection_reconnect"  # asks for a personal link (a URL button where a URL is given)
@@ -48,6 +50,7 @@ FILL_FIELD_INPUT = "fill_field_value"  # action_id of the plain_text_input
 SUPPORT_VIEW = "support_view"  # callback_id of the support modal (submit: Send to support); private_metadata: entry id
 SUPPORT_NOTE_BLOCK = "support_note_block"  # block_id of the support modal's optional note
 SUPPORT_NOTE_INPUT = "support_note"  # action_id of the note's plain_text_input
+DETAILS_VIEW = "details_view"  # callback_id of the Details modal (no submit)
 ANSWER_VIEW = "answer_view"  # callback_id of answer_modal: an answer to a click that came without a response_url
 
 #: The button of each fix action a kind may offer (sync.diagnosis.KINDS).
@@ -67,7 +70,8 @@ FIX_ACTION_IDS: dict[FixAction, str] = {
 
 #: Every action id a handler may have to listen to.
 ALL_ACTION_IDS: frozenset[str] = frozenset({
-    RETRY, UNLINK, RECREATE, LINK_EXISTING, FILL_FIELD, MARK_RESOLVED, CONTACT_SUPPORT, VIEW_ENTRY_LOG,
+    RETRY, UNLINK, RECREATE, LINK_EXISTING, FILL_FIELD, MARK_RESOLVED, CONTACT_SUPPORT, VIEW_ENTRY_LOG, ENTRY_DETAILS,
+    OPEN_RELATED,
     RECONNECT, RECONNECT_LINK, SYNC_NOW, RETRY_ALL, RETRY_ALL_CONFIRM, RETRY_ALL_CANCEL, VIEW_LOG, LOG_NEXT, LOG_PREV,
     KEEP_PROVIDER_TOTALS, SEND_OWN_TAX, OPEN_IN_PROVIDER,
 })

@@ -3,19 +3,24 @@ and the answer modal (the fill-field modal is :mod:`bot.blocks.fields`, Contact 
 
 One renderer for the first post and every update (DESIGN.md, "One renderer"): :func:`error_message` draws an
 entry from what is stored (status, kind, details, attempt, who resolved it and when) the same way whether
-the notifier posts it or updates it; a click changes domain state and the message is drawn again. The state
-is read off the entry (see :func:`entry_state`):
+the notifier posts it or updates it; a click changes domain state and the message is drawn again. It is a card a
+person can scan (DESIGN.md, "A card a person can scan"): a title line, the cause and fix in one sentence, the
+buttons, one context line; QuickBooks' details, codes, intuit_tid and entry id are behind Details
+(:mod:`bot.blocks.details`) and in the record's thread (:func:`attempt_note`). The state is read off the entry
+(see :func:`entry_state`):
 
 ========== ======================================================== ===================================
 state      stored                                                   shown
 ========== ======================================================== ===================================
-open       status error / warning, not resolved                     diagnosis, details, the kind's buttons
-retrying   ``retrying_by`` given, or status pending                 "Retrying… (by Name)", no buttons
-synced     status synced; or an error resolved by a later attempt   ":white_check_mark: Synced by Name", View log
-resolved   an error / warning resolved by hand (Mark resolved)      ":white_check_mark: Marked resolved by Name"
+open       status error / warning, not resolved                     cause and fix, the kind's buttons
+                                                                    (Reconnect while the connection waits)
+retrying   ``retrying_by`` given, or status pending                 "Retrying… — was: Kind", no buttons
+synced     status synced; or an error resolved by a later attempt   "Synced — was: Kind", who, how long
+resolved   an error / warning resolved by hand (Mark resolved)      "Marked resolved — was: Kind", who
 info       status info (e.g. Unlink)                                the entry's own sentence, View log
 ========== ======================================================== ===================================
 
+Times on a card are Slack's date tokens (:func:`bot.blocks.text.slack_date`), so each reader sees their own zone.
 People are named, never mentioned (``<@U…>`` pings them again on every update). Every function accepts any
 object with the attributes of :class:`sync.models.SyncLogEntry`, :class:`~sync.models.Incident` and
 :class:`~sync.models.Connection` (duck typing), so messages can be drawn and tested without a database.
@@ -35,7 +40,6 @@ from bot.blocks.kit import (
     button,
     confirm_dialog,
     context,
-    fields_section,
     message,
     modal,
     section,
@@ -47,6 +51,8 @@ from bot.blocks.text import (
     actor_name,
     code_block,
     direction_text,
+    duration_text,
+    escape_mrkdwn,
     first_line,
     format_time,
     mrkdwn,
@@ -54,7 +60,7 @@ from bot.blocks.text import (
     plural,
     provider_name,
     record_name,
-    slack_time,
+    slack_date,
     truncate,
 )
 from bot.blocks.totals import mismatch_buttons, totals_blocks
@@ -133,16 +139,6 @@ def _offer_support(info: KindInfo, attempts: int) -> bool:
     return attempts >= SUPPORT_AFTER_ATTEMPTS and info.scope == "record"
 
 
-def _diagnosis_text(entry: Any, info: KindInfo, found_existing: str | None, attempts: int) -> str:
-    lines = [f"*Cause:* {info.cause}", f"*Fix:* {info.fix}"]
-    field = attr(entry, "field")
-    if field:
-        lines.append(f"*Field in QuickBooks:* `{mrkdwn(field, 200)}`")
-    if found_existing:
-        lines.append(f"*Found in QuickBooks:* {mrkdwn(found_existing, 300)}")
-    if _offer_support(info, attempts) and "contact JobsiteOn support" not in info.fix:
-        lines.append(HELP_SUPPORT_NOTE)  # once: the unknown kind's fix already says it
-    return "\n".join(lines)
 
 
 def provider_links(data: object) -> list[tuple[str, str]]:
@@ -235,16 +231,99 @@ def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
     return out
 
 
+#: What a card waiting on its connection says on its context line (``waiting`` of :func:`error_message`); it
+#: offers Reconnect (or nothing, for a pause that ends by itself) instead of fixes that cannot run.
+WAITING_LINES = {
+    "reconnect": ":hourglass_flowing_sand: *Waiting for Reconnect:* the connection's authentication expired",
+    "rate_limited": ":hourglass_flowing_sand: *Waiting for the rate limit:* syncing resumes by itself{until}",
+    "subscription": ":hourglass_flowing_sand: *Waiting for the QuickBooks subscription* to be renewed",
+}
+
+
+def _arrow(entry: Any) -> str:
+    """``→ QuickBooks`` for a push, ``← QuickBooks`` for a pull."""
+    return "← QuickBooks" if str(attr(entry, "direction", "push")) == "pull" else "→ QuickBooks"
+
+
+def _what_to_do(entry: Any, info: KindInfo) -> str:
+    """The card's second line: the help article's cause and fix in one breath, the field named as people call it
+    (never QuickBooks' own name for it: that is in Details). A record that waits on another one (a payment whose
+    invoice was deleted) says that instead, in the engine's words."""
+    depends = _depends_on(entry)
+    if depends is not None:
+        return first_line(attr(entry, "details"), 600) or f"{info.cause} {info.fix}"
+    field = attr(entry, "field")
+    if field and info.kind == Kind.VALIDATION and entry_meaning(entry) is None:  # a meaning has its own words
+        label, _hint = field_label(attr(entry, "entity"), field)
+        if label != str(field).strip():  # the article's words, the field named and the fix's own steps
+            return (f"A required field is empty or invalid: *{mrkdwn(label, 100)}*. Fill in the missing field, save, "
+                    "and the next sync attempt will succeed.")
+    if info.kind == Kind.TOTAL_MISMATCH:  # the figures and the buttons below are the fix
+        return info.cause
+    return f"{info.cause} {info.fix}"
+
+
+def _depends_on(entry: Any) -> Mapping[str, Any] | None:
+    """The record this entry waits on (``data["depends_on"]``: entity, record_id, label), or None."""
+    data = attr(entry, "data")
+    found = data.get("depends_on") if isinstance(data, Mapping) else None
+    return found if isinstance(found, Mapping) and found.get("entity") else None
+
+
+def _waiting_on_record_buttons(entry: Any, related: tuple[str, str | None] | None) -> list[dict[str, Any]]:
+    """A record that waits on another (a payment whose invoice was deleted): its fix is on the other record's
+    card, so the card leads there (a link to that message, ``related``: its name and permalink) instead of
+    offering Re-create or Unlink on this record; Retry once the other one is fixed."""
+    depends = _depends_on(entry) or {}
+    out: list[dict[str, Any]] = []
+    name = related[0] if related is not None else record_name(
+        str(depends.get("entity") or ""), str(depends.get("label") or ""), depends.get("record_id"))
+    url = related[1] if related is not None else None
+    if url:
+        out.append(button(f"Fix {plain(name, 50)} first", ids.OPEN_RELATED, attr(entry, "id"), url=url,
+                          style="primary"))
+    out.append(button("Retry", ids.RETRY, attr(entry, "id")))
+    return out
+
+
+def _resolved_line(entry: Any, state: EntryState, tz: TzLike, first_error_at: dt.datetime | None) -> str:
+    """The resolved card's context: who fixed it, how long after the first error, and when (Slack's date
+    token: each reader's own zone)."""
+    when = attr(entry, "resolved_at") or attr(entry, "created_at")
+    who = mrkdwn(actor_name(attr(entry, "resolved_by") or attr(entry, "actor")), 200)
+    verb = "Marked resolved" if state == "resolved" else "Fixed"
+    parts = [f"{verb} by {who}"]
+    if first_error_at is not None and when is not None:
+        first = first_error_at if first_error_at.tzinfo else first_error_at.replace(tzinfo=dt.UTC)
+        last = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        parts.append(f"{duration_text((last - first).total_seconds())} after the first error")
+    parts.append(slack_date(when, tz))
+    return " · ".join(parts)
+
+
 def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike = None,
                   reconnect_url: str | None = None, account_name: str | None = None,
                   retrying_by: str | None = None, attempts: int | None = None,
-                  found_existing: str | None = None) -> Message:
-    """The message of one record's sync error, in whatever state the stored entry is.
+                  found_existing: str | None = None, waiting: str | None = None,
+                  waiting_until: dt.datetime | None = None, notice: str | None = None,
+                  was_kind: str | None = None, first_error_at: dt.datetime | None = None,
+                  record_text: str | None = None, related: tuple[str, str | None] | None = None) -> Message:
+    """The card of one record's sync error, in whatever state the stored entry is: a card a person can scan
+    (DESIGN.md, "A card a person can scan"; the way PagerDuty, Grafana OnCall and Sentry put an alert in a
+    channel): a title line, what is wrong and the fix in one sentence, the buttons, one context line. QuickBooks'
+    raw details, codes, intuit_tid, the entry id and QuickBooks' field names are behind Details
+    (:func:`bot.blocks.details.details_modal`) and in the record's thread, never on the card's face.
 
     In: the newest entry of the record (duck-typed SyncLogEntry), its kind's :class:`KindInfo` (looked up
-    from ``entry.kind`` when omitted), the reader's time zone, the Reconnect URL (auth_expired), the account's
-    name, the name of whoever started a retry still running (``retrying_by``), the attempt count (default
-    ``entry.attempt``), and for a duplicate the name of the QuickBooks record found (shows "Link to …").
+    from ``entry.kind`` when omitted), the reader's time zone (the fallback of Slack's date tokens), the
+    Reconnect URL, the account's name, the name of whoever started a retry still running (``retrying_by``), the
+    attempt count (default ``entry.attempt``), for a duplicate the name of the QuickBooks record found ("Link to
+    …"); ``waiting``: the connection the record depends on cannot take requests (``reconnect``, ``rate_limited``
+    until ``waiting_until``, ``subscription``): the card says so and offers Reconnect instead of fixes that cannot
+    run; ``notice``: why a click was just refused, who can help and what to click (plain text, shown on the card
+    where the person clicked); ``was_kind`` and ``first_error_at``: for a resolved card, what it was and since
+    when; ``record_text``: the record as people name it (a payment by amount and date) instead of its label;
+    ``related``: (text, link) of the record this one waits on (the deleted invoice's own card).
     Out: ``{"text", "blocks"}`` for chat.postMessage / chat.update, valid whatever the details hold.
     """
     state = entry_state(entry, retrying_by)
@@ -252,68 +331,111 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     info = kind_info or kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     if info is None and state in ("open", "retrying", "resolved"):
         info = KINDS[Kind.UNKNOWN]
+    was = kind_info_for(was_kind) if was_kind else (info if state in ("synced", "resolved") else None)
     n = int(attempts if attempts is not None else attr(entry, "attempt", 1))
-    record = record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id"))
+    record = record_text or record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id"))
     record_md = mrkdwn(record, 500)
     entry_id = attr(entry, "id")
+    was_md = f" — was: {was.title}" if was is not None else ""
 
     blocks: list[Block | None] = []
-    title = info.title if info else "Sync"
+    notes: list[str] = []
     if state == "open":  # the kind's severity (sync.log.severity), as every surface shows it
+        assert info is not None
         emoji, word = ((STATUS_EMOJI["warning"], "Warning") if severity(attr(entry, "kind"), status) == "warning"
                        else (STATUS_EMOJI["error"], "Error"))
-        blocks.append(section(f"{emoji} *{word}: {title}* · {record_md}"))
-        text = f"{word}: {title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
+        lines = [f"{emoji} *{info.title}* · {record_md} {_arrow(entry)}", _what_to_do(entry, info)]
+        blocks.append(section("\n".join(lines)))
+        text = f"{word}: {info.title}: {record_md} ({attr(entry, 'direction', 'push')}, attempt {n})"
+        notes = [direction_text(attr(entry, "direction")).split(":")[0], f"attempt {n:,}",
+                 f"since {slack_date(first_error_at or attr(entry, 'created_at'), tz)}"]
+        if waiting in WAITING_LINES:
+            until = f" at {slack_date(waiting_until, tz)}" if waiting_until is not None else ""
+            notes.insert(0, WAITING_LINES[waiting].format(until=until))
+            text = f"Waiting for Reconnect: {text}" if waiting == "reconnect" else text
     elif state == "retrying":
         who = mrkdwn(actor_name(retrying_by if retrying_by is not None else attr(entry, "actor")), 200)
-        blocks.append(section(f"{RETRYING_EMOJI} *Retrying…* (by {who}) · {record_md}"))
+        title = f" — was: {info.title}" if info is not None else ""
+        blocks.append(section(f"{RETRYING_EMOJI} *Retrying…* · {record_md} {_arrow(entry)}{title}"))
         text = f"Retrying… (by {who}): {record_md}"
-    elif state == "synced":
+        notes = [f"Started by {who}", f"attempt {n + (1 if status != 'pending' else 0):,}"]
+    elif state in ("synced", "resolved"):
+        word = "Synced" if state == "synced" else "Marked resolved"
+        blocks.append(section(f"{STATUS_EMOJI['synced']} *{word}* · {record_md}{was_md}"))
         who = mrkdwn(actor_name(attr(entry, "resolved_by") or attr(entry, "actor")), 200)
-        when = format_time(attr(entry, "resolved_at") or attr(entry, "created_at"), tz)
-        blocks.append(section(f"{STATUS_EMOJI['synced']} *Synced* by {who} · {when} · {record_md}"))
-        text = f"Synced: {record_md} by {who}"
-    elif state == "resolved":
-        who = mrkdwn(actor_name(attr(entry, "resolved_by")), 200)
-        when = format_time(attr(entry, "resolved_at"), tz)
-        blocks.append(section(f"{STATUS_EMOJI['synced']} *Marked resolved* by {who} · {when} · {record_md}"))
-        text = f"Marked resolved: {record_md} by {who}"
+        text = f"{word}: {record_md} by {who}"
+        notes = [_resolved_line(entry, state, tz, first_error_at)]
     else:  # info
         who = mrkdwn(actor_name(attr(entry, "actor")), 200)
         sentence = first_line(attr(entry, "details"), 500) or "Done."
-        blocks.append(section(f"{STATUS_EMOJI['synced']} {sentence}\nby {who} · "
-                              f"{format_time(attr(entry, 'created_at'), tz)} · {record_md}"))
+        blocks.append(section(f"{STATUS_EMOJI['synced']} {sentence} · {record_md}"))
         text = f"{record_md}: {sentence}"
+        notes = [f"by {who}", slack_date(attr(entry, "created_at"), tz)]
 
-    blocks.append(fields_section(_record_fields(entry, tz, n)))
-
-    if state in ("open", "retrying") and info is not None:
-        blocks.append(section(_diagnosis_text(entry, info, found_existing if state == "open" else None, n)))
-        if info.kind == Kind.TOTAL_MISMATCH:
-            blocks.extend(totals_blocks(attr(entry, "data")))
-        blocks.append(_details_block(attr(entry, "details"), data=attr(entry, "data")))
-
-    notes = [f"Entry {entry_id}" if entry_id is not None else ""]
-    if state in ("synced", "resolved") and info is not None:
-        notes.append(f"Was: {info.title}")
-    if attr(entry, "codes"):
-        notes.append(f"Codes {mrkdwn(attr(entry, 'codes'), 200)}")
-    if attr(entry, "intuit_tid"):
-        notes.append(f"intuit_tid {mrkdwn(attr(entry, 'intuit_tid'), 100)}")
-    if account_name:
-        notes.append(mrkdwn(account_name, 200))
-    notes = [x for x in notes if x]
-    if notes:
-        blocks.append(context(" · ".join(notes)))
+    if state == "open" and info is not None and info.kind == Kind.TOTAL_MISMATCH:
+        blocks.extend(totals_blocks(attr(entry, "data")))
+    if notice:
+        blocks.append(context(f":no_entry: {mrkdwn(notice, 600)}"))
 
     buttons: list[dict[str, Any]] = []
     if state == "open" and info is not None:
-        buttons = _fix_buttons(entry, info, reconnect_url=reconnect_url, found_existing=found_existing)
+        if waiting == "reconnect":
+            buttons = [button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"), url=reconnect_url,
+                              style="primary")]
+        elif waiting is None and _depends_on(entry) is not None:
+            buttons = _waiting_on_record_buttons(entry, related)
+        elif waiting is None:
+            buttons = _fix_buttons(entry, info, reconnect_url=reconnect_url, found_existing=found_existing)
+        buttons.append(button("Details", ids.ENTRY_DETAILS, entry_id))
         if _offer_support(info, n):
             buttons.append(button("Contact support", ids.CONTACT_SUPPORT, entry_id))
     if state != "retrying":
         buttons.append(button("View log", ids.VIEW_ENTRY_LOG, entry_id))
     blocks.append(actions(buttons))
+    if account_name:
+        notes.append(mrkdwn(account_name, 200))
+    blocks.append(context(" · ".join(x for x in notes if x)))
+    return message(text, blocks)
+
+
+def _fault_where(entry: Any) -> str:
+    """The codes and HTTP status for support: ``, codes 6240, HTTP 400``; a batch item's fault arrives inside an
+    HTTP 200 batch answer, so it is named by its fault code (``, fault code 2020 of a batch item``), never by
+    a status that reads like success."""
+    codes = attr(entry, "codes")
+    status = attr(entry, "http_status")
+    if status is not None and int(status) < 400:
+        if not codes:
+            return ", a batch item's fault"
+        return f", fault code{'s' if ',' in str(codes) else ''} {codes} of a batch item"
+    return (f", codes {codes}" if codes else "") + (f", HTTP {status}" if status else "")
+
+
+def attempt_note(entry: Any) -> Message:
+    """One attempt's line in its record's thread: who tried and how it went, and for a failure what the card
+    leaves off its face, QuickBooks' own details (cut; the sync log keeps them whole), the sync log entry, the
+    codes and the intuit_tid support asks for. The ``text`` is the line alone:
+    ``Attempt 2 by Dana: error (duplicate).``"""
+    status = str(attr(entry, "status", "error"))
+    state = "synced" if status == "synced" else f"{status} ({attr(entry, 'kind')})"
+    actor = attr(entry, "actor")
+    who = f" by {actor}" if actor else ""
+    text = escape_mrkdwn(f"Attempt {attr(entry, 'attempt', 1)}{who}: {state}.")
+    if status in ("synced", "info", "pending"):
+        return {"text": text}
+    info = kind_info_for(attr(entry, "kind"))
+    title = info.title if info is not None else "Error"
+    facts = [f"Sync log entry {attr(entry, 'id')}"]
+    where = _fault_where(entry).lstrip(", ")
+    if where:
+        facts.append(mrkdwn(where, 300))
+    if attr(entry, "intuit_tid"):
+        facts.append(f"intuit_tid {mrkdwn(attr(entry, 'intuit_tid'), 100)}")
+    blocks: list[Block | None] = [
+        section(f"*Attempt {attr(entry, 'attempt', 1)}*{mrkdwn(who, 200)}: {title}"),
+        _details_block(attr(entry, "details"), data=attr(entry, "data")),
+        context(" · ".join(facts)),
+    ]
     return message(text, blocks)
 
 
@@ -344,7 +466,7 @@ def _resumes_at(until: dt.datetime | None, tz: TzLike) -> tuple[str, str]:
     if until is None:
         sentence = "This resolves automatically: syncbot resumes by itself in about 15 minutes"
         return sentence, sentence
-    return (f"This resolves automatically: syncbot resumes by itself *{slack_time(until, tz)}*",
+    return (f"This resolves automatically: syncbot resumes by itself *{slack_date(until, tz)}*",
             f"This resolves automatically: syncbot resumes by itself at {format_time(until, tz)}")
 
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, Message, context, message, modal, plain_text, section
-from bot.blocks.messages import HELP_SUPPORT_NOTE, _details_block, attr, entry_meaning, kind_info_for
+from bot.blocks.messages import HELP_SUPPORT_NOTE, _details_block, _fault_where, attr, entry_meaning, kind_info_for
 from bot.blocks.text import (
     LINK_URL_MAX,
     TzLike,
@@ -59,19 +59,6 @@ def support_lines(entry: Any, tz: TzLike) -> list[str]:
         f"Sync log entry: {attr(entry, 'id')}",
         f"intuit_tid: {attr(entry, 'intuit_tid') or 'not available'}",
     ]
-
-
-def _fault_where(entry: Any) -> str:
-    """The codes and HTTP status for support: ``, codes 6240, HTTP 400``; a batch item's fault arrives inside an
-    HTTP 200 batch answer, so it is named by its fault code (``, fault code 2020 of a batch item``), never by
-    a status that reads like success."""
-    codes = attr(entry, "codes")
-    status = attr(entry, "http_status")
-    if status is not None and int(status) < 400:
-        if not codes:
-            return ", a batch item's fault"
-        return f", fault code{'s' if ',' in str(codes) else ''} {codes} of a batch item"
-    return (f", codes {codes}" if codes else "") + (f", HTTP {status}" if status else "")
 
 
 def support_subject(entry: Any) -> str:

@@ -323,17 +323,6 @@ def format_time(when: dt.datetime | None, tz: TzLike, *, year: bool = True) -> s
     return f"{day} {_clock(local)} {local.tzname() or ''}".rstrip()
 
 
-def slack_time(when: dt.datetime, tz: TzLike) -> str:
-    """``when`` as Slack's date token, ``<!date^1765000000^{date_short_pretty} at {time}|Dec 6, 2026 9:05 AM CST>``:
-    each viewer's Slack client shows it in their own time zone ("today at 9:05 AM"); clients that cannot read the
-    token show the fallback, :func:`format_time` in ``tz``. (Slack, "Formatting text for app surfaces", date
-    formatting: ``<!date^timestamp^token_string|fallback_text>``.)"""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    fallback = format_time(when, tz).replace("|", "/").replace(">", "")
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
-
-
 def format_date(when: dt.datetime | None, tz: TzLike) -> str:
     """``when``'s date in the reader's zone, e.g. ``Nov 30, 2026``."""
     if when is None:
@@ -397,3 +386,34 @@ def direction_text(direction: str | None, provider: str | None = None) -> str:
     if (direction or "push") == "pull":
         return f"Pull: {other} → JobsiteOn"
     return f"Push: JobsiteOn → {other}"
+
+
+#: The date token a card shows a time with: Slack draws it in each reader's own time zone
+#: (https://docs.slack.dev/messaging/formatting-message-text, "Date formatting": ``<!date^UNIX^{tokens}|fallback>``;
+#: ``{date_short_pretty}`` is "today", "yesterday" or "Dec 7", ``{time}`` the reader's clock).
+SLACK_DATE_TOKENS = "{date_short_pretty} at {time}"
+
+
+def slack_date(when: dt.datetime | None, tz: TzLike, tokens: str = SLACK_DATE_TOKENS) -> str:
+    """``when`` as Slack's date formatting, ``<!date^1765090800^{date_short_pretty} at {time}|Dec 7, 2026 5:27 AM
+    CST>``: each reader sees it in their own time zone; the fallback (clients that cannot format it, and the plain
+    ``text``) is :func:`format_time` in ``tz``. ``never`` for None."""
+    if when is None:
+        return "never"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    fallback = format_time(when, tz).replace("|", "/").replace(">", "")
+    return f"<!date^{int(when.timestamp())}^{tokens}|{fallback}>"
+
+
+def duration_text(seconds: float) -> str:
+    """A span as people say it on a card: ``40 s``, ``5 min``, ``2 h``, ``3 days``."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    if seconds < 86400 * 2:
+        hours = seconds / 3600
+        return f"{hours:.0f} h" if hours >= 10 or hours == int(hours) else f"{hours:.1f} h"
+    return f"{int(seconds // 86400)} days"

@@ -4,7 +4,6 @@ A total mismatch is found after a successful invoice write: QuickBooks computed 
 (``sync.diagnosis.diagnose_totals`` stores both sides in ``entry.data``). The card says where they part, the way a
 bookkeeper compares two invoices::
 
-    *Subtotal* 750.45 in both
     *Tax* JobsiteOn 61.91 at 8.25 % · QuickBooks 66.60 at 8.875 % (+4.69)
     *Total* JobsiteOn 812.36 · QuickBooks 817.05 (+4.69)
     *Lines that differ*
@@ -89,15 +88,16 @@ def _line_texts(data: Mapping[str, Any]) -> list[str]:
 
 
 def totals_blocks(data: object) -> list[Block]:
-    """The figures of both sides of a total mismatch (``entry.data``): subtotal, tax with each side's rate,
-    total, and the lines whose amounts differ; [] when the entry holds no figures."""
+    """The figures of both sides of a total mismatch (``entry.data``): the subtotal when the sides differ there (a
+    card stays short: the tax line then says where they part), tax with each side's rate, total, and the lines
+    whose amounts differ; [] when the entry holds no figures."""
     if not isinstance(data, Mapping):
         return []
     ours, theirs = _side(data, "ours"), _side(data, "theirs")
     if not ours and not theirs:
         return []
     figures = []
-    if "subtotal" in ours or "subtotal" in theirs:
+    if ("subtotal" in ours or "subtotal" in theirs) and ours.get("subtotal") != theirs.get("subtotal"):
         figures.append(_figure_line("Subtotal", ours, theirs, "subtotal", data.get("subtotal_difference")))
     figures.append(_figure_line("Tax", ours, theirs, "tax", data.get("tax_difference"), with_rate=True))
     figures.append(_figure_line("Total", ours, theirs, "total", data.get("total_difference")))

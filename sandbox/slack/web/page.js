@@ -82,6 +82,8 @@ const EMOJI = {
   arrows_counterclockwise: BOX("#1d9bd1", '<path d="M14.5 7.5A5 5 0 1 0 15 12" fill="none" stroke="#fff" ' +
     'stroke-width="2" stroke-linecap="round"/><path d="M15.5 3.5v4.5H11" fill="none" stroke="#fff" ' +
     'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>'),
+  no_entry: CIRCLE("#e01e5a", "#c0164b").replace("</svg>", '<path d="M5.5 10h9" stroke="#fff" stroke-width="2.6" ' +
+    'stroke-linecap="round"/></svg>'),
   link: BOX("#e8f1fa", '<path d="M8.5 11.5l3-3M7.5 9.5l-1.8 1.8a2.3 2.3 0 0 0 3.2 3.2l1.8-1.8M12.5 10.5l1.8-1.8a2.3 ' +
     '2.3 0 0 0-3.2-3.2L9.3 7.3" fill="none" stroke="#1264a3" stroke-width="1.6" stroke-linecap="round"/>'),
 };
@@ -114,14 +116,45 @@ function special(inner) {
   }
   if (target.startsWith("!date^")) {
     const parts = target.split("^");
-    const when = new Date(parseInt(parts[1], 10) * 1000);
-    return esc(isNaN(when) ? (label || "") : when.toLocaleString([], {dateStyle: "medium", timeStyle: "short"}));
+    return esc(slackDate(parseInt(parts[1], 10), parts[2] || "{date_short} {time}", label || ""));
   }
   if (target.startsWith("!")) {
     return `<span class="mention">@${esc(label || target.slice(1))}</span>`;
   }
   const url = decodeSlack(target);
   return `<a href="${esc(safeUrl(url))}" target="_blank" rel="noopener">${esc(decodeSlack(label || url))}</a>`;
+}
+
+// Slack's date formatting, <!date^UNIX^{tokens}|fallback>, drawn as Slack draws it: in the reader's own time zone
+// (the acting user's tz from users.list), each {token} replaced; the fallback when the time cannot be read.
+// https://docs.slack.dev/messaging/formatting-message-text ("Date formatting").
+function slackDate(seconds, tokens, fallback) {
+  const when = new Date(seconds * 1000);
+  if (!Number.isFinite(seconds) || isNaN(when)) return fallback;
+  const tz = userById(view.user)?.tz || undefined;
+  const fmt = (opts) => { try { return when.toLocaleString("en-US", {timeZone: tz, ...opts}); }
+    catch { return when.toLocaleString("en-US", opts); } };
+  const dayKey = (d) => { try { return d.toLocaleDateString("en-CA", {timeZone: tz}); }
+    catch { return d.toLocaleDateString("en-CA"); } };
+  const now = new Date();
+  const shift = (days) => dayKey(new Date(now.getTime() + days * 86400000));
+  const relative = {[shift(-1)]: "yesterday", [shift(0)]: "today", [shift(1)]: "tomorrow"}[dayKey(when)];
+  const ordinal = (n) => n + (["th", "st", "nd", "rd"][(n % 100 - 20) % 10] || ["th", "st", "nd", "rd"][n % 100] || "th");
+  const day = parseInt(fmt({day: "numeric"}), 10);
+  const long = `${fmt({month: "long"})} ${ordinal(day)}, ${fmt({year: "numeric"})}`;
+  const values = {
+    date_num: dayKey(when),
+    date: long,
+    date_short: fmt({month: "short", day: "numeric", year: "numeric"}),
+    date_long: `${fmt({weekday: "long"})}, ${long}`,
+    time: fmt({hour: "numeric", minute: "2-digit"}),
+    time_secs: fmt({hour: "numeric", minute: "2-digit", second: "2-digit"}),
+  };
+  values.date_pretty = relative || values.date;
+  values.date_short_pretty = relative || values.date_short;
+  values.date_long_pretty = relative || values.date_long;
+  const out = tokens.replace(/\{(\w+)\}/g, (all, name) => (name in values ? values[name] : all));
+  return out.charAt(0).toUpperCase() + out.slice(1);
 }
 
 // A code block keeps its links, as Slack's does (a rich_text_preformatted holds text and link elements).
@@ -677,6 +710,18 @@ function remember() {
 }
 
 // ------------------------------------------------------------------------------------------------ wiring
+// A Slack permalink (chat.getPermalink: https://<team>.slack.com/archives/<channel>/p<ts without the dot>) to a
+// message of the channel shown: the page scrolls to it and flashes it, as Slack's client does. False otherwise.
+function jumpToMessage(url) {
+  const m = /\/archives\/([A-Z0-9]+)\/p(\d{10})(\d{6})/.exec(url || "");
+  if (!m || m[1] !== view.channel) return false;
+  const el = document.querySelector(`#messages > .msg[data-ts="${m[2]}.${m[3]}"]`);
+  if (!el) return false;
+  el.scrollIntoView({block: "center"});
+  el.classList.remove("flash"); void el.offsetWidth; el.classList.add("flash");
+  return true;
+}
+
 document.addEventListener("click", (ev) => {
   const target = ev.target;
   const modalBtn = target.closest("[data-modal]");
@@ -733,7 +778,7 @@ document.addEventListener("click", (ev) => {
   }
   const button = target.closest("button[data-action-id]");
   if (button && !button.classList.contains("busy")) {
-    if (button.dataset.url) window.open(button.dataset.url, "_blank", "noopener");
+    if (button.dataset.url && !jumpToMessage(button.dataset.url)) window.open(button.dataset.url, "_blank", "noopener");
     act(button, null);
   }
 });
