@@ -8,12 +8,15 @@ The shapes, from Slack's references (only what Bolt and syncbot's listeners read
   (https://docs.slack.dev/interactivity/implementing-slash-commands#app_command_handling);
 - an interaction (a form whose ``payload`` field holds JSON): a ``type``, a ``user`` object with its ``id``, a
   ``team`` object with its ``id`` (``null`` only for an org-wide install, ``is_enterprise_install``); a
-  block_actions has a non-empty ``actions`` list of objects with an ``action_id``; a view_submission or
-  view_closed a ``view`` object with its ``callback_id``; a shortcut or message_action its ``callback_id``
+  block_actions has a non-empty ``actions`` list of objects with an ``action_id``, and its ``trigger_id``; a
+  view_submission or view_closed a ``view`` object with its ``callback_id`` and, when it has a ``state``,
+  ``state.values`` an object of blocks, each an object of inputs; a shortcut or message_action its
+  ``callback_id``
   (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload,
   https://docs.slack.dev/reference/interaction-payloads/view-interactions-payload);
 - an Events API request (JSON): a ``type``; an ``event_callback`` has ``team_id``, ``event_id`` and an
-  ``event`` object with its ``type`` (https://docs.slack.dev/apis/events-api/#callback-field); a
+  ``event`` object with its ``type`` and, when it names a ``user``, that user's id as a string
+  (https://docs.slack.dev/apis/events-api/#callback-field, https://docs.slack.dev/reference/events/app_home_opened); a
   ``url_verification`` its ``challenge``.
 Slack's SSL check (an unsigned form with ``ssl_check=1``) is not checked: Bolt answers it.
 """
@@ -87,13 +90,26 @@ def _interaction_problem(body: Mapping[str, Any]) -> str | None:
         actions = body.get("actions")
         if not isinstance(actions, list) or not actions or not all(_object_with(a, "action_id") for a in actions):
             return "a block_actions interaction needs a list of `actions`, each with its `action_id`"
+        if not _text(body.get("trigger_id")):  # every click carries one (it opens a modal for 3 s)
+            return "a block_actions interaction needs its `trigger_id`"
     elif kind in ("view_submission", "view_closed"):
         view = body.get("view")
         if not isinstance(view, Mapping) or not isinstance(view.get("callback_id"), str):
             return f"a {kind} interaction needs a `view` object with its `callback_id`"
+        state = view.get("state")
+        if state is not None and not _state_of_blocks(state):
+            return f"a {kind} interaction's `view.state` needs `values`: an object of blocks, each an object of inputs"
     elif kind in ("shortcut", "message_action") and not isinstance(body.get("callback_id"), str):
         return f"a {kind} interaction needs its `callback_id`"
     return None
+
+
+def _state_of_blocks(state: Any) -> bool:
+    """``view.state`` as Slack sends it: ``{"values": {block_id: {action_id: {...}}}}``."""
+    values = state.get("values") if isinstance(state, Mapping) else None
+    return isinstance(values, Mapping) and all(
+        isinstance(block, Mapping) and all(isinstance(element, Mapping) for element in block.values())
+        for block in values.values())
 
 
 def _event_problem(body: Mapping[str, Any]) -> str | None:
@@ -108,4 +124,7 @@ def _event_problem(body: Mapping[str, Any]) -> str | None:
         for field in ("event_id", "team_id"):
             if not _text(body.get(field)):
                 return f"an event_callback needs its `{field}`"
+        user = body["event"].get("user")
+        if user is not None and not isinstance(user, str):
+            return "an event's `user` must be a user id"  # app_home_opened, message...: a string
     return None
