@@ -171,6 +171,11 @@ def build_app(rt: SlackRuntime) -> App:
     def bind_workspace(context: BoltContext, next: Callable[[], None]) -> None:
         # single-workspace mode binds the workspace on its first request; the listeners reuse the lookup
         context[TENANT_KEY] = (context.team_id, rt.tenants.get(context.team_id))
+        if context.team_id and (rt.installations is None or context.bot_token):
+            # the listeners (and their Reply) call Slack through syncbot's guarded client of the workspace, not
+            # the plain WebClient Bolt makes per request: a refused modal or reply is sent again in short form,
+            # and a refusal only an admin can fix is remembered (bot.slack_errors)
+            context["client"] = rt.clients.for_team(context.team_id)
         next()
 
     handlers.register(app, rt)

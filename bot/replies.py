@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.slack_errors import Refusal, classify, retry_after_seconds
 
 log = logging.getLogger("syncbot.replies")
 
@@ -42,6 +44,10 @@ Respond = Callable[..., Any]
 
 #: How many posts a response_url takes (Slack: "up to 5 times within 30 minutes").
 RESPONSE_URL_USES = 5
+#: A DM answer: how many posts at most, the longest wait between two (seconds), the back-off after an outage.
+DM_TRIES = 3
+DM_WAIT_MAX = 30.0
+DM_BACKOFF = 2.0
 
 
 class Reply:
@@ -65,6 +71,7 @@ class Reply:
         self._url_lock = threading.Lock()
         self._url_uses = 0
         self._url_refused = False
+        self._sleep: Callable[[float], None] = time.sleep
 
     @classmethod
     def to_click(cls, client: WebClient, body: Mapping[str, Any], respond: Respond | None) -> Reply:
@@ -210,12 +217,36 @@ class Reply:
         return True
 
     def _direct_message(self, answer: Mapping[str, Any]) -> bool:
+        """The answer as a DM, the last place it can reach. A rate limit is waited out (its Retry-After, at most
+        DM_WAIT_MAX s) and an outage backed off, up to DM_TRIES posts in all (this runs after the ack, never on a
+        request's own thread); after an outage the DM is read first, as Slack may have made the post."""
         if self.client is None or not self.user_id:
             return False
+        channel: str | None = None
+        for attempt in range(1, DM_TRIES + 1):
+            try:
+                if channel is None:
+                    channel = str(self.client.conversations_open(users=self.user_id)["channel"]["id"])
+                elif attempt > 1 and self._already_posted(channel, answer):
+                    return True
+                self.client.chat_postMessage(channel=channel, **answer)
+                return True
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                refusal = classify(error, exc.response.status_code)
+                log.warning("event=answer_dm_failed user_id=%s error=%s attempt=%d", self.user_id, error, attempt)
+                if refusal not in (Refusal.WAIT, Refusal.UNAVAILABLE) or attempt == DM_TRIES:
+                    return False
+                wait = (retry_after_seconds(exc.response.headers.get("Retry-After"), 5.0)
+                        if refusal is Refusal.WAIT else DM_BACKOFF * attempt)
+                self._sleep(min(wait, DM_WAIT_MAX))
+        return False
+
+    def _already_posted(self, channel: str, answer: Mapping[str, Any]) -> bool:
+        """Is ``answer`` among the newest messages of the DM (a post Slack made although it answered 5xx)?"""
+        assert self.client is not None
         try:
-            dm = self.client.conversations_open(users=self.user_id)
-            self.client.chat_postMessage(channel=dm["channel"]["id"], **answer)
-        except SlackApiError as exc:
-            log.warning("event=answer_dm_failed user_id=%s error=%s", self.user_id, exc.response.get("error"))
+            recent = self.client.conversations_history(channel=channel, limit=5).get("messages") or []
+        except SlackApiError:
             return False
-        return True
+        return any(m.get("text") == answer.get("text") for m in recent if isinstance(m, Mapping))
