@@ -153,7 +153,7 @@ def test_a_payment_whose_invoice_was_deleted_links_the_invoices_card(stack: Stac
     invoice = next(m for m in stack.messages() if "JS-1001" in m["text"] and ids.RECREATE in str(m["blocks"]))
     payment = next(m for m in stack.messages() if "Payment $100.00 on Nov 20" in m["text"])
     seen = card_text(stack, payment["ts"])
-    assert "Record not found* · Payment $100.00 on Nov 20 → QuickBooks" in seen
+    assert "*Uses a record QuickBooks doesn't have* · Payment $100.00 on Nov 20 → QuickBooks" in seen
     assert "The invoice 'JS-1001' that this record references was deleted in QuickBooks." in seen
     assert ids.RECREATE not in seen and ids.UNLINK not in seen, "the fix is the invoice's, not the payment's"
     [lead] = [el for b in payment["blocks"] if b["type"] == "actions" for el in b["elements"]
