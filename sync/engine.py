@@ -1960,13 +1960,14 @@ class SyncEngine:
     def recover_pending(self, older_than_seconds: float | None = None) -> int:
         """Settle attempts left `pending` by a process that died during them (killed mid-Retry, mid-batch).
 
-        An attempt counts as abandoned when it is older than ``older_than_seconds`` (default: the claim lease,
-        after which the engine lets another worker take the record's claim over too) and no fresh claim holds
-        its record (a live worker's attempt is left alone); or at once, whatever its age, when its record's claim
-        belongs to a process of this machine that no longer runs (a restart after a crash or a kill). It becomes
-        an error whose outcome is uncertain, so the retry reuses its requestid and a write that did happen is not
-        done twice; its record's message is drawn again through the outbox (it said "Retrying…"). One that a
-        later attempt of the record has overtaken is handed to that attempt instead (superseded, and resolved
+        An attempt counts as abandoned at once, whatever its age, when no claim holds its record (attempts run
+        under their record's claim: a run whose outcome could not be recorded, a database error, released it) or
+        the claim belongs to a process of this machine that no longer runs (a restart after a crash or a kill);
+        else when it and its claim are older than ``older_than_seconds`` (default: the claim lease, after which
+        the engine lets another worker take the record's claim over too). A live worker's attempt is left alone.
+        It becomes an error whose outcome is uncertain, so the retry reuses its requestid and a write that did
+        happen is not done twice; its record's message is drawn again through the outbox (it said "Retrying…").
+        One that a later attempt of the record has overtaken is handed to that attempt instead (superseded, and resolved
         when that one synced). First, batches cut short are sent again as they were (:meth:`resend_batches`),
         which settles their attempts with QuickBooks' real answers; and claims of processes of this machine that
         no longer run are dropped, so their records are not skipped for the length of the lease. Called when
@@ -1993,9 +1994,11 @@ class SyncEngine:
                 claim = session.get(RecordClaim, (entry.connection_id, entry.entity, entry.record_id))
                 if claim is not None and _owner_is_dead(claim.owner):
                     session.delete(claim)  # its holder is gone: the record is free again
-                elif entry.created_at is None or entry.created_at >= cutoff or (
-                        claim is not None and claim.claimed_at >= cutoff):
-                    continue
+                elif claim is not None and (entry.created_at is None or entry.created_at >= cutoff
+                                            or claim.claimed_at >= cutoff):
+                    continue  # a live worker may still be on it
+                # else no claim holds the record: nobody is writing it (an attempt runs under its record's claim,
+                # released only after its outcome is recorded), so a run whose recording failed left it
                 self._settle_interrupted(session, entry)
                 settled += 1
                 later = session.scalars(select(SyncLogEntry).where(
