@@ -55,7 +55,6 @@ from bot import blocks
 from bot.lease import Lease
 from bot.models import ScheduledSend, SlackMessage, Workspace
 from bot.slack_errors import CHANNEL_ERRORS, Problem, Refusal, classify, describe, retry_after_seconds
-from sync.engine import CONNECTION_KINDS
 from sync.log import open_clause, weekly_summary
 from sync.models import Account, Connection, Incident, Notification, Status, SyncLogEntry, utcnow
 
@@ -499,10 +498,12 @@ class Notifier:
             conn = session.get(Connection, connection_id)
             if incident is None or conn is None:
                 return "skipped"
-            waiting = session.scalar(select(func.count()).select_from(SyncLogEntry).where(
-                SyncLogEntry.connection_id == connection_id, SyncLogEntry.kind.in_([k.value for k in CONNECTION_KINDS]),
-                SyncLogEntry.resolved_at.is_(None), SyncLogEntry.superseded_by_id.is_(None),
-                SyncLogEntry.record_id.is_not(None))) or 0
+            # every record with an open error on the connection waits on it (its card says so, and offers the
+            # connection's fix instead of its own), whatever its own kind
+            records = select(SyncLogEntry.entity, SyncLogEntry.record_id).where(
+                SyncLogEntry.connection_id == connection_id, open_clause(),
+                SyncLogEntry.record_id.is_not(None)).distinct().subquery()
+            waiting = session.scalar(select(func.count()).select_from(records)) or 0
             incident_topic = f"{topic}:incident:{incident.id}"
             existing = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
                                                                   SlackMessage.topic == incident_topic)).first()

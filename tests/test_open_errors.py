@@ -75,6 +75,8 @@ def test_every_surface_shows_the_same_open_errors_with_one_severity_per_kind(sta
     for m in (rate, invoice):
         first = m["blocks"][0]["text"]["text"]
         assert first.startswith(YELLOW), first  # the colour says warning (the card's title is the kind's)
+    # the incident counts the records whose cards wait on it: the invoice's, whatever its own kind
+    assert "*1 record is waiting* on this connection" in json.dumps(rate["blocks"])
 
     # the Monday summary: the same two still open, each yellow
     from bot.scheduler import Jobs
