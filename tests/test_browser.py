@@ -148,6 +148,9 @@ def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None
     expect(card(page, "Duplicate record")).to_contain_text(re.compile(r"since (Today|Yesterday|\w{3} \d+, \d{4}) at "
                                                                       r"\d+:\d\d [AP]M"))
     # 1. the rate limit: the cards wait for it and say when syncing resumes by itself
+    incident = channel_message(page, "Rate limit exceeded").first
+    height, lines = card_size(incident)
+    assert height <= CARD_MAX_PX and lines <= CARD_MAX_LINES, ("Rate limit exceeded", height, lines)
     duplicate = card(page, "Duplicate record")
     expect(duplicate).to_contain_text("Waiting for the rate limit")
     page.locator("#messages").evaluate("box => box.scrollTop = box.scrollHeight")
@@ -165,6 +168,10 @@ def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None
     settle(live)
 
     # 2. the connection's authentication expired: the cards wait for Reconnect and offer it, not Retry
+    auth = channel_message(page, "Authentication expired").filter(has_not=page.get_by_role("button", name="Details"))
+    height, lines = card_size(auth.first)
+    assert height <= CARD_MAX_PX and lines <= CARD_MAX_LINES, ("Authentication expired", height, lines)
+    expect(auth.first).not_to_contain_text("intuit_tid")
     expect(duplicate).to_contain_text("Waiting for Reconnect")
     expect(duplicate.get_by_role("button", name="Retry")).to_have_count(0)
     expect(duplicate.get_by_role("button", name="Reconnect")).to_be_visible()
@@ -190,6 +197,9 @@ def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None
     settle(live)
     expect(duplicate).not_to_contain_text("Waiting for Reconnect")  # the notifier redrew the cards
     expect(duplicate.get_by_role("button", name="Retry")).to_be_visible()
+    for title in ("Duplicate record", "Record not found", "Field validation error", "Total mismatch"):
+        height, lines = card_size(card(page, title))  # each with its own fixes again
+        assert height <= CARD_MAX_PX and lines <= CARD_MAX_LINES, (title, height, lines)
 
     # /sync-log errors: the list, shown to this user only
     page.locator("#composer-input").fill("/sync-log errors")

@@ -485,12 +485,12 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
     info = kind_info_for(attr(incident, "kind")) or KINDS[Kind.UNKNOWN]
     where = _connection_label(connection, account_name)
     conn_id = attr(connection, "id", attr(incident, "connection_id"))
-    opened = format_time(attr(incident, "opened_at"), tz)
+    opened = slack_date(attr(incident, "opened_at"), tz)
     blocks: list[Block | None] = []
     buttons: list[dict[str, Any]] = []
 
     if attr(incident, "resolved_at") is not None and attr(incident, "resolution") == "replaced":
-        when = format_time(attr(incident, "resolved_at"), tz)
+        when = slack_date(attr(incident, "resolved_at"), tz)
         blocks.append(section(f"{STATUS_EMOJI['info']} *Ended: {info.title}* · {when} · {where}\n"
                               "The connection met another problem since: see the newer message below."))
         blocks.append(context(f"Was: {info.title} since {opened}"))
@@ -503,7 +503,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
         word = "Reconnected" if reconnected else "Resumed"
         person = actor_name(actor) != "syncbot"
         by = f" by {mrkdwn(actor_name(actor), 200)}" if person else ("" if reconnected else " automatically")
-        when = format_time(attr(incident, "resolved_at"), tz)
+        when = slack_date(attr(incident, "resolved_at"), tz)
         blocks.append(section(f"{STATUS_EMOJI['synced']} *{word}*{by} · {when} · {where}"))
         if waiting_count > 0:
             verb = "is" if waiting_count == 1 else "are"
@@ -517,20 +517,19 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
     if info.kind == Kind.RATE_LIMITED:
         until = attr(connection, "paused_until")
         resume, plain_resume = _resumes_at(until, tz)
-        blocks.append(section(f"{STATUS_EMOJI['warning']} *Warning: {info.title}* · {where}\n"
-                              f"*Cause:* {info.cause}\n*Fix:* {resume}. To try before then, click *Sync Now*: "
-                              "syncbot asks QuickBooks once, and resumes at once if the limit is over."))
+        blocks.append(section(f"{STATUS_EMOJI['warning']} *{info.title}* · {where}\n"
+                              f"{info.cause} {resume}. To try before then, click *Sync Now*: syncbot asks "
+                              "QuickBooks once, and resumes at once if the limit is over."))
         blocks.append(section(_waiting(waiting_count)))
         buttons.append(button("Sync Now", ids.SYNC_NOW, conn_id, style="primary"))
         buttons.append(button("View log", ids.VIEW_LOG, f"kind:{info.kind.value} open"))
         text = f"{info.title}: {where}. {plain_resume}."
     else:
-        blocks.append(section(f"{STATUS_EMOJI['error']} *Error: {info.title}* · {where}\n"
-                              f"*Cause:* {info.cause}\n*Fix:* {info.fix}"))
+        blocks.append(section(f"{STATUS_EMOJI['error']} *{info.title}* · {where}\n{info.cause} {info.fix}"))
         after = "once you reconnect" if info.kind == Kind.AUTH_EXPIRED else "once the connection works again"
         blocks.append(section(f"{_waiting(waiting_count)} They sync again automatically {after}."
                               if waiting_count > 0 else _waiting(waiting_count)))
-        blocks.append(_details_block(attr(incident, "details")))
+        # QuickBooks' own words are in the sync log (View log), as a record card keeps them behind Details
         if info.kind == Kind.AUTH_EXPIRED:
             buttons.append(button("Reconnect", ids.RECONNECT, conn_id, url=reconnect_url, style="primary"))
         elif FixAction.SYNC_NOW in info.actions:

@@ -11,7 +11,8 @@ bookkeeper compares two invoices::
 
 and offers the fixes a bookkeeper would choose (the kind's actions in ``sync.diagnosis.KINDS``): Keep QuickBooks'
 totals (written to the JobsiteOn invoice), Send JobsiteOn's tax and retry (QuickBooks keeps the tax as stated),
-Mark resolved, and Open in QuickBooks (a link to the invoice in QuickBooks' web app, ``entry.data["web_url"]``).
+Mark resolved, and Open in QuickBooks (a link on the total's line to the invoice in QuickBooks' web app,
+``entry.data["web_url"]``).
 When QuickBooks refused the write with a tax fault instead (status error: it holds no new figures to keep), Retry
 takes the place of Keep QuickBooks' totals.
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, button, confirm_dialog, section
-from bot.blocks.text import join_within, mrkdwn
+from bot.blocks.text import join_within, mrkdwn, slack_link
 from sync.diagnosis import FixAction, KindInfo
 
 #: How many differing lines are listed before the rest is counted.
@@ -87,6 +88,15 @@ def _line_texts(data: Mapping[str, Any]) -> list[str]:
     return [f"• {mrkdwn(line, 300)}" for line in lines[:LINES_SHOWN_MAX]] if isinstance(lines, list) else []
 
 
+def _invoice_link(data: Mapping[str, Any]) -> str | None:
+    """``<url|Open in QuickBooks>``: the invoice's page in QuickBooks' web app (``data["web_url"]``), a link on the
+    total's line rather than a button, so the card's buttons stay on one row."""
+    url = data.get("web_url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return None
+    return slack_link(url, "Open in QuickBooks")
+
+
 def totals_blocks(data: object) -> list[Block]:
     """The figures of both sides of a total mismatch (``entry.data``): the subtotal when the sides differ there (a
     card stays short: the tax line then says where they part), tax with each side's rate, total, and the lines
@@ -100,7 +110,9 @@ def totals_blocks(data: object) -> list[Block]:
     if ("subtotal" in ours or "subtotal" in theirs) and ours.get("subtotal") != theirs.get("subtotal"):
         figures.append(_figure_line("Subtotal", ours, theirs, "subtotal", data.get("subtotal_difference")))
     figures.append(_figure_line("Tax", ours, theirs, "tax", data.get("tax_difference"), with_rate=True))
-    figures.append(_figure_line("Total", ours, theirs, "total", data.get("total_difference")))
+    total = _figure_line("Total", ours, theirs, "total", data.get("total_difference"))
+    link = _invoice_link(data)
+    figures.append(f"{total} · {link}" if link else total)
     blocks: list[Block] = [section("\n".join(figures))]
     listed = _line_texts(data)
     if listed:
@@ -116,7 +128,7 @@ def mismatch_buttons(entry: Any, info: KindInfo) -> list[dict[str, Any]]:
 
     A mismatch found after the write (status warning) offers Keep QuickBooks' totals and no Retry (it would send
     the same figures and meet the same mismatch); one QuickBooks refused (status error) offers Retry instead.
-    Open in QuickBooks is there when the entry names the invoice's page."""
+    Open in QuickBooks is a link on the figures' total line (:func:`totals_blocks`), not a button."""
     entry_id = _get(entry, "id")
     data = _get(entry, "data")
     data = data if isinstance(data, Mapping) else {}
@@ -142,9 +154,6 @@ def mismatch_buttons(entry: Any, info: KindInfo) -> list[dict[str, Any]]:
             out.append(button("Retry", ids.RETRY, entry_id))
         elif action == FixAction.MARK_RESOLVED:
             out.append(button("Mark resolved", ids.MARK_RESOLVED, entry_id))
-        elif action == FixAction.OPEN_IN_PROVIDER and isinstance(data.get("web_url"), str) \
-                and data["web_url"].startswith(("https://", "http://")):
-            out.append(button("Open in QuickBooks", ids.OPEN_IN_PROVIDER, entry_id, url=data["web_url"]))
     if out:
         out[0]["style"] = "primary"
     return out
