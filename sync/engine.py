@@ -451,6 +451,12 @@ class SyncEngine:
             Incident.connection_id == conn.id, Incident.resolved_at.is_(None))).first()
         if incident is not None and incident.kind != kind.value:
             incident.resolved_at, incident.resolved_by, incident.resolution = self.clock(), "system", "replaced"
+            # the connection's own entries of the ended kind are over too (a pause that ended is no open error)
+            for step in list(session.scalars(select(SyncLogEntry).where(
+                    SyncLogEntry.connection_id == conn.id, SyncLogEntry.record_id.is_(None),
+                    SyncLogEntry.kind == incident.kind, SyncLogEntry.status.in_(OPEN_STATUSES),
+                    SyncLogEntry.resolved_at.is_(None)))):
+                step.resolved_at, step.resolved_by = self.clock(), "system"
             self._notify(session, conn, "incident_resolved", connection_topic(conn.id), incident=incident)
             log.warning("event=incident_replaced connection_id=%s kind=%s by=%s", conn.id, incident.kind,
                         kind.value)

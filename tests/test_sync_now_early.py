@@ -195,6 +195,12 @@ def test_sync_now_that_finds_the_authorization_gone_turns_the_card_to_reconnect(
         assert kinds == [("rate_limited", "replaced"), ("auth_expired", None)]
         conn = session.get(Connection, stack.connection_id)
         assert conn is not None and conn.status == "expired"
+    # the ended pause is no open error any more: every count names the authentication, not the rate limit
+    from sync.log import open_counts
+
+    with stack.rt.services.sessions() as session:
+        counts = open_counts(session, connection_id=stack.connection_id)
+    assert "rate_limited" not in counts, counts
 
 
 def test_sync_now_after_the_pause_ran_out_closes_the_incident_too(stack: Stack, qbo: QBO) -> None:
