@@ -303,16 +303,18 @@ def entry_details(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry_id: in
 
 def _outcome_text(action: str, result: Any) -> str:
     """What a fix action clicked on the App Home did, in one line (a click on a message shows it in the message)."""
-    from sync.diagnosis import KINDS, Kind
+    from bot.blocks.messages import entry_meaning, kind_info_for
+    from sync.diagnosis import KINDS
 
     if not isinstance(result, SyncLogEntry):
         return "Done."
-    what = blocks.escape_mrkdwn(f"{result.entity.capitalize()} {result.record_label or result.record_id}")
+    what = blocks.escape_mrkdwn(blocks.record_name(result.entity, result.record_label, result.record_id))
     if action == "mark_resolved":
         return f":white_check_mark: {what} is marked resolved."
     if result.status in ("synced", "info") or result.resolved_at is not None:
         return f":white_check_mark: Synced: {what}."
-    title = KINDS[Kind(result.kind)].title if result.kind in KINDS else "Error"
+    info = kind_info_for(result.kind, entry_meaning(result)) if result.kind in KINDS else None
+    title = info.title if info is not None else "Error"
     return (f":x: Still failing: {what}: {title} (attempt {result.attempt}). Its message in the sync errors channel "
             "has the details and the fixes.")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, actions, button, context, divider, fields_section, fit, header, section
-from bot.blocks.messages import STATUS_EMOJI, attr, kind_info_for, token_state
+from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for, token_state
 from bot.blocks.text import (
     VIEW_BLOCKS_MAX,
     TzLike,
@@ -119,7 +119,7 @@ def _title(kind: str) -> str:
 
 def _error_block(entry: Any, tz: TzLike) -> Block:
     status = str(attr(entry, "status", "error"))
-    info = kind_info_for(attr(entry, "kind"))
+    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))  # the card's words: its meaning's title
     record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 200)
     emoji = STATUS_EMOJI.get(severity(attr(entry, "kind"), status), ":red_circle:")  # the kind's severity
     line = (f"{emoji} *{record}* · {info.title if info else status} · "

@@ -137,7 +137,7 @@ def support_modal(entry: Any, *, tz: TzLike = None, channel: str | None = None, 
             "type": "input",
             "block_id": ids.SUPPORT_NOTE_BLOCK,
             "optional": True,
-            "label": plain_text("A note to support (optional)", 2000),
+            "label": plain_text("A note to support", 2000),  # Slack adds "(optional)" to an optional input
             "element": {"type": "plain_text_input", "action_id": ids.SUPPORT_NOTE_INPUT, "multiline": True,
                         "max_length": NOTE_MAX,
                         "placeholder": plain_text("What you tried, what you expected", 150)},
