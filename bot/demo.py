@@ -42,17 +42,17 @@ WALKTHROUGH_DIR = DEMO_DIR / "walkthrough"
 #: What the demo says as it starts: the help article's fixes in an order that works (the connection first: until
 #: it is reconnected, every card waits for Reconnect). README.md walks the same steps.
 START_STEPS = (
-    "  #sync-errors as Slack shows it, acting as the Owner (the picker switches to an Admin or a plain member):",
-    "   1. Rate limit exceeded: syncbot resumes by itself at the time the card says. To try sooner, lift the limit",
-    "      on the QuickBooks control panel (linked in the sidebar) and click Sync Now. QuickBooks answers, and what",
-    "      the pause hid shows: Authentication expired. Click Reconnect, then Connect on Intuit's page (the",
-    "      stand-in's). The cards that said \"Waiting for Reconnect\" offer their fixes again.",
-    "   2. Duplicate record: rename Acme Corp on the QuickBooks control panel, then Retry:",
-    "      the same card turns Synced.",
-    "   3. Record not found: Re-create in QuickBooks (or Unlink; the next sync makes a fresh copy).",
-    "   4. Field validation error: Fill in the missing field, choose an income account, Save and retry.",
-    "   5. Total mismatch: Keep QuickBooks' totals, or Send JobsiteOn's tax and retry.",
-    "   6. Details on any card shows QuickBooks' own words; /sync-log errors lists what is still open.",
+    "  #sync-errors as Slack shows it, acting as the Owner (the picker switches to an Admin or a plain member);",
+    "  the QuickBooks control panel is linked in the sidebar. The help article, in the README's order:",
+    "   1. Rate limit exceeded: syncbot resumes by itself at the time the card says. To try sooner, click Sync Now",
+    "      (the panel can lift or use up the limit). QuickBooks answers, and what the pause hid shows:",
+    "   2. Authentication expired: click Reconnect, then Connect on Intuit's page (the stand-in's). The cards that",
+    "      said \"Waiting for Reconnect\" offer their fixes again.",
+    "   3. Duplicate record: rename Acme Corp on the panel, then Retry: the same card turns Synced.",
+    "   4. Record not found: Re-create in QuickBooks (or Unlink; the next sync makes a fresh copy).",
+    "   5. Field validation error: Fill in the missing field, choose an income account, Save and retry.",
+    "   6. Total mismatch: Keep QuickBooks' totals, or Send JobsiteOn's tax and retry.",
+    "  Details on any card shows QuickBooks' own words; /sync-log errors lists what is still open.",
     "  Ctrl-C stops everything.",
 )
 

@@ -480,6 +480,14 @@ MEANINGS: Mapping[str, Meaning] = {
             (_A.FILL_FIELD, _A.RETRY),
         ),
         Meaning(
+            "inactive_choice",
+            Kind.VALIDATION,
+            "Chosen account is inactive",
+            "The account (or term, or tax code) this record names has been made inactive in QuickBooks.",
+            "Fill in another one from QuickBooks' list, or reactivate it in QuickBooks, then click Retry.",
+            (_A.FILL_FIELD, _A.RETRY),
+        ),
+        Meaning(
             "too_long",
             Kind.VALIDATION,
             "Field too long",
@@ -738,8 +746,8 @@ def _meaning_by_words(code: str, error: FaultError, text: str) -> tuple[Kind, st
     code (then the code table decides)."""
     if code in ("6000", "5010", "6210") and _CLOSED_BOOKS.search(text):
         return Kind.CLOSED_PERIOD, None
-    if code == "2500" and _LIST_REFERENCE.search(error.element or ""):
-        return Kind.VALIDATION, None  # the record's own account, term or tax code: chosen again from the list
+    if code == "2500" and _LIST_REFERENCE.search(error.element or ""):  # the record's own account, term or tax
+        return Kind.VALIDATION, ("inactive_choice" if _INACTIVE.search(text) else None)  # code: chosen again
     if code in ("610", "2500", "6000") and _INACTIVE.search(text):
         return Kind.NOT_FOUND, "inactive_reference"
     if code in ("6000", "6210") and _DUPLICATE_NUMBER.search(text):

@@ -95,9 +95,11 @@ def test_each_meanings_card_says_its_cause_and_fix_and_offers_its_buttons() -> N
     labels = {ids.RETRY: "Retry", ids.FILL_FIELD: "Fill in", ids.RECREATE: "Re-create", ids.UNLINK: "Unlink"}
     for key, meaning in MEANINGS.items():
         entry = SyncLogEntry(id=7, created_at=dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC), account_id=1,
-                             connection_id=1, entity="invoice", record_id=3, record_label="JS-1001",
+                             connection_id=1, entity="item" if key == "inactive_choice" else "invoice", record_id=3,
+                             record_label="JS-1001",
                              direction="push", status="error", kind=meaning.kind.value, attempt=1,
-                             field="DocNumber" if key in ("duplicate_number", "too_long") else None,
+                             field={"duplicate_number": "DocNumber", "too_long": "DocNumber",
+                                    "inactive_choice": "IncomeAccountRef"}.get(key),
                              details="QuickBooks' words", data={"meaning": key})
         msg = error_message(entry)
         text = json.dumps(msg["blocks"])

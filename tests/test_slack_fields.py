@@ -117,7 +117,9 @@ def test_an_account_made_inactive_after_the_modal_opened_is_refused_as_quickbook
         return "made inactive" in _said(stack, card["ts"])
 
     wait_for(refused)
-    assert "Fill in Income account" in str(stack.message(card["ts"])["blocks"])
+    card_now = str(stack.message(card["ts"])["blocks"])
+    assert "Fill in Income account" in card_now
+    assert "Chosen account is inactive" in card_now, "the card says what is wrong, not that a field is empty"
     # chosen again: the list no longer offers it
     assert ("92" not in [o["value"] for o in _select(_open_modal(stack, stack.message(card["ts"])))["options"]])
 
