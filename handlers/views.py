@@ -8,6 +8,7 @@ from slack_bolt import Ack, App, BoltContext
 
 from bot import blocks, operations
 from bot.blocks import ids
+from bot.events import EventLedger
 from bot.runtime import SlackRuntime
 from handlers.common import ids_from, int_value, who
 from sync.engine import NotFound
@@ -28,11 +29,16 @@ def register(app: App, rt: SlackRuntime) -> None:
             return
         ack()
 
+    submissions = EventLedger(rt.services.sessions)
+
     @app.view(ids.SUPPORT_VIEW)
     def support_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
         tenant, user, refusal = who(rt, *ids_from(body), change=False, context=context, anyone=True)
         if refusal or tenant is None or user is None:
             ack(response_action="errors", errors={ids.SUPPORT_NOTE_BLOCK: refusal or "Not allowed."})
+            return
+        if view.get("id") and not submissions.first_delivery(f"support:{view['id']}", tenant.team_id):
+            ack()  # a second Send of the same modal (a double click, a retry): it was sent once
             return
         try:  # one chat.postMessage before the ack, so the modal can say at once where the request went
             shown = operations.send_support(rt, tenant, user, int_value(view.get("private_metadata")),

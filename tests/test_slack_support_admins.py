@@ -75,6 +75,17 @@ def test_send_to_support_posts_the_note_timestamp_details_and_intuit_tid_to_the_
     assert not sent.get("submit"), "sent once: no second Send"
 
 
+def test_send_to_support_clicked_twice_sends_once(stack: Stack, qbo: QBO) -> None:
+    """A double click on Send (two view_submissions of the same modal): one request reaches support."""
+    _support_channel(stack)
+    acme = _failing_twice(stack, qbo)
+    modal = _support_modal(stack, acme)
+    first = stack.driver.submit_view(view_id=modal["id"])
+    second = stack.driver.submit_view(view_id=modal["id"])
+    assert first.status_code == 200 and second.status_code == 200  # each posts (or not) before its ack
+    assert len(stack.slack.standin.messages(SUPPORT_CHANNEL_ID)) == 1
+
+
 def test_a_plain_member_may_send_a_support_request_about_a_message_they_see(stack: Stack, qbo: QBO) -> None:
     _support_channel(stack)
     acme = _failing_twice(stack, qbo)
