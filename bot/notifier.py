@@ -493,23 +493,15 @@ class Notifier:
 
     def _deliver_one_incident(self, team_id: str, channel: str, tz: str, account_id: int, topic: str,
                               connection_id: int, incident_id: int) -> str:
+        drawn = self.render_incident(connection_id, incident_id, tz)
+        if drawn is None:
+            return "skipped"
+        incident, message = drawn
+        incident_topic = f"{topic}:incident:{incident.id}"
         with self.sessions() as session:
-            incident = session.get(Incident, incident_id)
-            conn = session.get(Connection, connection_id)
-            if incident is None or conn is None:
-                return "skipped"
-            # every record with an open error on the connection waits on it (its card says so, and offers the
-            # connection's fix instead of its own), whatever its own kind
-            records = select(SyncLogEntry.entity, SyncLogEntry.record_id).where(
-                SyncLogEntry.connection_id == connection_id, open_clause(),
-                SyncLogEntry.record_id.is_not(None)).distinct().subquery()
-            waiting = session.scalar(select(func.count()).select_from(records)) or 0
-            incident_topic = f"{topic}:incident:{incident.id}"
             existing = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
                                                                   SlackMessage.topic == incident_topic)).first()
             session.expunge_all()
-        url = self.reconnect_url(connection_id) if self.reconnect_url else None
-        message = blocks.incident_message(incident, conn, int(waiting), tz=tz, reconnect_url=url)
         client = self.client_for(team_id)
         if existing is not None and existing.ts:
             self._update(client, existing, message, channel)
@@ -522,6 +514,26 @@ class Notifier:
                            only_if_found=incident.resolved_at is not None)
         self._redraw_cards(client, account_id, connection_id, tz, incident_topic, incident.resolved_at is None)
         return "posted" if shown else "skipped"
+
+    def render_incident(self, connection_id: int, incident_id: int, tz: str,
+                        notice: str | None = None) -> tuple[Incident, dict[str, Any]] | None:
+        """The incident's message as it stands (``bot.blocks.incident_message``), with the count of records
+        waiting on it and ``notice`` (a refused click's line); None when the incident or connection is gone."""
+        with self.sessions() as session:
+            incident = session.get(Incident, incident_id)
+            conn = session.get(Connection, connection_id)
+            if incident is None or conn is None or incident.connection_id != connection_id:
+                return None
+            # every record with an open error on the connection waits on it (its card says so, and offers the
+            # connection's fix instead of its own), whatever its own kind
+            records = select(SyncLogEntry.entity, SyncLogEntry.record_id).where(
+                SyncLogEntry.connection_id == connection_id, open_clause(),
+                SyncLogEntry.record_id.is_not(None)).distinct().subquery()
+            waiting = session.scalar(select(func.count()).select_from(records)) or 0
+            session.expunge_all()
+        url = self.reconnect_url(connection_id) if self.reconnect_url else None
+        return incident, blocks.incident_message(incident, conn, int(waiting), tz=tz, reconnect_url=url,
+                                                 notice=notice)
 
     #: At most this many record cards are redrawn when their connection starts or stops waiting (the newest).
     REDRAW_CARDS_MAX = 50

@@ -205,6 +205,7 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
 BUTTON_WORDS = {"retry": "Retry", "unlink": "Unlink", "recreate": "Re-create in QuickBooks",
                 "link_existing": "Link to existing", "mark_resolved": "Mark resolved", "fill_field": "Fill in",
                 "details": "Details", "contact_support": "Contact support", "reconnect": "Reconnect",
+                "sync_now": "Sync Now",
                 "keep_provider_totals": "Keep QuickBooks' totals", "send_own_tax": "Send JobsiteOn's tax and retry"}
 
 
@@ -252,8 +253,17 @@ def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel
         topic = session.scalar(select(SlackMessage.topic).where(
             SlackMessage.account_id == tenant.account_id, SlackMessage.channel_id == channel, SlackMessage.ts == ts))
     parts = str(topic or "").split(":")
+    if (len(parts) == 4 and parts[0] == "connection" and parts[2] == "incident" and parts[1].isdigit()
+            and parts[3].isdigit()):  # a connection's incident (Sync Now, Reconnect on it)
+        drawn = rt.notifier.render_incident(int(parts[1]), int(parts[3]), tenant.timezone, notice=notice)
+        if drawn is not None and drawn[0].account_id == tenant.account_id:
+            try:
+                rt.clients.for_team(tenant.team_id).chat_update(channel=channel, ts=ts, **drawn[1])
+            except SlackApiError as exc:
+                log.info("event=refusal_on_card_failed error=%s", exc.response.get("error"))
+        return
     if len(parts) != 4 or parts[0] != "record" or not parts[1].isdigit() or not parts[3].isdigit():
-        return  # not a record's card (an incident, a digest, an answer): its own message says what it can
+        return  # not a record's card (a digest, an answer): its own message says what it can
     with rt.services.sessions() as session:
         newest = session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.account_id == tenant.account_id, SyncLogEntry.connection_id == int(parts[1]),

@@ -53,9 +53,11 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
         _refuse(reply, refusal or "Not allowed.")
         channel, ts = _where(body)
         value = _action(body).get("value")
-        entry_id = None if card_action == "reconnect" else int_value(value)  # Reconnect's value: the connection
+        # Reconnect's and Sync Now's value: the connection (the card's record, or incident, is read off the message)
+        by_connection = card_action in ("reconnect", "sync_now")
+        entry_id = None if by_connection else int_value(value)
         if card_action and tenant is not None and user is not None and channel and ts and (
-                entry_id is not None or card_action == "reconnect"):
+                entry_id is not None or by_connection):
             operations.show_on_card(rt, tenant, entry_id, channel, ts,
                                     operations.refusal_notice(rt, tenant, user, card_action, change))
         return None
@@ -152,7 +154,7 @@ def register(app: App, rt: SlackRuntime) -> None:
     @ack_first_on(rt)
     def sync_now(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
+        allowed = _allowed(rt, body, reply, change=True, context=context, card_action="sync_now")
         if allowed is None:
             return
         tenant, user = allowed

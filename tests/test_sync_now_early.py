@@ -6,6 +6,7 @@ QuickBooks stand-in's throttle, the Slack stand-in as Slack, clicks and commands
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -152,6 +153,10 @@ def test_a_plain_member_may_not_click_sync_now_and_nothing_changes(stack: Stack,
     assert "Owner or Admin" in str(wait_for(lambda: stack.ephemerals(slack_cfg.MEMBER_USER_ID)))
     assert paused_until(stack) == before and len(qbo.standin.request_log(qbo.realm)) == requests
     assert buttons(stack.message(card["ts"])) == ["Sync Now", "View log"]
+    # the card where the member clicked says why, who can help and what to click (issue 15, point 2)
+    said = wait_for(lambda: "can't use Sync Now" in json.dumps(stack.message(card["ts"])["blocks"]))
+    assert said and "Ask " in json.dumps(stack.message(card["ts"])["blocks"])
+    assert "Rate limit exceeded" in json.dumps(stack.message(card["ts"])["blocks"])  # still the same card
 
 
 def test_a_tampered_sync_now_value_changes_nothing(stack: Stack, qbo: QBO) -> None:

@@ -471,7 +471,8 @@ def _resumes_at(until: dt.datetime | None, tz: TzLike) -> tuple[str, str]:
 
 
 def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: TzLike = None,
-                     reconnect_url: str | None = None, account_name: str | None = None) -> Message:
+                     reconnect_url: str | None = None, account_name: str | None = None,
+                     notice: str | None = None) -> Message:
     """The one message of a connection-wide failure (auth_expired, rate_limited, subscription), with the running
     count of records waiting on it; once resolved, "Reconnected by Name" or "Resumed" with a green check (or,
     for an incident another kind took over, "Ended": the next message says what the connection waits for now).
@@ -480,7 +481,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
     by itself (``connection.paused_until``, as Slack's date token so each viewer reads their own time) and offers
     Sync Now, the help article's fix ("Wait 15 minutes and click Sync Now to retry"): one request tries whether
     QuickBooks takes requests again before that (:meth:`sync.engine.SyncEngine.try_resume`); subscription offers
-    Sync Now.
+    Sync Now. ``notice``: why a click on it was just refused, who can help and what to click (plain text).
     """
     info = kind_info_for(attr(incident, "kind")) or KINDS[Kind.UNKNOWN]
     where = _connection_label(connection, account_name)
@@ -537,6 +538,8 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
         buttons.append(button("View log", ids.VIEW_LOG, f"kind:{info.kind.value} open"))
         text = f"Error: {info.title}: {where}. {plural(waiting_count, 'record')} waiting."
     blocks.append(context(f"Since {opened}"))
+    if notice:
+        blocks.append(context(f":no_entry: {mrkdwn(notice, 600)}"))
     blocks.append(actions(buttons))
     return message(text, blocks)
 
