@@ -11,6 +11,7 @@ run, it is installed as `.ci/run` does; the test is skipped only when neither is
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -71,7 +73,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture()
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="America/Chicago")
+    # the browser's zone is not the Slack user's (Chicago): every time the page shows must be in the user's
+    context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="Asia/Tokyo")
     context.set_default_timeout(20_000)
     pg = context.new_page()
     yield pg
@@ -145,6 +148,9 @@ def test_a_new_user_fixes_the_errors_from_the_page(live: Any, page: Any) -> None
         expect(card(page, title)).not_to_contain_text("Details from QuickBooks")
         expect(card(page, title)).not_to_contain_text("intuit_tid")
     expect(page.locator("#messages")).not_to_contain_text("<!date^")  # Slack's date tokens drawn as times
+    first = card(page, "Duplicate record")  # its header's time is in the reader's (Slack user's) zone, as its body
+    posted = dt.datetime.fromtimestamp(float(first.get_attribute("data-ts") or 0), ZoneInfo("America/Chicago"))
+    assert first.locator(".time").first.inner_text() == f"{posted:%-I:%M %p}"
     expect(card(page, "Duplicate record")).to_contain_text(re.compile(r"since (Today|Yesterday|\w{3} \d+, \d{4}) at "
                                                                       r"\d+:\d\d [AP]M"))
     # 1. the rate limit: the cards wait for it and say when syncing resumes by itself

@@ -36,9 +36,13 @@ function safeUrl(url) {
   return /^(https?:|mailto:)/i.test(url) ? url : "#";
 }
 
+// A message's time, in the acting user's time zone (users.list's tz), as Slack shows every time to its reader:
+// the same zone as the date tokens in the message (dateToken), never the browser's.
 function timeOf(ts) {
   const d = new Date(parseFloat(ts) * 1000);
-  return d.toLocaleTimeString([], {hour: "numeric", minute: "2-digit"});
+  const tz = userById(view.user)?.tz || undefined;
+  try { return d.toLocaleTimeString("en-US", {hour: "numeric", minute: "2-digit", timeZone: tz}); }
+  catch { return d.toLocaleTimeString("en-US", {hour: "numeric", minute: "2-digit"}); }
 }
 
 function userById(id) {
