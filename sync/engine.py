@@ -888,11 +888,16 @@ class SyncEngine:
 
     def unlink(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
         """Forget the provider copy of the entry's record: the next sync creates a fresh copy. Returns the entry
-        (now resolved: the record waits for the next sync). Raises NotFound."""
+        (now resolved: the record waits for the next sync). Raises NotFound, and NothingToRetry when the entry is
+        no longer open (fixed meanwhile, e.g. by a Re-create that linked a fresh copy: forgetting that copy would
+        make the next sync write the record a second time)."""
         with self.sessions() as session, session.begin():
             entry = session.get(SyncLogEntry, entry_id)
             if entry is None or (account_id is not None and entry.account_id != account_id) or entry.record_id is None:
                 raise NotFound(f"no sync log entry {entry_id}")
+            if entry.resolved_at is not None or entry.status not in OPEN_STATUSES:
+                session.expunge(entry)
+                raise NothingToRetry("This error was fixed meanwhile: nothing was unlinked.", entry)
             conn = self._connection(session, entry.connection_id or 0)
             session.execute(delete(Link).where(Link.connection_id == conn.id, Link.entity == entry.entity,
                                                Link.record_id == entry.record_id))

@@ -147,6 +147,29 @@ def test_not_found_then_unlink_creates_a_fresh_copy(services: Any, qbo: QBO, con
         assert (link.remote_id, link.remote_deleted) == (fresh["Id"], False)
 
 
+def test_an_unlink_confirmed_after_a_recreate_fixed_the_record_forgets_nothing(services: Any, qbo: QBO,
+                                                                                 connected: Connected) -> None:
+    """Unlink's confirm left open while someone else's Re-create linked a fresh copy: confirming it is refused
+    and the fresh copy stays linked (forgetting it would make the next sync write the invoice a second time)."""
+    from sync.engine import NothingToRetry
+
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    [invoice] = qbo.standin.entities(qbo.realm, "Invoice")
+    qbo.standin.delete_entity(qbo.realm, "Invoice", invoice["Id"])
+    with services.sessions() as session, session.begin():
+        session.scalars(select(Invoice)).one().due_date = None
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    entry = open_entry(services, "invoice", "JS-1001")
+    services.engine.recreate(entry.id, "U_ADMIN")
+    with pytest.raises(NothingToRetry, match="fixed meanwhile"):
+        services.engine.unlink(entry.id, "U_OTHER")
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    live = [i for i in qbo.standin.entities(qbo.realm, "Invoice") if i["DocNumber"] == "JS-1001"]
+    assert len(live) == 1
+    with services.sessions() as session:
+        assert session.scalars(select(Link.remote_id).where(Link.entity == "invoice")).one() == live[0]["Id"]
+
+
 def test_not_found_then_recreate(services: Any, qbo: QBO, connected: Connected) -> None:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
     [invoice] = qbo.standin.entities(qbo.realm, "Invoice")
