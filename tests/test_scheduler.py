@@ -190,7 +190,7 @@ def test_summary_message_in_the_channel(stack: Stack) -> None:
     summary = posted[0]
     assert summary["text"].startswith("Weekly sync summary for Sandbox Builders")
     shown = str(summary["blocks"])
-    assert "Errors by kind" in shown and "Still open" in shown and "2-minute review" in shown
+    assert "Errors and warnings by kind" in shown and "Still open" in shown and "2-minute review" in shown
     assert ids.RETRY_ALL in shown and ids.VIEW_LOG in shown
 
 

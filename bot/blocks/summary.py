@@ -79,10 +79,11 @@ def weekly_summary_message(summary: Any, *, tz: TzLike = None, account_name: str
         fields_section([f"*{label}*\n{_versus(int(by_status.get(key, 0)), int(before.get(key, 0)))}"
                         for key, label in _STATUSES
                         if key in ("synced", "error") or by_status.get(key) or before.get(key)]),
-        section("*Errors by kind*\n" + _bullets(errors_by_kind, _title,
+        section("*Errors and warnings by kind*\n" + _bullets(errors_by_kind, _title,
                                                  attr(summary, "previous_errors_by_kind", {})))
         if errors_by_kind else None,
-        section("*Errors by record type*\n" + _bullets(attr(summary, "errors_by_entity", {}), entity_name))
+        section("*Errors and warnings by record type*\n"
+                + _bullets(attr(summary, "errors_by_entity", {}), entity_name))
         if attr(summary, "errors_by_entity") else None,
     ]
 
