@@ -547,7 +547,8 @@ def test_log_page_lists_entries_with_cursors_and_actions() -> None:
     # one severity per kind (sync.diagnosis.severity): a duplicate is red even if a row stored "warning"
     assert ":red_circle: *Invoice INV-1* · Duplicate record · Push · Nov 30 9:04 AM EST" in seen
     assert ":white_check_mark: *Invoice INV-2* · Synced · Push" in seen
-    assert buttons(msg) == ["Retry", "Retry", "Previous", "Next", "Retry All Errors", "Sync Now"]
+    # Retry where the card offers it: the duplicate's, not the expired authentication's (its fix is Reconnect)
+    assert buttons(msg) == ["Retry", "Previous", "Next", "Retry All Errors", "Sync Now"]
     assert json.loads(button_named(msg, "Next")["value"]) == {"before": 58, "q": "errors entity:invoice"}
     assert json.loads(button_named(msg, "Previous")["value"]) == {"after": 60, "q": "errors entity:invoice"}
     assert button_named(msg, "Next")["action_id"] == ids.LOG_NEXT
@@ -633,7 +634,8 @@ def test_home_shows_a_card_per_connection_and_the_latest_errors() -> None:
                                         [], tz=TZ, now=T0), "home"))
     assert "*Token*\n:warning: expires in 5 days: reconnect soon" in soon
     assert "*Invoice INV-1042* · Duplicate record · Nov 30, 2026 9:05 AM EST" in seen
-    assert buttons(view) == ["Sync Now", "Retry All Errors", "Reconnect", "Sync Now", "Reconnect", "Retry", "Retry"]
+    # Retry on the first error; the deleted copy's is fixed on its card (Re-create or Unlink), not retried
+    assert buttons(view) == ["Sync Now", "Retry All Errors", "Reconnect", "Sync Now", "Reconnect", "Retry"]
     reconnects = [el for el in elements(view["blocks"]) if el["action_id"] == ids.RECONNECT]
     assert "url" not in reconnects[0] and reconnects[1]["url"] == RECONNECT_URL
     assert reconnects[1]["style"] == "primary"

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, actions, button, context, divider, fields_section, fit, header, section
-from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for, token_state
+from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for, offers_retry, token_state
 from bot.blocks.text import (
     VIEW_BLOCKS_MAX,
     TzLike,
@@ -129,10 +129,11 @@ def _error_block(entry: Any, tz: TzLike) -> Block:
 
 
 def _row_button(entry: Any, info: KindInfo | None) -> Block | None:
-    """Retry for a record's entry; for an entry of the connection itself (its kind is connection-wide, or it is
+    """Retry for a record's entry whose card offers it (:func:`offers_retry`; the others are fixed on their card);
+    for an entry of the connection itself (its kind is connection-wide, or it is
     about no record), Reconnect where that is the kind's fix, else nothing (a rate limit resumes by itself)."""
     if attr(entry, "entity") != "connection" and (info is None or info.scope != "connection"):
-        return button("Retry", ids.RETRY, attr(entry, "id"))
+        return button("Retry", ids.RETRY, attr(entry, "id")) if offers_retry(entry) else None
     if info is not None and FixAction.RECONNECT in info.actions and attr(entry, "connection_id") is not None:
         return button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"))
     return None

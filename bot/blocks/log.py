@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, Message, actions, button, context, header, message, section
-from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for
+from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for, offers_retry
 from bot.blocks.text import (
     BUTTON_VALUE_MAX,
     MESSAGE_BLOCKS_MAX,
@@ -119,7 +119,8 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
         if len(entries) <= room:
             for entry in entries:
                 accessory = None
-                if _is_open(entry) and attr(entry, "record_id") is not None and attr(entry, "direction") != "pull":
+                if (_is_open(entry) and attr(entry, "record_id") is not None and attr(entry, "direction") != "pull"
+                        and offers_retry(entry)):  # the card's fix: Retry only where the card offers it
                     accessory = button("Retry", ids.RETRY, attr(entry, "id"))
                 blocks.append(section(entry_line(entry, tz), accessory=accessory))
         else:

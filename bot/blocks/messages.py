@@ -99,6 +99,16 @@ def kind_info_for(kind: object, meaning: object = None) -> KindInfo | None:
         return KINDS[Kind.UNKNOWN]
 
 
+def offers_retry(entry: Any) -> bool:
+    """Does a record's error offer Retry, as its card does? Only where Retry is one of its kind's (or meaning's)
+    fixes: never a deleted copy's (Re-create or Unlink) nor a total mismatch found after the write (Retry would
+    meet the same totals), so the sync log and the App Home offer what the card offers."""
+    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
+    if info is None or FixAction.RETRY not in info.actions:
+        return False
+    return not (info.kind == Kind.TOTAL_MISMATCH and str(attr(entry, "status", "")) == "warning")
+
+
 def entry_meaning(entry: Any) -> str | None:
     """Which meaning of its kind an entry's error has (``entry.data["meaning"]``, written by the engine)."""
     data = attr(entry, "data")
