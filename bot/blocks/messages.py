@@ -63,7 +63,7 @@ from bot.blocks.text import (
     slack_date,
     truncate,
 )
-from bot.blocks.totals import mismatch_buttons, totals_blocks
+from bot.blocks.totals import mismatch_buttons, refused_by_provider, totals_blocks
 from sync.diagnosis import KINDS, FixAction, Kind, KindInfo, kind_info, severity
 
 EntryState = Literal["open", "retrying", "synced", "resolved", "info"]
@@ -106,7 +106,7 @@ def offers_retry(entry: Any) -> bool:
     info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
     if info is None or FixAction.RETRY not in info.actions:
         return False
-    return not (info.kind == Kind.TOTAL_MISMATCH and str(attr(entry, "status", "")) == "warning")
+    return info.kind != Kind.TOTAL_MISMATCH or refused_by_provider(entry)  # as mismatch_buttons decides
 
 
 def entry_meaning(entry: Any) -> str | None:

@@ -123,6 +123,12 @@ def totals_blocks(data: object) -> list[Block]:
     return blocks
 
 
+def refused_by_provider(entry: Any) -> bool:
+    """Was this total mismatch QuickBooks refusing the write over tax (status error: Retry is its fix), rather
+    than a mismatch found after the write succeeded (status warning: Retry would meet the same totals)?"""
+    return str(_get(entry, "status") or "") == "error"
+
+
 def mismatch_buttons(entry: Any, info: KindInfo) -> list[dict[str, Any]]:
     """The fixes of an open total mismatch, in the order ``info.actions`` gives them; the first is the primary.
 
@@ -134,7 +140,7 @@ def mismatch_buttons(entry: Any, info: KindInfo) -> list[dict[str, Any]]:
     data = data if isinstance(data, Mapping) else {}
     ours, theirs = _side(data, "ours"), _side(data, "theirs")
     record = mrkdwn(_get(entry, "record_label") or "-", 80)  # the dialog's text is mrkdwn
-    refused = str(_get(entry, "status") or "") == "error"
+    refused = refused_by_provider(entry)
     out: list[dict[str, Any]] = []
     for action in info.actions:
         if action == FixAction.KEEP_PROVIDER_TOTALS and not refused:
