@@ -252,18 +252,26 @@ def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel
     with rt.services.sessions() as session:
         topic = session.scalar(select(SlackMessage.topic).where(
             SlackMessage.account_id == tenant.account_id, SlackMessage.channel_id == channel, SlackMessage.ts == ts))
-    parts = str(topic or "").split(":")
+    message = _card_with_notice(rt, tenant, entry_id, str(topic or "").split(":"), notice, ts)
+    if message is None:
+        return
+    try:
+        rt.clients.for_team(tenant.team_id).chat_update(channel=channel, ts=ts, **message)
+    except SlackApiError as exc:
+        log.info("event=refusal_on_card_failed error=%s", exc.response.get("error"))
+
+
+def _card_with_notice(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, parts: list[str],
+                      notice: str, ts: str) -> dict[str, Any] | None:
+    """The card a message's topic (``parts``) names, drawn from its newest state with ``notice``: a connection's
+    incident (``connection:C:incident:I``) or a record's card (``record:C:entity:R``); None for any other message,
+    another account's, or an ``entry_id`` that is not the card's record."""
     if (len(parts) == 4 and parts[0] == "connection" and parts[2] == "incident" and parts[1].isdigit()
             and parts[3].isdigit()):  # a connection's incident (Sync Now, Reconnect on it)
         drawn = rt.notifier.render_incident(int(parts[1]), int(parts[3]), tenant.timezone, notice=notice)
-        if drawn is not None and drawn[0].account_id == tenant.account_id:
-            try:
-                rt.clients.for_team(tenant.team_id).chat_update(channel=channel, ts=ts, **drawn[1])
-            except SlackApiError as exc:
-                log.info("event=refusal_on_card_failed error=%s", exc.response.get("error"))
-        return
+        return drawn[1] if drawn is not None and drawn[0].account_id == tenant.account_id else None
     if len(parts) != 4 or parts[0] != "record" or not parts[1].isdigit() or not parts[3].isdigit():
-        return  # not a record's card (a digest, an answer): its own message says what it can
+        return None  # not a record's card (a digest, an answer): its own message says what it can
     with rt.services.sessions() as session:
         newest = session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.account_id == tenant.account_id, SyncLogEntry.connection_id == int(parts[1]),
@@ -273,17 +281,13 @@ def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel
         if newest is not None:
             session.expunge(newest)
     if newest is None:
-        return
+        return None
     if entry_id is not None and (clicked is None or clicked.account_id != tenant.account_id or (
             clicked.connection_id, clicked.entity, clicked.record_id) != (
             newest.connection_id, newest.entity, newest.record_id)):
         log.warning("event=card_mismatch team_id=%s entry_id=%s ts=%s", tenant.team_id, entry_id, ts)
-        return
-    try:
-        rt.clients.for_team(tenant.team_id).chat_update(
-            channel=channel, ts=ts, **rt.notifier.render_record(newest, tenant.timezone, notice=notice))
-    except SlackApiError as exc:
-        log.info("event=refusal_on_card_failed error=%s", exc.response.get("error"))
+        return None
+    return rt.notifier.render_record(newest, tenant.timezone, notice=notice)
 
 
 def _newest_of(rt: SlackRuntime, entry: SyncLogEntry) -> SyncLogEntry | None:
