@@ -76,15 +76,14 @@ class RealmLimiter:
 
     def _lock(self, session: Session, realm: str) -> QboBudget:
         """Lock the realm's row for this transaction (creating it the first time) and return it."""
-        locked = session.execute(update(QboBudget).where(QboBudget.realm_id == realm)
-                                 .values(realm_id=QboBudget.realm_id).execution_options(synchronize_session=False))
-        if not locked.rowcount:  # type: ignore[attr-defined]
+        lock = (update(QboBudget).where(QboBudget.realm_id == realm).values(realm_id=QboBudget.realm_id)
+                .execution_options(synchronize_session=False))  # a no-op write: the row lock, SQLite's write lock
+        if not session.execute(lock).rowcount:  # type: ignore[attr-defined]
             try:
                 with session.begin_nested():
                     session.execute(insert(QboBudget).values(realm_id=realm))
             except IntegrityError:  # another process made it meanwhile: lock theirs
-                session.execute(update(QboBudget).where(QboBudget.realm_id == realm)
-                                .values(realm_id=QboBudget.realm_id).execution_options(synchronize_session=False))
+                session.execute(lock)
         budget = session.get(QboBudget, realm, populate_existing=True)
         assert budget is not None
         return budget
