@@ -54,7 +54,7 @@ NAME_FIELDS: dict[str, str] = {
 #: Fields of a record that refer to one of QuickBooks' lists, and the list's objects that fit the field:
 #: (our entity, QBO field) -> (QBO list, the WHERE clause that keeps those that fit, "" for all). QuickBooks checks
 #: the reference on write: an unknown or inactive id is refused with 2500 "Invalid Reference Id" (Intuit's error
-#: list; QBO-21 in /work/shared/cases), so these fields are chosen from the list by name, never typed.
+#: list; case QBO-21 in tests/fixtures/qbo_replies.json), so these fields are chosen from the list by name, never typed.
 #: Accounts: an Item's income account must be an Income account (Intuit's Item reference, IncomeAccountRef:
 #: "Reference to the posting account, that is, account that records the proceeds from the sale of this item").
 REFERENCE_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
