@@ -106,7 +106,8 @@ def invalid_reference_inactive(element: str) -> QBOFault:
 
 
 def invalid_line_tax_code(supplied: str) -> QBOFault:
-    """6100 Invalid Line TaxCode (QBO-30 in /work/shared/cases: a US company takes TAX or NON on a line)."""
+    """6100 Invalid Line TaxCode (case QBO-30 in tests/fixtures/qbo_replies.json: a US company takes TAX or NON on
+    a line)."""
     return fault(6100, "Invalid Line TaxCode in the request",
                  f"Valid line TaxCodes for US should be TAX or NON. Supplied value: {supplied}",
                  "Line.SalesItemLineDetail.TaxCodeRef")
