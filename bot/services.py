@@ -66,7 +66,7 @@ def build_services(settings: Settings, migrate: bool = True) -> Services:
     limiter = RealmLimiter(sessions, LimiterConfig(
         requests_per_minute=settings.qbo_requests_per_minute, batch_per_minute=settings.qbo_batch_per_minute,
         max_concurrent=settings.qbo_max_concurrent, minute_seconds=settings.qbo_limit_minute_seconds,
-        batch_metering=settings.qbo_batch_metering))
+        batch_metering=settings.qbo_batch_metering, margin=settings.qbo_limit_margin))
     http = httpx.Client(timeout=httpx.Timeout(settings.qbo_timeout_seconds, connect=10.0),
                         limits=httpx.Limits(max_connections=settings.qbo_max_concurrent * 2))
     return Services(settings=settings, db_engine=engine, sessions=sessions, box=box, oauth=oauth,

@@ -246,7 +246,8 @@ def test_database_problems_on_db_upgrade_and_a_missing_driver_are_clear(cli: Any
 def test_bad_settings_exit_2_with_the_setting_named(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (("QBO_REQUESTS_PER_MINUTE", "-1"), ("QBO_REQUESTS_PER_MINUTE", "0"),
                         ("QBO_BATCH_PER_MINUTE", "0"), ("QBO_MAX_CONCURRENT", "-3"),
-                        ("QBO_LIMIT_MINUTE_SECONDS", "nan"), ("QBO_TIMEOUT_SECONDS", "inf"),
+                        ("QBO_LIMIT_MINUTE_SECONDS", "nan"), ("QBO_LIMIT_MARGIN", "-0.1"),
+                        ("QBO_TIMEOUT_SECONDS", "inf"),
                         ("RATE_LIMIT_PAUSE_SECONDS", "-5"), ("QBO_BATCH_METERING", "bogus"), ("PORT", "70000"),
                         ("SCHEDULER_LEASE_SECONDS", "inf"), ("SUMMARY_GRACE_HOURS", "nan")):
         monkeypatch.setenv(name, value)
