@@ -55,7 +55,7 @@ from bot import blocks
 from bot.lease import Lease
 from bot.models import ScheduledSend, SlackMessage, Workspace
 from bot.slack_errors import CHANNEL_ERRORS, Problem, Refusal, classify, describe, retry_after_seconds
-from sync.log import open_clause, weekly_summary
+from sync.log import existing_label, open_clause, weekly_summary
 from sync.models import Account, Connection, Incident, Notification, Status, SyncLogEntry, utcnow
 
 log = logging.getLogger("syncbot.notifier")
@@ -156,9 +156,6 @@ class Notifier:
         self._stopping: threading.Event | None = None
         #: How many notifications :meth:`run` takes per pass.
         self.pass_limit = 500
-        #: For an open duplicate error: the provider's object of the same name (a label), or None; the message
-        #: then offers "Link to existing" (bot.runtime sets it to the engine's ``find_existing``).
-        self.find_existing: Callable[[int], str | None] | None = None
         self._leading = False
         self._renewed_at = 0.0
         #: Called after every pass with the ids of the accounts whose notifications were delivered (the App
@@ -391,13 +388,7 @@ class Notifier:
             waiting, until = connection_waiting(conn, self.clock())
             related = self._related_card(session, entry) if entry.is_open else None
         url = self.reconnect_url(entry.connection_id) if self.reconnect_url and entry.connection_id else None
-        found = None
-        if self.find_existing is not None and retrying_by is None and entry.kind == "duplicate" and entry.is_open \
-                and waiting is None:
-            try:
-                found = self.find_existing(entry.id)
-            except Exception:  # the other fixes stand without it
-                log.exception("event=find_existing_failed entry_id=%s", entry.id)
+        found = existing_label(entry) if retrying_by is None and waiting is None else None
         return blocks.error_message(entry, tz=tz, reconnect_url=url, retrying_by=retrying_by, attempts=attempts,
                                     found_existing=found, waiting=waiting, waiting_until=until, notice=notice,
                                     was_kind=was_kind, first_error_at=first_error_at, related=related)

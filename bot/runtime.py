@@ -212,7 +212,6 @@ def build_runtime(services: Services, settings: Settings | None = None) -> Slack
     clients = SlackClients(settings, installations)
     tenants = Tenants(services.sessions, auto_bind=installations is None)
     notifier = Notifier(services.sessions, clients.background_for, default_channel=settings.slack_default_channel)
-    notifier.find_existing = services.engine.find_existing
     clients.problems.on_new = notifier.report_problem
     rt = SlackRuntime(services=services, settings=settings, clients=clients, tenants=tenants,
                       directory=Directory(clients.for_team), notifier=notifier,

@@ -208,10 +208,14 @@ class _Target:
 @dataclass(frozen=True)
 class _Failed:
     """A failed attempt: its diagnosis and the provider objects found gone ((entity, record id or None for the
-    record itself))."""
+    record itself)). For a duplicate, ``namesake`` is the provider's object that holds the record's name, looked
+    up right after the refusal (:meth:`SyncEngine._with_namesake`); ``looked`` says whether that look-up answered
+    (a card offers "Link to existing" from what it stored, never asking QuickBooks as it is drawn)."""
 
     diagnosis: Diagnosis
     gone: tuple[tuple[str, int | None], ...] = ()
+    namesake: Written | None = None
+    looked: bool = False
 
 
 @dataclass(frozen=True)
@@ -688,6 +692,7 @@ class SyncEngine:
                 outcome = _Failed(exc.diagnosis)
         if outcome is None:
             outcome = self._attempt(provider, target.entity, payload, remote, request_id, dep_links)
+        outcome = self._with_namesake(provider, target.entity, payload, outcome)
         return self._finish(connection_id, entry_id, target, outcome, digest, provider, actor)
 
     def _own_copy(self, provider: Provider, connection_id: int, entity: str, payload: Mapping[str, Any],
@@ -813,7 +818,38 @@ class SyncEngine:
                 if link is not None:
                     link.remote_deleted = True
             self._finish_failure(session, conn, entry, outcome.diagnosis)
+            if outcome.looked:
+                self._keep_namesake(session, conn, entry, outcome.namesake)
         return entry
+
+    @staticmethod
+    def _with_namesake(provider: Provider, entity: Entity, payload: Mapping[str, Any],
+                       outcome: Written | _Failed) -> Written | _Failed:
+        """For a refused duplicate: ``outcome`` with the provider's object that holds the name ``payload`` was
+        sent with (DisplayName, Name or DocNumber: ``Provider.find_copies``), one query made here, in the sync
+        run, so that no card has to ask QuickBooks as it is drawn (a notifier waiting on a company's budget would
+        hold up every workspace's delivery). A failed query is logged and leaves ``outcome`` as it was: the card
+        then offers the other fixes, and the next attempt looks again."""
+        if (not isinstance(outcome, _Failed) or outcome.diagnosis.kind != Kind.DUPLICATE
+                or entity == Entity.PAYMENT):  # a payment has no name: its copies are found another way
+            return outcome
+        try:
+            found = provider.find_copies(entity.value, payload)
+        except ProviderError as exc:
+            log.info("event=namesake_lookup_failed entity=%s kind=%s", entity.value, exc.diagnosis.label)
+            return outcome
+        return dataclasses.replace(outcome, namesake=found[0] if found else None, looked=True)
+
+    def _keep_namesake(self, session: Session, conn: Connection, entry: SyncLogEntry,
+                       found: Written | None) -> None:
+        """Store in ``entry.data["existing"]`` what "Link to existing" offers: a label such as ``Acme Corp
+        (Customer 58)``, or None when nothing holds the name or that object is linked to another record."""
+        label = None
+        if found is not None and entry.record_id is not None and not self._linked_elsewhere(
+                session, conn.id, entry.entity, found.remote_id, entry.record_id):
+            label = f"{entry.record_label or found.remote_id} ({QBO_NAMES[Entity(entry.entity)]} {found.remote_id})"
+        entry.data = {**(entry.data or {}), "existing": {"label": label,
+                                                        "remote_id": found.remote_id if found else None}}
 
     # ------------------------------------------------------------------------------------------ entries
 
@@ -986,40 +1022,6 @@ class SyncEngine:
             else:
                 link.remote_id, link.sync_token, link.remote_deleted = found.remote_id, found.sync_token, False
         return self.retry_entry(entry_id, actor, account_id)
-
-    def find_existing(self, entry_id: int) -> str | None:
-        """For an open duplicate error: the QuickBooks object that holds the record's name (DisplayName, Name or
-        DocNumber), as a label such as ``Acme Corp (Customer 58)``, so the message can offer to link the record
-        to it (``link_existing``). One query per entry: the answer, found or not, is kept in the
-        entry's ``data["existing"]``. None when there is nothing to offer: not an open duplicate, nothing of that
-        name, the object already linked to another record, or QuickBooks cannot be asked now (connection
-        blocked, or the query failed: logged, asked again next time)."""
-        entry = self.get_entry(entry_id)
-        if (entry.kind != Kind.DUPLICATE or not entry.is_open or entry.record_id is None
-                or entry.connection_id is None or not entry.record_label):
-            return None
-        cached = (entry.data or {}).get("existing")
-        if isinstance(cached, dict):
-            return cached.get("label") or None
-        try:
-            provider = self._available_provider(entry.connection_id)
-        except ConnectionUnavailable:
-            return None
-        try:
-            found = provider.find_by_name(entry.entity, entry.record_label)  # type: ignore[attr-defined]
-        except (ProviderError, AttributeError) as exc:
-            log.info("event=find_existing_failed entry_id=%s error=%s", entry_id, type(exc).__name__)
-            return None
-        label = None
-        with self.sessions() as session, session.begin():
-            if found is not None and not self._linked_elsewhere(session, entry.connection_id, entry.entity,
-                                                                found.remote_id, entry.record_id):
-                label = f"{entry.record_label} ({QBO_NAMES[entry.entity]} {found.remote_id})"
-            row = session.get(SyncLogEntry, entry_id)
-            if row is not None:
-                row.data = {**(row.data or {}), "existing": {"label": label,
-                                                            "remote_id": found.remote_id if found else None}}
-        return label
 
     def field_choices(self, entry_id: int, account_id: int | None = None) -> FieldChoices | None:
         """What the field an open validation error names may be set to, when it refers to one of the provider's
@@ -1611,7 +1613,7 @@ class SyncEngine:
                 outcome = self._locate_not_found(provider, Entity(it["entity"]), remote, deps, answer)
             else:
                 outcome = _Failed(answer)
-            outcomes.append((it, outcome))
+            outcomes.append((it, self._with_namesake(provider, Entity(it["entity"]), it["payload"], outcome)))
         try:
             return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost, stored_at)
         except SQLAlchemyError:

@@ -101,6 +101,19 @@ def retryable(entry: Any) -> bool:
     return getattr(entry, "record_id", None) is not None and getattr(entry, "direction", None) == Direction.PUSH
 
 
+def existing_label(entry: SyncLogEntry) -> str | None:
+    """For an open duplicate error: the label of the QuickBooks object that holds the record's name (``Acme Corp
+    (Customer 58)``), as the attempt stored it (``data["existing"]``, looked up right after QuickBooks refused
+    the duplicate), so the card can offer to link the record to it (``SyncEngine.link_existing``). None when
+    there is nothing to offer: not an open duplicate, nothing of that name, the object linked to another record,
+    or the look-up failed (the next attempt looks again)."""
+    if entry.kind != Kind.DUPLICATE or not entry.is_open:
+        return None
+    existing = (entry.data or {}).get("existing")
+    label = existing.get("label") if isinstance(existing, dict) else None
+    return str(label) if label else None
+
+
 class FilterError(ValueError):
     """A filter word could not be understood; the message says which and what is allowed."""
 

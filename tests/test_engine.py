@@ -540,6 +540,24 @@ def test_retry_all_goes_through_batches(services: Any, qbo: QBO, connected: Conn
     assert [e.kind for e in services.engine.open_errors(connected.connection_id)] == ["validation"]
 
 
+def test_a_refused_duplicate_keeps_the_quickbooks_record_of_its_name_for_the_card(
+        services: Any, qbo: QBO, connected: Connected) -> None:
+    """Duplicates refused inside batches each store the QuickBooks object that holds their name, looked up in the
+    sync run; the card reads it from the entry (``existing_label``)."""
+    from sync.log import existing_label
+
+    names = [f"Builder {i:02d}" for i in range(32)]
+    with services.sessions() as session, session.begin():
+        for name in names:
+            session.add(Contact(account_id=connected.account_id, display_name=name))
+    existing = {n: qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": n})["Id"] for n in names}
+    services.engine.sync_now(connected.connection_id, "U_ADMIN")
+    posts = [r for r in qbo.standin.request_log(qbo.realm) if r["method"] == "POST"]
+    assert [r["path"].rsplit("/", 1)[-1] for r in posts].count("batch") >= 2  # they went in batches
+    for name, remote_id in existing.items():
+        assert existing_label(open_entry(services, "contact", name)) == f"{name} (Customer {remote_id})"
+
+
 def test_edits_on_both_sides_keep_jobsiteon_and_say_so(services: Any, qbo: QBO, connected: Connected) -> None:
     services.engine.sync_now(connected.connection_id, "U_ADMIN")
     with services.sessions() as session, session.begin():

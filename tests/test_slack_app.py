@@ -21,7 +21,10 @@ def error_messages(stack: Stack) -> list[dict[str, Any]]:
 def test_error_arrives_with_diagnosis_and_retry_turns_it_synced_in_place(stack: Stack, qbo: QBO) -> None:
     existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    asked = qbo.standin.stats(qbo.realm)["requests"]
     stack.deliver()
+    # the sync looked the name up when QuickBooks refused it: drawing the card asks QuickBooks nothing
+    assert qbo.standin.stats(qbo.realm)["requests"] == asked
     acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
     text = str(acme["blocks"])
     assert "A record with the same name or identifier already exists" in text  # the help article's cause
@@ -289,7 +292,10 @@ def test_duplicate_offers_the_existing_record_and_linking_turns_it_synced_in_pla
 
     existing = qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    asked = qbo.standin.stats(qbo.realm)["requests"]
     stack.deliver()
+    # the sync looked the name up when QuickBooks refused it: drawing the card asks QuickBooks nothing
+    assert qbo.standin.stats(qbo.realm)["requests"] == asked
     acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
     label = f"Acme Corp (Customer {existing['Id']})"
     assert f"Link to existing: {label}" in str(acme["blocks"])  # a query found it
