@@ -106,6 +106,19 @@ class SchedulerLease(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class SlackChannelPace(Base):
+    """What every replica's notifier honours for one Slack channel (`bot.delivery_state.ChannelPace`): when the
+    next post may go (about one a second), and a pause (a Retry-After, an outage's back-off) with its reason.
+    Times are the database's clock."""
+
+    __tablename__ = "slack_channel_paces"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_post_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    paused_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+
 class ScheduledSend(Base):
     """One scheduled message that was due (a week's summary of an account, one token-expiry reminder threshold
     of one token): the unique ``key`` makes each be queued once, whoever runs the job and however often.

@@ -5,6 +5,8 @@
   The message is drawn from the record's newest entry every time (`bot.blocks.error_message`).
 - One message per connection incident (auth_expired, rate_limited, subscription), with the count of records
   waiting on it; it turns to Reconnected / Resumed when the incident closes.
+- Several replicas on PostgreSQL all deliver: each topic is delivered by one of them at a time
+  (`bot.delivery_state.TopicClaims`, an advisory lock held while the topic is delivered); the others skip it.
 - Flood control: when more than ``flood_threshold`` record messages were posted for an account within
   ``flood_window`` seconds, new record errors fold into one digest message updated in place. The digest counts
   the records folded into it that are still open (stored with it), and their notifications are marked
@@ -22,9 +24,10 @@
   dropped), or counted in a digest that Slack accepted.
 - A slow or failing channel delays only itself: no sleeping anywhere in a pass. A rate limit's Retry-After, an
   outage's back-off and the pace of about one post per second per channel
-  (https://docs.slack.dev/apis/web-api/rate-limits) pause that channel (its notifications get
-  ``next_attempt_at``; the others go on); a channel whose answers took more than ``channel_budget_seconds`` in
-  a pass waits for the next pass; the background client times out after 10 s and never retries a post by itself.
+  (https://docs.slack.dev/apis/web-api/rate-limits) pause that channel for every replica (kept in the database:
+  `bot.delivery_state.ChannelPace`; its notifications get ``next_attempt_at``; the others go on); a channel
+  whose answers took more than ``channel_budget_seconds`` in a pass waits for the next pass; the background
+  client times out after 10 s and never retries a post by itself.
 - Slack's refusals are handled by class (`bot.slack_errors`): wait (rate limits), shorten (too long or refused
   blocks: `bot.blocks.short_form`, then the plain text), tell the admins once (missing scope, not in channel,
   archived, revoked token...: one DM to the person who set syncbot up and the admin list, and
@@ -52,6 +55,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks
+from bot.delivery_state import ChannelPace, TopicClaims, shared_by_replicas
 from bot.lease import Lease
 from bot.models import ScheduledSend, SlackMessage, Workspace
 from bot.slack_errors import CHANNEL_ERRORS, Problem, Refusal, classify, describe, retry_after_seconds
@@ -104,6 +108,8 @@ class DeliveryStats:
     posted: int = 0
     updated: int = 0
     rescheduled: int = 0
+    #: Notifications left to the replica that was delivering their topic at the same moment.
+    skipped: int = 0
     accounts: set[int] = field(default_factory=set)
     #: The pass took as many notifications as it may (``limit``): more are probably due, so the loop goes on
     #: at once instead of waiting for its interval.
@@ -134,10 +140,12 @@ class Notifier:
         #: Seconds of Slack's answers a channel may use in one pass; past them its other topics wait for the next.
         self.channel_budget_seconds = channel_budget_seconds
         self.clock = clock
-        self._last_post: dict[str, float] = {}
-        #: Channels paused in this pass (monotonic deadline, reason): a Retry-After, an outage's back-off, a refusal.
-        #: What lasts beyond the pass is each notification's ``next_attempt_at``, in the database.
+        #: Each channel's pace and pause in the database, honoured by every replica (a Retry-After, an outage's
+        #: back-off, a refusal); ``_paused`` remembers, for this pass only, the channels found waiting.
+        self.pace = ChannelPace(sessions)
         self._paused: dict[str, tuple[float, str]] = {}
+        #: Which replica delivers a topic now (PostgreSQL advisory locks; every claim granted on SQLite).
+        self.claims = TopicClaims(sessions, shared_by_replicas(sessions))
         self._spent: dict[str, float] = {}  # seconds of Slack's answers per channel in this pass
         self._lock = threading.Lock()  # one delivery pass at a time in this process
         #: This pass's folded records per account: the digest's target, the earliest error's created_at, the
@@ -273,17 +281,24 @@ class Notifier:
                     stats.rescheduled += len(group)
                     continue
                 self._current_account = account_id
-                try:
-                    outcome = self._deliver_topic(team_id, channel, tz, account_id, topic, group)
-                except _Reschedule as exc:
-                    self._reschedule(group, exc.seconds, exc.reason)
-                    stats.rescheduled += len(group)
-                    if exc.channel_wide:
-                        self._pause(channel, exc.seconds, exc.reason)
-                    continue
-                if outcome == "folded":  # marked delivered with the digest that shows them, below
-                    continue
-                self._mark_delivered(group)
+                with self.claims.claim(f"{account_id}:{topic}") as mine:
+                    if not mine:  # another replica delivers this topic now: its notifications are theirs
+                        stats.skipped += len(group)
+                        continue
+                    group = self._still_due(group)  # what another replica delivered meanwhile is done
+                    if not group:
+                        continue
+                    try:
+                        outcome = self._deliver_topic(team_id, channel, tz, account_id, topic, group)
+                    except _Reschedule as exc:
+                        self._reschedule(group, exc.seconds, exc.reason)
+                        stats.rescheduled += len(group)
+                        if exc.channel_wide:
+                            self._pause(channel, exc.seconds, exc.reason, shared=not isinstance(exc, _NeedsAdmin))
+                        continue
+                    if outcome == "folded":  # marked delivered with the digest that shows them, below
+                        continue
+                    self._mark_delivered(group)
                 stats.accounts.add(account_id)
                 stats.delivered += len(group)
                 if outcome == "posted":
@@ -302,19 +317,27 @@ class Notifier:
 
     # ------------------------------------------------------------------------------------------ channels
 
-    def _pause(self, channel: str, seconds: float, reason: str) -> None:
-        """Pause ``channel`` for ``seconds`` (its notifications wait; the other channels go on)."""
+    def _pause(self, channel: str, seconds: float, reason: str, shared: bool = True) -> None:
+        """Pause ``channel`` for ``seconds`` (its notifications wait; the other channels go on): in every replica
+        when Slack set the time (a Retry-After, an outage's back-off: ``shared``), else for the rest of this pass
+        (a refusal the admins were told of: its notifications wait, and are due at once when it is fixed)."""
+        if shared:
+            self.pace.pause(channel, seconds, reason)
         until = time.monotonic() + seconds
         if until > self._paused.get(channel, (0.0, ""))[0]:
-            self._paused[channel] = (until, reason)
+            self._paused[channel] = (until, f"channel paused: {reason}")
 
     def _waiting(self, channel: str) -> tuple[float, str] | None:
-        """How long ``channel`` still waits and why (a pause, or its share of this pass used up), or None."""
+        """How long ``channel`` still waits and why (a pause any replica recorded, or its share of this pass used
+        up), or None. A channel found paused is not asked about again in this pass."""
+        if channel not in self._paused:
+            paused = self.pace.waiting(channel)
+            if paused is not None and paused[1].startswith("channel paused"):
+                self._paused[channel] = (time.monotonic() + paused[0], paused[1])
         until, reason = self._paused.get(channel, (0.0, ""))
         left = until - time.monotonic()
         if left > 0:
-            return left, f"channel paused: {reason}"
-        self._paused.pop(channel, None)
+            return left, reason
         if self._spent.get(channel, 0.0) > self.channel_budget_seconds:
             return 1.0, "slow channel: its answers used its share of the pass"
         return None
@@ -342,6 +365,13 @@ class Notifier:
                 row.last_error = reason[:500]
                 row.next_attempt_at = self.clock() + dt.timedelta(seconds=seconds)
         log.info("event=notification_rescheduled count=%d seconds=%.1f reason=%s", len(group), seconds, reason)
+
+    def _still_due(self, group: list[Notification]) -> list[Notification]:
+        """Those of ``group`` not delivered yet (another replica may have delivered them since they were read)."""
+        with self.sessions() as session:
+            due = set(session.scalars(select(Notification.id).where(
+                Notification.id.in_([n.id for n in group]), Notification.delivered_at.is_(None))))
+        return [n for n in group if n.id in due]
 
     def _mark_delivered(self, group: list[Notification]) -> None:
         with self.sessions() as session, session.begin():
@@ -694,57 +724,65 @@ class Notifier:
         folds, self._folds = self._folds, {}
         for account_id, fold in folds.items():
             self._current_account = account_id
-            waiting = self._waiting(fold.channel)
-            if waiting is not None:
-                self._reschedule(fold.notifications, *waiting)
-                stats.rescheduled += len(fold.notifications)
-                continue
-            topic, since = self._digest_topic(account_id)
-            with self.sessions() as session:
-                row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
-                                                                 SlackMessage.topic == topic)).first()
-                if row is not None:
-                    session.expunge(row)
-            state = dict(row.state or {}) if row is not None else {}
-            topics = sorted(set(state.get("topics") or []) | fold.topics)
-            if fold.earliest is not None:  # the digest counts from its earliest error
-                since = min(since, fold.earliest)
-            now = self.clock()
-            new_state = {**state, "since": since.isoformat(), "last": now.isoformat(), "topics": topics}
-            counts = self._digest_counts(account_id, topics)
-            message = blocks.digest_message(counts, sum(counts.values()), since, tz=fold.tz,
-                                            connection_id=fold.connection_id)
-            client = self.client_for(fold.team_id)
-            try:
-                if row is not None and row.ts:
-                    self._update(client, row, message, fold.channel)
-                else:
-                    self._post(client, account_id, topic, fold.channel, message, state=new_state)
-            except _Reschedule as exc:
-                self._reschedule(fold.notifications, exc.seconds, exc.reason)
-                stats.rescheduled += len(fold.notifications)
-                if exc.channel_wide:
-                    self._pause(fold.channel, exc.seconds, exc.reason)
-                log.info("event=digest_delayed account_id=%s reason=%s", account_id, exc.reason)
-                continue
-            with self.sessions() as session, session.begin():
-                msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
-                                                                 SlackMessage.topic == topic)).first()
-                if msg is not None:
-                    msg.state = new_state
-                self._mark_delivered_in(session, fold.notifications, now)
-            stats.delivered += len(fold.notifications)
-            stats.accounts.add(account_id)
+            with self.claims.claim(f"{account_id}:digest") as mine:
+                if mine:
+                    self._flush_digest(account_id, fold, stats)
+                else:  # another replica is updating this account's digest: these fold again next pass
+                    stats.skipped += len(fold.notifications)
+
+    def _flush_digest(self, account_id: int, fold: _Fold, stats: DeliveryStats) -> None:
+        """Post or update one account's digest for ``fold`` (see :meth:`_flush_digests`)."""
+        waiting = self._waiting(fold.channel)
+        if waiting is not None:
+            self._reschedule(fold.notifications, *waiting)
+            stats.rescheduled += len(fold.notifications)
+            return
+        topic, since = self._digest_topic(account_id)
+        with self.sessions() as session:
+            row = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                             SlackMessage.topic == topic)).first()
+            if row is not None:
+                session.expunge(row)
+        state = dict(row.state or {}) if row is not None else {}
+        topics = sorted(set(state.get("topics") or []) | fold.topics)
+        if fold.earliest is not None:  # the digest counts from its earliest error
+            since = min(since, fold.earliest)
+        now = self.clock()
+        new_state = {**state, "since": since.isoformat(), "last": now.isoformat(), "topics": topics}
+        counts = self._digest_counts(account_id, topics)
+        message = blocks.digest_message(counts, sum(counts.values()), since, tz=fold.tz,
+                                        connection_id=fold.connection_id)
+        client = self.client_for(fold.team_id)
+        try:
+            if row is not None and row.ts:
+                self._update(client, row, message, fold.channel)
+            else:
+                self._post(client, account_id, topic, fold.channel, message, state=new_state)
+        except _Reschedule as exc:
+            self._reschedule(fold.notifications, exc.seconds, exc.reason)
+            stats.rescheduled += len(fold.notifications)
+            if exc.channel_wide:
+                self._pause(fold.channel, exc.seconds, exc.reason, shared=not isinstance(exc, _NeedsAdmin))
+            log.info("event=digest_delayed account_id=%s reason=%s", account_id, exc.reason)
+            return
+        with self.sessions() as session, session.begin():
+            msg = session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
+                                                             SlackMessage.topic == topic)).first()
+            if msg is not None:
+                msg.state = new_state
+            self._mark_delivered_in(session, fold.notifications, now)
+        stats.delivered += len(fold.notifications)
+        stats.accounts.add(account_id)
 
     # ------------------------------------------------------------------------------------------ Slack calls
 
     def _check_pace(self, channel: str) -> None:
-        """About one post a second per channel: a post due sooner is rescheduled (never slept for)."""
-        last = self._last_post.get(channel)
-        if last is not None and self.post_interval > 0:
-            wait = self.post_interval - (time.monotonic() - last)
-            if wait > 0:
-                raise _Reschedule(wait, "paced: about one post a second per channel")
+        """Take the channel's turn to post, for every replica (about one post a second per channel, and no post
+        while the channel is paused): a post due sooner is rescheduled, never slept for."""
+        if self.post_interval > 0:
+            wait = self.pace.take(channel, self.post_interval)
+            if wait is not None:
+                raise _Reschedule(*wait)
 
     def _claim(self, account_id: int, topic: str, channel: str,
                state: dict[str, Any] | None) -> tuple[int, dt.datetime | None, str, bool, str | None]:
@@ -810,7 +848,6 @@ class Notifier:
                       message: dict[str, Any], thread_ts: str | None = None) -> tuple[str, str]:
         """Post the claimed row's message (with its metadata) and store where it went: (channel, ts)."""
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
-        self._last_post[channel] = time.monotonic()
         answer = self._call(client.chat_postMessage, channel=channel, metadata=self._metadata(account_id, topic),
                             **extra, **message)
         where, ts = str(answer.get("channel") or channel), str(answer["ts"])

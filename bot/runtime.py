@@ -150,9 +150,11 @@ class SlackRuntime:
         return f"{self.settings.public_url.rstrip('/')}/oauth/quickbooks/start?state={state}"
 
     def start_background(self) -> threading.Thread:
-        """Start the notifier loop in a thread (what `syncbot serve` and `syncbot demo` do as they start). With
-        several processes on one database, one delivers at a time (the ``notifier`` lease, as long as
-        SCHEDULER_LEASE_SECONDS); the others take over when it dies.
+        """Start the notifier loop in a thread (what `syncbot serve` and `syncbot demo` do as they start). On
+        PostgreSQL every process delivers: each topic is claimed by one of them at a time
+        (`bot.delivery_state.TopicClaims`) and each channel's pace and pauses are kept in the database. On SQLite
+        (one process is the design) a second process on the same file stands by: one delivers at a time (the
+        ``notifier`` lease, as long as SCHEDULER_LEASE_SECONDS), and another takes over when it dies.
 
         First, attempts that a process killed during them left pending (their messages still say "Retrying…")
         are settled by the engine (``recover_pending``): back to error, and the notifier draws their messages
@@ -167,8 +169,9 @@ class SlackRuntime:
                 log.warning("event=pending_attempts_recovered count=%d", recovered)
         except Exception:  # never keep the app from starting: the scheduler's resume job tries again
             log.exception("event=pending_recovery_failed")
-        lease = Lease(self.services.sessions, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-                      self.settings.scheduler_lease_seconds, name="notifier")
+        lease = None if self.notifier.claims.shared else Lease(
+            self.services.sessions, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            self.settings.scheduler_lease_seconds, name="notifier")
         thread = threading.Thread(target=self.notifier.run, args=(self.stop,), kwargs={"lease": lease},
                                   name="syncbot-notifier", daemon=True)
         thread.start()

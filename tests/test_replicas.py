@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from tests.conftest import PG_ENV
 
@@ -65,7 +65,7 @@ def test_replicas_starting_at_once_on_an_empty_database_migrate_it_once(fresh_pg
 # ------------------------------------------------------------------------------------------------ roles
 
 
-def _serve(stack: Any, *roles: str, port: int) -> subprocess.Popen[str]:
+def _serve(stack: Any, *roles: str, port: int, verbose: bool = False) -> subprocess.Popen[str]:
     from tests.test_retry_all_faults import _cli_env
 
     s = stack.rt.settings
@@ -75,7 +75,8 @@ def _serve(stack: Any, *roles: str, port: int) -> subprocess.Popen[str]:
            "SLACK_DEFAULT_CHANNEL": s.slack_default_channel or "", "SCHEDULER_LEASE_SECONDS": "1",
            "PYTHONUNBUFFERED": "1"}
     args = [a for r in roles for a in ("--role", r)]
-    return subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--host",
+    return subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", *(["-v"] if verbose else []),
+                             "serve", "--host",
                              "127.0.0.1", "--port", str(port), *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -169,3 +170,62 @@ def test_three_processes_share_one_quickbooks_budget_and_meet_no_429(services: A
     assert qbo.standin.stats(qbo.realm)["throttled"] == 0, outs
     copies = Counter(str(i["DocNumber"]) for i in qbo.standin.entities(qbo.realm, "Invoice"))
     assert len(copies) == 180 and set(copies.values()) == {1}, outs
+
+
+# ------------------------------------------------------------------------------------------------ delivery
+
+
+@needs_pg
+def test_three_replicas_deliver_a_burst_together_and_post_each_message_once(stack: Any) -> None:
+    """Twelve accounts, each in a channel of its own, record five sync errors each (as the engine records them:
+    the entry and its outbox row together). Three `syncbot serve --role worker` on one PostgreSQL deliver them
+    together (each topic claimed by one replica at a time, each channel's pace kept in the database): every
+    process posts some, every error has one message, and no message is posted twice."""
+    from collections import Counter
+
+    from bot.models import Workspace
+    from sandbox.serve import free_port
+    from sandbox.slack import config as slack_cfg
+    from sync.engine import record_topic
+    from sync.models import Account, Connection, ConnectionStatus, Notification, SyncLogEntry, utcnow
+    from tests.conftest import wait_for
+
+    channels = [f"CBURST{i:04d}" for i in range(12)]
+    with stack.rt.services.sessions() as session, session.begin():
+        for n, channel in enumerate(channels):
+            stack.slack.standin.add_channel(slack_cfg.DEFAULT_TEAM_ID, channel, f"syncs-{n}", bot_member=True,
+                                            members=[slack_cfg.OWNER_USER_ID])
+            account = Account(name=f"Builders {n}", timezone="America/Chicago")
+            session.add(account)
+            session.flush()
+            session.add(Workspace(team_id=f"TBURST{n:04d}", account_id=account.id, channel_id=channel))
+            conn = Connection(account_id=account.id, realm_id=f"9130BURST{n:04d}",
+                              status=ConnectionStatus.CONNECTED.value)
+            session.add(conn)
+            session.flush()
+            for record_id in range(1, 6):
+                entry = SyncLogEntry(account_id=account.id, connection_id=conn.id, entity="contact",
+                                     record_id=record_id,
+                                     record_label=f"Client {n}-{record_id}", direction="push", status="error",
+                                     kind="duplicate", details="The name supplied already exists.",
+                                     codes="6240", http_status=400, attempt=1, actor="test", created_at=utcnow())
+                session.add(entry)
+                session.flush()
+                session.add(Notification(account_id=account.id, topic=record_topic(conn.id, "contact", record_id),
+                                         event="error", entry_id=entry.id, created_at=utcnow()))
+    workers = [_serve(stack, "worker", port=free_port(), verbose=True) for _ in range(3)]
+    try:
+        def pending() -> int:
+            with stack.rt.services.sessions() as session:
+                return session.scalar(select(func.count()).select_from(Notification).where(
+                    Notification.delivered_at.is_(None))) or 0
+        wait_for(lambda: pending() == 0, timeout=120)
+    finally:
+        outs = [_stop(w) for w in workers]
+    posts = [c for c in stack.slack.standin.calls("chat.postMessage") if c.ok and c.params.get("channel") in channels]
+    assert len(posts) == 60, (Counter(c.params.get("channel") for c in posts), [o[-3000:] for o in outs])
+    for channel in channels:
+        texts = [m.text for m in stack.slack.standin.messages(channel)]
+        assert len(texts) == 5 and len(set(texts)) == 5, texts
+    posted_by = [out.count("event=slack_posted") for out in outs]
+    assert sum(posted_by) == 60 and all(n > 0 for n in posted_by), posted_by

@@ -8,9 +8,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.blocks import ids
+from bot.models import SlackChannelPace
 from sandbox.slack import config as slack_cfg
 from sync.models import Connection, Contact, Incident, Item, Notification, SyncLogEntry
 from tests.conftest import CHANNEL, QBO, Stack, wait_for
@@ -36,6 +37,7 @@ def deliver_all(stack: Stack, rounds: int = 40) -> None:
             soonest = min((n.next_attempt_at for n in waiting if n.next_attempt_at is not None), default=None)
             for n in waiting:
                 n.next_attempt_at = None  # time travel: the reschedule is due
+            session.execute(update(SlackChannelPace).values(paused_until=None, next_post_at=None))  # and the pause
         wait = (soonest - stack.rt.notifier.clock()).total_seconds() if soonest is not None else 0.0
         time.sleep(min(max(wait, 0.05), 1.1))
     raise AssertionError("notifications still pending")
