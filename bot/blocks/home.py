@@ -17,7 +17,15 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, actions, button, context, divider, fields_section, fit, header, section
-from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for, offers_retry, token_state
+from bot.blocks.messages import (
+    STATUS_EMOJI,
+    attr,
+    company_label,
+    entry_meaning,
+    kind_info_for,
+    offers_retry,
+    token_state,
+)
 from bot.blocks.text import (
     VIEW_BLOCKS_MAX,
     TzLike,
@@ -25,7 +33,6 @@ from bot.blocks.text import (
     format_time,
     mrkdwn,
     plural,
-    provider_name,
     record_name,
 )
 from sync.diagnosis import FixAction, KindInfo, severity
@@ -76,9 +83,7 @@ def _card(card: ConnectionCard, tz: TzLike, now: dt.datetime) -> list[Block]:
     emoji, word = CONNECTION_STATUS.get(status, (":white_circle:", mrkdwn(status, 40)))
     if status == "rate_limited" and attr(conn, "paused_until") is not None:
         word = f"Paused until {format_time(attr(conn, 'paused_until'), tz)}: resumes by itself"
-    title = provider_name(attr(conn, "provider"))
-    if attr(conn, "realm_id"):
-        title += f" company {mrkdwn(attr(conn, 'realm_id'), 64)}"
+    title = company_label(conn)
     if card.account_name:
         title += f" · {mrkdwn(card.account_name, 200)}"
 

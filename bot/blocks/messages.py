@@ -452,12 +452,20 @@ def attempt_note(entry: Any) -> Message:
 # ------------------------------------------------------------------------------------------------ incidents
 
 
-def _connection_label(connection: Any, account_name: str | None = None) -> str:
-    """``QuickBooks company 9130…`` (· account), escaped."""
+def company_label(connection: Any) -> str:
+    """``QuickBooks company Acme Builders LLC``: the company's name as QuickBooks gives it (CompanyInfo, kept on
+    the connection when it was authorized), else its realm id (``QuickBooks company 9130…``), else ``QuickBooks``;
+    escaped. Every surface that names a connection's company uses this."""
     label = provider_name(attr(connection, "provider"))
-    realm = attr(connection, "realm_id")
-    if realm:
-        label += f" company {mrkdwn(realm, 64)}"
+    name = attr(connection, "company_name") or attr(connection, "realm_id")
+    if name:
+        label += f" company {mrkdwn(name, 200)}"
+    return label
+
+
+def _connection_label(connection: Any, account_name: str | None = None) -> str:
+    """``QuickBooks company Acme Builders LLC`` (· account), escaped."""
+    label = company_label(connection)
     if account_name:
         label += f" · {mrkdwn(account_name, 200)}"
     return label
@@ -851,7 +859,7 @@ def status_message(rows: Sequence[tuple[Any, Mapping[str, int], int | None]], *,
         last_text = format_time(last, tz) if last else "never"
         days_text = f"token: {token_state(attr(conn, 'status'), days)}"
         errors = sum(counts.values())
-        lines.append(f"*{provider_name(attr(conn, 'provider'))}* ({mrkdwn(attr(conn, 'realm_id') or '-', 40)}): "
+        lines.append(f"*{company_label(conn)}*: "
                      f"{state} · last sync {last_text} · {days_text} · {plural(errors, 'open error')}")
     return message("Connections: " + "; ".join(line.replace("*", "") for line in lines)[:2900],
                    [section("\n".join(lines))])
