@@ -20,6 +20,7 @@ from bot.blocks.kit import Block, actions, button, context, divider, fields_sect
 from bot.blocks.messages import (
     STATUS_EMOJI,
     attr,
+    authorization_ends,
     company_label,
     entry_meaning,
     kind_info_for,
@@ -68,12 +69,8 @@ class ConnectionCard:
 def days_left(connection: Any, now: dt.datetime) -> int | None:
     """Whole days until the connection's authorization runs out (the earlier of Intuit's rolling 100-day and
     absolute five-year limits); None when unknown."""
-    ends = [t for t in (attr(connection, "refresh_expires_at"), attr(connection, "refresh_hard_expires_at"))
-            if t is not None]
-    if not ends:
-        return None
-    end = min(t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in ends)
-    return (end - now).days
+    end = authorization_ends(connection)
+    return None if end is None else (end - now).days
 
 
 def _card(card: ConnectionCard, tz: TzLike, now: dt.datetime) -> list[Block]:

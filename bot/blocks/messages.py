@@ -62,6 +62,7 @@ from bot.blocks.text import (
     record_name,
     slack_date,
     truncate,
+    truncate_mrkdwn,
 )
 from bot.blocks.totals import mismatch_buttons, refused_by_provider, totals_blocks
 from sync.diagnosis import KINDS, FixAction, Kind, KindInfo, kind_info, severity
@@ -311,6 +312,20 @@ def _resolved_line(entry: Any, state: EntryState, tz: TzLike, first_error_at: dt
     return " · ".join(parts)
 
 
+#: Slack's date tokens of a refused click's time: the card's notice is about a moment of today.
+CLICK_TIME_TOKENS = "{time}"
+
+
+def click_notice(button: str, who: str, at: dt.datetime, reason: str, *, tz: TzLike = None,
+                 outcome: str = "was refused") -> str:
+    """A refused click as the card it was clicked on shows it to everyone in the channel, so it reads as an event:
+    ``Retry by mia at <!date^…^{time}|10:02 AM> was refused: it needs Owner or Admin permissions. Ask …`` (mrkdwn:
+    ``button``, ``who`` and ``reason`` escaped; the time as Slack's date token, each reader's own zone). The card
+    shows it until it is next drawn, for any reason."""
+    return (f"{mrkdwn(button, 60)} by {mrkdwn(who, 100)} at {slack_date(at, tz, CLICK_TIME_TOKENS)} {outcome}: "
+            f"{mrkdwn(reason, 400)}")
+
+
 def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike = None,
                   reconnect_url: str | None = None, account_name: str | None = None,
                   retrying_by: str | None = None, attempts: int | None = None,
@@ -330,10 +345,11 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     attempt count (default ``entry.attempt``), for a duplicate the name of the QuickBooks record found ("Link to
     …"); ``waiting``: the connection the record depends on cannot take requests (``reconnect``, ``rate_limited``
     until ``waiting_until``, ``subscription``): the card says so and offers Reconnect instead of fixes that cannot
-    run; ``notice``: why a click was just refused, who can help and what to click (plain text, shown on the card
-    where the person clicked); ``was_kind`` and ``first_error_at``: for a resolved card, what it was and since
-    when; ``record_text``: the record as people name it (a payment by amount and date) instead of its label;
-    ``related``: (text, link) of the record this one waits on (the deleted invoice's own card).
+    run; ``notice``: a click just refused, as :func:`click_notice` says it (who, when, why, who can help and what
+    to click: mrkdwn, shown on the card where the person clicked until the card is next drawn); ``was_kind`` and
+    ``first_error_at``: for a resolved card, what it was and since when; ``record_text``: the record as people
+    name it (a payment by amount and date) instead of its label; ``related``: (text, link) of the record this
+    one waits on (the deleted invoice's own card).
     Out: ``{"text", "blocks"}`` for chat.postMessage / chat.update, valid whatever the details hold.
     """
     state = entry_state(entry, retrying_by)
@@ -385,7 +401,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     if state == "open" and info is not None and info.kind == Kind.TOTAL_MISMATCH:
         blocks.extend(totals_blocks(attr(entry, "data")))
     if notice:
-        blocks.append(context(f":no_entry: {mrkdwn(notice, 600)}"))
+        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
 
     buttons: list[dict[str, Any]] = []
     if state == "open" and info is not None:
@@ -499,7 +515,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
     by itself (``connection.paused_until``, as Slack's date token so each viewer reads their own time) and offers
     Sync Now, the help article's fix ("Wait 15 minutes and click Sync Now to retry"): one request tries whether
     QuickBooks takes requests again before that (:meth:`sync.engine.SyncEngine.try_resume`); subscription offers
-    Sync Now. ``notice``: why a click on it was just refused, who can help and what to click (plain text).
+    Sync Now. ``notice``: a click on it just refused (:func:`click_notice`, mrkdwn).
     """
     info = kind_info_for(attr(incident, "kind")) or KINDS[Kind.UNKNOWN]
     where = _connection_label(connection, account_name)
@@ -557,7 +573,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
         text = f"Error: {info.title}: {where}. {plural(waiting_count, 'record')} waiting."
     blocks.append(context(f"Since {opened}"))
     if notice:
-        blocks.append(context(f":no_entry: {mrkdwn(notice, 600)}"))
+        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
     blocks.append(actions(buttons))
     return message(text, blocks)
 
@@ -779,13 +795,25 @@ def _kind_title(kind: object) -> str:
 # ------------------------------------------------------------------------------------------------ expiry
 
 
+def authorization_ends(connection: Any) -> dt.datetime | None:
+    """When the connection's authorization runs out (UTC): the earlier of Intuit's rolling 100-day and absolute
+    five-year limits; None when unknown."""
+    ends = [t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+            for t in (attr(connection, "refresh_expires_at"), attr(connection, "refresh_hard_expires_at"))
+            if t is not None]
+    return min(ends) if ends else None
+
+
 def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | None = None,
-                    account_name: str | None = None, reason: str = "refresh") -> Message:
+                    account_name: str | None = None, reason: str = "refresh", sample: bool = False,
+                    tz: TzLike = None, notice: str | None = None) -> Message:
     """A warning that the connection's authorization runs out in ``days_left`` days, with Reconnect.
 
     ``reason``: ``refresh`` (the refresh token expires after 100 days without use), ``hard`` (its five-year
     limit, Intuit's November 2025 policy) or ``age`` (connected 90 days ago: the help article's "reconnect
-    proactively every 90 days")."""
+    proactively every 90 days"). ``sample``: sent on demand (`/sync-log demo reminder`) with a made-up
+    ``days_left``, so a context line says so and gives the connection's real expiry (:func:`authorization_ends`,
+    as Slack's date token). ``notice``: a line drawn under the buttons (a refused click, :func:`refusal_notice`)."""
     where = _connection_label(connection, account_name)
     if reason == "age":
         headline = "was connected 90 days ago"
@@ -803,7 +831,16 @@ def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | Non
                 f"{EXPIRY_ADVICE} Reconnecting takes a minute, and the sync carries on without a gap."),
         actions([button("Reconnect", ids.RECONNECT, attr(connection, "id"), url=reconnect_url, style="primary")]),
     ]
-    return message(f"Your {provider_name(attr(connection, 'provider'))} connection {headline}: reconnect.", blocks)
+    text = f"Your {provider_name(attr(connection, 'provider'))} connection {headline}: reconnect."
+    if sample:
+        ends = authorization_ends(connection)
+        really = (f"your connection really expires {slack_date(ends, tz)}" if ends is not None
+                  else "your connection's real expiry is not known")
+        blocks.append(context(f"Sample reminder: {really}."))
+        text = f"Sample reminder: {text}"
+    if notice:
+        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
+    return message(text, blocks)
 
 
 # ------------------------------------------------------------------------------------------------ reconnect
