@@ -52,6 +52,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks
+from bot.blocks.messages import connection_waiting
 from bot.lease import Lease
 from bot.models import ScheduledSend, SlackMessage, Workspace
 from bot.slack_errors import CHANNEL_ERRORS, Problem, Refusal, classify, describe, retry_after_seconds
@@ -1069,24 +1070,6 @@ class Notifier:
                 self._tell_admins_of(query, text)
             except Exception:
                 log.exception("event=admin_problem_report_failed team=%s", team)
-
-
-def connection_waiting(conn: Connection | None, now: dt.datetime) -> tuple[str | None, dt.datetime | None]:
-    """What a record's card waits on, from its connection's state: ``reconnect`` (authentication expired or
-    revoked), ``rate_limited`` (paused until the returned time), ``subscription`` (suspended), or None."""
-    if conn is None:
-        return None, None
-    status = str(conn.status or "")
-    if status in ("expired", "revoked"):
-        return "reconnect", None
-    if status == "suspended":
-        return "subscription", None
-    paused = conn.paused_until
-    if paused is not None and paused.tzinfo is None:
-        paused = paused.replace(tzinfo=dt.UTC)
-    if status == "rate_limited" or (paused is not None and paused > now):
-        return "rate_limited", paused
-    return None, None
 
 
 class _GoneMessage(Exception):

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from bot import blocks
 from bot.blocks.kit import context, section
-from bot.blocks.messages import stopped_note
+from bot.blocks.messages import authorization_ends, connection_waiting, stopped_note
 from bot.models import SlackMessage
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
@@ -105,11 +105,14 @@ def log_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequenc
     """A page of the tenant's sync log for ``words`` (filters). Raises FilterError / BadWords."""
     check_filter_words(words)
     flt = parse_filter(list(words), account_id=tenant.account_id)
+    now = utcnow()
     with rt.services.sessions() as session:
         result = page(session, flt, before=before, after=after, size=10)
+        conns = session.scalars(select(Connection).where(Connection.account_id == tenant.account_id))
+        waiting = {c.id: w for c in conns if (w := connection_waiting(c, now)[0])}  # as the cards say it
         session.expunge_all()
     return blocks.log_page(result, tz=user.tz or tenant.timezone, filter_text=" ".join(words),
-                           connection_id=tenant.connection_id)
+                           connection_id=tenant.connection_id, waiting=waiting)
 
 
 def status_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def status_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str
     now = utcnow()
     with rt.services.sessions() as session:
         for conn in session.scalars(select(Connection).where(Connection.account_id == tenant.account_id)):
-            expiry = min((t for t in (conn.refresh_expires_at, conn.refresh_hard_expires_at) if t), default=None)
+            expiry = authorization_ends(conn)
             days = (expiry - now).days if expiry else None
             rows.append((conn, rt.services.engine.counts(conn.id), days))
         session.expunge_all()

@@ -242,13 +242,50 @@ def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
     return out
 
 
+def connection_waiting(conn: Any, now: dt.datetime) -> tuple[str | None, dt.datetime | None]:
+    """What a record's error waits on, from its connection's state (duck-typed Connection): ``reconnect``
+    (authentication expired or revoked), ``rate_limited`` (paused until the returned time), ``subscription``
+    (suspended), or None. The one rule of every surface: the card (``waiting`` of :func:`error_message`), the sync
+    log's rows and the App Home's (:func:`row_button`)."""
+    if conn is None:
+        return None, None
+    status = str(attr(conn, "status") or "")
+    if status in ("expired", "revoked"):
+        return "reconnect", None
+    if status == "suspended":
+        return "subscription", None
+    paused = attr(conn, "paused_until")
+    if paused is not None and paused.tzinfo is None:
+        paused = paused.replace(tzinfo=dt.UTC)
+    if status == "rate_limited" or (paused is not None and paused > now):
+        return "rate_limited", paused
+    return None, None
+
+
+#: What a record waiting on its connection is called (the card's context line, a row of the log or the App Home).
+WAITING_TITLES = {
+    "reconnect": "Waiting for Reconnect",
+    "rate_limited": "Waiting for the rate limit",
+    "subscription": "Waiting for the QuickBooks subscription",
+}
 #: What a card waiting on its connection says on its context line (``waiting`` of :func:`error_message`); it
 #: offers Reconnect (or nothing, for a pause that ends by itself) instead of fixes that cannot run.
 WAITING_LINES = {
-    "reconnect": ":hourglass_flowing_sand: *Waiting for Reconnect:* the connection's authentication expired",
-    "rate_limited": ":hourglass_flowing_sand: *Waiting for the rate limit:* syncing resumes by itself{until}",
-    "subscription": ":hourglass_flowing_sand: *Waiting for the QuickBooks subscription* to be renewed",
+    "reconnect": f":hourglass_flowing_sand: *{WAITING_TITLES['reconnect']}:* the connection's authentication expired",
+    "rate_limited": f":hourglass_flowing_sand: *{WAITING_TITLES['rate_limited']}:* syncing resumes by itself{{until}}",
+    "subscription": f":hourglass_flowing_sand: *{WAITING_TITLES['subscription']}* to be renewed",
 }
+
+
+def row_button(entry: Any, waiting: str | None) -> dict[str, Any] | None:
+    """The button a row of the sync log or the App Home offers for a record's open error, as its card does:
+    Reconnect while its connection waits for Reconnect (``waiting``, :func:`connection_waiting`), nothing while it
+    waits on a rate-limit pause or the subscription, else Retry where the card offers it (:func:`offers_retry`)."""
+    if waiting == "reconnect":
+        return button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"))
+    if waiting is not None or not offers_retry(entry):
+        return None
+    return button("Retry", ids.RETRY, attr(entry, "id"))
 
 
 def _arrow(entry: Any) -> str:
