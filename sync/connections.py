@@ -56,7 +56,8 @@ def finish_authorization(sessions: sessionmaker[Session], oauth: QuickBooksOAuth
                 oauth.revoke(token_set.refresh_token)
             except Exception:
                 log.warning("event=revoke_after_wrong_realm_failed connection_id=%s", connection_id)
-            raise ValueError(f"this connection syncs with QuickBooks company {conn.realm_id}, not {realm_id}: "
+            named = f"{conn.company_name} ({conn.realm_id})" if conn.company_name else conn.realm_id
+            raise ValueError(f"this connection syncs with QuickBooks company {named}, not {realm_id}: "
                              "disconnect it first to switch companies")
         tokens.store(session, conn, token_set, by=by)
     log.info("event=connection_authorized connection_id=%s realm=%s by=%s", connection_id, realm_id, by)

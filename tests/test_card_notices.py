@@ -83,3 +83,13 @@ def test_a_refusal_on_a_card_is_gone_when_the_card_is_next_drawn(stack: Stack, q
         return text if "Waiting for Reconnect" in text else None
 
     assert "was refused" not in wait_for(redrawn)
+
+
+def test_a_sample_reminder_without_a_known_expiry_says_so() -> None:
+    from bot.blocks.messages import expiry_reminder
+
+    conn = {"id": 1, "provider": "quickbooks", "realm_id": "9130357766900456", "company_name": "Acme Builders LLC"}
+    msg = expiry_reminder(conn, 14, sample=True)
+    assert msg["blocks"][-1]["elements"][0]["text"] == "Sample reminder: your connection's real expiry is not known."
+    assert "Sample" not in str(expiry_reminder(conn, 14))  # a real reminder is not marked
+    assert "QuickBooks company Acme Builders LLC" in msg["blocks"][0]["text"]["text"]
