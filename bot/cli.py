@@ -318,7 +318,12 @@ def connect(account: AccountOpt = None,
             raise _fail(f"QuickBooks refused the authorization: {exc.diagnosis.details}") from None
         except ValueError as exc:
             raise _fail(str(exc), 2) from None
-        typer.echo(f"connected to QuickBooks company {realm_id}")
+        from sync.models import Connection
+
+        with services.sessions() as session:
+            conn = session.get(Connection, conn_id)
+            name = conn.company_name if conn is not None else None  # read from CompanyInfo as it connected
+        typer.echo(f"connected to QuickBooks company {realm_id}" + (f" ({name})" if name else ""))
         _print_summary(summary)
     finally:
         services.close()

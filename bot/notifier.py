@@ -55,6 +55,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks
+from bot.blocks.messages import connection_waiting
 from bot.delivery_state import ChannelPace, TopicClaims, shared_by_replicas
 from bot.lease import Lease
 from bot.models import ScheduledSend, SlackMessage, Workspace
@@ -622,25 +623,38 @@ class Notifier:
         self._post(self.client_for(team_id), account_id, topic, channel, message)
         return "posted"
 
+    def render_reminder(self, send_id: int, tz: str, notice: str | None = None) -> tuple[int, dict[str, Any]] | None:
+        """The token-expiry reminder queued as ScheduledSend ``send_id`` (``bot.blocks.expiry_reminder``), with its
+        account id, drawn as it stands: the days left until the expiry it was queued for, marked a sample when it
+        was sent on demand, and ``notice`` (a refused click's line); None when the reminder or its connection is
+        gone. Drawing it asks QuickBooks nothing."""
+        with self.sessions() as session:
+            send = session.get(ScheduledSend, send_id)
+            conn = session.get(Connection, send.connection_id) if send and send.connection_id else None
+            if send is None or conn is None:
+                return None
+            account = session.get(Account, conn.account_id)
+            session.expunge(conn)
+            data = dict(send.data or {})
+            name = account.name if account else None
+        expires = dt.datetime.fromisoformat(data["expires_at"]) if data.get("expires_at") else None
+        days_left = int((expires - self.clock()).total_seconds() // 86400) if expires else None
+        return conn.account_id, blocks.expiry_reminder(
+            conn, days_left if days_left is not None else -1, account_name=name,
+            reason=str(data.get("basis") or "refresh"), sample=bool(data.get("on_demand")), tz=tz, notice=notice)
+
     def _deliver_reminder(self, team_id: str, channel: str, tz: str, account_id: int, topic: str) -> str:
         """A token-expiry reminder queued by the scheduler: once in the channel, and once as a DM to each of the
         account's admins (the admin list and whoever set syncbot up). A DM that Slack refuses is logged and not
         retried: the channel message is the reminder of record."""
+        send_id = int(topic.split(":", 1)[1])
+        drawn = self.render_reminder(send_id, tz)
+        if drawn is None or drawn[0] != account_id:
+            return "skipped"
+        message = drawn[1]
         with self.sessions() as session:
-            send = session.get(ScheduledSend, int(topic.split(":", 1)[1]))
-            conn = session.get(Connection, send.connection_id) if send and send.connection_id else None
             ws = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).first()
-            account = session.get(Account, account_id)
-            if send is None or conn is None:
-                return "skipped"
-            session.expunge(conn)
-            data = dict(send.data or {})
             users = [u for u in [*(ws.admin_user_ids or []), ws.installer_user_id] if u] if ws else []
-            name = account.name if account else None
-        expires = dt.datetime.fromisoformat(data["expires_at"]) if data.get("expires_at") else None
-        days_left = int((expires - self.clock()).total_seconds() // 86400) if expires else None
-        message = blocks.expiry_reminder(conn, days_left if days_left is not None else -1, account_name=name,
-                                         reason=str(data.get("basis") or "refresh"))
         client = self.client_for(team_id)
         outcome = "skipped"
         if not self._posted(account_id, topic):
@@ -1084,24 +1098,6 @@ class Notifier:
                 self._tell_admins_of(query, text)
             except Exception:
                 log.exception("event=admin_problem_report_failed team=%s", team)
-
-
-def connection_waiting(conn: Connection | None, now: dt.datetime) -> tuple[str | None, dt.datetime | None]:
-    """What a record's card waits on, from its connection's state: ``reconnect`` (authentication expired or
-    revoked), ``rate_limited`` (paused until the returned time), ``subscription`` (suspended), or None."""
-    if conn is None:
-        return None, None
-    status = str(conn.status or "")
-    if status in ("expired", "revoked"):
-        return "reconnect", None
-    if status == "suspended":
-        return "subscription", None
-    paused = conn.paused_until
-    if paused is not None and paused.tzinfo is None:
-        paused = paused.replace(tzinfo=dt.UTC)
-    if status == "rate_limited" or (paused is not None and paused > now):
-        return "rate_limited", paused
-    return None, None
 
 
 class _GoneMessage(Exception):

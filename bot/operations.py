@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from bot import blocks
 from bot.blocks.kit import context, section
-from bot.blocks.messages import stopped_note
+from bot.blocks.messages import authorization_ends, connection_waiting, stopped_note
 from bot.models import SlackMessage
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
@@ -105,11 +105,14 @@ def log_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequenc
     """A page of the tenant's sync log for ``words`` (filters). Raises FilterError / BadWords."""
     check_filter_words(words)
     flt = parse_filter(list(words), account_id=tenant.account_id)
+    now = utcnow()
     with rt.services.sessions() as session:
         result = page(session, flt, before=before, after=after, size=10)
+        conns = session.scalars(select(Connection).where(Connection.account_id == tenant.account_id))
+        waiting = {c.id: w for c in conns if (w := connection_waiting(c, now)[0])}  # as the cards say it
         session.expunge_all()
     return blocks.log_page(result, tz=user.tz or tenant.timezone, filter_text=" ".join(words),
-                           connection_id=tenant.connection_id)
+                           connection_id=tenant.connection_id, waiting=waiting)
 
 
 def status_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def status_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[str
     now = utcnow()
     with rt.services.sessions() as session:
         for conn in session.scalars(select(Connection).where(Connection.account_id == tenant.account_id)):
-            expiry = min((t for t in (conn.refresh_expires_at, conn.refresh_hard_expires_at) if t), default=None)
+            expiry = authorization_ends(conn)
             days = (expiry - now).days if expiry else None
             rows.append((conn, rt.services.engine.counts(conn.id), days))
         session.expunge_all()
@@ -179,16 +182,18 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
             if not reply.through_response_url and not (channel and ts):  # clicked on the App Home: say how it went
                 reply.now({"text": _outcome_text(action, result)})
         except InProgress:
-            notice = "Already retrying this record: this card updates when it is done."
+            notice = _notice(tenant, user, action, "already retrying this record: this card updates when it is "
+                             "done.", clicked_at, outcome="was not needed")
             reply.now({"text": "Already retrying this record: the message updates when it is done."})
         except NothingToRetry as exc:
-            notice = str(exc)
+            notice = _notice(tenant, user, action, str(exc), clicked_at)
             reply.now({"text": f"{exc}"})
         except ConnectionUnavailable as exc:
-            notice = _waiting_notice(exc, BUTTON_WORDS.get(action, "that"), user.tz or tenant.timezone)
+            notice = _notice(tenant, user, action, _waiting_notice(exc, BUTTON_WORDS.get(action, "that"),
+                                                                   tenant.timezone), clicked_at)
             reply.now({"text": f"{exc} Use /sync-log reconnect." if exc.kind == "auth_expired" else str(exc)})
         except EngineError as exc:
-            notice = str(exc)
+            notice = _notice(tenant, user, action, str(exc), clicked_at)
             reply.now({"text": str(exc)})
         finally:
             _home_changed(rt, tenant, user)
@@ -209,13 +214,22 @@ BUTTON_WORDS = {"retry": "Retry", "unlink": "Unlink", "recreate": "Re-create in 
                 "keep_provider_totals": "Keep QuickBooks' totals", "send_own_tax": "Send JobsiteOn's tax and retry"}
 
 
+def _notice(tenant: Tenant, user: UserInfo, action: str, reason: str, at: dt.datetime | None = None, *,
+            outcome: str = "was refused") -> str:
+    """The card's line for a click that could not act (``blocks.click_notice``): the button, who clicked, when
+    (Slack's date token), and ``reason``."""
+    return blocks.click_notice(BUTTON_WORDS.get(action, "That button"), user.name, at or utcnow(), reason,
+                               tz=tenant.timezone, outcome=outcome)
+
+
 def _waiting_notice(exc: ConnectionUnavailable, button: str, tz: str | None) -> str:
-    """Why a fix could not run while the connection waits, and what to click instead."""
+    """Why a fix could not run while the connection waits, and what to click instead (after "Retry by … was
+    refused:")."""
     if exc.kind == "auth_expired":
-        return (f"{button} can't run while the QuickBooks connection waits for Reconnect. An Owner or Admin clicks "
-                f"Reconnect (here or on the connection's message); then {button} works.")
+        return (f"the QuickBooks connection waits for Reconnect. An Owner or Admin clicks Reconnect (here or on the "
+                f"connection's message); then {button} works.")
     if exc.kind == "rate_limited" and exc.until is not None:
-        return (f"{button} can't run during QuickBooks' rate-limit pause: syncing resumes by itself at "
+        return (f"QuickBooks' rate-limit pause: syncing resumes by itself at "
                 f"{blocks.format_time(exc.until, tz)}.")
     return str(exc)
 
@@ -230,14 +244,15 @@ def who_can_help(rt: SlackRuntime, tenant: Tenant) -> str:
 
 
 def refusal_notice(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, change: bool = True) -> str:
-    """The card's line for a click refused for permission: who was refused, why, who can help, what to click."""
+    """The card's line for a click refused for permission (``blocks.click_notice``): who was refused and when,
+    why, who can help, what to click."""
     button = BUTTON_WORDS.get(action, "that button")
     if change:
-        return (f"{user.name} can't use {button}: it needs Owner or Admin permissions. "
-                f"Ask {who_can_help(rt, tenant)} to click {button}.")
-    return (f"{user.name} can't open {button}: reading the sync log needs Owner or Admin permissions. "
-            f"Ask {who_can_help(rt, tenant)} to open it, or to open reading to everyone with "
-            "`/sync-log reading open`.")
+        return _notice(tenant, user, action, f"it needs Owner or Admin permissions. Ask {who_can_help(rt, tenant)} "
+                       f"to click {button}.")
+    return _notice(tenant, user, action, "reading the sync log needs Owner or Admin permissions. Ask "
+                   f"{who_can_help(rt, tenant)} to open it, or to open reading to everyone with "
+                   "`/sync-log reading open`.")
 
 
 def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel: str, ts: str,
@@ -263,9 +278,13 @@ def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel
 
 def _card_with_notice(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, parts: list[str],
                       notice: str, ts: str) -> dict[str, Any] | None:
-    """The card a message's topic (``parts``) names, drawn from its newest state with ``notice``: a connection's
-    incident (``connection:C:incident:I``) or a record's card (``record:C:entity:R``); None for any other message,
+    """The card a message's topic (``parts``) names, drawn from its newest state with ``notice``: a token-expiry
+    reminder (``reminder:S``, or its DM ``reminder:S:dm:U``), a connection's incident (``connection:C:incident:I``)
+    or a record's card (``record:C:entity:R``); None for any other message,
     another account's, or an ``entry_id`` that is not the card's record."""
+    if len(parts) in (2, 4) and parts[0] == "reminder" and parts[1].isdigit():  # a token-expiry reminder
+        reminder = rt.notifier.render_reminder(int(parts[1]), tenant.timezone, notice=notice)
+        return reminder[1] if reminder is not None and reminder[0] == tenant.account_id else None
     if (len(parts) == 4 and parts[0] == "connection" and parts[2] == "incident" and parts[1].isdigit()
             and parts[3].isdigit()):  # a connection's incident (Sync Now, Reconnect on it)
         drawn = rt.notifier.render_incident(int(parts[1]), int(parts[3]), tenant.timezone, notice=notice)

@@ -42,9 +42,10 @@ def ensure_connection(session: Session, account_id: int, provider: str = "quickb
 def finish_authorization(sessions: sessionmaker[Session], oauth: QuickBooksOAuth, tokens: ConnectionTokens,
                          engine: SyncEngine, connection_id: int, code: str, realm_id: str, by: str,
                          resume: bool = True) -> RunSummary:
-    """Exchange an authorization code for tokens, store them on the connection and (``resume``) retry what
-    waited on the old token. Raises ProviderError when Intuit refuses the code, ValueError when the realm
-    differs from the one the connection already syncs with (that would mix two companies' records)."""
+    """Exchange an authorization code for tokens, store them on the connection, read the company's name
+    (CompanyInfo, kept on the connection for the cards) and (``resume``) retry what waited on the old token.
+    Raises ProviderError when Intuit refuses the code, ValueError when the realm differs from the one the
+    connection already syncs with (that would mix two companies' records)."""
     token_set = oauth.exchange_code(code, realm_id)
     with sessions() as session, session.begin():
         conn = session.get(Connection, connection_id)
@@ -55,10 +56,12 @@ def finish_authorization(sessions: sessionmaker[Session], oauth: QuickBooksOAuth
                 oauth.revoke(token_set.refresh_token)
             except Exception:
                 log.warning("event=revoke_after_wrong_realm_failed connection_id=%s", connection_id)
-            raise ValueError(f"this connection syncs with QuickBooks company {conn.realm_id}, not {realm_id}: "
+            named = f"{conn.company_name} ({conn.realm_id})" if conn.company_name else conn.realm_id
+            raise ValueError(f"this connection syncs with QuickBooks company {named}, not {realm_id}: "
                              "disconnect it first to switch companies")
         tokens.store(session, conn, token_set, by=by)
     log.info("event=connection_authorized connection_id=%s realm=%s by=%s", connection_id, realm_id, by)
+    engine.read_company_name(connection_id)  # once per connect: the cards name the company, never ask QuickBooks
     if not resume:
         return RunSummary()
     return engine.resume(connection_id, by, resolution="reconnected")

@@ -1889,7 +1889,7 @@ class SyncEngine:
             provider = self.provider_for(conn)
         provider.lift_pause()  # this process's own pause must not hold the one request back
         try:
-            provider.probe()
+            self._keep_company_name(connection_id, provider.probe())
         except ProviderError as exc:
             diag = exc.diagnosis
             if diag.kind == Kind.RATE_LIMITED:
@@ -1908,6 +1908,33 @@ class SyncEngine:
                                         until) from None
         log.info("event=early_resume connection_id=%s actor=%s", connection_id, actor)
         return self.resume(connection_id, actor, resolution="resumed", progress=progress)
+
+    def read_company_name(self, connection_id: int) -> str | None:
+        """Read the company's name from the provider (one CompanyInfo read, ``Provider.probe``) and keep it on the
+        connection, for the cards to name the company; done when the connection is authorized, never while a card
+        is drawn. A refused or unanswered read leaves the name as it was (None: cards name the realm id) and
+        changes nothing else. Returns the name kept."""
+        with self.sessions() as session:
+            conn = self._connection(session, connection_id)
+            if not conn.realm_id:
+                return None
+            provider = self.provider_for(conn)
+        try:
+            name = provider.probe()
+        except ProviderError as exc:
+            log.warning("event=company_name_unread connection_id=%s kind=%s", connection_id, exc.diagnosis.label)
+            return None
+        self._keep_company_name(connection_id, name)
+        return name
+
+    def _keep_company_name(self, connection_id: int, name: str | None) -> None:
+        """Store the company's name read from CompanyInfo on the connection (when it is new)."""
+        if not name:
+            return
+        with self.sessions() as session, session.begin():
+            conn = self._connection(session, connection_id)
+            if conn.company_name != name:
+                conn.company_name = name
 
     def _pause_again(self, connection_id: int, diag: Diagnosis) -> dt.datetime:
         """QuickBooks throttled again: the pause restarts from now, and the incident's message shows the new

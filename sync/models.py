@@ -154,6 +154,9 @@ class Connection(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(32), default="quickbooks")
     realm_id: Mapped[str | None] = mapped_column(String(64))
+    #: The company's name in the provider (QuickBooks' CompanyInfo.CompanyName), read when the connection is
+    #: authorized (and by Sync Now's early try); None until known: cards then name the realm id.
+    company_name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=ConnectionStatus.EXPIRED.value)
     access_token_enc: Mapped[str | None] = mapped_column(Text)
     refresh_token_enc: Mapped[str | None] = mapped_column(Text)

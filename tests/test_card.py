@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import details_modal, error_message, ids
+from bot.blocks import click_notice, details_modal, error_message, ids
 from sync.diagnosis import KINDS, Kind
 from tests.test_blocks import RECONNECT_URL, T0, TZ, button_named, buttons, entry, valid, valid_view, visible
 
@@ -140,11 +140,14 @@ def test_a_card_waiting_for_reconnect_says_so_and_offers_reconnect_not_retry() -
 
 
 def test_a_refused_click_is_named_on_the_card() -> None:
-    notice = ("Mia Member can't use Retry: it needs Owner or Admin permissions. Ask a workspace Owner or Admin to "
-              "click Retry.")
+    at = dt.datetime(2026, 12, 7, 16, 2, tzinfo=dt.UTC)
+    notice = click_notice("Retry", "Mia Member", at, "it needs Owner or Admin permissions. Ask a workspace Owner "
+                          "or Admin to click Retry.", tz=TZ)
     msg = valid(error_message(entry(), tz=TZ, notice=notice))
     scannable(msg)
-    assert f":no_entry: {notice}" in lines(msg)
+    assert (f":no_entry: Retry by Mia Member at <!date^{int(at.timestamp())}^{{time}}|Dec 7, 2026 11:02 AM EST> "
+            "was refused: it needs Owner or Admin permissions. Ask a workspace Owner or Admin to click Retry.") \
+        in lines(msg)
     assert buttons(msg) == ["Retry", "Details", "View log"]  # the fixes stay for whoever may use them
 
 

@@ -6,6 +6,7 @@ replaced by another, and the demo says which; the CLI names `demo-data/` instead
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -13,7 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from bot.blocks.messages import authorization_ends
 from sandbox.slack import config as slack_cfg
+from sync.models import Connection
 from tests.conftest import CHANNEL, Stack, wait_for
 from tests.test_slack_flows import deliver_all
 from tests.test_sync_now_early import buttons
@@ -81,6 +86,11 @@ def test_the_demo_opens_on_the_rate_limit_and_shows_the_scheduled_messages_on_de
             reminder = wait_for(lambda: [m for m in demo.slack.messages(CHANNEL)
                                          if "expires in 14 days" in m.to_dict()["text"]], timeout=20)
             assert len(reminder) == 1 and "Reconnect" in buttons(reminder[0].to_dict())
+            with demo.rt.services.sessions() as session:  # the demo's token has about 100 days left
+                ends = authorization_ends(session.scalars(select(Connection)).one())
+            assert ends is not None and ends - dt.datetime.now(dt.UTC) > dt.timedelta(days=90)
+            sample = f"Sample reminder: your connection really expires <!date^{int(ends.timestamp())}^"
+            assert sample in str(reminder[0].to_dict()["blocks"])  # not a real 14 days: it says so
             member = driver.slash_command("/sync-log", "demo summary", user_id=slack_cfg.MEMBER_USER_ID)
             assert "Owner or Admin" in member.response.text
     finally:

@@ -613,7 +613,8 @@ def test_connecting_another_company_is_refused_and_its_grant_revoked(services: A
 
     qbo.standin.create_realm("9130350000000002", "Other Company")
     callback = click_connect(services.oauth.authorization_url("s"), "9130350000000002")
-    with pytest.raises(ValueError, match="disconnect it first"):
+    with pytest.raises(ValueError, match=r"syncs with QuickBooks company Sandbox Builders LLC \(9130350000000001\), "
+                       r"not 9130350000000002: disconnect it first"):
         finish_authorization(services.sessions, services.oauth, services.tokens, services.engine,
                              connected.connection_id, callback["code"], callback["realmId"], "U_ADMIN")
     assert all(g["revoked"] for g in qbo.standin.token_info("9130350000000002"))

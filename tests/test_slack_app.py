@@ -3,6 +3,7 @@ QuickBooks. Requests are signed exactly as Slack signs them (sandbox.slack.Slack
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -281,7 +282,8 @@ def test_retry_refused_while_the_connection_is_expired_leaves_the_error_not_retr
     final = stack.message(acme["ts"])
     assert "Retrying" not in final["text"] and "Retrying" not in str(final["blocks"])
     # the card says why where the click was, and offers Reconnect instead of a Retry that cannot work
-    assert "Retry can't run while the QuickBooks connection waits for Reconnect" in str(final["blocks"])
+    assert re.search(r"Retry by \S+ at <!date\^\d+\^\{time\}\|[^>]+> was refused: the QuickBooks connection waits "
+                     "for Reconnect", str(final["blocks"]))
     assert "Waiting for Reconnect" in str(final["blocks"]) and "entry_retry" not in str(final["blocks"])
     with stack.rt.services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(SyncLogEntry)) == before  # no attempt made

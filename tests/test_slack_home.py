@@ -202,10 +202,10 @@ def test_a_retry_on_the_home_that_cannot_run_says_why_in_a_modal(stack: Stack, q
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
     acme_entry = next(e for e in stack.rt.services.engine.open_errors(stack.connection_id)
                       if e.record_label == "Acme Corp")
+    stack.deliver()
+    open_home(stack)  # drawn while Retry could run
     qbo.standin.expire_tokens(qbo.realm, refresh=True)
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")  # the connection is now expired
-    stack.deliver()
-    open_home(stack)
     before = entry_ids(stack)
     assert stack.driver.click_in_view(ids.RETRY, value=str(acme_entry.id)).status_code == 200
     said = wait_for(lambda: modal_text(stack) if "reconnect" in modal_text(stack) else None)

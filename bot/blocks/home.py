@@ -17,7 +17,18 @@ from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, actions, button, context, divider, fields_section, fit, header, section
-from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for, offers_retry, token_state
+from bot.blocks.messages import (
+    STATUS_EMOJI,
+    WAITING_TITLES,
+    attr,
+    authorization_ends,
+    company_label,
+    connection_waiting,
+    entry_meaning,
+    kind_info_for,
+    row_button,
+    token_state,
+)
 from bot.blocks.text import (
     VIEW_BLOCKS_MAX,
     TzLike,
@@ -25,7 +36,6 @@ from bot.blocks.text import (
     format_time,
     mrkdwn,
     plural,
-    provider_name,
     record_name,
 )
 from sync.diagnosis import FixAction, KindInfo, severity
@@ -61,12 +71,8 @@ class ConnectionCard:
 def days_left(connection: Any, now: dt.datetime) -> int | None:
     """Whole days until the connection's authorization runs out (the earlier of Intuit's rolling 100-day and
     absolute five-year limits); None when unknown."""
-    ends = [t for t in (attr(connection, "refresh_expires_at"), attr(connection, "refresh_hard_expires_at"))
-            if t is not None]
-    if not ends:
-        return None
-    end = min(t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in ends)
-    return (end - now).days
+    end = authorization_ends(connection)
+    return None if end is None else (end - now).days
 
 
 def _card(card: ConnectionCard, tz: TzLike, now: dt.datetime) -> list[Block]:
@@ -76,9 +82,7 @@ def _card(card: ConnectionCard, tz: TzLike, now: dt.datetime) -> list[Block]:
     emoji, word = CONNECTION_STATUS.get(status, (":white_circle:", mrkdwn(status, 40)))
     if status == "rate_limited" and attr(conn, "paused_until") is not None:
         word = f"Paused until {format_time(attr(conn, 'paused_until'), tz)}: resumes by itself"
-    title = provider_name(attr(conn, "provider"))
-    if attr(conn, "realm_id"):
-        title += f" company {mrkdwn(attr(conn, 'realm_id'), 64)}"
+    title = company_label(conn)
     if card.account_name:
         title += f" · {mrkdwn(card.account_name, 200)}"
 
@@ -117,23 +121,31 @@ def _title(kind: str) -> str:
     return info.title if info is not None and info.kind.value == kind else mrkdwn(kind, 60)
 
 
-def _error_block(entry: Any, tz: TzLike) -> Block:
+def _error_block(entry: Any, tz: TzLike, waiting: Mapping[int, str]) -> Block:
     status = str(attr(entry, "status", "error"))
     info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))  # the card's words: its meaning's title
     record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 200)
     emoji = STATUS_EMOJI.get(severity(attr(entry, "kind"), status), ":red_circle:")  # the kind's severity
+    waits = waiting.get(attr(entry, "connection_id")) if _of_record(entry, info) else None
     line = (f"{emoji} *{record}* · {info.title if info else status} · "
-            f"{format_time(attr(entry, 'created_at'), tz)}")
+            f"{format_time(attr(entry, 'created_at'), tz)}"
+            + (f" · _{WAITING_TITLES[waits]}_" if waits in WAITING_TITLES else ""))
     details = first_line(attr(entry, "details"), 200)
-    return section(f"{line}\n{details}" if details else line, accessory=_row_button(entry, info))
+    return section(f"{line}\n{details}" if details else line, accessory=_row_button(entry, info, waits))
 
 
-def _row_button(entry: Any, info: KindInfo | None) -> Block | None:
-    """Retry for a record's entry whose card offers it (:func:`offers_retry`; the others are fixed on their card);
-    for an entry of the connection itself (its kind is connection-wide, or it is
-    about no record), Reconnect where that is the kind's fix, else nothing (a rate limit resumes by itself)."""
-    if attr(entry, "entity") != "connection" and (info is None or info.scope != "connection"):
-        return button("Retry", ids.RETRY, attr(entry, "id")) if offers_retry(entry) else None
+def _of_record(entry: Any, info: KindInfo | None) -> bool:
+    """An entry about a record (not the connection's own: its kind is connection-wide, or it is about no record)."""
+    return attr(entry, "entity") != "connection" and (info is None or info.scope != "connection")
+
+
+def _row_button(entry: Any, info: KindInfo | None, waiting: str | None = None) -> Block | None:
+    """For a record's entry what its card offers (:func:`row_button`: Retry where the card offers it, Reconnect
+    while its connection waits for Reconnect, nothing during a pause; the other fixes are on its card); for an
+    entry of the connection itself, Reconnect where that is the kind's fix, else nothing (a rate limit resumes by
+    itself)."""
+    if _of_record(entry, info):
+        return row_button(entry, waiting)
     if info is not None and FixAction.RECONNECT in info.actions and attr(entry, "connection_id") is not None:
         return button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"))
     return None
@@ -146,8 +158,11 @@ def home_refusal_view(text: str) -> dict[str, Any]:
 
 def home_view(cards: Sequence[ConnectionCard], latest_errors: Sequence[Any], *, tz: TzLike = None,
               now: dt.datetime | None = None) -> dict[str, Any]:
-    """The Home tab view (``views.publish``): intro, a card per connection, the latest errors with Retry."""
+    """The Home tab view (``views.publish``): intro, a card per connection, the latest errors with Retry (or, while
+    their connection waits, what their cards say: :func:`bot.blocks.messages.connection_waiting` of each card's
+    connection)."""
     now = now or dt.datetime.now(dt.UTC)
+    waiting = {attr(c.connection, "id"): w for c in cards if (w := connection_waiting(c.connection, now)[0])}
     top: list[Block] = [
         header("syncbot"),
         context("QuickBooks sync errors for your JobsiteOn account. Errors arrive in your channel with their "
@@ -157,7 +172,7 @@ def home_view(cards: Sequence[ConnectionCard], latest_errors: Sequence[Any], *, 
     shown_errors = errors[:LATEST_ERRORS_MAX]
     tail: list[Block] = [header("Latest errors")]
     if shown_errors:
-        tail.extend(_error_block(e, tz) for e in shown_errors)
+        tail.extend(_error_block(e, tz, waiting) for e in shown_errors)
         if len(errors) > len(shown_errors):
             tail.append(context(f"_{plural(len(errors) - len(shown_errors), 'more error')}: "
                                 "`/sync-log open` lists them all._"))

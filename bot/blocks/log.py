@@ -11,11 +11,19 @@ a section, and whatever still does not fit is counted, never sent.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, Message, actions, button, context, header, message, section
-from bot.blocks.messages import STATUS_EMOJI, attr, entry_meaning, kind_info_for, offers_retry
+from bot.blocks.messages import (
+    STATUS_EMOJI,
+    WAITING_TITLES,
+    attr,
+    entry_meaning,
+    kind_info_for,
+    row_button,
+)
 from bot.blocks.text import (
     BUTTON_VALUE_MAX,
     MESSAGE_BLOCKS_MAX,
@@ -39,9 +47,11 @@ def _is_open(entry: Any) -> bool:
             and attr(entry, "superseded_by_id") is None)
 
 
-def entry_line(entry: Any, tz: TzLike) -> str:
+def entry_line(entry: Any, tz: TzLike, waiting: str | None = None) -> str:
     """One entry in one or two lines of mrkdwn: ``:red_circle: *Invoice INV-1042* · Duplicate record · Push… · when``
-    then the first line of its details (escaped, cut)."""
+    then the first line of its details (escaped, cut). ``waiting``: what the entry's connection waits on
+    (:func:`bot.blocks.messages.connection_waiting`): an open record's error says so, as its card does
+    (``_Waiting for Reconnect_``)."""
     status = str(attr(entry, "status", "error"))
     emoji = STATUS_EMOJI.get(severity(attr(entry, "kind"), status), ":white_circle:")
     info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
@@ -51,9 +61,18 @@ def entry_line(entry: Any, tz: TzLike) -> str:
              format_time(attr(entry, "created_at"), tz, year=False)]
     if status in ("error", "warning") and not _is_open(entry):
         parts.append("_resolved_" if attr(entry, "resolved_at") is not None else "_retried_")
+    elif waiting in WAITING_TITLES and _waits(entry):
+        parts.append(f"_{WAITING_TITLES[waiting]}_")
     line = " · ".join(parts)
     details = first_line(attr(entry, "details"), 150)
     return f"{line}\n{details}" if details else line
+
+
+def _waits(entry: Any) -> bool:
+    """An open error of a record pushed to QuickBooks: what waits on its connection (a pull, or an entry of the
+    connection itself, is the connection's own failure)."""
+    return (_is_open(entry) and attr(entry, "record_id") is not None and attr(entry, "direction") != "pull"
+            and attr(entry, "entity") != "connection")
 
 
 def _nav_value(key: str, cursor: int, filter_text: str) -> str:
@@ -100,8 +119,12 @@ def _span(page: Any, shown: int) -> str:
     return f"entries {first:,}\u2013{first + shown - 1:,} of {int(total):,}"
 
 
-def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_id: int | None = None) -> Message:
-    """The ``/sync-log`` answer for one :class:`sync.log.Page` (entries newest first, cursors, filter)."""
+def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_id: int | None = None,
+             waiting: Mapping[int, str] | None = None) -> Message:
+    """The ``/sync-log`` answer for one :class:`sync.log.Page` (entries newest first, cursors, filter). ``waiting``:
+    what each waiting connection waits on, by connection id (:func:`bot.blocks.messages.connection_waiting`): its
+    records' rows say so and offer what their cards offer (:func:`bot.blocks.messages.row_button`)."""
+    waiting = waiting or {}
     entries = list(attr(page, "entries", []))
     flt = attr(page, "filter")
     described = (flt.describe(len(entries)) if flt is not None and hasattr(flt, "describe")
@@ -118,13 +141,13 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
         room = MESSAGE_BLOCKS_MAX - _RESERVED
         if len(entries) <= room:
             for entry in entries:
-                accessory = None
-                if (_is_open(entry) and attr(entry, "record_id") is not None and attr(entry, "direction") != "pull"
-                        and offers_retry(entry)):  # the card's fix: Retry only where the card offers it
-                    accessory = button("Retry", ids.RETRY, attr(entry, "id"))
-                blocks.append(section(entry_line(entry, tz), accessory=accessory))
+                waits = waiting.get(attr(entry, "connection_id"))
+                # the card's fix: Retry only where the card offers it, Reconnect while the connection waits for it
+                accessory = row_button(entry, waits) if _waits(entry) else None
+                blocks.append(section(entry_line(entry, tz, waits), accessory=accessory))
         else:
-            packed, hidden = _pack([entry_line(e, tz) for e in entries], room)
+            packed, hidden = _pack([entry_line(e, tz, waiting.get(attr(e, "connection_id"))) for e in entries],
+                                   room)
             blocks.extend(packed)
             if hidden:
                 blocks.append(context(f"_{plural(hidden, 'more entry', 'more entries')} on this page not shown: "

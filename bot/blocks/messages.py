@@ -62,6 +62,7 @@ from bot.blocks.text import (
     record_name,
     slack_date,
     truncate,
+    truncate_mrkdwn,
 )
 from bot.blocks.totals import mismatch_buttons, refused_by_provider, totals_blocks
 from sync.diagnosis import KINDS, FixAction, Kind, KindInfo, kind_info, severity
@@ -241,13 +242,50 @@ def _fix_buttons(entry: Any, info: KindInfo, *, reconnect_url: str | None,
     return out
 
 
+def connection_waiting(conn: Any, now: dt.datetime) -> tuple[str | None, dt.datetime | None]:
+    """What a record's error waits on, from its connection's state (duck-typed Connection): ``reconnect``
+    (authentication expired or revoked), ``rate_limited`` (paused until the returned time), ``subscription``
+    (suspended), or None. The one rule of every surface: the card (``waiting`` of :func:`error_message`), the sync
+    log's rows and the App Home's (:func:`row_button`)."""
+    if conn is None:
+        return None, None
+    status = str(attr(conn, "status") or "")
+    if status in ("expired", "revoked"):
+        return "reconnect", None
+    if status == "suspended":
+        return "subscription", None
+    paused = attr(conn, "paused_until")
+    if paused is not None and paused.tzinfo is None:
+        paused = paused.replace(tzinfo=dt.UTC)
+    if status == "rate_limited" or (paused is not None and paused > now):
+        return "rate_limited", paused
+    return None, None
+
+
+#: What a record waiting on its connection is called (the card's context line, a row of the log or the App Home).
+WAITING_TITLES = {
+    "reconnect": "Waiting for Reconnect",
+    "rate_limited": "Waiting for the rate limit",
+    "subscription": "Waiting for the QuickBooks subscription",
+}
 #: What a card waiting on its connection says on its context line (``waiting`` of :func:`error_message`); it
 #: offers Reconnect (or nothing, for a pause that ends by itself) instead of fixes that cannot run.
 WAITING_LINES = {
-    "reconnect": ":hourglass_flowing_sand: *Waiting for Reconnect:* the connection's authentication expired",
-    "rate_limited": ":hourglass_flowing_sand: *Waiting for the rate limit:* syncing resumes by itself{until}",
-    "subscription": ":hourglass_flowing_sand: *Waiting for the QuickBooks subscription* to be renewed",
+    "reconnect": f":hourglass_flowing_sand: *{WAITING_TITLES['reconnect']}:* the connection's authentication expired",
+    "rate_limited": f":hourglass_flowing_sand: *{WAITING_TITLES['rate_limited']}:* syncing resumes by itself{{until}}",
+    "subscription": f":hourglass_flowing_sand: *{WAITING_TITLES['subscription']}* to be renewed",
 }
+
+
+def row_button(entry: Any, waiting: str | None) -> dict[str, Any] | None:
+    """The button a row of the sync log or the App Home offers for a record's open error, as its card does:
+    Reconnect while its connection waits for Reconnect (``waiting``, :func:`connection_waiting`), nothing while it
+    waits on a rate-limit pause or the subscription, else Retry where the card offers it (:func:`offers_retry`)."""
+    if waiting == "reconnect":
+        return button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"))
+    if waiting is not None or not offers_retry(entry):
+        return None
+    return button("Retry", ids.RETRY, attr(entry, "id"))
 
 
 def _arrow(entry: Any) -> str:
@@ -311,6 +349,20 @@ def _resolved_line(entry: Any, state: EntryState, tz: TzLike, first_error_at: dt
     return " · ".join(parts)
 
 
+#: Slack's date tokens of a refused click's time: the card's notice is about a moment of today.
+CLICK_TIME_TOKENS = "{time}"
+
+
+def click_notice(button: str, who: str, at: dt.datetime, reason: str, *, tz: TzLike = None,
+                 outcome: str = "was refused") -> str:
+    """A refused click as the card it was clicked on shows it to everyone in the channel, so it reads as an event:
+    ``Retry by mia at <!date^…^{time}|10:02 AM> was refused: it needs Owner or Admin permissions. Ask …`` (mrkdwn:
+    ``button``, ``who`` and ``reason`` escaped; the time as Slack's date token, each reader's own zone). The card
+    shows it until it is next drawn, for any reason."""
+    return (f"{mrkdwn(button, 60)} by {mrkdwn(who, 100)} at {slack_date(at, tz, CLICK_TIME_TOKENS)} {outcome}: "
+            f"{mrkdwn(reason, 400)}")
+
+
 def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike = None,
                   reconnect_url: str | None = None, account_name: str | None = None,
                   retrying_by: str | None = None, attempts: int | None = None,
@@ -330,10 +382,11 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     attempt count (default ``entry.attempt``), for a duplicate the name of the QuickBooks record found ("Link to
     …"); ``waiting``: the connection the record depends on cannot take requests (``reconnect``, ``rate_limited``
     until ``waiting_until``, ``subscription``): the card says so and offers Reconnect instead of fixes that cannot
-    run; ``notice``: why a click was just refused, who can help and what to click (plain text, shown on the card
-    where the person clicked); ``was_kind`` and ``first_error_at``: for a resolved card, what it was and since
-    when; ``record_text``: the record as people name it (a payment by amount and date) instead of its label;
-    ``related``: (text, link) of the record this one waits on (the deleted invoice's own card).
+    run; ``notice``: a click just refused, as :func:`click_notice` says it (who, when, why, who can help and what
+    to click: mrkdwn, shown on the card where the person clicked until the card is next drawn); ``was_kind`` and
+    ``first_error_at``: for a resolved card, what it was and since when; ``record_text``: the record as people
+    name it (a payment by amount and date) instead of its label; ``related``: (text, link) of the record this
+    one waits on (the deleted invoice's own card).
     Out: ``{"text", "blocks"}`` for chat.postMessage / chat.update, valid whatever the details hold.
     """
     state = entry_state(entry, retrying_by)
@@ -385,7 +438,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     if state == "open" and info is not None and info.kind == Kind.TOTAL_MISMATCH:
         blocks.extend(totals_blocks(attr(entry, "data")))
     if notice:
-        blocks.append(context(f":no_entry: {mrkdwn(notice, 600)}"))
+        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
 
     buttons: list[dict[str, Any]] = []
     if state == "open" and info is not None:
@@ -452,12 +505,20 @@ def attempt_note(entry: Any) -> Message:
 # ------------------------------------------------------------------------------------------------ incidents
 
 
-def _connection_label(connection: Any, account_name: str | None = None) -> str:
-    """``QuickBooks company 9130…`` (· account), escaped."""
+def company_label(connection: Any) -> str:
+    """``QuickBooks company Acme Builders LLC``: the company's name as QuickBooks gives it (CompanyInfo, kept on
+    the connection when it was authorized), else its realm id (``QuickBooks company 9130…``), else ``QuickBooks``;
+    escaped. Every surface that names a connection's company uses this."""
     label = provider_name(attr(connection, "provider"))
-    realm = attr(connection, "realm_id")
-    if realm:
-        label += f" company {mrkdwn(realm, 64)}"
+    name = attr(connection, "company_name") or attr(connection, "realm_id")
+    if name:
+        label += f" company {mrkdwn(name, 200)}"
+    return label
+
+
+def _connection_label(connection: Any, account_name: str | None = None) -> str:
+    """``QuickBooks company Acme Builders LLC`` (· account), escaped."""
+    label = company_label(connection)
     if account_name:
         label += f" · {mrkdwn(account_name, 200)}"
     return label
@@ -491,7 +552,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
     by itself (``connection.paused_until``, as Slack's date token so each viewer reads their own time) and offers
     Sync Now, the help article's fix ("Wait 15 minutes and click Sync Now to retry"): one request tries whether
     QuickBooks takes requests again before that (:meth:`sync.engine.SyncEngine.try_resume`); subscription offers
-    Sync Now. ``notice``: why a click on it was just refused, who can help and what to click (plain text).
+    Sync Now. ``notice``: a click on it just refused (:func:`click_notice`, mrkdwn).
     """
     info = kind_info_for(attr(incident, "kind")) or KINDS[Kind.UNKNOWN]
     where = _connection_label(connection, account_name)
@@ -549,7 +610,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
         text = f"Error: {info.title}: {where}. {plural(waiting_count, 'record')} waiting."
     blocks.append(context(f"Since {opened}"))
     if notice:
-        blocks.append(context(f":no_entry: {mrkdwn(notice, 600)}"))
+        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
     blocks.append(actions(buttons))
     return message(text, blocks)
 
@@ -771,13 +832,25 @@ def _kind_title(kind: object) -> str:
 # ------------------------------------------------------------------------------------------------ expiry
 
 
+def authorization_ends(connection: Any) -> dt.datetime | None:
+    """When the connection's authorization runs out (UTC): the earlier of Intuit's rolling 100-day and absolute
+    five-year limits; None when unknown."""
+    ends = [t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+            for t in (attr(connection, "refresh_expires_at"), attr(connection, "refresh_hard_expires_at"))
+            if t is not None]
+    return min(ends) if ends else None
+
+
 def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | None = None,
-                    account_name: str | None = None, reason: str = "refresh") -> Message:
+                    account_name: str | None = None, reason: str = "refresh", sample: bool = False,
+                    tz: TzLike = None, notice: str | None = None) -> Message:
     """A warning that the connection's authorization runs out in ``days_left`` days, with Reconnect.
 
     ``reason``: ``refresh`` (the refresh token expires after 100 days without use), ``hard`` (its five-year
     limit, Intuit's November 2025 policy) or ``age`` (connected 90 days ago: the help article's "reconnect
-    proactively every 90 days")."""
+    proactively every 90 days"). ``sample``: sent on demand (`/sync-log demo reminder`) with a made-up
+    ``days_left``, so a context line says so and gives the connection's real expiry (:func:`authorization_ends`,
+    as Slack's date token). ``notice``: a line drawn under the buttons (a refused click, :func:`refusal_notice`)."""
     where = _connection_label(connection, account_name)
     if reason == "age":
         headline = "was connected 90 days ago"
@@ -795,7 +868,16 @@ def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | Non
                 f"{EXPIRY_ADVICE} Reconnecting takes a minute, and the sync carries on without a gap."),
         actions([button("Reconnect", ids.RECONNECT, attr(connection, "id"), url=reconnect_url, style="primary")]),
     ]
-    return message(f"Your {provider_name(attr(connection, 'provider'))} connection {headline}: reconnect.", blocks)
+    text = f"Your {provider_name(attr(connection, 'provider'))} connection {headline}: reconnect."
+    if sample:
+        ends = authorization_ends(connection)
+        really = (f"your connection really expires {slack_date(ends, tz)}" if ends is not None
+                  else "your connection's real expiry is not known")
+        blocks.append(context(f"Sample reminder: {really}."))
+        text = f"Sample reminder: {text}"
+    if notice:
+        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
+    return message(text, blocks)
 
 
 # ------------------------------------------------------------------------------------------------ reconnect
@@ -851,7 +933,7 @@ def status_message(rows: Sequence[tuple[Any, Mapping[str, int], int | None]], *,
         last_text = format_time(last, tz) if last else "never"
         days_text = f"token: {token_state(attr(conn, 'status'), days)}"
         errors = sum(counts.values())
-        lines.append(f"*{provider_name(attr(conn, 'provider'))}* ({mrkdwn(attr(conn, 'realm_id') or '-', 40)}): "
+        lines.append(f"*{company_label(conn)}*: "
                      f"{state} · last sync {last_text} · {days_text} · {plural(errors, 'open error')}")
     return message("Connections: " + "; ".join(line.replace("*", "") for line in lines)[:2900],
                    [section("\n".join(lines))])

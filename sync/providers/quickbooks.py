@@ -381,12 +381,16 @@ class QuickBooksProvider:
         """Let requests to this realm go again at once (after a rate-limited connection was resumed)."""
         self.limiter.resume(self.realm_id)
 
-    def probe(self) -> None:
+    def probe(self) -> str | None:
         """One cheap request, to learn whether QuickBooks takes requests again (Sync Now during a rate-limit
-        pause): reads the company's CompanyInfo (``GET /v3/company/{realmId}/companyinfo/{realmId}``, Intuit's
-        API reference, "CompanyInfo"), which changes nothing. Raises ProviderError (rate_limited while QuickBooks
-        still throttles)."""
-        self._request("GET", f"companyinfo/{self.realm_id}")
+        pause) and the company's name: reads the company's CompanyInfo
+        (``GET /v3/company/{realmId}/companyinfo/{realmId}``, Intuit's API reference, "CompanyInfo"), which
+        changes nothing. Returns its ``CompanyName`` (None when the reply has none). Raises ProviderError
+        (rate_limited while QuickBooks still throttles)."""
+        parsed, _resp = self._request("GET", f"companyinfo/{self.realm_id}")
+        info = parsed.get("CompanyInfo") if isinstance(parsed, Mapping) else None
+        name = info.get("CompanyName") if isinstance(info, Mapping) else None
+        return (name.strip()[:200] or None) if isinstance(name, str) else None
 
     def payload(self, entity: str, record: Any, refs: Mapping[str, Any]) -> dict[str, Any]:
         """The QBO object for a JobsiteOn record; ``refs`` holds the QBO ids of what it references

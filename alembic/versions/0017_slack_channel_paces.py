@@ -1,7 +1,7 @@
 """slack channel paces: each Slack channel's pace and pause, shared by every replica's notifier
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07 14:00:00
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import sync.models
 from alembic import op
 
-revision: str = '0016'
-down_revision: str | None = '0015'
+revision: str = '0017'
+down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
