@@ -172,6 +172,34 @@ def test_three_processes_share_one_quickbooks_budget_and_meet_no_429(services: A
     assert len(copies) == 180 and set(copies.values()) == {1}, outs
 
 
+@needs_pg
+def test_three_retry_alls_of_3000_records_stay_within_the_companys_minute_and_write_each_once(
+        services: Any, qbo: Any) -> None:
+    """The issue's scale: 3,000 failing invoices of one company whose QuickBooks takes 500 request units a
+    (1-second) minute; three `syncbot retry-all` processes at once on one PostgreSQL. QuickBooks refuses none
+    (429s: 0), no window of QuickBooks' ever held more than the limit, and every invoice is in QuickBooks once."""
+    from collections import Counter
+
+    from tests.batch_faults import seed
+    from tests.test_retry_all_faults import _cli_env
+
+    services.limiter.config.minute_seconds = 1.0  # the setup's own syncs spend the same shrunk minute
+    _, connection_id = seed(services, qbo, invoices=3000)
+    qbo.standin.configure(requests_per_minute=500, minute_seconds=1.0)
+    before = qbo.standin.stats(qbo.realm)
+    env = {**_cli_env(services), "QBO_REQUESTS_PER_MINUTE": "500", "QBO_LIMIT_MINUTE_SECONDS": "1",
+           "QBO_LIMIT_MARGIN": "0.3"}
+    procs = [subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "retry-all"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    outs = [out for p in procs for out in [p.communicate(timeout=600)[0]]]
+    after = qbo.standin.stats(qbo.realm)
+    assert after["throttled"] == before["throttled"] == 0, outs
+    assert after["window_peak"] <= 500, after
+    copies = Counter(str(i["DocNumber"]) for i in qbo.standin.entities(qbo.realm, "Invoice"))
+    assert len(copies) == 3000 and set(copies.values()) == {1}, outs
+    assert services.engine.open_errors(connection_id) == [], outs  # and every one is synced
+
+
 # ------------------------------------------------------------------------------------------------ delivery
 
 

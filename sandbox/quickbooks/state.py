@@ -172,6 +172,7 @@ class Meter:
     calls: deque[tuple[float, int]] = field(default_factory=deque)
     batches: deque[float] = field(default_factory=deque)
     in_flight: int = 0
+    peak: int = 0  # the most units any window held (what a limit test compares with the limit)
 
     def prune(self, now: float, window: float) -> None:
         while self.calls and self.calls[0][0] <= now - window:
@@ -404,7 +405,7 @@ class QuickBooksStandIn:
             return self._existing(realm_id).requests
 
     def stats(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
-        """``{"requests", "writes", "throttled", "in_flight", "window_used", "window_batches",
+        """``{"requests", "writes", "throttled", "in_flight", "window_used", "window_peak", "window_batches",
         "pending_failures", "pending_losses"}`` for the realm."""
         with self._lock:
             state = self._existing(realm_id)
@@ -415,6 +416,7 @@ class QuickBooksStandIn:
                 "throttled": state.throttled,
                 "in_flight": state.meter.in_flight,
                 "window_used": state.meter.used(),
+                "window_peak": state.meter.peak,
                 "window_batches": len(state.meter.batches),
                 "pending_failures": sum(r.count for r in state.fail_rules),
                 "pending_losses": sum(r.count for r in state.lose_rules),
@@ -691,6 +693,7 @@ class QuickBooksStandIn:
             retry_after = max(1, math.ceil(wait)) if cfg.retry_after_header else None
             return faults.throttled(self.now(), retry_after)
         meter.calls.append((clock, cost))
+        meter.peak = max(meter.peak, meter.used())
         if is_batch:
             meter.batches.append(clock)
         meter.in_flight += 1
