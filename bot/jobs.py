@@ -48,6 +48,7 @@ log = logging.getLogger("syncbot.jobs")
 SERIAL_KINDS = frozenset({"retry_all", "sync_now", "resume"})
 #: The first key of PostgreSQL's two-key advisory locks taken for SERIAL_KINDS (the second: the connection id).
 ADVISORY_KEY = 160_017
+TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(CAST(:key AS integer), CAST(:conn AS integer))")
 
 
 class BadJob(ValueError):
@@ -154,19 +155,24 @@ class JobQueue:
 
     def run_one(self) -> bool:
         """Claim one job and run it to the end; False when there was none to claim."""
-        with self.db_engine.connect() as conn:
+        conn = self.db_engine.connect()
+        try:
             job = self._claim(conn)
             if job is None:
                 return False
+            if not self.postgres:  # nothing to hold on SQLite: the connection goes back to the pool meanwhile
+                conn.close()
             try:
-                self._run_claimed(conn, job)
+                self._run_claimed(conn if self.postgres else None, job)
             finally:
                 if not self.postgres:
                     with self._lock:
                         self._running.discard(job.id)
                         if job.connection_id is not None:
                             self._busy.discard(job.connection_id)
-        return True
+            return True
+        finally:
+            conn.close()
 
     def _claim(self, conn: Connection) -> Claimed | None:
         """The oldest unfinished job no other worker holds, held by ``conn``'s open transaction (PostgreSQL: its
@@ -187,8 +193,7 @@ class JobQueue:
                     return None
                 serial = row.kind in SERIAL_KINDS and row.connection_id is not None
                 if serial and self.postgres:
-                    free = bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:key, :conn)"),
-                                             {"key": ADVISORY_KEY, "conn": int(row.connection_id)}).scalar())
+                    free = bool(conn.execute(TRY_LOCK, {"key": ADVISORY_KEY, "conn": int(row.connection_id)}).scalar())
                 else:
                     free = not serial or row.connection_id not in self._busy
                 if not free:  # this company runs a Retry All or Sync Now now: leave this one for later
@@ -210,7 +215,7 @@ class JobQueue:
             return int(session.scalar(select(func.count()).select_from(JobAttempt).where(
                 JobAttempt.job_id == job_id)) or 0)
 
-    def _run_claimed(self, conn: Connection, job: Claimed) -> None:
+    def _run_claimed(self, conn: Connection | None, job: Claimed) -> None:
         attempt = self._count_attempt(job.id)
         job = Claimed(job.id, job.kind, job.connection_id, job.payload, attempt)
         started = time.monotonic()
@@ -234,8 +239,11 @@ class JobQueue:
             except Exception as exc:
                 outcome, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 log.exception("event=job_failed job_id=%s kind=%s", job.id, job.kind)
-        conn.execute(update(Job).where(Job.id == job.id).values(
-            finished_at=utcnow(), outcome=outcome, error=error, attempts=attempt))
-        conn.commit()
+        with contextlib.ExitStack() as stack:
+            if conn is None:  # SQLite: a short transaction of its own
+                conn = stack.enter_context(self.db_engine.connect())
+            conn.execute(update(Job).where(Job.id == job.id).values(
+                finished_at=utcnow(), outcome=outcome, error=error, attempts=attempt))
+            conn.commit()  # PostgreSQL: the claim's transaction, which ends here (its locks with it)
         log.info("event=job_finished job_id=%s kind=%s outcome=%s seconds=%.2f", job.id, job.kind, outcome,
                  time.monotonic() - started)

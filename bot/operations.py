@@ -10,9 +10,11 @@ modal and a DM for clicks on the App Home) or the notifier.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import shlex
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -262,12 +264,65 @@ class JobPayload:
         return self._get(key, dict, False)
 
 
+#: Set while a worker runs a stored click (:func:`store_click`): the work the click leads to runs in that job.
+_in_click = threading.local()
+
+
 def _enqueue(rt: SlackRuntime, kind: str, connection_id: int | None, tenant: Tenant, user: UserInfo, reply: Reply,
-             /, **fields: Any) -> int:
-    """Store the work as a job (committed when this returns), with who asked and where the answer goes."""
+             /, **fields: Any) -> int | None:
+    """Store the work as a job (committed when this returns), with who asked and where the answer goes. In the
+    job of a stored click (:func:`store_click`), already durable, the work runs at once instead."""
+    if getattr(_in_click, "active", False):
+        JOB_KINDS[kind](rt, tenant, user, reply, JobPayload(json.loads(json.dumps(fields))))
+        return None
     payload = {"team_id": tenant.team_id, "user": {"user_id": user.user_id, "name": user.name, "tz": user.tz},
                "reply": reply.route(rt.services.box.encrypt), **fields}
     return rt.jobs.enqueue(kind, connection_id, payload)
+
+
+#: What of a click's payload its job keeps (the message's blocks and the view's are left out: nothing reads them).
+CLICK_KEYS = ("type", "user", "team", "container", "channel", "actions", "api_app_id", "enterprise",
+              "is_enterprise_install")
+
+
+def store_click(rt: SlackRuntime, kind: str, connection_id: int | None, body: Mapping[str, Any]) -> int:
+    """Store a click (Sync Now, Retry All's confirmation, an entry's fix) as a job before it is acked: the
+    permission check and the work run in the worker that claims it (`handlers.actions.run_click`). Its
+    response_url and trigger_id are sealed with TOKEN_ENCRYPTION_KEYS."""
+    box = rt.services.box
+    kept: dict[str, Any] = {k: body[k] for k in CLICK_KEYS if k in body}
+    view = body.get("view")
+    if isinstance(view, Mapping):
+        kept["view"] = {k: view.get(k) for k in ("id", "type") if k in view}
+    sealed = {k: box.encrypt(str(body[k])) if body.get(k) else None for k in ("response_url", "trigger_id")}
+    return rt.jobs.enqueue(kind, connection_id, {"click": {"body": kept, **sealed}})
+
+
+def _run_click(rt: SlackRuntime, job: Claimed) -> None:
+    """A stored click's job: the click as Slack sent it, rebuilt, through the listener's own work."""
+    from slack_bolt.context.respond import Respond
+
+    from handlers.actions import run_click
+    from sync.crypto import SecretBoxError
+
+    click = JobPayload(JobPayload(job.payload).mapping("click"))
+    body = dict(click.mapping("body"))
+    try:
+        url, trigger = (rt.services.box.decrypt(v) if v else None
+                        for v in (click.text("response_url"), click.text("trigger_id")))
+    except SecretBoxError as exc:
+        raise BadJob(f"the stored click's sealed values cannot be opened: {exc}") from None
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise BadJob("the stored click's response_url is not a URL")
+    if url is not None:
+        body["response_url"] = url
+    if trigger is not None:
+        body["trigger_id"] = trigger
+    _in_click.active = True
+    try:
+        run_click(rt, body, Respond(response_url=url) if url is not None else None)
+    finally:
+        _in_click.active = False
 
 
 def _job_parts(rt: SlackRuntime, payload: Mapping[str, Any]) -> tuple[Tenant, UserInfo, Reply, JobPayload]:
@@ -302,22 +357,46 @@ def run_job(rt: SlackRuntime, job: Claimed) -> None:
         return
     if job.kind not in JOB_KINDS:
         raise BadJob(f"unknown job kind {job.kind[:40]!r}")
-    tenant, user, reply, p = _job_parts(rt, job.payload)
+    click = "click" in job.payload
+    parts = None if click else _job_parts(rt, job.payload)
     if job.attempt > 1:  # a process died during it: settle what it left pending first (as the CLI does)
         recovered = rt.services.engine.recover_pending()
         log.warning("event=job_rerun job_id=%s kind=%s attempt=%d recovered=%d", job.id, job.kind, job.attempt,
                     recovered)
     try:
-        JOB_KINDS[job.kind](rt, tenant, user, reply, p)
+        if parts is None:
+            _run_click(rt, job)
+        else:
+            JOB_KINDS[job.kind](rt, *parts)
     finally:
         rt.notifier.wake()
+
+
+def _click_reply(rt: SlackRuntime, job: Claimed) -> Reply:
+    """The reply to a stored click, for its give-up answer (the trigger_id has long expired)."""
+    from slack_bolt.context.respond import Respond
+
+    click = JobPayload(JobPayload(job.payload).mapping("click"))
+    body = dict(click.mapping("body"))
+    sealed = click.text("response_url")
+    team_id = ((body.get("team") or {}).get("id") if isinstance(body.get("team"), dict) else None)
+    if not team_id:
+        raise BadJob("the stored click names no workspace")
+    url = rt.services.box.decrypt(sealed) if sealed else None
+    if url is not None:
+        body["response_url"] = url
+    return Reply.to_click(rt.clients.for_team(str(team_id)), body,
+                          Respond(response_url=url) if url is not None else None)
 
 
 def job_given_up(rt: SlackRuntime, job: Claimed) -> None:
     """Tell the person whose job was started too many times without finishing that it is dropped."""
     try:
-        _tenant, _user, reply, _p = _job_parts(rt, job.payload)
-    except BadJob:
+        if "click" in job.payload:
+            reply = _click_reply(rt, job)
+        else:
+            _tenant, _user, reply, _p = _job_parts(rt, job.payload)
+    except (BadJob, ValueError):
         return
     what = {"retry_all": "Retry All", "sync_now": "Sync Now", "entry_action": "Your click",
             "resume": "The resume after Reconnect"}.get(job.kind, "That")
