@@ -157,6 +157,7 @@ def web_only(stack: Stack) -> Iterator[Stack]:
 def test_a_signed_retry_all_is_stored_as_a_job_and_its_counts_reach_the_user(stack: Stack, qbo: QBO) -> None:
     _failing_invoices(stack, qbo, 12)
     confirm = _confirm_retry_all(stack, stack.driver)
+    assert [j for j in _jobs(stack) if j.kind == "retry_all"], "stored before the click was acked"
     final = wait_for(lambda: _ephemerals_with(stack, "Retry All finished"), timeout=60)[-1]
     assert "12 synced" in final["text"] or "synced" in final["text"], final["text"]
     stack.rt.jobs.wait_idle()
@@ -209,7 +210,7 @@ def test_a_worker_killed_during_retry_all_leaves_it_to_another_which_writes_each
             _confirm_retry_all(stack, driver)
         finally:
             driver.close()
-        job = wait_for(lambda: [j for j in _jobs(stack) if j.kind == "retry_all"])[0]
+        [job] = [j for j in _jobs(stack) if j.kind == "retry_all"]  # stored before the click was acked
         assert job.finished_at is None and _batches_sent(qbo) == before, "stored; nobody runs it yet"
         procs["one"] = _serve(env, free_port(), "worker")
         procs["two"] = _serve(env, free_port(), "worker")
