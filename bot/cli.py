@@ -517,7 +517,7 @@ class Role(StrEnum):
 
     ALL = "all"
     WEB = "web"              # Slack's requests (HTTP or Socket Mode), the OAuth and health endpoints
-    WORKER = "worker"        # the notifier: deliver sync errors to Slack; recover what a killed process left
+    WORKER = "worker"        # the notifier and the jobs (Sync Now, Retry All, clicks); recover what a killed one left
     SCHEDULER = "scheduler"  # the scheduled jobs (one leader at a time)
 
 
@@ -540,7 +540,8 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
           host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
           role: Annotated[list[Role] | None, typer.Option(
               help="What this process does (repeat for several): web (Slack's requests), worker (delivery to "
-                   "Slack), scheduler (the scheduled jobs), or all (the default).")] = None) -> None:
+                   "Slack, and the accepted Sync Now, Retry All and clicks), scheduler (the scheduled jobs), or "
+                   "all (the default).")] = None) -> None:
     """Serve the Slack app: HTTP (POST /slack/events) under uvicorn, or Socket Mode when SLACK_APP_TOKEN is set.
     The notifier delivers sync errors to Slack in the background. ``--role`` splits this across processes."""
     import uvicorn

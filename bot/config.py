@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # How long a rate-limited connection pauses when QuickBooks gives no Retry-After (help article: 15 minutes).
     rate_limit_pause_seconds: int = Field(900, ge=1, le=7 * 86400, alias="RATE_LIMIT_PAUSE_SECONDS")
 
+    # Threads per worker process that run the jobs (Sync Now, Retry All, clicks' fixes: bot/jobs.py).
+    job_workers: int = Field(4, ge=1, le=64, alias="JOB_WORKERS")
+
     # The Slack side (used from the Slack app issue on).
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")

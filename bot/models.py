@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -161,6 +162,41 @@ class SeenEvent(Base):
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     team_id: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Job(Base):
+    """Work accepted from Slack and promised to a person (Sync Now, Retry All, a click's fix), stored before the
+    request returns and run by a worker process (`bot.jobs`): ``payload`` holds what the work needs and where its
+    answer goes (the response_url sealed with TOKEN_ENCRYPTION_KEYS). ``finished_at`` stays None until a worker
+    ran it to the end (or gave up); ``outcome``: done, failed (the work raised), bad (the payload cannot be run)
+    or gave_up (started too many times: each start is a row of ``job_attempts``)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_unfinished", "finished_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    connection_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobAttempt(Base):
+    """One start of a job by a worker (``worker``: host:pid). Written in a short transaction of its own before the
+    job runs, so a job that kills its process is counted even though its claim rolled back. No foreign key: the
+    claim holds the job's row locked (FOR UPDATE), and the key check of an insert here would wait for it."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (Index("ix_job_attempts_job_id", "job_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    worker: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # slack_sdk's SQLAlchemy installation and OAuth state stores (slack_sdk.oauth.installation_store.sqlalchemy and

@@ -1,18 +1,21 @@
 """What the Slack listeners do, once they have parsed the request, checked permission and acked.
 
 Each function takes the runtime, the tenant (workspace bound to an account), the acting user and the parsed
-ids; it calls `sync/` and renders with `bot.blocks`. Work that may take longer than Slack's 3 seconds runs on
-the runtime's pool (`rt.submit`) and reports back through a `bot.replies.Reply` (the response_url, or a modal and
-a DM for clicks on the App Home) or the notifier.
+ids; it calls `sync/` and renders with `bot.blocks`. Work that may take longer than Slack's 3 seconds (Sync Now,
+Retry All, a click's fix) is stored as a job (`bot.jobs`: it outlives the process that accepted it) that a worker
+runs (:func:`run_job`), and reports back through a `bot.replies.Reply` rebuilt from the job (the response_url, or a
+modal and a DM for clicks on the App Home) or the notifier.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import shlex
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from slack_sdk import WebClient
@@ -22,6 +25,7 @@ from sqlalchemy import func, select
 from bot import blocks
 from bot.blocks.kit import context, section
 from bot.blocks.messages import authorization_ends, connection_waiting, stopped_note
+from bot.jobs import BadJob, Claimed
 from bot.models import SlackMessage
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
@@ -157,8 +161,12 @@ def show_retrying(rt: SlackRuntime, tenant: Tenant, user: UserInfo, entry: SyncL
 def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, entry_id: int,
                  reply: Reply, channel: str | None = None, ts: str | None = None) -> None:
     """Run a fix action on an entry after the ack: retry, unlink, recreate, link_existing, mark_resolved, and for a
-    total mismatch keep_provider_totals and send_own_tax. The outcome reaches the message through the outbox (and
-    the App Home); refusals go to the user (``reply``)."""
+    total mismatch keep_provider_totals and send_own_tax. The entry is checked here; the action is a job
+    (`bot.jobs`, :func:`_entry_job`), committed before this returns, which any worker runs: it turns the card to
+    "Retrying…" first (in the job, so that it never comes after the outcome), then acts. The outcome reaches the
+    message through the outbox (and the App Home); refusals go to the user (``reply``)."""
+    if action not in ENTRY_FIXES:
+        raise ValueError(f"unknown entry action {action!r}")
     try:
         entry = _entry(rt, tenant, entry_id)
     except NotFound:
@@ -166,44 +174,239 @@ def entry_action(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str, 
                     user.user_id, entry_id)
         reply.now({"text": "That sync log entry was not found in your account."})
         return
-    clicked_at = rt.notifier.clock()
-    pushes = action in ("retry", "send_own_tax")  # a push to QuickBooks: the message says Retrying… meanwhile
-    if pushes:
-        show_retrying(rt, tenant, user, entry, channel, ts)
+    _enqueue(rt, "entry_action", entry.connection_id, tenant, user, reply, action=action, entry_id=entry_id,
+             channel=channel, ts=ts, clicked_at=rt.notifier.clock().isoformat())
+
+
+#: The entry actions a job runs (the engine's method of each).
+ENTRY_FIXES = ("retry", "unlink", "recreate", "link_existing", "mark_resolved", "keep_provider_totals",
+               "send_own_tax")
+#: The entry actions that push to QuickBooks: the message says Retrying… meanwhile.
+PUSHES = ("retry", "send_own_tax")
+
+
+def _entry_job(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, p: JobPayload) -> None:
+    """An entry action's job (:func:`entry_action`)."""
+    action, entry_id = p.choice("action", ENTRY_FIXES), p.integer("entry_id")
+    channel, ts = p.text("channel"), p.text("ts")
+    clicked_at = p.time("clicked_at")
     engine = rt.services.engine
     fn = {"retry": engine.retry_entry, "unlink": engine.unlink, "recreate": engine.recreate,
           "link_existing": engine.link_existing, "mark_resolved": engine.mark_resolved,
           "keep_provider_totals": engine.keep_provider_totals, "send_own_tax": engine.send_own_tax}[action]
+    notice: str | None = None  # why the click was refused, shown on the card where it was clicked
+    try:
+        if action in PUSHES and channel and ts:
+            show_retrying(rt, tenant, user, engine.get_entry(entry_id, account_id=tenant.account_id), channel, ts)
+        result = fn(entry_id, user.name, account_id=tenant.account_id)
+        if not reply.through_response_url and not (channel and ts):  # clicked on the App Home: say how it went
+            reply.now({"text": _outcome_text(action, result)})
+    except NotFound:
+        reply.now({"text": "That sync log entry was not found in your account."})
+    except InProgress:
+        notice = _notice(tenant, user, action, "already retrying this record: this card updates when it is "
+                         "done.", clicked_at, outcome="was not needed")
+        reply.now({"text": "Already retrying this record: the message updates when it is done."})
+    except NothingToRetry as exc:
+        notice = _notice(tenant, user, action, str(exc), clicked_at)
+        reply.now({"text": f"{exc}"})
+    except ConnectionUnavailable as exc:
+        notice = _notice(tenant, user, action, _waiting_notice(exc, BUTTON_WORDS.get(action, "that"),
+                                                               tenant.timezone), clicked_at)
+        reply.now({"text": f"{exc} Use /sync-log reconnect." if exc.kind == "auth_expired" else str(exc)})
+    except EngineError as exc:
+        notice = _notice(tenant, user, action, str(exc), clicked_at)
+        reply.now({"text": str(exc)})
+    finally:
+        _home_changed(rt, tenant, user)
+        rt.notifier.deliver()  # the outcome updates the same message now (and the App Homes)
+        if notice is not None and channel and ts:
+            show_on_card(rt, tenant, entry_id, channel, ts, notice)
+        elif action in PUSHES and channel and ts:
+            _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts, clicked_at)
 
-    def work() -> None:
-        notice: str | None = None  # why the click was refused, shown on the card where it was clicked
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+
+class JobPayload:
+    """A job's payload, read strictly: a value of the wrong type raises BadJob (a tampered or foreign row is
+    finished with its error, not run)."""
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        self.payload = payload
+
+    def _get(self, key: str, kind: type | tuple[type, ...], optional: bool) -> Any:
+        value = self.payload.get(key)
+        if value is None and optional:
+            return None
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise BadJob(f"the job's {key} is not valid")
+        return value
+
+    def integer(self, key: str) -> int:
+        return int(self._get(key, int, False))
+
+    def text(self, key: str) -> str | None:
+        return self._get(key, str, True)
+
+    def flag(self, key: str) -> bool:
+        return bool(self._get(key, bool, False))
+
+    def choice(self, key: str, allowed: Sequence[str]) -> str:
+        value = self._get(key, str, False)
+        if value not in allowed:
+            raise BadJob(f"the job's {key} {value[:40]!r} is not one of {', '.join(allowed)}")
+        return str(value)
+
+    def time(self, key: str) -> dt.datetime:
         try:
-            result = fn(entry_id, user.name, account_id=tenant.account_id)
-            if not reply.through_response_url and not (channel and ts):  # clicked on the App Home: say how it went
-                reply.now({"text": _outcome_text(action, result)})
-        except InProgress:
-            notice = _notice(tenant, user, action, "already retrying this record: this card updates when it is "
-                             "done.", clicked_at, outcome="was not needed")
-            reply.now({"text": "Already retrying this record: the message updates when it is done."})
-        except NothingToRetry as exc:
-            notice = _notice(tenant, user, action, str(exc), clicked_at)
-            reply.now({"text": f"{exc}"})
-        except ConnectionUnavailable as exc:
-            notice = _notice(tenant, user, action, _waiting_notice(exc, BUTTON_WORDS.get(action, "that"),
-                                                                   tenant.timezone), clicked_at)
-            reply.now({"text": f"{exc} Use /sync-log reconnect." if exc.kind == "auth_expired" else str(exc)})
-        except EngineError as exc:
-            notice = _notice(tenant, user, action, str(exc), clicked_at)
-            reply.now({"text": str(exc)})
-        finally:
-            _home_changed(rt, tenant, user)
-            rt.notifier.deliver()  # the outcome updates the same message now (and the App Homes)
-            if notice is not None and channel and ts:
-                show_on_card(rt, tenant, entry_id, channel, ts, notice)
-            elif pushes and channel and ts:
-                _redraw_if_still_retrying(rt, tenant, entry_id, channel, ts, clicked_at)
+            return dt.datetime.fromisoformat(self._get(key, str, False))
+        except ValueError:
+            raise BadJob(f"the job's {key} is not a time") from None
 
-    rt.submit(work)
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        return self._get(key, dict, False)
+
+
+#: Set while a worker runs a stored click (:func:`store_click`): the work the click leads to runs in that job.
+_in_click = threading.local()
+
+
+def _enqueue(rt: SlackRuntime, kind: str, connection_id: int | None, tenant: Tenant, user: UserInfo, reply: Reply,
+             /, **fields: Any) -> int | None:
+    """Store the work as a job (committed when this returns), with who asked and where the answer goes. In the
+    job of a stored click (:func:`store_click`), already durable, the work runs at once instead."""
+    if getattr(_in_click, "active", False):
+        JOB_KINDS[kind](rt, tenant, user, reply, JobPayload(json.loads(json.dumps(fields))))
+        return None
+    payload = {"team_id": tenant.team_id, "user": {"user_id": user.user_id, "name": user.name, "tz": user.tz},
+               "reply": reply.route(rt.services.box.encrypt), **fields}
+    return rt.jobs.enqueue(kind, connection_id, payload)
+
+
+#: What of a click's payload its job keeps (the message's blocks and the view's are left out: nothing reads them).
+CLICK_KEYS = ("type", "user", "team", "container", "channel", "actions", "api_app_id", "enterprise",
+              "is_enterprise_install")
+
+
+def store_click(rt: SlackRuntime, kind: str, connection_id: int | None, body: Mapping[str, Any]) -> int:
+    """Store a click (Sync Now, Retry All's confirmation, an entry's fix) as a job before it is acked: the
+    permission check and the work run in the worker that claims it (`handlers.actions.run_click`). Its
+    response_url and trigger_id are sealed with TOKEN_ENCRYPTION_KEYS."""
+    box = rt.services.box
+    kept: dict[str, Any] = {k: body[k] for k in CLICK_KEYS if k in body}
+    view = body.get("view")
+    if isinstance(view, Mapping):
+        kept["view"] = {k: view.get(k) for k in ("id", "type") if k in view}
+    sealed = {k: box.encrypt(str(body[k])) if body.get(k) else None for k in ("response_url", "trigger_id")}
+    return rt.jobs.enqueue(kind, connection_id, {"click": {"body": kept, **sealed}})
+
+
+def _run_click(rt: SlackRuntime, job: Claimed) -> None:
+    """A stored click's job: the click as Slack sent it, rebuilt, through the listener's own work."""
+    from slack_bolt.context.respond import Respond
+
+    from handlers.actions import run_click
+    from sync.crypto import SecretBoxError
+
+    click = JobPayload(JobPayload(job.payload).mapping("click"))
+    body = dict(click.mapping("body"))
+    try:
+        url, trigger = (rt.services.box.decrypt(v) if v else None
+                        for v in (click.text("response_url"), click.text("trigger_id")))
+    except SecretBoxError as exc:
+        raise BadJob(f"the stored click's sealed values cannot be opened: {exc}") from None
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise BadJob("the stored click's response_url is not a URL")
+    if url is not None:
+        body["response_url"] = url
+    if trigger is not None:
+        body["trigger_id"] = trigger
+    _in_click.active = True
+    try:
+        run_click(rt, body, Respond(response_url=url) if url is not None else None)
+    finally:
+        _in_click.active = False
+
+
+def _job_parts(rt: SlackRuntime, payload: Mapping[str, Any]) -> tuple[Tenant, UserInfo, Reply, JobPayload]:
+    """The tenant, user and reply a job's payload names (BadJob when it names them wrongly)."""
+    from sync.crypto import SecretBoxError
+
+    p = JobPayload(payload)
+    team_id = p.text("team_id")
+    tenant = rt.tenants.get(team_id) if team_id else None
+    if tenant is None:
+        raise BadJob("the job's workspace is not bound to an account any more")
+    who_ = JobPayload(p.mapping("user"))
+    user_id = who_.text("user_id")
+    if not user_id:
+        raise BadJob("the job names no user")
+    user = UserInfo(user_id=user_id, name=who_.text("name") or user_id, is_admin=False, tz=who_.text("tz"))
+    try:
+        reply = Reply.from_route(p.mapping("reply"), rt.clients.for_team(tenant.team_id), rt.services.box.decrypt)
+    except (ValueError, SecretBoxError) as exc:
+        raise BadJob(f"the job's reply route cannot be used: {exc}") from None
+    return tenant, user, reply, p
+
+
+def run_job(rt: SlackRuntime, job: Claimed) -> None:
+    """Run one job (`bot.jobs.JobQueue`'s runner): rebuild who asked and where the answer goes, then the work.
+    Raises BadJob for a kind or a payload it cannot run."""
+    if job.kind == "resume":
+        try:
+            _run_resume(rt, job)
+        finally:
+            rt.notifier.wake()
+        return
+    if job.kind not in JOB_KINDS:
+        raise BadJob(f"unknown job kind {job.kind[:40]!r}")
+    click = "click" in job.payload
+    parts = None if click else _job_parts(rt, job.payload)
+    if job.attempt > 1:  # a process died during it: settle what it left pending first (as the CLI does)
+        recovered = rt.services.engine.recover_pending()
+        log.warning("event=job_rerun job_id=%s kind=%s attempt=%d recovered=%d", job.id, job.kind, job.attempt,
+                    recovered)
+    try:
+        if parts is None:
+            _run_click(rt, job)
+        else:
+            JOB_KINDS[job.kind](rt, *parts)
+    finally:
+        rt.notifier.wake()
+
+
+def _click_reply(rt: SlackRuntime, job: Claimed) -> Reply:
+    """The reply to a stored click, for its give-up answer (the trigger_id has long expired)."""
+    from slack_bolt.context.respond import Respond
+
+    click = JobPayload(JobPayload(job.payload).mapping("click"))
+    body = dict(click.mapping("body"))
+    sealed = click.text("response_url")
+    team_id = ((body.get("team") or {}).get("id") if isinstance(body.get("team"), dict) else None)
+    if not team_id:
+        raise BadJob("the stored click names no workspace")
+    url = rt.services.box.decrypt(sealed) if sealed else None
+    if url is not None:
+        body["response_url"] = url
+    return Reply.to_click(rt.clients.for_team(str(team_id)), body,
+                          Respond(response_url=url) if url is not None else None)
+
+
+def job_given_up(rt: SlackRuntime, job: Claimed) -> None:
+    """Tell the person whose job was started too many times without finishing that it is dropped."""
+    try:
+        if "click" in job.payload:
+            reply = _click_reply(rt, job)
+        else:
+            _tenant, _user, reply, _p = _job_parts(rt, job.payload)
+    except (BadJob, ValueError):
+        return
+    what = {"retry_all": "Retry All", "sync_now": "Sync Now", "entry_action": "Your click",
+            "resume": "The resume after Reconnect"}.get(job.kind, "That")
+    reply.later({"text": f"{what} could not be finished: syncbot stopped during it {job.attempt - 1} times, so it "
+                         "was not tried again. Try once more, or use Contact support if it happens again."})
 
 
 #: The button of each entry action, as the card labels it (what a refusal tells the person to click).
@@ -454,6 +657,21 @@ def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_v
     if connection_id is None or connection_id != tenant.connection_id:
         reply.now({"text": "That connection was not found in your account."})
         return
+    _enqueue(rt, "retry_all", connection_id, tenant, user, reply, connection_id=connection_id)
+
+
+def _connection_of(tenant: Tenant, p: JobPayload) -> int:
+    """The job's connection, which must still be the tenant's."""
+    connection_id = p.integer("connection_id")
+    if connection_id != tenant.connection_id:
+        raise BadJob("the job's connection is not its workspace's connection")
+    return connection_id
+
+
+def _retry_all_job(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, p: JobPayload) -> None:
+    """Retry All's job (:func:`run_retry_all`): progress in place of the confirmation (from "0 of N" as it
+    starts), then the counts."""
+    connection_id = _connection_of(tenant, p)
     state = {"sent": 0.0}
 
     def progress(done: int, total: int) -> None:
@@ -462,19 +680,16 @@ def run_retry_all(rt: SlackRuntime, tenant: Tenant, user: UserInfo, connection_v
             state["sent"] = now
             reply.replace(blocks.retry_all_progress(done, total))
 
-    def work() -> None:
-        try:
-            summary = rt.services.engine.retry_all(connection_id, user.name, progress)
-        except ConnectionUnavailable as exc:  # why, and what to do, as Sync Now says it
-            reply.later(blocks.retry_all_not_run(exc.kind.value, until=exc.until, tz=user.tz or tenant.timezone),
-                        replace=True)
-            return
-        finally:
-            _home_changed(rt, tenant, user)
-        reply.later(blocks.retry_all_done(summary.as_dict()), replace=True)
-
     reply.replace(blocks.retry_all_progress(0, len(rt.services.engine.open_errors(connection_id))))
-    rt.submit(work)
+    try:
+        summary = rt.services.engine.retry_all(connection_id, user.name, progress)
+    except ConnectionUnavailable as exc:  # why, and what to do, as Sync Now says it
+        reply.later(blocks.retry_all_not_run(exc.kind.value, until=exc.until, tz=user.tz or tenant.timezone),
+                    replace=True)
+        return
+    finally:
+        _home_changed(rt, tenant, user)
+    reply.later(blocks.retry_all_done(summary.as_dict()), replace=True)
 
 
 def sync_now_started(reply: Reply) -> str:
@@ -502,25 +717,48 @@ def run_sync_now(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply,
         return
     if announce:
         reply.now({"text": sync_now_started(reply)})
+    _enqueue(rt, "sync_now", tenant.connection_id, tenant, user, reply, connection_id=tenant.connection_id,
+             announce=announce)
 
-    def work() -> None:
-        tz = user.tz or tenant.timezone
-        try:
-            summary = rt.services.engine.sync_now(tenant.connection_id or 0, user.name, try_early=True)
-        except ConnectionUnavailable as exc:
-            answer = (blocks.sync_now_still_limited(exc.until, tz=tz) if exc.kind == Kind.RATE_LIMITED
-                      else blocks.sync_now_done(None, stopped=exc.kind.value, until=exc.until, tz=tz))
-            reply.later(answer, replace=not announce)
-            return
-        finally:
-            _home_changed(rt, tenant, user)
-            rt.notifier.deliver()  # the incident's message shows the new time, or Resumed, now
-        with rt.services.sessions() as session:
-            conn = session.get(Connection, tenant.connection_id)
-            until = conn.paused_until if conn is not None and summary.stopped is not None else None
-        reply.later(blocks.sync_now_done(summary.as_dict(), until=until, tz=tz), replace=not announce)
 
-    rt.submit(work)
+def _sync_now_job(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, p: JobPayload) -> None:
+    """Sync Now's job (:func:`run_sync_now`): the run, then its counts or why it stopped."""
+    connection_id, announce = _connection_of(tenant, p), p.flag("announce")
+    tz = user.tz or tenant.timezone
+    try:
+        summary = rt.services.engine.sync_now(connection_id, user.name, try_early=True)
+    except ConnectionUnavailable as exc:
+        answer = (blocks.sync_now_still_limited(exc.until, tz=tz) if exc.kind == Kind.RATE_LIMITED
+                  else blocks.sync_now_done(None, stopped=exc.kind.value, until=exc.until, tz=tz))
+        reply.later(answer, replace=not announce)
+        return
+    finally:
+        _home_changed(rt, tenant, user)
+        rt.notifier.deliver()  # the incident's message shows the new time, or Resumed, now
+    with rt.services.sessions() as session:
+        conn = session.get(Connection, connection_id)
+        until = conn.paused_until if conn is not None and summary.stopped is not None else None
+    reply.later(blocks.sync_now_done(summary.as_dict(), until=until, tz=tz), replace=not announce)
+
+
+def enqueue_resume(rt: SlackRuntime, connection_id: int, user_name: str) -> int:
+    """After a Reconnect: the connection resumes (the records that waited are retried, then a sync), as a job."""
+    return rt.jobs.enqueue("resume", connection_id, {"connection_id": connection_id, "actor": user_name})
+
+
+def _run_resume(rt: SlackRuntime, job: Claimed) -> None:
+    p = JobPayload(job.payload)
+    connection_id, actor = p.integer("connection_id"), p.text("actor") or "system"
+    if connection_id != job.connection_id:
+        raise BadJob("the job's connection does not match its payload")
+    try:
+        rt.services.engine.resume(connection_id, actor, "reconnected")
+    except (ConnectionUnavailable, NotFound) as exc:
+        log.warning("event=resume_not_run connection_id=%s error=%s", connection_id, exc)
+
+
+JOB_KINDS: dict[str, Callable[[SlackRuntime, Tenant, UserInfo, Reply, JobPayload], None]] = {
+    "entry_action": _entry_job, "retry_all": _retry_all_job, "sync_now": _sync_now_job}
 
 
 # ------------------------------------------------------------------------------------------------ settings

@@ -58,9 +58,11 @@ class Reply:
 
     def __init__(self, client: WebClient | None = None, *, respond: Respond | None = None,
                  user_id: str | None = None, trigger_id: str | None = None, view_id: str | None = None,
-                 channel_id: str | None = None) -> None:
+                 channel_id: str | None = None, response_url: str | None = None) -> None:
         self.client = client
         self.respond = respond
+        #: The response_url ``respond`` posts to (kept to hand the answer to another process: :meth:`route`).
+        self.response_url = response_url or getattr(respond, "response_url", None)
         self.user_id = user_id
         self.trigger_id = trigger_id
         #: The modal the answers go to: the one clicked in, or the one :meth:`now` opened.
@@ -80,7 +82,8 @@ class Reply:
         user_id = (body.get("user") or {}).get("id")
         if body.get("response_url") and respond is not None:
             channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-            return cls(client, respond=respond, user_id=user_id, channel_id=channel)
+            return cls(client, respond=respond, user_id=user_id, channel_id=channel,
+                       response_url=str(body["response_url"]))
         view = body.get("view") or {}
         in_modal = (body.get("container") or {}).get("type") == "view" and view.get("type") == "modal"
         return cls(client, user_id=user_id, trigger_id=body.get("trigger_id"),
@@ -90,12 +93,56 @@ class Reply:
     def to_command(cls, client: WebClient | None, command: Mapping[str, Any], respond: Respond) -> Reply:
         """The answer to a slash command: its response_url, else an ephemeral in the channel it was typed in or
         a DM (``client``: the workspace's bot client)."""
-        return cls(client, respond=respond, user_id=command.get("user_id"), channel_id=command.get("channel_id"))
+        return cls(client, respond=respond, user_id=command.get("user_id"), channel_id=command.get("channel_id"),
+                   response_url=command.get("response_url"))
 
     @classmethod
     def nobody(cls) -> Reply:
         """Answers go nowhere (work whose outcome the user sees elsewhere, as after a modal's submission)."""
         return cls()
+
+    def route(self, seal: Callable[[str], str]) -> dict[str, Any]:
+        """Where this reply's answers go, as JSON for a job (`bot.jobs`) that another process may run: the
+        response_url sealed by ``seal`` (a bearer credential for 30 minutes: `SecretBox.encrypt`), how many of its
+        posts are spent, the user, the channel and the modal; a click's trigger_id, sealed too, which opens a modal
+        only in the 3 seconds after the click (a job that ends later answers by DM, as before)."""
+        if self.client is None and self.respond is None:
+            return {"nobody": True}
+        url = self.response_url if self.respond is not None else None
+        return {"response_url": seal(url) if url else None, "url_uses": self._url_uses,
+                "url_refused": self._url_refused, "user_id": self.user_id, "channel_id": self.channel_id,
+                "view_id": self.view_id, "trigger_id": seal(self.trigger_id) if self.trigger_id else None}
+
+    @classmethod
+    def from_route(cls, route: Mapping[str, Any], client: WebClient | None, unseal: Callable[[str], str],
+                   respond: Callable[[str], Respond] | None = None) -> Reply:
+        """The reply :meth:`route` described, rebuilt in the process that runs the job (``client``: the
+        workspace's bot client; ``respond(url)``: Bolt's Respond for a response_url). Raises ValueError when
+        ``route`` is not one :meth:`route` made (a sealed URL that does not open raises SecretBoxError)."""
+        if not isinstance(route, Mapping):
+            raise ValueError("the reply's route is not an object")
+        if route.get("nobody") is True:
+            return cls.nobody()
+        fields = {k: route.get(k) for k in ("user_id", "channel_id", "view_id")}
+        if any(v is not None and not isinstance(v, str) for v in fields.values()):
+            raise ValueError("the reply's route names a user, channel or view that is not a string")
+        sealed, uses, trigger = route.get("response_url"), route.get("url_uses", 0), route.get("trigger_id")
+        if (sealed is not None and not isinstance(sealed, str)) or not isinstance(uses, int) or isinstance(
+                uses, bool) or (trigger is not None and not isinstance(trigger, str)):
+            raise ValueError("the reply's route has a response_url, trigger_id or count of uses of the wrong type")
+        url = unseal(sealed) if sealed else None
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError("the reply's response_url is not a URL")
+        if url is not None and respond is None:
+            from slack_bolt.context.respond import Respond as BoltRespond
+
+            def respond(u: str) -> Respond:
+                return BoltRespond(response_url=u)
+        reply = cls(client, respond=respond(url) if url is not None and respond is not None else None,
+                    response_url=url, trigger_id=unseal(trigger) if trigger else None, **fields)
+        reply._url_uses = uses
+        reply._url_refused = route.get("url_refused") is True
+        return reply
 
     @property
     def through_response_url(self) -> bool:

@@ -25,6 +25,7 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.home import HomePublisher
 from bot.installations import SealedInstallationStore, StateStore, redact_slack_logs
+from bot.jobs import Claimed, JobQueue
 from bot.lease import Lease
 from bot.notifier import Notifier
 from bot.oauth_states import OAuthStates
@@ -99,7 +100,8 @@ class SlackClients:
 
 @dataclass
 class SlackRuntime:
-    """The Slack side's long-lived objects. ``submit`` runs work after the ack, logging any failure."""
+    """The Slack side's long-lived objects. ``after_ack`` finishes a request after its ack; ``jobs`` holds the
+    longer work a request accepted (durable: `bot.jobs`)."""
 
     services: Services
     settings: Settings
@@ -114,24 +116,14 @@ class SlackRuntime:
     install_links: InstallLinks | None = None
     #: Re-publishes the App Home of users who opened it when their account's state changes.
     home: HomePublisher | None = None
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "syncbot-work"))
+    #: Work accepted from Slack that must outlive this process (Sync Now, Retry All, a click's fix, the resume
+    #: after a Reconnect): stored as jobs, run by the worker processes' threads (`bot.jobs`). Set by build_runtime.
+    jobs: JobQueue = field(default=None)  # type: ignore[assignment]
     #: Quick work that finishes a request after its ack (permission check, views.open, chat.update, respond): a
-    #: pool of its own, so it never waits behind the long runs on ``executor`` (see :meth:`after_ack`).
+    #: pool of its own, never used for long runs (see :meth:`after_ack`).
     replies: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, "syncbot-ack"))
     stop: threading.Event = field(default_factory=threading.Event)
     _notifier_thread: threading.Thread | None = field(default=None, init=False)
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
-        def run() -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except Exception:
-                log.exception("event=background_work_failed fn=%s", getattr(fn, "__name__", fn))
-                raise
-            finally:
-                self.notifier.wake()
-
-        return self.executor.submit(run)
 
     def after_ack(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn(*args, **kwargs)`` on the ``replies`` pool, after the listener has acked and returned (Bolt
@@ -176,13 +168,19 @@ class SlackRuntime:
                                   name="syncbot-notifier", daemon=True)
         thread.start()
         self._notifier_thread = thread
+        self.start_jobs()
         return thread
+
+    def start_jobs(self) -> None:
+        """Run the jobs (Sync Now, Retry All, clicks' fixes) on this process's job threads: `syncbot serve` with
+        the worker role, `syncbot demo` (through :meth:`start_background`), the tests' in-process stack."""
+        self.jobs.start()
 
     def close(self) -> None:
         self.stop.set()
         self.notifier.wake()
-        self.replies.shutdown(wait=True, cancel_futures=False)  # may still hand work to the executor
-        self.executor.shutdown(wait=True, cancel_futures=False)
+        self.replies.shutdown(wait=True, cancel_futures=False)  # may still store jobs
+        self.jobs.stop(timeout=30)  # a job still running then is run again by another worker (or at restart)
         if self._notifier_thread is not None:
             self._notifier_thread.join(timeout=30)  # the pass in flight finishes; the lease is given up
 
@@ -230,6 +228,17 @@ def build_runtime(services: Services, settings: Settings | None = None) -> Slack
         operations.publish_home(rt, tenant, rt.directory.user(team_id, user_id))
         return True
 
+    def run_job(job: Claimed) -> None:
+        from bot import operations
+
+        operations.run_job(rt, job)
+
+    def give_up(job: Claimed) -> None:
+        from bot import operations
+
+        operations.job_given_up(rt, job)
+
+    rt.jobs = JobQueue(services.db_engine, services.sessions, run_job, give_up, threads=settings.job_workers)
     rt.home = HomePublisher(services.sessions, publish_home)
     notifier.on_delivered = rt.home.after_delivery
     return rt

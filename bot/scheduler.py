@@ -56,7 +56,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.lease import Lease
-from bot.models import ScheduledSend
+from bot.models import Job, JobAttempt, ScheduledSend
 from bot.services import Services
 from sync.diagnosis import Kind
 from sync.engine import ConnectionUnavailable
@@ -421,6 +421,11 @@ class Jobs:
         with self.sessions() as session, session.begin():
             gone = session.execute(delete(Notification).where(Notification.delivered_at.is_not(None),
                                                               Notification.delivered_at < cutoff))
+            result.done += int(getattr(gone, "rowcount", 0) or 0)
+        with self.sessions() as session, session.begin():  # finished jobs (bot.jobs) and their starts
+            old_jobs = select(Job.id).where(Job.finished_at.is_not(None), Job.finished_at < cutoff)
+            session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(old_jobs)))
+            gone = session.execute(delete(Job).where(Job.finished_at.is_not(None), Job.finished_at < cutoff))
             result.done += int(getattr(gone, "rowcount", 0) or 0)
         if result.done:
             log.info("event=retention_pruned rows=%d cutoff=%s", result.done, cutoff.isoformat())

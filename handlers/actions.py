@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -14,10 +15,11 @@ from slack_sdk import WebClient
 
 from bot import operations
 from bot.blocks import ids
+from bot.jobs import BadJob
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import Tenant, UserInfo
-from handlers.common import ack_first, ack_first_on, ids_from, int_value, who
+from handlers.common import TENANT_KEY, ack_first, ack_first_on, ids_from, int_value, who
 from sync.engine import NotFound
 from sync.log import FilterError
 
@@ -64,26 +66,83 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
     return tenant, user
 
 
-def register(app: App, rt: SlackRuntime) -> None:
-    def entry_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        action = _action(body)
-        reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context,
-                           card_action=ENTRY_ACTIONS.get(str(action.get("action_id"))))
-        if allowed is None:
-            return
-        tenant, user = allowed
-        entry_id = int_value(action.get("value"))
-        if entry_id is None:
-            log.warning("event=tampered_value team_id=%s action_id=%s", tenant.team_id, action.get("action_id"))
-            _refuse(reply, "That button is not valid any more.")
-            return
-        channel, ts = _where(body)
-        operations.entry_action(rt, tenant, user, ENTRY_ACTIONS[action["action_id"]], entry_id, reply,
-                                channel, ts)
+def entry_button(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
+                 context: BoltContext | None) -> None:
+    """An entry's fix button (Retry, Unlink...): check the clicker and the entry, then the action."""
+    action = _action(body)
+    reply = Reply.to_click(client, body, respond)
+    allowed = _allowed(rt, body, reply, change=True, context=context,
+                       card_action=ENTRY_ACTIONS.get(str(action.get("action_id"))))
+    if allowed is None:
+        return
+    tenant, user = allowed
+    entry_id = int_value(action.get("value"))
+    if entry_id is None:
+        log.warning("event=tampered_value team_id=%s action_id=%s", tenant.team_id, action.get("action_id"))
+        _refuse(reply, "That button is not valid any more.")
+        return
+    channel, ts = _where(body)
+    operations.entry_action(rt, tenant, user, ENTRY_ACTIONS[action["action_id"]], entry_id, reply, channel, ts)
 
-    for action_id in ENTRY_ACTIONS:
-        app.action(action_id)(ack_first(rt, entry_button))
+
+def sync_now_button(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
+                    context: BoltContext | None) -> None:
+    """Sync Now (a message's or the App Home's button)."""
+    reply = Reply.to_click(client, body, respond)
+    allowed = _allowed(rt, body, reply, change=True, context=context, card_action="sync_now")
+    if allowed is None:
+        return
+    tenant, user = allowed
+    operations.run_sync_now(rt, tenant, user, reply, connection_value=_action(body).get("value"))
+
+
+def retry_all_confirm_button(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
+                             context: BoltContext | None) -> None:
+    """Retry All's confirmation."""
+    reply = Reply.to_click(client, body, respond)
+    allowed = _allowed(rt, body, reply, change=True, context=context)
+    if allowed is None:
+        return
+    tenant, user = allowed
+    operations.run_retry_all(rt, tenant, user, _action(body).get("value"), reply)
+
+
+#: The buttons whose click is stored as a job before it is acked (`bot.jobs`): the job's kind, and its work.
+DURABLE_CLICKS: dict[str, tuple[str, Callable[..., None]]] = {
+    **{action_id: ("entry_action", entry_button) for action_id in ENTRY_ACTIONS},
+    ids.SYNC_NOW: ("sync_now", sync_now_button), ids.RETRY_ALL_CONFIRM: ("retry_all", retry_all_confirm_button)}
+
+
+def run_click(rt: SlackRuntime, body: dict[str, Any], respond: Respond | None) -> None:
+    """Run a click stored by :func:`durable_click`, in the worker that claimed its job: the permission check and
+    the action, as the listener would have after its ack (the action runs in this job, not in another)."""
+    action_id = str(_action(body).get("action_id"))
+    team_id, _user = ids_from(body)
+    if action_id not in DURABLE_CLICKS or not team_id:
+        raise BadJob(f"the stored click's button {action_id[:40]!r} is not one that is stored")
+    DURABLE_CLICKS[action_id][1](rt, body, rt.clients.for_team(team_id), respond, None)
+
+
+def durable_click(rt: SlackRuntime) -> Callable[..., None]:
+    """A listener that stores the click as a job (committed), then acks empty: the permission check and the
+    work run in whichever worker claims the job, here or on another replica, and a replica that dies after the
+    ack loses nothing. The job carries the click as Slack sent it, less the message's blocks, with its
+    response_url and trigger_id sealed (`bot.operations.store_click`)."""
+
+    def listener(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        kind = DURABLE_CLICKS[str(_action(body).get("action_id"))][0]
+        looked_up = context.get(TENANT_KEY)
+        tenant = looked_up[1] if looked_up is not None else None
+        connection_id = tenant.connection_id if tenant is not None and kind != "entry_action" else None
+        operations.store_click(rt, kind, connection_id, body)
+        ack()
+
+    return listener
+
+
+def register(app: App, rt: SlackRuntime) -> None:
+    for action_id in DURABLE_CLICKS:
+        app.action(action_id)(durable_click(rt))
 
     @app.action(ids.FILL_FIELD)
     @ack_first_on(rt)
@@ -150,16 +209,6 @@ def register(app: App, rt: SlackRuntime) -> None:
     def open_related(ack: Ack) -> None:
         ack()  # a URL button to another record's card: Slack opens the message
 
-    @app.action(ids.SYNC_NOW)
-    @ack_first_on(rt)
-    def sync_now(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context, card_action="sync_now")
-        if allowed is None:
-            return
-        tenant, user = allowed
-        operations.run_sync_now(rt, tenant, user, reply, connection_value=_action(body).get("value"))
-
     @app.action(ids.RETRY_ALL)
     @ack_first_on(rt)
     def retry_all(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
@@ -169,16 +218,6 @@ def register(app: App, rt: SlackRuntime) -> None:
             return
         tenant, _user = allowed
         reply.now(operations.retry_all_prompt(rt, tenant))
-
-    @app.action(ids.RETRY_ALL_CONFIRM)
-    @ack_first_on(rt)
-    def retry_all_confirm(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
-        if allowed is None:
-            return
-        tenant, user = allowed
-        operations.run_retry_all(rt, tenant, user, _action(body).get("value"), reply)
 
     @app.action(ids.RETRY_ALL_CANCEL)
     @ack_first_on(rt)

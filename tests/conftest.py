@@ -240,6 +240,7 @@ def stack(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Itera
     svc.limiter = services.limiter
     rt = build_runtime(svc)
     rt.notifier.post_interval = 0.0
+    rt.start_jobs()  # the jobs (Sync Now, Retry All, clicks' fixes) run in this process, as `serve` does
     server = serve_in_thread(create_server(rt, build_app(rt)), port=port)
     driver = SlackDriver(f"{server.url}/slack/events", SIGNING_SECRET, slack.standin)
     # the workspace binds to the account on its first request

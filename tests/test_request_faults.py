@@ -267,6 +267,8 @@ def test_sync_now_that_ends_after_its_response_url_expired_still_answers(
         assert started.status_code == 200 and "Syncing now" in started.response.text
         stack.slack.standin.advance_clock(31 * 60)  # the run takes longer than the response_url's 30 minutes
         answer = wait_for(lambda: _ephemerals_with(stack, OWNER, "Sync Now finished"), timeout=60)[-1]
+        # the job's thread logs where the answer went just after Slack took it: read the log before leaving INFO
+        wait_for(lambda: any("event=answer_redirected" in r.getMessage() for r in caplog.records))
     assert answer["channel"] == CHANNEL and not answer["via_response_url"]  # chat.postEphemeral, where typed
     refused = [c for c in stack.slack.standin.calls("response_url") if c.status != 200]
     assert [(c.status, c.error) for c in refused] == [(404, "expired_url")]

@@ -45,7 +45,7 @@ def test_error_arrives_with_diagnosis_and_retry_turns_it_synced_in_place(stack: 
     assert any("Retrying" in str(edit) for edit in msg.get("edits", [])), "it said Retrying... first"
     assert len([m for m in stack.messages() if "Acme Corp" in m["text"]]) == 1, "the same message, not a new one"
     stack.rt.replies.shutdown(wait=True)  # the click's work is over: nothing more will touch the message
-    stack.rt.executor.shutdown(wait=True)
+    stack.rt.jobs.wait_idle()
     updates = [c for c in stack.slack.standin.calls("chat.update") if c.params.get("ts") == acme["ts"]]
     assert len(updates) == 2, "Retrying..., then Synced: one update each, no redraw of what was drawn"
 
@@ -278,7 +278,7 @@ def test_retry_refused_while_the_connection_is_expired_leaves_the_error_not_retr
     refusal = wait_for(lambda: [e for e in stack.ephemerals(slack_cfg.OWNER_USER_ID) if "reconnect" in e["text"]])
     assert refusal
     stack.rt.replies.shutdown(wait=True)
-    stack.rt.executor.shutdown(wait=True)
+    stack.rt.jobs.wait_idle()
     final = stack.message(acme["ts"])
     assert "Retrying" not in final["text"] and "Retrying" not in str(final["blocks"])
     # the card says why where the click was, and offers Reconnect instead of a Retry that cannot work

@@ -239,6 +239,6 @@ def test_a_plain_member_clicking_on_the_home_is_refused_visibly_and_nothing_chan
         assert stack.driver.click_in_view(action_id, user_id=member).status_code == 200
         wait_for(lambda: "Owner or Admin" in modal_text(stack, member))
     stack.rt.replies.shutdown(wait=True)
-    stack.rt.executor.shutdown(wait=True)
+    stack.rt.jobs.wait_idle()
     assert entry_ids(stack) == before
     assert not [t for t in dm_texts(stack, member) if "finished" in t]

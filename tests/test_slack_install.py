@@ -83,6 +83,7 @@ def _multi(clean_db: str, qbo: QBO, connected: Connected, services: Any, *, sock
     svc.limiter = services.limiter
     rt = build_runtime(svc)
     rt.notifier.post_interval = 0.0
+    rt.start_jobs()
     app = build_app(rt)
     handler = start_socket_mode(app, settings) if socket else None
     server = serve_in_thread(create_server(rt, app, socket_mode=socket), port=port)  # as `syncbot serve` does

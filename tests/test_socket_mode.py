@@ -51,6 +51,7 @@ def socket_stack(clean_db: str, qbo: QBO, connected: Connected, services: Any) -
     svc.limiter = services.limiter
     rt = build_runtime(svc)
     rt.notifier.post_interval = 0.0
+    rt.start_jobs()
     app = build_app(rt)
     handler = start_socket_mode(app, settings, ping_interval=PING_INTERVAL_S)
     server = serve_in_thread(create_server(rt, app, socket_mode=True), port=port)  # as `syncbot serve` does
