@@ -1,4 +1,4 @@
-"""Builds the Bolt App (sync `App`; DEPENDENCIES.md P1) and registers the listeners.
+"""Builds the Bolt App (sync `App`; docs/platform-facts.md, "Libraries") and registers the listeners.
 
 Two modes:
 - Single workspace: SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET; the workspace is bound to the first account on its

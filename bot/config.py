@@ -20,8 +20,8 @@ OFFLINE_TOKEN_KEY = "c3luY2JvdC1vZmZsaW5lLWRlbW8ta2V5LTMyYnl0ZXM="
 class Settings(BaseSettings):
     """All of syncbot's configuration.
 
-    URLs default to Intuit's real hosts (DESIGN.md, "Platform facts"); `syncbot demo` and the tests point
-    them at the stand-ins instead.
+    URLs default to Intuit's real hosts (docs/platform-facts.md, "QuickBooks: OAuth 2.0"); `syncbot demo` and
+    the tests point them at the stand-ins instead.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)

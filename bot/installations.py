@@ -7,8 +7,8 @@ columns are :class:`SealedText`: Fernet-encrypted with `sync.crypto.SecretBox` o
 way out. Every query the store makes stays the same; no token is ever compared in SQL (Fernet ciphertext is
 randomised), only tested for NULL.
 
-Uninstall (DEPENDENCIES.md P10): `delete_installation()` alone leaves the bot row (`find_bot` still finds it),
-so :meth:`SealedInstallationStore.forget_team` deletes both.
+Uninstall (docs/platform-facts.md, "Libraries"): `delete_installation()` alone leaves the bot row (`find_bot`
+still finds it), so :meth:`SealedInstallationStore.forget_team` deletes both.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
   ``flood_window`` seconds, new record errors fold into one digest message updated in place. The digest counts
   the records folded into it that are still open (stored with it), and their notifications are marked
   delivered only once the digest showing them was posted or updated.
-- At most one Slack message per topic (DESIGN.md, "A Slack post is found before it is made again"): the topic's
+- At most one Slack message per topic (docs/platform-facts.md, "Slack: posting and finding a post again"): the topic's
   row (`bot.models.SlackMessage`) is claimed before the post, and every post carries message metadata naming it
   (``event_type`` ``syncbot_notification``, ``event_payload`` ``{account_id, topic}``). chat.postMessage has
   no idempotency key, so when an earlier attempt's outcome is unknown (its row is claimed and has no ``ts``: the

@@ -1,12 +1,12 @@
 """What the Slack app needs at run time, built once per process: Slack clients, tenants, the permission
 directory, the notifier, OAuth states and a worker pool for the work that goes on after an ack.
 
-Slack clients (DESIGN.md, "One small client object per external system"): `bot.slack_errors.GuardedWebClient`s,
-which remember the refusals only an admin can fix (`bot.slack_errors.Problems`, the table of Slack's errors by
-class) so that a workspace in that state costs one call per probe interval, not one per request. Neither client
-sleeps: the request path has no retry handlers (never sleep on a request path), and the notifier's background
-client has none either (no sleeping in the delivery path, and no blind second chat.postMessage after a lost
-answer: the notifier reschedules and looks for its post first). Base URL: SLACK_API_URL.
+Slack clients (docs/architecture.md, "Rules of the house": one small client object per external system):
+`bot.slack_errors.GuardedWebClient`s, which remember the refusals only an admin can fix (`bot.slack_errors.Problems`,
+the table of Slack's errors by class) so that a workspace in that state costs one call per probe interval, not one per
+request. Neither client sleeps: the request path has no retry handlers (never sleep on a request path), and the
+notifier's background client has none either (no sleeping in the delivery path, and no blind second chat.postMessage
+after a lost answer: the notifier reschedules and looks for its post first). Base URL: SLACK_API_URL.
 """
 
 from __future__ import annotations

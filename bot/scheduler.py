@@ -1,7 +1,7 @@
 """Scheduled work: the weekly log summary, token-expiry reminders, automatic resume after a rate-limit pause,
 access-token refresh ahead of expiry, and retention of old log entries.
 
-How it is built (DESIGN.md, "Schedule"):
+How it is built (docs/architecture.md, "A scheduled job"):
 
 - **APScheduler 3** (``BackgroundScheduler``) runs five jobs, each process with its own memory job store, as
   APScheduler's user guide asks ("job stores must never be shared between schedulers"). Nothing is lost by
@@ -22,7 +22,7 @@ How it is built (DESIGN.md, "Schedule"):
   the scheduler goes on. Per-account and per-connection work is isolated the same way.
 
 Platform facts used here: Intuit refresh tokens live 100 days without use and at most five years in all
-(DESIGN.md, QuickBooks Online OAuth 2.0, from Intuit's "Refresh tokens" FAQ and the November 2025 policy); the
+(docs/platform-facts.md, "QuickBooks: OAuth 2.0", from Intuit's authorization FAQ and the five-year policy); the
 help article asks to "reconnect proactively every 90 days" and to review the sync log every Monday.
 """
 

@@ -1,10 +1,10 @@
 """The HTTP server: Slack's endpoint, the provider's OAuth endpoints and a health check (Starlette + uvicorn).
 
 - `POST /slack/events`: commands, interactions and events, one URL as manifest.yml says. Bolt's dispatch is
-  synchronous, so it runs in Starlette's thread pool (DEPENDENCIES.md P1): one slow request never holds the
-  others. A request Bolt refuses (bad signature, stale timestamp) answers 401 and is logged with its clock skew.
-  A signed request whose body cannot be read (a ``payload`` field or JSON body that is not a JSON object), or
-  whose shape is not Slack's (bot.request_shapes: an interaction without its type, team or user, a command
+  synchronous, so it runs in Starlette's thread pool (docs/platform-facts.md, "Libraries"): one slow request
+  never holds the others. A request Bolt refuses (bad signature, stale timestamp) answers 401 and is logged with its
+  clock skew. A signed request whose body cannot be read (a ``payload`` field or JSON body that is not a JSON object),
+  or whose shape is not Slack's (bot.request_shapes: an interaction without its type, team or user, a command
   without its command, team_id or user_id, an event_callback without its event...), answers 400 with a clear
   error and changes nothing, where Bolt would answer 500 or ack and fail after (a forged or stale one: 401).
   A signed request no listener handles (an unknown action_id, view, shortcut or event) is acked with an empty

@@ -1,7 +1,7 @@
 """The composition root: builds syncbot's objects from Settings, once per process.
 
-Everything that talks to the outside gets its base URL from settings here (DESIGN.md, "one small client object
-per external system"), so the stand-ins of `sandbox/` can take the place of the real services.
+Everything that talks to the outside gets its base URL from settings here (docs/architecture.md, "Rules of the house":
+one small client object per external system), so the stand-ins of `sandbox/` can take the place of the real services.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """App lifecycle events: the app uninstalled from a workspace, or its tokens revoked (multi-workspace mode).
 
-Either deletes the workspace's installation and bot rows (DEPENDENCIES.md P10: both) so no token of it stays
-stored; the workspace stays bound to its account, so a reinstall finds its log and settings again.
+Either deletes the workspace's installation and bot rows (both: docs/platform-facts.md, "Libraries") so no
+token of it stays stored; the workspace stays bound to its account, so a reinstall finds its log and settings again.
 https://docs.slack.dev/reference/events/app_uninstalled, https://docs.slack.dev/reference/events/tokens_revoked
 """
 

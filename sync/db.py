@@ -1,7 +1,7 @@
 """Database engine, sessions and migrations.
 
 `DATABASE_URL` may be any SQLAlchemy URL: SQLite (the offline default) or PostgreSQL (`postgresql+psycopg://`,
-DEPENDENCIES.md P2b). The schema is owned by Alembic (`alembic/` at the top of the repository).
+docs/platform-facts.md, "Libraries"). The schema is owned by Alembic (`alembic/` at the top of the repository).
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 Everything that decides what a QuickBooks Online (QBO) or Intuit OAuth reply *means* lives here: the
 sync engine and ``syncbot diagnose`` both call :func:`diagnose`. The kinds, their cause and fix come
-from JobsiteOn's help article "Resolve Sync Errors" (``shared/reference/help-article-resolve-sync-
-errors.txt``, quoted in its own words) and, for the kinds the article does not name, from DESIGN.md
-("The error kinds"). Codes, statuses and wire quirks come from DESIGN.md ("Platform facts") and the
-real replies in ``shared/cases/qbo_replies.json``. Nothing here knows about Slack: ``details`` is plain
-text, not escaped for mrkdwn (the Slack side escapes it).
+from the JobsiteOn help article "Resolve Sync Errors", quoted in its own words (docs/platform-facts.md,
+"The help article"); the kinds the article does not name (closed_period, subscription, locked, conflict)
+are ours, in the same shape. Codes, statuses and wire quirks come from docs/platform-facts.md
+("QuickBooks: faults", "QuickBooks: one code, several meanings") and the real replies in
+``tests/fixtures/qbo_replies.json``. Nothing here knows about Slack: ``details`` is plain text, not escaped
+for mrkdwn (the Slack side escapes it).
 
 Public interface
 ================
@@ -120,7 +121,7 @@ Order of decision in :func:`diagnose`:
   ``hint`` says which (500, 600, 1040, 1050, 4000, 4001).
 * **1040** "Batch size exceeds allowed limit" → **unknown**, never validation, whatever the fault type
   says: in Intuit's error code list it is one of the *General Error Codes* (600-1999), about the size of
-  the batch request syncbot built, not a field of the record (DESIGN.md: "error 1040 when too large").
+  the batch request syncbot built, not a field of the record (docs/platform-facts.md, "QuickBooks: batch").
   The ``hint`` says so; Retry sends the record alone.
 * **Named codes** (not numbers: the gateway's ``code``, an ``errorcode`` of a gateway fault, or the name of a
   ``message=ThrottleExceeded; statusCode=429`` message without an ``errorCode``) are read by their words, in
@@ -152,10 +153,10 @@ Order of decision in :func:`diagnose`:
 Reading the words (:func:`read_error`)
 --------------------------------------
 Some codes carry several meanings, and Intuit says to read the detail to know which ("There are two
-possible reasons for error 610. Check the detail field": Intuit's "Handling common errors" page; DESIGN.md
-"One code, several meanings"). A meaning is either another kind, or a :class:`Meaning` of the same kind
-(:data:`MEANINGS`: its own title, cause, fix and buttons; the kind keeps precedence, scope, severity and
-every count). Read in the message and detail, any case; the first rule that matches decides:
+possible reasons for error 610. Check the detail field": Intuit's "Handling common errors" page;
+docs/platform-facts.md, "QuickBooks: one code, several meanings"). A meaning is either another kind, or a
+:class:`Meaning` of the same kind (:data:`MEANINGS`: its own title, cause, fix and buttons; the kind keeps precedence,
+scope, severity and every count). Read in the message and detail, any case; the first rule that matches decides:
 
 * 6000, 5010, 6210 speaking of the **closing date** or a closed period / closed books → closed_period
   ("Account Period Closed: The account period has closed", python-quickbooks#208, came as 5010).
@@ -204,9 +205,9 @@ by more words is prose, and ``bearer token`` / ``Basic authentication`` are not 
 Slack side escapes ``details`` for mrkdwn (``&``, ``<``, ``>``) and makes web links clickable again: ``links``
 lists the ``(text, url)`` of every http(s) anchor that ``details`` shows as "text (url)" (the engine keeps them
 with the entry). ``intuit_tid`` comes from the response
-header and is also appended to ``details`` (support asks for it, DESIGN.md); ``retry_after`` is the
-Retry-After header in seconds (number or HTTP date), None when absent (DESIGN.md: QBO documents none;
-the engine then waits its own default).
+header and is also appended to ``details`` (support asks for it); ``retry_after`` is the
+Retry-After header in seconds (number or HTTP date), None when absent (QBO documents none, see
+docs/platform-facts.md, "QuickBooks: throttling"; the engine then waits its own default).
 
 Severity is one per kind, the ``status`` of :data:`KINDS` (:attr:`Diagnosis.entry_status`): total_mismatch
 (from :func:`diagnose_totals` after a successful write, or from a Fault: 6070, 6100, tax-calculation 6000...)
@@ -259,7 +260,7 @@ ENDPOINTS = frozenset({"api", "token", "revoke"})
 
 
 class Kind(StrEnum):
-    """What went wrong, in the product's words (DESIGN.md "The error kinds")."""
+    """What went wrong, in the product's words (docs/platform-facts.md, "The help article")."""
 
     AUTH_EXPIRED = "auth_expired"
     DUPLICATE = "duplicate"
@@ -311,7 +312,7 @@ class KindInfo:
 
 _A = FixAction
 
-#: Cause and fix in the help article's words; the four extra kinds in DESIGN.md's words.
+#: Cause and fix in the help article's words; the four extra kinds (beyond the article's six) in ours.
 KINDS: Mapping[Kind, KindInfo] = {
     info.kind: info
     for info in (
@@ -1732,8 +1733,8 @@ def diagnose_totals(
     """Compare QuickBooks' totals with ours after an invoice (or sales receipt...) write.
 
     QuickBooks computes ``TotalAmt`` itself and US companies with automated sales tax recompute tax,
-    so totals diverge without any error (DESIGN.md, "Totals"). In: our total and tax, the entity
-    QuickBooks returned (the ``Invoice`` object, or the whole reply ``{"Invoice": {...}}``; numbers
+    so totals diverge without any error (docs/platform-facts.md, "QuickBooks: totals"). In: our total and tax, the
+    entity QuickBooks returned (the ``Invoice`` object, or the whole reply ``{"Invoice": {...}}``; numbers
     or strings, so converted XML works too), and optionally our lines as ``(label, amount)`` in order,
     compared with the reply's ``SalesItemLineDetail`` lines. Out: a ``total_mismatch`` Diagnosis when
     the total or the tax differs by more than half a cent, whose details give both totals, the tax of

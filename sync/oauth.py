@@ -1,9 +1,9 @@
 """OAuth 2.0 for QuickBooks Online, through authlib's httpx OAuth2Client.
 
-Facts (Intuit developer docs, "OAuth 2.0" and "Refresh token policy"; DESIGN.md): authorize at
-`https://appcenter.intuit.com/connect/oauth2` with scope `com.intuit.quickbooks.accounting`; the token endpoint
-takes a form POST with HTTP Basic client auth (grant_type authorization_code or refresh_token) and answers
-`{"token_type","expires_in":3600,"refresh_token","x_refresh_token_expires_in","access_token"}`; a refresh may
+Facts (Intuit developer docs, "OAuth 2.0" and "Refresh token policy"; docs/platform-facts.md, "QuickBooks: OAuth
+2.0"): authorize at `https://appcenter.intuit.com/connect/oauth2` with scope `com.intuit.quickbooks.accounting`; the
+token endpoint takes a form POST with HTTP Basic client auth (grant_type authorization_code or refresh_token) and
+answers `{"token_type","expires_in":3600,"refresh_token","x_refresh_token_expires_in","access_token"}`; a refresh may
 rotate the refresh token, which must be stored at once; an expired, revoked or already-rotated-out refresh token
 answers 400 `{"error":"invalid_grant"}`; two refreshes racing each other also end in invalid_grant, so refresh
 runs under a lock. The header `x-include-refresh-token-hard-expires-in: true` adds the five-year absolute limit

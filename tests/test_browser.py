@@ -5,8 +5,8 @@ notifier); every click on the page reaches the app as a request signed the way S
 $SYNCBOT_SCREENSHOTS, else to a temporary folder; `SYNCBOT_SCREENSHOTS=docs/screenshots make test` retakes the ones
 the README shows (a test run never changes tracked files by itself).
 
-Chromium: /usr/bin/chromium, never `playwright install` (DEPENDENCIES.md P11). Where it is missing and apt-get can
-run, it is installed as `.ci/run` does; the test is skipped only when neither is possible.
+Chromium: /usr/bin/chromium, never `playwright install` (docs/platform-facts.md, "Libraries"). Where it is
+missing and apt-get can run, it is installed as `.ci/run` does; the test is skipped only when neither is possible.
 """
 
 from __future__ import annotations

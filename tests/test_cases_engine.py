@@ -1,4 +1,4 @@
-"""The context cases of ../shared/cases/qbo_replies.json (copied to tests/fixtures) through the engine: the
+"""The context cases of tests/fixtures/qbo_replies.json (real QuickBooks replies) through the engine: the
 reply is served by the stand-in exactly as QuickBooks sent it, and the engine ends with the log entry the
 case names."""
 

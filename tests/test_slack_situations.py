@@ -1,4 +1,4 @@
-"""The Slack situations of ../shared/cases/slack_situations.json (copied to tests/fixtures), each met the way
+"""The Slack situations of tests/fixtures/slack_situations.json (real situations Slack apps met), each met the way
 Slack met it in the report, and each answered with the situation's expected_behaviour."""
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The renderers in :mod:`bot.blocks` put these on buttons, modals and inputs; the 
 constants to register their listeners (``app.action(ids.RETRY)``), so a renamed id cannot drift apart.
 
 Button values carry ids only (an entry id, a connection id), never state: every click reloads what it
-names from the database and checks that it belongs to the clicking workspace's account (DESIGN.md,
-"Examples to follow"). Two exceptions, both read-only and parsed like typed text: the log's Next and
+names from the database and checks that it belongs to the clicking workspace's account (docs/architecture.md,
+"Rules of the house"). Two exceptions, both read-only and parsed like typed text: the log's Next and
 Previous buttons carry a keyset cursor and the filter words as JSON (``{"before": 41, "q": "errors"}``),
 and :data:`VIEW_LOG` carries ``/sync-log`` filter words (``"open"``, ``"errors since:2026-11-30T14:00:00+00:00"``).
 A button value is at most 2000 characters (https://docs.slack.dev/reference/block-kit/block-elements/button-element).

@@ -1,13 +1,13 @@
 """The messages about errors: one record's error, a connection's incident, a flood digest, Retry All, expiry,
 and the answer modal (the fill-field modal is :mod:`bot.blocks.fields`, Contact support :mod:`bot.blocks.support`).
 
-One renderer for the first post and every update (DESIGN.md, "One renderer"): :func:`error_message` draws an
-entry from what is stored (status, kind, details, attempt, who resolved it and when) the same way whether
-the notifier posts it or updates it; a click changes domain state and the message is drawn again. It is a card a
-person can scan (DESIGN.md, "A card a person can scan"): a title line, the cause and fix in one sentence, the
-buttons, one context line; QuickBooks' details, codes, intuit_tid and entry id are behind Details
-(:mod:`bot.blocks.details`) and in the record's thread (:func:`attempt_note`). The state is read off the entry
-(see :func:`entry_state`):
+One renderer for the first post and every update (docs/architecture.md, "Rules of the house"):
+:func:`error_message` draws an entry from what is stored (status, kind, details, attempt, who resolved it and when) the
+same way whether the notifier posts it or updates it; a click changes domain state and the message is drawn again. It is
+a card a person can scan (docs/architecture.md, "Rules of the house": "A card a person can scan"): a title line, the
+cause and fix in one sentence, the buttons, one context line; QuickBooks' details, codes, intuit_tid and entry id are
+behind Details (:mod:`bot.blocks.details`) and in the record's thread (:func:`attempt_note`). The state is read off the
+entry (see :func:`entry_state`):
 
 ========== ======================================================== ===================================
 state      stored                                                   shown
@@ -371,7 +371,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
                   was_kind: str | None = None, first_error_at: dt.datetime | None = None,
                   record_text: str | None = None, related: tuple[str, str | None] | None = None) -> Message:
     """The card of one record's sync error, in whatever state the stored entry is: a card a person can scan
-    (DESIGN.md, "A card a person can scan"; the way PagerDuty, Grafana OnCall and Sentry put an alert in a
+    (docs/architecture.md, "Rules of the house"; the way PagerDuty, Grafana OnCall and Sentry put an alert in a
     channel): a title line, what is wrong and the fix in one sentence, the buttons, one context line. QuickBooks'
     raw details, codes, intuit_tid, the entry id and QuickBooks' field names are behind Details
     (:func:`bot.blocks.details.details_modal`) and in the record's thread, never on the card's face.

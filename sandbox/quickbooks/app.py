@@ -3,7 +3,7 @@
 ``create_app(config) -> Starlette``; ``app.state.standin`` is the ``QuickBooksStandIn`` holding all state.
 
 Wire surface (shapes from Intuit's developer docs "OAuth 2.0", "Accounting API" reference, "Batch",
-"Change data capture", "Query operations and syntax", "Rate limits and throttles"; see DESIGN.md "Platform facts"):
+"Change data capture", "Query operations and syntax", "Rate limits and throttles"; see docs/platform-facts.md):
 
 OAuth (Intuit's hosts ``appcenter.intuit.com``, ``oauth.platform.intuit.com``, ``developer.api.intuit.com``)
     GET  /connect/oauth2                    consent page (client_id, response_type=code, scope, redirect_uri, state)

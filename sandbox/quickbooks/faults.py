@@ -4,7 +4,7 @@ In: a code and the words of the error. Out: ``QBOFault`` exceptions (raised by t
 reply bodies for the special answers (lower-case 401, XML throttle, XML 403, gateway HTML).
 
 Sources: Intuit developer docs "Error codes" / "Fault types" (developer.intuit.com ... /develop/troubleshooting/
-error-codes), the "Rate limits and throttles" page, and real answers collected in ``/work/shared/cases/
+error-codes), the "Rate limits and throttles" page, and real answers collected in ``tests/fixtures/
 qbo_replies.json`` (QBO-01 lower-case 401, QBO-11 throttle XML, QBO-13 6240, QBO-15 6140, QBO-18 6000 request_id,
 QBO-19 610, QBO-21 2500, QBO-24 2020, QBO-26 batch 400, QBO-33 5010, QBO-37 nginx gateway page). Public error
 tables (curbwaste, chargebee, redteam help pages) give 620 "TxnID Cannot Be Linked", 1040 "Batch size exceeds

@@ -11,13 +11,13 @@ injected failure (``fail_next``: answered before anything, as a gateway would) -
 costs no budget) -> latency -> ``requestid`` checks and replay -> the work -> ``lose_next`` (work done, answer
 stored, 504 gateway page sent instead).
 
-Throttling (Intuit "Rate limits and throttles"; DESIGN.md "Platform facts"): per realm, a sliding window of
-``minute_seconds`` (real monotonic time, not the stand-in clock): more than ``requests_per_minute`` request units
-(a batch costs its item count with ``batch_metering="per_item"``, 1 with ``"per_request"``), more than
+Throttling (Intuit "Rate limits and throttles"; docs/platform-facts.md, "QuickBooks: throttling"): per realm,
+a sliding window of ``minute_seconds`` (real monotonic time, not the stand-in clock): more than ``requests_per_minute``
+request units (a batch costs its item count with ``batch_metering="per_item"``, 1 with ``"per_request"``), more than
 ``batch_per_minute`` batches, or more than ``max_concurrent`` requests in flight -> 429. Real QBO sends no
 Retry-After; ``retry_after_header=True`` adds one.
 
-Idempotency (Intuit "Idempotency" / ``requestid`` docs; DESIGN.md): ``?requestid=`` on a POST, at most 50
+Idempotency (docs/platform-facts.md, "QuickBooks: idempotency (requestid)"): ``?requestid=`` on a POST, at most 50
 characters (36 on batch, where ``requestid + bId`` must also fit in 50, else that item faults as in QBO-18),
 unique per company. A replay returns the first answer byte for byte with the same status and does no work.
 Only HTTP 200 answers are stored: a request that faulted (400) runs again when replayed, so a retry after the

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from sandbox.checks import Number
 
-#: Default ids of the seeded workspace. They match the ids used in ``/work/shared/cases/slack_situations.json``.
+#: Default ids of the seeded workspace. They match the ids used in ``tests/fixtures/slack_situations.json``.
 DEFAULT_TEAM_ID = "T0000000001"
 DEFAULT_BOT_TOKEN = "xoxb-0000000001-sandbox-token"
 DEFAULT_BOT_USER_ID = "U0BOT00001"

@@ -1,9 +1,10 @@
 """One QuickBooks Online budget per company (realm), shared by every syncbot process on the database.
 
-Intuit ("Rate limits and throttles", Accounting API docs; DESIGN.md): per realm, 500 requests per minute, at most
-10 concurrent requests, and at most 40 batch requests per minute. Sources differ on whether each batch item counts
-against the 500 (Intuit's batch sample says it does), so the cost of a batch is a setting: ``per_item`` (default)
-or ``per_request``. A 429 pauses the realm until its Retry-After (or 60 s, DESIGN.md: none is documented).
+Intuit ("Rate limits and throttles", Accounting API docs; docs/platform-facts.md, "QuickBooks: throttling"): per
+realm, 500 requests per minute, at most 10 concurrent requests, and at most 40 batch requests per minute. Sources differ
+on whether each batch item counts against the 500 (Intuit's batch sample says it does), so the cost of a batch is a
+setting: ``per_item`` (default) or ``per_request``. A 429 pauses the realm until its Retry-After (or 60 s: none is
+documented).
 
 How it is shared: every request is a row of ``qbo_spends`` (when, its cost, whether a batch, whether it is still
 out), written in the same transaction that checks the realm's limits; that transaction first locks the realm's row

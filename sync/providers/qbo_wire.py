@@ -5,8 +5,8 @@ answer and CDC replies have all been seen as XML ``IntuitResponse`` documents; a
 lower-case keys (``fault``/``error``/``message``); gateways answer HTML pages (502/503) and some 400s
 carry only an XML declaration. The Content-Type header is not to be trusted either: it has carried
 ``application/xml;charset=UTF-8`` where SDKs compared against ``application/xml`` and stopped parsing
-(intuit/QuickBooks-V3-PHP-SDK#521). Sources: ``/work/shared/DESIGN.md`` (platform facts) and the
-real replies in ``shared/cases/qbo_replies.json``.
+(intuit/QuickBooks-V3-PHP-SDK#521). Sources: docs/platform-facts.md ("QuickBooks: faults") and the
+real replies in ``tests/fixtures/qbo_replies.json``.
 
 Bytes are decoded by :func:`decode_body` whatever the charset says (a BOM of UTF-8/16/32, UTF-16/32 without a
 BOM told by its NULs, strict UTF-8, the declared charset, Windows-1252, Latin-1), and :func:`binary_kind` tells
@@ -356,7 +356,8 @@ def normalize_keys(data: Any) -> Any:
     and inside a Fault ``error`` → ``Error``, ``message`` → ``Message``, ``detail`` → ``Detail``,
     ``Code`` → ``code``, ``Element`` → ``element``, ``Type`` → ``type``; envelope keys
     (``batchItemResponse``, ``queryResponse``, ``cdcresponse``, ``bid``) likewise. The 401 body
-    QuickBooks sends uses the lower-case spelling (DESIGN.md, "Faults"). Other keys are left alone.
+    QuickBooks sends uses the lower-case spelling (docs/platform-facts.md, "QuickBooks: faults"). Other keys are
+    left alone.
     """
     if isinstance(data, list):
         return [normalize_keys(x) for x in data]
@@ -390,7 +391,8 @@ def deleted_objects(data: Any) -> list[tuple[str, str]]:
 
     In: parsed data (JSON or converted XML, any key spelling). Out: for example
     ``[("Invoice", "11469")]``. Deletion is judged **only** from ``"status": "Deleted"`` on the object
-    (the PHP SDK dropped that attribute and missed deletions; DESIGN.md, "CDC").
+    (the PHP SDK dropped that attribute and missed deletions; docs/platform-facts.md, "QuickBooks: change data
+    capture (CDC)").
     """
     found: list[tuple[str, str]] = []
     for q in _query_responses(normalize_keys(data)):

@@ -1,9 +1,9 @@
 """QuickBooks Online (Accounting API v3) as a Provider, over httpx.
 
 Wire facts (Intuit developer docs, "Accounting API" entity pages, "Batch", "Change data capture", "Minor versions";
-DESIGN.md "Platform facts"): paths `/v3/company/{realmId}/{entity}` with the entity in lower case;
-`Accept: application/json`; `minorversion=75`. Create and update are `POST .../{entity}`; an update carries `Id`
-and the current `SyncToken`, and `"sparse": true` changes only the fields sent. Query is
+docs/platform-facts.md, "QuickBooks: hosts, paths and versions"): paths `/v3/company/{realmId}/{entity}` with
+the entity in lower case; `Accept: application/json`; `minorversion=75`. Create and update are `POST .../{entity}`; an
+update carries `Id` and the current `SyncToken`, and `"sparse": true` changes only the fields sent. Query is
 `GET .../query?query=select * from Customer where DisplayName = 'X'`. Batch is `POST .../batch` with at most 30
 items and answers HTTP 200 even when items fail. CDC is `GET .../cdc?entities=...&changedSince=ISO`, deleted objects
 carry `"status": "Deleted"`. `?requestid=` (at most 50 characters, 36 on batch, where bIds are then at most 10)
@@ -62,7 +62,7 @@ REFERENCE_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
     (Entity.INVOICE, "SalesTermRef"): ("Term", ""),
     (Entity.INVOICE, "TaxCodeRef"): ("TaxCode", ""),
 }
-#: QuickBooks answers at most 1000 objects per query (DESIGN.md, "Query").
+#: QuickBooks answers at most 1000 objects per query (docs/platform-facts.md, "QuickBooks: query").
 MAX_QUERY_RESULTS = 1000
 MAX_BATCH = 30
 MAX_REQUEST_ID = 50
@@ -500,7 +500,7 @@ class QuickBooksProvider:
         if not ops or len(ops) > MAX_BATCH:
             raise ValueError(f"a batch holds 1 to {MAX_BATCH} operations, not {len(ops)}")
         if len(request_id) > MAX_BATCH_REQUEST_ID or any(len(op.key) > MAX_BID for op in ops):
-            raise ValueError("batch requestid must be <= 36 characters and bIds <= 10 (DESIGN.md)")
+            raise ValueError("batch requestid must be <= 36 characters and bIds <= 10 (docs/platform-facts.md)")
         items = []
         for op in ops:
             obj = dict(op.payload)
