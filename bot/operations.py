@@ -31,7 +31,7 @@ from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import REFUSAL, Tenant, UserInfo
 from sync.diagnosis import Kind
-from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry
+from sync.engine import ConnectionUnavailable, EngineError, InProgress, NotFound, NothingToRetry, record_topic
 from sync.log import FilterError, LogFilter, open_clause, page, parse_filter, retryable
 from sync.models import Connection, SyncLogEntry, utcnow
 
@@ -185,6 +185,21 @@ ENTRY_FIXES = ("retry", "unlink", "recreate", "link_existing", "mark_resolved", 
 PUSHES = ("retry", "send_own_tax")
 
 
+def _is_card_of(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str) -> bool:
+    """Whether the message at ``channel``/``ts`` is the card of the entry's record (the message its buttons were
+    drawn on). A button value changed to another entry's id names a record whose card is elsewhere: acting on it
+    would draw that record over this card (and leave its own card stale)."""
+    try:
+        entry = _entry(rt, tenant, entry_id)
+    except NotFound:
+        return False
+    topic = record_topic(entry.connection_id or 0, entry.entity, entry.record_id)
+    with rt.services.sessions() as session:
+        return session.scalar(select(func.count()).select_from(SlackMessage).where(
+            SlackMessage.account_id == tenant.account_id, SlackMessage.topic == topic,
+            SlackMessage.channel_id == channel, SlackMessage.ts == ts)) == 1
+
+
 def _entry_job(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, p: JobPayload) -> None:
     """An entry action's job (:func:`entry_action`)."""
     action, entry_id = p.choice("action", ENTRY_FIXES), p.integer("entry_id")
@@ -195,6 +210,11 @@ def _entry_job(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, p
           "link_existing": engine.link_existing, "mark_resolved": engine.mark_resolved,
           "keep_provider_totals": engine.keep_provider_totals, "send_own_tax": engine.send_own_tax}[action]
     notice: str | None = None  # why the click was refused, shown on the card where it was clicked
+    if channel and ts and not _is_card_of(rt, tenant, entry_id, channel, ts):
+        log.warning("event=button_not_on_its_card team_id=%s user_id=%s entry_id=%s", tenant.team_id,
+                    user.user_id, entry_id)
+        reply.now({"text": "That button is not valid any more: nothing was changed."})
+        return
     try:
         if action in PUSHES and channel and ts:
             show_retrying(rt, tenant, user, engine.get_entry(entry_id, account_id=tenant.account_id), channel, ts)

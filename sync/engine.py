@@ -907,7 +907,23 @@ class SyncEngine:
             return current
 
     def mark_resolved(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
-        """Close an open entry by hand (e.g. a locked, deposited payment left as it is)."""
+        """Close an open entry by hand (e.g. a locked, deposited payment left as it is). Raises NotFound,
+        NothingToRetry (resolved already), and InProgress while another fix of the record runs (its claim: two
+        fixes clicked at once never both act)."""
+        entry = self.get_entry(entry_id, account_id)
+        with self._claimed_record(entry):
+            return self._mark_resolved(entry_id, actor, account_id)
+
+    @contextmanager
+    def _claimed_record(self, entry: SyncLogEntry) -> Iterator[None]:
+        """The claim of ``entry``'s record while a fix acts on it (nothing to claim for a connection's entry)."""
+        if entry.connection_id is None or entry.record_id is None:
+            yield
+            return
+        with self._claimed(entry.connection_id, entry.entity, entry.record_id):
+            yield
+
+    def _mark_resolved(self, entry_id: int, actor: str, account_id: int | None) -> SyncLogEntry:
         with self.sessions() as session, session.begin():
             entry = session.get(SyncLogEntry, entry_id)
             if entry is None or (account_id is not None and entry.account_id != account_id):
@@ -926,7 +942,12 @@ class SyncEngine:
         """Forget the provider copy of the entry's record: the next sync creates a fresh copy. Returns the entry
         (now resolved: the record waits for the next sync). Raises NotFound, and NothingToRetry when the entry is
         no longer open (fixed meanwhile, e.g. by a Re-create that linked a fresh copy: forgetting that copy would
-        make the next sync write the record a second time)."""
+        make the next sync write the record a second time), and InProgress while another fix of the record runs."""
+        entry = self.get_entry(entry_id, account_id)
+        with self._claimed_record(entry):
+            return self._unlink(entry_id, actor, account_id)
+
+    def _unlink(self, entry_id: int, actor: str, account_id: int | None) -> SyncLogEntry:
         with self.sessions() as session, session.begin():
             entry = session.get(SyncLogEntry, entry_id)
             if entry is None or (account_id is not None and entry.account_id != account_id) or entry.record_id is None:
