@@ -474,8 +474,7 @@ def refusal_notice(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str
         return _notice(tenant, user, action, f"it needs Owner or Admin permissions. Ask {who_can_help(rt, tenant)} "
                        f"to click {button}.")
     return _notice(tenant, user, action, "reading the sync log needs Owner or Admin permissions. Ask "
-                   f"{who_can_help(rt, tenant)} to open it, or to open reading to everyone with "
-                   "`/sync-log reading open`.")
+                   f"{who_can_help(rt, tenant)} (or for `/sync-log reading open`).")
 
 
 def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel: str, ts: str,

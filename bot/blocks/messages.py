@@ -383,7 +383,8 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     …"); ``waiting``: the connection the record depends on cannot take requests (``reconnect``, ``rate_limited``
     until ``waiting_until``, ``subscription``): the card says so and offers Reconnect instead of fixes that cannot
     run; ``notice``: a click just refused, as :func:`click_notice` says it (who, when, why, who can help and what
-    to click: mrkdwn, shown on the card where the person clicked until the card is next drawn); ``was_kind`` and
+    to click: mrkdwn, shown on the card where the person clicked, in the context line's place, until the card is
+    next drawn); ``was_kind`` and
     ``first_error_at``: for a resolved card, what it was and since when; ``record_text``: the record as people
     name it (a payment by amount and date) instead of its label; ``related``: (text, link) of the record this
     one waits on (the deleted invoice's own card).
@@ -437,8 +438,6 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
 
     if state == "open" and info is not None and info.kind == Kind.TOTAL_MISMATCH:
         blocks.extend(totals_blocks(attr(entry, "data")))
-    if notice:
-        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
 
     buttons: list[dict[str, Any]] = []
     if state == "open" and info is not None:
@@ -457,7 +456,11 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     blocks.append(actions(buttons))
     if account_name:
         notes.append(mrkdwn(account_name, 200))
-    blocks.append(context(" · ".join(x for x in notes if x)))
+    # a refused click takes the context line's place until the card is next drawn (the card keeps its height);
+    # "Waiting for Reconnect" stays before it, since Reconnect is then the card's only fix
+    waits = f"*{WAITING_TITLES['reconnect']}*" if state == "open" and waiting == "reconnect" else None
+    blocks.append(context(" · ".join(x for x in (waits, f":no_entry: {truncate_mrkdwn(notice, 400)}") if x) if notice
+                          else " · ".join(x for x in notes if x)))
     return message(text, blocks)
 
 
