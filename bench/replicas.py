@@ -25,8 +25,10 @@ Figures per run: ``seconds_to_drain`` (burst commit to outbox empty), ``messages
 seconds_to_drain), ``throttled_429`` (every 429 the stand-in answered), ``duplicate_posts`` (top-level messages
 beyond one per topic, by the message metadata naming the topic; aim 0), ``messages_per_channel`` (min, max and the
 channels off ``--per-account``; aim: exactly that in each), ``posted_by_process`` (``event=slack_posted`` lines in
-each worker's ``-v`` log). ``pace_floor_seconds`` is ``per_account - 1``: no channel can take its messages faster
-at one post a second, so no replica count can drain in less. Per replica count: the medians; overall: the ratio
+each worker's ``-v`` log), ``cpu_seconds_by_process`` (each worker's CPU time while the burst drained, from
+/proc), ``rescheduled_by_process`` (``event=notification_rescheduled`` lines). ``pace_floor_seconds`` is
+``per_account - 1``: at one post a second no channel can take its messages faster, so no replica count can drain
+in less. Per replica count: the medians; overall: the ratio
 of the median throughputs, N=3 over N=1.
 
 Results go to ``bench/results/replicas.json`` (``--quick``: ``replicas.quick.json``) and a table is printed.
@@ -233,6 +235,15 @@ def _worker(url: str, api_url: str, log_path: Path) -> subprocess.Popen[bytes]:
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """A process's CPU time so far (user + system, all threads) from /proc/<pid>/stat; None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -284,11 +295,13 @@ def one_run(pg_url: str, replicas: int, accounts: int, per_account: int, timeout
             try:
                 written = _burst(url, targets, per_account)
                 t0 = time.monotonic()
+                cpu0 = [cpu_seconds(proc.pid) for proc in procs]
                 left = pending()
                 while left and time.monotonic() - t0 < timeout:
                     time.sleep(0.05)
                     left = pending()
                 drained = time.monotonic() - t0
+                cpu1 = [cpu_seconds(proc.pid) for proc in procs]
             finally:
                 engine.dispose()
                 codes = [_stop(proc) for proc in procs]
@@ -304,6 +317,8 @@ def one_run(pg_url: str, replicas: int, accounts: int, per_account: int, timeout
                                   per_account=per_account, notifications_left=left)
             figures["seconds_launch_to_ready"] = round(ready, 2)
             figures["worker_exit_codes"] = codes
+            figures["cpu_seconds_by_process"] = [round(b - a, 2) if a is not None and b is not None else None
+                                                 for a, b in zip(cpu0, cpu1, strict=True)]
             figures["rescheduled_by_process"] = [t.count("event=notification_rescheduled") for t in texts]
             figures["errors_in_logs"] = sum(t.count("ERROR") + t.count("Traceback") for t in texts)
             return figures
