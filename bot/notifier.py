@@ -357,21 +357,22 @@ class Notifier:
             return ws.team_id, channel, account.timezone or "UTC"
 
     def _reschedule(self, group: list[Notification], seconds: float, reason: str) -> None:
+        """Make ``group`` due again in ``seconds`` (one UPDATE per 500), counting the attempt and saying why."""
+        ids = [n.id for n in group]
+        until = self.clock() + dt.timedelta(seconds=seconds)
         with self.sessions() as session, session.begin():
-            for n in group:
-                row = session.get(Notification, n.id)
-                if row is None:
-                    continue
-                row.attempts += 1
-                row.last_error = reason[:500]
-                row.next_attempt_at = self.clock() + dt.timedelta(seconds=seconds)
+            for chunk in range(0, len(ids), 500):
+                session.execute(update(Notification).where(Notification.id.in_(ids[chunk:chunk + 500])).values(
+                    attempts=Notification.attempts + 1, last_error=reason[:500], next_attempt_at=until))
         log.info("event=notification_rescheduled count=%d seconds=%.1f reason=%s", len(group), seconds, reason)
 
     def _still_due(self, group: list[Notification]) -> list[Notification]:
-        """Those of ``group`` not delivered yet (another replica may have delivered them since they were read)."""
+        """Those of ``group`` still due (another replica may have delivered them, or rescheduled them, since they
+        were read)."""
         with self.sessions() as session:
             due = set(session.scalars(select(Notification.id).where(
-                Notification.id.in_([n.id for n in group]), Notification.delivered_at.is_(None))))
+                Notification.id.in_([n.id for n in group]), Notification.delivered_at.is_(None),
+                (Notification.next_attempt_at.is_(None)) | (Notification.next_attempt_at <= self.clock()))))
         return [n for n in group if n.id in due]
 
     def _mark_delivered(self, group: list[Notification]) -> None:
@@ -795,7 +796,8 @@ class Notifier:
         while the channel is paused): a post due sooner is rescheduled, never slept for."""
         if self.post_interval > 0:
             wait = self.pace.take(channel, self.post_interval)
-            if wait is not None:
+            if wait is not None:  # the channel's other topics wait too, unprepared, for the rest of this pass
+                self._paused[channel] = (time.monotonic() + wait[0], wait[1])
                 raise _Reschedule(*wait)
 
     def _claim(self, account_id: int, topic: str, channel: str,
