@@ -433,6 +433,7 @@ def job_given_up(rt: SlackRuntime, job: Claimed) -> None:
 BUTTON_WORDS = {"retry": "Retry", "unlink": "Unlink", "recreate": "Re-create in QuickBooks",
                 "link_existing": "Link to existing", "mark_resolved": "Mark resolved", "fill_field": "Fill in",
                 "details": "Details", "contact_support": "Contact support", "reconnect": "Reconnect",
+                "view_log": "View log",
                 "sync_now": "Sync Now",
                 "keep_provider_totals": "Keep QuickBooks' totals", "send_own_tax": "Send JobsiteOn's tax and retry"}
 

@@ -226,11 +226,12 @@ def register(app: App, rt: SlackRuntime) -> None:
 
     def log_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
         reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=False, context=context)
+        action = _action(body)
+        allowed = _allowed(rt, body, reply, change=False, context=context,
+                           card_action="view_log" if action.get("action_id") == ids.VIEW_ENTRY_LOG else None)
         if allowed is None:
             return
         tenant, user = allowed
-        action = _action(body)
         before = after = None
         words_text = str(action.get("value") or "")
         if action["action_id"] in (ids.LOG_NEXT, ids.LOG_PREV):

@@ -109,7 +109,7 @@ def test_rate_limited_card_says_it_waits_and_when_syncing_resumes() -> None:
         ":large_yellow_circle: *Rate limit exceeded* · Invoice INV-1042 → QuickBooks",  # a warning (sync.diagnosis)
         f"{KINDS[Kind.RATE_LIMITED].cause} {KINDS[Kind.RATE_LIMITED].fix}",
         "[Details] | [View log]",
-        ":hourglass_flowing_sand: *Waiting for the rate limit:* syncing resumes by itself at "
+        ":hourglass_flowing_sand: *Waiting for the rate limit:* syncing resumes by itself: "  # never "at Today at"
         "<!date^1796048400^{date_short_pretty} at {time}|Nov 30, 2026 9:20 AM EST> · Push · attempt 1 · "
         f"since {AT_T0}",
     ]

@@ -93,3 +93,14 @@ def test_a_sample_reminder_without_a_known_expiry_says_so() -> None:
     assert msg["blocks"][-1]["elements"][0]["text"] == "Sample reminder: your connection's real expiry is not known."
     assert "Sample" not in str(expiry_reminder(conn, 14))  # a real reminder is not marked
     assert "QuickBooks company Acme Builders LLC" in msg["blocks"][0]["text"]["text"]
+
+
+def test_a_members_view_log_is_refused_on_the_card_where_it_was_clicked(stack: Stack, qbo: QBO) -> None:
+    """Reading the log needs Owner or Admin permissions (or open reading): the member's View log is refused on the
+    card too, not only in a reply at the bottom of the channel; the record's error is still there."""
+    card = duplicate_card(stack, qbo)
+    assert stack.driver.click(ids.VIEW_ENTRY_LOG, channel_id=CHANNEL, message_ts=card["ts"],
+                              user_id=slack_cfg.MEMBER_USER_ID).status_code == 200
+    said = wait_for(lambda: next((t for t in [card_text(stack, card["ts"])] if "was refused" in t), None))
+    assert re.search(REFUSED.format(button="View log", why="reading the sync log needs Owner or Admin"), said)
+    assert "Duplicate" in said

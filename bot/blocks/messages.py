@@ -414,7 +414,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
         notes = [direction_text(attr(entry, "direction")).split(":")[0], f"attempt {n:,}",
                  f"since {slack_date(first_error_at or attr(entry, 'created_at'), tz)}"]
         if waiting in WAITING_LINES:
-            until = f" at {slack_date(waiting_until, tz)}" if waiting_until is not None else ""
+            until = f": {slack_date(waiting_until, tz)}" if waiting_until is not None else ""
             notes.insert(0, WAITING_LINES[waiting].format(until=until))
             text = f"Waiting for Reconnect: {text}" if waiting == "reconnect" else text
     elif state == "retrying":
