@@ -700,7 +700,7 @@ def _retry_all_job(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Repl
             state["sent"] = now
             reply.replace(blocks.retry_all_progress(done, total))
 
-    reply.replace(blocks.retry_all_progress(0, len(rt.services.engine.open_errors(connection_id))))
+    reply.replace(blocks.retry_all_progress(0, len(rt.services.engine.retry_all_errors(connection_id))))
     try:
         summary = rt.services.engine.retry_all(connection_id, user.name, progress)
     except ConnectionUnavailable as exc:  # why, and what to do, as Sync Now says it

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sync.db import error_line
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
-from sync.log import OPEN_STATUSES, open_clause, open_counts, open_entries
+from sync.log import OPEN_STATUSES, open_clause, open_counts, open_entries, retryable
 from sync.models import (
     RECORD_MODELS,
     Connection,
@@ -1231,11 +1231,17 @@ class SyncEngine:
             return entries
 
     def retry_all(self, connection_id: int, actor: str, progress: Progress | None = None) -> RunSummary:
-        """Retry every open error of the connection, through batches (batches cut short first: what their
-        answers settle is not retried again). Raises ConnectionUnavailable."""
+        """Retry every open error of the connection that offers Retry (:meth:`retry_all_errors`), through
+        batches (batches cut short first: what their answers settle is not retried again). Raises
+        ConnectionUnavailable."""
         self._ready(connection_id)
-        targets = [_Target(Entity(e.entity), e.record_id or 0, True) for e in self.open_errors(connection_id)]
+        targets = [_Target(Entity(e.entity), e.record_id or 0, True) for e in self.retry_all_errors(connection_id)]
         return self.push_many(connection_id, targets, actor, progress, resend=False)
+
+    def retry_all_errors(self, connection_id: int) -> list[SyncLogEntry]:
+        """The open errors Retry All retries (``sync.log.retryable``: a record's push whose card offers Retry),
+        oldest first; the Retry All offer counts the others by kind."""
+        return [e for e in self.open_errors(connection_id) if retryable(e)]
 
     def _uncertain_creates(self, connection_id: int) -> list[_Target]:
         """Records whose create went out but whose outcome is unknown (no answer, or the process died during it)

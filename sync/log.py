@@ -11,9 +11,9 @@ record): each is one open error until the connection answers again. Every surfac
 these: ``/sync-log status``, the App Home, ``/sync-log errors`` (and ``open``), the Retry All offer, the
 Monday summary and the CLI; :attr:`sync.models.SyncLogEntry.is_open` is the same test in Python.
 
-Retry All retries the open errors it can (:func:`retryable`: a record's push); the others are counted in its
-offer and named by kind, with what fixes them (the rate limit resumes by itself, a deleted record seen by a
-pull is fixed by Re-create or Unlink on its message).
+Retry All retries the open errors it can (:func:`retryable`: a record's push whose card offers Retry); the others
+are counted in its offer and named by kind, with what fixes them (the rate limit resumes by itself, a deleted
+record is fixed by Re-create or Unlink on its message).
 
 Severity (:func:`sync.diagnosis.severity`)
 ==========================================
@@ -43,7 +43,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from sync.diagnosis import KINDS, Kind, severity
+from sync.diagnosis import KINDS, FixAction, Kind, kind_info, severity
 from sync.models import Direction, Entity, Status, SyncLogEntry, utcnow
 
 MAX_PAGE = 100
@@ -95,10 +95,32 @@ def open_counts(session: Session, *, account_id: int | None = None,
     return {str(kind) if kind is not None else "none": int(n) for kind, n in rows}
 
 
+def offers_retry(entry: Any) -> bool:
+    """Does this error's card offer Retry? Only where Retry is one of its kind's fixes, in the words of its
+    meaning (``entry.data["meaning"]``): never a deleted copy's (Re-create or Unlink), a connection-wide kind's
+    (the rate limit, an expired authorization, the subscription: the records resume with their connection), nor a
+    total mismatch found after the write (status warning: Retry would send the same figures and meet the same
+    mismatch; one QuickBooks refused, status error, offers it). A kind this version does not know is unknown's
+    (Retry). The card (`bot.blocks.messages`), the log's and App Home's rows and Retry All all ask this."""
+    kind, data = getattr(entry, "kind", None), getattr(entry, "data", None)
+    if not kind:
+        return True
+    meaning = data.get("meaning") if isinstance(data, dict) else None
+    try:
+        info = kind_info(Kind(str(kind)), str(meaning) if meaning else None)
+    except ValueError:
+        info = KINDS[Kind.UNKNOWN]
+    if FixAction.RETRY not in info.actions:
+        return False
+    return info.kind != Kind.TOTAL_MISMATCH or str(getattr(entry, "status", "") or "") == Status.ERROR.value
+
+
 def retryable(entry: Any) -> bool:
-    """Can Retry All try this open error again? A record's push can; a connection's own step (no record) or a
-    pull (a change QuickBooks reported) cannot: their fix is elsewhere."""
-    return getattr(entry, "record_id", None) is not None and getattr(entry, "direction", None) == Direction.PUSH
+    """Can Retry All try this open error again? A record's push whose card offers Retry (:func:`offers_retry`);
+    a connection's own step (no record), a pull (a change QuickBooks reported) and the kinds fixed otherwise
+    cannot: their fix is elsewhere, and the Retry All offer names them."""
+    return (getattr(entry, "record_id", None) is not None and getattr(entry, "direction", None) == Direction.PUSH
+            and offers_retry(entry))
 
 
 def existing_label(entry: SyncLogEntry) -> str | None:

@@ -64,8 +64,9 @@ from bot.blocks.text import (
     truncate,
     truncate_mrkdwn,
 )
-from bot.blocks.totals import mismatch_buttons, refused_by_provider, totals_blocks
+from bot.blocks.totals import mismatch_buttons, totals_blocks
 from sync.diagnosis import KINDS, FixAction, Kind, KindInfo, kind_info, severity
+from sync.log import offers_retry
 
 EntryState = Literal["open", "retrying", "synced", "resolved", "info"]
 
@@ -98,16 +99,6 @@ def kind_info_for(kind: object, meaning: object = None) -> KindInfo | None:
         return kind_info(Kind(str(kind)), str(meaning) if meaning else None)
     except ValueError:
         return KINDS[Kind.UNKNOWN]
-
-
-def offers_retry(entry: Any) -> bool:
-    """Does a record's error offer Retry, as its card does? Only where Retry is one of its kind's (or meaning's)
-    fixes: never a deleted copy's (Re-create or Unlink) nor a total mismatch found after the write (Retry would
-    meet the same totals), so the sync log and the App Home offer what the card offers."""
-    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
-    if info is None or FixAction.RETRY not in info.actions:
-        return False
-    return info.kind != Kind.TOTAL_MISMATCH or refused_by_provider(entry)  # as mismatch_buttons decides
 
 
 def entry_meaning(entry: Any) -> str | None:
@@ -670,10 +661,8 @@ def _not_retried_lines(not_retried: Mapping[str, int]) -> list[str]:
     for kind, n in sorted(not_retried.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
         info = kind_info_for(kind)
         title = info.title if info is not None else "Error"
-        if info is not None and info.scope == "connection":
-            how = info.fix
-        else:
-            how = "a change QuickBooks reported: fix it with the buttons on its message."
+        # a connection's kind resumes with it; a deleted copy, a total mismatch, a pulled change: their buttons
+        how = info.fix if info is not None and info.scope == "connection" else "fix it with the buttons on its message."
         lines.append(f"• {title} ({n:,}): {how}")
     return lines
 
