@@ -547,8 +547,9 @@ def test_log_page_lists_entries_with_cursors_and_actions() -> None:
     # one severity per kind (sync.diagnosis.severity): a duplicate is red even if a row stored "warning"
     assert ":red_circle: *Invoice INV-1* · Duplicate record · Push · Nov 30 9:04 AM EST" in seen
     assert ":white_check_mark: *Invoice INV-2* · Synced · Push" in seen
-    # Retry where the card offers it: the duplicate's, not the expired authentication's (its fix is Reconnect)
-    assert buttons(msg) == ["Retry", "Previous", "Next", "Retry All Errors", "Sync Now"]
+    # Retry where the card offers it: the duplicate's; the expired authentication's fix is Reconnect, as the App
+    # Home's row offers it
+    assert buttons(msg) == ["Reconnect", "Retry", "Previous", "Next", "Retry All Errors", "Sync Now"]
     assert json.loads(button_named(msg, "Next")["value"]) == {"before": 58, "q": "errors entity:invoice"}
     assert json.loads(button_named(msg, "Previous")["value"]) == {"after": 60, "q": "errors entity:invoice"}
     assert button_named(msg, "Next")["action_id"] == ids.LOG_NEXT

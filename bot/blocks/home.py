@@ -26,6 +26,7 @@ from bot.blocks.messages import (
     connection_waiting,
     entry_meaning,
     kind_info_for,
+    of_record,
     row_button,
     token_state,
 )
@@ -38,7 +39,7 @@ from bot.blocks.text import (
     plural,
     record_name,
 )
-from sync.diagnosis import FixAction, KindInfo, severity
+from sync.diagnosis import severity
 
 #: How many of the latest errors the tab lists.
 LATEST_ERRORS_MAX = 10
@@ -126,29 +127,12 @@ def _error_block(entry: Any, tz: TzLike, waiting: Mapping[int, str]) -> Block:
     info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))  # the card's words: its meaning's title
     record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), attr(entry, "record_id")), 200)
     emoji = STATUS_EMOJI.get(severity(attr(entry, "kind"), status), ":red_circle:")  # the kind's severity
-    waits = waiting.get(attr(entry, "connection_id")) if _of_record(entry, info) else None
+    waits = waiting.get(attr(entry, "connection_id")) if of_record(entry) else None
     line = (f"{emoji} *{record}* · {info.title if info else status} · "
             f"{format_time(attr(entry, 'created_at'), tz)}"
             + (f" · _{WAITING_TITLES[waits]}_" if waits in WAITING_TITLES else ""))
     details = first_line(attr(entry, "details"), 200)
-    return section(f"{line}\n{details}" if details else line, accessory=_row_button(entry, info, waits))
-
-
-def _of_record(entry: Any, info: KindInfo | None) -> bool:
-    """An entry about a record (not the connection's own: its kind is connection-wide, or it is about no record)."""
-    return attr(entry, "entity") != "connection" and (info is None or info.scope != "connection")
-
-
-def _row_button(entry: Any, info: KindInfo | None, waiting: str | None = None) -> Block | None:
-    """For a record's entry what its card offers (:func:`row_button`: Retry where the card offers it, Reconnect
-    while its connection waits for Reconnect, nothing during a pause; the other fixes are on its card); for an
-    entry of the connection itself, Reconnect where that is the kind's fix, else nothing (a rate limit resumes by
-    itself)."""
-    if _of_record(entry, info):
-        return row_button(entry, waiting)
-    if info is not None and FixAction.RECONNECT in info.actions and attr(entry, "connection_id") is not None:
-        return button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"))
-    return None
+    return section(f"{line}\n{details}" if details else line, accessory=row_button(entry, waits))
 
 
 def home_refusal_view(text: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from bot.blocks.messages import (
     attr,
     entry_meaning,
     kind_info_for,
+    of_record,
     row_button,
 )
 from bot.blocks.text import (
@@ -61,18 +62,11 @@ def entry_line(entry: Any, tz: TzLike, waiting: str | None = None) -> str:
              format_time(attr(entry, "created_at"), tz, year=False)]
     if status in ("error", "warning") and not _is_open(entry):
         parts.append("_resolved_" if attr(entry, "resolved_at") is not None else "_retried_")
-    elif waiting in WAITING_TITLES and _waits(entry):
+    elif waiting in WAITING_TITLES and _is_open(entry) and of_record(entry):
         parts.append(f"_{WAITING_TITLES[waiting]}_")
     line = " · ".join(parts)
     details = first_line(attr(entry, "details"), 150)
     return f"{line}\n{details}" if details else line
-
-
-def _waits(entry: Any) -> bool:
-    """An open error of a record pushed to QuickBooks: what waits on its connection (a pull, or an entry of the
-    connection itself, is the connection's own failure)."""
-    return (_is_open(entry) and attr(entry, "record_id") is not None and attr(entry, "direction") != "pull"
-            and attr(entry, "entity") != "connection")
 
 
 def _nav_value(key: str, cursor: int, filter_text: str) -> str:
@@ -143,7 +137,7 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
             for entry in entries:
                 waits = waiting.get(attr(entry, "connection_id"))
                 # the card's fix: Retry only where the card offers it, Reconnect while the connection waits for it
-                accessory = row_button(entry, waits) if _waits(entry) else None
+                accessory = row_button(entry, waits) if _is_open(entry) else None
                 blocks.append(section(entry_line(entry, tz, waits), accessory=accessory))
         else:
             packed, hidden = _pack([entry_line(e, tz, waiting.get(attr(e, "connection_id"))) for e in entries],

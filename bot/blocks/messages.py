@@ -268,13 +268,27 @@ WAITING_LINES = {
 }
 
 
+def of_record(entry: Any) -> bool:
+    """An entry about a record (pushed or pulled), not the connection's own (its kind is connection-wide, or it is
+    about no record): a record's card, and its row, wait on the connection."""
+    info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
+    return attr(entry, "entity") != "connection" and (info is None or info.scope != "connection")
+
+
 def row_button(entry: Any, waiting: str | None) -> dict[str, Any] | None:
-    """The button a row of the sync log or the App Home offers for a record's open error, as its card does:
+    """The button a row of the sync log or the App Home offers for an open error, as its card does. A record's:
     Reconnect while its connection waits for Reconnect (``waiting``, :func:`connection_waiting`), nothing while it
-    waits on a rate-limit pause or the subscription, else Retry where the card offers it (:func:`offers_retry`)."""
+    waits on a rate-limit pause or the subscription, else Retry where the card offers it (a push whose kind offers
+    Retry: ``sync.log.offers_retry``); the other fixes are on its card. The connection's own entry: Reconnect where
+    that is its kind's fix, else nothing (a rate limit resumes by itself)."""
+    if not of_record(entry):
+        info = kind_info_for(attr(entry, "kind"), entry_meaning(entry))
+        if info is not None and FixAction.RECONNECT in info.actions and attr(entry, "connection_id") is not None:
+            return button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"))
+        return None
     if waiting == "reconnect":
         return button("Reconnect", ids.RECONNECT, attr(entry, "connection_id"))
-    if waiting is not None or not offers_retry(entry):
+    if waiting is not None or attr(entry, "direction") == "pull" or not offers_retry(entry):
         return None
     return button("Retry", ids.RETRY, attr(entry, "id"))
 
