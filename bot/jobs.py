@@ -27,6 +27,8 @@ finished at once with its error logged, never run again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime as dt
 import logging
 import os
 import socket
@@ -36,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Job, JobAttempt
@@ -52,8 +54,20 @@ TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(CAST(:key AS integer), CAST(:c
 
 
 class BadJob(ValueError):
-    """A job that cannot be run as stored (unknown kind, a payload of the wrong shape, a sealed value that does not
-    open): finished with this error, never tried again."""
+    """A job that cannot be run as stored (unknown kind, a payload of the wrong shape): finished with this error,
+    never tried again."""
+
+
+class SealedForOthers(BadJob):
+    """A job whose sealed values (its response_url, trigger_id) this process's TOKEN_ENCRYPTION_KEYS cannot open:
+    a wrong key, or a key rotation not rolled out to this replica yet. Left to a replica whose keys open it (this
+    process skips it from now on; the start is not counted); finished as bad only once it is older than
+    :data:`SEALED_GRACE_SECONDS` (no replica could open it: a tampered value)."""
+
+
+#: How long a job no replica's keys could open stays unfinished, for a replica that can, before it is finished as
+#: bad (seconds; a response_url it would answer through lasts 30 minutes).
+SEALED_GRACE_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,7 @@ class Claimed:
     connection_id: int | None
     payload: Mapping[str, Any]
     attempt: int = 0
+    created_at: dt.datetime | None = None
 
 
 Runner = Callable[[Claimed], None]
@@ -93,6 +108,8 @@ class JobQueue:
         self._lock = threading.Lock()
         self._running: set[int] = set()
         self._busy: set[int] = set()
+        #: Jobs this process's keys cannot open (:class:`SealedForOthers`): left to other replicas.
+        self._not_mine: set[int] = set()
 
     # -------------------------------------------------------------------------------------------- enqueue
 
@@ -181,8 +198,10 @@ class JobQueue:
         after = 0
         with self._lock if not self.postgres else contextlib.nullcontext():
             while True:
-                query = select(Job.id, Job.kind, Job.connection_id, Job.payload).where(
+                query = select(Job.id, Job.kind, Job.connection_id, Job.payload, Job.created_at).where(
                     Job.finished_at.is_(None), Job.id > after).order_by(Job.id).limit(1)
+                if self._not_mine:
+                    query = query.where(Job.id.not_in(self._not_mine))
                 if self.postgres:
                     query = query.with_for_update(skip_locked=True)
                 elif self._running:
@@ -206,7 +225,7 @@ class JobQueue:
                         self._busy.add(int(row.connection_id))
                     conn.commit()  # nothing to hold on SQLite: the sets above say it
                 payload = row.payload if isinstance(row.payload, Mapping) else {}
-                return Claimed(int(row.id), str(row.kind), row.connection_id, payload)
+                return Claimed(int(row.id), str(row.kind), row.connection_id, payload, created_at=row.created_at)
 
     def _count_attempt(self, job_id: int) -> int:
         """Record this start of ``job_id`` in a short transaction of its own; how many starts it has had."""
@@ -215,9 +234,24 @@ class JobQueue:
             return int(session.scalar(select(func.count()).select_from(JobAttempt).where(
                 JobAttempt.job_id == job_id)) or 0)
 
+    def _leave_to_others(self, conn: Connection | None, job: Claimed, error: str) -> None:
+        """Give ``job`` back unfinished (its start uncounted) and skip it in this process from now on."""
+        if conn is not None:
+            conn.rollback()  # PostgreSQL: the claim's row and advisory locks go; another replica takes the job
+        with self.sessions() as session, session.begin():
+            last = session.scalar(select(func.max(JobAttempt.id)).where(JobAttempt.job_id == job.id,
+                                                                        JobAttempt.worker == self.worker))
+            if last is not None:
+                session.execute(delete(JobAttempt).where(JobAttempt.id == last))
+        with self._lock:
+            self._not_mine.add(job.id)
+        log.error("event=job_sealed_for_other_keys job_id=%s kind=%s worker=%s error=%s: this process's "
+                  "TOKEN_ENCRYPTION_KEYS cannot open it; left to a replica whose keys can", job.id, job.kind,
+                  self.worker, error[:200])
+
     def _run_claimed(self, conn: Connection | None, job: Claimed) -> None:
         attempt = self._count_attempt(job.id)
-        job = Claimed(job.id, job.kind, job.connection_id, job.payload, attempt)
+        job = dataclasses.replace(job, attempt=attempt)
         started = time.monotonic()
         outcome, error = "done", None
         if attempt > self.max_attempts:
@@ -233,6 +267,14 @@ class JobQueue:
                      self.worker)
             try:
                 self.run(job)
+            except SealedForOthers as exc:
+                created = job.created_at.replace(tzinfo=dt.UTC) if job.created_at and job.created_at.tzinfo is None \
+                    else job.created_at
+                if created is None or (utcnow() - created).total_seconds() < SEALED_GRACE_SECONDS:
+                    self._leave_to_others(conn, job, str(exc))
+                    return
+                outcome, error = "bad", str(exc)[:500]
+                log.error("event=job_bad job_id=%s kind=%s error=%s", job.id, job.kind, error)
             except BadJob as exc:
                 outcome, error = "bad", str(exc)[:500]
                 log.error("event=job_bad job_id=%s kind=%s error=%s", job.id, job.kind, error)

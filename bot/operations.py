@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from bot import blocks
 from bot.blocks.kit import context, section
 from bot.blocks.messages import authorization_ends, connection_waiting, stopped_note
-from bot.jobs import BadJob, Claimed
+from bot.jobs import BadJob, Claimed, SealedForOthers
 from bot.models import SlackMessage
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
@@ -336,7 +336,7 @@ def _run_click(rt: SlackRuntime, job: Claimed) -> None:
         url, trigger = (rt.services.box.decrypt(v) if v else None
                         for v in (click.text("response_url"), click.text("trigger_id")))
     except SecretBoxError as exc:
-        raise BadJob(f"the stored click's sealed values cannot be opened: {exc}") from None
+        raise SealedForOthers(f"the stored click's sealed values cannot be opened: {exc}") from None
     if url is not None and not url.startswith(("https://", "http://")):
         raise BadJob("the stored click's response_url is not a URL")
     if url is not None:
@@ -366,7 +366,9 @@ def _job_parts(rt: SlackRuntime, payload: Mapping[str, Any]) -> tuple[Tenant, Us
     user = UserInfo(user_id=user_id, name=who_.text("name") or user_id, is_admin=False, tz=who_.text("tz"))
     try:
         reply = Reply.from_route(p.mapping("reply"), rt.clients.for_team(tenant.team_id), rt.services.box.decrypt)
-    except (ValueError, SecretBoxError) as exc:
+    except SecretBoxError as exc:
+        raise SealedForOthers(f"the job's reply route cannot be opened: {exc}") from None
+    except ValueError as exc:
         raise BadJob(f"the job's reply route cannot be used: {exc}") from None
     return tenant, user, reply, p
 
