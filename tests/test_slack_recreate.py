@@ -108,7 +108,9 @@ def test_recreate_on_a_blocked_connection_says_why_and_leaves_the_entry_open(sta
     if blocked == "expired":  # the card waits for Reconnect and offers it instead (issue 15, point 1)
         assert "Waiting for Reconnect" in card and ids.RECONNECT in card and ids.RECREATE not in card
     else:
-        assert "Waiting for the rate limit" in card and ids.RECREATE not in card
+        # it waits for the rate limit: said by its context line, or by the refusal in that line's place until the
+        # card is next drawn
+        assert ("Waiting for the rate limit" in card or "rate-limit pause" in card) and ids.RECREATE not in card
 
 
 def test_recreate_after_the_invoice_was_restored_in_quickbooks_syncs_to_it_instead_of_duplicating(
