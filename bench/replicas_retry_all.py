@@ -60,7 +60,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.replicas import _stop, code_version, cpu_seconds
+from bench.replicas import _pending, _stop, code_version, cpu_seconds
 from bench.retry_all import (
     BATCH_PER_MINUTE,
     INTERNAL_SERVER_ERROR,
@@ -83,6 +83,10 @@ ITEMS = 5
 
 def realm_of(n: int) -> str:
     return f"91303500{n:08d}"
+
+
+def user_of(n: int) -> str:
+    return f"URRA{n:06d}"
 
 
 # ---------------------------------------------------------------------------------------------- figures (pure)
@@ -108,6 +112,16 @@ def jobs_finished_by_process(logs: Sequence[str], kind: str = "retry_all") -> li
     """How many ``kind`` jobs each process finished: its ``event=job_finished ... kind=<kind>`` log lines."""
     return [sum(1 for line in log.splitlines() if "event=job_finished" in line and f"kind={kind} " in line + " ")
             for log in logs]
+
+
+def job_seconds(logs: Sequence[str], kind: str = "retry_all") -> list[float]:
+    """Each finished ``kind`` job's own time (``seconds=`` of its ``event=job_finished`` line), all processes."""
+    out = []
+    for log in logs:
+        for line in log.splitlines():
+            if "event=job_finished" in line and f"kind={kind} " in line + " " and "seconds=" in line:
+                out.append(float(line.rsplit("seconds=", 1)[1].split()[0]))
+    return sorted(out)
 
 
 def run_figures(*, replicas: int, companies: int, invoices_per_company: int, seconds: float, minute_seconds: float,
@@ -232,8 +246,10 @@ def _setup(services: Any, qbo: StandIn, slack: Any, companies: int, invoices: in
     for n in range(companies):
         realm, team, channel = realm_of(n), f"TRRA{n:04d}", f"CRRA{n:04d}"
         qbo._call("POST", "/_control/realms", {"realm_id": realm, "name": f"Retry Builders {n}"})
+        # one person per company (each workspace's own): their direct messages are channels of their own
+        slack.add_user(slack_cfg.DEFAULT_TEAM_ID, user_of(n), f"owner{n}", is_admin=True)
         slack.add_channel(slack_cfg.DEFAULT_TEAM_ID, channel, f"syncs-rra-{n}", bot_member=True,
-                          members=[slack_cfg.OWNER_USER_ID])
+                          members=[slack_cfg.OWNER_USER_ID, user_of(n)])
         data = records(invoices, contacts=CONTACTS, items=ITEMS)
         data["account"] = {"name": f"Retry Builders {n}", "timezone": "UTC"}
         with services.sessions() as session, session.begin():
@@ -298,10 +314,10 @@ def _enqueue_retry_alls(services: Any, slack_api_url: str, targets: list[tuple[s
 
     queue = JobQueue(services.db_engine, services.sessions, run=lambda job: None)
     client = WebClient(token=slack_cfg.DEFAULT_BOT_TOKEN, base_url=slack_api_url.rstrip("/") + "/")
-    user = {"user_id": slack_cfg.OWNER_USER_ID, "name": "bench", "tz": None}
     ids = []
-    for team, connection_id, channel, _ in targets:
-        reply = Reply(client, user_id=slack_cfg.OWNER_USER_ID, channel_id=channel)
+    for n, (team, connection_id, channel, _) in enumerate(targets):
+        user = {"user_id": user_of(n), "name": f"owner{n}", "tz": None}
+        reply = Reply(client, user_id=user_of(n), channel_id=channel)
         ids.append(queue.enqueue("retry_all", connection_id, {
             "team_id": team, "user": user, "reply": reply.route(services.box.encrypt),
             "connection_id": connection_id}))
@@ -319,7 +335,7 @@ def _jobs(services: Any, ids: list[int]) -> list[tuple[str | None, int, bool]]:
 
 
 def one_run(pg_url: str, replicas: int, companies: int, invoices: int, minute_seconds: float,
-            timeout: float) -> dict[str, Any]:
+            timeout: float, keep_logs: Path | None = None) -> dict[str, Any]:
     from bot.services import build_services
     from sandbox.slack import serve_standin
     qbo = StandIn(minute_seconds, METERING)
@@ -347,6 +363,16 @@ def one_run(pg_url: str, replicas: int, companies: int, invoices: int, minute_se
                         p.read_text(errors="replace")[-2000:] for p in logs))
                 time.sleep(0.05)
             ready = time.monotonic() - launched
+            # the failed invoices' cards are posted first (the outbox emptied), as they would be long before
+            # anyone clicks Retry All
+            pending, pending_engine = _pending(url)
+            try:
+                drain_started = time.monotonic()
+                while pending() and time.monotonic() - drain_started < timeout:
+                    time.sleep(0.2)
+                cards_s = time.monotonic() - drain_started
+            finally:
+                pending_engine.dispose()
             before = {r: qbo._call("GET", f"/_control/realms/{r}/stats") for r in realms}
             cpu0 = [cpu_seconds(proc.pid) for proc in procs]
             t0 = time.monotonic()
@@ -374,9 +400,15 @@ def one_run(pg_url: str, replicas: int, companies: int, invoices: int, minute_se
             figures["writes_by_realm"] = {r: after[r]["writes"] - before[r]["writes"] for r in realms}
             figures["setup_seconds"] = round(setup_s, 1)
             figures["seconds_launch_to_ready"] = round(ready, 2)
+            figures["seconds_cards_of_the_failures_posted"] = round(cards_s, 1)
             figures["worker_exit_codes"] = codes
             figures["cpu_seconds_by_process"] = [round(b - a, 2) if a is not None and b is not None else None
                                                  for a, b in zip(cpu0, cpu1, strict=True)]
+            figures["job_seconds"] = job_seconds(texts)
+            if keep_logs is not None:
+                keep_logs.mkdir(parents=True, exist_ok=True)
+                for i, text in enumerate(texts):
+                    (keep_logs / f"n{replicas}-worker{i}.log").write_text(text)
             figures["job_reruns_in_logs"] = sum(t.count("event=job_rerun") for t in texts)
             figures["errors_in_logs"] = sum(t.count("ERROR") + t.count("Traceback") for t in texts)
             services.close()
