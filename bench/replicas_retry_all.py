@@ -453,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a PostgreSQL URL; each run makes a database <its name>_rra_<hex> beside it")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds the jobs may take")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--keep-logs", type=Path, default=None,
+                        help="a directory to keep each run's worker logs in (n<N>-worker<i>.log, last run's)")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     invoices = args.invoices or (30 if args.quick else 300)
@@ -463,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for run in range(1, runs + 1):
         for n in counts:  # interleaved, so a busier moment of the shared machine does not hit one count only
-            figures = one_run(args.pg_url, n, args.companies, invoices, args.minute_seconds, args.timeout)
+            figures = one_run(args.pg_url, n, args.companies, invoices, args.minute_seconds, args.timeout,
+                              args.keep_logs)
             figures["run"] = run
             results.append(figures)
             print(f"run {run} N={n}: {figures['seconds']:.2f} s, {figures['invoices_per_minute']} inv/min, "
