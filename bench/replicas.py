@@ -54,6 +54,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.retry_all import code_version
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/benchdb"
@@ -127,26 +129,40 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "duplicate_posts_total": sum(r["duplicate_posts"] for r in rs),
             "all_ok": all(r["ok"] for r in rs),
         }
-    ratio = None
+    return with_ratio(medians, "messages_per_second")
+
+
+def machine() -> dict[str, Any]:
+    """The machine a bench ran on, with its load average as the bench ends (the benches share two cores)."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_at_end": [round(x, 2) for x in load] if load else None,
+            "shared": "2 cores shared with other work while measured"}
+
+
+def with_ratio(medians: dict[str, dict[str, Any]], rate: str) -> dict[str, Any]:
+    """``medians`` (by replica count) with the throughput ratio of the most replicas to one, by the ``rate``
+    figure (None when either is missing)."""
+    ratio, top_n = None, max((int(n) for n in medians), default=1)
     if "1" in medians and len(medians) > 1:
-        top = medians[str(max(by_n))]["messages_per_second"]
-        one = medians["1"]["messages_per_second"]
+        top, one = medians[str(top_n)][rate], medians["1"][rate]
         if top and one:
             ratio = round(top / one, 3)
     return {"medians": medians, "throughput_ratio": ratio,
-            "throughput_ratio_of": f"{max(by_n)} vs 1" if ratio is not None else None}
+            "throughput_ratio_of": f"{top_n} vs 1" if ratio is not None else None}
 
 
 # ---------------------------------------------------------------------------------------------- one run
 
 
 @contextlib.contextmanager
-def fresh_database(pg_url: str) -> Iterator[str]:
-    """An empty database ``benchdb_replicas_<hex>`` beside ``pg_url``'s (dropped afterwards): its URL."""
+def fresh_database(pg_url: str, tag: str = "replicas") -> Iterator[str]:
+    """An empty database ``<pg_url's database>_<tag>_<hex>`` beside it (dropped afterwards, connections and all):
+    its URL. Used by the benches and by tests/test_replicas.py."""
     import psycopg
 
-    base, _, _ = pg_url.rpartition("/")
-    name = f"benchdb_replicas_{uuid.uuid4().hex[:8]}"
+    base, _, dbname = pg_url.rpartition("/")
+    name = f"{dbname}_{tag}_{uuid.uuid4().hex[:8]}"
     dsn = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -333,18 +349,6 @@ def one_run(pg_url: str, replicas: int, accounts: int, per_account: int, timeout
 # ---------------------------------------------------------------------------------------------- report
 
 
-def code_version() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"commit": git("rev-parse", "--short", "HEAD") or None,
-            "uncommitted_changes_in_sync_bot_sandbox": bool(git("status", "--porcelain", "--", "sync", "bot",
-                                                                "sandbox"))}
-
-
 def table(runs: Sequence[dict[str, Any]]) -> str:
     cols = ["N", "drain s", "msg/s", "429s", "dups", "per channel", "posted by process", "ok"]
     rows = [[str(r["replicas"]), f"{r['seconds_to_drain']:.2f}", str(r["messages_per_second"]),
@@ -388,7 +392,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"429s {figures['throttled_429']}, dups {figures['duplicate_posts']}, "
                   f"by process {figures['posted_by_process']}, ok {figures['ok']}", flush=True)
     summary = summarize(results)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     report = {
         "benchmark": "replicas",
         "config": {
@@ -400,11 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                       "processes on a fresh PostgreSQL database per run, started before the burst; notifier "
                       "defaults (post_interval 1.0 s, pass interval 2 s, pass limit 500, flood threshold 10); the "
                       "clock runs from the burst's commit to an empty outbox"),
-            "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform(),
-                        "load_average_at_end": [round(x, 2) for x in load] if load else None,
-                        "shared": "2 cores shared with other work while measured"},
-            "code": code_version(),
+            "machine": machine(), "code": code_version(),
         },
         **summary,
         "runs": results,

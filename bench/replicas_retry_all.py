@@ -44,23 +44,20 @@ Results go to ``bench/results/replicas_retry_all.json`` (``--quick``: ``replicas
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.replicas import _pending, _stop, code_version, cpu_seconds
+from bench.replicas import _pending, _stop, code_version, cpu_seconds, fresh_database, machine, with_ratio
 from bench.retry_all import (
     BATCH_PER_MINUTE,
     INTERNAL_SERVER_ERROR,
@@ -68,6 +65,7 @@ from bench.retry_all import (
     REQUESTS_PER_MINUTE,
     StandIn,
     records,
+    seeding_engine,
     settings_for,
     wait_for_empty_windows,
 )
@@ -169,34 +167,10 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "duplicates_total": sum(r["doc_numbers"]["duplicates"] for r in rs),
             "all_ok": all(r["ok"] for r in rs),
         }
-    ratio = None
-    if "1" in medians and len(medians) > 1:
-        top = medians[str(max(by_n))]["invoices_per_minute"]
-        one = medians["1"]["invoices_per_minute"]
-        if top and one:
-            ratio = round(top / one, 3)
-    return {"medians": medians, "throughput_ratio": ratio,
-            "throughput_ratio_of": f"{max(by_n)} vs 1" if ratio is not None else None}
+    return with_ratio(medians, "invoices_per_minute")
 
 
 # ---------------------------------------------------------------------------------------------- one run
-
-
-@contextlib.contextmanager
-def fresh_database(pg_url: str) -> Iterator[str]:
-    """An empty database ``<pg_url's database>_rra_<hex>`` beside it (dropped afterwards): its URL."""
-    import psycopg
-
-    base, _, dbname = pg_url.rpartition("/")
-    name = f"{dbname}_rra_{uuid.uuid4().hex[:8]}"
-    dsn = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _seed_failures(services: Any, qbo: StandIn, connection_id: int, realm: str, invoices: int,
@@ -204,24 +178,13 @@ def _seed_failures(services: Any, qbo: StandIn, connection_id: int, realm: str, 
     """The invoices' first push (Sync Now, in batches), every batch request answered QuickBooks' 500 (QBO-39) by
     the stand-in's fail_next on the batch path: the engine writes ``invoices`` open error entries. Through an engine
     whose limiter is opened wide (as bench/retry_all.py seeds)."""
-    from sync.engine import EngineConfig, SyncEngine
-    from sync.providers.limiter import LimiterConfig, RealmLimiter
-    from sync.providers.quickbooks import MAX_BATCH, QuickBooksProvider
+    from sync.providers.quickbooks import MAX_BATCH
 
     batches = math.ceil(invoices / MAX_BATCH)
     qbo._call("POST", f"/_control/realms/{realm}/fail-next", {
         "count": batches, "status": 500, "content_type": "application/json;charset=UTF-8",
         "body": INTERNAL_SERVER_ERROR, "path_contains": "batch"})
-    wide = RealmLimiter(services.sessions, LimiterConfig(requests_per_minute=10**9, batch_per_minute=10**9,
-                                                         max_concurrent=MAX_CONCURRENT, minute_seconds=minute_seconds))
-
-    def provider_for(conn: Any) -> Any:
-        return QuickBooksProvider(conn.id, conn.realm_id or "", services.tokens, services.settings.qbo_api_url, wide,
-                                  services.http, minor_version=services.settings.qbo_minor_version)
-
-    seeder = SyncEngine(services.sessions, provider_for, EngineConfig(
-        rate_limit_pause_seconds=services.settings.rate_limit_pause_seconds,
-        batch_workers=services.engine.config.batch_workers))
+    seeder = seeding_engine(services, minute_seconds)
     summary = seeder.sync_now(connection_id, "bench-seed")
     pending = qbo._call("GET", f"/_control/realms/{realm}/stats")["pending_failures"]
     failed = services.engine.open_errors(connection_id)
@@ -345,7 +308,7 @@ def one_run(pg_url: str, replicas: int, companies: int, invoices: int, minute_se
     logs = [Path(tmp.name) / f"worker{i}.log" for i in range(replicas)]
     services: Any = None
     try:
-        with fresh_database(pg_url) as url:
+        with fresh_database(pg_url, "rra") as url:
             settings = settings_for(qbo, url, minute_seconds, METERING)
             services = build_services(settings)
             started_setup = time.monotonic()
@@ -474,7 +437,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"jobs by process {figures['jobs_finished_by_process']}, "
                   f"cpu {figures['cpu_seconds_by_process']}, ok {figures['ok']}", flush=True)
     summary = summarize(results)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     report = {
         "benchmark": "replicas_retry_all",
         "config": {
@@ -491,11 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                       "retry_all job per company stored with _enqueue's payload through JobQueue.enqueue after the "
                       "N `syncbot -v serve --role worker` processes are running; the clock runs from the first "
                       "job stored to the last job finished"),
-            "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform(),
-                        "load_average_at_end": [round(x, 2) for x in load] if load else None,
-                        "shared": "2 cores shared with other work while measured"},
-            "code": code_version(),
+            "machine": machine(), "code": code_version(),
         },
         **summary,
         "runs": results,

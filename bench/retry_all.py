@@ -292,24 +292,13 @@ def seed_failures(prep: Prepared, standin: StandIn, invoices: int, minute_second
     one measured."""
     from sqlalchemy import delete
 
-    from sync.engine import EngineConfig, SyncEngine
     from sync.models import QboSpend
-    from sync.providers.limiter import LimiterConfig, RealmLimiter
-    from sync.providers.quickbooks import MAX_BATCH, QuickBooksProvider
+    from sync.providers.quickbooks import MAX_BATCH
 
     services = prep.services
     batches = math.ceil(invoices / MAX_BATCH)
     standin.fail_next(batches, 500, "application/json;charset=UTF-8", INTERNAL_SERVER_ERROR, "batch")
-    wide = RealmLimiter(services.sessions, LimiterConfig(requests_per_minute=10**9, batch_per_minute=10**9,
-                                      max_concurrent=MAX_CONCURRENT, minute_seconds=minute_seconds))
-
-    def provider_for(conn: Any) -> Any:
-        return QuickBooksProvider(conn.id, conn.realm_id or "", services.tokens, services.settings.qbo_api_url, wide,
-                                  services.http, minor_version=services.settings.qbo_minor_version)
-
-    seeder = SyncEngine(services.sessions, provider_for, EngineConfig(
-        rate_limit_pause_seconds=services.settings.rate_limit_pause_seconds,
-        batch_workers=services.engine.config.batch_workers))
+    seeder = seeding_engine(services, minute_seconds)
     started = time.monotonic()
     with _quiet("syncbot"):
         summary = seeder.sync_now(prep.connection_id, "bench-seed")
@@ -325,6 +314,25 @@ def seed_failures(prep: Prepared, standin: StandIn, invoices: int, minute_second
     return {"entries": len(failed), "kind": "unknown", "http_status": 500, "codes": "3100",
             "batch_requests": batches, "injected_500": batches, "elapsed_s": round(elapsed, 2),
             "entries_per_s": round(len(failed) / elapsed, 1)}
+
+
+def seeding_engine(services: Any, minute_seconds: float) -> Any:
+    """A SyncEngine like ``services.engine`` whose limiter is opened wide: for making the failures a bench then
+    times (injected answers cost the stand-in's budget nothing), never for the measured run."""
+    from sync.engine import EngineConfig, SyncEngine
+    from sync.providers.limiter import LimiterConfig, RealmLimiter
+    from sync.providers.quickbooks import QuickBooksProvider
+
+    wide = RealmLimiter(services.sessions, LimiterConfig(requests_per_minute=10**9, batch_per_minute=10**9,
+                                                         max_concurrent=MAX_CONCURRENT, minute_seconds=minute_seconds))
+
+    def provider_for(conn: Any) -> Any:
+        return QuickBooksProvider(conn.id, conn.realm_id or "", services.tokens, services.settings.qbo_api_url, wide,
+                                  services.http, minor_version=services.settings.qbo_minor_version)
+
+    return SyncEngine(services.sessions, provider_for, EngineConfig(
+        rate_limit_pause_seconds=services.settings.rate_limit_pause_seconds,
+        batch_workers=services.engine.config.batch_workers))
 
 
 @contextlib.contextmanager

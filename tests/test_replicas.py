@@ -8,12 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, func, select, text
@@ -26,17 +24,10 @@ needs_pg = pytest.mark.skipif(not os.environ.get(PG_ENV), reason="several replic
 @pytest.fixture()
 def fresh_pg() -> Iterator[str]:
     """An empty PostgreSQL database of its own on the test server (dropped afterwards): its SQLAlchemy URL."""
-    url = os.environ[PG_ENV]
-    base, _, _ = url.rpartition("/")
-    name = f"syncbot_replicas_{uuid.uuid4().hex[:8]}"
-    dsn = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    from bench.replicas import fresh_database
+
+    with fresh_database(os.environ[PG_ENV], "replicas") as url:
+        yield url
 
 
 @needs_pg
