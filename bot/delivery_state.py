@@ -88,17 +88,18 @@ class ChannelPace:
             if row.paused_until is None or row.paused_until < until:
                 row.paused_until, row.reason = until, reason[:500]
 
-    def waiting(self, channel: str) -> tuple[float, str] | None:
-        """How long ``channel`` still waits and why (a pause or its pace), or None when it may go now."""
+    def waiting(self, channel: str, pace: bool = True) -> tuple[float, str] | None:
+        """How long ``channel`` still waits and why (a pause, or its pace unless ``pace`` is False), or None when
+        it may go now."""
         with self.sessions() as session:
             row = session.get(SlackChannelPace, channel)
-            return _wait_of(row, self._clock(session)) if row is not None else None
+            return _wait_of(row, self._clock(session), pace) if row is not None else None
 
 
-def _wait_of(row: SlackChannelPace, now: dt.datetime) -> tuple[float, str] | None:
+def _wait_of(row: SlackChannelPace, now: dt.datetime, pace: bool = True) -> tuple[float, str] | None:
     if row.paused_until is not None and row.paused_until > now:
         return (row.paused_until - now).total_seconds(), f"channel paused: {row.reason or 'Slack asked to wait'}"
-    if row.next_post_at is not None and row.next_post_at > now:
+    if pace and row.next_post_at is not None and row.next_post_at > now:
         return (row.next_post_at - now).total_seconds(), "paced: about one post a second per channel"
     return None
 

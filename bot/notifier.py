@@ -286,9 +286,10 @@ class Notifier:
                     if not mine:  # another replica delivers this topic now: its notifications are theirs
                         stats.skipped += len(group)
                         continue
-                    group = self._still_due(group)  # what another replica delivered meanwhile is done
-                    if not group:
-                        continue
+                    if self.claims.shared:  # what another replica delivered or rescheduled meanwhile is done
+                        group = self._still_due(group)
+                        if not group:
+                            continue
                     try:
                         outcome = self._deliver_topic(team_id, channel, tz, account_id, topic, group)
                     except _Reschedule as exc:
@@ -332,8 +333,8 @@ class Notifier:
         """How long ``channel`` still waits and why (a pause any replica recorded, or its share of this pass used
         up), or None. A channel found paused is not asked about again in this pass."""
         if channel not in self._paused:
-            paused = self.pace.waiting(channel)
-            if paused is not None and paused[1].startswith("channel paused"):
+            paused = self.pace.waiting(channel, pace=False)  # a post's pace is taken with the post (_check_pace)
+            if paused is not None:
                 self._paused[channel] = (time.monotonic() + paused[0], paused[1])
         until, reason = self._paused.get(channel, (0.0, ""))
         left = until - time.monotonic()
