@@ -268,9 +268,7 @@ class JobQueue:
             try:
                 self.run(job)
             except SealedForOthers as exc:
-                created = job.created_at.replace(tzinfo=dt.UTC) if job.created_at and job.created_at.tzinfo is None \
-                    else job.created_at
-                if created is None or (utcnow() - created).total_seconds() < SEALED_GRACE_SECONDS:
+                if job.created_at is None or (utcnow() - job.created_at).total_seconds() < SEALED_GRACE_SECONDS:
                     self._leave_to_others(conn, job, str(exc))
                     return
                 outcome, error = "bad", str(exc)[:500]

@@ -185,14 +185,10 @@ ENTRY_FIXES = ("retry", "unlink", "recreate", "link_existing", "mark_resolved", 
 PUSHES = ("retry", "send_own_tax")
 
 
-def _is_card_of(rt: SlackRuntime, tenant: Tenant, entry_id: int, channel: str, ts: str) -> bool:
-    """Whether the message at ``channel``/``ts`` is the card of the entry's record (the message its buttons were
+def _is_card_of(rt: SlackRuntime, tenant: Tenant, entry: SyncLogEntry, channel: str, ts: str) -> bool:
+    """Whether the message at ``channel``/``ts`` is the card of ``entry``'s record (the message its buttons were
     drawn on). A button value changed to another entry's id names a record whose card is elsewhere: acting on it
     would draw that record over this card (and leave its own card stale)."""
-    try:
-        entry = _entry(rt, tenant, entry_id)
-    except NotFound:
-        return False
     topic = record_topic(entry.connection_id or 0, entry.entity, entry.record_id)
     with rt.services.sessions() as session:
         return session.scalar(select(func.count()).select_from(SlackMessage).where(
@@ -210,14 +206,19 @@ def _entry_job(rt: SlackRuntime, tenant: Tenant, user: UserInfo, reply: Reply, p
           "link_existing": engine.link_existing, "mark_resolved": engine.mark_resolved,
           "keep_provider_totals": engine.keep_provider_totals, "send_own_tax": engine.send_own_tax}[action]
     notice: str | None = None  # why the click was refused, shown on the card where it was clicked
-    if channel and ts and not _is_card_of(rt, tenant, entry_id, channel, ts):
-        log.warning("event=button_not_on_its_card team_id=%s user_id=%s entry_id=%s", tenant.team_id,
-                    user.user_id, entry_id)
-        reply.now({"text": "That button is not valid any more: nothing was changed."})
-        return
+    if channel and ts:
+        try:
+            clicked = _entry(rt, tenant, entry_id)
+        except NotFound:
+            clicked = None
+        if clicked is None or not _is_card_of(rt, tenant, clicked, channel, ts):
+            log.warning("event=button_not_on_its_card team_id=%s user_id=%s entry_id=%s", tenant.team_id,
+                        user.user_id, entry_id)
+            reply.now({"text": "That button is not valid any more: nothing was changed."})
+            return
+        if action in PUSHES:
+            show_retrying(rt, tenant, user, clicked, channel, ts)
     try:
-        if action in PUSHES and channel and ts:
-            show_retrying(rt, tenant, user, engine.get_entry(entry_id, account_id=tenant.account_id), channel, ts)
         result = fn(entry_id, user.name, account_id=tenant.account_id)
         if not reply.through_response_url and not (channel and ts):  # clicked on the App Home: say how it went
             reply.now({"text": _outcome_text(action, result)})

@@ -358,6 +358,11 @@ def _resolved_line(entry: Any, state: EntryState, tz: TzLike, first_error_at: dt
 CLICK_TIME_TOKENS = "{time}"
 
 
+def notice_line(notice: str, limit: int = 600) -> str:
+    """A refused click's line on a card (:func:`click_notice`'s text, cut at ``limit`` characters of mrkdwn)."""
+    return f":no_entry: {truncate_mrkdwn(notice, limit)}"
+
+
 def click_notice(button: str, who: str, at: dt.datetime, reason: str, *, tz: TzLike = None,
                  outcome: str = "was refused") -> str:
     """A refused click as the card it was clicked on shows it to everyone in the channel, so it reads as an event:
@@ -464,7 +469,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     # a refused click takes the context line's place until the card is next drawn (the card keeps its height);
     # "Waiting for Reconnect" stays before it, since Reconnect is then the card's only fix
     waits = f"*{WAITING_TITLES['reconnect']}*" if state == "open" and waiting == "reconnect" else None
-    blocks.append(context(" · ".join(x for x in (waits, f":no_entry: {truncate_mrkdwn(notice, 400)}") if x) if notice
+    blocks.append(context(" · ".join(x for x in (waits, notice_line(notice, 400)) if x) if notice
                           else " · ".join(x for x in notes if x)))
     return message(text, blocks)
 
@@ -618,7 +623,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
         text = f"Error: {info.title}: {where}. {plural(waiting_count, 'record')} waiting."
     blocks.append(context(f"Since {opened}"))
     if notice:
-        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
+        blocks.append(context(notice_line(notice)))
     blocks.append(actions(buttons))
     return message(text, blocks)
 
@@ -882,7 +887,7 @@ def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | Non
         blocks.append(context(f"Sample reminder: {really}."))
         text = f"Sample reminder: {text}"
     if notice:
-        blocks.append(context(f":no_entry: {truncate_mrkdwn(notice, 600)}"))
+        blocks.append(context(notice_line(notice)))
     return message(text, blocks)
 
 
