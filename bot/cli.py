@@ -8,7 +8,6 @@ argument or input file.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import sys
 from enum import StrEnum
@@ -26,7 +25,9 @@ app = typer.Typer(help="syncbot: QuickBooks Online sync errors, diagnosed and fi
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 records_app = typer.Typer(help="JobsiteOn records.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Local stand-ins of QuickBooks Online and Slack.", no_args_is_help=True)
+keys_app = typer.Typer(help="The encryption keys of stored tokens (TOKEN_ENCRYPTION_KEYS).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 app.add_typer(records_app, name="records")
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -214,16 +215,21 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _main(ctx: typer.Context,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step (LOG_LEVEL=INFO).")] = False
+          ) -> None:
     from pydantic import ValidationError
 
+    from bot.logs import configure
+
     try:
-        get_settings()
+        settings = get_settings()
     except ValidationError as exc:  # a bad environment variable: say which and why, exit 2, no traceback
         bad = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise _fail(f"syncbot: bad setting {bad}", 2) from None
+    # a long-running process tells its operator what it does; a one-shot command prints its own answer
+    default = "INFO" if ctx.invoked_subcommand in ("serve", "scheduler") else "WARNING"
+    configure(settings.log_level or ("INFO" if verbose else default), settings.log_format)
 
 
 # ------------------------------------------------------------------------------------------------ db
@@ -234,6 +240,30 @@ def db_upgrade() -> None:
     """Create or migrate the database schema (Alembic) to the newest revision."""
     _services().close()  # builds the services as every command does: the schema is brought up to date first
     typer.echo("database is up to date")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored token under the newest (first) key of TOKEN_ENCRYPTION_KEYS, and say how many.
+    Exits 1 when some value opens with no configured key (left unchanged: keep the old key until it is dealt
+    with)."""
+    from bot.keys import Rotation, rotate_secrets
+
+    services = _services()
+    try:
+        report = _engine_call(rotate_secrets, services.db_engine, services.box)
+    finally:
+        services.close()
+    rotated, current = Rotation.total(report.rotated), Rotation.total(report.current)
+    places = ", ".join(f"{n} in {place}" for place, n in report.rotated.items())
+    typer.echo(f"re-encrypted {rotated} stored {'secret' if rotated == 1 else 'secrets'} under the newest key"
+               + (f" ({places})" if places else "") + f"; {current} already under it")
+    if report.changed:
+        typer.echo(f"{Rotation.total(report.changed)} changed by another process meanwhile (left as written)")
+    if report.unreadable:
+        where = ", ".join(f"{n} in {place}" for place, n in report.unreadable.items())
+        raise _fail(f"{Rotation.total(report.unreadable)} cannot be opened with any configured key ({where}): "
+                    "left unchanged; keep the key they were saved with")
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -597,12 +627,12 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
                 raise _fail(f"cannot open Socket Mode: {exc}", 1) from None
             try:  # /slack/events stays off: Bolt gets commands, interactions and events over the socket only
                 uvicorn.run(create_server(rt, bolt_app, socket_mode=True), host=host, port=port or settings.port,
-                            log_level="info")
+                            log_config=None)
             finally:
                 handler.close()
         else:
             typer.echo(f"syncbot: Slack app over HTTP on {host}:{port or settings.port} (POST /slack/events)")
-            uvicorn.run(create_server(rt, bolt_app), host=host, port=port or settings.port, log_level="info")
+            uvicorn.run(create_server(rt, bolt_app), host=host, port=port or settings.port, log_config=None)
     finally:
         if scheduler is not None:
             scheduler.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Used only when TOKEN_ENCRYPTION_KEYS is not set: fine offline, refused against real Intuit hosts
@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     support_email: str | None = Field(None, pattern=r"^[^@\s?&#<>|%]{1,64}@[A-Za-z0-9.-]{1,253}$",
                                       alias="SUPPORT_EMAIL")
 
+    # Logs (bot/logs.py): the least severe level written to stderr (None: INFO for `serve` and `scheduler`,
+    # WARNING for one-shot commands) and the line format, key=value text or one JSON object per line.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(None, alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
+
     # The HTTP server.
     port: int = Field(3000, ge=1, le=65535, alias="PORT")
     #: The URL Slack users' browsers reach this server at (for the Reconnect links).
@@ -95,6 +100,15 @@ class Settings(BaseSettings):
     summary_grace_hours: float = Field(24.0, ge=0.0, le=24 * 7, allow_inf_nan=False, alias="SUMMARY_GRACE_HOURS")
     #: Info and synced entries (and resolved errors) older than this many days are pruned.
     retention_days: int = Field(180, ge=1, le=36500, alias="RETENTION_DAYS")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        """LOG_LEVEL=info and LOG_FORMAT=JSON are read as INFO and json; an empty value as unset."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return (value.upper() if value.lower() in ("debug", "info", "warning", "error") else value.lower()) or None
 
     def support_targets(self) -> tuple[str | None, str | None]:
         """(the support channel, the support address): SUPPORT_CHANNEL and SUPPORT_EMAIL, an address given as

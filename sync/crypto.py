@@ -25,9 +25,11 @@ class SecretBox:
         if not keys:
             raise ValueError("at least one encryption key is required")
         try:
-            self._fernet = MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
+            fernets = [Fernet(k.encode() if isinstance(k, str) else k) for k in keys]
         except (ValueError, TypeError) as exc:
             raise ValueError("TOKEN_ENCRYPTION_KEYS holds a malformed Fernet key") from exc
+        self._newest = fernets[0]
+        self._fernet = MultiFernet(fernets)
 
     def encrypt(self, plaintext: str) -> str:
         """Return the ciphertext (ASCII) of ``plaintext``."""
@@ -40,6 +42,17 @@ class SecretBox:
         except InvalidToken as exc:
             raise SecretBoxError("stored secret cannot be decrypted with the configured keys") from exc
 
+    def is_current(self, ciphertext: str) -> bool:
+        """Does the newest key (the first) open ``ciphertext``? False for an older key's or no key's."""
+        try:
+            self._newest.decrypt(ciphertext.encode("ascii"))
+        except (InvalidToken, UnicodeEncodeError):
+            return False
+        return True
+
     def rotate(self, ciphertext: str) -> str:
-        """Re-encrypt ``ciphertext`` under the newest key."""
-        return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        """Re-encrypt ``ciphertext`` under the newest key. Raises SecretBoxError when no key opens it."""
+        try:
+            return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        except (InvalidToken, UnicodeEncodeError) as exc:
+            raise SecretBoxError("stored secret cannot be decrypted with the configured keys") from exc

@@ -109,3 +109,16 @@ def test_relative_links_between_docs_resolve(files: dict[str, str]) -> None:
             if not (ROOT / rel).parent.joinpath(target).resolve().exists():
                 broken.append(f"{rel} links {target}")
     assert broken == []
+
+
+def test_every_setting_is_in_env_example_and_the_readme_table() -> None:
+    """`.env.example` lists every setting with a line ``# NAME=...``; README's Configuration table names each."""
+    from bot.config import Settings
+
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    table = (ROOT / "README.md").read_text(encoding="utf-8").split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    names = [str(field.alias) for field in Settings.model_fields.values()]
+    assert len(names) >= 38
+    missing_example = [n for n in names if not re.search(rf"^# {n}=", example, re.MULTILINE)]
+    missing_table = [n for n in names if f"`{n}`" not in table]
+    assert missing_example == [] and missing_table == []
