@@ -216,7 +216,7 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 @app.callback()
 def _main(ctx: typer.Context,
-          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step (LOG_LEVEL=INFO).")] = False
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step (INFO at least).")] = False
           ) -> None:
     from pydantic import ValidationError
 
@@ -229,7 +229,10 @@ def _main(ctx: typer.Context,
         raise _fail(f"syncbot: bad setting {bad}", 2) from None
     # a long-running process tells its operator what it does; a one-shot command prints its own answer
     default = "INFO" if ctx.invoked_subcommand in ("serve", "scheduler") else "WARNING"
-    configure(settings.log_level or ("INFO" if verbose else default), settings.log_format)
+    level = settings.log_level or default
+    if verbose and level != "DEBUG":  # -v asks for each step whatever LOG_LEVEL says
+        level = "INFO"
+    configure(level, settings.log_format)
 
 
 # ------------------------------------------------------------------------------------------------ db

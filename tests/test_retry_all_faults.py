@@ -48,7 +48,8 @@ def _cli_env(services: Any) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": s.database_url,
             "TOKEN_ENCRYPTION_KEYS": s.token_encryption_keys.get_secret_value(),
             "QBO_API_URL": s.qbo_api_url, "QBO_AUTH_URL": s.qbo_auth_url, "QBO_TOKEN_URL": s.qbo_token_url,
-            "QBO_REVOKE_URL": s.qbo_revoke_url, "QBO_LIMIT_MINUTE_SECONDS": "1", "QBO_TIMEOUT_SECONDS": "30"}
+            "QBO_REVOKE_URL": s.qbo_revoke_url, "QBO_LIMIT_MINUTE_SECONDS": "1", "QBO_TIMEOUT_SECONDS": "30",
+            "LOG_LEVEL": "ERROR"}  # a child's pipe is read when it ends: only errors (`-v` asks for INFO)
 
 
 def _retry_all(env: dict[str, str]) -> subprocess.Popen[str]:

@@ -194,7 +194,8 @@ def _serve_env(clean_db: str, qbo: QBO, services: Any, slack_api_url: str, app_t
                 "QBO_API_URL": settings.qbo_api_url, "QBO_AUTH_URL": settings.qbo_auth_url,
                 "QBO_TOKEN_URL": settings.qbo_token_url, "QBO_REVOKE_URL": settings.qbo_revoke_url,
                 "SLACK_API_URL": slack_api_url, "SLACK_BOT_TOKEN": slack_cfg.DEFAULT_BOT_TOKEN,
-                "SLACK_APP_TOKEN": app_token, "SLACK_DEFAULT_CHANNEL": CHANNEL, "SCHEDULER_ENABLED": "false"})
+                "SLACK_APP_TOKEN": app_token, "SLACK_DEFAULT_CHANNEL": CHANNEL, "SCHEDULER_ENABLED": "false",
+                "LOG_LEVEL": "ERROR"})
     return env
 
 
