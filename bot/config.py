@@ -6,6 +6,8 @@ stand-ins of `sandbox/` (see README). Secrets are `SecretStr` so they never prin
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -15,6 +17,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: Used only when TOKEN_ENCRYPTION_KEYS is not set: fine offline, refused against real Intuit hosts
 #: (see `Settings.check_secrets`).
 OFFLINE_TOKEN_KEY = "c3luY2JvdC1vZmZsaW5lLWRlbW8ta2V5LTMyYnl0ZXM="
+
+
+@dataclass
+class SchedulerConfig:
+    """Timings of the scheduled work (seconds unless said otherwise)."""
+
+    lease_seconds: float = 30.0
+    summary_grace: dt.timedelta = dt.timedelta(hours=24)
+    refresh_ahead: dt.timedelta = dt.timedelta(minutes=15)
+    retention_days: int = 180
+    prune_batch: int = 5_000
+    #: How often each job runs: summaries, reminders and resume every minute, refresh every 5 minutes, and
+    #: retention daily at 03:30 UTC.
+    intervals: dict[str, float] = field(default_factory=lambda: {
+        "summaries": 60.0, "reminders": 300.0, "resume": 30.0, "refresh": 300.0})
+    retention_at: str = "03:30"
 
 
 class Settings(BaseSettings):
@@ -119,12 +137,8 @@ class Settings(BaseSettings):
             channel, email = None, email or channel
         return channel, email
 
-    def scheduler_config(self) -> Any:
-        """The :class:`bot.scheduler.SchedulerConfig` of these settings."""
-        import datetime as dt
-
-        from bot.scheduler import SchedulerConfig
-
+    def scheduler_config(self) -> SchedulerConfig:
+        """The :class:`SchedulerConfig` of these settings."""
         return SchedulerConfig(lease_seconds=self.scheduler_lease_seconds,
                                summary_grace=dt.timedelta(hours=self.summary_grace_hours),
                                retention_days=self.retention_days)

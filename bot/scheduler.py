@@ -40,7 +40,7 @@ import uuid
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,6 +55,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.config import SchedulerConfig
 from bot.lease import Lease
 from bot.models import Job, JobAttempt, ScheduledSend
 from bot.services import Services
@@ -79,22 +80,6 @@ REMINDER_DAYS = (14, 7, 3, 1)
 PROACTIVE_DAYS = 90
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 AUTO_ACTOR = "syncbot (automatic)"
-
-
-@dataclass
-class SchedulerConfig:
-    """Timings of the scheduled work (seconds unless said otherwise)."""
-
-    lease_seconds: float = 30.0
-    summary_grace: dt.timedelta = dt.timedelta(hours=24)
-    refresh_ahead: dt.timedelta = dt.timedelta(minutes=15)
-    retention_days: int = 180
-    prune_batch: int = 5_000
-    #: How often each job runs: summaries, reminders and resume every minute, refresh every 5 minutes, and
-    #: retention daily at 03:30 UTC.
-    intervals: dict[str, float] = field(default_factory=lambda: {
-        "summaries": 60.0, "reminders": 300.0, "resume": 30.0, "refresh": 300.0})
-    retention_at: str = "03:30"
 
 
 # ------------------------------------------------------------------------------------------------ time

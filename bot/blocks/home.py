@@ -31,6 +31,7 @@ from bot.blocks.messages import (
     token_state,
 )
 from bot.blocks.text import (
+    CONNECTION_STATUS,
     VIEW_BLOCKS_MAX,
     TzLike,
     first_line,
@@ -44,15 +45,6 @@ from sync.diagnosis import severity
 #: How many of the latest errors the tab lists.
 LATEST_ERRORS_MAX = 10
 _CARD_BLOCKS = 4  # section, fields, actions, divider
-
-CONNECTION_STATUS = {
-    "connected": (":large_green_circle:", "Connected"),
-    "expired": (":red_circle:", "Authentication expired: reconnect"),
-    "rate_limited": (":large_yellow_circle:", "Paused: rate limit exceeded"),
-    "revoked": (":red_circle:", "Disconnected: reconnect"),
-    "suspended": (":red_circle:", "QuickBooks subscription inactive"),
-}
-
 
 @dataclass
 class ConnectionCard:

@@ -45,6 +45,7 @@ from bot.blocks.kit import (
     section,
 )
 from bot.blocks.text import (
+    CONNECTION_STATUS,
     DETAILS_SHOWN_MAX,
     ELLIPSIS,
     TzLike,
@@ -934,8 +935,6 @@ def status_message(rows: Sequence[tuple[Any, Mapping[str, int], int | None]], *,
     if not rows:
         return message("No connection yet: /sync-log connect.",
                        [section("No QuickBooks connection yet. `/sync-log connect` starts one.")])
-    from bot.blocks.home import CONNECTION_STATUS  # the Home card's words for a connection's state
-
     lines = []
     for conn, counts, days in rows:
         status = str(attr(conn, "status") or "unknown")

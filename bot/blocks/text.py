@@ -417,3 +417,13 @@ def duration_text(seconds: float) -> str:
         hours = seconds / 3600
         return f"{hours:.0f} h" if hours >= 10 or hours == int(hours) else f"{hours:.1f} h"
     return f"{int(seconds // 86400)} days"
+
+
+#: A connection's state in words, with its dot (the App Home's card, `/sync-log status`).
+CONNECTION_STATUS = {
+    "connected": (":large_green_circle:", "Connected"),
+    "expired": (":red_circle:", "Authentication expired: reconnect"),
+    "rate_limited": (":large_yellow_circle:", "Paused: rate limit exceeded"),
+    "revoked": (":red_circle:", "Disconnected: reconnect"),
+    "suspended": (":red_circle:", "QuickBooks subscription inactive"),
+}
