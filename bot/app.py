@@ -46,7 +46,7 @@ log = logging.getLogger("syncbot.app")
 #: users:read (users.info for Owner/Admin and time zone), im:write (conversations.open to DM admins).
 #: The bot scopes (manifest.yml says the same). The history scopes let the notifier find its own post by its
 #: message metadata before posting again (conversations.history / .replies in the channel, a private channel,
-#: or a DM: bot/notifier.py).
+#: or a DM: bot/notifier/).
 BOT_SCOPES = ("commands", "chat:write", "users:read", "im:write", "channels:history", "groups:history",
               "im:history")
 INSTALL_PATH = "/slack/install"
