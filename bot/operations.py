@@ -23,8 +23,10 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
 from bot import blocks
+from bot.blocks.commands import stopped_note
+from bot.blocks.connection import authorization_ends
 from bot.blocks.kit import context, section
-from bot.blocks.messages import authorization_ends, connection_waiting, stopped_note
+from bot.blocks.messages import connection_waiting
 from bot.jobs import BadJob, Claimed, SealedForOthers
 from bot.models import SlackMessage
 from bot.replies import Reply

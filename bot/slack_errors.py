@@ -415,7 +415,7 @@ _VIEW_METHODS = frozenset({"views.publish", "views.open", "views.update", "views
 def _shorter(api_method: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """The same call with its message or view in short form (`bot.blocks.short_form`, `bot.blocks.short.short_view`),
     or None when there is nothing to shorten (the call is then refused as Slack refused it)."""
-    from bot.blocks.messages import short_form
+    from bot.blocks.refusals import short_form
     from bot.blocks.short import short_view
 
     body = kwargs.get("json")

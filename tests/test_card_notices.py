@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from bot.blocks import ids
-from bot.blocks.messages import authorization_ends
+from bot.blocks.connection import authorization_ends
 from bot.scheduler import Jobs
 from sandbox.slack import config as slack_cfg
 from sync.models import Connection, utcnow
@@ -86,7 +86,7 @@ def test_a_refusal_on_a_card_is_gone_when_the_card_is_next_drawn(stack: Stack, q
 
 
 def test_a_sample_reminder_without_a_known_expiry_says_so() -> None:
-    from bot.blocks.messages import expiry_reminder
+    from bot.blocks.connection import expiry_reminder
 
     conn = {"id": 1, "provider": "quickbooks", "realm_id": "9130357766900456", "company_name": "Acme Builders LLC"}
     msg = expiry_reminder(conn, 14, sample=True)

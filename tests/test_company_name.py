@@ -7,7 +7,7 @@ Slack stand-in as Slack, clicks signed as Slack signs them."""
 from __future__ import annotations
 
 from bot.blocks import ids
-from bot.blocks.messages import incident_message
+from bot.blocks.incidents import incident_message
 from sandbox.slack import config as slack_cfg
 from sync.models import Connection
 from tests.conftest import CHANNEL, QBO, Stack, wait_for

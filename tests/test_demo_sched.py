@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.blocks.messages import authorization_ends
+from bot.blocks.connection import authorization_ends
 from sandbox.slack import config as slack_cfg
 from sync.models import Connection
 from tests.conftest import CHANNEL, Stack, wait_for

@@ -10,30 +10,23 @@ every text within Slack's limits and escapes whatever did not come from syncbot 
 from __future__ import annotations
 
 from bot.blocks import ids
-from bot.blocks.details import details_modal
-from bot.blocks.fields import chooses_from_list, fill_field_modal, submitted_value
-from bot.blocks.home import ConnectionCard, home_refusal_view, home_view
-from bot.blocks.log import help_message, log_page
-from bot.blocks.messages import (
-    admin_problem_notice,
+from bot.blocks.commands import (
     answer_modal,
-    attempt_note,
-    click_notice,
-    digest_message,
-    entry_state,
-    error_message,
-    expiry_reminder,
-    incident_message,
-    reconnect_link,
     retry_all_confirm,
     retry_all_done,
     retry_all_not_run,
     retry_all_progress,
-    short_form,
-    status_message,
     sync_now_done,
     sync_now_still_limited,
 )
+from bot.blocks.connection import expiry_reminder, reconnect_link, status_message
+from bot.blocks.details import details_modal
+from bot.blocks.fields import chooses_from_list, fill_field_modal, submitted_value
+from bot.blocks.home import ConnectionCard, home_refusal_view, home_view
+from bot.blocks.incidents import digest_message, incident_message
+from bot.blocks.log import help_message, log_page
+from bot.blocks.messages import attempt_note, click_notice, entry_state, error_message
+from bot.blocks.refusals import admin_problem_notice, short_form
 from bot.blocks.summary import weekly_summary_message
 from bot.blocks.support import submitted_note, support_modal, support_request_message
 from bot.blocks.text import escape_mrkdwn, format_time, mrkdwn, record_name, truncate

@@ -16,19 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.blocks import ids
+from bot.blocks.connection import authorization_ends, token_state
+from bot.blocks.incidents import company_label
 from bot.blocks.kit import Block, actions, button, context, divider, fields_section, fit, header, section
 from bot.blocks.messages import (
     STATUS_EMOJI,
     WAITING_TITLES,
     attr,
-    authorization_ends,
-    company_label,
     connection_waiting,
     entry_meaning,
     kind_info_for,
     of_record,
     row_button,
-    token_state,
 )
 from bot.blocks.text import (
     CONNECTION_STATUS,

@@ -1,6 +1,6 @@
 """The short form of a view Slack refused as too large or invalid (`bot.slack_errors`, class SHORTEN).
 
-Messages have theirs in :func:`bot.blocks.messages.short_form`; this is the same idea for a Home tab or a modal
+Messages have theirs in :func:`bot.blocks.refusals.short_form`; this is the same idea for a Home tab or a modal
 (``views.publish``, ``views.open``, ``views.update``): what is left acts and says where the rest is.
 """
 
