@@ -714,7 +714,9 @@ def demo(walkthrough: Annotated[bool, typer.Option(
     from bot import demo as demo_mod
 
     if walkthrough:
-        raise typer.Exit(demo_mod.run_walkthrough())
+        from bot.walkthrough import run_walkthrough
+
+        raise typer.Exit(run_walkthrough())
     settings = get_settings()
     workspaces = settings.slack_bot_token is not None or (  # one workspace, or many through the install flow
         settings.slack_client_id is not None and settings.slack_client_secret is not None)

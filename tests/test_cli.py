@@ -140,7 +140,8 @@ def test_demo_fixes_all_six_errors(cli: Any, tmp_path: Path, monkeypatch: pytest
     final = result.output.split("== The sync log now")[-1]
     assert "no open errors" in final and "[ERROR]" not in final and "[WARNING]" not in final
 
-    from bot.demo import WALKTHROUGH_DIR, DemoLock
+    from bot.demo import DemoLock
+    from bot.walkthrough import WALKTHROUGH_DIR
 
     running = DemoLock(WALKTHROUGH_DIR)  # another walk-through holds its directory
     try:
