@@ -9,6 +9,7 @@ response body). Aim (issue 3): p99 under 100 ms (Slack allows 3,000 ms).
     python -m bench.ack_latency --think-ms 1000                         # the same, each client thinks ~1 s
     python -m bench.ack_latency --single 200                            # one client: cost of one request
     python -m bench.ack_latency --rates 50,100,150 --seconds 20         # open loop: requests arrive at R/s
+    python -m bench.ack_latency --think-ms 1000 --load 2                # the same under 2 CPU-burning processes
 
 - Closed loop (default): ``--clients`` threads send ``--requests`` in all back to back, half Retry clicks and half
   ``/sync-log errors``. Writes bench/results/ack_latency.json. ``--think-ms T``: each client waits a think time
@@ -22,7 +23,11 @@ response body). Aim (issue 3): p99 under 100 ms (Slack allows 3,000 ms).
   sender threads, the same mix as the closed loop; latency counts from the planned arrival, so a late sender
   counts against the server (no coordinated omission). Each rate runs on a fresh stack: the same Retry button
   clicked thousands of times grows its record's chain of attempts, and the engine walks that chain on every retry
-  of the old button, so a long run would measure that instead. Writes bench/results/ack_latency.rates.json.
+  of the old button, so a long run would measure that instead. Writes bench/results/ack_latency.rates.json, with
+  ``knee_per_s``: the rate where p99 crosses 100 ms (linear between the last rate under and the first over).
+- ``--load N``: N processes that burn CPU (a pure-Python loop each) for the whole run, started before the stack,
+  as other work on a shared machine; the output file's name gets ``.loadN``. The load average before and after is
+  recorded either way.
 
 The clients and the Slack stand-in share the 2 cores with the server: the figures include that contention.
 """
@@ -65,6 +70,40 @@ def figures(values: list[float]) -> dict[str, float]:
     return {"count": len(values), "p50_ms": round(statistics.median(values), 1),
             "p90_ms": round(percentile(values, 90), 1), "p99_ms": round(percentile(values, 99), 1),
             "max_ms": round(max(values), 1)}
+
+
+def burn() -> None:
+    """Spin until killed: one core's worth of other work."""
+    n = 0
+    while True:
+        n = (n * 7 + 1) % 1_000_003
+
+
+def start_load(n: int) -> list[subprocess.Popen[bytes]]:
+    """``n`` CPU-burning processes (:func:`burn`), stopped by :func:`stop_load`."""
+    code = "from bench.ack_latency import burn; burn()"
+    return [subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent) for _ in range(n)]
+
+
+def stop_load(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait(10)
+
+
+def knee(rates: list[dict[str, Any]], aim_ms: float = 100.0) -> float | None:
+    """The arrival rate where p99 crosses ``aim_ms``: linear between the highest rate under it (below which every
+    rate met it) and the next one; None when no rate met it, the highest rate when every rate met it."""
+    ordered = sorted(rates, key=lambda r: r["rate_per_s"])
+    below = None
+    for result in ordered:
+        if result["p99_ms"] >= aim_ms:
+            if below is None:
+                return None
+            r0, p0, r1, p1 = below["rate_per_s"], below["p99_ms"], result["rate_per_s"], result["p99_ms"]
+            return round(r0 + (aim_ms - p0) * (r1 - r0) / (p1 - p0), 1)
+        below = result
+    return None if below is None else float(below["rate_per_s"])
 
 
 def git_commit() -> str:
@@ -380,15 +419,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="open loop: seconds per rate")
     parser.add_argument("--think-ms", type=float, default=0.0,
                         help="closed loop: mean think time (ms, exponential) of each client between requests")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="N CPU-burning processes run alongside (a loaded machine)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.think_ms < 0:
         parser.error("--think-ms must be 0 or more")
+    if args.load < 0:
+        parser.error("--load must be 0 or more")
 
     mode = "single" if args.single else "rates" if args.rates else "closed"
     suffix = f".{mode}" if mode != "closed" else f".think{args.think_ms:g}ms" if args.think_ms else ""
+    suffix += f".load{args.load}" if args.load else ""
     output = args.output or RESULTS.with_suffix(f"{suffix}.json")
     load_before = os.getloadavg()[0]
+    burners = start_load(args.load)
     stack = start_stack()
     try:
         if mode == "single":
@@ -403,13 +448,16 @@ def main() -> int:
             measured = run_closed(stack, args.clients, args.requests, args.think_ms)
     finally:
         stack.stop()
+        stop_load(burners)
 
     summary: dict[str, Any] = {
         "benchmark": "ack_latency", "mode": mode,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": {"clients": args.clients if mode == "closed" else 1 if mode == "single" else "open loop",
                    "server": "syncbot serve (uvicorn, 1 process)", "commit": git_commit(),
+                   "cpu_burners": args.load,
                    "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                               "platform": platform.platform(),
                                "load_average_before_run": load_before,
                                "load_average_after_run": os.getloadavg()[0]},
                    "note": "Latency is from sending the request to the end of the response (open loop: from the "
@@ -418,13 +466,16 @@ def main() -> int:
         "aim": {"p99_ms": 100},
         **measured,
     }
+    if mode == "rates":
+        summary["knee_per_s"] = knee(summary["rates"])
     if mode == "closed":
         summary["config"]["requests"] = summary["all"]["count"]
         summary["config"]["think_ms_mean"] = args.think_ms
         summary["aim_met"] = summary["all"]["p99_ms"] < 100
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(summary, indent=2) + "\n")
-    shown = ("all", "command", "click", "statuses", "requests_per_second", "aim_met", "per_kind", "rates")
+    shown = ("all", "command", "click", "statuses", "requests_per_second", "aim_met", "per_kind", "rates",
+             "knee_per_s")
     print(json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
     return 0
 
