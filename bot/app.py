@@ -38,7 +38,7 @@ from slack_sdk import WebClient
 import handlers
 from bot.events import EventLedger
 from bot.runtime import SlackRuntime
-from handlers.common import TENANT_KEY
+from handlers.common import TENANT_KEY, TenantLookup
 
 log = logging.getLogger("syncbot.app")
 
@@ -167,10 +167,17 @@ def build_app(rt: SlackRuntime) -> App:
         next()
         return None
 
+    #: Single-workspace mode: the teams this process has seen bound (a binding is never undone).
+    bound: set[str] = set()
+
     @app.middleware
     def bind_workspace(context: BoltContext, next: Callable[[], None]) -> None:
-        # single-workspace mode binds the workspace on its first request; the listeners reuse the lookup
-        context[TENANT_KEY] = (context.team_id, rt.tenants.get(context.team_id))
+        # The tenant is read when a listener first needs it, once per request: a click stored as a job acks
+        # without it. Single-workspace mode binds the workspace on its first request (any request, as Slack's
+        # first one may be a "help"); once this process has seen it bound, nothing is read here.
+        lookup = context[TENANT_KEY] = TenantLookup(rt.tenants, context.team_id)
+        if rt.tenants.auto_bind and context.team_id and context.team_id not in bound and lookup.get() is not None:
+            bound.add(context.team_id)
         if context.team_id and (rt.installations is None or context.bot_token):
             # the listeners (and their Reply) call Slack through syncbot's guarded client of the workspace, not
             # the plain WebClient Bolt makes per request: a refused modal or reply is sent again in short form,
