@@ -138,9 +138,10 @@ def build_app(rt: SlackRuntime) -> App:
         oauth_settings = _oauth_settings(rt)
         client = WebClient(base_url=settings.slack_api_url, timeout=10)
         # Bolt's installation-store authorize, with its cache on: without it every request calls auth.test
-        # (one Web API call per slash command or click); cached, once per bot token and process
+        # (one Web API call per slash command or click); cached, once per bot token and process. It reads the
+        # team's bot row through rt.clients, which keeps it as long as the team's clients (SlackClients.find_bot)
         authorize = InstallationStoreAuthorize(
-            installation_store=rt.installations, client_id=oauth_settings.client_id,
+            installation_store=rt.clients, client_id=oauth_settings.client_id,  # type: ignore[arg-type]
             client_secret=oauth_settings.client_secret, logger=log, bot_only=True, cache_enabled=True, client=client)
         app = App(signing_secret=signing_secret, client=client, oauth_settings=oauth_settings, authorize=authorize,
                   process_before_response=True, ignoring_self_events_enabled=True)
