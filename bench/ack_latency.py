@@ -247,13 +247,16 @@ def start_stack(split: bool = False) -> Stack:
     stack = Stack(port=port, server=server, slack=slack, qbo=qbo, work=work, entry_id=open_entry.id,
                   click_payload=None, make_driver=make_driver, stops=[slack.stop, qbo.stop], worker=worker)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # a loaded machine takes its time to import and migrate
+        while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"syncbot serve did not answer /healthz: see {work / 'server.log'}")
+            time.sleep(0.2)
         driver = make_driver()
         driver.slash_command("/sync-log", "help")  # binds the workspace
         print(f"server log: {work / 'server.log'}", file=sys.stderr)
