@@ -455,7 +455,11 @@ def main() -> int:
     output = args.output or RESULTS.with_suffix(f"{suffix}.json")
     load_before = os.getloadavg()[0]
     burners = start_load(args.load)
-    stack = start_stack(args.split)
+    try:
+        stack = start_stack(args.split)
+    except BaseException:
+        stop_load(burners)  # never left spinning
+        raise
     try:
         if mode == "single":
             measured: dict[str, Any] = {"per_kind": run_single(stack, args.single)}
