@@ -9,6 +9,8 @@ response body). Aim (issue 3): p99 under 100 ms (Slack allows 3,000 ms).
     python -m bench.ack_latency --think-ms 1000                         # the same, each client thinks ~1 s
     python -m bench.ack_latency --single 200                            # one client: cost of one request
     python -m bench.ack_latency --rates 50,100,150 --seconds 20         # open loop: requests arrive at R/s
+    python -m bench.ack_latency --think-ms 1000 --load 2                # the same under 2 CPU-burning processes
+    python -m bench.ack_latency --think-ms 1000 --split                 # web and worker in two processes
 
 - Closed loop (default): ``--clients`` threads send ``--requests`` in all back to back, half Retry clicks and half
   ``/sync-log errors``. Writes bench/results/ack_latency.json. ``--think-ms T``: each client waits a think time
@@ -22,7 +24,15 @@ response body). Aim (issue 3): p99 under 100 ms (Slack allows 3,000 ms).
   sender threads, the same mix as the closed loop; latency counts from the planned arrival, so a late sender
   counts against the server (no coordinated omission). Each rate runs on a fresh stack: the same Retry button
   clicked thousands of times grows its record's chain of attempts, and the engine walks that chain on every retry
-  of the old button, so a long run would measure that instead. Writes bench/results/ack_latency.rates.json.
+  of the old button, so a long run would measure that instead. Writes bench/results/ack_latency.rates.json, with
+  ``knee_per_s``: the rate where p99 crosses 100 ms (linear between the last rate under and the first over).
+- ``--load N``: N processes that burn CPU (a pure-Python loop each) for the whole run, started before the stack,
+  as other work on a shared machine; the output file's name gets ``.loadN``. The load average before and after is
+  recorded either way.
+- ``--split``: two processes, as a deployment on two cores would run them: ``syncbot serve --role web`` (Slack's
+  requests: the acks, and the quick work after them) and ``syncbot serve --role worker --role scheduler`` (the
+  jobs the clicks stored, the notifier, the scheduler), so the work after the acks does not share the web
+  process's GIL. File suffix ``.split``; the server CPU figures add up both processes.
 
 The clients and the Slack stand-in share the 2 cores with the server: the figures include that contention.
 """
@@ -67,6 +77,40 @@ def figures(values: list[float]) -> dict[str, float]:
             "max_ms": round(max(values), 1)}
 
 
+def burn() -> None:
+    """Spin until killed: one core's worth of other work."""
+    n = 0
+    while True:
+        n = (n * 7 + 1) % 1_000_003
+
+
+def start_load(n: int) -> list[subprocess.Popen[bytes]]:
+    """``n`` CPU-burning processes (:func:`burn`), stopped by :func:`stop_load`."""
+    code = "from bench.ack_latency import burn; burn()"
+    return [subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent) for _ in range(n)]
+
+
+def stop_load(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait(10)
+
+
+def knee(rates: list[dict[str, Any]], aim_ms: float = 100.0) -> float | None:
+    """The arrival rate where p99 crosses ``aim_ms``: linear between the highest rate under it (below which every
+    rate met it) and the next one; None when no rate met it, the highest rate when every rate met it."""
+    ordered = sorted(rates, key=lambda r: r["rate_per_s"])
+    below = None
+    for result in ordered:
+        if result["p99_ms"] >= aim_ms:
+            if below is None:
+                return None
+            r0, p0, r1, p1 = below["rate_per_s"], below["p99_ms"], result["rate_per_s"], result["p99_ms"]
+            return round(r0 + (aim_ms - p0) * (r1 - r0) / (p1 - p0), 1)
+        below = result
+    return None if below is None else float(below["rate_per_s"])
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -107,6 +151,12 @@ class Stack:
     click_payload: dict[str, Any] | None
     make_driver: Callable[[], Any]
     stops: list[Callable[[], None]] = field(default_factory=list)
+    #: With ``--split``: the worker process (the web one is ``server``).
+    worker: subprocess.Popen[bytes] | None = None
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the server's processes so far."""
+        return sum(process_cpu_s(p.pid) for p in (self.server, self.worker) if p is not None)
 
     def request(self, kind: str) -> Request:
         """A fresh request of ``kind``: click, log, errors, status or home (built as the driver builds them)."""
@@ -134,15 +184,17 @@ class Stack:
         return Request(kind, captured["body"], captured["content_type"])
 
     def stop(self) -> None:
-        self.server.terminate()
-        self.server.wait(10)
+        for proc in (self.server, self.worker):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
         for fn in self.stops:
             fn()
 
 
-def start_stack() -> Stack:
-    """Seed a company with open errors, serve syncbot in a child process, bind the workspace and find a
-    clickable error message."""
+def start_stack(split: bool = False) -> Stack:
+    """Seed a company with open errors, serve syncbot in a child process (``split``: a web process and a worker
+    process), bind the workspace and find a clickable error message."""
     from bot.config import Settings
     from bot.services import build_services
     from sandbox.quickbooks import DEFAULT_REALM, create_app
@@ -181,24 +233,30 @@ def start_stack() -> Stack:
     open_entry = services.engine.open_errors(connection_id)[0]
     services.close()
 
-    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                              stderr=open(work / "server.log", "w"))  # noqa: SIM115
+    serve = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen([*serve, *(["--role", "web"] if split else [])], env={**os.environ, **env},
+                              stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))  # noqa: SIM115
+    worker = subprocess.Popen([*serve, "--role", "worker", "--role", "scheduler"], env={**os.environ, **env},
+                              stdout=subprocess.DEVNULL,
+                              stderr=open(work / "worker.log", "w")) if split else None  # noqa: SIM115
     url = f"http://127.0.0.1:{port}/slack/events"
 
     def make_driver() -> SlackDriver:
         return SlackDriver(url, SIGNING_SECRET, slack.standin)
 
     stack = Stack(port=port, server=server, slack=slack, qbo=qbo, work=work, entry_id=open_entry.id,
-                  click_payload=None, make_driver=make_driver, stops=[slack.stop, qbo.stop])
+                  click_payload=None, make_driver=make_driver, stops=[slack.stop, qbo.stop], worker=worker)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # a loaded machine takes its time to import and migrate
+        while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"syncbot serve did not answer /healthz: see {work / 'server.log'}")
+            time.sleep(0.2)
         driver = make_driver()
         driver.slash_command("/sync-log", "help")  # binds the workspace
         print(f"server log: {work / 'server.log'}", file=sys.stderr)
@@ -350,7 +408,7 @@ def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 6
                 latencies.append((done - planned) * 1000)
                 statuses[status] = statuses.get(status, 0) + 1
 
-        cpu0, own0 = process_cpu_s(stack.server.pid), process_cpu_s(os.getpid())
+        cpu0, own0 = stack.cpu_s(), process_cpu_s(os.getpid())
         start = time.perf_counter()
         with ThreadPoolExecutor(senders) as pool:
             for request, offset in zip(plan, arrivals, strict=True):
@@ -360,7 +418,7 @@ def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 6
                 pool.submit(one, request, start + offset, latencies, statuses)
         elapsed = time.perf_counter() - start
         result = {"rate_per_s": rate, "sent": count, "achieved_per_s": round(count / elapsed, 1),
-                  "server_cpu_share": round((process_cpu_s(stack.server.pid) - cpu0) / elapsed, 2),
+                  "server_cpu_share": round((stack.cpu_s() - cpu0) / elapsed, 2),
                   "clients_and_standins_cpu_share": round((process_cpu_s(os.getpid()) - own0) / elapsed, 2),
                   "statuses": statuses, **figures(latencies)}
         print(result, file=sys.stderr)
@@ -380,16 +438,28 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="open loop: seconds per rate")
     parser.add_argument("--think-ms", type=float, default=0.0,
                         help="closed loop: mean think time (ms, exponential) of each client between requests")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="N CPU-burning processes run alongside (a loaded machine)")
+    parser.add_argument("--split", action="store_true",
+                        help="serve as two processes: --role web, and --role worker --role scheduler")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.think_ms < 0:
         parser.error("--think-ms must be 0 or more")
+    if args.load < 0:
+        parser.error("--load must be 0 or more")
 
     mode = "single" if args.single else "rates" if args.rates else "closed"
     suffix = f".{mode}" if mode != "closed" else f".think{args.think_ms:g}ms" if args.think_ms else ""
+    suffix += (f".load{args.load}" if args.load else "") + (".split" if args.split else "")
     output = args.output or RESULTS.with_suffix(f"{suffix}.json")
     load_before = os.getloadavg()[0]
-    stack = start_stack()
+    burners = start_load(args.load)
+    try:
+        stack = start_stack(args.split)
+    except BaseException:
+        stop_load(burners)  # never left spinning
+        raise
     try:
         if mode == "single":
             measured: dict[str, Any] = {"per_kind": run_single(stack, args.single)}
@@ -397,19 +467,23 @@ def main() -> int:
             measured = {"rates": run_rates(stack, [float(args.rates.split(",")[0])], args.seconds)}
             for rate in args.rates.split(",")[1:]:
                 stack.stop()
-                stack = start_stack()
+                stack = start_stack(args.split)
                 measured["rates"] += run_rates(stack, [float(rate)], args.seconds)
         else:
             measured = run_closed(stack, args.clients, args.requests, args.think_ms)
     finally:
         stack.stop()
+        stop_load(burners)
 
     summary: dict[str, Any] = {
         "benchmark": "ack_latency", "mode": mode,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": {"clients": args.clients if mode == "closed" else 1 if mode == "single" else "open loop",
-                   "server": "syncbot serve (uvicorn, 1 process)", "commit": git_commit(),
+                   "server": "syncbot serve --role web (uvicorn) + --role worker --role scheduler" if args.split
+                   else "syncbot serve (uvicorn, 1 process)", "commit": git_commit(),
+                   "cpu_burners": args.load,
                    "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                               "platform": platform.platform(),
                                "load_average_before_run": load_before,
                                "load_average_after_run": os.getloadavg()[0]},
                    "note": "Latency is from sending the request to the end of the response (open loop: from the "
@@ -418,13 +492,16 @@ def main() -> int:
         "aim": {"p99_ms": 100},
         **measured,
     }
+    if mode == "rates":
+        summary["knee_per_s"] = knee(summary["rates"])
     if mode == "closed":
         summary["config"]["requests"] = summary["all"]["count"]
         summary["config"]["think_ms_mean"] = args.think_ms
         summary["aim_met"] = summary["all"]["p99_ms"] < 100
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(summary, indent=2) + "\n")
-    shown = ("all", "command", "click", "statuses", "requests_per_second", "aim_met", "per_kind", "rates")
+    shown = ("all", "command", "click", "statuses", "requests_per_second", "aim_met", "per_kind", "rates",
+             "knee_per_s")
     print(json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
     return 0
 

@@ -38,7 +38,7 @@ from slack_sdk import WebClient
 import handlers
 from bot.events import EventLedger
 from bot.runtime import SlackRuntime
-from handlers.common import TENANT_KEY
+from handlers.common import TENANT_KEY, TenantLookup
 
 log = logging.getLogger("syncbot.app")
 
@@ -138,9 +138,10 @@ def build_app(rt: SlackRuntime) -> App:
         oauth_settings = _oauth_settings(rt)
         client = WebClient(base_url=settings.slack_api_url, timeout=10)
         # Bolt's installation-store authorize, with its cache on: without it every request calls auth.test
-        # (one Web API call per slash command or click); cached, once per bot token and process
+        # (one Web API call per slash command or click); cached, once per bot token and process. It reads the
+        # team's bot row through rt.clients, which keeps it as long as the team's clients (SlackClients.find_bot)
         authorize = InstallationStoreAuthorize(
-            installation_store=rt.installations, client_id=oauth_settings.client_id,
+            installation_store=rt.clients, client_id=oauth_settings.client_id,  # type: ignore[arg-type]
             client_secret=oauth_settings.client_secret, logger=log, bot_only=True, cache_enabled=True, client=client)
         app = App(signing_secret=signing_secret, client=client, oauth_settings=oauth_settings, authorize=authorize,
                   process_before_response=True, ignoring_self_events_enabled=True)
@@ -167,10 +168,17 @@ def build_app(rt: SlackRuntime) -> App:
         next()
         return None
 
+    #: Single-workspace mode: the teams this process has seen bound (a binding is never undone).
+    bound: set[str] = set()
+
     @app.middleware
     def bind_workspace(context: BoltContext, next: Callable[[], None]) -> None:
-        # single-workspace mode binds the workspace on its first request; the listeners reuse the lookup
-        context[TENANT_KEY] = (context.team_id, rt.tenants.get(context.team_id))
+        # The tenant is read when a listener first needs it, once per request: a click stored as a job acks
+        # without it. Single-workspace mode binds the workspace on its first request (any request, as Slack's
+        # first one may be a "help"); once this process has seen it bound, nothing is read here.
+        lookup = context[TENANT_KEY] = TenantLookup(rt.tenants, context.team_id)
+        if rt.tenants.auto_bind and context.team_id and context.team_id not in bound and lookup.get() is not None:
+            bound.add(context.team_id)
         if context.team_id and (rt.installations is None or context.bot_token):
             # the listeners (and their Reply) call Slack through syncbot's guarded client of the workspace, not
             # the plain WebClient Bolt makes per request: a refused modal or reply is sent again in short form,

@@ -50,6 +50,8 @@ log = logging.getLogger("syncbot.jobs")
 SERIAL_KINDS = frozenset({"retry_all", "sync_now", "resume"})
 #: The first key of PostgreSQL's two-key advisory locks taken for SERIAL_KINDS (the second: the connection id).
 ADVISORY_KEY = 160_017
+#: A job's row, with its id back (SQLite 3.35+ and PostgreSQL).
+_ENQUEUE = insert(Job).returning(Job.id)
 TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(CAST(:key AS integer), CAST(:conn AS integer))")
 
 
@@ -115,12 +117,12 @@ class JobQueue:
 
     def enqueue(self, kind: str, connection_id: int | None, payload: Mapping[str, Any]) -> int:
         """Store a job (committed when this returns) and wake this process's workers; other processes find it
-        within ``poll_seconds``. Returns its id."""
-        with self.sessions() as session, session.begin():
-            job = Job(kind=kind, connection_id=connection_id, payload=dict(payload), created_at=utcnow())
-            session.add(job)
-            session.flush()
-            job_id = int(job.id)
+        within ``poll_seconds``. Returns its id. It runs before a request's ack, so it is one INSERT ... RETURNING
+        and its commit on a pooled connection (no ORM session, nothing read)."""
+        with self.db_engine.begin() as conn:
+            job_id = int(conn.execute(_ENQUEUE, {"kind": kind, "connection_id": connection_id,
+                                                 "payload": dict(payload), "created_at": utcnow(),
+                                                 "attempts": 0}).scalar_one())
         log.info("event=job_enqueued job_id=%s kind=%s connection_id=%s", job_id, kind, connection_id)
         self._wake.set()
         return job_id

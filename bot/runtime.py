@@ -21,6 +21,7 @@ from typing import Any
 
 from cachetools import TTLCache
 from slack_sdk import WebClient
+from slack_sdk.oauth.installation_store import Bot
 
 from bot.config import Settings
 from bot.home import HomePublisher
@@ -39,7 +40,8 @@ log = logging.getLogger("syncbot.runtime")
 class SlackClients:
     """WebClients per workspace. Single-workspace mode (no ``installations``): one bot token for every team.
     Multi-workspace mode: each team's bot token comes from the installation store (decrypted), cached for
-    ``ttl`` seconds; :meth:`forget` drops a team's clients (after an install or an uninstall)."""
+    ``ttl`` seconds, and so does the bot row Bolt's authorize reads on every request (:meth:`find_bot`);
+    :meth:`forget` drops a team's clients and bot (after an install, an uninstall or a revocation)."""
 
     #: Seconds the background (notifier) client waits for Slack's answer: a slow channel costs at most this.
     BACKGROUND_TIMEOUT = 10
@@ -58,6 +60,10 @@ class SlackClients:
         self.background = self._background(None if installations else token, "*")
         #: Each workspace's pair of clients, for ``ttl`` seconds, at most MAX_TEAMS of them (cachetools' TTLCache).
         self._teams: TTLCache[str, tuple[WebClient, WebClient]] = TTLCache(maxsize=self.MAX_TEAMS, ttl=ttl)
+        #: Each workspace's bot row (its token decrypted), for ``ttl`` seconds, by (enterprise, team, org install).
+        self._bots: TTLCache[tuple[str | None, str | None, bool], Bot] = TTLCache(maxsize=self.MAX_TEAMS, ttl=ttl)
+        #: Counts :meth:`forget` calls: a bot read before one is not kept after it.
+        self._forgotten = 0
         self._lock = threading.Lock()
 
     def _request(self, token: str | None, team: str) -> WebClient:
@@ -78,7 +84,8 @@ class SlackClients:
             hit = self._teams.get(team_id)
             if hit is not None:
                 return hit
-        token = self.installations.bot_token(team_id)  # None when not installed: Slack answers not_authed
+        bot = self.find_bot(enterprise_id=None, team_id=team_id)
+        token = bot.bot_token if bot is not None else None  # None when not installed: Slack answers not_authed
         pair = (self._request(token, team_id), self._background(token, team_id))
         with self._lock:
             self._teams[team_id] = pair
@@ -92,10 +99,42 @@ class SlackClients:
         """The background (notifier) client of ``team_id`` (no retry handlers: the notifier reschedules)."""
         return self._clients(team_id)[1] if self.installations else self.background
 
+    def find_bot(self, *, enterprise_id: str | None, team_id: str | None,
+                 is_enterprise_install: bool | None = False) -> Bot | None:
+        """The installation store's bot row for a team, as Bolt's authorize asks for it on every request, kept for
+        ``ttl`` seconds (one query and a decryption saved per request). A team with no bot is read again each
+        time (it may be installing now); a bot whose token rotates (a refresh token) is never kept. This process
+        forgets a team's bot when it is uninstalled, revoked or installed again (:meth:`forget`); another replica
+        may use a revoked token for up to ``ttl`` seconds, as it does with its clients, and Slack refuses it."""
+        assert self.installations is not None
+        key = (enterprise_id, team_id, bool(is_enterprise_install))
+        with self._lock:
+            hit = self._bots.get(key)
+            forgotten = self._forgotten
+        if hit is not None:
+            return hit
+        bot = self.installations.find_bot(enterprise_id=enterprise_id, team_id=team_id,
+                                          is_enterprise_install=is_enterprise_install)
+        if bot is not None and bot.bot_refresh_token is None:
+            with self._lock:
+                if self._forgotten == forgotten:
+                    self._bots[key] = bot
+        return bot
+
+    def save_bot(self, bot: Bot) -> None:
+        """Store a rotated bot (Bolt's token rotation) and forget the kept one."""
+        assert self.installations is not None
+        self.installations.save_bot(bot)
+        if bot.team_id:
+            self.forget(bot.team_id)
+
     def forget(self, team_id: str) -> None:
-        """Drop ``team_id``'s cached clients (its token changed or is gone)."""
+        """Drop ``team_id``'s cached clients and bot (its token changed or is gone)."""
         with self._lock:
             self._teams.pop(team_id, None)
+            for key in [k for k in self._bots if k[1] == team_id]:
+                self._bots.pop(key, None)
+            self._forgotten += 1
 
 
 @dataclass

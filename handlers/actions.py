@@ -19,7 +19,7 @@ from bot.jobs import BadJob
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import Tenant, UserInfo
-from handlers.common import TENANT_KEY, ack_first, ack_first_on, ids_from, int_value, who
+from handlers.common import ack_first, ack_first_on, ids_from, int_value, looked_up, who
 from sync.engine import NotFound
 from sync.log import FilterError
 
@@ -131,9 +131,10 @@ def durable_click(rt: SlackRuntime) -> Callable[..., None]:
 
     def listener(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         kind = DURABLE_CLICKS[str(_action(body).get("action_id"))][0]
-        looked_up = context.get(TENANT_KEY)
-        tenant = looked_up[1] if looked_up is not None else None
-        connection_id = tenant.connection_id if tenant is not None and kind != "entry_action" else None
+        # an entry's fix needs nothing read before its ack; Sync Now and Retry All carry their connection, so
+        # that one company runs one of them at a time (bot.jobs.SERIAL_KINDS)
+        tenant = looked_up(rt, context.team_id, context) if kind != "entry_action" else None
+        connection_id = tenant.connection_id if tenant is not None else None
         operations.store_click(rt, kind, connection_id, body)
         ack()
 

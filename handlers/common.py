@@ -10,7 +10,7 @@ from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.runtime import SlackRuntime
-from bot.workspaces import READ_REFUSAL, REFUSAL, Tenant, UserInfo
+from bot.workspaces import READ_REFUSAL, REFUSAL, Tenant, Tenants, UserInfo
 
 log = logging.getLogger("syncbot.handlers")
 
@@ -18,8 +18,35 @@ NOT_SET_UP = ("syncbot is not set up for this workspace yet: an Owner or Admin o
               "first.")
 
 
-#: Where bot.app's middleware leaves ``(team_id, Tenant | None)`` in the BoltContext of a request.
+#: Where bot.app's middleware leaves the request's :class:`TenantLookup` in its BoltContext.
 TENANT_KEY = "syncbot_tenant"
+
+
+class TenantLookup:
+    """The tenant of a request's team, read on first use and then kept for the request: a listener that acks
+    without needing it (a click stored as a job) costs no query before its ack, and one that needs it (a
+    command, a Sync Now's connection, the work after an ack) reads it once. In single-workspace mode the first
+    read binds the workspace (bot.workspaces.Tenants.get), wherever it happens."""
+
+    _UNREAD = object()
+
+    def __init__(self, tenants: Tenants, team_id: str | None) -> None:
+        self.tenants = tenants
+        self.team_id = team_id
+        self._tenant: object = self._UNREAD
+
+    def get(self) -> Tenant | None:
+        if self._tenant is self._UNREAD:
+            self._tenant = self.tenants.get(self.team_id)
+        return self._tenant  # type: ignore[return-value]
+
+
+def looked_up(rt: SlackRuntime, team_id: str | None, context: Mapping[str, Any] | None) -> Tenant | None:
+    """The tenant of ``team_id``: the request's :class:`TenantLookup` when it is for that team, else read now."""
+    lookup = context.get(TENANT_KEY) if context is not None else None
+    if isinstance(lookup, TenantLookup) and lookup.team_id == team_id:
+        return lookup.get()
+    return rt.tenants.get(team_id)
 
 
 def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool,
@@ -28,9 +55,8 @@ def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool
     """(tenant, user, refusal). ``change``: the action changes something (Owners and Admins only); else it
     reads the log; ``anyone``: any person of the workspace may (Contact support about a message they can see).
     A refusal is a sentence to show the user ephemerally. ``context``: the request's BoltContext, whose tenant
-    (looked up by the middleware for the same team) is used instead of reading it again."""
-    looked_up = context.get(TENANT_KEY) if context is not None else None
-    tenant = looked_up[1] if looked_up is not None and looked_up[0] == team_id else rt.tenants.get(team_id)
+    (:class:`TenantLookup`, for the same team) is used instead of reading it again."""
+    tenant = looked_up(rt, team_id, context)
     if tenant is None or not user_id:
         return None, None, NOT_SET_UP
     user = rt.directory.user(tenant.team_id, user_id)

@@ -312,6 +312,42 @@ def test_serve_killed_during_retry_all_runs_it_to_the_end_when_it_starts_again(w
     _nothing_left(stack)
 
 
+def test_a_click_acked_by_a_process_killed_right_after_its_ack_is_run_by_a_worker(web_only: Stack, qbo: QBO) -> None:
+    """Nothing lost: a Retry click acked by a web process (`syncbot serve --role web`, no job threads) that is
+    SIGKILLed as soon as its ack arrives. The click's job was committed before the ack, so a worker (this test's
+    process, its job threads started afterwards) runs it: the record is retried. SQLite and PostgreSQL."""
+    from sandbox.serve import free_port
+
+    stack = web_only
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.deliver()
+    acme = next(m for m in stack.messages() if "Acme Corp" in m["text"])
+    with stack.rt.services.sessions() as session:
+        entries_before = session.scalar(select(func.count()).select_from(SyncLogEntry))
+    port = free_port()
+    proc = _serve(_env(stack, SCHEDULER_ENABLED="false"), port, "web")
+    try:
+        wait_for(lambda: _answers(port), timeout=30)
+        driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, stack.slack.standin)
+        try:
+            clicked = driver.click(ids.RETRY, channel_id=CHANNEL, message_ts=acme["ts"])
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)  # the moment the ack is in: nothing after it ran in that process
+            driver.close()
+        proc.communicate(timeout=30)
+    finally:
+        _stop(proc)
+    assert clicked.status_code == 200 and clicked.response.content == b"", "an empty ack"
+    [job] = [j for j in _jobs(stack) if j.kind == "entry_action"]
+    assert job.finished_at is None and _attempts(stack, job.id) == [], "stored, and not started by the dead process"
+    stack.rt.start_jobs()
+    done = wait_for(lambda: [j for j in _jobs(stack) if j.id == job.id and j.finished_at], timeout=60)[0]
+    assert done.outcome == "done", done.error
+    with stack.rt.services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SyncLogEntry)) > entries_before, "retried"
+
+
 # ------------------------------------------------------------------------------------------------ 5. bad jobs
 
 

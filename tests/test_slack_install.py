@@ -256,3 +256,29 @@ def test_with_many_workspaces_requests_make_no_auth_test_after_the_first(multi: 
     multi.slack.standin.clear_calls()
     assert multi.driver.slash_command("/sync-log", "help", team_id=TEAM_A).status_code == 200
     assert multi.slack.standin.calls("auth.test") == []
+
+
+def test_each_request_reads_no_bot_row_once_kept_and_an_uninstall_forgets_it(multi: Multi) -> None:
+    """Bolt's authorize reads the team's bot row through SlackClients.find_bot, which keeps it as long as the
+    team's clients: five commands cost at most one read of slack_bots; an uninstall drops the kept row at once."""
+    from sqlalchemy import event
+
+    _install_both(multi)
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "slack_bots" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    engine = multi.rt.services.db_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(5):
+            assert multi.driver.slash_command("/sync-log", "help", team_id=TEAM_A).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(reads) <= 1, reads
+    assert multi.rt.clients.find_bot(enterprise_id=None, team_id=TEAM_B) is not None
+    assert multi.driver.event({"type": "app_uninstalled"}, team_id=TEAM_B).status_code == 200
+    wait_for(lambda: multi.rt.clients.find_bot(enterprise_id=None, team_id=TEAM_B) is None)
+    assert multi.rt.clients.find_bot(enterprise_id=None, team_id=TEAM_A) is not None
