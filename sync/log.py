@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Select, String, and_, func, or_, select
+from sqlalchemy import BigInteger, Engine, Select, String, and_, func, or_, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -47,6 +48,9 @@ from sync.diagnosis import KINDS, FixAction, Kind, kind_info, severity
 from sync.models import Direction, Entity, Status, SyncLogEntry, utcnow
 
 MAX_PAGE = 100
+#: A page counts the entries that match its filter up to this many, and says "more than" past it: an exact count
+#: of a big log's common filter costs a walk of every match, which the page itself never needs.
+COUNT_CAP = 10_000
 _MAX_ID = 2**63 - 1  # sync_log.id is a BIGINT; larger cursors would not even bind (SQLite raises OverflowError)
 _MAX_CONNECTION_ID = 2**31 - 1  # connections.id is an INTEGER
 _DURATION = re.compile(r"^([0-9]{1,9})([mhdw])$")
@@ -296,7 +300,34 @@ def _ready(session: Session) -> None:
             _SQLITE_LOWER, 1, _py_lower, deterministic=True)
 
 
-def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
+#: What indexes the free text on this database: "fts5" (SQLite's FTS5 trigram table of migration 0019) or
+#: "like" (no index of its own: PostgreSQL's trigram indexes serve the LIKE itself, when they exist).
+_SEARCH: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+#: The shortest free text a trigram index can narrow: shorter text is matched by LIKE alone.
+TRIGRAM = 3
+
+
+def _search(session: Session) -> str:
+    """How this session's database searches free text (see ``_SEARCH``), looked up once per engine."""
+    engine = session.get_bind()
+    engine = getattr(engine, "engine", engine)
+    found = _SEARCH.get(engine)  # type: ignore[arg-type]
+    if found is None:
+        found = "like"
+        if engine.dialect.name == "sqlite" and session.scalar(text(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_log_fts'")) is not None:
+            found = "fts5"
+        _SEARCH[engine] = found  # type: ignore[index]
+    return found
+
+
+def _fts_phrase(words: str) -> str:
+    """``words`` as one FTS5 phrase (double quotes doubled): the trigram tokenizer matches it as a substring."""
+    return '"' + words.replace('"', '""') + '"'
+
+
+def _apply(stmt: Select[Any], f: LogFilter, search: str = "like") -> Select[Any]:
+    """``stmt`` with the conditions of ``f``. ``search``: how the free text is indexed (``_search``)."""
     conds = []
     if f.account_id is not None:
         conds.append(SyncLogEntry.account_id == f.account_id)
@@ -330,13 +361,22 @@ def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
         like = "%" + f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conds.append(or_(_lower(SyncLogEntry.record_label).like(like, escape="\\"),
                          _lower(SyncLogEntry.details).like(like, escape="\\")))
+        if search == "fts5" and len(f.text) >= TRIGRAM:
+            # the FTS table narrows to the entries holding the text, folded as FTS5 folds (Unicode letters too);
+            # the LIKE above stays the final word, so what matches is exactly what matched without the index
+            conds.append(SyncLogEntry.id.in_(
+                text("SELECT rowid FROM sync_log_fts WHERE sync_log_fts MATCH :fts_phrase")
+                .bindparams(fts_phrase=_fts_phrase(f.text)).columns(rowid=BigInteger)))
     return stmt.where(and_(*conds)) if conds else stmt
 
 
 @dataclass
 class Page:
     """One page of entries, newest first, with the cursors of the pages around it (entry ids) or None; ``total``
-    entries match the filter, and the page's first entry is the ``first``-th of them (1 for the newest)."""
+    entries match the filter, and the page's first entry is the ``first``-th of them (1 for the newest).
+
+    Counts stop at a cap (:data:`COUNT_CAP`): past it ``total_is_lower_bound`` is True and more than ``total``
+    entries match; ``first_is_lower_bound`` likewise says more than ``first - 1`` entries come before this page."""
 
     entries: list[SyncLogEntry]
     next_before: int | None
@@ -344,25 +384,37 @@ class Page:
     filter: LogFilter = field(default_factory=LogFilter)
     total: int | None = None
     first: int = 1
+    total_is_lower_bound: bool = False
+    first_is_lower_bound: bool = False
+
+
+def _count(session: Session, stmt: Select[Any], cap: int) -> tuple[int, bool]:
+    """How many rows ``stmt`` (a select of ids) gives, counting at most ``cap`` + 1: (the count, or ``cap`` and
+    True when more match)."""
+    n = int(session.scalar(select(func.count()).select_from(stmt.limit(cap + 1).subquery())) or 0)
+    return (cap, True) if n > cap else (n, False)
 
 
 def page(session: Session, f: LogFilter, before: int | None = None, after: int | None = None,
-         size: int = 10) -> Page:
+         size: int = 10, count_cap: int | None = None) -> Page:
     """The page of entries matching ``f`` older than id ``before`` (next) or newer than id ``after``
-    (previous); the newest page when neither is given. ``size`` is capped at 100."""
+    (previous); the newest page when neither is given. ``size`` is capped at 100. The total and the first
+    entry's position are counted up to ``count_cap`` (default :data:`COUNT_CAP`; see :class:`Page`)."""
     size = max(1, min(size, MAX_PAGE))
+    cap = max(1, COUNT_CAP if count_cap is None else count_cap)
     # a cursor past the ids a BIGINT can hold means "everything" (before) or "nothing" (after)
     before = None if before is None else max(-_MAX_ID, min(before, _MAX_ID))
     after = None if after is None else max(-_MAX_ID, min(after, _MAX_ID))
     _ready(session)
-    stmt = _apply(select(SyncLogEntry), f)
+    search = _search(session)
+    stmt = _apply(select(SyncLogEntry), f, search)
+    ids = _apply(select(SyncLogEntry.id), f, search)
     if after is not None:
         rows = list(session.scalars(stmt.where(SyncLogEntry.id > after).order_by(SyncLogEntry.id.asc())
                                     .limit(size + 1)))
         has_newer = len(rows) > size
         rows = list(reversed(rows[:size]))
-        has_older = bool(rows) and session.scalar(
-            _apply(select(SyncLogEntry.id), f).where(SyncLogEntry.id < rows[-1].id).limit(1)) is not None
+        has_older = bool(rows) and session.scalar(ids.where(SyncLogEntry.id < rows[-1].id).limit(1)) is not None
     else:
         if before is not None:
             stmt = stmt.where(SyncLogEntry.id < before)
@@ -370,13 +422,17 @@ def page(session: Session, f: LogFilter, before: int | None = None, after: int |
         has_older = len(rows) > size
         rows = rows[:size]
         has_newer = before is not None and bool(rows) and session.scalar(
-            _apply(select(SyncLogEntry.id), f).where(SyncLogEntry.id > rows[0].id).limit(1)) is not None
-    total = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), f)) or 0
-    newer = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), f)
-                           .where(SyncLogEntry.id > rows[0].id)) or 0 if rows and has_newer else 0
+            ids.where(SyncLogEntry.id > rows[0].id).limit(1)) is not None
+    if not has_newer and not has_older:  # the page holds every match: nothing to count
+        total, total_more = len(rows), False
+    else:
+        total, total_more = _count(session, ids, cap)
+    newer, newer_more = _count(session, ids.where(SyncLogEntry.id > rows[0].id), cap) if rows and has_newer \
+        else (0, False)
     return Page(entries=rows, next_before=rows[-1].id if rows and has_older else None,
-                prev_after=rows[0].id if rows and has_newer else None, filter=f, total=int(total),
-                first=int(newer) + 1)
+                prev_after=rows[0].id if rows and has_newer else None, filter=f, total=total,
+                first=newer + 1, total_is_lower_bound=total_more or newer_more,
+                first_is_lower_bound=newer_more)
 
 
 def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:
@@ -386,7 +442,7 @@ def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:
     if column is None:
         raise ValueError(f"cannot count by {by!r}")
     _ready(session)
-    rows = session.execute(_apply(select(column, func.count()), f).group_by(column)).all()
+    rows = session.execute(_apply(select(column, func.count()), f, _search(session)).group_by(column)).all()
     return {str(key) if key is not None else "none": int(n) for key, n in rows}
 
 
