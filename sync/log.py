@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Select, String, and_, func, or_, select, text
+from sqlalchemy import BigInteger, Engine, Select, String, and_, func, literal_column, or_, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -71,8 +71,11 @@ OPEN_STATUSES = (Status.ERROR.value, Status.WARNING.value)
 
 
 def open_clause() -> ColumnElement[bool]:
-    """The SQL condition of an open error (see the module docstring)."""
-    return and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None),
+    """The SQL condition of an open error (see the module docstring). The statuses are written as literals, as in
+    the partial index of the open errors (``sync.models.OPEN_WHERE``): SQLite uses a partial index only for a
+    query whose condition repeats the index's, and a bound parameter never does."""
+    statuses = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
+    return and_(SyncLogEntry.status.in_(statuses), SyncLogEntry.resolved_at.is_(None),
                 SyncLogEntry.superseded_by_id.is_(None))
 
 
