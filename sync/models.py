@@ -362,7 +362,7 @@ class SyncLogEntry(Base):
         Index("ix_sync_log_account_status", "account_id", "status", "id"),
         Index("ix_sync_log_account_kind", "account_id", "kind", "id"),
         Index("ix_sync_log_account_entity", "account_id", "entity", "id"),
-        Index("ix_sync_log_account_created", "account_id", "created_at"),
+        Index("ix_sync_log_account_created", "account_id", "created_at", "id"),
         Index("ix_sync_log_connection_id", "connection_id", "id"),
         Index("ix_sync_log_account_open", "account_id", "id", postgresql_where=text(OPEN_WHERE),
               sqlite_where=text(OPEN_WHERE)),

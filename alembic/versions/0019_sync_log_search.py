@@ -95,7 +95,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_sync_log_account_status', ['account_id', 'status', 'id'], unique=False)
         batch_op.create_index('ix_sync_log_account_kind', ['account_id', 'kind', 'id'], unique=False)
         batch_op.create_index('ix_sync_log_account_entity', ['account_id', 'entity', 'id'], unique=False)
-        batch_op.create_index('ix_sync_log_account_created', ['account_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_sync_log_account_created', ['account_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_sync_log_connection_id', ['connection_id', 'id'], unique=False)
         batch_op.create_index('ix_sync_log_account_open', ['account_id', 'id'], unique=False,
                               postgresql_where=sa.text(OPEN_WHERE), sqlite_where=sa.text(OPEN_WHERE))
