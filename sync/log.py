@@ -26,6 +26,15 @@ Pages are keyset pages on the entry id, newest first (stable while entries are b
 millionth entry as on the first). A filter can be parsed from the words people type (`/sync-log` and the CLI):
 `errors`, `warnings`, `entity:invoice kind:duplicate since:7d until:2026-11-01 direction:pull status:synced
 connection:3` and free text (matched against the record's name and the details).
+
+Speed on a big log (issue 17; migration 0019; ``bench/synclog.py``): every filter reads newest first with a LIMIT
+through an index that ends in the id (status, kind, entity, connection, the open errors' partial index); a page
+counts its matches only up to :data:`COUNT_CAP` ("of more than 10,000"); since/until read the window's id range
+off the time index first. Free text of three characters or more is narrowed by an index: SQLite's FTS5 trigram
+table drives the query newest first, PostgreSQL's trigram GIN indexes serve the LIKE. The LIKE on the Unicode
+lower() stays the final check either way, so the index changes how fast, never what is found. Shorter text has
+no trigram: it is matched by the LIKE alone, newest first, which stops at a page and the capped count when the
+letters are common and reads the whole account when they match nothing.
 """
 
 from __future__ import annotations
