@@ -9,10 +9,15 @@ from sqlalchemy import text
 import bot.models  # noqa: F401  (the Slack side's tables share the metadata)
 from alembic import context
 from sync.db import make_engine
-from sync.models import Base
+from sync.models import Base, unmodelled
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate compares every table and index but the free-text search's (``sync.models.unmodelled``)."""
+    return not unmodelled(name)
 
 
 def _url() -> str:
@@ -21,7 +26,7 @@ def _url() -> str:
 
 def run_migrations_offline() -> None:
     context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True)
+                      render_as_batch=True, include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -38,7 +43,8 @@ def run_migrations_online() -> None:
     try:
         with engine.connect() as connection:
             context.configure(connection=connection, target_metadata=target_metadata,
-                              render_as_batch=True, compare_type=True, transaction_per_migration=False)
+                              render_as_batch=True, compare_type=True, transaction_per_migration=False,
+                              include_name=include_name)
             with context.begin_transaction():
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})

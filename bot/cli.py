@@ -463,11 +463,14 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
             info = kind_info(Kind(row["kind"]), row["meaning"]) if row["kind"] in {k.value for k in Kind} else None
             row["cause"], row["fix"] = (info.cause, info.fix) if info else (None, None)
         if as_json:
-            typer.echo(json.dumps({"filter": flt.describe(), "total": result.total, "entries": rows,
+            typer.echo(json.dumps({"filter": flt.describe(), "total": result.total,
+                                   "total_is_lower_bound": result.total_is_lower_bound, "entries": rows,
                                    "next_before": result.next_before}, indent=2))
             return
-        span = (f", entries {result.first}-{result.first + len(rows) - 1} of {result.total}"
-                if rows and result.total and len(rows) < result.total else "")
+        of = f"more than {result.total:,}" if result.total_is_lower_bound else f"{result.total:,}"
+        span = (f", {len(rows)} entries past the newest {result.first - 1:,}" if rows and result.first_is_lower_bound
+                else f", entries {result.first:,}-{result.first + len(rows) - 1:,} of {of}"
+                if rows and result.total and (len(rows) < result.total or result.total_is_lower_bound) else "")
         typer.echo(f"sync log of {acc.name} ({flt.describe()}{span}), times in {acc.timezone}")
         if not rows:
             typer.echo("no entries")

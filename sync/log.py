@@ -26,17 +26,41 @@ Pages are keyset pages on the entry id, newest first (stable while entries are b
 millionth entry as on the first). A filter can be parsed from the words people type (`/sync-log` and the CLI):
 `errors`, `warnings`, `entity:invoice kind:duplicate since:7d until:2026-11-01 direction:pull status:synced
 connection:3` and free text (matched against the record's name and the details).
+
+Speed on a big log (issue 17; migration 0019; ``bench/synclog.py``): every filter reads newest first with a LIMIT
+through an index that ends in the id (status, kind, entity, connection, the open errors' partial index); a page
+counts its matches only up to :data:`COUNT_CAP` ("of more than 10,000"); since/until read the window's id range
+off the time index first. Free text of three characters or more is narrowed by an index: SQLite's FTS5 trigram
+table drives the query newest first, PostgreSQL's trigram GIN indexes serve the LIKE. The LIKE on the Unicode
+lower() stays the final check either way, so the index changes how fast, never what is found. Shorter text has
+no trigram: it is matched by the LIKE alone, newest first, which stops at a page and the capped count when the
+letters are common and reads the whole account when they match nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Select, String, and_, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Select,
+    String,
+    and_,
+    column,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -47,6 +71,9 @@ from sync.diagnosis import KINDS, FixAction, Kind, kind_info, severity
 from sync.models import Direction, Entity, Status, SyncLogEntry, utcnow
 
 MAX_PAGE = 100
+#: A page counts the entries that match its filter up to this many, and says "more than" past it: an exact count
+#: of a big log's common filter costs a walk of every match, which the page itself never needs.
+COUNT_CAP = 10_000
 _MAX_ID = 2**63 - 1  # sync_log.id is a BIGINT; larger cursors would not even bind (SQLite raises OverflowError)
 _MAX_CONNECTION_ID = 2**31 - 1  # connections.id is an INTEGER
 _DURATION = re.compile(r"^([0-9]{1,9})([mhdw])$")
@@ -67,8 +94,11 @@ OPEN_STATUSES = (Status.ERROR.value, Status.WARNING.value)
 
 
 def open_clause() -> ColumnElement[bool]:
-    """The SQL condition of an open error (see the module docstring)."""
-    return and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None),
+    """The SQL condition of an open error (see the module docstring). The statuses are written as literals, as in
+    the partial index of the open errors (``sync.models.OPEN_WHERE``): SQLite uses a partial index only for a
+    query whose condition repeats the index's, and a bound parameter never does."""
+    statuses = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
+    return and_(SyncLogEntry.status.in_(statuses), SyncLogEntry.resolved_at.is_(None),
                 SyncLogEntry.superseded_by_id.is_(None))
 
 
@@ -296,7 +326,34 @@ def _ready(session: Session) -> None:
             _SQLITE_LOWER, 1, _py_lower, deterministic=True)
 
 
-def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
+#: What indexes the free text on this database: "fts5" (SQLite's FTS5 trigram table of migration 0019) or
+#: "like" (no index of its own: PostgreSQL's trigram indexes serve the LIKE itself, when they exist).
+_SEARCH: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+#: The shortest free text a trigram index can narrow: shorter text is matched by LIKE alone.
+TRIGRAM = 3
+
+
+def _search(session: Session) -> str:
+    """How this session's database searches free text (see ``_SEARCH``), looked up once per engine."""
+    engine = session.get_bind()
+    engine = getattr(engine, "engine", engine)
+    found = _SEARCH.get(engine)  # type: ignore[arg-type]
+    if found is None:
+        found = "like"
+        if engine.dialect.name == "sqlite" and session.scalar(text(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_log_fts'")) is not None:
+            found = "fts5"
+        _SEARCH[engine] = found  # type: ignore[index]
+    return found
+
+
+def _fts_phrase(words: str) -> str:
+    """``words`` as one FTS5 phrase (double quotes doubled): the trigram tokenizer matches it as a substring."""
+    return '"' + words.replace('"', '""') + '"'
+
+
+def _apply(stmt: Select[Any], f: LogFilter, search: str = "like") -> Select[Any]:
+    """``stmt`` with the conditions of ``f``. ``search``: how the free text is indexed (``_search``)."""
     conds = []
     if f.account_id is not None:
         conds.append(SyncLogEntry.account_id == f.account_id)
@@ -330,13 +387,22 @@ def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
         like = "%" + f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conds.append(or_(_lower(SyncLogEntry.record_label).like(like, escape="\\"),
                          _lower(SyncLogEntry.details).like(like, escape="\\")))
+        if search == "fts5" and len(f.text) >= TRIGRAM:
+            # the FTS table narrows to the entries holding the text, folded as FTS5 folds (Unicode letters too);
+            # the LIKE above stays the final word, so what matches is exactly what matched without the index
+            conds.append(SyncLogEntry.id.in_(
+                text("SELECT rowid FROM sync_log_fts WHERE sync_log_fts MATCH :fts_phrase")
+                .bindparams(fts_phrase=_fts_phrase(f.text)).columns(rowid=BigInteger)))
     return stmt.where(and_(*conds)) if conds else stmt
 
 
 @dataclass
 class Page:
     """One page of entries, newest first, with the cursors of the pages around it (entry ids) or None; ``total``
-    entries match the filter, and the page's first entry is the ``first``-th of them (1 for the newest)."""
+    entries match the filter, and the page's first entry is the ``first``-th of them (1 for the newest).
+
+    Counts stop at a cap (:data:`COUNT_CAP`): past it ``total_is_lower_bound`` is True and more than ``total``
+    entries match; ``first_is_lower_bound`` likewise says more than ``first - 1`` entries come before this page."""
 
     entries: list[SyncLogEntry]
     next_before: int | None
@@ -344,39 +410,95 @@ class Page:
     filter: LogFilter = field(default_factory=LogFilter)
     total: int | None = None
     first: int = 1
+    total_is_lower_bound: bool = False
+    first_is_lower_bound: bool = False
+
+
+def _count(session: Session, stmt: Select[Any], key: ColumnElement[int], cap: int) -> tuple[int, bool]:
+    """How many rows ``stmt`` (a select of ids, ``key`` the id it orders by) gives, counting at most ``cap`` + 1:
+    (the count, or ``cap`` and True when more match)."""
+    # newest first, as the page reads them: the planner then takes the page's index (the open errors' partial
+    # index, say) rather than one that lists every error, resolved or not
+    n = int(session.scalar(select(func.count()).select_from(
+        stmt.order_by(key.desc()).limit(cap + 1).subquery())) or 0)
+    return (cap, True) if n > cap else (n, False)
+
+
+def _id_bounds(session: Session, f: LogFilter) -> list[ColumnElement[bool]]:
+    """The ids a time-bounded filter can match, as conditions on the id: the lowest and highest id written within
+    ``since``/``until`` (exact: read from the time index, whatever the order entries were written in). A page
+    then walks the ids newest first from the right place instead of skipping every entry outside the times, and
+    never sorts the matches of a wide time range."""
+    if not (f.since or f.until):
+        return []
+    # id + 0: PostgreSQL would otherwise read min() and max() off the primary key, walking every entry outside
+    # the times (the ids and times rise together) instead of the few within them in the time index
+    window = select(func.min(SyncLogEntry.id + 0), func.max(SyncLogEntry.id + 0))
+    if f.account_id is not None:
+        window = window.where(SyncLogEntry.account_id == f.account_id)
+    if f.since:
+        window = window.where(SyncLogEntry.created_at >= f.since)
+    if f.until:
+        window = window.where(SyncLogEntry.created_at < f.until)
+    low, high = session.execute(window).one()
+    if low is None:
+        return [false()]
+    return [SyncLogEntry.id >= low, SyncLogEntry.id <= high]
+
+
+_FTS = table("sync_log_fts", column("rowid", BigInteger))
+
+
+def _matches(stmt: Select[Any], f: LogFilter, search: str) -> tuple[Select[Any], ColumnElement[int]]:
+    """``stmt`` narrowed to ``f``, and the id column a page orders and pages it by. With free text the FTS table
+    (SQLite) drives the query: its rowids come newest first from the index itself, so a common word stops after a
+    page of matches and a rare one reads only its few, where ``id IN (matches)`` would read every match first."""
+    if search != "fts5" or not f.text or len(f.text) < TRIGRAM:
+        return _apply(stmt, f, search), SyncLogEntry.id
+    driven = (stmt.select_from(_FTS).join(SyncLogEntry, SyncLogEntry.id == _FTS.c.rowid)
+              .where(text("sync_log_fts MATCH :fts_phrase").bindparams(fts_phrase=_fts_phrase(f.text))))
+    return _apply(driven, f, "like"), _FTS.c.rowid
 
 
 def page(session: Session, f: LogFilter, before: int | None = None, after: int | None = None,
-         size: int = 10) -> Page:
+         size: int = 10, count_cap: int | None = None) -> Page:
     """The page of entries matching ``f`` older than id ``before`` (next) or newer than id ``after``
-    (previous); the newest page when neither is given. ``size`` is capped at 100."""
+    (previous); the newest page when neither is given. ``size`` is capped at 100. The total and the first
+    entry's position are counted up to ``count_cap`` (default :data:`COUNT_CAP`; see :class:`Page`)."""
     size = max(1, min(size, MAX_PAGE))
+    cap = max(1, COUNT_CAP if count_cap is None else count_cap)
     # a cursor past the ids a BIGINT can hold means "everything" (before) or "nothing" (after)
     before = None if before is None else max(-_MAX_ID, min(before, _MAX_ID))
     after = None if after is None else max(-_MAX_ID, min(after, _MAX_ID))
     _ready(session)
-    stmt = _apply(select(SyncLogEntry), f)
+    search = _search(session)
+    bounds = _id_bounds(session, f)
+    stmt, key = _matches(select(SyncLogEntry), f, search)
+    ids, _ = _matches(select(SyncLogEntry.id), f, search)
+    stmt, ids = stmt.where(*bounds), ids.where(*bounds)
     if after is not None:
-        rows = list(session.scalars(stmt.where(SyncLogEntry.id > after).order_by(SyncLogEntry.id.asc())
-                                    .limit(size + 1)))
+        rows = list(session.scalars(stmt.where(key > after).order_by(key.asc()).limit(size + 1)))
         has_newer = len(rows) > size
         rows = list(reversed(rows[:size]))
-        has_older = bool(rows) and session.scalar(
-            _apply(select(SyncLogEntry.id), f).where(SyncLogEntry.id < rows[-1].id).limit(1)) is not None
+        has_older = bool(rows) and session.scalar(ids.where(key < rows[-1].id).limit(1)) is not None
     else:
         if before is not None:
-            stmt = stmt.where(SyncLogEntry.id < before)
-        rows = list(session.scalars(stmt.order_by(SyncLogEntry.id.desc()).limit(size + 1)))
+            stmt = stmt.where(key < before)
+        rows = list(session.scalars(stmt.order_by(key.desc()).limit(size + 1)))
         has_older = len(rows) > size
         rows = rows[:size]
         has_newer = before is not None and bool(rows) and session.scalar(
-            _apply(select(SyncLogEntry.id), f).where(SyncLogEntry.id > rows[0].id).limit(1)) is not None
-    total = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), f)) or 0
-    newer = session.scalar(_apply(select(func.count()).select_from(SyncLogEntry), f)
-                           .where(SyncLogEntry.id > rows[0].id)) or 0 if rows and has_newer else 0
+            ids.where(key > rows[0].id).limit(1)) is not None
+    if not has_newer and not has_older:  # the page holds every match: nothing to count
+        total, total_more = len(rows), False
+    else:
+        total, total_more = _count(session, ids, key, cap)
+    newer, newer_more = _count(session, ids.where(key > rows[0].id), key, cap) if rows and has_newer \
+        else (0, False)
     return Page(entries=rows, next_before=rows[-1].id if rows and has_older else None,
-                prev_after=rows[0].id if rows and has_newer else None, filter=f, total=int(total),
-                first=int(newer) + 1)
+                prev_after=rows[0].id if rows and has_newer else None, filter=f, total=total,
+                first=newer + 1, total_is_lower_bound=total_more or newer_more,
+                first_is_lower_bound=newer_more)
 
 
 def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:
@@ -386,7 +508,7 @@ def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:
     if column is None:
         raise ValueError(f"cannot count by {by!r}")
     _ready(session)
-    rows = session.execute(_apply(select(column, func.count()), f).group_by(column)).all()
+    rows = session.execute(_apply(select(column, func.count()), f, _search(session)).group_by(column)).all()
     return {str(key) if key is not None else "none": int(n) for key, n in rows}
 
 

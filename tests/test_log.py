@@ -712,3 +712,151 @@ def test_entry_as_dict(world: World) -> None:
         assert other is not None
         d = entry_as_dict(other)
         assert (d["resolved_at"], d["retried_by"], d["kind"], d["record"]) == (None, None, None, None)
+
+
+# ---------------------------------------------------------------------------------- capped counts, search
+
+
+def heading(result: Page) -> str:
+    """The line of the `/sync-log` answer that says which entries the page holds."""
+    from bot.blocks import log_page
+
+    for block in log_page(result)["blocks"]:
+        if block["type"] == "context":
+            return str(block["elements"][0]["text"])
+    raise AssertionError("no context line")
+
+
+def test_a_count_past_the_cap_says_more_than(world: World) -> None:
+    fill(world, 25)
+    f = LogFilter(account_id=world.a)
+    with world.sessions() as session:
+        first = page(session, f, size=5, count_cap=10)
+        assert (first.total, first.total_is_lower_bound, first.first) == (10, True, 1)
+        assert heading(first).startswith("entries 1\u20135 of more than 10,")
+        pages = [first]
+        while pages[-1].next_before is not None:
+            pages.append(page(session, f, before=pages[-1].next_before, size=5, count_cap=10))
+        assert [len(p.entries) for p in pages] == [5] * 5
+        third, fourth = pages[2], pages[3]
+        assert (third.first, third.first_is_lower_bound) == (11, False)  # 10 newer: still counted exactly
+        assert heading(third).startswith("entries 11\u201315 of more than 10,")
+        assert (fourth.first_is_lower_bound, fourth.total_is_lower_bound) == (True, True)  # 15 newer: past the cap
+        assert heading(fourth).startswith("5 entries past the newest 10,")
+        # under the cap the count is exact, as before
+        exact = page(session, f, size=5, count_cap=25)
+        assert (exact.total, exact.total_is_lower_bound) == (25, False)
+        assert heading(exact).startswith("entries 1\u20135 of 25,")
+        # a page that holds every match says how many without counting
+        assert heading(page(session, f, size=30, count_cap=10)).startswith("25 entries,")
+
+
+def test_the_cli_says_more_than_past_the_cap(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot import config
+    from bot.cli import app
+
+    fill(world, 25)
+    monkeypatch.setattr("sync.log.COUNT_CAP", 10)
+    monkeypatch.setenv("DATABASE_URL", str(world.sessions.kw["bind"].url.render_as_string(hide_password=False)))
+    config.get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(app, ["sync-log", "--account", str(world.a), "--limit", "5"])
+        assert out.exit_code == 0, out.output
+        assert "entries 1-5 of more than 10)" in out.output.splitlines()[0]
+    finally:
+        config.get_settings.cache_clear()
+
+
+def search_index(session: Session) -> str:
+    """The free-text index migration 0019 made: "fts5" (SQLite) or "trigram" (PostgreSQL's GIN indexes)."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name == "sqlite":
+        found = session.scalar(text("SELECT name FROM sqlite_master WHERE name = 'sync_log_fts'"))
+        return "fts5" if found else "none"
+    names = set(session.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = 'sync_log'")))
+    return "trigram" if {"ix_sync_log_trgm_label", "ix_sync_log_trgm_details"} <= names else "none"
+
+
+def test_free_text_through_the_index_finds_substrings_folded_and_follows_changes(world: World) -> None:
+    from sqlalchemy import delete, text, update
+
+    w = world
+    names = dict(zip(["smith", "muller", "inv", "other"], w.add(
+        entry(w.a, w.a_qbo, NOW - 4 * H, label="Smith Construction", details="Duplicate Name Exists Error"),
+        entry(w.a, w.a_qbo, NOW - 3 * H, label="MÜLLER Électrique", details=None),
+        entry(w.a, w.a_qbo, NOW - 2 * H, label="INV-10234", details="Stale Object Error (code 5010)"),
+        entry(w.a, w.a_qbo, NOW - 1 * H, label="Jones", details="Created QuickBooks customer 58"),
+    ), strict=True))
+    with w.sessions() as session:
+        assert search_index(session) in ("fts5", "trigram")  # the migration's index is there: the test uses it
+
+    def found(words: str) -> set[str]:
+        return shown(w, parse_filter(words, now=NOW, account_id=w.a), names)
+
+    assert found("mith cons") == {"smith"}                  # a substring across words
+    assert found("müller") == found("MÜLLER") == found("Müll") == {"muller"}  # non-ASCII letters folded
+    assert found("électrique") == found("ÉLECTRIQUE") == {"muller"}
+    assert found("0234") == {"inv"} and found("code 5010") == {"inv"}
+    assert found("quickbooks cust") == {"other"} and found("nowhere at all") == set()
+    assert found("mi") == {"smith"} and found("zq") == set()  # shorter than a trigram: matched all the same
+
+    with w.sessions() as session, session.begin():  # details and names changed after the insert: found anew
+        session.execute(update(SyncLogEntry).where(SyncLogEntry.id == names["other"])
+                        .values(details="Account Period Closed", record_label="Jonas Roofing"))
+        session.execute(delete(SyncLogEntry).where(SyncLogEntry.id == names["inv"]))
+    del names["inv"]
+    assert found("quickbooks cust") == set() and found("jones") == set()
+    assert found("period closed") == {"other"} and found("jonas roof") == {"other"}
+    assert found("stale object") == set()
+    with w.sessions() as session:
+        if session.get_bind().dialect.name == "sqlite":  # the FTS index agrees with the table, row for row
+            session.execute(text("INSERT INTO sync_log_fts(sync_log_fts, rank) VALUES ('integrity-check', 1)"))
+
+
+def test_the_search_migration_upgrades_existing_entries_and_downgrades(tmp_path: Any, database_url: str) -> None:
+    """0019 indexes the entries already there, and goes down and up again, on SQLite and (with the test
+    PostgreSQL) on a fresh PostgreSQL database beside it."""
+    import contextlib
+    import os
+
+    from sqlalchemy import insert, text
+
+    from tests.conftest import PG_ENV
+
+    urls = [f"sqlite:///{tmp_path / 'm.db'}"]
+    with contextlib.ExitStack() as stack:
+        if os.environ.get(PG_ENV):
+            from bench.replicas import fresh_database
+
+            urls.append(stack.enter_context(fresh_database(database_url, "migrate")))
+        for url in urls:
+            db.upgrade(url, "0018")
+            engine = db.make_engine(url)
+            sessions = db.make_sessionmaker(engine)
+            try:
+                with sessions() as session, session.begin():
+                    account = Account(name="Before 0019")
+                    session.add(account)
+                    session.flush()
+                    session.execute(insert(SyncLogEntry), [
+                        {"account_id": account.id, "entity": "contact", "direction": "push", "status": "error",
+                         "kind": "duplicate", "record_label": f"Smith Construction {n}", "details": "Duplicate",
+                         "created_at": NOW - n * H, "attempt": 1} for n in range(3)])
+                    account_id = account.id
+                db.upgrade(url)
+                with sessions() as session:
+                    assert search_index(session) in ("fts5", "trigram")
+                    result = page(session, parse_filter("construction 1", account_id=account_id))
+                    assert [e.record_label for e in result.entries] == ["Smith Construction 1"]
+                db.downgrade(url, "0018")
+                with sessions() as session, session.begin():
+                    assert search_index(session) == "none"
+                    session.execute(text("UPDATE sync_log SET details = 'changed'"))  # no trigger left behind
+                db.upgrade(url)
+                with sessions() as session:
+                    assert len(page(session, parse_filter("changed", account_id=account_id)).entries) == 3
+            finally:
+                engine.dispose()

@@ -103,14 +103,19 @@ def _pack(lines: list[str], room: int) -> tuple[list[Block], int]:
 
 
 def _span(page: Any, shown: int) -> str:
-    """Which entries a page holds: ``entries 1-10 of 19`` (with an en dash); ``3 entries`` when it holds them all."""
+    """Which entries a page holds: ``entries 1-10 of 19`` (with an en dash); ``3 entries`` when it holds them all.
+    Past the page's count cap (:class:`sync.log.Page`): ``entries 1-10 of more than 10,000``, and deeper than the
+    cap ``10 entries past the newest 10,000``."""
     total = attr(page, "total")
     first = int(attr(page, "first", 1))
-    if total is None or (first == 1 and shown >= int(total)):
+    if attr(page, "first_is_lower_bound", False):
+        return f"{plural(shown, 'entry', 'entries')} past the newest {first - 1:,}"
+    if total is None or (first == 1 and shown >= int(total) and not attr(page, "total_is_lower_bound", False)):
         return plural(shown, "entry", "entries")
+    of = f"more than {int(total):,}" if attr(page, "total_is_lower_bound", False) else f"{int(total):,}"
     if shown == 1:
-        return f"entry {first:,} of {int(total):,}"
-    return f"entries {first:,}\u2013{first + shown - 1:,} of {int(total):,}"
+        return f"entry {first:,} of {of}"
+    return f"entries {first:,}\u2013{first + shown - 1:,} of {of}"
 
 
 def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_id: int | None = None,
