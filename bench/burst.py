@@ -53,9 +53,9 @@ def main() -> int:
 
     from bot.app import build_app
     from bot.config import Settings
-    from bot.runtime import build_runtime
     from bot.server import create_server
     from bot.services import build_services
+    from bot.wiring import build_runtime
     from sandbox.serve import free_port, serve_in_thread
     from sandbox.slack import config as slack_cfg
     from sandbox.slack import serve_standin

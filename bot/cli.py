@@ -583,8 +583,8 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
     import uvicorn
 
     from bot.app import build_app
-    from bot.runtime import build_runtime
     from bot.server import create_server
+    from bot.wiring import build_runtime
 
     roles = set(role or [Role.ALL])
     if Role.ALL in roles:

@@ -382,8 +382,8 @@ def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Setting
 def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Callable[[str], None],
                 lock: DemoLock) -> LiveDemo:
     from bot.app import build_app
-    from bot.runtime import build_runtime
     from bot.server import create_server
+    from bot.wiring import build_runtime
     from sandbox.quickbooks import DEFAULT_REALM
     from sandbox.quickbooks import create_app as create_qbo
     from sandbox.serve import free_port, serve_in_thread

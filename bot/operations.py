@@ -326,11 +326,15 @@ def store_click(rt: SlackRuntime, kind: str, connection_id: int | None, body: Ma
     return rt.jobs.enqueue(kind, connection_id, {"click": {"body": kept, **sealed}})
 
 
-def _run_click(rt: SlackRuntime, job: Claimed) -> None:
-    """A stored click's job: the click as Slack sent it, rebuilt, through the listener's own work."""
+#: Runs a stored click as its listener would have after the ack: (runtime, the click's body, its respond or
+#: None). `handlers.actions.run_click`, handed in by `bot.wiring` (the operations do not import the listeners).
+ClickRunner = Callable[["SlackRuntime", dict[str, Any], Any], None]
+
+
+def _run_click(rt: SlackRuntime, job: Claimed, run_click: ClickRunner) -> None:
+    """A stored click's job: the click as Slack sent it, rebuilt, through the listener's own work (``run_click``)."""
     from slack_bolt.context.respond import Respond
 
-    from handlers.actions import run_click
     from sync.crypto import SecretBoxError
 
     click = JobPayload(JobPayload(job.payload).mapping("click"))
@@ -376,9 +380,9 @@ def _job_parts(rt: SlackRuntime, payload: Mapping[str, Any]) -> tuple[Tenant, Us
     return tenant, user, reply, p
 
 
-def run_job(rt: SlackRuntime, job: Claimed) -> None:
-    """Run one job (`bot.jobs.JobQueue`'s runner): rebuild who asked and where the answer goes, then the work.
-    Raises BadJob for a kind or a payload it cannot run."""
+def run_job(rt: SlackRuntime, job: Claimed, run_click: ClickRunner) -> None:
+    """Run one job (`bot.jobs.JobQueue`'s runner): rebuild who asked and where the answer goes, then the work; a
+    stored click through ``run_click``. Raises BadJob for a kind or a payload it cannot run."""
     if job.kind == "resume":
         try:
             _run_resume(rt, job)
@@ -395,7 +399,7 @@ def run_job(rt: SlackRuntime, job: Claimed) -> None:
                     recovered)
     try:
         if parts is None:
-            _run_click(rt, job)
+            _run_click(rt, job, run_click)
         else:
             JOB_KINDS[job.kind](rt, *parts)
     finally:

@@ -26,7 +26,7 @@ from slack_sdk.oauth.installation_store import Bot
 from bot.config import Settings
 from bot.home import HomePublisher
 from bot.installations import SealedInstallationStore, StateStore, redact_slack_logs
-from bot.jobs import Claimed, JobQueue
+from bot.jobs import JobQueue
 from bot.lease import Lease
 from bot.notifier import Notifier
 from bot.oauth_states import OAuthStates
@@ -156,7 +156,8 @@ class SlackRuntime:
     #: Re-publishes the App Home of users who opened it when their account's state changes.
     home: HomePublisher | None = None
     #: Work accepted from Slack that must outlive this process (Sync Now, Retry All, a click's fix, the resume
-    #: after a Reconnect): stored as jobs, run by the worker processes' threads (`bot.jobs`). Set by build_runtime.
+    #: after a Reconnect): stored as jobs, run by the worker processes' threads (`bot.jobs`). Set by
+    #: `bot.wiring.build_runtime`.
     jobs: JobQueue = field(default=None)  # type: ignore[assignment]
     #: Quick work that finishes a request after its ack (permission check, views.open, chat.update, respond): a
     #: pool of its own, never used for long runs (see :meth:`after_ack`).
@@ -240,8 +241,9 @@ def multi_workspace(settings: Settings) -> bool:
     return bool(settings.slack_client_id and settings.slack_client_secret)
 
 
-def build_runtime(services: Services, settings: Settings | None = None) -> SlackRuntime:
-    """Wire the Slack side on top of ``services``."""
+def new_runtime(services: Services, settings: Settings | None = None) -> SlackRuntime:
+    """The Slack side on top of ``services``, without what runs the work (``jobs``, ``home``): those call the
+    operations, and `bot.wiring.build_runtime` (the one that callers use) connects them."""
     settings = settings or services.settings
     redact_slack_logs()
     installations = install_states = install_links = None
@@ -253,31 +255,7 @@ def build_runtime(services: Services, settings: Settings | None = None) -> Slack
     tenants = Tenants(services.sessions, auto_bind=installations is None)
     notifier = Notifier(services.sessions, clients.background_for, default_channel=settings.slack_default_channel)
     clients.problems.on_new = notifier.report_problem
-    rt = SlackRuntime(services=services, settings=settings, clients=clients, tenants=tenants,
-                      directory=Directory(clients.for_team), notifier=notifier,
-                      states=OAuthStates(services.sessions, server_secret(settings)),
-                      installations=installations, install_states=install_states, install_links=install_links)
-
-    def publish_home(team_id: str, user_id: str) -> bool:
-        from bot import operations
-
-        tenant = rt.tenants.get(team_id)
-        if tenant is None or not rt.directory.may_read(tenant, user_id):
-            return False
-        operations.publish_home(rt, tenant, rt.directory.user(team_id, user_id))
-        return True
-
-    def run_job(job: Claimed) -> None:
-        from bot import operations
-
-        operations.run_job(rt, job)
-
-    def give_up(job: Claimed) -> None:
-        from bot import operations
-
-        operations.job_given_up(rt, job)
-
-    rt.jobs = JobQueue(services.db_engine, services.sessions, run_job, give_up, threads=settings.job_workers)
-    rt.home = HomePublisher(services.sessions, publish_home)
-    notifier.on_delivered = rt.home.after_delivery
-    return rt
+    return SlackRuntime(services=services, settings=settings, clients=clients, tenants=tenants,
+                        directory=Directory(clients.for_team), notifier=notifier,
+                        states=OAuthStates(services.sessions, server_secret(settings)),
+                        installations=installations, install_states=install_states, install_links=install_links)

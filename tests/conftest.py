@@ -223,9 +223,9 @@ def stack(clean_db: str, qbo: QBO, connected: Connected, services: Any) -> Itera
     """Our server on loopback with the Slack stand-in as Slack and the QuickBooks stand-in as QuickBooks;
     the workspace is bound to the connected account."""
     from bot.app import build_app
-    from bot.runtime import build_runtime
     from bot.server import create_server
     from bot.services import build_services
+    from bot.wiring import build_runtime
     from sandbox.serve import free_port, serve_in_thread
     from sandbox.slack import serve_standin
 

@@ -122,3 +122,43 @@ def test_every_setting_is_in_env_example_and_the_readme_table() -> None:
     missing_example = [n for n in names if not re.search(rf"^# {n}=", example, re.MULTILINE)]
     missing_table = [n for n in names if f"`{n}`" not in table]
     assert missing_example == [] and missing_table == []
+
+
+def _imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The project modules ``path`` imports, anywhere in it (a function's own imports count too). ``from pkg import
+    sub`` counts as an import of ``pkg.sub`` when that is a module."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & modules
+            found |= subs
+            if len(subs) < len(node.names) and node.module in modules:
+                found.add(node.module)
+    return found
+
+
+def test_no_import_circles() -> None:
+    """No module of bot/, sync/, handlers/ or sandbox/ imports, directly or through others, a module that imports
+    it back (lazy imports inside functions included: they are circles too, only deferred)."""
+    files = {}
+    for package in ("bot", "sync", "handlers", "sandbox"):
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            files[name] = path
+    graph = {name: _imports_of(path, set(files)) - {name} for name, path in files.items()}
+    circles = []
+    for start in graph:  # a module that reaches itself again
+        seen, stack = set(), list(graph[start])
+        while stack:
+            node = stack.pop()
+            if node == start:
+                circles.append(start)
+                break
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph[node])
+    assert circles == []

@@ -402,12 +402,13 @@ def test_a_tampered_or_unknown_job_is_finished_with_its_error_logged_not_retried
     from bot.jobs import SEALED_GRACE_SECONDS, JobQueue
     from bot.models import Job
     from bot.operations import run_job
+    from handlers.actions import run_click
 
     rt.jobs.stop()
     with rt.services.sessions() as session, session.begin():
         for job_id in sealed:
             session.get(Job, job_id).created_at = utcnow() - dt.timedelta(seconds=SEALED_GRACE_SECONDS + 60)
-    other = JobQueue(rt.services.db_engine, rt.services.sessions, lambda job: run_job(rt, job), threads=1)
+    other = JobQueue(rt.services.db_engine, rt.services.sessions, lambda job: run_job(rt, job, run_click), threads=1)
     while other.run_one():
         pass
     jobs = {j.id: j for j in _jobs(stack)}

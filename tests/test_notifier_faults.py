@@ -113,7 +113,7 @@ def test_a_process_killed_between_slacks_answer_and_the_commit_leaves_one_messag
         values[field.alias or name] = value.get_secret_value() if isinstance(value, SecretStr) else value
     script = ("import json, sys\n"
               "from bot.config import Settings\nfrom bot.services import build_services\n"
-              "from bot.runtime import build_runtime\n"
+              "from bot.wiring import build_runtime\n"
               "rt = build_runtime(build_services(Settings(_env_file=None, **json.loads(sys.argv[1])), migrate=False))\n"
               "rt.notifier.post_interval = 0.0\nrt.notifier.deliver()\n")
     worker = subprocess.Popen([sys.executable, "-c", script, json.dumps(values, default=str)],

@@ -18,8 +18,8 @@ from tests.conftest import PG_ENV, Stack
 
 
 def _runtime(stack: Stack) -> Any:
-    from bot.runtime import build_runtime
     from bot.services import build_services
+    from bot.wiring import build_runtime
 
     settings = stack.rt.settings.model_copy(update={"scheduler_lease_seconds": 1.5})
     rt = build_runtime(build_services(settings, migrate=False))

@@ -160,9 +160,9 @@ def another_replica(stack: Stack) -> Iterator[tuple[Any, SlackDriver]]:
     """A second syncbot process on the same database and the same Slack stand-in: its runtime and a driver that
     sends Slack's requests to it."""
     from bot.app import build_app
-    from bot.runtime import build_runtime
     from bot.server import create_server
     from bot.services import build_services
+    from bot.wiring import build_runtime
     from sandbox.serve import serve_in_thread
 
     svc = build_services(stack.rt.settings, migrate=False)

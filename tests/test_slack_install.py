@@ -58,10 +58,10 @@ def _multi(clean_db: str, qbo: QBO, connected: Connected, services: Any, *, sock
     """Many workspaces through Bolt's OAuth flow: over HTTP (signed requests on /slack/events), or in Socket Mode
     (an app-level token, no signing secret; the install flow still on HTTP, the requests over the socket)."""
     from bot.app import build_app
-    from bot.runtime import build_runtime
     from bot.server import create_server
     from bot.services import build_services
     from bot.socket_mode import start_socket_mode
+    from bot.wiring import build_runtime
     from sandbox.serve import free_port, serve_in_thread
     from sandbox.slack import serve_standin
     from sandbox.slack.socket_mode import SocketDriver

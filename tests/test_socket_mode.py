@@ -32,10 +32,10 @@ def socket_stack(clean_db: str, qbo: QBO, connected: Connected, services: Any) -
     """Our app in Socket Mode on the Slack stand-in (no SLACK_SIGNING_SECRET), its HTTP server (health, OAuth) on
     loopback, the workspace bound to the connected account; ``driver`` is a SocketDriver."""
     from bot.app import build_app
-    from bot.runtime import build_runtime
     from bot.server import create_server
     from bot.services import build_services
     from bot.socket_mode import start_socket_mode
+    from bot.wiring import build_runtime
     from sandbox.serve import free_port, serve_in_thread
     from sandbox.slack import serve_standin
 
