@@ -5,9 +5,11 @@ modal and a DM for a click on the App Home or in a modal (Slack sends those no r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -19,7 +21,7 @@ from bot.jobs import BadJob
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import Tenant, UserInfo
-from handlers.common import ack_first, ack_first_on, ids_from, int_value, looked_up, who
+from handlers.common import ack_first, ids_from, int_value, looked_up, who
 from sync.engine import NotFound
 from sync.log import FilterError
 
@@ -45,12 +47,17 @@ def _refuse(reply: Reply, text: str) -> None:
     reply.now({"text": text})
 
 
+#: What a click on an entry that is not (or no longer) in the clicker's account is told.
+ENTRY_NOT_FOUND = "That sync log entry was not found in your account."
+
+
 def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
-             context: BoltContext, card_action: str | None = None) -> tuple[Tenant, UserInfo] | None:
+             context: BoltContext | None, card_action: str | None = None,
+             anyone: bool = False) -> tuple[Tenant, UserInfo] | None:
     """The clicker's tenant and user, or None after telling them why not (to them only). ``card_action``: the
     click is an entry's button on its card (``retry``, ``details``...): a refusal is also shown on that card,
-    where the person clicked (bot.operations.show_on_card)."""
-    tenant, user, refusal = who(rt, *ids_from(body), change=change, context=context)
+    where the person clicked (bot.operations.show_on_card). ``anyone``: any person of the workspace may."""
+    tenant, user, refusal = who(rt, *ids_from(body), change=change, context=context, anyone=anyone)
     if refusal or tenant is None or user is None:
         _refuse(reply, refusal or "Not allowed.")
         channel, ts = _where(body)
@@ -66,45 +73,96 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
     return tenant, user
 
 
-def entry_button(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
-                 context: BoltContext | None) -> None:
-    """An entry's fix button (Retry, Unlink...): check the clicker and the entry, then the action."""
-    action = _action(body)
-    reply = Reply.to_click(client, body, respond)
-    allowed = _allowed(rt, body, reply, change=True, context=context,
-                       card_action=ENTRY_ACTIONS.get(str(action.get("action_id"))))
-    if allowed is None:
-        return
-    tenant, user = allowed
-    entry_id = int_value(action.get("value"))
-    if entry_id is None:
-        log.warning("event=tampered_value team_id=%s action_id=%s", tenant.team_id, action.get("action_id"))
-        _refuse(reply, "That button is not valid any more.")
-        return
-    channel, ts = _where(body)
-    operations.entry_action(rt, tenant, user, ENTRY_ACTIONS[action["action_id"]], entry_id, reply, channel, ts)
+@dataclass
+class Click:
+    """A click that passed the preamble (:func:`permitted`): who clicked, in which account, and where the answer
+    goes."""
+
+    rt: SlackRuntime
+    body: dict[str, Any]
+    client: WebClient
+    reply: Reply
+    tenant: Tenant
+    user: UserInfo
+
+    @property
+    def action(self) -> dict[str, Any]:
+        return _action(self.body)
+
+    @property
+    def value(self) -> int | None:
+        """The button's value as an entry or connection id (None when it is not one: tampered)."""
+        return int_value(self.action.get("value"))
+
+    def refuse(self, text: str) -> None:
+        _refuse(self.reply, text)
 
 
-def sync_now_button(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
-                    context: BoltContext | None) -> None:
+#: A click's work before the preamble: (runtime, body, client, respond, context), as Bolt's listener after the ack
+#: (`handlers.common.ack_first`) or a stored click's job (:func:`run_click`) calls it.
+ClickWork = Callable[[SlackRuntime, dict[str, Any], WebClient, "Respond | None", "BoltContext | None"], None]
+
+
+def permitted(*, change: bool, card_action: str | Callable[[dict[str, Any]], str | None] | None = None,
+              anyone: bool = False) -> Callable[[Callable[[Click], None]], ClickWork]:
+    """The preamble of every button, in one place: build the :class:`Reply` from the click, check the clicker
+    (``change``: Owners and Admins only; ``anyone``: any person of the workspace), refuse to them (and on the
+    card, for a ``card_action``: a name, or a function of the action) or run ``work(click)``; an entry the work
+    does not find in the account is refused with :data:`ENTRY_NOT_FOUND`."""
+
+    def wrap(work: Callable[[Click], None]) -> ClickWork:
+        def run(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
+                context: BoltContext | None) -> None:
+            reply = Reply.to_click(client, body, respond)
+            action = card_action(_action(body)) if callable(card_action) else card_action
+            allowed = _allowed(rt, body, reply, change=change, context=context, card_action=action, anyone=anyone)
+            if allowed is None:
+                return
+            try:
+                work(Click(rt, body, client, reply, *allowed))
+            except NotFound:
+                _refuse(reply, ENTRY_NOT_FOUND)
+
+        run.__name__ = run.__qualname__ = work.__name__  # Bolt's logs name the listener
+        return run
+
+    return wrap
+
+
+def on(app: App, rt: SlackRuntime, *action_ids: str) -> Callable[[ClickWork], ClickWork]:
+    """Register ``work`` for ``action_ids``: acked at once (empty), then run after the ack (`ack_first`)."""
+
+    def register_work(work: ClickWork) -> ClickWork:
+        bound = functools.update_wrapper(functools.partial(work, rt), work)  # Bolt's logs name the listener
+        for action_id in action_ids:
+            app.action(action_id)(ack_first(rt, bound))
+        return work
+
+    return register_work
+
+
+@permitted(change=True, card_action=lambda action: ENTRY_ACTIONS.get(str(action.get("action_id"))))
+def entry_button(c: Click) -> None:
+    """An entry's fix button (Retry, Unlink...): the action on the clicked entry."""
+    if c.value is None:
+        log.warning("event=tampered_value team_id=%s action_id=%s", c.tenant.team_id, c.action.get("action_id"))
+        c.refuse("That button is not valid any more.")
+        return
+    channel, ts = _where(c.body)
+    operations.entry_action(c.rt, c.tenant, c.user, ENTRY_ACTIONS[c.action["action_id"]], c.value, c.reply,
+                            channel, ts)
+
+
+@permitted(change=True, card_action="sync_now")
+def sync_now_button(c: Click) -> None:
     """Sync Now (a message's or the App Home's button)."""
-    reply = Reply.to_click(client, body, respond)
-    allowed = _allowed(rt, body, reply, change=True, context=context, card_action="sync_now")
-    if allowed is None:
-        return
-    tenant, user = allowed
-    operations.run_sync_now(rt, tenant, user, reply, connection_value=_action(body).get("value"))
+    operations.run_sync_now(c.rt, c.tenant, c.user, c.reply, connection_value=c.action.get("value"))
 
 
-def retry_all_confirm_button(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
-                             context: BoltContext | None) -> None:
+@permitted(change=True)
+def retry_all_confirm_button(c: Click) -> None:
     """Retry All's confirmation."""
-    reply = Reply.to_click(client, body, respond)
-    allowed = _allowed(rt, body, reply, change=True, context=context)
-    if allowed is None:
-        return
-    tenant, user = allowed
-    operations.run_retry_all(rt, tenant, user, _action(body).get("value"), reply)
+    operations.run_retry_all(c.rt, c.tenant, c.user, c.action.get("value"), c.reply)
 
 
 #: The buttons whose click is stored as a job before it is acked (`bot.jobs`): the job's kind, and its work.
@@ -141,127 +199,89 @@ def durable_click(rt: SlackRuntime) -> Callable[..., None]:
     return listener
 
 
+@permitted(change=True, card_action="fill_field")
+def fill_field(c: Click) -> None:
+    try:
+        operations.open_fill_field(c.rt, c.tenant, c.client, c.body["trigger_id"], c.value)
+    except ValueError:
+        c.refuse(ENTRY_NOT_FOUND)
+
+
+@permitted(change=False, anyone=True)
+def contact_support(c: Click) -> None:
+    view = operations.contact_support(c.rt, c.tenant, c.user, c.value)
+    c.client.views_open(trigger_id=c.body["trigger_id"], view=view)
+
+
+@permitted(change=False, card_action="details")
+def entry_details(c: Click) -> None:
+    view = operations.entry_details(c.rt, c.tenant, c.user, c.value)
+    c.client.views_open(trigger_id=c.body["trigger_id"], view=view)
+
+
+@permitted(change=True, card_action="reconnect")
+def reconnect(c: Click) -> None:
+    c.reply.now(operations.reconnect_link(c.rt, c.tenant, c.user))
+
+
+@permitted(change=True)
+def retry_all(c: Click) -> None:
+    c.reply.now(operations.retry_all_prompt(c.rt, c.tenant))
+
+
+def retry_all_cancel(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
+                     context: BoltContext | None) -> None:
+    Reply.to_click(client, body, respond).replace({"text": "Retry All cancelled: nothing was changed."})
+
+
+@permitted(change=False, card_action=lambda action: "view_log" if action.get("action_id") == ids.VIEW_ENTRY_LOG
+           else None)
+def log_button(c: Click) -> None:
+    """View log (a card's or the App Home's), and a log page's Next and Previous."""
+    action = c.action
+    before = after = None
+    words_text = str(action.get("value") or "")
+    if action["action_id"] in (ids.LOG_NEXT, ids.LOG_PREV):
+        try:
+            value = json.loads(words_text)
+            before, after = int_value(value.get("before")), int_value(value.get("after"))
+            words_text = str(value.get("q") or "")
+        except (ValueError, AttributeError):
+            c.refuse("That button is not valid any more.")
+            return
+    elif action["action_id"] == ids.VIEW_ENTRY_LOG:
+        entry = c.rt.services.engine.get_entry(int_value(words_text) or 0, account_id=c.tenant.account_id)
+        words_text = f'entity:{entry.entity} "{entry.record_label or ""}"'
+    try:
+        message = operations.log_message(c.rt, c.tenant, c.user, operations.split_words(words_text),
+                                         before=before, after=after)
+    except (FilterError, operations.BadWords) as exc:
+        c.refuse(str(exc))
+        return
+    in_log = (c.body.get("container") or {}).get("is_ephemeral") and action["action_id"] in (
+        ids.LOG_NEXT, ids.LOG_PREV)
+    if in_log:
+        c.reply.replace(message)
+    else:
+        c.reply.now(message)
+
+
 def register(app: App, rt: SlackRuntime) -> None:
+    """Every button's listener: the stored ones (:data:`DURABLE_CLICKS`), those run after their ack, and the URL
+    buttons (acked only)."""
     for action_id in DURABLE_CLICKS:
         app.action(action_id)(durable_click(rt))
+    for action_id, work in ((ids.FILL_FIELD, fill_field), (ids.CONTACT_SUPPORT, contact_support),
+                            (ids.ENTRY_DETAILS, entry_details), (ids.RECONNECT, reconnect),
+                            (ids.RETRY_ALL, retry_all), (ids.RETRY_ALL_CANCEL, retry_all_cancel)):
+        on(app, rt, action_id)(work)
+    on(app, rt, ids.VIEW_LOG, ids.VIEW_ENTRY_LOG, ids.LOG_NEXT, ids.LOG_PREV)(log_button)
 
-    @app.action(ids.FILL_FIELD)
-    @ack_first_on(rt)
-    def fill_field(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context, card_action="fill_field")
-        if allowed is None:
-            return
-        tenant, _user = allowed
-        try:
-            operations.open_fill_field(rt, tenant, client, body["trigger_id"], int_value(_action(body).get("value")))
-        except (NotFound, ValueError):
-            _refuse(reply, "That sync log entry was not found in your account.")
+    for action_id in (ids.RECONNECT_LINK, ids.OPEN_IN_PROVIDER, ids.OPEN_RELATED):
+        # a URL button (Reconnect's link, the invoice in QuickBooks, another record's card): the browser or Slack
+        # opens it; acking avoids Slack's warning icon
+        app.action(action_id)(_ack_only)
 
-    @app.action(ids.CONTACT_SUPPORT)
-    @ack_first_on(rt)
-    def contact_support(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        reply = Reply.to_click(client, body, respond)
-        tenant, user, refusal = who(rt, *ids_from(body), change=False, context=context, anyone=True)
-        if refusal or tenant is None or user is None:
-            _refuse(reply, refusal or "Not allowed.")
-            return
-        try:
-            view = operations.contact_support(rt, tenant, user, int_value(_action(body).get("value")))
-        except NotFound:
-            _refuse(reply, "That sync log entry was not found in your account.")
-            return
-        client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    @app.action(ids.ENTRY_DETAILS)
-    @ack_first_on(rt)
-    def entry_details(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=False, context=context, card_action="details")
-        if allowed is None:
-            return
-        tenant, user = allowed
-        try:
-            view = operations.entry_details(rt, tenant, user, int_value(_action(body).get("value")))
-        except NotFound:
-            _refuse(reply, "That sync log entry was not found in your account.")
-            return
-        client.views_open(trigger_id=body["trigger_id"], view=view)
-
-    @app.action(ids.RECONNECT)
-    @ack_first_on(rt)
-    def reconnect(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context, card_action="reconnect")
-        if allowed is None:
-            return
-        tenant, user = allowed
-        reply.now(operations.reconnect_link(rt, tenant, user))
-
-    @app.action(ids.RECONNECT_LINK)
-    def reconnect_link(ack: Ack) -> None:
-        ack()  # a URL button: the browser opens the link; acking avoids Slack's warning icon
-
-    @app.action(ids.OPEN_IN_PROVIDER)
-    def open_in_provider(ack: Ack) -> None:
-        ack()  # a URL button (the invoice in QuickBooks): the browser opens it
-
-    @app.action(ids.OPEN_RELATED)
-    def open_related(ack: Ack) -> None:
-        ack()  # a URL button to another record's card: Slack opens the message
-
-    @app.action(ids.RETRY_ALL)
-    @ack_first_on(rt)
-    def retry_all(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        reply = Reply.to_click(client, body, respond)
-        allowed = _allowed(rt, body, reply, change=True, context=context)
-        if allowed is None:
-            return
-        tenant, _user = allowed
-        reply.now(operations.retry_all_prompt(rt, tenant))
-
-    @app.action(ids.RETRY_ALL_CANCEL)
-    @ack_first_on(rt)
-    def retry_all_cancel(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        Reply.to_click(client, body, respond).replace({"text": "Retry All cancelled: nothing was changed."})
-
-    def log_button(body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
-        reply = Reply.to_click(client, body, respond)
-        action = _action(body)
-        allowed = _allowed(rt, body, reply, change=False, context=context,
-                           card_action="view_log" if action.get("action_id") == ids.VIEW_ENTRY_LOG else None)
-        if allowed is None:
-            return
-        tenant, user = allowed
-        before = after = None
-        words_text = str(action.get("value") or "")
-        if action["action_id"] in (ids.LOG_NEXT, ids.LOG_PREV):
-            try:
-                value = json.loads(words_text)
-                before, after = int_value(value.get("before")), int_value(value.get("after"))
-                words_text = str(value.get("q") or "")
-            except (ValueError, AttributeError):
-                _refuse(reply, "That button is not valid any more.")
-                return
-        elif action["action_id"] == ids.VIEW_ENTRY_LOG:
-            try:
-                entry = rt.services.engine.get_entry(int_value(words_text) or 0, account_id=tenant.account_id)
-            except NotFound:
-                _refuse(reply, "That sync log entry was not found in your account.")
-                return
-            words_text = f'entity:{entry.entity} "{entry.record_label or ""}"'
-        try:
-            message = operations.log_message(rt, tenant, user, operations.split_words(words_text),
-                                             before=before, after=after)
-        except (FilterError, operations.BadWords) as exc:
-            _refuse(reply, str(exc))
-            return
-        in_log = (body.get("container") or {}).get("is_ephemeral") and action["action_id"] in (
-            ids.LOG_NEXT, ids.LOG_PREV)
-        if in_log:
-            reply.replace(message)
-        else:
-            reply.now(message)
-
-    for action_id in (ids.VIEW_LOG, ids.VIEW_ENTRY_LOG, ids.LOG_NEXT, ids.LOG_PREV):
-        app.action(action_id)(ack_first(rt, log_button))
+def _ack_only(ack: Ack) -> None:
+    ack()
