@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sync.db import error_line
@@ -260,6 +262,15 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
+def _claims_of(keys: Collection[tuple[str, int]]) -> Any:
+    """The SQL condition: a claim on one of the records ``keys`` ((entity, record id))."""
+    groups: dict[str, set[int]] = {}
+    for entity, record_id in keys:
+        groups.setdefault(str(entity), set()).add(int(record_id))
+    return or_(*(and_(RecordClaim.entity == entity, RecordClaim.record_id.in_(sorted(ids)))
+                 for entity, ids in groups.items()))
+
+
 def record_topic(connection_id: int, entity: str, record_id: int | None) -> str:
     """The outbox topic of one record's message."""
     return f"record:{connection_id}:{entity}:{record_id}"
@@ -293,37 +304,57 @@ class SyncEngine:
     # ------------------------------------------------------------------------------------------ claims
 
     def _try_claim(self, connection_id: int, entity: str, record_id: int) -> bool:
+        return bool(self._try_claim_many(connection_id, [(entity, record_id)]))
+
+    def _try_claim_many(self, connection_id: int, keys: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Claim the records ``keys`` ((entity, record id)) of the connection; returns those claimed. One
+        transaction inserts every claim that is free (``INSERT ... ON CONFLICT DO NOTHING``, in key order, so
+        two processes claiming overlapping batches never wait on each other in a cycle); a claim held by
+        another owner is taken over when its lease has ended or its process is known gone (deleted under that
+        owner's name, then inserted once more), else the record is not claimed."""
         now = self.clock()
-        for _ in range(2):
-            with self.sessions() as session:
-                try:
-                    session.add(RecordClaim(connection_id=connection_id, entity=entity, record_id=record_id,
-                                            owner=self._owner, claimed_at=now))
-                    session.commit()
-                    return True
-                except IntegrityError:
-                    session.rollback()
-                stale = now - dt.timedelta(seconds=self.config.claim_lease_seconds)
-                held = session.get(RecordClaim, (connection_id, entity, record_id))
-                if held is None:
-                    continue  # released meanwhile: insert again
+        stale = now - dt.timedelta(seconds=self.config.claim_lease_seconds)
+        claimed: set[tuple[str, int]] = set()
+        todo = sorted({(str(entity), int(record_id)) for entity, record_id in keys})
+        for round_ in range(2):
+            if not todo:
+                break
+            with self.sessions() as session, session.begin():
+                insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+                got = {(e, r) for e, r in session.execute(insert(RecordClaim).values([
+                    {"connection_id": connection_id, "entity": entity, "record_id": record_id, "owner": self._owner,
+                     "claimed_at": now} for entity, record_id in todo]).on_conflict_do_nothing().returning(
+                    RecordClaim.entity, RecordClaim.record_id))}
+            claimed |= got
+            refused = [key for key in todo if key not in got]
+            if not refused:
+                break
+            with self.sessions() as session, session.begin():
+                held = {(c.entity, c.record_id): c for c in session.scalars(select(RecordClaim).where(
+                    RecordClaim.connection_id == connection_id, _claims_of(refused)))}
                 # a claim outlives its process only until the lease ends, or at once when the process is known gone
-                if held.claimed_at >= stale and not _owner_is_dead(held.owner):
-                    return False
-                res = session.execute(delete(RecordClaim).where(
-                    RecordClaim.connection_id == connection_id, RecordClaim.entity == entity,
-                    RecordClaim.record_id == record_id, RecordClaim.owner == held.owner))
-                session.commit()
-                if not res.rowcount:  # type: ignore[attr-defined]
-                    return False
-        return False
+                over = [c for c in held.values() if c.claimed_at < stale or _owner_is_dead(c.owner)]
+                taken: set[tuple[str, int]] = set()
+                if over:
+                    taken = {(e, r) for e, r in session.execute(delete(RecordClaim).where(
+                        RecordClaim.connection_id == connection_id, or_(*(and_(
+                            RecordClaim.entity == c.entity, RecordClaim.record_id == c.record_id,
+                            RecordClaim.owner == c.owner) for c in over))).returning(
+                        RecordClaim.entity, RecordClaim.record_id))}
+            # released meanwhile, or taken over: inserted once more (a second refusal is final)
+            todo = [] if round_ else sorted({key for key in refused if key not in held} | taken)
+        return claimed
 
     def _release(self, connection_id: int, entity: str, record_id: int) -> None:
-        with self.sessions() as session:
+        self._release_many(connection_id, [(entity, record_id)])
+
+    def _release_many(self, connection_id: int, keys: Collection[tuple[str, int]]) -> None:
+        """Release this engine's claims on the records ``keys``, in one statement."""
+        if not keys:
+            return
+        with self.sessions() as session, session.begin():
             session.execute(delete(RecordClaim).where(
-                RecordClaim.connection_id == connection_id, RecordClaim.entity == entity,
-                RecordClaim.record_id == record_id, RecordClaim.owner == self._owner))
-            session.commit()
+                RecordClaim.connection_id == connection_id, _claims_of(keys), RecordClaim.owner == self._owner))
 
     @contextmanager
     def _claimed(self, connection_id: int, entity: str, record_id: int) -> Iterator[None]:
@@ -1376,19 +1407,15 @@ class SyncEngine:
 
     def _push_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
                     lock: threading.Lock) -> list[SyncLogEntry]:
-        claimed: list[_Target] = []
-        for t in chunk:
-            if self._try_claim(connection_id, t.entity, t.record_id):
-                claimed.append(t)
-            else:
-                with lock:
-                    summary.skipped += 1
+        won = self._try_claim_many(connection_id, [(t.entity.value, t.record_id) for t in chunk])
+        claimed = [t for t in chunk if (t.entity.value, t.record_id) in won]
+        with lock:
+            summary.skipped += len(chunk) - len(claimed)
         try:
             return self._push_claimed_chunk(connection_id, claimed, actor, summary, lock)
         finally:
             try:
-                for t in claimed:
-                    self._release(connection_id, t.entity, t.record_id)
+                self._release_many(connection_id, [(t.entity.value, t.record_id) for t in claimed])
             except SQLAlchemyError as exc:  # the claims go with this process (or its lease)
                 log.error("event=claims_not_released connection_id=%s error=%s", connection_id, error_line(exc))
 
