@@ -4,15 +4,14 @@ A batch of 30 records used to cost a query per record for each thing the engine 
 its link, the links of what it references, its open entries, its chain), twice: to prepare the batch and to record
 its outcomes. :class:`ChunkReads` reads each of these with one query for the batch and answers the engine's
 per-record helpers (``SyncEngine._load_record``, ``_link``, ``_open_entries``, ...) from them while it is attached to
-the session (:func:`reading`). The rows are the session's own objects, so what the transaction changes on them is
+the session (:meth:`attach`). The rows are the session's own objects, so what the transaction changes on them is
 seen; a helper asked about something not read here (``UNREAD``) queries as before.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from sqlalchemy import and_, false, or_, select
@@ -80,13 +79,17 @@ class ChunkReads:
         self._unlinked: set[int] = set()  # entry ids an Unlink wrote ("unlinked" notification)
         self._entries_read = ""  # "push" (read_push_entries) or "outcome" (read_outcome_entries)
 
+    @classmethod
+    def attach(cls, session: Session, connection_id: int, account_id: int) -> ChunkReads:
+        """New reads attached to ``session`` for the rest of its life: the engine's helpers answer from them."""
+        reads = cls(session, connection_id, account_id)
+        session.info[_KEY] = reads
+        return reads
+
     @staticmethod
-    def of(session: Session, connection_id: int, account_id: int | None = None) -> ChunkReads | None:
-        """The reads attached to ``session`` for this connection (and account), or None."""
+    def of(session: Session) -> ChunkReads | None:
+        """The reads attached to ``session`` (:meth:`attach`), or None."""
         reads: ChunkReads | None = session.info.get(_KEY)
-        if reads is None or reads.connection_id != connection_id or (
-                account_id is not None and reads.account_id != account_id):
-            return None
         return reads
 
     # ---------------------------------------------------------------------------------------------- reading
@@ -172,12 +175,16 @@ class ChunkReads:
 
     # ---------------------------------------------------------------------------------------------- answers
 
-    def record(self, entity: str, record_id: int) -> Any:
-        """The record (None: not found in the account), or UNREAD."""
+    def record(self, account_id: int, entity: str, record_id: int) -> Any:
+        """The account's record (None: not found in the account), or UNREAD."""
+        if account_id != self.account_id:
+            return UNREAD
         return self._records.get((str(entity), record_id), UNREAD)
 
-    def link(self, entity: str, record_id: int) -> Link | _Unread | None:
+    def link(self, connection_id: int, entity: str, record_id: int) -> Link | _Unread | None:
         """The record's link (None: it has none), or UNREAD."""
+        if connection_id != self.connection_id:
+            return UNREAD
         return self._links.get((str(entity), record_id), UNREAD)
 
     def added_link(self, link: Link) -> None:
@@ -185,41 +192,43 @@ class ChunkReads:
         self._known_links[id(link)] = link
         self._links[(link.entity, link.record_id)] = link
 
-    def linked_elsewhere(self, entity: str, remote_id: str, record_id: int) -> bool | _Unread:
+    def linked_elsewhere(self, connection_id: int, entity: str, remote_id: str, record_id: int) -> bool | _Unread:
         """Whether a link of another record than ``record_id`` holds ``remote_id``, or UNREAD."""
-        if (str(entity), remote_id) not in self._remote_read:
+        if connection_id != self.connection_id or (str(entity), remote_id) not in self._remote_read:
             return UNREAD
         return any(link.entity == entity and link.remote_id == remote_id and link.record_id != record_id
                    for link in self._known_links.values())
 
-    def _entries_of(self, entity: str, record_id: int | None, read: str = "") -> list[SyncLogEntry] | _Unread:
-        if read and read != self._entries_read:  # those rows were not read for this question
+    def _entries_of(self, connection_id: int, entity: str, record_id: int | None,
+                    read: str = "") -> list[SyncLogEntry] | _Unread:
+        if connection_id != self.connection_id or (read and read != self._entries_read):  # not read for this
             return UNREAD
         return self._entries.get((str(entity), record_id or 0), UNREAD)
 
-    def open_entries(self, entity: str, record_id: int) -> list[SyncLogEntry] | _Unread:
+    def open_entries(self, connection_id: int, entity: str, record_id: int) -> list[SyncLogEntry] | _Unread:
         """The record's open push entries, oldest first, or UNREAD."""
-        entries = self._entries_of(entity, record_id)
+        entries = self._entries_of(connection_id, entity, record_id)
         if entries is UNREAD:
             return UNREAD
         return [e for e in entries if e.direction == Direction.PUSH and e.status in OPEN_STATUSES
                 and e.resolved_at is None and e.superseded_by_id is None]
 
-    def pending_entries(self, entity: str, record_id: int) -> list[SyncLogEntry] | _Unread:
+    def pending_entries(self, connection_id: int, entity: str, record_id: int) -> list[SyncLogEntry] | _Unread:
         """The record's pending push entries not superseded, or UNREAD."""
-        entries = self._entries_of(entity, record_id, "push")
+        entries = self._entries_of(connection_id, entity, record_id, "push")
         if entries is UNREAD:
             return UNREAD
         return [e for e in entries if e.direction == Direction.PUSH and e.status == Status.PENDING
                 and e.superseded_by_id is None]
 
-    def forget_entries(self, entity: str, record_id: int) -> None:
+    def forget_entries(self, connection_id: int, entity: str, record_id: int) -> None:
         """The transaction wrote an entry of the record: its entries are queried again from now on."""
-        self._entries.pop((str(entity), record_id), None)
+        if connection_id == self.connection_id:
+            self._entries.pop((str(entity), record_id), None)
 
     def chain(self, entry: SyncLogEntry) -> list[SyncLogEntry] | _Unread:
         """The entries a success of ``entry`` resolves (see ``SyncEngine._finish_success``), or UNREAD."""
-        entries = self._entries_of(entry.entity, entry.record_id, "outcome")
+        entries = self._entries_of(entry.connection_id, entry.entity, entry.record_id, "outcome")
         if entries is UNREAD:
             return UNREAD
         return [e for e in entries if e.id != entry.id and e.status in OPEN_STATUSES and e.resolved_at is None
@@ -227,19 +236,8 @@ class ChunkReads:
 
     def unlinked(self, entry: SyncLogEntry) -> list[SyncLogEntry] | _Unread:
         """The record's Unlink entries a success of ``entry`` supersedes, or UNREAD."""
-        entries = self._entries_of(entry.entity, entry.record_id, "outcome")
+        entries = self._entries_of(entry.connection_id, entry.entity, entry.record_id, "outcome")
         if entries is UNREAD:
             return UNREAD
         return [e for e in entries if e.id != entry.id and e.id in self._unlinked and e.status == Status.INFO
                 and e.superseded_by_id is None]
-
-
-@contextmanager
-def reading(session: Session, connection_id: int, account_id: int) -> Iterator[ChunkReads]:
-    """Attach a :class:`ChunkReads` to ``session`` for the block: the engine's helpers answer from it."""
-    reads = ChunkReads(session, connection_id, account_id)
-    session.info[_KEY] = reads
-    try:
-        yield reads
-    finally:
-        session.info.pop(_KEY, None)

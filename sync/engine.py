@@ -40,6 +40,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from sync.chunk_reads import UNREAD, ChunkReads
 from sync.db import error_line
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
 from sync.log import OPEN_STATUSES, open_clause, open_counts, open_entries, retryable
@@ -404,26 +405,69 @@ class SyncEngine:
     @staticmethod
     def _linked_elsewhere(session: Session, connection_id: int, entity: str, remote_id: str, record_id: int) -> bool:
         """Whether the provider's object ``remote_id`` is already linked to another record than ``record_id``."""
+        reads = ChunkReads.of(session)
+        if reads is not None and (known := reads.linked_elsewhere(connection_id, entity, remote_id,
+                                                                  record_id)) is not UNREAD:
+            return known
         return session.scalars(select(Link.id).where(
             Link.connection_id == connection_id, Link.entity == entity, Link.remote_id == remote_id,
             Link.record_id != record_id).limit(1)).first() is not None
 
     @staticmethod
     def _load_record(session: Session, account_id: int, entity: Entity, record_id: int) -> Any:
-        model = RECORD_MODELS[entity]
-        stmt = select(model).where(model.id == record_id, model.account_id == account_id)
-        if entity == Entity.INVOICE:
-            stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item),
-                                selectinload(Invoice.contact))
-        record = session.scalars(stmt).one_or_none()
+        reads = ChunkReads.of(session)
+        record = reads.record(account_id, entity, record_id) if reads is not None else UNREAD
+        if record is UNREAD:
+            model = RECORD_MODELS[entity]
+            stmt = select(model).where(model.id == record_id, model.account_id == account_id)
+            if entity == Entity.INVOICE:
+                stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item),
+                                    selectinload(Invoice.contact))
+            record = session.scalars(stmt).one_or_none()
         if record is None:
             raise NotFound(f"no {entity.value} {record_id}")
         return record
 
     @staticmethod
     def _link(session: Session, connection_id: int, entity: str, record_id: int) -> Link | None:
+        reads = ChunkReads.of(session)
+        if reads is not None and (link := reads.link(connection_id, entity, record_id)) is not UNREAD:
+            return link
         return session.scalars(select(Link).where(Link.connection_id == connection_id, Link.entity == entity,
                                                   Link.record_id == record_id)).one_or_none()
+
+    @staticmethod
+    def _add_link(session: Session, link: Link) -> None:
+        session.add(link)
+        if (reads := ChunkReads.of(session)) is not None:
+            reads.added_link(link)
+
+    def _read_chunk(self, session: Session, conn: Connection, targets: Sequence[_Target]) -> None:
+        """Read what preparing ``targets`` for a batch needs, one query per kind (:mod:`sync.chunk_reads`): the
+        records (with lines, items and contacts), their links and those of what they reference, their open and
+        pending entries. ``_load_record``, ``_link``, ``_open_entries`` and ``_new_entry`` answer from them."""
+        reads = ChunkReads.attach(session, conn.id, conn.account_id)
+        keys = [(t.entity.value, t.record_id) for t in targets]
+        deps: list[tuple[str, int]] = []
+        for entity in dict.fromkeys(t.entity for t in targets):
+            for record in reads.read_records(entity, [t.record_id for t in targets if t.entity == entity]):
+                deps += [(dep.value, dep_id) for dep, dep_id, _label, _field in self._dependencies(entity, record)]
+        reads.read_links([*keys, *deps])
+        reads.read_push_entries(keys)
+
+    @staticmethod
+    def _read_outcomes(session: Session, conn: Connection,
+                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]]) -> None:
+        """Read what recording a batch's ``outcomes`` needs, one query per kind (:mod:`sync.chunk_reads`): the
+        records, their links and those holding the provider ids written, the attempts and the entries a success
+        resolves."""
+        reads = ChunkReads.attach(session, conn.id, conn.account_id)
+        keys = [(str(it["entity"]), int(it["record_id"])) for it, _outcome in outcomes]
+        for entity in dict.fromkeys(Entity(e) for e, _id in keys):
+            reads.read_records(entity, [record_id for e, record_id in keys if e == entity])
+        reads.read_links(keys, [(str(it["entity"]), outcome.remote_id) for it, outcome in outcomes
+                                if isinstance(outcome, Written)])
+        reads.read_outcome_entries(keys, [int(it["entry_id"]) for it, _outcome in outcomes])
 
     def _dependencies(self, entity: Entity, record: Any) -> list[tuple[Entity, int, str, str]]:
         """(entity, record id, label, field) of what ``record`` references, in push order."""
@@ -466,6 +510,10 @@ class SyncEngine:
     @staticmethod
     def _open_entries(session: Session, connection_id: int, entity: str, record_id: int,
                       direction: str = Direction.PUSH) -> list[SyncLogEntry]:
+        reads = ChunkReads.of(session)
+        if reads is not None and direction == Direction.PUSH and (
+                entries := reads.open_entries(connection_id, entity, record_id)) is not UNREAD:
+            return entries
         return list(session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.connection_id == connection_id, SyncLogEntry.entity == entity,
             SyncLogEntry.record_id == record_id, SyncLogEntry.direction == direction,
@@ -558,7 +606,7 @@ class SyncEngine:
         if link is None:
             link = Link(connection_id=conn.id, entity=entry.entity, record_id=entry.record_id,
                         remote_id=written.remote_id)
-            session.add(link)
+            self._add_link(session, link)
         link.remote_id = written.remote_id
         link.sync_token = written.sync_token
         link.synced_hash = "" if older_copy else payload_digest
@@ -569,23 +617,28 @@ class SyncEngine:
         warning = None if older_copy else provider.check(entry.entity, record, written)
         # resolve this record's earlier chain (open or superseded and not yet resolved); a pull that found the
         # record's copy deleted in QuickBooks is settled too: the record has a live copy again
-        chain = list(session.scalars(select(SyncLogEntry).where(
-            SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
-            SyncLogEntry.record_id == entry.record_id,
-            or_(SyncLogEntry.direction == entry.direction,
-                and_(SyncLogEntry.direction == Direction.PULL, SyncLogEntry.kind == Kind.NOT_FOUND)),
-            SyncLogEntry.id != entry.id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
-            SyncLogEntry.resolved_at.is_(None))))
+        reads = ChunkReads.of(session)
+        chain = reads.chain(entry) if reads is not None else UNREAD
+        if chain is UNREAD:
+            chain = list(session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
+                SyncLogEntry.record_id == entry.record_id,
+                or_(SyncLogEntry.direction == entry.direction,
+                    and_(SyncLogEntry.direction == Direction.PULL, SyncLogEntry.kind == Kind.NOT_FOUND)),
+                SyncLogEntry.id != entry.id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
+                SyncLogEntry.resolved_at.is_(None))))
         for old in chain:
             old.resolved_at = now
             old.resolved_by = actor
         # an Unlink's entry ("the next sync creates a fresh copy") is done once this attempt wrote the copy: it is
         # superseded by it, and its message is drawn again from this attempt (Synced), not left promising
-        unlinked = list(session.scalars(select(SyncLogEntry).where(
-            SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
-            SyncLogEntry.record_id == entry.record_id, SyncLogEntry.status == Status.INFO,
-            SyncLogEntry.id != entry.id, SyncLogEntry.superseded_by_id.is_(None),
-            SyncLogEntry.id.in_(select(Notification.entry_id).where(Notification.event == "unlinked")))))
+        unlinked = reads.unlinked(entry) if reads is not None else UNREAD
+        if unlinked is UNREAD:
+            unlinked = list(session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
+                SyncLogEntry.record_id == entry.record_id, SyncLogEntry.status == Status.INFO,
+                SyncLogEntry.id != entry.id, SyncLogEntry.superseded_by_id.is_(None),
+                SyncLogEntry.id.in_(select(Notification.entry_id).where(Notification.event == "unlinked")))))
         for old in unlinked:
             old.superseded_by_id = entry.id
         if warning is not None:
@@ -620,10 +673,15 @@ class SyncEngine:
         (a reuse carries the first one forward): should QuickBooks forget that requestid, the copy it may have made
         is looked for by what was sent, not by the record as it is now (`_forgotten_create`)."""
         # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
-        for abandoned in list(session.scalars(select(SyncLogEntry).where(
+        reads = ChunkReads.of(session)
+        pending = reads.pending_entries(conn.id, target.entity, target.record_id) if reads is not None and (
+            direction == Direction.PUSH) else UNREAD
+        if pending is UNREAD:
+            pending = list(session.scalars(select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == target.entity,
                 SyncLogEntry.record_id == target.record_id, SyncLogEntry.direction == direction,
-                SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None)))):
+                SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None))))
+        for abandoned in pending:
             self._settle_interrupted(session, abandoned)
         session.flush()
         previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
@@ -646,6 +704,8 @@ class SyncEngine:
             actor=actor, retry_of_id=retry_of.id if retry_of is not None else None, data=data)
         session.add(entry)
         session.flush()
+        if reads is not None:  # the record's entries changed: read them afresh should anything ask again
+            reads.forget_entries(conn.id, target.entity, target.record_id)
         for old in previous:
             old.superseded_by_id = entry.id
         if retry_of is not None and retry_of.superseded_by_id is None:
@@ -1435,6 +1495,7 @@ class SyncEngine:
                 return []
             provider = self.provider_for(conn)
             waiting = self._in_open_batches(session, conn.id)
+            self._read_chunk(session, conn, [t for t in chunk if (t.entity.value, t.record_id) not in waiting])
             entries: list[SyncLogEntry] = []
             singles: list[tuple[_Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
                                 list[_DepLink], str | None]] = []
@@ -1617,9 +1678,9 @@ class SyncEngine:
             self._load_record(session, conn.account_id, entity, record_id)
         except NotFound:
             return
-        session.add(Link(connection_id=conn.id, entity=entity.value, record_id=record_id,
-                         remote_id=written.remote_id, sync_token=written.sync_token, synced_hash="",
-                         synced_at=self.clock()))
+        self._add_link(session, Link(connection_id=conn.id, entity=entity.value, record_id=record_id,
+                                     remote_id=written.remote_id, sync_token=written.sync_token, synced_hash="",
+                                     synced_at=self.clock()))
 
     @staticmethod
     def _in_open_batches(session: Session, connection_id: int) -> set[tuple[str, int]]:
@@ -1694,6 +1755,7 @@ class SyncEngine:
                 log.warning("event=batch_taken_over connection_id=%s batch_id=%s", connection_id, batch_id)
                 return []
             conn = self._connection(session, connection_id)
+            self._read_outcomes(session, conn, outcomes)
             for it, outcome in outcomes:
                 entity, record_id = Entity(it["entity"]), int(it["record_id"])
                 if isinstance(outcome, Written) and self._linked_elsewhere(session, conn.id, entity.value,
