@@ -659,7 +659,7 @@ class SyncEngine:
     def _new_entry(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
                    digest: str | None, retry_of: SyncLogEntry | None,
                    direction: Direction = Direction.PUSH, creating: bool = False,
-                   sent: Mapping[str, Any] | None = None) -> SyncLogEntry:
+                   sent: Mapping[str, Any] | None = None, flush: bool = True) -> SyncLogEntry:
         """A pending entry for a new attempt; supersedes the record's open entries. Reuses the requestid of an
         attempt whose outcome is uncertain when the payload is unchanged, or whatever changed when both are
         creates (``creating``: the record has no copy linked): QuickBooks then answers with the copy the first
@@ -671,7 +671,10 @@ class SyncEngine:
 
         ``sent``: a single create's payload, kept as ``data["sent"]`` with the requestid it first went out under
         (a reuse carries the first one forward): should QuickBooks forget that requestid, the copy it may have made
-        is looked for by what was sent, not by the record as it is now (`_forgotten_create`)."""
+        is looked for by what was sent, not by the record as it is now (`_forgotten_create`).
+
+        ``flush`` False: the entry gets its id at the caller's next flush (a batch's attempts are inserted
+        together); what it supersedes points at it from then on."""
         # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
         reads = ChunkReads.of(session)
         pending = reads.pending_entries(conn.id, target.entity, target.record_id) if reads is not None and (
@@ -683,7 +686,8 @@ class SyncEngine:
                 SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None))))
         for abandoned in pending:
             self._settle_interrupted(session, abandoned)
-        session.flush()
+        if flush or pending:
+            session.flush()
         previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
         last = previous[-1] if previous else retry_of
         request_id = new_request_id()
@@ -703,9 +707,15 @@ class SyncEngine:
             payload_hash=digest, attempt=(last.attempt + 1) if last is not None and last.resolved_at is None else 1,
             actor=actor, retry_of_id=retry_of.id if retry_of is not None else None, data=data)
         session.add(entry)
-        session.flush()
         if reads is not None:  # the record's entries changed: read them afresh should anything ask again
             reads.forget_entries(conn.id, target.entity, target.record_id)
+        if not flush:
+            for old in previous:
+                old.superseded_by = entry
+            if retry_of is not None and retry_of.superseded_by_id is None:
+                retry_of.superseded_by = entry
+            return entry
+        session.flush()
         for old in previous:
             old.superseded_by_id = entry.id
         if retry_of is not None and retry_of.superseded_by_id is None:
@@ -1499,6 +1509,7 @@ class SyncEngine:
             entries: list[SyncLogEntry] = []
             singles: list[tuple[_Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
                                 list[_DepLink], str | None]] = []
+            made: list[tuple[int, _Target, SyncLogEntry, dict[str, Any], str, Link | None, Any]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
                     with lock:
@@ -1528,7 +1539,11 @@ class SyncEngine:
                     with lock:
                         summary.unchanged += 1
                     continue
-                entry = self._new_entry(session, conn, t, record, actor, digest, None, creating=link is None)
+                entry = self._new_entry(session, conn, t, record, actor, digest, None, creating=link is None,
+                                        flush=False)
+                made.append((i, t, entry, payload, digest, link, record))
+            session.flush()  # the attempts, inserted together
+            for i, t, entry, payload, digest, link, record in made:
                 remote = (link.remote_id, link.sync_token) if link is not None else None
                 if (entry.data or {}).get("reused_request_id"):  # repeats an uncertain write: alone, same requestid
                     singles.append((t, entry.id, entry.request_id or "", payload, digest, remote,
