@@ -1761,6 +1761,9 @@ class SyncEngine:
         link is left stale (the next sync sends the edit) and its totals are not compared with the older copy."""
         results: list[SyncLogEntry] = []
         with self.sessions() as session, session.begin():  # the whole batch's outcomes in one transaction
+            found = session.get(Connection, connection_id)
+            if found is not None:  # read first: on SQLite, the write lock is held from the UPDATE below on
+                self._read_outcomes(session, found, outcomes)
             # settled, or (answer lost) parked for resend_batches to send again as it is; the entries still say
             # what happened meanwhile (an uncertain error, its requestid kept in the batch)
             taken = session.execute(update(PushBatch).where(
@@ -1770,7 +1773,6 @@ class SyncEngine:
                 log.warning("event=batch_taken_over connection_id=%s batch_id=%s", connection_id, batch_id)
                 return []
             conn = self._connection(session, connection_id)
-            self._read_outcomes(session, conn, outcomes)
             for it, outcome in outcomes:
                 entity, record_id = Entity(it["entity"]), int(it["record_id"])
                 if isinstance(outcome, Written) and self._linked_elsewhere(session, conn.id, entity.value,
