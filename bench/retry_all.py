@@ -719,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--standin", choices=("process", "thread"), default="process",
                         help="serve the stand-in in a process of its own (default) or in a thread of this one")
     parser.add_argument("--output", type=Path, default=None, help="results file")
-    parser.add_argument("--pg", default=None, metavar="URL",
+    parser.add_argument("--pg-url", default=None, metavar="URL",
                         help="run syncbot on a fresh PostgreSQL database beside URL's (dropped afterwards), "
                              "not SQLite")
     parser.add_argument("--serve-standin", type=int, default=None, help=argparse.SUPPRESS)
@@ -739,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for metering in meterings:
         print(f"[{metering}] Retry All over {invoices} failed invoices, minute = {minute:g} s ...", flush=True)
-        run = run_syncbot(metering, invoices, minute, args.standin, args.batch_workers, args.pg)
+        run = run_syncbot(metering, invoices, minute, args.standin, args.batch_workers, args.pg_url)
         print(f"[{metering}]   {run['ops_per_minute']:.0f} ops/min of {run['ceiling']} "
               f"({run['fraction_of_ceiling']:.1%}), {run['throttled_429']} x 429, {run['elapsed_s']:.1f} s, "
               f"all synced: {run['all_synced']}; {run['database']}, syncbot CPU {run['cpu_ms_per_invoice']} ms "
