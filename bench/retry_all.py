@@ -517,13 +517,17 @@ def figures(timeline: Timeline, before: dict[str, Any], after: dict[str, Any], e
 
 
 def run_syncbot(metering: str, invoices: int, minute_seconds: float, mode: str,
-                workers: int | None = None) -> dict[str, Any]:
-    """Retry All over ``invoices`` failed invoices; the figures of the run."""
+                workers: int | None = None, pg_url: str | None = None) -> dict[str, Any]:
+    """Retry All over ``invoices`` failed invoices; the figures of the run. ``pg_url``: on a fresh PostgreSQL
+    database beside that one (dropped afterwards) instead of a SQLite file."""
+    from bench.replicas import fresh_database
+
     standin = StandIn(minute_seconds, metering, mode)
     prep: Prepared | None = None
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-retry-all-") as tmp:
-            prep = prepare(standin, Path(tmp), minute_seconds, metering, invoices)
+        with tempfile.TemporaryDirectory(prefix="bench-retry-all-") as tmp, contextlib.ExitStack() as stack:
+            url = stack.enter_context(fresh_database(pg_url, "retry_all")) if pg_url else None
+            prep = prepare(standin, Path(tmp), minute_seconds, metering, invoices, url)
             services = prep.services
             if workers is not None:
                 services.engine.config.batch_workers = workers
@@ -532,9 +536,9 @@ def run_syncbot(metering: str, invoices: int, minute_seconds: float, mode: str,
             timeline = Timeline()
             undo = instrument(services, timeline)
             before = standin.stats()
-            started = time.monotonic()
+            started, cpu_started = time.monotonic(), time.process_time()
             summary = services.engine.retry_all(prep.connection_id, "bench")
-            elapsed = time.monotonic() - started
+            elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
             after = standin.stats()
             undo()
             checked = verify(prep, standin, invoices)
@@ -544,6 +548,10 @@ def run_syncbot(metering: str, invoices: int, minute_seconds: float, mode: str,
         standin.stop()
     return {**figures(timeline, before, after, elapsed, minute_seconds, metering,
                       services.engine.config.batch_workers),
+            "database": "postgresql" if pg_url else "sqlite",
+            # syncbot's process CPU over the run (the stand-in runs in its own process, the database server too)
+            "process_cpu_s": round(cpu, 2), "cpu_ms_per_invoice": round(1000 * cpu / max(1, invoices), 2),
+            "process_cpu_share_of_wall": round(cpu / elapsed, 3),
             "engine_summary": summary.as_dict(), "seed": seed, "setup_s": round(prep.setup_s, 2), **checked}
 
 
@@ -711,6 +719,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--standin", choices=("process", "thread"), default="process",
                         help="serve the stand-in in a process of its own (default) or in a thread of this one")
     parser.add_argument("--output", type=Path, default=None, help="results file")
+    parser.add_argument("--pg-url", default=None, metavar="URL",
+                        help="run syncbot on a fresh PostgreSQL database beside URL's (dropped afterwards), "
+                             "not SQLite")
     parser.add_argument("--serve-standin", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_standin is not None:
@@ -728,10 +739,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for metering in meterings:
         print(f"[{metering}] Retry All over {invoices} failed invoices, minute = {minute:g} s ...", flush=True)
-        run = run_syncbot(metering, invoices, minute, args.standin, args.batch_workers)
+        run = run_syncbot(metering, invoices, minute, args.standin, args.batch_workers, args.pg_url)
         print(f"[{metering}]   {run['ops_per_minute']:.0f} ops/min of {run['ceiling']} "
               f"({run['fraction_of_ceiling']:.1%}), {run['throttled_429']} x 429, {run['elapsed_s']:.1f} s, "
-              f"all synced: {run['all_synced']}", flush=True)
+              f"all synced: {run['all_synced']}; {run['database']}, syncbot CPU {run['cpu_ms_per_invoice']} ms "
+              f"per invoice ({run['process_cpu_share_of_wall']:.0%} of wall)", flush=True)
         if not args.no_baseline:
             print(f"[{metering}] baseline: one request per record ...", flush=True)
             base = run_baseline(metering, invoices, minute, args.standin)

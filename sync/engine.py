@@ -35,9 +35,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from sync.chunk_reads import UNREAD, ChunkReads
 from sync.db import error_line
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
 from sync.log import OPEN_STATUSES, open_clause, open_counts, open_entries, retryable
@@ -260,6 +263,15 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
+def _claims_of(keys: Collection[tuple[str, int]]) -> Any:
+    """The SQL condition: a claim on one of the records ``keys`` ((entity, record id))."""
+    groups: dict[str, set[int]] = {}
+    for entity, record_id in keys:
+        groups.setdefault(str(entity), set()).add(int(record_id))
+    return or_(*(and_(RecordClaim.entity == entity, RecordClaim.record_id.in_(sorted(ids)))
+                 for entity, ids in groups.items()))
+
+
 def record_topic(connection_id: int, entity: str, record_id: int | None) -> str:
     """The outbox topic of one record's message."""
     return f"record:{connection_id}:{entity}:{record_id}"
@@ -293,37 +305,57 @@ class SyncEngine:
     # ------------------------------------------------------------------------------------------ claims
 
     def _try_claim(self, connection_id: int, entity: str, record_id: int) -> bool:
+        return bool(self._try_claim_many(connection_id, [(entity, record_id)]))
+
+    def _try_claim_many(self, connection_id: int, keys: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Claim the records ``keys`` ((entity, record id)) of the connection; returns those claimed. One
+        transaction inserts every claim that is free (``INSERT ... ON CONFLICT DO NOTHING``, in key order, so
+        two processes claiming overlapping batches never wait on each other in a cycle); a claim held by
+        another owner is taken over when its lease has ended or its process is known gone (deleted under that
+        owner's name, then inserted once more), else the record is not claimed."""
         now = self.clock()
-        for _ in range(2):
-            with self.sessions() as session:
-                try:
-                    session.add(RecordClaim(connection_id=connection_id, entity=entity, record_id=record_id,
-                                            owner=self._owner, claimed_at=now))
-                    session.commit()
-                    return True
-                except IntegrityError:
-                    session.rollback()
-                stale = now - dt.timedelta(seconds=self.config.claim_lease_seconds)
-                held = session.get(RecordClaim, (connection_id, entity, record_id))
-                if held is None:
-                    continue  # released meanwhile: insert again
+        stale = now - dt.timedelta(seconds=self.config.claim_lease_seconds)
+        claimed: set[tuple[str, int]] = set()
+        todo = sorted({(str(entity), int(record_id)) for entity, record_id in keys})
+        for round_ in range(2):
+            if not todo:
+                break
+            with self.sessions() as session, session.begin():
+                insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+                got = {(e, r) for e, r in session.execute(insert(RecordClaim).values([
+                    {"connection_id": connection_id, "entity": entity, "record_id": record_id, "owner": self._owner,
+                     "claimed_at": now} for entity, record_id in todo]).on_conflict_do_nothing().returning(
+                    RecordClaim.entity, RecordClaim.record_id))}
+            claimed |= got
+            refused = [key for key in todo if key not in got]
+            if not refused:
+                break
+            with self.sessions() as session, session.begin():
+                held = {(c.entity, c.record_id): c for c in session.scalars(select(RecordClaim).where(
+                    RecordClaim.connection_id == connection_id, _claims_of(refused)))}
                 # a claim outlives its process only until the lease ends, or at once when the process is known gone
-                if held.claimed_at >= stale and not _owner_is_dead(held.owner):
-                    return False
-                res = session.execute(delete(RecordClaim).where(
-                    RecordClaim.connection_id == connection_id, RecordClaim.entity == entity,
-                    RecordClaim.record_id == record_id, RecordClaim.owner == held.owner))
-                session.commit()
-                if not res.rowcount:  # type: ignore[attr-defined]
-                    return False
-        return False
+                over = [c for c in held.values() if c.claimed_at < stale or _owner_is_dead(c.owner)]
+                taken: set[tuple[str, int]] = set()
+                if over:
+                    taken = {(e, r) for e, r in session.execute(delete(RecordClaim).where(
+                        RecordClaim.connection_id == connection_id, or_(*(and_(
+                            RecordClaim.entity == c.entity, RecordClaim.record_id == c.record_id,
+                            RecordClaim.owner == c.owner) for c in over))).returning(
+                        RecordClaim.entity, RecordClaim.record_id))}
+            # released meanwhile, or taken over: inserted once more (a second refusal is final)
+            todo = [] if round_ else sorted({key for key in refused if key not in held} | taken)
+        return claimed
 
     def _release(self, connection_id: int, entity: str, record_id: int) -> None:
-        with self.sessions() as session:
+        self._release_many(connection_id, [(entity, record_id)])
+
+    def _release_many(self, connection_id: int, keys: Collection[tuple[str, int]]) -> None:
+        """Release this engine's claims on the records ``keys``, in one statement."""
+        if not keys:
+            return
+        with self.sessions() as session, session.begin():
             session.execute(delete(RecordClaim).where(
-                RecordClaim.connection_id == connection_id, RecordClaim.entity == entity,
-                RecordClaim.record_id == record_id, RecordClaim.owner == self._owner))
-            session.commit()
+                RecordClaim.connection_id == connection_id, _claims_of(keys), RecordClaim.owner == self._owner))
 
     @contextmanager
     def _claimed(self, connection_id: int, entity: str, record_id: int) -> Iterator[None]:
@@ -373,26 +405,69 @@ class SyncEngine:
     @staticmethod
     def _linked_elsewhere(session: Session, connection_id: int, entity: str, remote_id: str, record_id: int) -> bool:
         """Whether the provider's object ``remote_id`` is already linked to another record than ``record_id``."""
+        reads = ChunkReads.of(session)
+        if reads is not None and (known := reads.linked_elsewhere(connection_id, entity, remote_id,
+                                                                  record_id)) is not UNREAD:
+            return known
         return session.scalars(select(Link.id).where(
             Link.connection_id == connection_id, Link.entity == entity, Link.remote_id == remote_id,
             Link.record_id != record_id).limit(1)).first() is not None
 
     @staticmethod
     def _load_record(session: Session, account_id: int, entity: Entity, record_id: int) -> Any:
-        model = RECORD_MODELS[entity]
-        stmt = select(model).where(model.id == record_id, model.account_id == account_id)
-        if entity == Entity.INVOICE:
-            stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item),
-                                selectinload(Invoice.contact))
-        record = session.scalars(stmt).one_or_none()
+        reads = ChunkReads.of(session)
+        record = reads.record(account_id, entity, record_id) if reads is not None else UNREAD
+        if record is UNREAD:
+            model = RECORD_MODELS[entity]
+            stmt = select(model).where(model.id == record_id, model.account_id == account_id)
+            if entity == Entity.INVOICE:
+                stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item),
+                                    selectinload(Invoice.contact))
+            record = session.scalars(stmt).one_or_none()
         if record is None:
             raise NotFound(f"no {entity.value} {record_id}")
         return record
 
     @staticmethod
     def _link(session: Session, connection_id: int, entity: str, record_id: int) -> Link | None:
+        reads = ChunkReads.of(session)
+        if reads is not None and (link := reads.link(connection_id, entity, record_id)) is not UNREAD:
+            return link
         return session.scalars(select(Link).where(Link.connection_id == connection_id, Link.entity == entity,
                                                   Link.record_id == record_id)).one_or_none()
+
+    @staticmethod
+    def _add_link(session: Session, link: Link) -> None:
+        session.add(link)
+        if (reads := ChunkReads.of(session)) is not None:
+            reads.added_link(link)
+
+    def _read_chunk(self, session: Session, conn: Connection, targets: Sequence[_Target]) -> None:
+        """Read what preparing ``targets`` for a batch needs, one query per kind (:mod:`sync.chunk_reads`): the
+        records (with lines, items and contacts), their links and those of what they reference, their open and
+        pending entries. ``_load_record``, ``_link``, ``_open_entries`` and ``_new_entry`` answer from them."""
+        reads = ChunkReads.attach(session, conn.id, conn.account_id)
+        keys = [(t.entity.value, t.record_id) for t in targets]
+        deps: list[tuple[str, int]] = []
+        for entity in dict.fromkeys(t.entity for t in targets):
+            for record in reads.read_records(entity, [t.record_id for t in targets if t.entity == entity]):
+                deps += [(dep.value, dep_id) for dep, dep_id, _label, _field in self._dependencies(entity, record)]
+        reads.read_links([*keys, *deps])
+        reads.read_push_entries(keys)
+
+    @staticmethod
+    def _read_outcomes(session: Session, conn: Connection,
+                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]]) -> None:
+        """Read what recording a batch's ``outcomes`` needs, one query per kind (:mod:`sync.chunk_reads`): the
+        records, their links and those holding the provider ids written, the attempts and the entries a success
+        resolves."""
+        reads = ChunkReads.attach(session, conn.id, conn.account_id)
+        keys = [(str(it["entity"]), int(it["record_id"])) for it, _outcome in outcomes]
+        for entity in dict.fromkeys(Entity(e) for e, _id in keys):
+            reads.read_records(entity, [record_id for e, record_id in keys if e == entity])
+        reads.read_links(keys, [(str(it["entity"]), outcome.remote_id) for it, outcome in outcomes
+                                if isinstance(outcome, Written)])
+        reads.read_outcome_entries(keys, [int(it["entry_id"]) for it, _outcome in outcomes])
 
     def _dependencies(self, entity: Entity, record: Any) -> list[tuple[Entity, int, str, str]]:
         """(entity, record id, label, field) of what ``record`` references, in push order."""
@@ -435,6 +510,10 @@ class SyncEngine:
     @staticmethod
     def _open_entries(session: Session, connection_id: int, entity: str, record_id: int,
                       direction: str = Direction.PUSH) -> list[SyncLogEntry]:
+        reads = ChunkReads.of(session)
+        if reads is not None and direction == Direction.PUSH and (
+                entries := reads.open_entries(connection_id, entity, record_id)) is not UNREAD:
+            return entries
         return list(session.scalars(select(SyncLogEntry).where(
             SyncLogEntry.connection_id == connection_id, SyncLogEntry.entity == entity,
             SyncLogEntry.record_id == record_id, SyncLogEntry.direction == direction,
@@ -527,7 +606,7 @@ class SyncEngine:
         if link is None:
             link = Link(connection_id=conn.id, entity=entry.entity, record_id=entry.record_id,
                         remote_id=written.remote_id)
-            session.add(link)
+            self._add_link(session, link)
         link.remote_id = written.remote_id
         link.sync_token = written.sync_token
         link.synced_hash = "" if older_copy else payload_digest
@@ -538,23 +617,28 @@ class SyncEngine:
         warning = None if older_copy else provider.check(entry.entity, record, written)
         # resolve this record's earlier chain (open or superseded and not yet resolved); a pull that found the
         # record's copy deleted in QuickBooks is settled too: the record has a live copy again
-        chain = list(session.scalars(select(SyncLogEntry).where(
-            SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
-            SyncLogEntry.record_id == entry.record_id,
-            or_(SyncLogEntry.direction == entry.direction,
-                and_(SyncLogEntry.direction == Direction.PULL, SyncLogEntry.kind == Kind.NOT_FOUND)),
-            SyncLogEntry.id != entry.id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
-            SyncLogEntry.resolved_at.is_(None))))
+        reads = ChunkReads.of(session)
+        chain = reads.chain(entry) if reads is not None else UNREAD
+        if chain is UNREAD:
+            chain = list(session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
+                SyncLogEntry.record_id == entry.record_id,
+                or_(SyncLogEntry.direction == entry.direction,
+                    and_(SyncLogEntry.direction == Direction.PULL, SyncLogEntry.kind == Kind.NOT_FOUND)),
+                SyncLogEntry.id != entry.id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
+                SyncLogEntry.resolved_at.is_(None))))
         for old in chain:
             old.resolved_at = now
             old.resolved_by = actor
         # an Unlink's entry ("the next sync creates a fresh copy") is done once this attempt wrote the copy: it is
         # superseded by it, and its message is drawn again from this attempt (Synced), not left promising
-        unlinked = list(session.scalars(select(SyncLogEntry).where(
-            SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
-            SyncLogEntry.record_id == entry.record_id, SyncLogEntry.status == Status.INFO,
-            SyncLogEntry.id != entry.id, SyncLogEntry.superseded_by_id.is_(None),
-            SyncLogEntry.id.in_(select(Notification.entry_id).where(Notification.event == "unlinked")))))
+        unlinked = reads.unlinked(entry) if reads is not None else UNREAD
+        if unlinked is UNREAD:
+            unlinked = list(session.scalars(select(SyncLogEntry).where(
+                SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
+                SyncLogEntry.record_id == entry.record_id, SyncLogEntry.status == Status.INFO,
+                SyncLogEntry.id != entry.id, SyncLogEntry.superseded_by_id.is_(None),
+                SyncLogEntry.id.in_(select(Notification.entry_id).where(Notification.event == "unlinked")))))
         for old in unlinked:
             old.superseded_by_id = entry.id
         if warning is not None:
@@ -575,7 +659,7 @@ class SyncEngine:
     def _new_entry(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
                    digest: str | None, retry_of: SyncLogEntry | None,
                    direction: Direction = Direction.PUSH, creating: bool = False,
-                   sent: Mapping[str, Any] | None = None) -> SyncLogEntry:
+                   sent: Mapping[str, Any] | None = None, flush: bool = True) -> SyncLogEntry:
         """A pending entry for a new attempt; supersedes the record's open entries. Reuses the requestid of an
         attempt whose outcome is uncertain when the payload is unchanged, or whatever changed when both are
         creates (``creating``: the record has no copy linked): QuickBooks then answers with the copy the first
@@ -587,14 +671,23 @@ class SyncEngine:
 
         ``sent``: a single create's payload, kept as ``data["sent"]`` with the requestid it first went out under
         (a reuse carries the first one forward): should QuickBooks forget that requestid, the copy it may have made
-        is looked for by what was sent, not by the record as it is now (`_forgotten_create`)."""
+        is looked for by what was sent, not by the record as it is now (`_forgotten_create`).
+
+        ``flush`` False: the entry gets its id at the caller's next flush (a batch's attempts are inserted
+        together); what it supersedes points at it from then on."""
         # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
-        for abandoned in list(session.scalars(select(SyncLogEntry).where(
+        reads = ChunkReads.of(session)
+        pending = reads.pending_entries(conn.id, target.entity, target.record_id) if reads is not None and (
+            direction == Direction.PUSH) else UNREAD
+        if pending is UNREAD:
+            pending = list(session.scalars(select(SyncLogEntry).where(
                 SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == target.entity,
                 SyncLogEntry.record_id == target.record_id, SyncLogEntry.direction == direction,
-                SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None)))):
+                SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None))))
+        for abandoned in pending:
             self._settle_interrupted(session, abandoned)
-        session.flush()
+        if flush or pending:
+            session.flush()
         previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
         last = previous[-1] if previous else retry_of
         request_id = new_request_id()
@@ -614,6 +707,14 @@ class SyncEngine:
             payload_hash=digest, attempt=(last.attempt + 1) if last is not None and last.resolved_at is None else 1,
             actor=actor, retry_of_id=retry_of.id if retry_of is not None else None, data=data)
         session.add(entry)
+        if reads is not None:  # the record's entries changed: read them afresh should anything ask again
+            reads.forget_entries(conn.id, target.entity, target.record_id)
+        if not flush:
+            for old in previous:
+                old.superseded_by = entry
+            if retry_of is not None and retry_of.superseded_by_id is None:
+                retry_of.superseded_by = entry
+            return entry
         session.flush()
         for old in previous:
             old.superseded_by_id = entry.id
@@ -1376,19 +1477,15 @@ class SyncEngine:
 
     def _push_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
                     lock: threading.Lock) -> list[SyncLogEntry]:
-        claimed: list[_Target] = []
-        for t in chunk:
-            if self._try_claim(connection_id, t.entity, t.record_id):
-                claimed.append(t)
-            else:
-                with lock:
-                    summary.skipped += 1
+        won = self._try_claim_many(connection_id, [(t.entity.value, t.record_id) for t in chunk])
+        claimed = [t for t in chunk if (t.entity.value, t.record_id) in won]
+        with lock:
+            summary.skipped += len(chunk) - len(claimed)
         try:
             return self._push_claimed_chunk(connection_id, claimed, actor, summary, lock)
         finally:
             try:
-                for t in claimed:
-                    self._release(connection_id, t.entity, t.record_id)
+                self._release_many(connection_id, [(t.entity.value, t.record_id) for t in claimed])
             except SQLAlchemyError as exc:  # the claims go with this process (or its lease)
                 log.error("event=claims_not_released connection_id=%s error=%s", connection_id, error_line(exc))
 
@@ -1408,9 +1505,11 @@ class SyncEngine:
                 return []
             provider = self.provider_for(conn)
             waiting = self._in_open_batches(session, conn.id)
+            self._read_chunk(session, conn, [t for t in chunk if (t.entity.value, t.record_id) not in waiting])
             entries: list[SyncLogEntry] = []
             singles: list[tuple[_Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
                                 list[_DepLink], str | None]] = []
+            made: list[tuple[int, _Target, SyncLogEntry, dict[str, Any], str, Link | None, Any]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
                     with lock:
@@ -1440,7 +1539,11 @@ class SyncEngine:
                     with lock:
                         summary.unchanged += 1
                     continue
-                entry = self._new_entry(session, conn, t, record, actor, digest, None, creating=link is None)
+                entry = self._new_entry(session, conn, t, record, actor, digest, None, creating=link is None,
+                                        flush=False)
+                made.append((i, t, entry, payload, digest, link, record))
+            session.flush()  # the attempts, inserted together
+            for i, t, entry, payload, digest, link, record in made:
                 remote = (link.remote_id, link.sync_token) if link is not None else None
                 if (entry.data or {}).get("reused_request_id"):  # repeats an uncertain write: alone, same requestid
                     singles.append((t, entry.id, entry.request_id or "", payload, digest, remote,
@@ -1590,9 +1693,9 @@ class SyncEngine:
             self._load_record(session, conn.account_id, entity, record_id)
         except NotFound:
             return
-        session.add(Link(connection_id=conn.id, entity=entity.value, record_id=record_id,
-                         remote_id=written.remote_id, sync_token=written.sync_token, synced_hash="",
-                         synced_at=self.clock()))
+        self._add_link(session, Link(connection_id=conn.id, entity=entity.value, record_id=record_id,
+                                     remote_id=written.remote_id, sync_token=written.sync_token, synced_hash="",
+                                     synced_at=self.clock()))
 
     @staticmethod
     def _in_open_batches(session: Session, connection_id: int) -> set[tuple[str, int]]:
@@ -1658,6 +1761,9 @@ class SyncEngine:
         link is left stale (the next sync sends the edit) and its totals are not compared with the older copy."""
         results: list[SyncLogEntry] = []
         with self.sessions() as session, session.begin():  # the whole batch's outcomes in one transaction
+            found = session.get(Connection, connection_id)
+            if found is not None:  # read first: on SQLite, the write lock is held from the UPDATE below on
+                self._read_outcomes(session, found, outcomes)
             # settled, or (answer lost) parked for resend_batches to send again as it is; the entries still say
             # what happened meanwhile (an uncertain error, its requestid kept in the batch)
             taken = session.execute(update(PushBatch).where(

@@ -1,0 +1,243 @@
+"""What one batch of records needs from the database, read for the whole batch at once.
+
+A batch of 30 records used to cost a query per record for each thing the engine reads (the record and its lines,
+its link, the links of what it references, its open entries, its chain), twice: to prepare the batch and to record
+its outcomes. :class:`ChunkReads` reads each of these with one query for the batch and answers the engine's
+per-record helpers (``SyncEngine._load_record``, ``_link``, ``_open_entries``, ...) from them while it is attached to
+the session (:meth:`attach`). The rows are the session's own objects, so what the transaction changes on them is
+seen; a helper asked about something not read here (``UNREAD``) queries as before.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from sqlalchemy import and_, false, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from sync.diagnosis import Kind
+from sync.log import OPEN_STATUSES
+from sync.models import (
+    RECORD_MODELS,
+    Direction,
+    Entity,
+    Invoice,
+    InvoiceLine,
+    Link,
+    Notification,
+    Payment,
+    Status,
+    SyncLogEntry,
+)
+
+_KEY = "syncbot.chunk_reads"
+
+
+class _Unread(enum.Enum):
+    UNREAD = "unread"
+
+
+#: The answer of a look-up whose rows were not read for the batch: the caller queries.
+UNREAD = _Unread.UNREAD
+
+Key = tuple[str, int]
+
+
+def _by_entity(keys: Iterable[Key]) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for entity, record_id in keys:
+        out.setdefault(str(entity), set()).add(int(record_id))
+    return out
+
+
+def _of_records(connection_id: int, keys: Iterable[Key]) -> Any:
+    """The SQL condition: an entry or link of ``connection_id`` about one of the records ``keys``."""
+    groups = _by_entity(keys)
+    if not groups:
+        return false()
+    return and_(SyncLogEntry.connection_id == connection_id, or_(*(
+        and_(SyncLogEntry.entity == entity, SyncLogEntry.record_id.in_(sorted(ids)))
+        for entity, ids in groups.items())))
+
+
+class ChunkReads:
+    """The rows one batch of a connection's records needs, read with one query per kind, by (entity, record id).
+
+    Only the connection ``connection_id`` of the account ``account_id`` is answered for."""
+
+    def __init__(self, session: Session, connection_id: int, account_id: int) -> None:
+        self.session = session
+        self.connection_id = connection_id
+        self.account_id = account_id
+        self._records: dict[Key, Any] = {}
+        self._links: dict[Key, Link | None] = {}
+        self._known_links: dict[int, Link] = {}  # every link read or added, by id(): the by-remote look-ups
+        self._remote_read: set[tuple[str, str]] = set()
+        self._entries: dict[Key, list[SyncLogEntry]] = {}
+        self._unlinked: set[int] = set()  # entry ids an Unlink wrote ("unlinked" notification)
+        self._entries_read = ""  # "push" (read_push_entries) or "outcome" (read_outcome_entries)
+
+    @classmethod
+    def attach(cls, session: Session, connection_id: int, account_id: int) -> ChunkReads:
+        """New reads attached to ``session`` for the rest of its life: the engine's helpers answer from them."""
+        reads = cls(session, connection_id, account_id)
+        session.info[_KEY] = reads
+        return reads
+
+    @staticmethod
+    def of(session: Session) -> ChunkReads | None:
+        """The reads attached to ``session`` (:meth:`attach`), or None."""
+        reads: ChunkReads | None = session.info.get(_KEY)
+        return reads
+
+    # ---------------------------------------------------------------------------------------------- reading
+
+    def read_records(self, entity: Entity, record_ids: Collection[int]) -> list[Any]:
+        """The account's records ``record_ids`` of ``entity`` in one query (an invoice with its lines, their
+        items and its contact; a payment with its contact and invoice); the ones not found are remembered as
+        gone. Returns those found."""
+        model = RECORD_MODELS[entity]
+        stmt = select(model).where(model.id.in_(sorted(record_ids)), model.account_id == self.account_id)
+        if entity == Entity.INVOICE:
+            stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item),
+                                selectinload(Invoice.contact))
+        elif entity == Entity.PAYMENT:
+            stmt = stmt.options(selectinload(Payment.contact), selectinload(Payment.invoice))
+        found = list(self.session.scalars(stmt))
+        for record_id in record_ids:
+            self._records[(entity.value, record_id)] = None
+        for record in found:
+            self._records[(entity.value, record.id)] = record
+        return found
+
+    def read_links(self, keys: Iterable[Key], remote_ids: Iterable[tuple[str, str]] = ()) -> None:
+        """The connection's links of the records ``keys`` and those holding the provider ids ``remote_ids``
+        ((entity, remote id)), in one query."""
+        keys = {(str(entity), int(record_id)) for entity, record_id in keys}
+        by_remote: dict[str, set[str]] = {}
+        for entity, remote_id in remote_ids:
+            by_remote.setdefault(str(entity), set()).add(str(remote_id))
+        conditions = [and_(Link.entity == entity, Link.record_id.in_(sorted(ids)))
+                      for entity, ids in _by_entity(keys).items()]
+        conditions += [and_(Link.entity == entity, Link.remote_id.in_(sorted(ids)))
+                       for entity, ids in by_remote.items()]
+        if not conditions:
+            return
+        for key in keys:
+            self._links[key] = None
+        for link in self.session.scalars(select(Link).where(Link.connection_id == self.connection_id,
+                                                            or_(*conditions))):
+            self._known_links[id(link)] = link
+            if (link.entity, link.record_id) in keys:
+                self._links[(link.entity, link.record_id)] = link
+        for entity, ids in by_remote.items():
+            self._remote_read.update((entity, remote_id) for remote_id in ids)
+
+    def read_push_entries(self, keys: Iterable[Key]) -> None:
+        """The records' push entries an attempt reads before it is sent: open (``sync.log.open_clause``) or
+        pending, in one query."""
+        keys = set(keys)
+        rows = self.session.scalars(select(SyncLogEntry).where(
+            _of_records(self.connection_id, keys), SyncLogEntry.direction == Direction.PUSH,
+            SyncLogEntry.superseded_by_id.is_(None),
+            or_(and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None)),
+                SyncLogEntry.status == Status.PENDING)).order_by(SyncLogEntry.id))
+        self._keep_entries(keys, rows)
+        self._entries_read = "push"
+
+    def read_outcome_entries(self, keys: Iterable[Key], entry_ids: Collection[int]) -> None:
+        """What recording the records' outcomes reads, in one query: the attempts ``entry_ids``, and each
+        record's entries a success settles (errors and warnings not resolved: its chain; an Unlink's entry not
+        superseded)."""
+        keys = set(keys)
+        unlinked = select(Notification.entry_id).where(Notification.event == "unlinked")
+        rows = self.session.execute(select(SyncLogEntry, SyncLogEntry.id.in_(unlinked)).where(
+            _of_records(self.connection_id, keys),
+            or_(SyncLogEntry.id.in_(sorted(entry_ids)),
+                and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None)),
+                and_(SyncLogEntry.status == Status.INFO, SyncLogEntry.superseded_by_id.is_(None),
+                     SyncLogEntry.id.in_(unlinked)))).order_by(SyncLogEntry.id))
+        entries = []
+        for entry, was_unlinked in rows:
+            entries.append(entry)
+            if was_unlinked:
+                self._unlinked.add(entry.id)
+        self._keep_entries(keys, entries)
+        self._entries_read = "outcome"
+
+    def _keep_entries(self, keys: set[Key], rows: Iterable[SyncLogEntry]) -> None:
+        for key in keys:
+            self._entries[(str(key[0]), int(key[1]))] = []
+        for entry in rows:
+            self._entries.setdefault((entry.entity, entry.record_id or 0), []).append(entry)
+
+    # ---------------------------------------------------------------------------------------------- answers
+
+    def record(self, account_id: int, entity: str, record_id: int) -> Any:
+        """The account's record (None: not found in the account), or UNREAD."""
+        if account_id != self.account_id:
+            return UNREAD
+        return self._records.get((str(entity), record_id), UNREAD)
+
+    def link(self, connection_id: int, entity: str, record_id: int) -> Link | _Unread | None:
+        """The record's link (None: it has none), or UNREAD."""
+        if connection_id != self.connection_id:
+            return UNREAD
+        return self._links.get((str(entity), record_id), UNREAD)
+
+    def added_link(self, link: Link) -> None:
+        """A link the transaction added: answered from now on."""
+        self._known_links[id(link)] = link
+        self._links[(link.entity, link.record_id)] = link
+
+    def linked_elsewhere(self, connection_id: int, entity: str, remote_id: str, record_id: int) -> bool | _Unread:
+        """Whether a link of another record than ``record_id`` holds ``remote_id``, or UNREAD."""
+        if connection_id != self.connection_id or (str(entity), remote_id) not in self._remote_read:
+            return UNREAD
+        return any(link.entity == entity and link.remote_id == remote_id and link.record_id != record_id
+                   for link in self._known_links.values())
+
+    def _entries_of(self, connection_id: int, entity: str, record_id: int | None,
+                    read: str = "") -> list[SyncLogEntry] | _Unread:
+        if connection_id != self.connection_id or (read and read != self._entries_read):  # not read for this
+            return UNREAD
+        return self._entries.get((str(entity), record_id or 0), UNREAD)
+
+    def open_entries(self, connection_id: int, entity: str, record_id: int) -> list[SyncLogEntry] | _Unread:
+        """The record's open push entries, oldest first, or UNREAD."""
+        entries = self._entries_of(connection_id, entity, record_id)
+        if entries is UNREAD:
+            return UNREAD
+        return [e for e in entries if e.direction == Direction.PUSH and e.status in OPEN_STATUSES
+                and e.resolved_at is None and e.superseded_by_id is None]
+
+    def pending_entries(self, connection_id: int, entity: str, record_id: int) -> list[SyncLogEntry] | _Unread:
+        """The record's pending push entries not superseded, or UNREAD."""
+        entries = self._entries_of(connection_id, entity, record_id, "push")
+        if entries is UNREAD:
+            return UNREAD
+        return [e for e in entries if e.direction == Direction.PUSH and e.status == Status.PENDING
+                and e.superseded_by_id is None]
+
+    def forget_entries(self, connection_id: int, entity: str, record_id: int) -> None:
+        """The transaction wrote an entry of the record: its entries are queried again from now on."""
+        if connection_id == self.connection_id:
+            self._entries.pop((str(entity), record_id), None)
+
+    def chain(self, entry: SyncLogEntry) -> list[SyncLogEntry] | _Unread:
+        """The entries a success of ``entry`` resolves (see ``SyncEngine._finish_success``), or UNREAD."""
+        entries = self._entries_of(entry.connection_id, entry.entity, entry.record_id, "outcome")
+        if entries is UNREAD:
+            return UNREAD
+        return [e for e in entries if e.id != entry.id and e.status in OPEN_STATUSES and e.resolved_at is None
+                and (e.direction == entry.direction or (e.direction == Direction.PULL and e.kind == Kind.NOT_FOUND))]
+
+    def unlinked(self, entry: SyncLogEntry) -> list[SyncLogEntry] | _Unread:
+        """The record's Unlink entries a success of ``entry`` supersedes, or UNREAD."""
+        entries = self._entries_of(entry.connection_id, entry.entity, entry.record_id, "outcome")
+        if entries is UNREAD:
+            return UNREAD
+        return [e for e in entries if e.id != entry.id and e.id in self._unlinked and e.status == Status.INFO
+                and e.superseded_by_id is None]
