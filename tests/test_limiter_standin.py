@@ -114,3 +114,43 @@ def test_a_retry_after_in_a_shrunk_minute_is_kept_as_given(services: Any, qbo: Q
     qbo.standin.exhaust_throttle(qbo.realm)
     before, after, until = _pause_after_429(services, connected)
     assert before + dt.timedelta(seconds=29) <= until <= after + dt.timedelta(seconds=30)
+
+
+def test_per_item_batches_are_cut_to_fill_each_window_of_the_budget(services: Any, qbo: QBO,
+                                                                    connected: Connected) -> None:
+    """Batches of 30 alone fit 16 x 30 = 480 of 500 units in a window: the provider cuts the first group to the room
+    left now and each next group to a whole budget."""
+    provider = _provider(services, connected)
+    services.limiter.config.batch_metering = "per_item"
+    qbo.standin.clear_throttle(qbo.realm)
+    with services.sessions() as session, session.begin():
+        session.execute(delete(QboSpend))
+    assert provider.batch_sizes(1000) == [30] * 16 + [20] + [30] * 16 + [20]
+    with services.limiter.slot(qbo.realm, cost=5):
+        pass
+    assert provider.batch_sizes(530) == [30] * 16 + [15] + [30, 5]
+    services.limiter.config.batch_metering = "per_request"
+    assert provider.batch_sizes(70) == [30, 30, 10]
+
+
+def test_retry_all_spends_the_whole_budget_of_a_window_and_meets_no_429(services: Any, qbo: QBO) -> None:
+    """Retry All of 100 failing invoices, 100 units a minute on both sides, per_item metering: one window carries
+    exactly the whole budget (30 + 30 + 30 + 10), QuickBooks refuses nothing, all are synced. (That the rest would
+    wait for the window is the limiter's test above; a shrunk minute short enough to wait for here would be shorter
+    than the engine's own time for 100 records on a loaded machine.)"""
+    from tests.batch_faults import seed
+
+    _, connection_id = seed(services, qbo, invoices=100)
+    budget = 100
+    qbo.standin.configure(requests_per_minute=budget, minute_seconds=60.0, batch_metering="per_item")
+    config = services.limiter.config
+    config.requests_per_minute, config.minute_seconds, config.margin = budget, 60.0, 0.0
+    config.batch_metering = "per_item"
+    qbo.standin.clear_throttle(qbo.realm)
+    with services.sessions() as session, session.begin():
+        session.execute(delete(QboSpend))
+    summary = services.engine.retry_all(connection_id, "U_ADMIN")
+    stats = qbo.standin.stats(qbo.realm)
+    assert (summary.synced, summary.errors) == (100, 0), summary.as_dict()
+    assert (stats["throttled"], stats["window_peak"]) == (0, budget), stats
+    assert services.limiter.room(qbo.realm) == 0

@@ -497,6 +497,25 @@ class QuickBooksProvider:
                 out.append(Choice(id=str(obj["Id"]), name=name))
         return out
 
+    def batch_sizes(self, count: int) -> list[int]:
+        """How to cut ``count`` operations into batches (each 1 to ``MAX_BATCH``), in sending order.
+
+        ``per_item`` metering (a batch costs its items): batches of 30 and one smaller, so that the first group fills
+        exactly the room the realm's budget has now and each next group a whole budget (500). Batches of 30 alone
+        fit 16 x 30 = 480 of the 500 in a window; the 17th waits for a whole window. ``per_request``: batches of 30
+        (a batch costs 1; the 40 batches a minute bind). docs/platform-facts.md, "QuickBooks: throttling"."""
+        cfg = self.limiter.config
+        if cfg.batch_metering != "per_item":
+            return [MAX_BATCH] * (count // MAX_BATCH) + ([count % MAX_BATCH] if count % MAX_BATCH else [])
+        sizes: list[int] = []
+        group = self.limiter.room(self.realm_id) or cfg.requests_per_minute
+        while count > 0:
+            take = min(group, count)
+            sizes += [MAX_BATCH] * (take // MAX_BATCH) + ([take % MAX_BATCH] if take % MAX_BATCH else [])
+            count -= take
+            group = cfg.requests_per_minute
+        return sizes
+
     def batch(self, ops: Sequence[BatchOp], request_id: str) -> dict[str, Written | Diagnosis]:
         """Send up to 30 operations in one request. Returns each op key's Written or its own Diagnosis."""
         if not ops or len(ops) > MAX_BATCH:
