@@ -1380,6 +1380,8 @@ class SyncEngine:
         """Batch sizes for ``count`` records: the provider's ``batch_sizes`` (QuickBooks: batches that fill its
         budget's windows exactly), else batches of ``MAX_BATCH``."""
         plain = [min(MAX_BATCH, count - i) for i in range(0, count, MAX_BATCH)]
+        if not count:
+            return plain
         try:
             with self.sessions() as session:
                 sizes = getattr(self.provider_for(self._connection(session, connection_id)), "batch_sizes", None)
