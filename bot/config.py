@@ -65,9 +65,9 @@ class Settings(BaseSettings):
     qbo_max_concurrent: int = Field(10, ge=1, le=1000, alias="QBO_MAX_CONCURRENT")
     qbo_limit_minute_seconds: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False,
                                             alias="QBO_LIMIT_MINUTE_SECONDS")
-    # Slack added to each window, as a fraction of it, for the time between counting a request and QuickBooks
-    # receiving it (2 % of a 60 s minute is 1.2 s; a shrunk test minute needs a larger fraction).
-    qbo_limit_margin: float = Field(0.02, ge=0, le=1, allow_inf_nan=False, alias="QBO_LIMIT_MARGIN")
+    # Extra slack added to each window, as a fraction of it. None is needed: a unit counts until a minute after its
+    # answer came back, so QuickBooks' stamp of it is a minute old by then (sync/providers/limiter.py).
+    qbo_limit_margin: float = Field(0.0, ge=0, le=1, allow_inf_nan=False, alias="QBO_LIMIT_MARGIN")
     # "per_item": each batch item counts against the per-minute budget (Intuit's batch sample); "per_request": one.
     qbo_batch_metering: Literal["per_item", "per_request"] = Field("per_item", alias="QBO_BATCH_METERING")
 

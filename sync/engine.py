@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import itertools
 import json
 import logging
 import os
@@ -1468,12 +1469,27 @@ class SyncEngine:
 
         for entity in PUSH_ORDER:
             phase = [t for t in unique if t.entity == entity]
-            chunks = [phase[i:i + MAX_BATCH] for i in range(0, len(phase), MAX_BATCH)]
+            cuts = list(itertools.accumulate(self._batch_sizes(connection_id, len(phase)), initial=0))
+            chunks = [phase[a:b] for a, b in itertools.pairwise(cuts)]
             with ThreadPoolExecutor(max_workers=max(1, self.config.batch_workers)) as pool:
                 list(pool.map(run_chunk, chunks))
             if stop.is_set():
                 break
         return summary
+
+    def _batch_sizes(self, connection_id: int, count: int) -> list[int]:
+        """Batch sizes for ``count`` records: the provider's ``batch_sizes`` (QuickBooks: batches that fill its
+        budget's windows exactly), else batches of ``MAX_BATCH``."""
+        plain = [min(MAX_BATCH, count - i) for i in range(0, count, MAX_BATCH)]
+        if not count:
+            return plain
+        try:
+            with self.sessions() as session:
+                sizes = getattr(self.provider_for(self._connection(session, connection_id)), "batch_sizes", None)
+                cut = list(sizes(count)) if sizes else plain
+        except SQLAlchemyError:
+            return plain
+        return cut if sum(cut) == count and all(0 < n <= MAX_BATCH for n in cut) else plain
 
     def _push_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
                     lock: threading.Lock) -> list[SyncLogEntry]:

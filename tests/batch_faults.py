@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,6 +32,19 @@ def data(invoices: int = 5, payments: int = 0) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def wide_budget(services: Any) -> Iterator[None]:
+    """The limiter's per-minute budget opened wide while every batch is answered by an injected failure (which
+    costs QuickBooks' budget nothing): the engine then cuts batches of 30 only (``batch_sizes`` fills a window's
+    room otherwise), as many as ``ceil(n / 30)`` failures injected."""
+    config = services.limiter.config
+    was, config.requests_per_minute = config.requests_per_minute, 10**9
+    try:
+        yield
+    finally:
+        config.requests_per_minute = was
+
+
 def seed(services: Any, qbo: QBO, invoices: int = 5, payments: int = 0, fail: str = "invoices") -> tuple[int, int]:
     """Contacts and items synced; then ``fail`` (invoices or payments) each with an open error (QBO 500)."""
     from sync.connections import ensure_account
@@ -47,7 +62,8 @@ def seed(services: Any, qbo: QBO, invoices: int = 5, payments: int = 0, fail: st
         import_records(session, account_id, full)
     n = invoices if fail == "invoices" else payments
     qbo.standin.fail_next(qbo.realm, math.ceil(n / 30), 500, "application/json", ISE, path_contains="batch")
-    services.engine.sync_now(connection_id, "setup")
+    with wide_budget(services):
+        services.engine.sync_now(connection_id, "setup")
     assert len(services.engine.open_errors(connection_id)) == n
     return account_id, connection_id
 

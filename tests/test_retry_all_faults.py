@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sync.models import Invoice, Link, PushBatch, RecordClaim, Status, SyncLogEntry, utcnow
+from tests.batch_faults import wide_budget
 from tests.conftest import QBO, connect
 
 INVOICES = 240
@@ -78,7 +79,8 @@ def _seed(services: Any, qbo: QBO, invoices: int) -> tuple[int, int]:
         import_records(session, account_id, data)
     qbo.standin.fail_next(qbo.realm, math.ceil(invoices / 30), 500, "application/json", INTERNAL_SERVER_ERROR,
                           path_contains="batch")
-    services.engine.sync_now(connection_id, "setup")
+    with wide_budget(services):
+        services.engine.sync_now(connection_id, "setup")
     assert len(services.engine.open_errors(connection_id)) == invoices
     return account_id, connection_id
 

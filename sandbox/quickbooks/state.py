@@ -429,11 +429,13 @@ class QuickBooksStandIn:
             return [dict(e) for e in self._existing(realm_id).log]
 
     def clear_throttle(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:
-        """Lift the rate limit now: empty the realm's throttle window."""
+        """Lift the rate limit now: empty the realm's throttle window (and forget its peak, so ``window_peak``
+        then tells what the windows held since)."""
         with self._lock:
             meter = self._existing(realm_id).meter
             meter.calls.clear()
             meter.batches.clear()
+            meter.peak = 0
         return self.stats(realm_id)
 
     def exhaust_throttle(self, realm_id: str = DEFAULT_REALM) -> dict[str, Any]:

@@ -3,17 +3,31 @@
 Intuit ("Rate limits and throttles", Accounting API docs; docs/platform-facts.md, "QuickBooks: throttling"): per
 realm, 500 requests per minute, at most 10 concurrent requests, and at most 40 batch requests per minute. Sources differ
 on whether each batch item counts against the 500 (Intuit's batch sample says it does), so the cost of a batch is a
-setting: ``per_item`` (default) or ``per_request``. A 429 pauses the realm until its Retry-After (or 60 s: none is
-documented).
+setting: ``per_item`` (default) or ``per_request``. A 429 pauses the realm until its Retry-After, or for one metered
+minute (``minute_seconds``: Intuit says wait 60 s and documents no Retry-After).
 
-How it is shared: every request is a row of ``qbo_spends`` (when, its cost, whether a batch, whether it is still
-out), written in the same transaction that checks the realm's limits; that transaction first locks the realm's row
+What is metered, and how strictly syncbot counts. Intuit does not say whether "500 per minute" is a fixed
+(calendar) minute, a sliding minute or a token bucket; the stand-in (``sandbox/quickbooks/state.py``) meters a sliding
+minute of admission times, the strictest of the three. A client that never has more than 500 units in any 60
+seconds is refused by none of them (a fixed minute is one such interval; a bucket of 500 refilled at 500/min admits
+``500 + 500 t/60`` in any ``t`` seconds), whereas a token bucket's own traffic (500 at once, then 500 more spread
+over the next minute) draws 429s from a sliding meter. So the budget is an exact sliding window, with no margin:
+
+- QuickBooks stamps a request somewhere between the moment syncbot counted it (``at``) and the moment its answer
+  came back (``done_at``); a request whose process died was answered or dropped within ``slot_seconds`` (the
+  request timeout). A unit therefore counts until ``minute_seconds`` after ``done_at`` (or after
+  ``at + slot_seconds`` while unknown): then QuickBooks' stamp is at least a minute older than any request syncbot
+  sends from now on, in every meter above. The whole budget is usable (500 units in a window, not 480 or 490), and
+  the cost is only that each unit frees one answer's latency later than its send time would say.
+- ``clock_resolution`` (2 ms) covers the database clock's rounding (SQLite's is to the millisecond).
+
+How it is shared: every request is a row of ``qbo_spends`` (when, its cost, whether a batch, when it was done),
+written in the same transaction that checks the realm's limits; that transaction first locks the realm's row
 of ``qbo_budgets`` (an UPDATE of it: a row lock on PostgreSQL, SQLite's write lock), so two replicas never both
-take the last unit of a minute. Windows are sliding and judged by the database's clock (`sync.db.db_now`); a small
-margin absorbs the delay between the database's clock and QuickBooks'. A request whose process died stops counting
-as out after ``slot_seconds``. Plain SQL rather than pyrate-limiter 4's PostgreSQL and SQLite buckets: those count
-a rate, but not the requests still out (the 10 concurrent) nor a pause after a 429, and they keep a connection pool
-of their own beside ours.
+take the last unit of a minute. Times are the database's clock (`sync.db.db_now`). A request whose process died
+stops counting as out after ``slot_seconds``. Plain SQL rather than pyrate-limiter 4's PostgreSQL and SQLite
+buckets: those count a rate, but not the requests still out (the 10 concurrent) nor a pause after a 429, and they
+keep a connection pool of their own beside ours.
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,7 +57,8 @@ class LimiterConfig:
     max_concurrent: int = 10
     minute_seconds: float = 60.0
     batch_metering: str = "per_item"
-    margin: float = 0.02  # fraction of the window added as slack against clock/latency skew
+    margin: float = 0.0  # optional extra fraction of the window (none is needed: see the module's docstring)
+    clock_resolution: float = 0.002  # seconds added to each unit's end: the database clock's rounding
     slot_seconds: float = 120.0  # a request out longer than this (its process died) stops counting as out
     poll_seconds: float = 0.05  # how often a request waiting on another process's release looks again
 
@@ -71,7 +86,23 @@ class RealmLimiter:
 
     @property
     def window(self) -> float:
-        return self.config.minute_seconds * (1 + self.config.margin)
+        """Seconds a unit counts after QuickBooks may have stamped it (its answer, or its timeout)."""
+        return self.config.minute_seconds * (1 + self.config.margin) + self.config.clock_resolution
+
+    def _counting(self, session: Session, realm: str, now: dt.datetime) -> list[tuple[dt.datetime, int, bool]]:
+        """The realm's spends that still count against its windows at ``now``: (when the unit stops counting,
+        cost, whether a batch), soonest first. A unit stops counting ``window`` after its answer came back
+        (``done_at``), or, while no answer is known, after ``at + slot_seconds`` (the latest QuickBooks can have
+        received it: the request timed out by then)."""
+        window = dt.timedelta(seconds=self.window)
+        slot = dt.timedelta(seconds=self.config.slot_seconds)
+        since = now - window
+        rows = session.execute(select(QboSpend.at, QboSpend.done_at, QboSpend.cost, QboSpend.is_batch).where(
+            QboSpend.realm_id == realm, QboSpend.at > since - slot,
+            or_(QboSpend.done_at > since, QboSpend.done_at.is_(None))))
+        ends = [((done if done is not None else at + slot) + window, cost, bool(batch))
+                for at, done, cost, batch in rows]
+        return sorted((e for e in ends if e[0] > now), key=lambda e: e[0])
 
     # ------------------------------------------------------------------------------------------------ the budget
 
@@ -93,26 +124,24 @@ class RealmLimiter:
                    now: dt.datetime) -> float:
         """Seconds until a request of ``cost`` fits (0 or less: now)."""
         cfg = self.config
-        since = now - dt.timedelta(seconds=self.window)
         waits = [(budget.paused_until - now).total_seconds() if budget.paused_until else 0.0]
         out = session.scalar(select(func.count()).select_from(QboSpend).where(
             QboSpend.realm_id == realm, QboSpend.done_at.is_(None),
             QboSpend.at > now - dt.timedelta(seconds=cfg.slot_seconds))) or 0
         if out >= cfg.max_concurrent:
             waits.append(cfg.poll_seconds)
-        spends = list(session.execute(select(QboSpend.at, QboSpend.cost, QboSpend.is_batch).where(
-            QboSpend.realm_id == realm, QboSpend.at > since).order_by(QboSpend.at)))
-        spent = sum(c for _, c, _ in spends)
-        if spent + cost > cfg.requests_per_minute and spends:
+        counting = self._counting(session, realm, now)
+        spent = sum(c for _, c, _ in counting)
+        if spent + cost > cfg.requests_per_minute and counting:
             need, freed = spent + cost - cfg.requests_per_minute, 0
-            for at, c, _ in spends:  # wait until enough of the oldest leave the window
+            for end, c, _ in counting:  # wait until enough units stop counting, soonest first
                 freed += c
                 if freed >= need:
-                    waits.append((at - since).total_seconds())
+                    waits.append((end - now).total_seconds())
                     break
-        batches = [at for at, _, b in spends if b]
+        batches = [end for end, _, b in counting if b]
         if is_batch and len(batches) >= cfg.batch_per_minute:
-            waits.append((batches[len(batches) - cfg.batch_per_minute] - since).total_seconds())
+            waits.append((batches[len(batches) - cfg.batch_per_minute] - now).total_seconds())
         return max(waits)
 
     def _take(self, realm: str, cost: int, is_batch: bool) -> tuple[int | None, float]:
@@ -126,7 +155,7 @@ class RealmLimiter:
             spend_id = session.execute(insert(QboSpend).values(
                 realm_id=realm, at=now, cost=cost, is_batch=is_batch).returning(QboSpend.id)).scalar_one()
             if next(self._sweeps) % 50 == 0:  # forget what no window looks at any more
-                old = now - dt.timedelta(seconds=max(2 * self.window, self.config.slot_seconds))
+                old = now - dt.timedelta(seconds=2 * (self.window + self.config.slot_seconds))
                 session.execute(delete(QboSpend).where(QboSpend.realm_id == realm, QboSpend.at < old))
             return int(spend_id), 0.0
 
@@ -179,8 +208,13 @@ class RealmLimiter:
         requests still out."""
         with self.sessions() as session:
             now = self._clock(session)
-            since = now - dt.timedelta(seconds=self.window)
-            rows = list(session.execute(select(QboSpend.cost, QboSpend.is_batch, QboSpend.done_at).where(
-                QboSpend.realm_id == realm, QboSpend.at > since)))
-        return {"units": sum(c for c, _, _ in rows), "batches": sum(1 for _, b, _ in rows if b),
-                "out": sum(1 for _, _, d in rows if d is None)}
+            counting = self._counting(session, realm, now)
+            out = session.scalar(select(func.count()).select_from(QboSpend).where(
+                QboSpend.realm_id == realm, QboSpend.done_at.is_(None),
+                QboSpend.at > now - dt.timedelta(seconds=self.config.slot_seconds))) or 0
+        return {"units": sum(c for _, c, _ in counting), "batches": sum(1 for _, _, b in counting if b),
+                "out": int(out)}
+
+    def room(self, realm: str) -> int:
+        """Units of the realm's per-minute budget that a request could spend now (0 to ``requests_per_minute``)."""
+        return max(0, self.config.requests_per_minute - int(self.spent(realm)["units"]))

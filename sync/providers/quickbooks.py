@@ -289,7 +289,8 @@ class QuickBooksProvider:
     Every request waits for a slot of the realm's limiter; a 401 refreshes the access token once (authlib, via
     ConnectionTokens) and repeats the request; a transport error or a 502/503/504 repeats a write with the same
     requestid (so a write whose answer was lost is never done twice) up to ``resend_attempts`` times; a 429 pauses
-    the realm (Retry-After, or 60 s) and raises. Every failure raises ProviderError with its diagnosis.
+    the realm (Retry-After, or one metered minute: ``LimiterConfig.minute_seconds``, 60 s in production) and
+    raises. Every failure raises ProviderError with its diagnosis.
     """
 
     name = "quickbooks"
@@ -360,7 +361,8 @@ class QuickBooksProvider:
                     raise ProviderError(diag)
                 return parsed, resp
             if diag.kind == Kind.RATE_LIMITED:
-                self.limiter.pause(self.realm_id, diag.retry_after or 60.0)
+                # Intuit: wait 60 s (one metered minute; shrunk in tests and benches); a Retry-After is kept as is
+                self.limiter.pause(self.realm_id, diag.retry_after or self.limiter.config.minute_seconds)
             if diag.kind is None:  # a non-200 that parsed as success: never trust it
                 diag = diagnose(502, resp.content, resp.headers.get("content-type"), dict(resp.headers))
             log.info("event=qbo_fault realm=%s path=%s status=%s kind=%s codes=%s intuit_tid=%s",
@@ -494,6 +496,25 @@ class QuickBooksProvider:
                 name = str(obj.get("FullyQualifiedName") or obj.get("Name") or obj["Id"])
                 out.append(Choice(id=str(obj["Id"]), name=name))
         return out
+
+    def batch_sizes(self, count: int) -> list[int]:
+        """How to cut ``count`` operations into batches (each 1 to ``MAX_BATCH``), in sending order.
+
+        ``per_item`` metering (a batch costs its items): batches of 30 and one smaller, so that the first group fills
+        exactly the room the realm's budget has now and each next group a whole budget (500). Batches of 30 alone
+        fit 16 x 30 = 480 of the 500 in a window; the 17th waits for a whole window. ``per_request``: batches of 30
+        (a batch costs 1; the 40 batches a minute bind). docs/platform-facts.md, "QuickBooks: throttling"."""
+        cfg = self.limiter.config
+        if cfg.batch_metering != "per_item":
+            return [MAX_BATCH] * (count // MAX_BATCH) + ([count % MAX_BATCH] if count % MAX_BATCH else [])
+        sizes: list[int] = []
+        group = self.limiter.room(self.realm_id) or cfg.requests_per_minute
+        while count > 0:
+            take = min(group, count)
+            sizes += [MAX_BATCH] * (take // MAX_BATCH) + ([take % MAX_BATCH] if take % MAX_BATCH else [])
+            count -= take
+            group = cfg.requests_per_minute
+        return sizes
 
     def batch(self, ops: Sequence[BatchOp], request_id: str) -> dict[str, Written | Diagnosis]:
         """Send up to 30 operations in one request. Returns each op key's Written or its own Diagnosis."""
