@@ -48,6 +48,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def write_lock(session: Session) -> None:
+    """Take SQLite's write lock now, at the start of a transaction that reads and then writes (``BEGIN
+    IMMEDIATE``, waiting up to busy_timeout for it). Without it such a transaction fails at its first write with
+    "database is locked", at once and without waiting, when another connection committed after its reads began
+    (SQLite's WAL mode cannot move a reader's snapshot forward into a writer: https://www.sqlite.org/wal.html,
+    "Sometimes Queries Return SQLITE_BUSY In WAL Mode", and https://www.sqlite.org/rescode.html#busy_snapshot).
+    Nothing on PostgreSQL (row locks), nor inside a transaction SQLite has already begun."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    driver = session.connection().connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        session.execute(text("BEGIN IMMEDIATE"))
+
+
 def error_line(exc: BaseException) -> str:
     """The first line of a database error (the driver's own message when there is one), at most 200 characters:
     for a log line or a person, without the SQL statement or its parameters."""

@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sync.chunk_reads import UNREAD, ChunkReads
-from sync.db import error_line
+from sync.db import error_line, write_lock
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
 from sync.log import OPEN_STATUSES, open_clause, open_counts, open_entries, retryable
 from sync.models import (
@@ -1514,6 +1514,7 @@ class SyncEngine:
         results: list[SyncLogEntry] = []
         items: list[dict[str, Any]] = []
         with self.sessions() as session, session.begin():
+            write_lock(session)  # reads the chunk, then writes its attempts and batch
             conn = self._connection(session, connection_id)
             try:
                 self._ensure_available(conn)
@@ -1777,9 +1778,6 @@ class SyncEngine:
         link is left stale (the next sync sends the edit) and its totals are not compared with the older copy."""
         results: list[SyncLogEntry] = []
         with self.sessions() as session, session.begin():  # the whole batch's outcomes in one transaction
-            found = session.get(Connection, connection_id)
-            if found is not None:  # read first: on SQLite, the write lock is held from the UPDATE below on
-                self._read_outcomes(session, found, outcomes)
             # settled, or (answer lost) parked for resend_batches to send again as it is; the entries still say
             # what happened meanwhile (an uncertain error, its requestid kept in the batch)
             taken = session.execute(update(PushBatch).where(
@@ -1789,6 +1787,9 @@ class SyncEngine:
                 log.warning("event=batch_taken_over connection_id=%s batch_id=%s", connection_id, batch_id)
                 return []
             conn = self._connection(session, connection_id)
+            # read after the UPDATE: on SQLite a transaction that reads and then writes fails at once ("database is
+            # locked", not waiting for busy_timeout) when another connection wrote in between (WAL snapshots)
+            self._read_outcomes(session, conn, outcomes)
             for it, outcome in outcomes:
                 entity, record_id = Entity(it["entity"]), int(it["record_id"])
                 if isinstance(outcome, Written) and self._linked_elsewhere(session, conn.id, entity.value,
