@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import event, select
 
 from sync.models import Status, SyncLogEntry
-from tests.conftest import QBO, connect
-from tests.test_retry_all_faults import INTERNAL_SERVER_ERROR, _records
+from tests.conftest import QBO
+from tests.test_retry_all_faults import _seed
 
 INVOICES = 90
 #: Statements per record a Retry All may cost, all told (claims, loads, the stored batch, the pending entries,
@@ -53,22 +53,7 @@ def counting(engine: Any) -> Iterator[Counts]:
 
 
 def test_retry_all_runs_statements_per_batch_not_per_record(services: Any, qbo: QBO) -> None:
-    from sync.connections import ensure_account
-    from sync.records import import_records
-
-    qbo.standin.configure(minute_seconds=1.0)
-    data = _records(INVOICES)
-    with services.sessions() as session, session.begin():
-        account_id = ensure_account(session, "Count Builders", "UTC").id
-        import_records(session, account_id, {**data, "invoices": []})
-    connection_id, _ = connect(services, qbo, account_id)
-    assert services.engine.sync_now(connection_id, "setup").errors == 0
-    with services.sessions() as session, session.begin():
-        import_records(session, account_id, data)
-    qbo.standin.fail_next(qbo.realm, math.ceil(INVOICES / 30), 500, "application/json", INTERNAL_SERVER_ERROR,
-                          path_contains="batch")
-    services.engine.sync_now(connection_id, "setup")
-    assert len(services.engine.open_errors(connection_id)) == INVOICES
+    _, connection_id = _seed(services, qbo, INVOICES)  # each invoice's first push met QuickBooks' 500
 
     with counting(services.db_engine) as counts:
         summary = services.engine.retry_all(connection_id, "U_ADMIN")
