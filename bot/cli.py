@@ -50,6 +50,7 @@ def _services(settings: Settings | None = None) -> Any:
 
     settings = settings or get_settings()
     _refuse_stray_database(settings)
+    _refuse_memory_database(settings)
     try:
         return build_services(settings)
     except (ArgumentError, NoSuchModuleError, DBAPIError, CommandError, OSError, ImportError) as exc:
@@ -65,6 +66,21 @@ def _services(settings: Settings | None = None) -> Any:
         raise _fail(f"cannot use the database DATABASE_URL={shown}: {reason}", 2) from None
     except ValueError as exc:  # e.g. a malformed TOKEN_ENCRYPTION_KEYS
         raise _fail(str(exc), 2) from None
+
+
+def _refuse_memory_database(settings: Settings) -> None:
+    """An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``) lives in one connection: the schema made
+    on one would be missing on the next (exit 2, saying to use a file)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(settings.database_url)
+    except ArgumentError:
+        return  # said by _services
+    if url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:":
+        raise _fail(f"cannot use the database DATABASE_URL={settings.database_url}: an in-memory SQLite database is "
+                    "empty again for each connection; use a file, e.g. sqlite:///syncbot.db", 2)
 
 
 def _refuse_stray_database(settings: Settings) -> None:
@@ -692,6 +708,9 @@ def install_link(account: Annotated[int, typer.Option(help="The account the inst
     if not 1 <= days <= 30:
         raise _fail("--days must be between 1 and 30", 2)
     settings = get_settings()
+    if settings.server_secret is None and settings.slack_signing_secret is None:  # else signed with a known key
+        raise _fail("install-link signs with SERVER_SECRET (or a key derived from SLACK_SIGNING_SECRET): set the "
+                    "one the serving replicas use", 2)
     services = _services(settings)
     try:
         with services.sessions() as session:

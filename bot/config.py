@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     the tests point them at the stand-ins instead.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    #: An empty value (``SERVER_SECRET=`` as .env.example writes it, uncommented) is unset: the default applies,
+    #: never an empty secret (an empty SERVER_SECRET would sign every link with an empty key).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     database_url: str = Field("sqlite:///syncbot.db", alias="DATABASE_URL")
 

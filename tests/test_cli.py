@@ -230,10 +230,25 @@ def test_install_link_binds_to_an_existing_account(cli: Any, clean_db: str, qbo:
     assert missing.exit_code == 2 and "no account" in missing.output
     assert cli("install-link", "--account", str(account_id), "--days", "0").exit_code == 2
 
+    # an empty SERVER_SECRET (.env.example's line, uncommented) is unset, never an empty signing key; with no
+    # signing secret either, no link is signed with a key anyone could derive
+    monkeypatch.setenv("SERVER_SECRET", "")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "")
+    unsigned = cli("install-link", "--account", str(account_id))
+    assert unsigned.exit_code == 2 and "SERVER_SECRET" in unsigned.output and "slack/install" not in unsigned.output
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "the-replicas-signing-secret")
+    derived = cli("install-link", "--account", str(account_id))
+    assert derived.exit_code == 0, derived.output
+    token = parse_qs(urlparse(derived.output.strip()).query)["account"][0]
+    assert config.get_settings().server_secret is None
+    assert InstallLinks(server_secret(config.get_settings())).verify(token) == account_id
+    assert InstallLinks(b"").verify(token) is None
+
 
 def test_database_problems_on_db_upgrade_and_a_missing_driver_are_clear(cli: Any, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    for url, says in (("notaurl", "(not a database URL)"), (f"sqlite:///{tmp_path}/nonexistent/dir/x.db", "x.db"),
+    for url, says in (("sqlite://", "in-memory"), ("sqlite:///:memory:", "in-memory"),
+                      ("notaurl", "(not a database URL)"), (f"sqlite:///{tmp_path}/nonexistent/dir/x.db", "x.db"),
                       ("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", "127.0.0.1:1"),
                       ("mysql://x@y/z", "driver is not installed")):
         monkeypatch.setenv("DATABASE_URL", url)
