@@ -89,15 +89,17 @@ Runner = Callable[[Claimed], None]
 
 class JobQueue:
     """The jobs table, as a queue. ``run(job)`` does a job's work (raises BadJob for a payload it cannot run);
-    ``give_up(job)`` tells the person a job that was started ``max_attempts`` times without finishing is dropped."""
+    ``give_up(job)`` tells the person a job that was started ``max_attempts`` times without finishing is dropped;
+    ``failed(job)`` tells them a job whose work raised (it is not run again)."""
 
     def __init__(self, db_engine: Engine, sessions: sessionmaker[Session], run: Runner,
                  give_up: Runner | None = None, *, threads: int = 4, max_attempts: int = 3,
-                 poll_seconds: float = 0.5) -> None:
+                 poll_seconds: float = 0.5, failed: Runner | None = None) -> None:
         self.db_engine = db_engine
         self.sessions = sessions
         self.run = run
         self.give_up = give_up
+        self.failed = failed
         self.threads = threads
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
@@ -281,6 +283,11 @@ class JobQueue:
             except Exception as exc:
                 outcome, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 log.exception("event=job_failed job_id=%s kind=%s", job.id, job.kind)
+                if self.failed is not None:  # the person was told "the counts follow": say it stopped
+                    try:
+                        self.failed(job)
+                    except Exception:
+                        log.exception("event=job_failed_answer_failed job_id=%s", job.id)
         with contextlib.ExitStack() as stack:
             if conn is None:  # SQLite: a short transaction of its own
                 conn = stack.enter_context(self.db_engine.connect())

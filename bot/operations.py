@@ -423,8 +423,8 @@ def _click_reply(rt: SlackRuntime, job: Claimed) -> Reply:
                           Respond(response_url=url) if url is not None else None)
 
 
-def job_given_up(rt: SlackRuntime, job: Claimed) -> None:
-    """Tell the person whose job was started too many times without finishing that it is dropped."""
+def _tell_job_person(rt: SlackRuntime, job: Claimed, why: str) -> None:
+    """Tell the person who asked for ``job`` that it could not be finished, and ``why`` (a sentence)."""
     try:
         if "click" in job.payload:
             reply = _click_reply(rt, job)
@@ -434,8 +434,20 @@ def job_given_up(rt: SlackRuntime, job: Claimed) -> None:
         return
     what = {"retry_all": "Retry All", "sync_now": "Sync Now", "entry_action": "Your click",
             "resume": "The resume after Reconnect"}.get(job.kind, "That")
-    reply.later({"text": f"{what} could not be finished: syncbot stopped during it {job.attempt - 1} times, so it "
-                         "was not tried again. Try once more, or use Contact support if it happens again."})
+    reply.later({"text": f"{what} could not be finished: {why} Try once more, or use Contact support if it happens "
+                         "again."})
+
+
+def job_given_up(rt: SlackRuntime, job: Claimed) -> None:
+    """Tell the person whose job was started too many times without finishing that it is dropped."""
+    _tell_job_person(rt, job, f"syncbot stopped during it {job.attempt - 1} times, so it was not tried again.")
+
+
+def job_failed(rt: SlackRuntime, job: Claimed) -> None:
+    """Tell the person whose job's work raised that it stopped (what raised is in the log, under the job's id:
+    the person is not shown the internals)."""
+    _tell_job_person(rt, job, f"syncbot met an unexpected error (job {job.id} in its log), and it was not tried "
+                              "again.")
 
 
 #: The button of each entry action, as the card labels it (what a refusal tells the person to click).

@@ -33,7 +33,11 @@ def build_runtime(services: Services, settings: Settings | None = None) -> Slack
     def give_up(job: Claimed) -> None:
         operations.job_given_up(rt, job)
 
-    rt.jobs = JobQueue(services.db_engine, services.sessions, run_job, give_up, threads=rt.settings.job_workers)
+    def failed(job: Claimed) -> None:
+        operations.job_failed(rt, job)
+
+    rt.jobs = JobQueue(services.db_engine, services.sessions, run_job, give_up, threads=rt.settings.job_workers,
+                       failed=failed)
     rt.home = HomePublisher(services.sessions, publish_home)
     rt.notifier.on_delivered = rt.home.after_delivery
     return rt

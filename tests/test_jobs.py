@@ -183,6 +183,33 @@ def test_a_signed_sync_now_is_stored_as_a_job_and_its_counts_reach_the_user(stac
     assert job.payload["user"]["user_id"] == OWNER and job.payload["announce"] is False
 
 
+def test_a_job_whose_work_fails_tells_the_person_it_stopped(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """"Syncing now... the counts follow here" is not left hanging when the work raises (here: the connection's
+    tokens were sealed with a key this server does not have): the person is told it stopped, with the job's id for
+    support; the error itself is logged, not shown."""
+    from cryptography.fernet import Fernet
+
+    from sync.crypto import SecretBox
+    from sync.models import Connection
+
+    caplog.set_level(logging.INFO, logger="syncbot.jobs")
+    other_key = SecretBox([Fernet.generate_key().decode()])
+    with stack.rt.services.sessions() as session, session.begin():
+        session.execute(update(Connection).values(access_token_enc=other_key.encrypt("access"),
+                                                  refresh_token_enc=other_key.encrypt("refresh")))
+    started = stack.driver.slash_command("/sync-log", "sync-now")
+    assert started.status_code == 200 and "Syncing now" in started.response.text
+    stack.slack.standin.apply_command_ack(TEAM, CHANNEL, OWNER, started.response.text,
+                                         started.response.headers.get("content-type"), started.response_url_id)
+    [told] = wait_for(lambda: _ephemerals_with(stack, "could not be finished"), timeout=60)
+    stack.rt.jobs.wait_idle()
+    [job] = _jobs(stack)
+    assert (job.kind, job.outcome, job.attempts) == ("sync_now", "failed", 1)
+    assert f"Sync Now could not be finished: syncbot met an unexpected error (job {job.id} in its log)" in str(told)
+    assert "SecretBoxError" not in str(told) and "SecretBoxError" in (job.error or "")
+    assert any(f"event=job_failed job_id={job.id} " in r.getMessage() for r in caplog.records)
+
+
 # ----------------------------------------------------------------------------------------- 2. kill -9 on PostgreSQL
 
 
