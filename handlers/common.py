@@ -84,12 +84,6 @@ def ack_first(rt: SlackRuntime, work: Callable[[dict[str, Any], WebClient, Respo
     return listener
 
 
-def ack_first_on(rt: SlackRuntime) -> Callable[[Callable[[dict[str, Any], WebClient, Respond, BoltContext], None]],
-                                               Callable[..., None]]:
-    """:func:`ack_first` as a decorator."""
-    return lambda work: ack_first(rt, work)
-
-
 def ids_from(body: dict[str, Any]) -> tuple[str | None, str | None]:
     """(team_id, user_id) of a block_actions or view_submission payload."""
     team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
