@@ -253,6 +253,17 @@ class JobQueue:
                   "TOKEN_ENCRYPTION_KEYS cannot open it; left to a replica whose keys can", job.id, job.kind,
                   self.worker, error[:200])
 
+    @staticmethod
+    def _tell(answer: Runner | None, job: Claimed, why: str) -> None:
+        """Tell the person of a job that will not finish (``answer``: ``give_up`` or ``failed``); an answer that
+        fails is logged (``event=job_<why>_answer_failed``), never raised: the job's row is finished anyway."""
+        if answer is None:
+            return
+        try:
+            answer(job)
+        except Exception:
+            log.exception("event=job_%s_answer_failed job_id=%s", why, job.id)
+
     def _run_claimed(self, conn: Connection | None, job: Claimed) -> None:
         attempt = self._count_attempt(job.id)
         job = dataclasses.replace(job, attempt=attempt)
@@ -261,11 +272,7 @@ class JobQueue:
         if attempt > self.max_attempts:
             outcome, error = "gave_up", f"started {attempt - 1} times without finishing"
             log.error("event=job_given_up job_id=%s kind=%s attempts=%d", job.id, job.kind, attempt - 1)
-            if self.give_up is not None:
-                try:
-                    self.give_up(job)
-                except Exception:
-                    log.exception("event=job_give_up_answer_failed job_id=%s", job.id)
+            self._tell(self.give_up, job, "give_up")
         else:
             log.info("event=job_started job_id=%s kind=%s attempt=%d worker=%s", job.id, job.kind, attempt,
                      self.worker)
@@ -283,11 +290,7 @@ class JobQueue:
             except Exception as exc:
                 outcome, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 log.exception("event=job_failed job_id=%s kind=%s", job.id, job.kind)
-                if self.failed is not None:  # the person was told "the counts follow": say it stopped
-                    try:
-                        self.failed(job)
-                    except Exception:
-                        log.exception("event=job_failed_answer_failed job_id=%s", job.id)
+                self._tell(self.failed, job, "failed")  # the person was told "the counts follow": say it stopped
         with contextlib.ExitStack() as stack:
             if conn is None:  # SQLite: a short transaction of its own
                 conn = stack.enter_context(self.db_engine.connect())
