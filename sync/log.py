@@ -352,8 +352,9 @@ def _fts_phrase(words: str) -> str:
     return '"' + words.replace('"', '""') + '"'
 
 
-def _apply(stmt: Select[Any], f: LogFilter, search: str = "like") -> Select[Any]:
-    """``stmt`` with the conditions of ``f``. ``search``: how the free text is indexed (``_search``)."""
+def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
+    """``stmt`` with the conditions of ``f`` (free text by the LIKE: :func:`_matches` adds the index that narrows
+    it)."""
     conds = []
     if f.account_id is not None:
         conds.append(SyncLogEntry.account_id == f.account_id)
@@ -387,12 +388,6 @@ def _apply(stmt: Select[Any], f: LogFilter, search: str = "like") -> Select[Any]
         like = "%" + f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conds.append(or_(_lower(SyncLogEntry.record_label).like(like, escape="\\"),
                          _lower(SyncLogEntry.details).like(like, escape="\\")))
-        if search == "fts5" and len(f.text) >= TRIGRAM:
-            # the FTS table narrows to the entries holding the text, folded as FTS5 folds (Unicode letters too);
-            # the LIKE above stays the final word, so what matches is exactly what matched without the index
-            conds.append(SyncLogEntry.id.in_(
-                text("SELECT rowid FROM sync_log_fts WHERE sync_log_fts MATCH :fts_phrase")
-                .bindparams(fts_phrase=_fts_phrase(f.text)).columns(rowid=BigInteger)))
     return stmt.where(and_(*conds)) if conds else stmt
 
 
@@ -454,10 +449,12 @@ def _matches(stmt: Select[Any], f: LogFilter, search: str) -> tuple[Select[Any],
     (SQLite) drives the query: its rowids come newest first from the index itself, so a common word stops after a
     page of matches and a rare one reads only its few, where ``id IN (matches)`` would read every match first."""
     if search != "fts5" or not f.text or len(f.text) < TRIGRAM:
-        return _apply(stmt, f, search), SyncLogEntry.id
+        return _apply(stmt, f), SyncLogEntry.id
     driven = (stmt.select_from(_FTS).join(SyncLogEntry, SyncLogEntry.id == _FTS.c.rowid)
               .where(text("sync_log_fts MATCH :fts_phrase").bindparams(fts_phrase=_fts_phrase(f.text))))
-    return _apply(driven, f, "like"), _FTS.c.rowid
+    # the FTS table narrows to the entries holding the text, folded as FTS5 folds (Unicode letters too); the LIKE
+    # of _apply stays the final word, so what matches is exactly what matched without the index
+    return _apply(driven, f), _FTS.c.rowid
 
 
 def page(session: Session, f: LogFilter, before: int | None = None, after: int | None = None,
@@ -508,7 +505,7 @@ def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:
     if column is None:
         raise ValueError(f"cannot count by {by!r}")
     _ready(session)
-    rows = session.execute(_apply(select(column, func.count()), f, _search(session)).group_by(column)).all()
+    rows = session.execute(_matches(select(column, func.count()), f, _search(session))[0].group_by(column)).all()
     return {str(key) if key is not None else "none": int(n) for key, n in rows}
 
 

@@ -802,6 +802,12 @@ def test_free_text_through_the_index_finds_substrings_folded_and_follows_changes
     assert found("0234") == {"inv"} and found("code 5010") == {"inv"}
     assert found("quickbooks cust") == {"other"} and found("nowhere at all") == set()
     assert found("mi") == {"smith"} and found("zq") == set()  # shorter than a trigram: matched all the same
+    with w.sessions() as session:  # counts go through the same narrowing as pages
+        def counted(words: str) -> dict[str, int]:
+            return counts(session, parse_filter(words, now=NOW, account_id=w.a), "entity")
+
+        assert counted("MÜLLER") == counted("müll") == counted("mith cons") == {"invoice": 1}
+        assert counted("nowhere at all") == {} and counted("mi") == {"invoice": 1}
 
     with w.sessions() as session, session.begin():  # details and names changed after the insert: found anew
         session.execute(update(SyncLogEntry).where(SyncLogEntry.id == names["other"])
