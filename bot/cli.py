@@ -481,13 +481,19 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
         if as_json:
             typer.echo(json.dumps({"filter": flt.describe(), "total": result.total,
                                    "total_is_lower_bound": result.total_is_lower_bound, "entries": rows,
-                                   "next_before": result.next_before}, indent=2))
+                                   "next_before": result.next_before,
+                                   "searched_newest": result.searched_newest}, indent=2))
             return
         of = f"more than {result.total:,}" if result.total_is_lower_bound else f"{result.total:,}"
         span = (f", {len(rows)} entries past the newest {result.first - 1:,}" if rows and result.first_is_lower_bound
                 else f", entries {result.first:,}-{result.first + len(rows) - 1:,} of {of}"
                 if rows and result.total and (len(rows) < result.total or result.total_is_lower_bound) else "")
         typer.echo(f"sync log of {acc.name} ({flt.describe()}{span}), times in {acc.timezone}")
+        if result.searched_newest:
+            newest = ("entry" if result.searched_newest == 1
+                      else f"{result.searched_newest:,} entries")
+            typer.echo(f"text under 3 characters searches only the newest {newest}: type 3 or more to search "
+                       "them all")
         if not rows:
             typer.echo("no entries")
         for r in rows:

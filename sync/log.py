@@ -22,19 +22,20 @@ same in the channel, the log, the App Home, the summary and the CLI. Warnings: t
 differ, or QuickBooks refused its tax: either way the fix is comparing the tax) and rate_limited (it resolves by
 itself). An entry without a kind keeps its stored status.
 
-Pages are keyset pages on the entry id, newest first (stable while entries are being added, and as fast on the
-millionth entry as on the first). A filter can be parsed from the words people type (`/sync-log` and the CLI):
+Pages are keyset pages, newest first, with entry ids as cursors (stable while entries are being added, and as
+fast on the millionth entry as on the first): by id, or, for a time-bounded filter, by time then id along the
+time index. A filter can be parsed from the words people type (`/sync-log` and the CLI):
 `errors`, `warnings`, `entity:invoice kind:duplicate since:7d until:2026-11-01 direction:pull status:synced
 connection:3` and free text (matched against the record's name and the details).
 
 Speed on a big log (issue 17; migration 0019; ``bench/synclog.py``): every filter reads newest first with a LIMIT
 through an index that ends in the id (status, kind, entity, connection, the open errors' partial index); a page
-counts its matches only up to :data:`COUNT_CAP` ("of more than 10,000"); since/until read the window's id range
-off the time index first. Free text of three characters or more is narrowed by an index: SQLite's FTS5 trigram
-table drives the query newest first, PostgreSQL's trigram GIN indexes serve the LIKE. The LIKE on the Unicode
-lower() stays the final check either way, so the index changes how fast, never what is found. Shorter text has
-no trigram: it is matched by the LIKE alone, newest first, which stops at a page and the capped count when the
-letters are common and reads the whole account when they match nothing.
+counts its matches only up to :data:`COUNT_CAP` ("of more than 10,000"); since/until walk the time index
+(account, created_at, id) from the window's end. Free text of three characters or more is narrowed by an index:
+SQLite's FTS5 trigram table drives the query newest first (within since/until's id range), PostgreSQL's trigram
+GIN indexes serve the LIKE. The LIKE on the Unicode lower() stays the final check either way, so the index
+changes how fast, never what is found. Shorter text has no trigram: it searches only the newest
+:data:`SHORT_TEXT_WINDOW` entries, and the page says so.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    tuple_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -331,6 +333,9 @@ def _ready(session: Session) -> None:
 _SEARCH: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 #: The shortest free text a trigram index can narrow: shorter text is matched by LIKE alone.
 TRIGRAM = 3
+#: Free text shorter than :data:`TRIGRAM` has no index to narrow it: a page searches only this many of the newest
+#: entries for it (and says so), where a search of every entry could take seconds on a big log.
+SHORT_TEXT_WINDOW = 20_000
 
 
 def _search(session: Session) -> str:
@@ -407,23 +412,25 @@ class Page:
     first: int = 1
     total_is_lower_bound: bool = False
     first_is_lower_bound: bool = False
+    #: Set when the filter's free text is too short for an index (under :data:`TRIGRAM` characters) and the log
+    #: holds more entries than :data:`SHORT_TEXT_WINDOW`: only that many of the newest entries were searched.
+    searched_newest: int | None = None
 
 
-def _count(session: Session, stmt: Select[Any], key: ColumnElement[int], cap: int) -> tuple[int, bool]:
-    """How many rows ``stmt`` (a select of ids, ``key`` the id it orders by) gives, counting at most ``cap`` + 1:
+def _count(session: Session, stmt: Select[Any], order: _Order, cap: int) -> tuple[int, bool]:
+    """How many rows ``stmt`` (a select of ids, in a page's ``order``) gives, counting at most ``cap`` + 1:
     (the count, or ``cap`` and True when more match)."""
     # newest first, as the page reads them: the planner then takes the page's index (the open errors' partial
     # index, say) rather than one that lists every error, resolved or not
     n = int(session.scalar(select(func.count()).select_from(
-        stmt.order_by(key.desc()).limit(cap + 1).subquery())) or 0)
+        stmt.order_by(*order.newest_first()).limit(cap + 1).subquery())) or 0)
     return (cap, True) if n > cap else (n, False)
 
 
 def _id_bounds(session: Session, f: LogFilter) -> list[ColumnElement[bool]]:
     """The ids a time-bounded filter can match, as conditions on the id: the lowest and highest id written within
     ``since``/``until`` (exact: read from the time index, whatever the order entries were written in). A page
-    then walks the ids newest first from the right place instead of skipping every entry outside the times, and
-    never sorts the matches of a wide time range."""
+    driven by the FTS table then reads only the ids of the window. Costs a walk of the window's time index."""
     if not (f.since or f.until):
         return []
     # id + 0: PostgreSQL would otherwise read min() and max() off the primary key, walking every entry outside
@@ -444,11 +451,41 @@ def _id_bounds(session: Session, f: LogFilter) -> list[ColumnElement[bool]]:
 _FTS = table("sync_log_fts", column("rowid", BigInteger))
 
 
+@dataclass(frozen=True)
+class _Order:
+    """How a page orders its matches, newest first: by ``columns`` descending (the entry id, or the FTS rowid,
+    or the entry's time then id), and where an entry sits in that order (:meth:`position`)."""
+
+    columns: tuple[ColumnElement[Any], ...]
+
+    def newest_first(self) -> list[ColumnElement[Any]]:
+        return [c.desc() for c in self.columns]
+
+    def oldest_first(self) -> list[ColumnElement[Any]]:
+        return [c.asc() for c in self.columns]
+
+    def older_than(self, position: tuple[Any, ...]) -> ColumnElement[bool]:
+        return self.columns[0] < position[0] if len(self.columns) == 1 else \
+            tuple_(*self.columns) < tuple_(*position)
+
+    def newer_than(self, position: tuple[Any, ...]) -> ColumnElement[bool]:
+        return self.columns[0] > position[0] if len(self.columns) == 1 else \
+            tuple_(*self.columns) > tuple_(*position)
+
+    def position(self, entry: SyncLogEntry) -> tuple[Any, ...]:
+        return (entry.id,) if len(self.columns) == 1 else (entry.created_at, entry.id)
+
+
+#: A time-bounded page's order: the time index (account, created_at, id) walked from ``until`` (or the newest
+#: entry) backwards, so ``until:`` in the middle of a big log costs a page, not a walk of half the log.
+_BY_TIME = _Order((SyncLogEntry.created_at, SyncLogEntry.id))
+
+
 def _matches(stmt: Select[Any], f: LogFilter, search: str) -> tuple[Select[Any], ColumnElement[int]]:
     """``stmt`` narrowed to ``f``, and the id column a page orders and pages it by. With free text the FTS table
     (SQLite) drives the query: its rowids come newest first from the index itself, so a common word stops after a
     page of matches and a rare one reads only its few, where ``id IN (matches)`` would read every match first."""
-    if search != "fts5" or not f.text or len(f.text) < TRIGRAM:
+    if not _fts_driven(f, search):
         return _apply(stmt, f), SyncLogEntry.id
     driven = (stmt.select_from(_FTS).join(SyncLogEntry, SyncLogEntry.id == _FTS.c.rowid)
               .where(text("sync_log_fts MATCH :fts_phrase").bindparams(fts_phrase=_fts_phrase(f.text))))
@@ -457,11 +494,53 @@ def _matches(stmt: Select[Any], f: LogFilter, search: str) -> tuple[Select[Any],
     return _apply(driven, f), _FTS.c.rowid
 
 
+def _fts_driven(f: LogFilter, search: str) -> bool:
+    """Whether the FTS table drives ``f``'s query (SQLite, free text long enough for a trigram)."""
+    return search == "fts5" and bool(f.text) and len(f.text) >= TRIGRAM
+
+
+def _cursor(session: Session, f: LogFilter, order: _Order, entry_id: int) -> tuple[Any, ...] | None:
+    """The position in ``order`` of the cursor ``entry_id`` (a page's next/previous id): the id itself, or, in the
+    time order, that entry's time and id. A cursor that names no entry of the account (tampered, or deleted since)
+    takes the time of the newest entry below it, as an id cursor would; None when there is none."""
+    if order is not _BY_TIME:
+        return (entry_id,)
+    scope = select(SyncLogEntry.created_at, SyncLogEntry.id).where(SyncLogEntry.id <= entry_id)
+    if f.account_id is not None:
+        scope = scope.where(SyncLogEntry.account_id == f.account_id)
+    row = session.execute(scope.order_by(SyncLogEntry.id.desc()).limit(1)).one_or_none()
+    if row is None:
+        return None
+    created_at, found = row
+    # an entry that is not the cursor itself lies below it: start at it, inclusive
+    return (created_at, entry_id) if found == entry_id else (created_at, found + 1)
+
+
+def _short_text_window(session: Session, f: LogFilter, size: int) -> list[ColumnElement[bool]]:
+    """For free text too short for a trigram (see :data:`SHORT_TEXT_WINDOW`): the condition that keeps the search
+    to the newest ``size`` entries of the account (or connection), read off the id index; none when the text is
+    long enough or the log is smaller than the window."""
+    if not f.text or len(f.text) >= TRIGRAM:
+        return []
+    newest = select(SyncLogEntry.id)
+    if f.account_id is not None:
+        newest = newest.where(SyncLogEntry.account_id == f.account_id)
+    if f.connection_id is not None:
+        newest = newest.where(SyncLogEntry.connection_id == f.connection_id)
+    oldest = session.scalar(newest.order_by(SyncLogEntry.id.desc()).offset(size).limit(1))
+    return [] if oldest is None else [SyncLogEntry.id > oldest]
+
+
 def page(session: Session, f: LogFilter, before: int | None = None, after: int | None = None,
-         size: int = 10, count_cap: int | None = None) -> Page:
-    """The page of entries matching ``f`` older than id ``before`` (next) or newer than id ``after``
+         size: int = 10, count_cap: int | None = None, short_text_window: int | None = None) -> Page:
+    """The page of entries matching ``f`` older than entry ``before`` (next) or newer than entry ``after``
     (previous); the newest page when neither is given. ``size`` is capped at 100. The total and the first
-    entry's position are counted up to ``count_cap`` (default :data:`COUNT_CAP`; see :class:`Page`)."""
+    entry's position are counted up to ``count_cap`` (default :data:`COUNT_CAP`; see :class:`Page`).
+
+    Newest first means by id, except for a time-bounded filter (``since``/``until``) without indexed free text,
+    whose page follows the entries' times (then ids): the same order wherever entries were written in time order.
+    The cursors are entry ids either way. Free text under :data:`TRIGRAM` characters searches only the newest
+    ``short_text_window`` entries (default :data:`SHORT_TEXT_WINDOW`; ``searched_newest`` says so)."""
     size = max(1, min(size, MAX_PAGE))
     cap = max(1, COUNT_CAP if count_cap is None else count_cap)
     # a cursor past the ids a BIGINT can hold means "everything" (before) or "nothing" (after)
@@ -469,33 +548,45 @@ def page(session: Session, f: LogFilter, before: int | None = None, after: int |
     after = None if after is None else max(-_MAX_ID, min(after, _MAX_ID))
     _ready(session)
     search = _search(session)
-    bounds = _id_bounds(session, f)
     stmt, key = _matches(select(SyncLogEntry), f, search)
     ids, _ = _matches(select(SyncLogEntry.id), f, search)
-    stmt, ids = stmt.where(*bounds), ids.where(*bounds)
+    newest = max(1, SHORT_TEXT_WINDOW if short_text_window is None else short_text_window)
+    window = _short_text_window(session, f, newest)
+    stmt, ids = stmt.where(*window), ids.where(*window)
+    if (f.since or f.until) and not _fts_driven(f, search):
+        order = _BY_TIME
+    else:
+        order = _Order((key,))
+        bounds = _id_bounds(session, f)
+        stmt, ids = stmt.where(*bounds), ids.where(*bounds)
     if after is not None:
-        rows = list(session.scalars(stmt.where(key > after).order_by(key.asc()).limit(size + 1)))
+        start = _cursor(session, f, order, after)
+        if start is not None:
+            stmt = stmt.where(order.newer_than(start))
+        rows = list(session.scalars(stmt.order_by(*order.oldest_first()).limit(size + 1)))
         has_newer = len(rows) > size
         rows = list(reversed(rows[:size]))
-        has_older = bool(rows) and session.scalar(ids.where(key < rows[-1].id).limit(1)) is not None
+        has_older = bool(rows) and session.scalar(
+            ids.where(order.older_than(order.position(rows[-1]))).limit(1)) is not None
     else:
         if before is not None:
-            stmt = stmt.where(key < before)
-        rows = list(session.scalars(stmt.order_by(key.desc()).limit(size + 1)))
+            start = _cursor(session, f, order, before)
+            stmt = stmt.where(order.older_than(start) if start is not None else false())
+        rows = list(session.scalars(stmt.order_by(*order.newest_first()).limit(size + 1)))
         has_older = len(rows) > size
         rows = rows[:size]
         has_newer = before is not None and bool(rows) and session.scalar(
-            ids.where(key > rows[0].id).limit(1)) is not None
+            ids.where(order.newer_than(order.position(rows[0]))).limit(1)) is not None
     if not has_newer and not has_older:  # the page holds every match: nothing to count
         total, total_more = len(rows), False
     else:
-        total, total_more = _count(session, ids, key, cap)
-    newer, newer_more = _count(session, ids.where(key > rows[0].id), key, cap) if rows and has_newer \
-        else (0, False)
+        total, total_more = _count(session, ids, order, cap)
+    newer, newer_more = _count(session, ids.where(order.newer_than(order.position(rows[0]))), order, cap) \
+        if rows and has_newer else (0, False)
     return Page(entries=rows, next_before=rows[-1].id if rows and has_older else None,
                 prev_after=rows[0].id if rows and has_newer else None, filter=f, total=total,
                 first=newer + 1, total_is_lower_bound=total_more or newer_more,
-                first_is_lower_bound=newer_more)
+                first_is_lower_bound=newer_more, searched_newest=newest if window else None)
 
 
 def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from bot import config
 from bot.cli import app
+from sync import log as sync_log
 from tests.conftest import QBO
 
 
@@ -59,7 +60,8 @@ def test_import_bad_file_changes_nothing_and_says_where(cli: Any, fixtures_dir: 
     assert cli("records", "import", str(tmp_path / "missing.json")).exit_code == 2
 
 
-def test_connect_sync_log_retry_and_retry_all(cli: Any, qbo: QBO, fixtures_dir: Path) -> None:
+def test_connect_sync_log_retry_and_retry_all(cli: Any, qbo: QBO, fixtures_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from sandbox.quickbooks.consent import click_connect
 
     assert cli("records", "import", str(fixtures_dir / "records_demo.json")).exit_code == 0
@@ -86,6 +88,12 @@ def test_connect_sync_log_retry_and_retry_all(cli: Any, qbo: QBO, fixtures_dir: 
 
     assert cli("sync-log", "kind:nonsense").exit_code == 2
     assert cli("retry", "999999").exit_code == 2  # no such entry
+    # text under 3 characters searches only the newest entries, and says so (the window shrunk from 20,000)
+    monkeypatch.setattr(sync_log, "SHORT_TEXT_WINDOW", 1)
+    short = cli("sync-log", "ac")
+    assert "searches only the newest entry: type 3 or more" in short.output, short.output
+    assert json.loads(cli("sync-log", "ac", "--json").output)["searched_newest"] == 1
+    assert json.loads(cli("sync-log", "acm", "--json").output)["searched_newest"] is None
 
     failing = cli("retry", str(dup["id"]))
     assert failing.exit_code == 1 and "duplicate" in failing.output

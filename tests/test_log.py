@@ -403,6 +403,32 @@ def test_text_search_is_literal_and_case_insensitive(world: World) -> None:
         assert shown(w, parse_filter(words, now=NOW, account_id=w.a), names) == expected, words
 
 
+def test_short_text_searches_only_the_newest_entries_and_says_so(world: World) -> None:
+    """Text under three characters has no trigram to narrow it: it searches the newest ``short_text_window``
+    entries of the account (B's entries and A's older ones left out) and the page says so; longer text, or a log
+    smaller than the window, searches everything and says nothing."""
+    from bot.blocks import log_page
+    w = world
+    old = w.add(entry(w.a, w.a_qbo, NOW - 10 * D, label="Zq Roofing (old)"))
+    w.add(*[entry(w.b, w.b_qbo, NOW - 9 * D + i * H, label=f"Zq B {i}") for i in range(5)])
+    new = w.add(*[entry(w.a, w.a_qbo, NOW - 5 * D + i * H, label=("Zq Framing" if i % 2 else "Other"))
+                  for i in range(6)])
+    with w.sessions() as session:
+        near = page(session, parse_filter("zq", now=NOW, account_id=w.a), short_text_window=6)
+        assert ids_of(near.entries) == new[1::2][::-1] and near.searched_newest == 6
+        wide = page(session, parse_filter("zq", now=NOW, account_id=w.a), short_text_window=7)
+        assert ids_of(wide.entries) == [*new[1::2][::-1], old[0]] and wide.searched_newest is None
+        longer = page(session, parse_filter("zq r", now=NOW, account_id=w.a), short_text_window=6)
+        assert ids_of(longer.entries) == old and longer.searched_newest is None
+        nothing = page(session, parse_filter("qz", now=NOW, account_id=w.a), short_text_window=2)
+        assert nothing.entries == [] and nothing.searched_newest == 2
+        said = " ".join(str(b) for b in log_page(near, filter_text="zq")["blocks"])
+        assert "searches only the newest 6 entries" in said and "type 3 or more" in said
+        empty = " ".join(str(b) for b in log_page(nothing, filter_text="qz")["blocks"])
+        assert "No entries match" in empty and "searches only the newest 2 entries" in empty
+        assert "searches only" not in " ".join(str(b) for b in log_page(wide, filter_text="zq")["blocks"])
+
+
 # ------------------------------------------------------------------------------------------------ pages
 
 
@@ -530,6 +556,39 @@ def test_page_ends_sizes_and_odd_cursors(world: World) -> None:
         assert ids_of(page(session, f, after=-10**20, size=3).entries) == ids[2::-1]
         # a cursor that is not one of the filter's own entries still pages by id
         assert ids_of(page(session, f, before=ids[50] + 1, size=2).entries) == [ids[50], ids[49]]
+
+
+def test_time_bounded_pages_follow_the_entries_times(world: World) -> None:
+    """since/until page along the time index: an entry written late with an earlier time (a replica's clock, an
+    import) sits at its time, every match comes once forward and back, and the positions are counted in that
+    order."""
+    w = world
+    on_time = w.add(*[entry(w.a, w.a_qbo, NOW - 40 * H + i * H, label=f"on time {i}") for i in range(30)])
+    late = w.add(entry(w.a, w.a_qbo, NOW - 39 * H + dt.timedelta(minutes=30), label="written late"),
+                 entry(w.a, w.a_qbo, NOW - 100 * D, label="long before"),
+                 entry(w.a, w.a_qbo, NOW - 25 * H, label="same time, later id"))
+    w.add(entry(w.b, w.b_qbo, NOW - 39 * H, label="other account"))
+    expected = sorted(on_time + late[:1] + late[2:], reverse=True,
+                      key=lambda i: (NOW - 40 * H + on_time.index(i) * H if i in on_time else
+                                     NOW - 39 * H + dt.timedelta(minutes=30) if i == late[0] else NOW - 25 * H, i))
+    f = parse_filter("since:3d until:10h", now=NOW, account_id=w.a)
+    with w.sessions() as session:
+        forward = walk_next(session, f, 7)
+        walked = [i for p in forward for i in ids_of(p.entries)]
+        assert walked[:3] == [on_time[29], on_time[28], on_time[27]]   # NOW-11h, -12h, -13h
+        assert late[0] in walked and late[1] not in walked              # at its time; outside the window
+        assert walked == expected and len(walked) == 32                # NOW-40h..-11h, + 2 late
+        assert walked.index(late[0]) == walked.index(on_time[1]) - 1    # between -38h and -39h
+        assert walked.index(late[2]) == walked.index(on_time[15]) - 1   # same time as on_time[15], newer id
+        assert [p.first for p in forward] == [1, 8, 15, 22, 29]
+        assert all(p.total == 32 and not p.total_is_lower_bound for p in forward)
+        back = walk_prev(session, f, forward[-1], 7)
+        assert [ids_of(p.entries) for p in back] == [ids_of(p.entries) for p in reversed(forward)]
+        # a cursor that names no entry of the account (here another account's) pages from the entry below it, as
+        # an id cursor would: that entry and the ones older than it
+        other = page(session, f, before=late[-1] + 1, size=3)
+        assert ids_of(other.entries) == [late[-1], *ids_of(page(session, f, before=late[-1], size=2).entries)]
+        assert page(session, f, before=0).entries == [] and page(session, f, before=-10**20).entries == []
 
 
 # ------------------------------------------------------------------------------------------------ counts

@@ -39,8 +39,8 @@ from bot.blocks.text import (
 )
 from sync.diagnosis import severity
 
-#: Blocks a page keeps for itself: header, context, actions, and the "not shown" note.
-_RESERVED = 4
+#: Blocks a page keeps for itself: header, context, actions, the "not shown" note and the short-text note.
+_RESERVED = 5
 
 
 def _is_open(entry: Any) -> bool:
@@ -135,7 +135,12 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
     if not entries:
         blocks.append(section(f":white_check_mark: No entries match *{mrkdwn(described, 500)}*.\n"
                               "Try `/sync-log errors`, `/sync-log since:7d` or `/sync-log help`."))
-    else:
+    searched = attr(page, "searched_newest", None)
+    if searched:
+        newest = "entry" if int(searched) == 1 else f"{int(searched):,} entries"
+        blocks.append(context(f"_Text under 3 characters searches only the newest {newest}: type 3 or more to "
+                              "search them all._"))
+    if entries:
         blocks.append(context(f"{_span(page, len(entries))}, newest first{words}"))
         room = MESSAGE_BLOCKS_MAX - _RESERVED
         if len(entries) <= room:
