@@ -133,11 +133,11 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    """The machine a bench ran on, with its load average as the bench ends (the benches share two cores)."""
+    """The machine a bench ran on, with its load average as the bench ends: read it to know whether other work
+    shared the cores (a load average near the bench's own process count is a quiet machine)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_at_end": [round(x, 2) for x in load] if load else None,
-            "shared": "2 cores shared with other work while measured"}
+            "load_average_at_end": [round(x, 2) for x in load] if load else None}
 
 
 def with_ratio(medians: dict[str, dict[str, Any]], rate: str) -> dict[str, Any]:
