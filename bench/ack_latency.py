@@ -40,6 +40,7 @@ The clients and the Slack stand-in share the 2 cores with the server: the figure
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -59,6 +60,8 @@ from urllib.parse import urlencode
 
 import httpx
 from cryptography.fernet import Fernet
+
+from bench.replicas import fresh_database
 
 RESULTS = Path(__file__).parent / "results" / "ack_latency.json"
 SIGNING_SECRET = "bench-signing-secret"
@@ -192,9 +195,10 @@ class Stack:
             fn()
 
 
-def start_stack(split: bool = False) -> Stack:
+def start_stack(split: bool = False, database_url: str | None = None) -> Stack:
     """Seed a company with open errors, serve syncbot in a child process (``split``: a web process and a worker
-    process), bind the workspace and find a clickable error message."""
+    process), bind the workspace and find a clickable error message. ``database_url``: an empty database to use
+    (PostgreSQL) instead of a SQLite file in a temporary directory."""
     from bot.config import Settings
     from bot.services import build_services
     from sandbox.quickbooks import DEFAULT_REALM, create_app
@@ -212,7 +216,8 @@ def start_stack(split: bool = False) -> Stack:
     work = Path(tempfile.mkdtemp(prefix="syncbot-bench-"))
     port = free_port()
     env = {
-        "DATABASE_URL": f"sqlite:///{work / 'bench.db'}", "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DATABASE_URL": database_url or f"sqlite:///{work / 'bench.db'}",
+        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "QBO_API_URL": qbo.url, "QBO_AUTH_URL": f"{qbo.url}/connect/oauth2",
         "QBO_TOKEN_URL": f"{qbo.url}/oauth2/v1/tokens/bearer", "QBO_REVOKE_URL": f"{qbo.url}/v2/oauth2/tokens/revoke",
         "SLACK_API_URL": slack.api_url, "SLACK_BOT_TOKEN": slack_cfg.DEFAULT_BOT_TOKEN,
@@ -442,6 +447,8 @@ def main() -> int:
                         help="N CPU-burning processes run alongside (a loaded machine)")
     parser.add_argument("--split", action="store_true",
                         help="serve as two processes: --role web, and --role worker --role scheduler")
+    parser.add_argument("--pg-url", default=None, metavar="URL",
+                        help="serve on a fresh PostgreSQL database created beside URL's (dropped afterwards)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.think_ms < 0:
@@ -452,28 +459,33 @@ def main() -> int:
     mode = "single" if args.single else "rates" if args.rates else "closed"
     suffix = f".{mode}" if mode != "closed" else f".think{args.think_ms:g}ms" if args.think_ms else ""
     suffix += (f".load{args.load}" if args.load else "") + (".split" if args.split else "")
+    suffix += ".pg" if args.pg_url else ""
     output = args.output or RESULTS.with_suffix(f"{suffix}.json")
     load_before = os.getloadavg()[0]
-    burners = start_load(args.load)
-    try:
-        stack = start_stack(args.split)
-    except BaseException:
-        stop_load(burners)  # never left spinning
-        raise
-    try:
-        if mode == "single":
-            measured: dict[str, Any] = {"per_kind": run_single(stack, args.single)}
-        elif mode == "rates":  # each rate on a fresh stack: a run must not inherit the sync log of the last
-            measured = {"rates": run_rates(stack, [float(args.rates.split(",")[0])], args.seconds)}
-            for rate in args.rates.split(",")[1:]:
-                stack.stop()
-                stack = start_stack(args.split)
-                measured["rates"] += run_rates(stack, [float(rate)], args.seconds)
-        else:
-            measured = run_closed(stack, args.clients, args.requests, args.think_ms)
-    finally:
-        stack.stop()
-        stop_load(burners)
+    with contextlib.ExitStack() as databases:
+        def database() -> str | None:  # a fresh one per stack, as the SQLite file is
+            return databases.enter_context(fresh_database(args.pg_url, "ack")) if args.pg_url else None
+
+        burners = start_load(args.load)
+        try:
+            stack = start_stack(args.split, database())
+        except BaseException:
+            stop_load(burners)  # never left spinning
+            raise
+        try:
+            if mode == "single":
+                measured: dict[str, Any] = {"per_kind": run_single(stack, args.single)}
+            elif mode == "rates":  # each rate on a fresh stack: a run must not inherit the sync log of the last
+                measured = {"rates": run_rates(stack, [float(args.rates.split(",")[0])], args.seconds)}
+                for rate in args.rates.split(",")[1:]:
+                    stack.stop()
+                    stack = start_stack(args.split, database())
+                    measured["rates"] += run_rates(stack, [float(rate)], args.seconds)
+            else:
+                measured = run_closed(stack, args.clients, args.requests, args.think_ms)
+        finally:
+            stack.stop()
+            stop_load(burners)
 
     summary: dict[str, Any] = {
         "benchmark": "ack_latency", "mode": mode,
@@ -481,7 +493,7 @@ def main() -> int:
         "config": {"clients": args.clients if mode == "closed" else 1 if mode == "single" else "open loop",
                    "server": "syncbot serve --role web (uvicorn) + --role worker --role scheduler" if args.split
                    else "syncbot serve (uvicorn, 1 process)", "commit": git_commit(),
-                   "cpu_burners": args.load,
+                   "cpu_burners": args.load, "database": "postgresql" if args.pg_url else "sqlite",
                    "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                                "platform": platform.platform(),
                                "load_average_before_run": load_before,
