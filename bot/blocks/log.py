@@ -177,7 +177,8 @@ HELP_COMMANDS: tuple[tuple[str, str], ...] = (
      "everywhere (`warnings` for the warnings only; `status:error` lists every failed attempt)"),
     ("/sync-log entity:invoice kind:duplicate since:7d direction:push",
      "filters: `entity:` contact, item, invoice, payment; `kind:` duplicate, not_found, validation…; "
-     "`since:` 30m, 24h, 7d or a date; `direction:` push or pull; any other words search names and details"),
+     "`since:` 30m, 24h, 7d or a date; `direction:` push or pull; any other words search names and details "
+     "(3 characters or more search the whole log)"),
     ("/sync-log retry-all", "retry every open error (asks first)"),
     ("/sync-log sync-now · /sync-log resume", "sync everything that changed, both ways; during a rate-limit "
      "pause, try once whether QuickBooks takes requests again and resume at once if it does"),
