@@ -399,6 +399,7 @@ def test_update_errors_message_not_found_and_cant_update(client: WebClient, stan
 # ------------------------------------------------------------------------------------------------------------
 def test_post_message_is_limited_per_channel_with_retry_after(server: StandInServer, standin: SlackStandIn) -> None:
     headers = {"Authorization": f"Bearer {DEFAULT_BOT_TOKEN}"}
+    standin.freeze_rate_limits()  # no token refills between the posts, however slow the machine
     answers = [httpx.post(server.api_url + "chat.postMessage", headers=headers,
                           json={"channel": ERRORS_CHANNEL_ID, "text": f"error {i}"}) for i in range(6)]
     assert [a.status_code for a in answers] == [200] * 5 + [429]

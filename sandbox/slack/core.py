@@ -133,6 +133,13 @@ class StandInCore:
         """Slack's wall clock: ``time.time()`` plus whatever :meth:`advance_clock` added."""
         return time.time() + self._clock_offset
 
+    def freeze_rate_limits(self) -> None:
+        """Stop the clock of the rate-limit buckets (for tests): a bucket then refills only when :meth:`reset`
+        starts the clock again, so a test sees the limits whatever the speed of the machine it runs on."""
+        with self._lock:
+            frozen = self._monotonic()
+            self._limiter = RateLimiter(lambda: frozen)
+
     def advance_clock(self, seconds: float) -> None:
         """Move the stand-in's clock forward (expires response_urls and trigger_ids without sleeping) by 0 to ten
         years. Raises ValueError, changing nothing, for anything else (NaN, infinity, a negative number, text)."""
