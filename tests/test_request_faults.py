@@ -295,12 +295,17 @@ def test_retry_all_that_ends_after_its_response_url_was_used_up_still_answers(st
         assert confirm.status_code == 200
         rid = confirm.response_url_id or ""
         wait_for(lambda: stack.slack.standin.response_url(rid).uses == 1)  # "Retrying 0 of 2..." in its place
-        for n in range(4):  # a long run's progress updates use the other four posts up
+        n = 0
+        while stack.slack.standin.response_url(rid).uses < 5:  # a long run's progress updates use the posts up
+            # (the job's own progress may take a post between the check and this one: then this one is refused)
             assert httpx.post(confirm.response_url or "", json={"text": f"progress {n}",
-                                                                "replace_original": True}).status_code == 200
+                                                                "replace_original": True}).status_code in (200, 404)
+            n += 1
+            assert n < 10
         answer = wait_for(lambda: _ephemerals_with(stack, OWNER, "Retry All finished"), timeout=60)[-1]
     assert "1 synced, 1 still failing" in answer["text"] and not answer["via_response_url"]  # Acme Corp synced
-    assert [c.error for c in stack.slack.standin.calls("response_url") if c.status != 200] == ["used_url"]
+    refused = [c.error for c in stack.slack.standin.calls("response_url") if c.status != 200]
+    assert refused and set(refused) == {"used_url"}  # the outcome met the used-up URL and went another way
 
 
 def test_an_answer_refused_where_it_was_asked_arrives_as_a_direct_message(stack: Stack) -> None:
