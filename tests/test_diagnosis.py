@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import json
 import re
-import time
 from decimal import Decimal
 from html import escape as html_escape
 from pathlib import Path
@@ -318,10 +317,8 @@ def test_billion_laughs_is_refused_without_expansion() -> None:
         '<IntuitResponse><Fault type="ValidationFault"><Error code="6240">'
         "<Message>&lol9;</Message></Error></Fault></IntuitResponse>"
     )
-    started = time.perf_counter()
     assert parse_body(bomb, "application/xml") is None
     d = diagnose(400, bomb, "application/xml")
-    assert time.perf_counter() - started < 1.0
     assert d.kind is Kind.UNKNOWN
     assert len(d.details) <= 2000 and "lollollol" not in d.details
 

@@ -657,13 +657,12 @@ def test_nul_bytes_and_bogus_retry_after_from_quickbooks_change_nothing_bad(serv
         assert (conn.paused_until - services.engine.clock()).total_seconds() <= 3601
 
 
-def test_diagnosing_unclosed_markup_is_quick() -> None:
-    import time as _time
-
+def test_unclosed_markup_is_diagnosed_as_the_gateway_it_is() -> None:
+    """Hostile bodies (unclosed tags, a fault of 30,000 links) get a diagnosis and a bounded detail; how the time
+    grows with their size (it once took minutes: quadratic regexes) is measured by bench/diagnosis.py."""
     from sync.diagnosis import diagnose
 
-    started = _time.monotonic()
     for body in ("<html><body>" + "<script>" * 50_000 + "</body></html>",
                  '{"Fault":{"Error":[{"Message":"' + '<a href=\\"x\\">' * 30_000 + '","code":"6000"}]}}'):
-        assert diagnose(502, body, "text/html").kind is not None
-    assert _time.monotonic() - started < 10  # was minutes: quadratic regexes on unclosed tags
+        d = diagnose(502, body, "text/html")
+        assert d.kind is not None and len(d.details) <= 2000
