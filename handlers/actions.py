@@ -15,9 +15,9 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import operations
 from bot.blocks import ids
 from bot.jobs import BadJob
+from bot.operations import account, cards, entries, pages, parsing, runs, stored, support
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import Tenant, UserInfo
@@ -56,7 +56,7 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
              anyone: bool = False) -> tuple[Tenant, UserInfo] | None:
     """The clicker's tenant and user, or None after telling them why not (to them only). ``card_action``: the
     click is an entry's button on its card (``retry``, ``details``...): a refusal is also shown on that card,
-    where the person clicked (bot.operations.show_on_card). ``anyone``: any person of the workspace may."""
+    where the person clicked (bot.operations.cards.show_on_card). ``anyone``: any person of the workspace may."""
     tenant, user, refusal = who(rt, *ids_from(body), change=change, context=context, anyone=anyone)
     if refusal or tenant is None or user is None:
         _refuse(reply, refusal or "Not allowed.")
@@ -67,8 +67,8 @@ def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
         entry_id = None if by_connection else int_value(value)
         if card_action and tenant is not None and user is not None and channel and ts and (
                 entry_id is not None or by_connection):
-            operations.show_on_card(rt, tenant, entry_id, channel, ts,
-                                    operations.refusal_notice(rt, tenant, user, card_action, change))
+            cards.show_on_card(rt, tenant, entry_id, channel, ts,
+                                    cards.refusal_notice(rt, tenant, user, card_action, change))
         return None
     return tenant, user
 
@@ -149,20 +149,20 @@ def entry_button(c: Click) -> None:
         c.refuse("That button is not valid any more.")
         return
     channel, ts = _where(c.body)
-    operations.entry_action(c.rt, c.tenant, c.user, ENTRY_ACTIONS[c.action["action_id"]], c.value, c.reply,
+    entries.entry_action(c.rt, c.tenant, c.user, ENTRY_ACTIONS[c.action["action_id"]], c.value, c.reply,
                             channel, ts)
 
 
 @permitted(change=True, card_action="sync_now")
 def sync_now_button(c: Click) -> None:
     """Sync Now (a message's or the App Home's button)."""
-    operations.run_sync_now(c.rt, c.tenant, c.user, c.reply, connection_value=c.action.get("value"))
+    runs.run_sync_now(c.rt, c.tenant, c.user, c.reply, connection_value=c.action.get("value"))
 
 
 @permitted(change=True)
 def retry_all_confirm_button(c: Click) -> None:
     """Retry All's confirmation."""
-    operations.run_retry_all(c.rt, c.tenant, c.user, c.action.get("value"), c.reply)
+    runs.run_retry_all(c.rt, c.tenant, c.user, c.action.get("value"), c.reply)
 
 
 #: The buttons whose click is stored as a job before it is acked (`bot.jobs`): the job's kind, and its work.
@@ -185,7 +185,7 @@ def durable_click(rt: SlackRuntime) -> Callable[..., None]:
     """A listener that stores the click as a job (committed), then acks empty: the permission check and the
     work run in whichever worker claims the job, here or on another replica, and a replica that dies after the
     ack loses nothing. The job carries the click as Slack sent it, less the message's blocks, with its
-    response_url and trigger_id sealed (`bot.operations.store_click`)."""
+    response_url and trigger_id sealed (`bot.operations.stored.store_click`)."""
 
     def listener(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         kind = DURABLE_CLICKS[str(_action(body).get("action_id"))][0]
@@ -193,7 +193,7 @@ def durable_click(rt: SlackRuntime) -> Callable[..., None]:
         # that one company runs one of them at a time (bot.jobs.SERIAL_KINDS)
         tenant = looked_up(rt, context.team_id, context) if kind != "entry_action" else None
         connection_id = tenant.connection_id if tenant is not None else None
-        operations.store_click(rt, kind, connection_id, body)
+        stored.store_click(rt, kind, connection_id, body)
         ack()
 
     return listener
@@ -202,31 +202,31 @@ def durable_click(rt: SlackRuntime) -> Callable[..., None]:
 @permitted(change=True, card_action="fill_field")
 def fill_field(c: Click) -> None:
     try:
-        operations.open_fill_field(c.rt, c.tenant, c.client, c.body["trigger_id"], c.value)
+        entries.open_fill_field(c.rt, c.tenant, c.client, c.body["trigger_id"], c.value)
     except ValueError:
         c.refuse(ENTRY_NOT_FOUND)
 
 
 @permitted(change=False, anyone=True)
 def contact_support(c: Click) -> None:
-    view = operations.contact_support(c.rt, c.tenant, c.user, c.value)
+    view = support.contact_support(c.rt, c.tenant, c.user, c.value)
     c.client.views_open(trigger_id=c.body["trigger_id"], view=view)
 
 
 @permitted(change=False, card_action="details")
 def entry_details(c: Click) -> None:
-    view = operations.entry_details(c.rt, c.tenant, c.user, c.value)
+    view = entries.entry_details(c.rt, c.tenant, c.user, c.value)
     c.client.views_open(trigger_id=c.body["trigger_id"], view=view)
 
 
 @permitted(change=True, card_action="reconnect")
 def reconnect(c: Click) -> None:
-    c.reply.now(operations.reconnect_link(c.rt, c.tenant, c.user))
+    c.reply.now(account.reconnect_link(c.rt, c.tenant, c.user))
 
 
 @permitted(change=True)
 def retry_all(c: Click) -> None:
-    c.reply.now(operations.retry_all_prompt(c.rt, c.tenant))
+    c.reply.now(runs.retry_all_prompt(c.rt, c.tenant))
 
 
 def retry_all_cancel(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
@@ -253,9 +253,9 @@ def log_button(c: Click) -> None:
         entry = c.rt.services.engine.get_entry(int_value(words_text) or 0, account_id=c.tenant.account_id)
         words_text = f'entity:{entry.entity} "{entry.record_label or ""}"'
     try:
-        message = operations.log_message(c.rt, c.tenant, c.user, operations.split_words(words_text),
+        message = pages.log_message(c.rt, c.tenant, c.user, parsing.split_words(words_text),
                                          before=before, after=after)
-    except (FilterError, operations.BadWords) as exc:
+    except (FilterError, parsing.BadWords) as exc:
         c.refuse(str(exc))
         return
     in_log = (c.body.get("container") or {}).get("is_ephemeral") and action["action_id"] in (

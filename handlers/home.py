@@ -7,7 +7,8 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
-from bot import blocks, operations
+from bot import blocks
+from bot.operations import pages
 from bot.runtime import SlackRuntime
 from handlers.common import who
 
@@ -31,6 +32,6 @@ def register(app: App, rt: SlackRuntime) -> None:
             rt.clients.for_team(tenant.team_id).views_publish(user_id=user.user_id,
                                                               view=blocks.home_refusal_view(refusal))
             return
-        operations.publish_home(rt, tenant, user)
+        pages.publish_home(rt, tenant, user)
         if rt.home is not None:
             rt.home.opened(tenant.team_id, user.user_id)  # re-published from now on when things change

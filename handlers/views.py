@@ -6,9 +6,10 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 
-from bot import blocks, operations
+from bot import blocks
 from bot.blocks import ids
 from bot.events import EventLedger
+from bot.operations import entries, support
 from bot.runtime import SlackRuntime
 from handlers.common import ids_from, int_value, who
 from sync.engine import NotFound
@@ -23,7 +24,7 @@ def register(app: App, rt: SlackRuntime) -> None:
             return
         value = blocks.submitted_value(view)
         entry_id = int_value(view.get("private_metadata"))
-        problem = operations.fill_field(rt, tenant, user, entry_id, value)
+        problem = entries.fill_field(rt, tenant, user, entry_id, value)
         if problem:
             ack(response_action="errors", errors={ids.FILL_FIELD_BLOCK: problem})
             return
@@ -41,7 +42,7 @@ def register(app: App, rt: SlackRuntime) -> None:
             ack()  # a second Send of the same modal (a double click, a retry): it was sent once
             return
         try:  # one chat.postMessage before the ack, so the modal can say at once where the request went
-            shown = operations.send_support(rt, tenant, user, int_value(view.get("private_metadata")),
+            shown = support.send_support(rt, tenant, user, int_value(view.get("private_metadata")),
                                             blocks.submitted_note(view))
         except NotFound:
             ack(response_action="errors", errors={ids.SUPPORT_NOTE_BLOCK: "That sync log entry was not found in "
