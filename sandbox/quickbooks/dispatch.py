@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from sandbox.quickbooks import faults
-from sandbox.quickbooks.books import ENTITIES, QUERYABLE, Company, canonical_entity, canonical_list
+from sandbox.quickbooks.books import Company
 from sandbox.quickbooks.faults import QBOFault
+from sandbox.quickbooks.objects import ENTITIES, QUERYABLE, canonical_entity, canonical_list
 from sandbox.quickbooks.query import parse as parse_query
 from sandbox.quickbooks.realm import BATCH_LIMIT, REQUEST_ID_LIMIT, ApiRequest, RealmState
 from sandbox.quickbooks.wire import Reply, envelope_time, json_reply, parse_time

@@ -35,11 +35,12 @@ from urllib.parse import unquote, urlencode
 
 from sandbox import checks
 from sandbox.quickbooks import faults
-from sandbox.quickbooks.books import QUERYABLE, Company, canonical_list
+from sandbox.quickbooks.books import Company
 from sandbox.quickbooks.config import CONFIG_NUMBERS, FAIL_COUNT, FAIL_STATUS, StandInConfig, check_config
 from sandbox.quickbooks.dispatch import dispatch
 from sandbox.quickbooks.faults import QBOFault
 from sandbox.quickbooks.oauth import SCOPE, OAuthError, TokenAuthority
+from sandbox.quickbooks.objects import QUERYABLE, canonical_list
 from sandbox.quickbooks.realm import (
     BATCH_REQUEST_ID_LIMIT,
     DEFAULT_COMPANY,
