@@ -32,7 +32,7 @@ class HomeOpened(Request):
     def refused(self, text: str, tenant: Tenant | None, user: UserInfo | None, change: bool) -> None:
         if tenant is not None and user is not None:
             self.rt.clients.for_team(tenant.team_id).views_publish(user_id=user.user_id,
-                                                                  view=blocks.home_refusal_view(text))
+                                                                   view=blocks.home_refusal_view(text))
 
 
 @permitted(change=False)

@@ -73,7 +73,7 @@ def _refuse_memory_database(settings: Settings) -> None:
         return  # said by open_services
     if url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:":
         raise fail(f"cannot use the database DATABASE_URL={settings.database_url}: an in-memory SQLite database is "
-                    "empty again for each connection; use a file, e.g. sqlite:///syncbot.db", 2)
+                   "empty again for each connection; use a file, e.g. sqlite:///syncbot.db", 2)
 
 
 def _refuse_stray_database(settings: Settings) -> None:
@@ -91,10 +91,10 @@ def _refuse_stray_database(settings: Settings) -> None:
             or Path(default.removeprefix("sqlite:///")).exists() or not demo_db.exists()):
         return
     raise fail(f"No syncbot database here ({default.removeprefix('sqlite:///')}), but the demo's data is in "
-                f"{demo_mod.DEMO_DIR}/: run the command with DATABASE_URL=sqlite:///{demo_db}, as in\n"
-                f"  DATABASE_URL=sqlite:///{demo_db} syncbot sync-log errors\n"
-                f"(or set DATABASE_URL=sqlite:///{default.removeprefix('sqlite:///')} to start a database of your "
-                "own here).", 2)
+               f"{demo_mod.DEMO_DIR}/: run the command with DATABASE_URL=sqlite:///{demo_db}, as in\n"
+               f"  DATABASE_URL=sqlite:///{demo_db} syncbot sync-log errors\n"
+               f"(or set DATABASE_URL=sqlite:///{default.removeprefix('sqlite:///')} to start a database of your "
+               "own here).", 2)
 
 
 def services_for_quickbooks() -> Any:
@@ -215,7 +215,7 @@ def engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise fail(database_refused(exc)) from None
     except SecretBoxError:
         raise fail("the stored QuickBooks tokens cannot be decrypted with TOKEN_ENCRYPTION_KEYS: use the key "
-                    "they were saved with, or reconnect", 2) from None
+                   "they were saved with, or reconnect", 2) from None
     except ConnectionUnavailable as exc:
         until = f" (until {exc.until:%Y-%m-%d %H:%M} UTC)" if exc.until else ""
         raise fail(f"{exc}{until}") from None

@@ -41,7 +41,7 @@ def keys_rotate() -> None:
     if report.unreadable:
         where = ", ".join(f"{n} in {place}" for place, n in report.unreadable.items())
         raise fail(f"{Rotation.total(report.unreadable)} cannot be opened with any configured key ({where}): "
-                    "left unchanged; keep the key they were saved with")
+                   "left unchanged; keep the key they were saved with")
 
 
 # ------------------------------------------------------------------------------------------------ records

@@ -74,7 +74,7 @@ def serve(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 
             services.close()
             reason = getattr(exc, "reason", None) or exc
             raise fail(f"cannot reach Slack's Web API at SLACK_API_URL={settings.slack_api_url}: {reason}",
-                        1) from None
+                       1) from None
     if Role.WORKER in roles:
         rt.start_background()
     scheduler = None
@@ -163,7 +163,7 @@ def install_link(account: Annotated[int, typer.Option(help="The account the inst
     settings = get_settings()
     if settings.server_secret is None and settings.slack_signing_secret is None:  # else signed with a known key
         raise fail("install-link signs with SERVER_SECRET (or a key derived from SLACK_SIGNING_SECRET): set the "
-                    "one the serving replicas use", 2)
+                   "one the serving replicas use", 2)
     services = open_services(settings)
     try:
         with services.sessions() as session:

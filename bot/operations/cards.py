@@ -29,7 +29,7 @@ BUTTON_WORDS = {"retry": "Retry", "unlink": "Unlink", "recreate": "Re-create in 
 
 
 def notice(tenant: Tenant, user: UserInfo, action: str, reason: str, at: dt.datetime | None = None, *,
-            outcome: str = "was refused") -> str:
+           outcome: str = "was refused") -> str:
     """The card's line for a click that could not act (``blocks.click_notice``): the button, who clicked, when
     (Slack's date token), and ``reason``."""
     return blocks.click_notice(BUTTON_WORDS.get(action, "That button"), user.name, at or utcnow(), reason,
@@ -63,9 +63,9 @@ def refusal_notice(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str
     button = BUTTON_WORDS.get(action, "that button")
     if change:
         return notice(tenant, user, action, f"it needs Owner or Admin permissions. Ask {who_can_help(rt, tenant)} "
-                       f"to click {button}.")
+                      f"to click {button}.")
     return notice(tenant, user, action, "reading the sync log needs Owner or Admin permissions. Ask "
-                   f"{who_can_help(rt, tenant)} (or for `/sync-log reading open`).")
+                  f"{who_can_help(rt, tenant)} (or for `/sync-log reading open`).")
 
 
 def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel: str, ts: str,
