@@ -22,7 +22,7 @@ beside ``--pg-url`` and dropped afterwards), a fresh QuickBooks stand-in and a f
 3. N real ``syncbot -v serve --role worker`` processes (JOB_WORKERS 4 each) start; the bench waits until each says
    it is running;
 4. one ``retry_all`` job per company is stored as a signed Retry All confirmation stores it
-   (``bot.operations._enqueue``'s payload: team_id, user, the reply's route sealed with TOKEN_ENCRYPTION_KEYS,
+   (``bot.operations.stored.enqueue``'s payload: team_id, user, the reply's route sealed with TOKEN_ENCRYPTION_KEYS,
    connection_id; the reply answers by direct message), through ``JobQueue.enqueue``. The clock starts as the
    first is stored;
 5. wait until every job is finished, stop the workers (SIGTERM), read the stand-in's counters and books per realm,
@@ -267,7 +267,7 @@ def _worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def _enqueue_retry_alls(services: Any, slack_api_url: str, targets: list[tuple[str, int, str, str]]) -> list[int]:
-    """One retry_all job per company, with the payload `bot.operations._enqueue` stores for a Retry All
+    """One retry_all job per company, with the payload `bot.operations.stored.enqueue` stores for a Retry All
     confirmation (the reply answers by direct message to the owner), through ``JobQueue.enqueue``."""
     from slack_sdk import WebClient
 

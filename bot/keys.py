@@ -30,7 +30,7 @@ from sync.models import Connection
 
 log = logging.getLogger(__name__)
 
-#: The sealed values of an unfinished job (see `bot.operations.store_click`).
+#: The sealed values of an unfinished job (see `bot.operations.stored.store_click`).
 JOB_SEALED_KEYS = ("response_url", "trigger_id")
 
 

@@ -218,7 +218,7 @@ def create_server(rt: SlackRuntime, app: App | None, *, socket_mode: bool = Fals
                          "<code>/sync-log reconnect</code>.</p>", 400)
         except ValueError as exc:
             return _page("QuickBooks was not connected", f"<p>{html.escape(str(exc))}</p>", 400)
-        from bot.operations import enqueue_resume
+        from bot.operations.runs import enqueue_resume
 
         await run_in_threadpool(enqueue_resume, rt, row.connection_id, row.user_name)
         return _page("QuickBooks is connected again",

@@ -5,24 +5,21 @@ modal and a DM for a click on the App Home or in a modal (Slack sends those no r
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import operations
 from bot.blocks import ids
 from bot.jobs import BadJob
+from bot.operations import account, cards, entries, pages, parsing, runs, stored, support
 from bot.replies import Reply
 from bot.runtime import SlackRuntime
 from bot.workspaces import Tenant, UserInfo
-from handlers.common import ack_first, ids_from, int_value, looked_up, who
-from sync.engine import NotFound
+from handlers.common import ENTRY_NOT_FOUND, Request, ack_first, ids_from, int_value, looked_up, permitted
 from sync.log import FilterError
 
 log = logging.getLogger("syncbot.handlers")
@@ -43,47 +40,21 @@ def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
     return container.get("channel_id"), container.get("message_ts")
 
 
-def _refuse(reply: Reply, text: str) -> None:
-    reply.now({"text": text})
+#: The buttons drawn on a record's card (or an incident's, or a reminder's), by the name a refusal on the card gives
+#: them (`bot.operations.cards.BUTTON_WORDS`): a refused click on one is also shown on the card where it was clicked.
+CARD_ACTIONS = {**ENTRY_ACTIONS, ids.SYNC_NOW: "sync_now", ids.FILL_FIELD: "fill_field",
+                ids.ENTRY_DETAILS: "details", ids.RECONNECT: "reconnect", ids.VIEW_ENTRY_LOG: "view_log"}
 
 
-#: What a click on an entry that is not (or no longer) in the clicker's account is told.
-ENTRY_NOT_FOUND = "That sync log entry was not found in your account."
+class Click(Request):
+    """A button's click (the preamble is `handlers.common.permitted`): the click as Slack sent it, the workspace's
+    client, and where the answer goes (a :class:`Reply` built from the click)."""
 
-
-def _allowed(rt: SlackRuntime, body: dict[str, Any], reply: Reply, change: bool,
-             context: BoltContext | None, card_action: str | None = None,
-             anyone: bool = False) -> tuple[Tenant, UserInfo] | None:
-    """The clicker's tenant and user, or None after telling them why not (to them only). ``card_action``: the
-    click is an entry's button on its card (``retry``, ``details``...): a refusal is also shown on that card,
-    where the person clicked (bot.operations.show_on_card). ``anyone``: any person of the workspace may."""
-    tenant, user, refusal = who(rt, *ids_from(body), change=change, context=context, anyone=anyone)
-    if refusal or tenant is None or user is None:
-        _refuse(reply, refusal or "Not allowed.")
-        channel, ts = _where(body)
-        value = _action(body).get("value")
-        # Reconnect's and Sync Now's value: the connection (the card's record, or incident, is read off the message)
-        by_connection = card_action in ("reconnect", "sync_now")
-        entry_id = None if by_connection else int_value(value)
-        if card_action and tenant is not None and user is not None and channel and ts and (
-                entry_id is not None or by_connection):
-            operations.show_on_card(rt, tenant, entry_id, channel, ts,
-                                    operations.refusal_notice(rt, tenant, user, card_action, change))
-        return None
-    return tenant, user
-
-
-@dataclass
-class Click:
-    """A click that passed the preamble (:func:`permitted`): who clicked, in which account, and where the answer
-    goes."""
-
-    rt: SlackRuntime
-    body: dict[str, Any]
-    client: WebClient
-    reply: Reply
-    tenant: Tenant
-    user: UserInfo
+    def __init__(self, rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
+                 context: BoltContext | None) -> None:
+        super().__init__(rt, *ids_from(body), context)
+        self.body, self.client = body, client
+        self.reply = Reply.to_click(client, body, respond)
 
     @property
     def action(self) -> dict[str, Any]:
@@ -95,53 +66,45 @@ class Click:
         return int_value(self.action.get("value"))
 
     def refuse(self, text: str) -> None:
-        _refuse(self.reply, text)
+        self.reply.now({"text": text})
+
+    def refused(self, text: str, tenant: Tenant | None, user: UserInfo | None, change: bool) -> None:
+        """Told to the clicker; on a card's button (:data:`CARD_ACTIONS`) also shown on the card, where the person
+        clicked (`bot.operations.cards.show_on_card`)."""
+        self.refuse(text)
+        card_action = CARD_ACTIONS.get(str(self.action.get("action_id")))
+        channel, ts = _where(self.body)
+        # Reconnect's and Sync Now's value: the connection (the card's record, or incident, is read off the message)
+        by_connection = card_action in ("reconnect", "sync_now")
+        entry_id = None if by_connection else self.value
+        if card_action and tenant is not None and user is not None and channel and ts and (
+                entry_id is not None or by_connection):
+            cards.show_on_card(self.rt, tenant, entry_id, channel, ts,
+                               cards.refusal_notice(self.rt, tenant, user, card_action, change))
 
 
-#: A click's work before the preamble: (runtime, body, client, respond, context), as Bolt's listener after the ack
-#: (`handlers.common.ack_first`) or a stored click's job (:func:`run_click`) calls it.
-ClickWork = Callable[[SlackRuntime, dict[str, Any], WebClient, "Respond | None", "BoltContext | None"], None]
-
-
-def permitted(*, change: bool, card_action: str | Callable[[dict[str, Any]], str | None] | None = None,
-              anyone: bool = False) -> Callable[[Callable[[Click], None]], ClickWork]:
-    """The preamble of every button, in one place: build the :class:`Reply` from the click, check the clicker
-    (``change``: Owners and Admins only; ``anyone``: any person of the workspace), refuse to them (and on the
-    card, for a ``card_action``: a name, or a function of the action) or run ``work(click)``; an entry the work
-    does not find in the account is refused with :data:`ENTRY_NOT_FOUND`."""
-
-    def wrap(work: Callable[[Click], None]) -> ClickWork:
-        def run(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
-                context: BoltContext | None) -> None:
-            reply = Reply.to_click(client, body, respond)
-            action = card_action(_action(body)) if callable(card_action) else card_action
-            allowed = _allowed(rt, body, reply, change=change, context=context, card_action=action, anyone=anyone)
-            if allowed is None:
-                return
-            try:
-                work(Click(rt, body, client, reply, *allowed))
-            except NotFound:
-                _refuse(reply, ENTRY_NOT_FOUND)
-
-        run.__name__ = run.__qualname__ = work.__name__  # Bolt's logs name the listener
-        return run
-
-    return wrap
+#: A click's work: the listener's after the ack (`handlers.common.ack_first`, through :func:`on`), or a stored
+#: click's job's (:func:`run_click`); its preamble is `handlers.common.permitted`.
+ClickWork = Callable[[Click], None]
 
 
 def on(app: App, rt: SlackRuntime, *action_ids: str) -> Callable[[ClickWork], ClickWork]:
     """Register ``work`` for ``action_ids``: acked at once (empty), then run after the ack (`ack_first`)."""
 
     def register_work(work: ClickWork) -> ClickWork:
-        bound = functools.update_wrapper(functools.partial(work, rt), work)  # Bolt's logs name the listener
+        def after_ack(body: dict[str, Any], client: WebClient, respond: Respond | None,
+                      context: BoltContext | None) -> None:
+            work(Click(rt, body, client, respond, context))
+
+        after_ack.__name__ = after_ack.__qualname__ = work.__name__  # Bolt's logs name the listener
         for action_id in action_ids:
-            app.action(action_id)(ack_first(rt, bound))
+            app.action(action_id)(ack_first(rt, after_ack))
         return work
 
     return register_work
 
 
-@permitted(change=True, card_action=lambda action: ENTRY_ACTIONS.get(str(action.get("action_id"))))
+@permitted(change=True)
 def entry_button(c: Click) -> None:
     """An entry's fix button (Retry, Unlink...): the action on the clicked entry."""
     if c.value is None:
@@ -149,24 +112,24 @@ def entry_button(c: Click) -> None:
         c.refuse("That button is not valid any more.")
         return
     channel, ts = _where(c.body)
-    operations.entry_action(c.rt, c.tenant, c.user, ENTRY_ACTIONS[c.action["action_id"]], c.value, c.reply,
-                            channel, ts)
+    entries.entry_action(c.rt, c.tenant, c.user, ENTRY_ACTIONS[c.action["action_id"]], c.value, c.reply,
+                         channel, ts)
 
 
-@permitted(change=True, card_action="sync_now")
+@permitted(change=True)
 def sync_now_button(c: Click) -> None:
     """Sync Now (a message's or the App Home's button)."""
-    operations.run_sync_now(c.rt, c.tenant, c.user, c.reply, connection_value=c.action.get("value"))
+    runs.run_sync_now(c.rt, c.tenant, c.user, c.reply, connection_value=c.action.get("value"))
 
 
 @permitted(change=True)
 def retry_all_confirm_button(c: Click) -> None:
     """Retry All's confirmation."""
-    operations.run_retry_all(c.rt, c.tenant, c.user, c.action.get("value"), c.reply)
+    runs.run_retry_all(c.rt, c.tenant, c.user, c.action.get("value"), c.reply)
 
 
 #: The buttons whose click is stored as a job before it is acked (`bot.jobs`): the job's kind, and its work.
-DURABLE_CLICKS: dict[str, tuple[str, Callable[..., None]]] = {
+DURABLE_CLICKS: dict[str, tuple[str, ClickWork]] = {
     **{action_id: ("entry_action", entry_button) for action_id in ENTRY_ACTIONS},
     ids.SYNC_NOW: ("sync_now", sync_now_button), ids.RETRY_ALL_CONFIRM: ("retry_all", retry_all_confirm_button)}
 
@@ -178,14 +141,14 @@ def run_click(rt: SlackRuntime, body: dict[str, Any], respond: Respond | None) -
     team_id, _user = ids_from(body)
     if action_id not in DURABLE_CLICKS or not team_id:
         raise BadJob(f"the stored click's button {action_id[:40]!r} is not one that is stored")
-    DURABLE_CLICKS[action_id][1](rt, body, rt.clients.for_team(team_id), respond, None)
+    DURABLE_CLICKS[action_id][1](Click(rt, body, rt.clients.for_team(team_id), respond, None))
 
 
 def durable_click(rt: SlackRuntime) -> Callable[..., None]:
     """A listener that stores the click as a job (committed), then acks empty: the permission check and the
     work run in whichever worker claims the job, here or on another replica, and a replica that dies after the
     ack loses nothing. The job carries the click as Slack sent it, less the message's blocks, with its
-    response_url and trigger_id sealed (`bot.operations.store_click`)."""
+    response_url and trigger_id sealed (`bot.operations.stored.store_click`)."""
 
     def listener(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         kind = DURABLE_CLICKS[str(_action(body).get("action_id"))][0]
@@ -193,49 +156,47 @@ def durable_click(rt: SlackRuntime) -> Callable[..., None]:
         # that one company runs one of them at a time (bot.jobs.SERIAL_KINDS)
         tenant = looked_up(rt, context.team_id, context) if kind != "entry_action" else None
         connection_id = tenant.connection_id if tenant is not None else None
-        operations.store_click(rt, kind, connection_id, body)
+        stored.store_click(rt, kind, connection_id, body)
         ack()
 
     return listener
 
 
-@permitted(change=True, card_action="fill_field")
+@permitted(change=True)
 def fill_field(c: Click) -> None:
     try:
-        operations.open_fill_field(c.rt, c.tenant, c.client, c.body["trigger_id"], c.value)
+        entries.open_fill_field(c.rt, c.tenant, c.client, c.body["trigger_id"], c.value)
     except ValueError:
         c.refuse(ENTRY_NOT_FOUND)
 
 
 @permitted(change=False, anyone=True)
 def contact_support(c: Click) -> None:
-    view = operations.contact_support(c.rt, c.tenant, c.user, c.value)
+    view = support.contact_support(c.rt, c.tenant, c.user, c.value)
     c.client.views_open(trigger_id=c.body["trigger_id"], view=view)
 
 
-@permitted(change=False, card_action="details")
+@permitted(change=False)
 def entry_details(c: Click) -> None:
-    view = operations.entry_details(c.rt, c.tenant, c.user, c.value)
+    view = entries.entry_details(c.rt, c.tenant, c.user, c.value)
     c.client.views_open(trigger_id=c.body["trigger_id"], view=view)
 
 
-@permitted(change=True, card_action="reconnect")
+@permitted(change=True)
 def reconnect(c: Click) -> None:
-    c.reply.now(operations.reconnect_link(c.rt, c.tenant, c.user))
+    c.reply.now(account.reconnect_link(c.rt, c.tenant, c.user))
 
 
 @permitted(change=True)
 def retry_all(c: Click) -> None:
-    c.reply.now(operations.retry_all_prompt(c.rt, c.tenant))
+    c.reply.now(runs.retry_all_prompt(c.rt, c.tenant))
 
 
-def retry_all_cancel(rt: SlackRuntime, body: dict[str, Any], client: WebClient, respond: Respond | None,
-                     context: BoltContext | None) -> None:
-    Reply.to_click(client, body, respond).replace({"text": "Retry All cancelled: nothing was changed."})
+def retry_all_cancel(c: Click) -> None:
+    c.reply.replace({"text": "Retry All cancelled: nothing was changed."})
 
 
-@permitted(change=False, card_action=lambda action: "view_log" if action.get("action_id") == ids.VIEW_ENTRY_LOG
-           else None)
+@permitted(change=False)
 def log_button(c: Click) -> None:
     """View log (a card's or the App Home's), and a log page's Next and Previous."""
     action = c.action
@@ -253,9 +214,9 @@ def log_button(c: Click) -> None:
         entry = c.rt.services.engine.get_entry(int_value(words_text) or 0, account_id=c.tenant.account_id)
         words_text = f'entity:{entry.entity} "{entry.record_label or ""}"'
     try:
-        message = operations.log_message(c.rt, c.tenant, c.user, operations.split_words(words_text),
-                                         before=before, after=after)
-    except (FilterError, operations.BadWords) as exc:
+        message = pages.log_message(c.rt, c.tenant, c.user, parsing.split_words(words_text),
+                                    before=before, after=after)
+    except (FilterError, parsing.BadWords) as exc:
         c.refuse(str(exc))
         return
     in_log = (c.body.get("container") or {}).get("is_ephemeral") and action["action_id"] in (

@@ -1,16 +1,18 @@
-"""What every listener does first: find the tenant and the user, and check permission."""
+"""What every listener does first: find the tenant and the user, and check permission (the preamble,
+:func:`permitted`, shared by buttons, slash commands and modal submissions), and ack first."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.runtime import SlackRuntime
 from bot.workspaces import READ_REFUSAL, REFUSAL, Tenant, Tenants, UserInfo
+from sync.engine import NotFound
 
 log = logging.getLogger("syncbot.handlers")
 
@@ -67,6 +69,70 @@ def who(rt: SlackRuntime, team_id: str | None, user_id: str | None, change: bool
         log.warning("event=permission_refused team_id=%s user_id=%s change=%s", team_id, user_id, change)
         return tenant, user, REFUSAL if change else READ_REFUSAL
     return tenant, user, None
+
+
+#: What a request about an entry that is not (or no longer) in the asker's account is told.
+ENTRY_NOT_FOUND = "That sync log entry was not found in your account."
+
+
+class Request:
+    """A request from Slack as its listener sees it (a click, a slash command, a modal's submission: each surface
+    has its subclass): the runtime, who sent it, and how the surface tells them no (:meth:`refuse`). Once the
+    preamble (:func:`permitted`) let it through, it knows the asker's ``tenant`` and ``user``."""
+
+    def __init__(self, rt: SlackRuntime, team_id: str | None, user_id: str | None,
+                 context: Mapping[str, Any] | None) -> None:
+        self.rt = rt
+        self.team_id, self.user_id = team_id, user_id
+        self.context = context
+        self._asker: tuple[Tenant, UserInfo] | None = None
+
+    @property
+    def tenant(self) -> Tenant:
+        assert self._asker is not None, "only a permitted request has a tenant"
+        return self._asker[0]
+
+    @property
+    def user(self) -> UserInfo:
+        assert self._asker is not None, "only a permitted request has a user"
+        return self._asker[1]
+
+    def refuse(self, text: str) -> None:
+        """Tell the asker ``text`` (to them only), the surface's own way."""
+        raise NotImplementedError
+
+    def refused(self, text: str, tenant: Tenant | None, user: UserInfo | None, change: bool) -> None:
+        """The preamble refused the asker (``tenant`` and ``user`` when they are known; ``change``: what they
+        asked changes something): :meth:`refuse`."""
+        self.refuse(text)
+
+
+R = TypeVar("R", bound=Request)
+
+
+def permitted(*, change: bool, anyone: bool = False) -> Callable[[Callable[[R], None]], Callable[[R], None]]:
+    """The preamble of every listener, in one place: check the asker (``change``: it changes something, Owners
+    and Admins only; else it reads the log; ``anyone``: any person of the workspace may), tell them why not
+    (:meth:`Request.refused`) or run ``work(request)``; an entry the work does not find in the account is refused
+    with :data:`ENTRY_NOT_FOUND`."""
+
+    def wrap(work: Callable[[R], None]) -> Callable[[R], None]:
+        def run(request: R) -> None:
+            tenant, user, refusal = who(request.rt, request.team_id, request.user_id, change=change,
+                                        context=request.context, anyone=anyone)
+            if refusal or tenant is None or user is None:
+                request.refused(refusal or "Not allowed.", tenant, user, change)
+                return
+            request._asker = tenant, user
+            try:
+                work(request)
+            except NotFound:
+                request.refuse(ENTRY_NOT_FOUND)
+
+        run.__name__ = run.__qualname__ = work.__name__  # Bolt's logs name the listener
+        return run
+
+    return wrap
 
 
 def ack_first(rt: SlackRuntime, work: Callable[[dict[str, Any], WebClient, Respond, BoltContext], None]) -> Callable[

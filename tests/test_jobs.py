@@ -428,7 +428,7 @@ def test_a_tampered_or_unknown_job_is_finished_with_its_error_logged_not_retried
     # an hour on, no replica could open them: another worker finishes them as bad, once
     from bot.jobs import SEALED_GRACE_SECONDS, JobQueue
     from bot.models import Job
-    from bot.operations import run_job
+    from bot.operations.worker import run_job
     from handlers.actions import run_click
 
     rt.jobs.stop()

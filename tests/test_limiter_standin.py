@@ -1,7 +1,7 @@
 """The realm limiter against the QuickBooks stand-in over real HTTP (no fake clock, nothing of ours mocked): it lets
 the whole budget of a window through and QuickBooks' meter refuses none of it, nor the request after it; a 429
 pauses the realm for one metered minute, or for the server's Retry-After as given. The stand-in meters a sliding
-window of admission times (sandbox/quickbooks/state.py; docs/platform-facts.md, "QuickBooks: throttling")."""
+window of admission times (sandbox/quickbooks/throttle.py; docs/platform-facts.md, "QuickBooks: throttling")."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.blocks import error_message, ids
-from sandbox.quickbooks.books import AST_TAX_CODE
+from sandbox.quickbooks.rules import AST_TAX_CODE
 from sandbox.slack import config as slack_cfg
 from sandbox.slack.blockkit import validate_blocks
 from sync.diagnosis import diagnose_totals

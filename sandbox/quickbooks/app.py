@@ -60,14 +60,11 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from sandbox.guard import FORM, LoopbackHostMiddleware, refusal
+from sandbox.quickbooks.config import StandInConfig
 from sandbox.quickbooks.faults import QBOFault
 from sandbox.quickbooks.pages import consent_page, error_page, invoice_page, panel_page
-from sandbox.quickbooks.state import (
-    DEFAULT_REALM,
-    ApiRequest,
-    QuickBooksStandIn,
-    StandInConfig,
-)
+from sandbox.quickbooks.realm import DEFAULT_REALM, ApiRequest
+from sandbox.quickbooks.state import QuickBooksStandIn
 from sandbox.quickbooks.wire import Reply
 
 __all__ = ["QuickBooksStandIn", "StandInConfig", "create_app"]

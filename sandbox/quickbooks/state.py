@@ -1,21 +1,16 @@
-"""The stand-in's whole state and behaviour: ``StandInConfig`` and ``QuickBooksStandIn``.
+"""The stand-in's whole state and behaviour: ``QuickBooksStandIn`` (its settings are ``config.StandInConfig``).
 
-``QuickBooksStandIn`` holds every company (realm), the OAuth server, the throttling meters, the idempotency store,
-the injected failures and the counters, all in memory behind one lock, so a test may inspect it from another thread
-while uvicorn serves the app. The HTTP layer (``app.py``) only translates requests into calls of this class and
-``Reply`` objects back into responses; everything it can do over ``/_control/`` is also a method here.
+``QuickBooksStandIn`` holds every company (realm: ``realm.RealmState``), the OAuth server, the throttling meters,
+the idempotency store, the injected failures and the counters, all in memory behind one lock, so a test may inspect
+it from another thread while uvicorn serves the app. The HTTP layer (``app.py``) only translates requests into calls
+of this class and ``Reply`` objects back into responses; everything it can do over ``/_control/`` is also a method
+here.
 
 API pipeline (``api_begin`` -> ``api_execute`` -> ``api_release``), in QBO's order of checks as far as it is known:
 injected failure (``fail_next``: answered before anything, as a gateway would) -> bearer token (401 lower-case
 3200 fault; a token of another company -> 403 3100 XML) -> throttle (429 XML 3001; the request is not run and
-costs no budget) -> latency -> ``requestid`` checks and replay -> the work -> ``lose_next`` (work done, answer
-stored, 504 gateway page sent instead).
-
-Throttling (Intuit "Rate limits and throttles"; docs/platform-facts.md, "QuickBooks: throttling"): per realm,
-a sliding window of ``minute_seconds`` (real monotonic time, not the stand-in clock): more than ``requests_per_minute``
-request units (a batch costs its item count with ``batch_metering="per_item"``, 1 with ``"per_request"``), more than
-``batch_per_minute`` batches, or more than ``max_concurrent`` requests in flight -> 429. Real QBO sends no
-Retry-After; ``retry_after_header=True`` adds one.
+costs no budget: ``throttle.py``) -> latency -> ``requestid`` checks and replay -> the work (``dispatch.py``) ->
+``lose_next`` (work done, answer stored, 504 gateway page sent instead).
 
 Idempotency (docs/platform-facts.md, "QuickBooks: idempotency (requestid)"): ``?requestid=`` on a POST, at most 50
 characters (36 on batch, where ``requestid + bId`` must also fit in 50, else that item faults as in QBO-18),
@@ -30,193 +25,40 @@ import base64
 import copy
 import dataclasses
 import json
-import math
 import os
 import pickle
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 from urllib.parse import unquote, urlencode
 
 from sandbox import checks
 from sandbox.quickbooks import faults
-from sandbox.quickbooks.books import ENTITIES, QUERYABLE, Company, canonical_entity, canonical_list
+from sandbox.quickbooks.books import Company
+from sandbox.quickbooks.config import CONFIG_NUMBERS, FAIL_COUNT, FAIL_STATUS, StandInConfig, check_config
+from sandbox.quickbooks.dispatch import dispatch
 from sandbox.quickbooks.faults import QBOFault
 from sandbox.quickbooks.oauth import SCOPE, OAuthError, TokenAuthority
-from sandbox.quickbooks.query import parse as parse_query
-from sandbox.quickbooks.wire import (
-    JSON_TYPE,
-    Reply,
-    envelope_time,
-    intuit_tid,
-    json_reply,
-    money,
-    parse_time,
+from sandbox.quickbooks.objects import QUERYABLE, canonical_list
+from sandbox.quickbooks.realm import (
+    BATCH_REQUEST_ID_LIMIT,
+    DEFAULT_COMPANY,
+    DEFAULT_REALM,
+    REQUEST_ID_LIMIT,
+    ApiRequest,
+    FailRule,
+    LoseRule,
+    RealmState,
+    Ticket,
+    take,
 )
+from sandbox.quickbooks.throttle import Meter, admit, batch_cost
+from sandbox.quickbooks.wire import JSON_TYPE, Reply, envelope_time, intuit_tid, money
 
-DEFAULT_REALM = "9130350000000001"
-DEFAULT_COMPANY = "Sandbox Builders LLC"
-BATCH_LIMIT = 30
-REQUEST_ID_LIMIT = 50
-BATCH_REQUEST_ID_LIMIT = 36
-LOG_LIMIT = 2000
-
-
-@dataclass
-class StandInConfig:
-    """Settings of the stand-in; all can change at run time through ``QuickBooksStandIn.configure``.
-
-    Defaults are QBO's documented values (Intuit "Rate limits and throttles", "OAuth 2.0" token lifetimes).
-    """
-
-    client_id: str = "sandbox-client-id"
-    client_secret: str = "sandbox-client-secret"
-    minute_seconds: float = 60.0  # length of the throttling "minute"; tests/bench shrink it
-    requests_per_minute: int = 500  # per realm
-    batch_per_minute: int = 40  # batch requests per realm
-    max_concurrent: int = 10  # concurrent requests per realm
-    batch_metering: str = "per_item"  # "per_item": a batch costs its item count; "per_request": it costs 1
-    retry_after_header: bool = False  # real QBO sends no Retry-After; when True send one on 429
-    access_token_lifetime: int = 3600  # seconds
-    refresh_token_lifetime: int = 8726400  # seconds (~101 days), rolling
-    latency_seconds: float = 0.0  # added to each API request (benchmarks)
-    #: How long (stand-in clock) a requestid's answer is remembered; 0 = for ever. Intuit does not document
-    #: QuickBooks' window: tests set one to exercise what syncbot does once QuickBooks has forgotten.
-    requestid_memory_seconds: float = 0.0
-
-
-#: What each numeric config field may be (``configure`` and ``load_state`` refuse anything else).
-CONFIG_NUMBERS: dict[str, checks.Number] = {
-    "minute_seconds": checks.Number(0.001, 86400),
-    "requests_per_minute": checks.Number(0, 1_000_000, integer=True),
-    "batch_per_minute": checks.Number(0, 1_000_000, integer=True),
-    "max_concurrent": checks.Number(0, 100_000, integer=True),
-    "access_token_lifetime": checks.Number(1, 10 * 365 * 86400, integer=True),
-    "refresh_token_lifetime": checks.Number(1, 10 * 365 * 86400, integer=True),
-    "latency_seconds": checks.Number(0, 60),
-    "requestid_memory_seconds": checks.Number(0, 10 * 365 * 86400),
-}
-#: Injected failures: how many requests, which HTTP status.
-FAIL_COUNT = checks.Number(0, 100_000, integer=True)
-FAIL_STATUS = checks.Number(100, 599, integer=True)
-
-
-def check_config(config: StandInConfig) -> None:
-    """ValueError naming the field when ``config`` holds a value the stand-in cannot work with."""
-    for name, bound in CONFIG_NUMBERS.items():
-        value = getattr(config, name)
-        if not bound.fits(value):
-            raise ValueError(f"config {name} must be {bound}, not {value!r}")
-    for name in ("client_id", "client_secret"):
-        if not isinstance(getattr(config, name), str):
-            raise ValueError(f"config {name} must be a string")
-    if not isinstance(config.retry_after_header, bool):
-        raise ValueError("config retry_after_header must be true or false")
-    if config.batch_metering not in ("per_item", "per_request"):
-        raise ValueError("batch_metering must be 'per_item' or 'per_request'")
-
-
-@dataclass
-class ApiRequest:
-    """One request to ``/v3/company/{realm_id}/{path}`` as the HTTP layer read it.
-
-    ``params`` are the query-string parameters, ``headers`` have lower-case names, ``body`` is raw bytes.
-    """
-
-    method: str
-    realm_id: str
-    path: str
-    params: dict[str, str]
-    headers: dict[str, str]
-    body: bytes = b""
-
-
-@dataclass
-class Ticket:
-    """An admitted API request: its realm, its throttle cost, and its log entry."""
-
-    realm_id: str
-    cost: int
-    is_batch: bool
-    entry: dict[str, Any]
-    released: bool = False
-
-
-@dataclass
-class FailRule:
-    """``fail_next``: answer the next ``count`` matching requests with this raw reply."""
-
-    count: int
-    status: int
-    content_type: str
-    body: str | bytes  # bytes go on the wire as they are (another charset than UTF-8, a binary body)
-    path_contains: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class LoseRule:
-    """``lose_next``: run the next ``count`` matching requests, then answer 504 instead of their answer."""
-
-    count: int
-    path_contains: str | None = None
-
-
-@dataclass
-class Meter:
-    """A realm's throttle window: (monotonic time, cost) of admitted requests, batch times, requests in flight."""
-
-    calls: deque[tuple[float, int]] = field(default_factory=deque)
-    batches: deque[float] = field(default_factory=deque)
-    in_flight: int = 0
-    peak: int = 0  # the most units any window held (what a limit test compares with the limit)
-
-    def prune(self, now: float, window: float) -> None:
-        while self.calls and self.calls[0][0] <= now - window:
-            self.calls.popleft()
-        while self.batches and self.batches[0] <= now - window:
-            self.batches.popleft()
-
-    def used(self) -> int:
-        return sum(cost for _, cost in self.calls)
-
-
-@dataclass
-class RealmState:
-    """A company plus everything the stand-in keeps per realm."""
-
-    company: Company
-    meter: Meter = field(default_factory=Meter)
-    stored_replies: dict[str, Reply] = field(default_factory=dict)
-    stored_at: dict[str, float] = field(default_factory=dict)  # when each requestid's answer was stored
-    fail_rules: list[FailRule] = field(default_factory=list)
-    lose_rules: list[LoseRule] = field(default_factory=list)
-    log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
-    requests: int = 0
-    writes: int = 0
-    throttled: int = 0
-
-
-class _Rule(Protocol):
-    count: int
-    path_contains: str | None
-
-
-RuleT = TypeVar("RuleT", bound=_Rule)
-
-
-def _take(rules: list[RuleT], path: str) -> RuleT | None:
-    """Use up one count of the first rule whose ``path_contains`` is in ``path`` (dropping spent rules)."""
-    for rule in rules:
-        if rule.path_contains is None or rule.path_contains in path:
-            rule.count -= 1
-            if rule.count <= 0:
-                rules.remove(rule)
-            return rule
-    return None
+#: A saved state (:meth:`QuickBooksStandIn.save_state`, a pickle) written before these classes moved to their own
+#: modules names them as ``sandbox.quickbooks.state.<name>``: they stay importable from here.
+SAVED_CLASSES = (StandInConfig, RealmState, Meter, FailRule, LoseRule)
 
 
 class QuickBooksStandIn:
@@ -598,7 +440,7 @@ class QuickBooksStandIn:
                 return self._refuse_token(request, entry) or faults.wrong_company(self.now())
             state.requests += 1
             state.log.append(entry)
-            rule = _take(state.fail_rules, request.path)
+            rule = take(state.fail_rules, request.path)
             if rule is not None:
                 raw = rule.body if isinstance(rule.body, bytes) else rule.body.encode("utf-8")
                 return self._logged(entry, "injected", Reply(rule.status, raw, rule.content_type, dict(rule.headers)))
@@ -606,8 +448,8 @@ class QuickBooksStandIn:
             if refused is not None:
                 return refused
             is_batch = request.method == "POST" and request.path.strip("/") == "batch"
-            cost = self._batch_cost(request.body) if is_batch and self.config.batch_metering == "per_item" else 1
-            refusal = self._admit(state, cost, is_batch)
+            cost = batch_cost(request.body) if is_batch and self.config.batch_metering == "per_item" else 1
+            refusal = admit(state.meter, self.config, cost, is_batch, self.now)
             if refusal is not None:
                 state.throttled += 1
                 return self._logged(entry, "throttled", refusal, tid=True)
@@ -630,7 +472,7 @@ class QuickBooksStandIn:
         with self._lock:
             state = self._realm(ticket.realm_id)
             outcome, reply = self._answer(state, request, self.now())
-            if _take(state.lose_rules, request.path) is not None:
+            if take(state.lose_rules, request.path) is not None:
                 return self._logged(ticket.entry, "lost", faults.gateway_timeout())
             return self._logged(ticket.entry, outcome, reply, tid=True)
 
@@ -649,7 +491,7 @@ class QuickBooksStandIn:
             stored = state.stored_replies[request_id]
             return "replayed", Reply(stored.status, stored.body, stored.content_type)
         try:
-            reply = self._dispatch(state, request, path, request_id, now)
+            reply = dispatch(state, request, path, request_id, now)
         except QBOFault as exc:
             return "fault", exc.reply(now)
         if request_id is not None:
@@ -669,145 +511,6 @@ class QuickBooksStandIn:
             reply.headers.setdefault("intuit_tid", intuit_tid())
         entry.update(status=reply.status, outcome=outcome, intuit_tid=reply.headers.get("intuit_tid"))
         return reply
-
-    @staticmethod
-    def _batch_cost(body: bytes) -> int:
-        try:
-            items = json.loads(body or b"{}").get("BatchItemRequest")
-        except (ValueError, AttributeError):
-            return 1
-        return max(1, len(items)) if isinstance(items, list) else 1
-
-    def _admit(self, state: RealmState, cost: int, is_batch: bool) -> Reply | None:
-        """Throttle check; on success record the cost and count the request in flight."""
-        cfg = self.config
-        meter = state.meter
-        clock = time.monotonic()
-        meter.prune(clock, cfg.minute_seconds)
-        wait: float | None = None
-        if meter.in_flight >= cfg.max_concurrent:
-            wait = 1.0
-        elif meter.used() + cost > cfg.requests_per_minute:
-            wait = self._wait_for_units(meter, cost, cfg.requests_per_minute, clock, cfg.minute_seconds)
-        elif is_batch and len(meter.batches) + 1 > cfg.batch_per_minute:
-            wait = meter.batches[0] + cfg.minute_seconds - clock if meter.batches else cfg.minute_seconds
-        if wait is not None:
-            retry_after = max(1, math.ceil(wait)) if cfg.retry_after_header else None
-            return faults.throttled(self.now(), retry_after)
-        meter.calls.append((clock, cost))
-        meter.peak = max(meter.peak, meter.used())
-        if is_batch:
-            meter.batches.append(clock)
-        meter.in_flight += 1
-        return None
-
-    @staticmethod
-    def _wait_for_units(meter: Meter, cost: int, limit: int, clock: float, window: float) -> float:
-        """Seconds until enough of the window's units expire for ``cost`` more to fit."""
-        excess = meter.used() + cost - limit
-        for stamp, units in meter.calls:
-            excess -= units
-            if excess <= 0:
-                return stamp + window - clock
-        return window
-
-    def _dispatch(self, state: RealmState, request: ApiRequest, path: str, request_id: str | None,
-                  now: float) -> Reply:
-        company = state.company
-        segments = [s for s in path.split("/") if s]
-        method = request.method
-        if segments == ["query"] and method in ("GET", "POST"):
-            text = request.params.get("query") if method == "GET" else request.body.decode("utf-8", "replace")
-            if not text:
-                raise faults.required("query")
-            result = company.query(parse_query(text, QUERYABLE))
-            return json_reply(200, {"QueryResponse": result, "time": envelope_time(now)})
-        if segments == ["batch"] and method == "POST":
-            return self._batch(state, _json_body(request.body), request_id, now)
-        if segments == ["cdc"] and method == "GET":
-            return self._cdc(company, request.params, now)
-        if len(segments) == 2 and segments[0] == "companyinfo" and method == "GET":
-            info = {"CompanyName": company.name, "LegalName": company.name, "Id": company.realm_id,
-                    "SyncToken": "0", "Country": "US", "domain": "QBO", "sparse": False}
-            return json_reply(200, {"CompanyInfo": info, "time": envelope_time(now)})
-        listed = canonical_list(segments[0]) if segments else None
-        if listed is not None and len(segments) == 2 and method == "GET":  # an account, term or tax code too
-            return json_reply(200, {listed: company.read(listed, segments[1]), "time": envelope_time(now)})
-        entity = canonical_entity(segments[0]) if segments else None
-        if entity is None:
-            raise faults.unsupported(f"{method} /{path}")
-        if len(segments) == 2 and method == "GET":
-            return json_reply(200, {entity: company.read(entity, segments[1]), "time": envelope_time(now)})
-        if len(segments) != 1 or method != "POST":
-            raise faults.unsupported(f"{method} /{path}")
-        body = _json_body(request.body)
-        operation = (request.params.get("operation") or "").lower()
-        obj = self._write(state, entity, operation, body, now)
-        return json_reply(200, {entity: obj, "time": envelope_time(now)})
-
-    def _write(self, state: RealmState, entity: str, operation: str, body: Any, now: float) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise faults.invalid_property(f"{entity} body is not an object")
-        company = state.company
-        if operation in ("", "create", "update"):
-            if operation == "update" and body.get("Id") in (None, ""):
-                raise faults.required("Id")
-            result = company.create(entity, body, now) if operation == "create" else company.save(entity, body, now)
-        elif operation == "delete":
-            result = company.delete(entity, body, now)
-        elif operation == "void":
-            result = company.void(entity, body, now)
-        else:
-            raise faults.unsupported(operation)
-        state.writes += 1
-        return result
-
-    def _batch(self, state: RealmState, body: Any, request_id: str | None, now: float) -> Reply:
-        items = body.get("BatchItemRequest") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise faults.batch_empty()
-        if len(items) > BATCH_LIMIT:
-            raise faults.batch_too_large(len(items), BATCH_LIMIT)
-        answers: list[dict[str, Any]] = []
-        for item in items:
-            bid = str(item.get("bId", "")) if isinstance(item, dict) else ""
-            try:
-                answers.append({**self._batch_item(state, item, request_id, bid, now), "bId": bid})
-            except QBOFault as exc:
-                answers.append({"Fault": exc.fault(), "bId": bid})
-        return json_reply(200, {"BatchItemResponse": answers, "time": envelope_time(now)})
-
-    def _batch_item(self, state: RealmState, item: Any, request_id: str | None, bid: str,
-                    now: float) -> dict[str, Any]:
-        if not isinstance(item, dict):
-            raise faults.invalid_property("BatchItemRequest item is not an object")
-        if request_id is not None and len(request_id + bid) > REQUEST_ID_LIMIT:
-            raise faults.request_id_too_long(request_id + bid)
-        if "Query" in item:
-            return {"QueryResponse": state.company.query(parse_query(str(item["Query"]), QUERYABLE))}
-        entity = next((e for e in ENTITIES.values() if e in item), None)
-        if entity is None:
-            raise faults.unsupported("batch item without a supported entity")
-        operation = str(item.get("operation") or "").lower()
-        return {entity: self._write(state, entity, operation, item[entity], now)}
-
-    def _cdc(self, company: Company, params: dict[str, str], now: float) -> Reply:
-        names = [n.strip() for n in (params.get("entities") or "").split(",") if n.strip()]
-        if not names:
-            raise faults.required("entities")
-        if not params.get("changedSince"):
-            raise faults.required("changedSince")
-        entities = []
-        for name in names:
-            entity = canonical_entity(name)
-            if entity is None:
-                raise faults.unsupported(f"cdc for entity {name}")
-            entities.append(entity)
-        since = parse_time(params["changedSince"])
-        if since is None:
-            raise faults.invalid_property(f"changedSince is not a date-time: {params['changedSince']}")
-        response = company.change_data(entities, since.timestamp(), now)
-        return json_reply(200, {"CDCResponse": [{"QueryResponse": response}], "time": envelope_time(now)})
 
     # --- keeping the books between runs (the offline demo) ---------------------------------------------------
 
@@ -880,13 +583,6 @@ def _header_safe(text: str) -> bool:
 
 def _has_state_shape(data: Any) -> bool:
     return isinstance(data, dict) and {"realms", "auth", "clock_offset", "config"} <= data.keys()
-
-
-def _json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body or b"null")
-    except ValueError as exc:
-        raise faults.invalid_property(f"the request body is not valid JSON ({exc})") from exc
 
 
 def _oauth_reply(status: int, body: dict[str, Any]) -> Reply:

@@ -7,8 +7,8 @@ setting: ``per_item`` (default) or ``per_request``. A 429 pauses the realm until
 minute (``minute_seconds``: Intuit says wait 60 s and documents no Retry-After).
 
 What is metered, and how strictly syncbot counts. Intuit does not say whether "500 per minute" is a fixed
-(calendar) minute, a sliding minute or a token bucket; the stand-in (``sandbox/quickbooks/state.py``) meters a sliding
-minute of admission times, the strictest of the three. A client that never has more than 500 units in any 60
+(calendar) minute, a sliding minute or a token bucket; the stand-in (``sandbox/quickbooks/throttle.py``) meters a
+sliding minute of admission times, the strictest of the three. A client that never has more than 500 units in any 60
 seconds is refused by none of them (a fixed minute is one such interval; a bucket of 500 refilled at 500/min admits
 ``500 + 500 t/60`` in any ``t`` seconds), whereas a token bucket's own traffic (500 at once, then 500 more spread
 over the next minute) draws 429s from a sliding meter. So the budget is an exact sliding window, with no margin:
