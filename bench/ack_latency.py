@@ -51,7 +51,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,7 +224,8 @@ def start_stack(split: bool = False, database_url: str | None = None) -> Stack:
         "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_DEFAULT_CHANNEL": slack_cfg.ERRORS_CHANNEL_ID,
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
-    settings = Settings(_env_file=None, **env)  # type: ignore[call-arg]
+    fields: Mapping[str, Any] = env  # the variables as Settings' fields (by alias): strings that pydantic parses
+    settings = Settings(_env_file=None, **fields)
     services = build_services(settings)
     seed = json.loads((Path(__file__).parent.parent / "sandbox" / "data" / "demo_records.json").read_text())
     with services.sessions() as session, session.begin():

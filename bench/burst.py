@@ -69,7 +69,7 @@ def main() -> int:
     slack = serve_standin()
     channel = slack_cfg.ERRORS_CHANNEL_ID
     port = free_port()
-    settings = Settings(_env_file=None, DATABASE_URL=f"sqlite:///{tmp.name}/burst.db",  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATABASE_URL=f"sqlite:///{tmp.name}/burst.db",
                         TOKEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(), SLACK_API_URL=slack.api_url,
                         SLACK_BOT_TOKEN=slack_cfg.DEFAULT_BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
                         PUBLIC_URL=f"http://127.0.0.1:{port}", QBO_API_URL="http://127.0.0.1:9")

@@ -206,7 +206,7 @@ def settings_for(standin: StandIn, database_url: str, minute_seconds: float, met
 
     from bot.config import Settings
 
-    return Settings(_env_file=None, **{  # type: ignore[call-arg]
+    return Settings(_env_file=None, **{
         "DATABASE_URL": database_url, "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "QBO_API_URL": standin.url, "QBO_AUTH_URL": f"{standin.url}/connect/oauth2",
         "QBO_TOKEN_URL": f"{standin.url}/oauth2/v1/tokens/bearer",

@@ -214,10 +214,10 @@ def fill_sqlite(path: Path, n: int) -> float:
                        row[16].strftime(fmt) if row[16] else None)
                 batch.append(row)
                 if len(batch) >= 20_000:
-                    conn.exec_driver_sql(sql, batch)  # type: ignore[arg-type]
+                    conn.exec_driver_sql(sql, batch)
                     batch = []
             if batch:
-                conn.exec_driver_sql(sql, batch)  # type: ignore[arg-type]
+                conn.exec_driver_sql(sql, batch)
     finally:
         engine.dispose()
     took = time.perf_counter() - started

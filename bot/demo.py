@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -417,7 +417,7 @@ def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Ca
         slack_url = servers[-1].url
         slack.public_url = slack_url
         slack.config.page_links = [("QuickBooks control panel", f"{qbo_url}/_control/panel")]
-        settings = _offline_settings(base or Settings(_env_file=None),  # type: ignore[call-arg]
+        settings = _offline_settings(base or Settings(_env_file=None),
                                      data_dir, qbo_url, slack_url, app_url, secret)
         if settings.support_channel == DEMO_SUPPORT_CHANNEL_ID and DEMO_SUPPORT_CHANNEL_ID not in slack.channels:
             slack.add_channel(slack_cfg.DEFAULT_TEAM_ID, DEMO_SUPPORT_CHANNEL_ID, DEMO_SUPPORT_CHANNEL_NAME,
@@ -559,7 +559,9 @@ def _offline_quickbooks(settings: Settings, app_port: int, data_dir: Path, say: 
            "QBO_REDIRECT_URI": f"{public}/oauth/quickbooks/callback"}
     try:
         if must_seed:
-            services = build_services(Settings(_env_file=None, **env))  # type: ignore[call-arg]
+            # The variables as Settings' fields (by alias): strings that pydantic parses, whatever each field's type.
+            fields: Mapping[str, Any] = env
+            services = build_services(Settings(_env_file=None, **fields))
             try:
                 seed(services, qbo, DEFAULT_REALM, say)
             finally:

@@ -90,7 +90,7 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
     standin = app.state.standin
     server = serve_in_thread(app)
     url = server.url
-    settings = (base or Settings(_env_file=None)).model_copy(update={  # type: ignore[call-arg]
+    settings = (base or Settings(_env_file=None)).model_copy(update={
         "database_url": f"sqlite:///{(WALKTHROUGH_DIR / 'syncbot-demo.db').resolve()}",
         "qbo_api_url": url, "qbo_auth_url": f"{url}/connect/oauth2",
         "qbo_token_url": f"{url}/oauth2/v1/tokens/bearer", "qbo_revoke_url": f"{url}/v2/oauth2/tokens/revoke",
