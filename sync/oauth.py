@@ -15,11 +15,12 @@ refreshing (and persisting the rotated refresh token in the same step) when it i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,9 @@ class TokenSet:
 
         def after(key: str) -> dt.datetime | None:
             value = token.get(key)
-            return now + dt.timedelta(seconds=int(value)) if value not in (None, "") else None
+            if value is None or value == "":
+                return None
+            return now + dt.timedelta(seconds=int(value))
 
         return cls(
             access_token=str(token["access_token"]),
@@ -91,7 +94,9 @@ class QuickBooksOAuth:
         self.timeout = timeout
         self.clock = clock
 
-    def _client(self) -> OAuth2Client:
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[OAuth2Client]:
+        """A client of this app, open for the ``with`` block and closed after it."""
         client = OAuth2Client(
             client_id=self.client_id, client_secret=self._client_secret, scope=SCOPE,
             redirect_uri=self.redirect_uri, token_endpoint_auth_method="client_secret_basic",
@@ -99,7 +104,10 @@ class QuickBooksOAuth:
         )
         client.register_compliance_hook("access_token_response", self._check_token_response)
         client.register_compliance_hook("refresh_token_response", self._check_token_response)
-        return client
+        # authlib's httpx OAuth2Client is an httpx.Client, but typeshed's stubs (types-authlib) leave that base
+        # class out, so mypy finds no __enter__/__exit__ on it.
+        with client:  # type: ignore[attr-defined]
+            yield client
 
     @staticmethod
     def _check_token_response(resp: httpx.Response) -> httpx.Response:
