@@ -45,12 +45,13 @@ import re
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
     BigInteger,
     Engine,
     Select,
+    SQLColumnExpression,
     String,
     and_,
     column,
@@ -66,7 +67,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from sync.diagnosis import KINDS, FixAction, Kind, kind_info, severity
@@ -99,12 +100,16 @@ def open_clause() -> ColumnElement[bool]:
     """The SQL condition of an open error (see the module docstring). The statuses are written as literals, as in
     the partial index of the open errors (``sync.models.OPEN_WHERE``): SQLite uses a partial index only for a
     query whose condition repeats the index's, and a bound parameter never does."""
-    statuses = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
+    statuses: list[ColumnClause[str]] = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
     return and_(SyncLogEntry.status.in_(statuses), SyncLogEntry.resolved_at.is_(None),
                 SyncLogEntry.superseded_by_id.is_(None))
 
 
-def _scope(stmt: Select[Any], account_id: int | None, connection_id: int | None) -> Select[Any]:
+#: The columns of a select that a helper narrows and hands back (SQLAlchemy's ``Select`` is generic in them).
+_Ts = TypeVarTuple("_Ts")
+
+
+def _scope(stmt: Select[*_Ts], account_id: int | None, connection_id: int | None) -> Select[*_Ts]:
     if account_id is not None:
         stmt = stmt.where(SyncLogEntry.account_id == account_id)
     if connection_id is not None:
@@ -357,7 +362,7 @@ def _fts_phrase(words: str) -> str:
     return '"' + words.replace('"', '""') + '"'
 
 
-def _apply(stmt: Select[Any], f: LogFilter) -> Select[Any]:
+def _apply(stmt: Select[*_Ts], f: LogFilter) -> Select[*_Ts]:
     """``stmt`` with the conditions of ``f`` (free text by the LIKE: :func:`_matches` adds the index that narrows
     it)."""
     conds = []
@@ -417,7 +422,7 @@ class Page:
     searched_newest: int | None = None
 
 
-def _count(session: Session, stmt: Select[Any], order: _Order, cap: int) -> tuple[int, bool]:
+def _count(session: Session, stmt: Select[*_Ts], order: _Order, cap: int) -> tuple[int, bool]:
     """How many rows ``stmt`` (a select of ids, in a page's ``order``) gives, counting at most ``cap`` + 1:
     (the count, or ``cap`` and True when more match)."""
     # newest first, as the page reads them: the planner then takes the page's index (the open errors' partial
@@ -456,7 +461,7 @@ class _Order:
     """How a page orders its matches, newest first: by ``columns`` descending (the entry id, or the FTS rowid,
     or the entry's time then id), and where an entry sits in that order (:meth:`position`)."""
 
-    columns: tuple[ColumnElement[Any], ...]
+    columns: tuple[SQLColumnExpression[Any], ...]
 
     def newest_first(self) -> list[ColumnElement[Any]]:
         return [c.desc() for c in self.columns]
@@ -481,11 +486,11 @@ class _Order:
 _BY_TIME = _Order((SyncLogEntry.created_at, SyncLogEntry.id))
 
 
-def _matches(stmt: Select[Any], f: LogFilter, search: str) -> tuple[Select[Any], ColumnElement[int]]:
+def _matches(stmt: Select[*_Ts], f: LogFilter, search: str) -> tuple[Select[*_Ts], SQLColumnExpression[int]]:
     """``stmt`` narrowed to ``f``, and the id column a page orders and pages it by. With free text the FTS table
     (SQLite) drives the query: its rowids come newest first from the index itself, so a common word stops after a
     page of matches and a rare one reads only its few, where ``id IN (matches)`` would read every match first."""
-    if not _fts_driven(f, search):
+    if not _fts_driven(f, search) or f.text is None:  # (driven means there is text: None only to the type checker)
         return _apply(stmt, f), SyncLogEntry.id
     driven = (stmt.select_from(_FTS).join(SyncLogEntry, SyncLogEntry.id == _FTS.c.rowid)
               .where(text("sync_log_fts MATCH :fts_phrase").bindparams(fts_phrase=_fts_phrase(f.text))))
@@ -496,7 +501,7 @@ def _matches(stmt: Select[Any], f: LogFilter, search: str) -> tuple[Select[Any],
 
 def _fts_driven(f: LogFilter, search: str) -> bool:
     """Whether the FTS table drives ``f``'s query (SQLite, free text long enough for a trigram)."""
-    return search == "fts5" and bool(f.text) and len(f.text) >= TRIGRAM
+    return search == "fts5" and f.text is not None and len(f.text) >= TRIGRAM
 
 
 def _cursor(session: Session, f: LogFilter, order: _Order, entry_id: int) -> tuple[Any, ...] | None:
