@@ -25,7 +25,7 @@ from __future__ import annotations
 import html
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
@@ -34,10 +34,11 @@ from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
+from slack_sdk.oauth.installation_store import Bot, InstallationStore
 
 import handlers
 from bot.events import EventLedger
-from bot.runtime import SlackRuntime
+from bot.runtime import SlackClients, SlackRuntime
 from handlers.common import TENANT_KEY, TenantLookup
 
 log = logging.getLogger("syncbot.app")
@@ -63,7 +64,7 @@ def authorize_url(api_url: str) -> str:
     return f"{base}/oauth/v2/authorize"
 
 
-def _cookie(headers: dict[str, object], name: str) -> str | None:
+def _cookie(headers: Mapping[str, object], name: str) -> str | None:
     raw = headers.get("cookie")
     for value in raw if isinstance(raw, list | tuple) else [raw] if raw else []:
         try:
@@ -124,6 +125,26 @@ def _oauth_settings(rt: SlackRuntime) -> OAuthSettings:
         callback_options=CallbackOptions(success=installed, failure=failed), logger=log)
 
 
+class _KeptBots(InstallationStore):
+    """The installation store that Bolt's bot-only authorize reads (``find_bot`` on every request, ``save_bot``
+    when a bot token rotates): each team's bot as :class:`bot.runtime.SlackClients` keeps it."""
+
+    def __init__(self, clients: SlackClients) -> None:
+        self._clients = clients
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    def find_bot(self, *, enterprise_id: str | None, team_id: str | None,
+                 is_enterprise_install: bool | None = False) -> Bot | None:
+        return self._clients.find_bot(enterprise_id=enterprise_id, team_id=team_id,
+                                      is_enterprise_install=is_enterprise_install)
+
+    def save_bot(self, bot: Bot) -> None:
+        self._clients.save_bot(bot)
+
+
 def build_app(rt: SlackRuntime) -> App:
     """The Bolt App on the runtime's request-path client. Raises ValueError when Slack is not configured."""
     settings = rt.settings
@@ -141,9 +162,12 @@ def build_app(rt: SlackRuntime) -> App:
         # (one Web API call per slash command or click); cached, once per bot token and process. It reads the
         # team's bot row through rt.clients, which keeps it as long as the team's clients (SlackClients.find_bot)
         authorize = InstallationStoreAuthorize(
-            installation_store=rt.clients, client_id=oauth_settings.client_id,  # type: ignore[arg-type]
+            installation_store=_KeptBots(rt.clients), client_id=oauth_settings.client_id,
             client_secret=oauth_settings.client_secret, logger=log, bot_only=True, cache_enabled=True, client=client)
-        app = App(signing_secret=signing_secret, client=client, oauth_settings=oauth_settings, authorize=authorize,
+        # App takes an Authorize instance as it is (it tests isinstance(authorize, Authorize)), but its annotation
+        # names only a plain function returning an AuthorizeResult, which Authorize.__call__'s Optional is not
+        app = App(signing_secret=signing_secret, client=client, oauth_settings=oauth_settings,
+                  authorize=authorize,  # type: ignore[arg-type]
                   process_before_response=True, ignoring_self_events_enabled=True)
     else:
         if settings.slack_bot_token is None:

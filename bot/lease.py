@@ -42,7 +42,7 @@ class Lease:
                 or_(SchedulerLease.holder == self.holder, SchedulerLease.expires_at < now))
                 .values(holder=self.holder, expires_at=until)
                 .execution_options(synchronize_session=False))
-            if taken.rowcount:  # type: ignore[attr-defined]
+            if taken.rowcount:
                 return True
         try:
             with self.sessions() as session, session.begin():

@@ -160,8 +160,8 @@ def create_server(rt: SlackRuntime, app: App | None, *, socket_mode: bool = Fals
                                 status_code=400)
         bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
         if bolt_response.status == 404:  # signed (Bolt checked) but no listener: ack, or Slack shows an error
-            kind, what = _unhandled(bolt_request.body)
-            log.warning("event=slack_request_unhandled type=%s id=%s team=%s", kind, what,
+            unhandled, what = _unhandled(bolt_request.body)
+            log.warning("event=slack_request_unhandled type=%s id=%s team=%s", unhandled, what,
                         bolt_request.context.team_id or "-")
             return Response(status_code=200)
         if bolt_response.status == 401:

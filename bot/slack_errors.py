@@ -381,7 +381,7 @@ class GuardedWebClient(WebClient):
         self.answer_from_memory = answer_from_memory
         self.shorten = shorten
 
-    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:
         channel = _channel_of(kwargs)
         problem = self.problems.blocking(self.team, api_method, channel) if self.answer_from_memory else None
         if problem is not None:

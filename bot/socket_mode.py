@@ -58,8 +58,8 @@ class _Handler(SocketModeHandler):
         if response.status == 404:
             from bot.server import _unhandled
 
-            kind, what = _unhandled(req.payload)
-            log.warning("event=slack_request_unhandled mode=socket type=%s id=%s envelope=%s", kind, what,
+            unhandled, what = _unhandled(req.payload)
+            log.warning("event=slack_request_unhandled mode=socket type=%s id=%s envelope=%s", unhandled, what,
                         req.envelope_id)
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
             return

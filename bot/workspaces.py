@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 from slack_sdk import WebClient
@@ -25,6 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Workspace
 from sync.models import Account, Connection, Notification
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 log = logging.getLogger("syncbot.workspaces")
 
@@ -77,11 +81,14 @@ _TENANT_QUERY = (
            select(func.min(Connection.id)).where(Connection.account_id == Workspace.account_id).scalar_subquery())
     .join(Account, Account.id == Workspace.account_id)
     .where(Workspace.team_id == bindparam("team_id")))
+if TYPE_CHECKING:
+    #: Its row: SQLAlchemy types a select of this many columns as a row of Any, which mypy unpacks as objects.
+    _TenantRow = Row[str | None, list[str], bool, str | None, int, str, str, int | None]
 
 
 def _read_tenant(db: Session | SAConnection, team_id: str) -> Tenant | None:
     """The tenant of a bound workspace (:data:`_TENANT_QUERY` on a session or a Core connection), or None."""
-    row = db.execute(_TENANT_QUERY, {"team_id": team_id}).first()
+    row: _TenantRow | None = db.execute(_TENANT_QUERY, {"team_id": team_id}).first()
     if row is None:
         return None
     channel_id, admin_user_ids, open_reading, channel_problem, account_id, name, timezone, connection_id = row

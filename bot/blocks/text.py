@@ -243,8 +243,8 @@ def linked_mrkdwn(text: object, limit: int, links: Iterable[Sequence[str]] = ())
     out: list[str] = []
     used = 0
     room = limit - len(ELLIPSIS)  # what may be used while an ellipsis may still have to follow
-    for index, (shown, url) in enumerate(pieces):
-        rendered = (slack_link(url, shown) if url else None) or escape_mrkdwn(shown)
+    for index, (shown, href) in enumerate(pieces):
+        rendered = (slack_link(href, shown) if href else None) or escape_mrkdwn(shown)
         last = index == len(pieces) - 1 and not cut_raw
         if used + len(rendered) <= (limit if last else room):
             out.append(rendered)

@@ -116,8 +116,8 @@ def totals_blocks(data: object) -> list[Block]:
     blocks: list[Block] = [section("\n".join(figures))]
     listed = _line_texts(data)
     if listed:
-        total = data.get("line_rows") or data.get("lines")
-        count = len(total) if isinstance(total, list) else len(listed)
+        every = data.get("line_rows") or data.get("lines")
+        count = len(every) if isinstance(every, list) else len(listed)
         text = join_within(listed, 2800, "_…and {n} more lines: see the sync log._", total=count)
         blocks.append(section("*Lines that differ*\n" + text))
     return blocks

@@ -61,10 +61,6 @@ class Notifier(TopicDelivery):
     """Delivers pending notifications. ``client_for(team_id)`` gives a workspace's WebClient for the background
     (`bot.runtime.SlackClients.background_for`: no retry handler that sleeps or posts again by itself)."""
 
-    def wake(self) -> None:
-        """Ask the background loop to deliver now (after a click produced notifications)."""
-        self._wake.set()
-
     def run(self, stop: threading.Event, interval: float = 2.0, lease: Lease | None = None) -> None:
         """Deliver until ``stop`` is set: every ``interval`` seconds, or at once when woken.
 

@@ -159,6 +159,10 @@ class NotifierBase:
         #: Home is re-published for them: bot.home.HomePublisher).
         self.on_delivered: Callable[[set[int]], None] | None = None
 
+    def wake(self) -> None:
+        """Ask the background loop to deliver now (after a click produced notifications)."""
+        self._wake.set()
+
     def _pause(self, channel: str, seconds: float, reason: str, shared: bool = True) -> None:
         """Pause ``channel`` for ``seconds`` (its notifications wait; the other channels go on): in every replica
         when Slack set the time (a Retry-After, an outage's back-off: ``shared``), else for the rest of this pass

@@ -49,6 +49,8 @@ class Digests(SlackCalls):
                                                              SlackMessage.topic.like("digest:%"))
                                   .order_by(SlackMessage.id.desc()).limit(1)).first()
             state = (row.state or {}) if row is not None else {}
+        last: dt.datetime | None
+        since: dt.datetime | None
         try:
             last = dt.datetime.fromisoformat(state["last"])
             since = dt.datetime.fromisoformat(state["since"])

@@ -40,6 +40,12 @@ log = logging.getLogger("syncbot.notifier")
 class SlackCalls(NotifierBase):
     """Slack calls of the notifier: claim a topic's row, post, find a lost post again, update, thread lines,"""
 
+    def _posted(self, account_id: int, topic: str) -> bool:
+        with self.sessions() as session:
+            return session.scalar(select(SlackMessage.id).where(
+                SlackMessage.account_id == account_id, SlackMessage.topic == topic,
+                SlackMessage.ts.is_not(None))) is not None
+
     def _check_pace(self, channel: str) -> None:
         """Take the channel's turn to post, for every replica (about one post a second per channel, and no post
         while the channel is paused): a post due sooner is rescheduled, never slept for."""

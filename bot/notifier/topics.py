@@ -77,7 +77,7 @@ class TopicDelivery(Digests):
                                                          SlackMessage.topic == topic,
                                                          SlackMessage.ts.is_not(None))).first()
         ws = session.scalars(select(Workspace).where(Workspace.account_id == entry.account_id)).first()
-        if row is None or ws is None:
+        if row is None or row.ts is None or ws is None:  # (the query asks for a ts: None only to the type checker)
             return name, None
         try:
             answer = self.client_for(ws.team_id).chat_getPermalink(channel=row.channel_id, message_ts=row.ts)
@@ -231,12 +231,6 @@ class TopicDelivery(Digests):
                 fresh = session.get(SlackMessage, marker.id)
                 if fresh is not None:
                     fresh.state = {**(fresh.state or {}), "cards": want}
-
-    def _posted(self, account_id: int, topic: str) -> bool:
-        with self.sessions() as session:
-            return session.scalar(select(SlackMessage.id).where(
-                SlackMessage.account_id == account_id, SlackMessage.topic == topic,
-                SlackMessage.ts.is_not(None))) is not None
 
     def _deliver_summary(self, team_id: str, channel: str, tz: str, account_id: int, topic: str) -> str:
         """The weekly summary queued by the scheduler (`bot.scheduler`): the week before its scheduled moment,
