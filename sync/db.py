@@ -75,9 +75,9 @@ def db_now(session: Session) -> dt.datetime:
     the transaction's start as ``now()`` is: a transaction that waited for a lock must not judge by the time before
     it waited); SQLite: the machine's clock, to the millisecond (one machine, so one clock anyway)."""
     if session.get_bind().dialect.name == "sqlite":
-        text_now = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+        text_now: str = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
         return dt.datetime.fromisoformat(str(text_now)).replace(tzinfo=dt.UTC)
-    value = session.execute(text("SELECT clock_timestamp()")).scalar_one()
+    value: dt.datetime = session.execute(text("SELECT clock_timestamp()")).scalar_one()
     return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -33,6 +33,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sync.models import Account, Contact, Invoice, InvoiceLine, Item, Payment
+
+#: A kind of record a records file imports (by ref).
+_Record = TypeVar("_Record", Contact, Item, Invoice, Payment)
 
 
 class RecordsFileError(ValueError):
@@ -258,13 +261,14 @@ def validate(data: Any, known: dict[str, set[str]] | None = None) -> RecordsFile
         raise RecordsFileError([f"{_where(tuple(err['loc']), data)}: {err['msg']}"
                                 for err in exc.errors()]) from None
     problems: list[str] = []
-    for name, rows in (("contacts", parsed.contacts), ("items", parsed.items), ("invoices", parsed.invoices),
-                       ("payments", parsed.payments)):
+    for name, refs in (("contacts", [c.ref for c in parsed.contacts]), ("items", [it.ref for it in parsed.items]),
+                       ("invoices", [inv.ref for inv in parsed.invoices]),
+                       ("payments", [pay.ref for pay in parsed.payments])):
         seen: set[str] = set()
-        for i, row in enumerate(rows):
-            if row.ref in seen:
-                problems.append(f"{name}[{i}] (ref {row.ref}).ref: used twice")
-            seen.add(row.ref)
+        for i, ref in enumerate(refs):
+            if ref in seen:
+                problems.append(f"{name}[{i}] (ref {ref}).ref: used twice")
+            seen.add(ref)
     contact_refs = {c.ref for c in parsed.contacts} | known.get("contacts", set())
     item_refs = {c.ref for c in parsed.items} | known.get("items", set())
     invoice_refs = {c.ref for c in parsed.invoices} | known.get("invoices", set())
@@ -307,9 +311,10 @@ def import_records(session: Session, account_id: int, data: Any) -> dict[str, in
     if account is None:
         raise RecordsFileError([f"account {account_id}: does not exist"])
 
-    def existing(model: Any) -> dict[str, Any]:
-        return {r.external_ref: r for r in session.scalars(
-            select(model).where(model.account_id == account_id, model.external_ref.is_not(None)))}
+    def existing(model: type[_Record]) -> dict[str, _Record]:
+        rows = session.scalars(select(model).where(model.account_id == account_id, model.external_ref.is_not(None)))
+        # (the query leaves out rows without a ref: the test only tells the type checker)
+        return {r.external_ref: r for r in rows if r.external_ref is not None}
 
     parsed = validate(data, {"contacts": set(existing(Contact)), "items": set(existing(Item)),
                              "invoices": set(existing(Invoice))})
@@ -318,48 +323,50 @@ def import_records(session: Session, account_id: int, data: Any) -> dict[str, in
 
     contacts = existing(Contact)
     for c in parsed.contacts:
-        row = contacts.get(c.ref) or Contact(account_id=account_id, external_ref=c.ref, display_name=c.display_name)
+        contact = contacts.get(c.ref) or Contact(account_id=account_id, external_ref=c.ref,
+                                                 display_name=c.display_name)
         addr = c.bill_address or AddressIn()
-        row.display_name, row.email, row.phone, row.company = c.display_name, c.email, c.phone, c.company
-        row.bill_line1, row.bill_city, row.bill_region = addr.line1, addr.city, addr.region
-        row.bill_postal_code, row.bill_country = addr.postal_code, addr.country
-        session.add(row)
-        contacts[c.ref] = row
+        contact.display_name, contact.email, contact.phone, contact.company = (c.display_name, c.email, c.phone,
+                                                                               c.company)
+        contact.bill_line1, contact.bill_city, contact.bill_region = addr.line1, addr.city, addr.region
+        contact.bill_postal_code, contact.bill_country = addr.postal_code, addr.country
+        session.add(contact)
+        contacts[c.ref] = contact
     items = existing(Item)
     for it in parsed.items:
-        row = items.get(it.ref) or Item(account_id=account_id, external_ref=it.ref, name=it.name)
-        row.name, row.sku, row.income_account = it.name, it.sku, it.income_account
-        row.unit_price_cents = to_cents(it.unit_price)
-        session.add(row)
-        items[it.ref] = row
+        item = items.get(it.ref) or Item(account_id=account_id, external_ref=it.ref, name=it.name)
+        item.name, item.sku, item.income_account = it.name, it.sku, it.income_account
+        item.unit_price_cents = to_cents(it.unit_price)
+        session.add(item)
+        items[it.ref] = item
     session.flush()
     invoices = existing(Invoice)
     for inv in parsed.invoices:
-        row = invoices.get(inv.ref)
-        if row is None:
-            row = Invoice(account_id=account_id, external_ref=inv.ref, number=inv.number,
-                          contact_id=contacts[inv.contact].id, issue_date=inv.issue_date)
-            session.add(row)
-        row.number, row.contact_id = inv.number, contacts[inv.contact].id
-        row.issue_date, row.due_date, row.tax_rate = inv.issue_date, inv.due_date, inv.tax_rate
-        row.lines = [InvoiceLine(position=j + 1, item_id=items[ln.item].id, description=ln.description,
-                                 quantity=ln.quantity, rate_cents=to_cents(ln.rate), tax_code=ln.tax_code)
-                     for j, ln in enumerate(inv.lines)]
+        invoice = invoices.get(inv.ref)
+        if invoice is None:
+            invoice = Invoice(account_id=account_id, external_ref=inv.ref, number=inv.number,
+                              contact_id=contacts[inv.contact].id, issue_date=inv.issue_date)
+            session.add(invoice)
+        invoice.number, invoice.contact_id = inv.number, contacts[inv.contact].id
+        invoice.issue_date, invoice.due_date, invoice.tax_rate = inv.issue_date, inv.due_date, inv.tax_rate
+        invoice.lines = [InvoiceLine(position=j + 1, item_id=items[ln.item].id, description=ln.description,
+                                     quantity=ln.quantity, rate_cents=to_cents(ln.rate), tax_code=ln.tax_code)
+                         for j, ln in enumerate(inv.lines)]
         subtotal, tax, total = invoice_totals(((ln.quantity, to_cents(ln.rate), ln.tax_code) for ln in inv.lines),
                                               inv.tax_rate)
         if inv.tax is not None and inv.total is not None:
             tax, total = to_cents(inv.tax), to_cents(inv.total)
-        row.subtotal_cents, row.tax_cents, row.total_cents = subtotal, tax, total
-        invoices[inv.ref] = row
+        invoice.subtotal_cents, invoice.tax_cents, invoice.total_cents = subtotal, tax, total
+        invoices[inv.ref] = invoice
     session.flush()
     payments = existing(Payment)
     for p in parsed.payments:
-        row = payments.get(p.ref) or Payment(account_id=account_id, external_ref=p.ref,
-                                             contact_id=contacts[p.contact].id, amount_cents=0, paid_on=p.date)
-        row.contact_id = contacts[p.contact].id
-        row.invoice_id = invoices[p.invoice].id if p.invoice else None
-        row.amount_cents, row.paid_on, row.method = to_cents(p.amount), p.date, p.method
-        session.add(row)
+        payment = payments.get(p.ref) or Payment(account_id=account_id, external_ref=p.ref,
+                                                 contact_id=contacts[p.contact].id, amount_cents=0, paid_on=p.date)
+        payment.contact_id = contacts[p.contact].id
+        payment.invoice_id = invoices[p.invoice].id if p.invoice else None
+        payment.amount_cents, payment.paid_on, payment.method = to_cents(p.amount), p.date, p.method
+        session.add(payment)
     session.flush()
     return {"contacts": len(parsed.contacts), "items": len(parsed.items), "invoices": len(parsed.invoices),
             "payments": len(parsed.payments)}

@@ -131,13 +131,13 @@ def diagnose_totals(
                 differing.append(f"{label}: JobsiteOn {_money(ours_amount)}, QuickBooks {shown}")
                 rows.append({"label": label, "ours": _money(ours_amount), "theirs": shown})
         for extra in their_lines[len(our_lines) :]:
-            amount = _dec(extra.get("Amount"))
+            extra_amount = _dec(extra.get("Amount"))
             differing.append(
                 f"line {extra.get('LineNum') or extra.get('Id') or '?'}: only in QuickBooks "
-                f"({_money(amount) if amount is not None else 'no amount'})"
+                f"({_money(extra_amount) if extra_amount is not None else 'no amount'})"
             )
             rows.append({"label": None, "ours": None,
-                         "theirs": _money(amount) if amount is not None else "no amount"})
+                         "theirs": _money(extra_amount) if extra_amount is not None else "no amount"})
         lines.append("Lines that differ: " + "; ".join(differing) + "." if differing else "Line amounts match.")
     theirs_rate = tax_rate_of(tax_detail)
     ours_rate_d = _dec(ours_rate) if ours_rate is not None else None
@@ -181,7 +181,8 @@ def make_diagnosis(
         intuit_tid=intuit_tid,
         retry_after=retry_after,
         hint=hint,
-        meaning=meaning if meaning in MEANINGS and kind is not None and MEANINGS[meaning].kind is kind else None,
+        meaning=meaning if meaning is not None and meaning in MEANINGS and kind is not None
+        and MEANINGS[meaning].kind is kind else None,
     )
 
 

@@ -259,7 +259,8 @@ def invoice_figures(body: Mapping[str, Any]) -> tuple[int, int, int, Decimal | N
     (the sum of its percent-based tax lines; None when it has none) and the tax code it assigned
     (``TxnTaxDetail.TxnTaxCodeRef``; None when there is none). The subtotal is the total less the tax."""
     total = amount_to_cents(body.get("TotalAmt") or 0)
-    detail = body.get("TxnTaxDetail") if isinstance(body.get("TxnTaxDetail"), Mapping) else {}
+    given = body.get("TxnTaxDetail")
+    detail: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     tax = amount_to_cents(detail.get("TotalTax") or 0)
     code = detail.get("TxnTaxCodeRef")
     code_value = str(code.get("value") or "") if isinstance(code, Mapping) else str(code or "")
