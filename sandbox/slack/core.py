@@ -150,6 +150,48 @@ class StandInCore:
     def _touch(self) -> None:
         self.version += 1
 
+    def _record(self, call: Call, resp: ApiResponse) -> None:
+        call.status = resp.status
+        if isinstance(resp.body, dict):
+            call.ok = bool(resp.body.get("ok"))
+            call.error = resp.body.get("error")
+            call.response = copy.deepcopy(resp.body)
+        else:
+            call.ok = False
+            call.response = resp.body
+        if "Retry-After" in resp.headers:
+            call.retry_after = int(resp.headers["Retry-After"])
+        self._calls.append(call)
+        self._touch()
+
+    def _take_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
+        for fault in self._faults:
+            if fault.method not in (method, "*"):
+                continue
+            if fault.match and any(str(params.get(k)) != str(v) for k, v in fault.match.items()):
+                continue
+            fault.count -= 1
+            if fault.count <= 0:
+                self._faults.remove(fault)
+            return fault
+        return None
+
+    @staticmethod
+    def _fault_response(fault: Fault) -> ApiResponse | None:
+        """The answer a fault dictates, or ``None`` when it only delays a normal answer."""
+        if fault.retry_after is not None:
+            return ApiResponse(429, {"ok": False, "error": "ratelimited"},
+                               {"Retry-After": str(fault.retry_after)}, fault.delay or 0.0)
+        if fault.status is not None:
+            if fault.body is not None:
+                return ApiResponse(fault.status, fault.body, {"Content-Type": "text/html"}, fault.delay or 0.0)
+            error = fault.error or ("internal_error" if fault.status >= 500 else "invalid_request")
+            return ApiResponse(fault.status, {"ok": False, "error": error, **(fault.extra or {})}, {},
+                               fault.delay or 0.0)
+        if fault.error is not None:
+            return ApiResponse(200, {"ok": False, "error": fault.error, **(fault.extra or {})}, {}, fault.delay or 0.0)
+        return None
+
     def _next_ts(self) -> str:
         """A message ts: "seconds.micro" as Slack writes it ("1700000000.000100"), unique and increasing."""
         now = max(self.now(), self._last_ts + 0.000001)

@@ -262,11 +262,15 @@ class SlackDriver:
         return response, headers
 
     def _deliver(self, kind: Literal["slash_commands", "interactive", "events_api"], payload: dict[str, Any],
-                 body: str, content_type: str, **sign_opts: Any) -> tuple[httpx.Response, dict[str, str]]:
+                 body: str, content_type: str, *, forge: bool = False, skew_s: float = 0.0,
+                 retry_num: int | None = None, retry_reason: str = "http_timeout",
+                 extra_headers: dict[str, str] | None = None) -> tuple[httpx.Response, dict[str, str]]:
         """Deliver one request of Slack's: ``payload`` is what ``body`` encodes and ``kind`` its Socket Mode envelope
-        type. Here: POST ``body`` signed (:meth:`send`); :class:`sandbox.slack.socket_mode.SocketDriver` sends the
-        payload as an envelope over the Socket Mode WebSocket instead."""
-        return self.send(body, content_type, **sign_opts)
+        type. Here: POST ``body`` signed (:meth:`send`, which the keywords are for);
+        :class:`sandbox.slack.socket_mode.SocketDriver` sends the payload as an envelope over the Socket Mode
+        WebSocket instead."""
+        return self.send(body, content_type, forge=forge, skew_s=skew_s, retry_num=retry_num,
+                         retry_reason=retry_reason, extra_headers=extra_headers)
 
     def _team(self, team_id: str) -> dict[str, Any]:
         for team in self.link.state()["teams"]:

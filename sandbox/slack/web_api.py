@@ -24,7 +24,6 @@ from sandbox.slack.state import (
     Channel,
     Edit,
     Ephemeral,
-    Fault,
     Message,
     Team,
     View,
@@ -59,20 +58,6 @@ class WebApi(StandInCore):
             out[key] = copy.deepcopy(value)
         return out
 
-    def _record(self, call: Call, resp: ApiResponse) -> None:
-        call.status = resp.status
-        if isinstance(resp.body, dict):
-            call.ok = bool(resp.body.get("ok"))
-            call.error = resp.body.get("error")
-            call.response = copy.deepcopy(resp.body)
-        else:
-            call.ok = False
-            call.response = resp.body
-        if "Retry-After" in resp.headers:
-            call.retry_after = int(resp.headers["Retry-After"])
-        self._calls.append(call)
-        self._touch()
-
     @staticmethod
     def _warn(body: dict[str, Any], warning: str, message: str | None = None) -> None:
         """Slack reports warnings in ``warning`` (comma-joined) and ``response_metadata.warnings``
@@ -97,34 +82,6 @@ class WebApi(StandInCore):
         elif "charset" not in content_type:
             self._warn(body, "missing_charset",
                        "A Content-Type HTTP header was presented but did not declare a charset, such as a 'utf-8'")
-
-    def _take_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
-        for fault in self._faults:
-            if fault.method not in (method, "*"):
-                continue
-            if fault.match and any(str(params.get(k)) != str(v) for k, v in fault.match.items()):
-                continue
-            fault.count -= 1
-            if fault.count <= 0:
-                self._faults.remove(fault)
-            return fault
-        return None
-
-    @staticmethod
-    def _fault_response(fault: Fault) -> ApiResponse | None:
-        """The answer a fault dictates, or ``None`` when it only delays a normal answer."""
-        if fault.retry_after is not None:
-            return ApiResponse(429, {"ok": False, "error": "ratelimited"},
-                               {"Retry-After": str(fault.retry_after)}, fault.delay or 0.0)
-        if fault.status is not None:
-            if fault.body is not None:
-                return ApiResponse(fault.status, fault.body, {"Content-Type": "text/html"}, fault.delay or 0.0)
-            error = fault.error or ("internal_error" if fault.status >= 500 else "invalid_request")
-            return ApiResponse(fault.status, {"ok": False, "error": error, **(fault.extra or {})}, {},
-                               fault.delay or 0.0)
-        if fault.error is not None:
-            return ApiResponse(200, {"ok": False, "error": fault.error, **(fault.extra or {})}, {}, fault.delay or 0.0)
-        return None
 
     def _answer(self, method: str, params: dict[str, Any], token: str | None, call: Call) -> ApiResponse:
         delay = 0.0
@@ -402,7 +359,7 @@ class WebApi(StandInCore):
         """``oldest`` / ``latest`` (``inclusive``), ``limit`` (at most 999) and ``cursor`` (our cursor: an offset)."""
         def ts_arg(name: str) -> float | None:
             value = params.get(name)
-            if value in (None, ""):
+            if value is None or value == "":
                 return None
             try:
                 return float(value)
