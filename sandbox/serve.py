@@ -50,7 +50,6 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None,
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                             access_log=False, timeout_graceful_shutdown=2, ws="wsproto")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

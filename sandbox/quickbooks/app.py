@@ -94,7 +94,7 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 def _standin(request: Request) -> QuickBooksStandIn:
-    return request.app.state.standin  # type: ignore[no-any-return]
+    return request.app.state.standin
 
 
 # --- OAuth ---------------------------------------------------------------------------------------------------

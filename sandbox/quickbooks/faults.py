@@ -193,7 +193,7 @@ def query_invalid(detail: str) -> QBOFault:
 
 def authentication_failed(now: float) -> Reply:
     """HTTP 401 with the lower-case envelope real QBO sends for an expired/unknown/revoked token (QBO-01)."""
-    body = {
+    body: dict[str, Any] = {
         "warnings": None,
         "intuitObject": None,
         "fault": {

@@ -78,7 +78,7 @@ class Query:
         if self.count:
             return {"totalCount": len(hits)}
         for name, descending in reversed(self.order):
-            hits.sort(key=lambda o, n=name: _sort_key(lookup(view(o), n)), reverse=descending)
+            hits.sort(key=_order_key(view, name), reverse=descending)
         page = [render(o) for o in hits[self.start - 1 : self.start - 1 + self.max_results]]
         if not page:
             return {}
@@ -159,6 +159,11 @@ def _compare(actual: Any, op: str, literal: Any) -> bool:
         }[op]
     except TypeError:
         return False
+
+
+def _order_key(view: Callable[[T], dict[str, Any]], name: str) -> Callable[[T], tuple[int, Any]]:
+    """The sort key of each object by the field ``name`` (a path, as :func:`lookup` reads it) of its view."""
+    return lambda o: _sort_key(lookup(view(o), name))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
