@@ -47,7 +47,7 @@ def split_words(text: str) -> Words:
 
 def check_filter_words(words: Sequence[str]) -> None:
     """Refuse bare words that are neither filters nor quoted free text (unknown words get the help)."""
-    quoted = getattr(words, "quoted", set())
+    quoted: set[str] = getattr(words, "quoted", set())
     for i, word in enumerate(words):
         low = word.lower()
         if low in BARE_FILTERS or " " in word or word in quoted or (

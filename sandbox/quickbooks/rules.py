@@ -230,7 +230,8 @@ class EntityRules:
                           "SubTotalLineDetail": {}})
         data["Line"] = out_lines
 
-        tax_detail = data.get("TxnTaxDetail") if isinstance(data.get("TxnTaxDetail"), dict) else {}
+        stated = data.get("TxnTaxDetail")
+        tax_detail: dict[str, Any] = stated if isinstance(stated, dict) else {}
         if self.tax_enabled:
             override = _explicit_tax((sent or {}).get("TxnTaxDetail")) if "TxnTaxDetail" in (sent or {}) else (
                 current is not None and current.tax_override and _explicit_tax(tax_detail))
