@@ -53,7 +53,7 @@ START_STEPS = (
 )
 
 
-def _say(text: str = "", **style: Any) -> None:
+def say_line(text: str = "", **style: Any) -> None:
     typer.secho(text, **style)
 
 
@@ -201,7 +201,7 @@ def _has_account(database_file: Path) -> bool:
         return False
 
 
-def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = _say,
+def seed(services: Services, qbo: Any, realm: str, say: Callable[[str], None] = say_line,
          account_ready: Callable[[], Any] | None = None, deliver: Callable[[], Any] | None = None) -> int:
     """Seed the demo on an empty database: the JobsiteOn company of ``data/demo_records.json``, its QuickBooks
     company (a customer "Acme Corp" already there, automated sales tax at 8.875 %), a connection through the real
@@ -362,7 +362,7 @@ def _load_or_fresh(data_dir: Path, qbo: Any, slack: Any, say: Callable[[str], No
 
 
 def start_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings | None = None,
-               say: Callable[[str], None] = _say) -> LiveDemo:
+               say: Callable[[str], None] = say_line) -> LiveDemo:
     """Start the offline demo on loopback and return it running (see the module docstring).
 
     In: the directory for the database and the stand-ins' state (created), the page's port (default 8700, or any
@@ -479,23 +479,23 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
     logging.getLogger("syncbot").setLevel(logging.ERROR)  # the page shows what happens
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    _say("syncbot demo: starting offline (no Slack workspace, no QuickBooks account needed)...")
+    say_line("syncbot demo: starting offline (no Slack workspace, no QuickBooks account needed)...")
     try:
         demo = start_live(data_dir, port, base)
     except DemoAlreadyRunning as exc:
-        _say(str(exc), err=True, fg=typer.colors.RED)
+        say_line(str(exc), err=True, fg=typer.colors.RED)
         return 1
     except KeyboardInterrupt:
-        _say("stopped.")
+        say_line("stopped.")
         return 0
     try:
-        _say("  " + ("seeded the six errors of the help article" if demo.seeded
+        say_line("  " + ("seeded the six errors of the help article" if demo.seeded
                      else f"going on from {data_dir}/ (delete that directory to start afresh)"))
-        _say()
-        _say(f"Open {demo.url}", bold=True, fg=typer.colors.GREEN)
+        say_line()
+        say_line(f"Open {demo.url}", bold=True, fg=typer.colors.GREEN)
         for line in START_STEPS:
-            _say(line)
-        _say("  The scheduled messages now: /sync-log demo summary (the Monday summary), /sync-log demo reminder "
+            say_line(line)
+        say_line("  The scheduled messages now: /sync-log demo summary (the Monday summary), /sync-log demo reminder "
              "(a token-expiry reminder).")
         while not stop.wait(0.5):
             pass
@@ -503,16 +503,16 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
-        _say("\nstopping...")
+        say_line("\nstopping...")
         demo.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    _say(f"stopped; the demo's state is kept in {data_dir}/")
+    say_line(f"stopped; the demo's state is kept in {data_dir}/")
     return 0
 
 
 @contextlib.contextmanager
 def offline_quickbooks(settings: Settings, app_port: int, data_dir: Path = DEMO_DIR / "real-slack",
-                       say: Callable[[str], None] = _say) -> Iterator[dict[str, str]]:
+                       say: Callable[[str], None] = say_line) -> Iterator[dict[str, str]]:
     """For the real Slack app without an Intuit app of one's own: the QuickBooks stand-in on loopback, holding
     the demo's books (seeded with the six errors on an empty database, kept in ``data_dir`` between runs).
 

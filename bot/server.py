@@ -88,7 +88,7 @@ def _read_alike(bolt_request: BoltRequest, text: str, content_type: str) -> bool
     return not declared_json or text.startswith("{") or bolt_request.content_type == "application/json"
 
 
-def _unhandled(body: dict[str, Any]) -> tuple[str, str]:
+def unhandled_kind(body: dict[str, Any]) -> tuple[str, str]:
     """The kind and id of a request no listener handled, for the log: (type, action_id / callback_id / ...)."""
     kind = str(body.get("type") or ("command" if "command" in body else "unknown"))
     inner = body.get("event") if kind == "event_callback" else body.get("view") if kind.startswith("view_") else None
@@ -160,7 +160,7 @@ def create_server(rt: SlackRuntime, app: App | None, *, socket_mode: bool = Fals
                                 status_code=400)
         bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
         if bolt_response.status == 404:  # signed (Bolt checked) but no listener: ack, or Slack shows an error
-            unhandled, what = _unhandled(bolt_request.body)
+            unhandled, what = unhandled_kind(bolt_request.body)
             log.warning("event=slack_request_unhandled type=%s id=%s team=%s", unhandled, what,
                         bolt_request.context.team_id or "-")
             return Response(status_code=200)

@@ -56,9 +56,9 @@ class _Handler(SocketModeHandler):
             return
         response = run_bolt_app(self.app, req)
         if response.status == 404:
-            from bot.server import _unhandled
+            from bot.server import unhandled_kind
 
-            unhandled, what = _unhandled(req.payload)
+            unhandled, what = unhandled_kind(req.payload)
             log.warning("event=slack_request_unhandled mode=socket type=%s id=%s envelope=%s", unhandled, what,
                         req.envelope_id)
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))

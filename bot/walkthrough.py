@@ -17,15 +17,15 @@ import typer
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.demo import DEMO_DIR, LOCK_FILE, DemoAlreadyRunning, DemoLock, _say
+from bot.demo import DEMO_DIR, LOCK_FILE, DemoAlreadyRunning, DemoLock, say_line
 from bot.services import Services, build_services
 
 WALKTHROUGH_DIR = DEMO_DIR / "walkthrough"
 
 
 def _step(title: str) -> None:
-    _say()
-    _say(f"== {title}", bold=True, fg=typer.colors.CYAN)
+    say_line()
+    say_line(f"== {title}", bold=True, fg=typer.colors.CYAN)
 
 
 def _show_open(services: Services, connection_id: int) -> list[Any]:
@@ -41,21 +41,21 @@ def _show_open(services: Services, connection_id: int) -> list[Any]:
         info = KINDS[Kind(entry.kind)] if entry.kind else None
         shown = severity(entry.kind, entry.status)  # the kind's severity, as in Slack
         colour = typer.colors.YELLOW if shown == "warning" else typer.colors.RED
-        _say(f"  [{shown.upper()}] entry {entry.id}: {entry.entity} {entry.record_label or ''} "
+        say_line(f"  [{shown.upper()}] entry {entry.id}: {entry.entity} {entry.record_label or ''} "
              f"({entry.direction}) -> {entry.kind}", fg=colour)
         if info is not None:
-            _say(f"      cause: {info.cause}")
-            _say(f"      fix:   {info.fix}")
+            say_line(f"      cause: {info.cause}")
+            say_line(f"      fix:   {info.fix}")
         if entry.details:
-            _say(f"      details: {entry.details.splitlines()[0][:140]}")
+            say_line(f"      details: {entry.details.splitlines()[0][:140]}")
     if not entries:
-        _say("  no open errors", fg=typer.colors.GREEN)
+        say_line("  no open errors", fg=typer.colors.GREEN)
     return entries
 
 
 def _summary(label: str, summary: Any) -> None:
     d = summary.as_dict()
-    _say(f"  {label}: synced {d['synced']}, errors {d['errors']}, warnings {d['warnings']}, pulled {d['pulled']}"
+    say_line(f"  {label}: synced {d['synced']}, errors {d['errors']}, warnings {d['warnings']}, pulled {d['pulled']}"
          + (f", stopped on {d['stopped']}" if d["stopped"] else ""))
 
 
@@ -81,7 +81,7 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
     try:  # one walk-through at a time: each starts its directory afresh
         lock = DemoLock(WALKTHROUGH_DIR)
     except DemoAlreadyRunning:
-        _say(f"syncbot demo --walkthrough is already running on {WALKTHROUGH_DIR}/: let it finish first.")
+        say_line(f"syncbot demo --walkthrough is already running on {WALKTHROUGH_DIR}/: let it finish first.")
         return 1
     for old in WALKTHROUGH_DIR.iterdir():
         if old.name != LOCK_FILE:
@@ -99,9 +99,9 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
     services = build_services(settings)
     realm = DEFAULT_REALM
     try:
-        _say(f"syncbot demo: offline, QuickBooks stand-in at {url} (control panel: {url}/_control/panel)",
+        say_line(f"syncbot demo: offline, QuickBooks stand-in at {url} (control panel: {url}/_control/panel)",
              bold=True)
-        _say(f"database: {settings.database_url}")
+        say_line(f"database: {settings.database_url}")
 
         _step("Seed a JobsiteOn company and its QuickBooks company")
         import sandbox
@@ -111,16 +111,16 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
             account_id = ensure_account(session, "Sandbox Builders", "America/Chicago").id
             counts = import_records(session, account_id, records)
             connection_id = ensure_connection(session, account_id).id
-        _say("  JobsiteOn: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        say_line("  JobsiteOn: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
         existing = standin.create_entity(realm, "Customer", {"DisplayName": "Acme Corp"})
         standin.set_tax(realm, True, 8.875)
-        _say("  QuickBooks: a customer 'Acme Corp' already exists; automated sales tax is on at 8.875 %")
+        say_line("  QuickBooks: a customer 'Acme Corp' already exists; automated sales tax is on at 8.875 %")
 
         _step("Connect to QuickBooks (real OAuth 2.0 authorization-code flow against the stand-in)")
         callback = click_connect(services.oauth.authorization_url("demo-state"), realm)
         finish_authorization(services.sessions, services.oauth, services.tokens, services.engine, connection_id,
                              callback["code"], callback["realmId"], "demo-admin", resume=False)
-        _say(f"  connected to company {callback['realmId']}; tokens stored encrypted")
+        say_line(f"  connected to company {callback['realmId']}; tokens stored encrypted")
 
         _step("Sync Now")
         _summary("first sync", services.engine.sync_now(connection_id, "demo-admin"))
@@ -139,7 +139,7 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
             session.scalars(select(Invoice).where(Invoice.number == "JS-1002")).one().due_date = None
         _summary("sync", services.engine.sync_now(connection_id, "demo-admin"))
         _show_open(services, connection_id)
-        _say("  fix: it resolves by itself; the scheduler resumes the connection when the pause is over")
+        say_line("  fix: it resolves by itself; the scheduler resumes the connection when the pause is over")
         standin.clear_throttle(realm)
         _summary("resume", services.engine.resume(connection_id, "scheduler"))
 
@@ -160,7 +160,7 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
         _step("Fix the duplicate: rename it in QuickBooks, then Retry")
         standin.update_entity(realm, "Customer", existing["Id"], {"DisplayName": "Acme Corp (old)"})
         entry = services.engine.retry_entry(_current(services, connection_id, "duplicate").id, "demo-admin")
-        _say(f"  retry -> entry {entry.id}: {entry.status}", fg=typer.colors.GREEN)
+        say_line(f"  retry -> entry {entry.id}: {entry.status}", fg=typer.colors.GREEN)
 
         _step("Fix the validation error: fill the income account in JobsiteOn; the next sync succeeds")
         with services.sessions() as session, session.begin():
@@ -180,10 +180,11 @@ def run_walkthrough(base: Settings | None = None, pause: Callable[[float], None]
 
         _step("The sync log now")
         left = _show_open(services, connection_id)
-        _say()
-        _say(f"QuickBooks stand-in: {standin.write_count(realm)} writes, {len(standin.request_log(realm))} "
+        say_line()
+        say_line(f"QuickBooks stand-in: {standin.write_count(realm)} writes, {len(standin.request_log(realm))} "
              "requests. Browse the log with:", bold=True)
-        _say(f"  DATABASE_URL=sqlite:///{(WALKTHROUGH_DIR / 'syncbot-demo.db').resolve()} .venv/bin/syncbot sync-log")
+        database = (WALKTHROUGH_DIR / "syncbot-demo.db").resolve()
+        say_line(f"  DATABASE_URL=sqlite:///{database} .venv/bin/syncbot sync-log")
         return 0 if not left else 1
     finally:
         services.close()

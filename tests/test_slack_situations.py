@@ -300,7 +300,7 @@ def test_sl13_variant_an_archived_channel_is_a_channel_problem_then_a_new_channe
 
 
 def test_sl05_a_retry_after_that_is_not_a_number_of_seconds_still_reschedules() -> None:
-    from bot.notifier.base import _retry_after_seconds
+    from bot.notifier.base import retry_after_wait
 
-    assert _retry_after_seconds("7") == 7.0 and _retry_after_seconds(None) == 30.0
-    assert [_retry_after_seconds(v) for v in ("soon", "", "nan", "-5", "1e9")] == [30.0, 30.0, 30.0, 1.0, 3600.0]
+    assert retry_after_wait("7") == 7.0 and retry_after_wait(None) == 30.0
+    assert [retry_after_wait(v) for v in ("soon", "", "nan", "-5", "1e9")] == [30.0, 30.0, 30.0, 1.0, 3600.0]

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.blocks import ids
-from bot.blocks.incidents import _resumes_at
+from bot.blocks.incidents import resumes_at
 from bot.blocks.kit import (
     Block,
     Message,
@@ -198,7 +198,7 @@ def sync_now_done(summary: Mapping[str, Any] | None, *, stopped: object = None, 
 def sync_now_still_limited(until: dt.datetime | None, *, tz: TzLike = None) -> Message:
     """Sync Now tried once during a rate-limit pause and QuickBooks still throttles: the new time syncbot resumes
     by itself (the incident's message shows it too), and that Sync Now may be clicked again."""
-    resume, plain_resume = _resumes_at(until, tz)
+    resume, plain_resume = resumes_at(until, tz)
     line = (f"*QuickBooks still limits requests:* syncbot asked once and was told to slow down again. {resume}, "
             "or click Sync Now again later.")
     return message(f"QuickBooks still limits requests. {plain_resume}.", [section(f"{STATUS_EMOJI['warning']} {line}")])

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.blocks import ids
-from bot.blocks.incidents import _connection_label, company_label
+from bot.blocks.incidents import company_label, connection_label
 from bot.blocks.kit import (
     Block,
     Message,
@@ -51,7 +51,7 @@ def expiry_reminder(connection: Any, days_left: int, *, reconnect_url: str | Non
     proactively every 90 days"). ``sample``: sent on demand (`/sync-log demo reminder`) with a made-up
     ``days_left``, so a context line says so and gives the connection's real expiry (:func:`authorization_ends`,
     as Slack's date token). ``notice``: a line drawn under the buttons (a refused click, :func:`refusal_notice`)."""
-    where = _connection_label(connection, account_name)
+    where = connection_label(connection, account_name)
     if reason == "age":
         headline = "was connected 90 days ago"
     elif days_left < 0:
@@ -87,7 +87,7 @@ def reconnect_link(url: str, connection: Any, *, account_name: str | None = None
                    minutes: int = 10) -> Message:
     """The personal, single-use link an Owner or Admin gets after clicking Reconnect (ephemeral): it expires in
     ``minutes`` and works once, for the person it was made for."""
-    where = _connection_label(connection, account_name)
+    where = connection_label(connection, account_name)
     blocks: list[Block | None] = [
         section(f":link: *Reconnect {provider_name(attr(connection, 'provider'))}* · {where}\n"
                 f"This link is yours alone, works once and expires in {minutes} minutes. Sign in to "

@@ -17,12 +17,12 @@ from bot.blocks.kit import Block, context, fields_section, modal, section
 from bot.blocks.messages import (
     HELP_SUPPORT_NOTE,
     STATUS_EMOJI,
-    _details_block,
-    _fault_where,
-    _record_fields,
     attr,
+    details_block,
+    fault_where,
     field_label,
     kind_info_for,
+    record_fields,
 )
 from bot.blocks.text import TzLike, mrkdwn, record_name
 from sync.diagnosis import KINDS, Kind
@@ -49,15 +49,15 @@ def details_modal(entry: Any, *, tz: TzLike = None, attempts: int | None = None,
     if "contact JobsiteOn support" not in info.fix:
         lines.append(HELP_SUPPORT_NOTE)
     facts = [f"Sync log entry {attr(entry, 'id')}"]
-    where = _fault_where(entry).lstrip(", ")
+    where = fault_where(entry).lstrip(", ")
     if where:
         facts.append(mrkdwn(where, 300))
     facts.append(f"intuit_tid {mrkdwn(attr(entry, 'intuit_tid') or 'not available', 100)}")
     blocks: list[Block | None] = [
         section(f"{emoji} *{info.title}* · {record}"),
         section("\n".join(lines)),
-        fields_section(_record_fields(entry, tz, n)),
-        _details_block(attr(entry, "details"), data=attr(entry, "data"))
+        fields_section(record_fields(entry, tz, n)),
+        details_block(attr(entry, "details"), data=attr(entry, "data"))
         or section("*Details from QuickBooks*\n_QuickBooks sent no details._"),
         context(" · ".join(facts)),
     ]

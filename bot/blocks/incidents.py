@@ -44,7 +44,7 @@ def company_label(connection: Any) -> str:
     return label
 
 
-def _connection_label(connection: Any, account_name: str | None = None) -> str:
+def connection_label(connection: Any, account_name: str | None = None) -> str:
     """``QuickBooks company Acme Builders LLC`` (· account), escaped."""
     label = company_label(connection)
     if account_name:
@@ -59,7 +59,7 @@ def _waiting(count: int) -> str:
     return f"*{plural(count, 'record')} {verb} waiting* on this connection."
 
 
-def _resumes_at(until: dt.datetime | None, tz: TzLike) -> tuple[str, str]:
+def resumes_at(until: dt.datetime | None, tz: TzLike) -> tuple[str, str]:
     """When a rate-limit pause ends, as the incident card says it: (mrkdwn with Slack's date token, plain text
     for the notification's fallback)."""
     if until is None:
@@ -83,7 +83,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
     Sync Now. ``notice``: a click on it just refused (:func:`click_notice`, mrkdwn).
     """
     info = kind_info_for(attr(incident, "kind")) or KINDS[Kind.UNKNOWN]
-    where = _connection_label(connection, account_name)
+    where = connection_label(connection, account_name)
     conn_id = attr(connection, "id", attr(incident, "connection_id"))
     opened = slack_date(attr(incident, "opened_at"), tz)
     blocks: list[Block | None] = []
@@ -116,7 +116,7 @@ def incident_message(incident: Any, connection: Any, waiting_count: int, *, tz: 
 
     if info.kind == Kind.RATE_LIMITED:
         until = attr(connection, "paused_until")
-        resume, plain_resume = _resumes_at(until, tz)
+        resume, plain_resume = resumes_at(until, tz)
         blocks.append(section(f"{STATUS_EMOJI['warning']} *{info.title}* · {where}\n"
                               f"{info.cause} {resume}. To try before then, click *Sync Now*: syncbot asks "
                               "QuickBooks once, and resumes at once if the limit is over."))

@@ -121,7 +121,7 @@ def entry_state(entry: Any, retrying_by: str | None = None) -> EntryState:
     return "open"
 
 
-def _record_fields(entry: Any, tz: TzLike, attempts: int) -> list[str]:
+def record_fields(entry: Any, tz: TzLike, attempts: int) -> list[str]:
     rid = attr(entry, "record_id")
     record = mrkdwn(record_name(attr(entry, "entity"), attr(entry, "record_label"), rid), 1500)
     if rid is not None:
@@ -150,7 +150,7 @@ def provider_links(data: object) -> list[tuple[str, str]]:
     return [(str(x[0]), str(x[1])) for x in links[:50] if isinstance(x, list | tuple) and len(x) >= 2]
 
 
-def _details_block(details: object, title: str = "Details from QuickBooks", data: object = None) -> Block | None:
+def details_block(details: object, title: str = "Details from QuickBooks", data: object = None) -> Block | None:
     """The provider's details in a code block, its web links clickable (``data``: the entry's, for its links)."""
     text = str(details or "").strip()
     if not text:
@@ -473,7 +473,7 @@ def error_message(entry: Any, kind_info: KindInfo | None = None, *, tz: TzLike =
     return message(text, blocks)
 
 
-def _fault_where(entry: Any) -> str:
+def fault_where(entry: Any) -> str:
     """The codes and HTTP status for support: ``, codes 6240, HTTP 400``; a batch item's fault arrives inside an
     HTTP 200 batch answer, so it is named by its fault code (``, fault code 2020 of a batch item``), never by
     a status that reads like success."""
@@ -501,14 +501,14 @@ def attempt_note(entry: Any) -> Message:
     info = kind_info_for(attr(entry, "kind"))
     title = info.title if info is not None else "Error"
     facts = [f"Sync log entry {attr(entry, 'id')}"]
-    where = _fault_where(entry).lstrip(", ")
+    where = fault_where(entry).lstrip(", ")
     if where:
         facts.append(mrkdwn(where, 300))
     if attr(entry, "intuit_tid"):
         facts.append(f"intuit_tid {mrkdwn(attr(entry, 'intuit_tid'), 100)}")
     blocks: list[Block | None] = [
         section(f"*Attempt {attr(entry, 'attempt', 1)}*{mrkdwn(who, 200)}: {title}"),
-        _details_block(attr(entry, "details"), data=attr(entry, "data")),
+        details_block(attr(entry, "details"), data=attr(entry, "data")),
         context(" · ".join(facts)),
     ]
     return message(text, blocks)

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from bot.blocks import ids
 from bot.blocks.kit import Block, Message, context, message, modal, plain_text, section
-from bot.blocks.messages import HELP_SUPPORT_NOTE, _details_block, _fault_where, attr, entry_meaning, kind_info_for
+from bot.blocks.messages import HELP_SUPPORT_NOTE, attr, details_block, entry_meaning, fault_where, kind_info_for
 from bot.blocks.text import (
     LINK_URL_MAX,
     TzLike,
@@ -54,7 +54,7 @@ def support_lines(entry: Any, tz: TzLike) -> list[str]:
         + (f" (JobsiteOn #{rid})" if rid is not None else ""),
         f"Direction: {attr(entry, 'direction', 'push')}",
         f"Error: {info.title if info else attr(entry, 'status', 'error')} ({attr(entry, 'kind', 'none')})"
-        + _fault_where(entry),
+        + fault_where(entry),
         f"Attempt: {attr(entry, 'attempt', 1)}",
         f"Sync log entry: {attr(entry, 'id')}",
         f"intuit_tid: {attr(entry, 'intuit_tid') or 'not available'}",
@@ -131,7 +131,7 @@ def support_modal(entry: Any, *, tz: TzLike = None, channel: str | None = None, 
     blocks: list[Block | None] = [
         section("\n".join(lines)),
         section(code_block("\n".join(support_lines(entry, tz)), 2500)),
-        _details_block(attr(entry, "details"), "Details", attr(entry, "data"))
+        details_block(attr(entry, "details"), "Details", attr(entry, "data"))
         or section("*Details*\n_QuickBooks sent no details._"),
         {
             "type": "input",
@@ -167,7 +167,7 @@ def support_request_message(entry: Any, *, tz: TzLike = None, workspace: str, ac
         section(head),
         section(f"*Note:* {mrkdwn(said, NOTE_MAX)}") if said else None,
         section(code_block("\n".join(lines), 2500)),
-        _details_block(attr(entry, "details"), "Details from QuickBooks", attr(entry, "data")),
+        details_block(attr(entry, "details"), "Details from QuickBooks", attr(entry, "data")),
     ]
     text = truncate(escape_mrkdwn(f"Support request from {requested_by} ({account_name}): " + "; ".join(lines)),
                     3000)

@@ -48,7 +48,7 @@ import time
 from sqlalchemy import select
 
 from bot.lease import Lease
-from bot.notifier.base import METADATA_EVENT, DeliveryStats, _NeedsAdmin, _Reschedule
+from bot.notifier.base import METADATA_EVENT, DeliveryStats, NeedsAdmin, Reschedule
 from bot.notifier.topics import TopicDelivery
 from sync.models import Notification
 
@@ -176,11 +176,11 @@ class Notifier(TopicDelivery):
                             continue
                     try:
                         outcome = self._deliver_topic(team_id, channel, tz, account_id, topic, group)
-                    except _Reschedule as exc:
+                    except Reschedule as exc:
                         self._reschedule(group, exc.seconds, exc.reason)
                         stats.rescheduled += len(group)
                         if exc.channel_wide:
-                            self._pause(channel, exc.seconds, exc.reason, shared=not isinstance(exc, _NeedsAdmin))
+                            self._pause(channel, exc.seconds, exc.reason, shared=not isinstance(exc, NeedsAdmin))
                         continue
                     if outcome == "folded":  # marked delivered with the digest that shows them, below
                         continue

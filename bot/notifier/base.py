@@ -33,7 +33,7 @@ FIND_MARGIN_SECONDS = 300.0
 FIND_PAGES = 5
 
 
-class _Reschedule(Exception):
+class Reschedule(Exception):
     def __init__(self, seconds: float, reason: str, channel_wide: bool = False) -> None:
         super().__init__(reason)
         self.seconds = seconds
@@ -41,7 +41,7 @@ class _Reschedule(Exception):
         self.channel_wide = channel_wide
 
 
-class _NeedsAdmin(_Reschedule):
+class NeedsAdmin(Reschedule):
     """Slack refused with an ADMIN error (`bot.slack_errors`): the admins were told; the notification waits."""
 
     def __init__(self, channel: str, error: str, needed: str | None = None) -> None:
@@ -52,11 +52,11 @@ class _NeedsAdmin(_Reschedule):
         self.needed = needed
 
 
-class _ChannelUnusable(_NeedsAdmin):
+class ChannelUnusable(NeedsAdmin):
     """Slack refused a channel (CHANNEL_ERRORS); raised by ``_call(..., mark_broken=False)``."""
 
 
-class _Uncertain(_Reschedule):
+class Uncertain(Reschedule):
     """The call may have been carried out though Slack's answer never came (a timeout, a lost connection, a 5xx,
     ``fatal_error``): a post is looked for before it is made again."""
 
@@ -77,17 +77,17 @@ class DeliveryStats:
     full: bool = False
 
 
-def _retry_after_seconds(value: Any, default: float = 30.0) -> float:
+def retry_after_wait(value: Any, default: float = 30.0) -> float:
     """Slack's ``Retry-After`` in seconds (`bot.slack_errors.retry_after_seconds`), 30 s when it is unusable."""
     return retry_after_seconds(value, default)
 
 
-class _GoneMessage(Exception):
+class GoneMessage(Exception):
     pass
 
 
 @dataclass
-class _Fold:
+class Fold:
     """One account's records folded into its digest in this pass."""
 
     team_id: str
@@ -105,7 +105,7 @@ class _Fold:
             self.earliest = created_at if self.earliest is None else min(self.earliest, created_at)
 
 
-def _message_of(session: Session, account_id: int, topic: str) -> SlackMessage | None:
+def message_of(session: Session, account_id: int, topic: str) -> SlackMessage | None:
     """The row of the Slack message of ``topic`` in ``account_id`` (posted, or claimed for a post), or None."""
     return session.scalars(select(SlackMessage).where(SlackMessage.account_id == account_id,
                                                       SlackMessage.topic == topic)).first()
@@ -140,7 +140,7 @@ class NotifierBase:
         #: This pass's folded records per account: the digest's target, the earliest error's created_at, the
         #: folded record topics and their notifications; counted into the digest and marked delivered after
         #: Slack accepted the digest, at the end of the pass.
-        self._folds: dict[int, _Fold] = {}
+        self._folds: dict[int, Fold] = {}
         self._flooding_now: set[int] = set()  # accounts found flooding in this pass (it lasts the pass)
         #: Problems the Slack clients reported (team, text), told to the admins at the next pass.
         self._problems_due: list[tuple[str, str]] = []

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot import blocks
 from bot.models import SlackMessage
-from bot.notifier.base import DeliveryStats, _Fold, _message_of, _NeedsAdmin, _Reschedule
+from bot.notifier.base import DeliveryStats, Fold, NeedsAdmin, Reschedule, message_of
 from bot.notifier.slack_calls import SlackCalls
 from sync.log import open_clause
 from sync.models import SyncLogEntry
@@ -97,7 +97,7 @@ class Digests(SlackCalls):
                 else:  # another replica is updating this account's digest: these fold again next pass
                     stats.skipped += len(fold.notifications)
 
-    def _flush_digest(self, account_id: int, fold: _Fold, stats: DeliveryStats) -> None:
+    def _flush_digest(self, account_id: int, fold: Fold, stats: DeliveryStats) -> None:
         """Post or update one account's digest for ``fold`` (see :meth:`_flush_digests`)."""
         waiting = self._waiting(fold.channel)
         if waiting is not None:
@@ -106,7 +106,7 @@ class Digests(SlackCalls):
             return
         topic, since = self._digest_topic(account_id)
         with self.sessions() as session:
-            row = _message_of(session, account_id, topic)
+            row = message_of(session, account_id, topic)
             if row is not None:
                 session.expunge(row)
         state = dict(row.state or {}) if row is not None else {}
@@ -124,15 +124,15 @@ class Digests(SlackCalls):
                 self._update(client, row, message, fold.channel)
             else:
                 self._post(client, account_id, topic, fold.channel, message, state=new_state)
-        except _Reschedule as exc:
+        except Reschedule as exc:
             self._reschedule(fold.notifications, exc.seconds, exc.reason)
             stats.rescheduled += len(fold.notifications)
             if exc.channel_wide:
-                self._pause(fold.channel, exc.seconds, exc.reason, shared=not isinstance(exc, _NeedsAdmin))
+                self._pause(fold.channel, exc.seconds, exc.reason, shared=not isinstance(exc, NeedsAdmin))
             log.info("event=digest_delayed account_id=%s reason=%s", account_id, exc.reason)
             return
         with self.sessions() as session, session.begin():
-            msg = _message_of(session, account_id, topic)
+            msg = message_of(session, account_id, topic)
             if msg is not None:
                 msg.state = new_state
             self._mark_delivered_in(session, fold.notifications, now)

@@ -22,14 +22,14 @@ from bot.notifier.base import (
     FIND_MARGIN_SECONDS,
     FIND_PAGES,
     METADATA_EVENT,
+    ChannelUnusable,
+    GoneMessage,
+    NeedsAdmin,
     NotifierBase,
-    _ChannelUnusable,
-    _GoneMessage,
-    _message_of,
-    _NeedsAdmin,
-    _Reschedule,
-    _retry_after_seconds,
-    _Uncertain,
+    Reschedule,
+    Uncertain,
+    message_of,
+    retry_after_wait,
 )
 from bot.slack_errors import CHANNEL_ERRORS, Problem, Refusal, classify, describe
 from sync.models import Notification, Status, SyncLogEntry
@@ -53,14 +53,14 @@ class SlackCalls(NotifierBase):
             wait = self.pace.take(channel, self.post_interval)
             if wait is not None:  # the channel's other topics wait too, unprepared, for the rest of this pass
                 self._paused[channel] = (time.monotonic() + wait[0], wait[1])
-                raise _Reschedule(*wait)
+                raise Reschedule(*wait)
 
     def _claim(self, account_id: int, topic: str, channel: str,
                state: dict[str, Any] | None) -> tuple[int, dt.datetime | None, str, bool, str | None]:
         """The topic's row, claimed (created) now if there is none: (row id, when claimed, its channel, whether an
         earlier attempt may have posted it, a ts that was its message and is gone)."""
         with self.sessions() as session, session.begin():
-            row = _message_of(session, account_id, topic)
+            row = message_of(session, account_id, topic)
             earlier = row is not None and not row.ts
             if row is None:
                 row = SlackMessage(account_id=account_id, topic=topic, channel_id=channel, claimed_at=self.clock(),
@@ -69,7 +69,7 @@ class SlackCalls(NotifierBase):
                 try:
                     session.flush()
                 except IntegrityError:
-                    raise _Reschedule(1.0, "another worker claimed the post") from None
+                    raise Reschedule(1.0, "another worker claimed the post") from None
             elif state is not None:
                 row.state = {**(row.state or {}), **state}
             gone = (row.state or {}).get("gone_ts")
@@ -82,7 +82,7 @@ class SlackCalls(NotifierBase):
         before and has no ts (an earlier attempt's outcome is unknown), look for that post first: found, it is
         adopted and updated to ``message`` (a thread line is left as it is), and nothing is posted. With
         ``only_if_found`` nothing new is posted (what it would say needs no new message); the claim is dropped.
-        Returns whether a message shows the topic now. Raises _Reschedule on a Slack failure."""
+        Returns whether a message shows the topic now. Raises Reschedule on a Slack failure."""
         self._check_pace(channel)
         row_id, claimed_at, row_channel, earlier, gone_ts = self._claim(account_id, topic, channel, state)
         if earlier:
@@ -100,9 +100,9 @@ class SlackCalls(NotifierBase):
                 return False
         try:
             self._post_claimed(client, row_id, account_id, topic, channel, message, thread_ts)
-        except _Uncertain:
+        except Uncertain:
             raise  # the claim stays: next time the post is looked for first
-        except _Reschedule:
+        except Reschedule:
             self._release(row_id)  # Slack said no: nothing was posted, the topic is as if never tried
             raise
         return True
@@ -160,12 +160,12 @@ class SlackCalls(NotifierBase):
                 else:
                     page = self._call(client.conversations_history, channel=channel, oldest=f"{max(oldest, 0):.6f}",
                                       include_all_metadata=True, limit=200, cursor=cursor or None)
-            except _NeedsAdmin as exc:
+            except NeedsAdmin as exc:
                 if exc.error != "missing_scope":
                     raise
                 log.warning("event=slack_post_not_looked_for topic=%s needed=%s: posting", topic, exc.needed)
                 return None
-            except _GoneMessage:  # the thread's parent is gone: its lines with it
+            except GoneMessage:  # the thread's parent is gone: its lines with it
                 return None
             for msg in page.get("messages") or []:
                 meta = msg.get("metadata") or {}
@@ -183,15 +183,15 @@ class SlackCalls(NotifierBase):
                 channel: str | None = None) -> tuple[str, str]:
         """Update the stored message in place; when it is gone, post it afresh (in its channel, or in the account's
         ``channel`` when its own channel can no longer be used) and store the new ts. Returns (channel, ts) of the
-        message as it now is. Raises _Reschedule on a Slack failure."""
+        message as it now is. Raises Reschedule on a Slack failure."""
         assert row.ts is not None
         moved_from: str | None = None
         try:
             self._call(client.chat_update, channel=row.channel_id, ts=row.ts, mark_broken=False,
                        metadata=self._metadata(row.account_id, row.topic), **message)
-        except _GoneMessage:
+        except GoneMessage:
             target = row.channel_id
-        except _ChannelUnusable as exc:
+        except ChannelUnusable as exc:
             if not channel or channel == row.channel_id:
                 self._tell_admins(describe(exc.error, "chat.update", exc.channel, exc.needed))
                 raise
@@ -243,9 +243,9 @@ class SlackCalls(NotifierBase):
     def _call(self, method: Callable[..., Any], *, mark_broken: bool = True, shortened: int = 0,
               **kwargs: Any) -> Any:
         """One Slack call, its refusal handled by class (`bot.slack_errors`): WAIT and UNAVAILABLE reschedule
-        (the channel pauses; UNAVAILABLE and no answer at all are _Uncertain), GONE is _GoneMessage, ADMIN tells the
-        admins once and reschedules (_NeedsAdmin; a channel refusal with ``mark_broken=False`` is raised as
-        _ChannelUnusable for the caller to decide), SHORTEN sends the short form and then the plain text, FAIL
+        (the channel pauses; UNAVAILABLE and no answer at all are Uncertain), GONE is GoneMessage, ADMIN tells the
+        admins once and reschedules (NeedsAdmin; a channel refusal with ``mark_broken=False`` is raised as
+        ChannelUnusable for the caller to decide), SHORTEN sends the short form and then the plain text, FAIL
         is logged as an error and waits 10 minutes. The time Slack took counts against the channel's share."""
         name = getattr(method, "__name__", "?")
         channel = str(kwargs.get("channel") or "")
@@ -257,7 +257,7 @@ class SlackCalls(NotifierBase):
             return self._refused(method, exc, mark_broken, shortened, kwargs)
         except OSError as exc:  # a timeout or a dropped connection: Slack may have done it
             self._spend(channel, started)
-            raise _Uncertain(30.0, f"no answer from Slack to {name}: {exc.__class__.__name__}",
+            raise Uncertain(30.0, f"no answer from Slack to {name}: {exc.__class__.__name__}",
                              channel_wide=True) from None
         self._spend(channel, started)
         warnings = list((answer.get("response_metadata") or {}).get("warnings") or [])
@@ -275,17 +275,17 @@ class SlackCalls(NotifierBase):
         status = exc.response.status_code
         refusal = classify(error, status)
         if refusal is Refusal.WAIT:
-            raise _Reschedule(_retry_after_seconds(exc.response.headers.get("Retry-After")),
+            raise Reschedule(retry_after_wait(exc.response.headers.get("Retry-After")),
                               f"rate limited by Slack ({error or status})", channel_wide=True) from None
         if refusal is Refusal.GONE:
-            raise _GoneMessage(error) from None
+            raise GoneMessage(error) from None
         if refusal is Refusal.ADMIN:
             needed = exc.response.get("needed")
             needed = str(needed) if needed else None
             if error in CHANNEL_ERRORS and not mark_broken:
-                raise _ChannelUnusable(channel, error, needed) from None
+                raise ChannelUnusable(channel, error, needed) from None
             self._tell_admins(describe(error, slack_method, channel if error in CHANNEL_ERRORS else None, needed))
-            raise _NeedsAdmin(channel, error, needed) from None
+            raise NeedsAdmin(channel, error, needed) from None
         if refusal is Refusal.SHORTEN and name in ("chat_postMessage", "chat_update") and shortened < 2:
             log.error("event=%s method=%s error=%s errors=%s", "slack_invalid_blocks" if error.startswith("invalid_")
                       else "slack_message_too_long", slack_method, error, exc.response.get("errors"))
@@ -300,10 +300,10 @@ class SlackCalls(NotifierBase):
             rest = {k: v for k, v in kwargs.items() if k not in ("text", "blocks")}
             return self._call(method, mark_broken=mark_broken, shortened=shortened + 1, **rest, **smaller)
         if refusal is Refusal.UNAVAILABLE:
-            raise _Uncertain(30.0, f"Slack error {status} {error}", channel_wide=True) from None
+            raise Uncertain(30.0, f"Slack error {status} {error}", channel_wide=True) from None
         log.error("event=slack_call_refused method=%s error=%s status=%s class=%s", slack_method, error, status,
                   refusal.value)
-        raise _Reschedule(600.0, f"Slack refused {slack_method}: {error or status}") from None
+        raise Reschedule(600.0, f"Slack refused {slack_method}: {error or status}") from None
 
     def report_problem(self, team: str, problem: Problem) -> None:
         """`bot.slack_errors.Problems.on_new`: a call anywhere (the request path too) met a refusal only an admin

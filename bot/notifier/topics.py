@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from bot import blocks
 from bot.blocks.messages import connection_waiting
 from bot.models import ScheduledSend, SlackMessage, Workspace
-from bot.notifier.base import _Fold, _message_of, _Reschedule
+from bot.notifier.base import Fold, Reschedule, message_of
 from bot.notifier.digests import Digests
 from sync.log import existing_label, open_clause, weekly_summary
 from sync.models import Account, Connection, Incident, Notification, Status, SyncLogEntry
@@ -115,7 +115,7 @@ class TopicDelivery(Digests):
                         group: list[Notification]) -> str:
         with self.sessions() as session:
             entry = self._newest_entry(session, topic)
-            existing = _message_of(session, account_id, topic)
+            existing = message_of(session, account_id, topic)
             if entry is not None:
                 session.expunge(entry)
         if entry is None:
@@ -131,7 +131,7 @@ class TopicDelivery(Digests):
             return "skipped"  # it was never shown as an error and is fine now: nothing to say
         if not fine and existing is None and self._flooding(account_id):
             # folded only when no post of its own was ever tried (a claimed row may already be in the channel)
-            fold = self._folds.setdefault(account_id, _Fold(team_id, channel, tz, entry.connection_id))
+            fold = self._folds.setdefault(account_id, Fold(team_id, channel, tz, entry.connection_id))
             fold.add(topic, entry.created_at, group)
             return "folded"
         # an earlier attempt claimed it: its post is looked for first (a fine record only updates one found)
@@ -159,7 +159,7 @@ class TopicDelivery(Digests):
         incident, message = drawn
         incident_topic = f"{topic}:incident:{incident.id}"
         with self.sessions() as session:
-            existing = _message_of(session, account_id, incident_topic)
+            existing = message_of(session, account_id, incident_topic)
             session.expunge_all()
         client = self.client_for(team_id)
         if existing is not None and existing.ts:
@@ -205,7 +205,7 @@ class TopicDelivery(Digests):
         limit), the incident's notifications are rescheduled and the cards drawn again at the next pass."""
         want = "waiting" if waiting else "working"
         with self.sessions() as session:
-            marker = _message_of(session, account_id, incident_topic)
+            marker = message_of(session, account_id, incident_topic)
             drawn = ((marker.state or {}).get("cards") if marker is not None else None)
             if marker is None and waiting:
                 return  # the incident's message is not in the channel yet: its cards wait for it
@@ -223,7 +223,7 @@ class TopicDelivery(Digests):
                 session.expunge(entry)
             try:
                 self._update(client, row, self.render_record(entry, tz))
-            except _Reschedule as exc:
+            except Reschedule as exc:
                 log.info("event=card_redraw_delayed topic=%s reason=%s", row.topic, exc.reason)
                 raise  # the incident's notifications wait and the cards are drawn again at the next pass
         if marker is not None:
@@ -295,6 +295,6 @@ class TopicDelivery(Digests):
             try:
                 dm = self._call(client.conversations_open, users=user_id)
                 self._post(client, account_id, dm_topic, str(dm["channel"]["id"]), message)
-            except _Reschedule as exc:
+            except Reschedule as exc:
                 log.warning("event=reminder_dm_failed user_id=%s reason=%s", user_id, exc.reason)
         return outcome

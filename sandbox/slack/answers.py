@@ -10,10 +10,10 @@ from typing import Any
 
 from sandbox.slack.blockkit import validate_view
 from sandbox.slack.core import (
+    ApiError,
     ApiResponse,
     StandInCore,
-    _ApiError,
-    _truthy,
+    truthy,
 )
 from sandbox.slack.state import (
     Call,
@@ -70,7 +70,7 @@ class Answers(StandInCore):
             return ApiResponse(404, {"ok": False, "error": "channel_not_found"}, delay=delay)
         try:
             body = self._apply_response(ru, team, channel, payload)
-        except _ApiError as exc:
+        except ApiError as exc:
             status = 404 if exc.error == "message_not_found" else 400
             return ApiResponse(status, {"ok": False, "error": exc.error, **exc.extra}, delay=delay)
         ru.uses += 1
@@ -87,17 +87,17 @@ class Answers(StandInCore):
 
     def _apply_response(self, ru: ResponseUrl, team: Team, channel: Channel,
                         payload: dict[str, Any]) -> dict[str, Any]:
-        if _truthy(payload.get("delete_original")):
+        if truthy(payload.get("delete_original")):
             original = self._original(ru, channel)
             if original is None:
-                raise _ApiError("message_not_found")
+                raise ApiError("message_not_found")
             if isinstance(original, Ephemeral):
                 self._ephemerals.remove(original)
             else:
                 self._remove_message(channel.id, original)
             return {"ok": True}
         text, blocks, attachments, _warnings = self._content(payload)
-        if _truthy(payload.get("replace_original")) and ru.message_ts is None and ru.source == "command":
+        if truthy(payload.get("replace_original")) and ru.message_ts is None and ru.source == "command":
             # a command's answer replacing its immediate answer before that was shown here (the app answered
             # at once): Slack had the ack first, so the ack is what gets replaced (apply_command_ack)
             eph = Ephemeral(message_ts=self._next_ts(), channel=channel.id, user=ru.user_id, team_id=team.team_id,
@@ -106,10 +106,10 @@ class Answers(StandInCore):
             self._ephemerals.append(eph)
             ru.message_ts, ru.is_ephemeral, ru.replaced_ack = eph.message_ts, True, True
             return {"ok": True}
-        if _truthy(payload.get("replace_original")) and ru.message_ts is not None:
+        if truthy(payload.get("replace_original")) and ru.message_ts is not None:
             original = self._original(ru, channel)
             if original is None:
-                raise _ApiError("message_not_found")
+                raise ApiError("message_not_found")
             original.edits.append(Edit(text=original.text, blocks=copy.deepcopy(original.blocks),
                                        replaced_at_ts=self._next_ts(), via="response_url"))
             original.text = text or ""
@@ -255,7 +255,7 @@ class Answers(StandInCore):
             channel = self.channels[channel_id]
             try:
                 text, blocks, attachments, _warnings = self._content(payload)
-            except _ApiError as exc:  # Slack shows nothing useful either; say why here
+            except ApiError as exc:  # Slack shows nothing useful either; say why here
                 text, blocks, attachments = f"(the app's answer was refused: {exc.error})", None, None
             if payload.get("response_type") == "in_channel":
                 msg = Message(ts=self._next_ts(), channel=channel.id, team_id=team.team_id, text=text or "",

@@ -59,7 +59,7 @@ class ApiResponse:
     delay: float = 0.0
 
 
-class _ApiError(Exception):
+class ApiError(Exception):
     """An ``ok: false`` answer raised from inside a method handler."""
 
     def __init__(self, error: str, extra: dict[str, Any] | None = None, status: int = 200) -> None:
@@ -69,7 +69,7 @@ class _ApiError(Exception):
         self.status = status
 
 
-def _truthy(value: Any) -> bool:
+def truthy(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
@@ -236,7 +236,7 @@ class StandInCore:
     def _user_in_team(self, team: Team, user_id: Any, error: str = "user_not_found") -> User:
         user = self.users.get(str(user_id)) if user_id else None
         if user is None or user.team_id != team.team_id:
-            raise _ApiError(error)
+            raise ApiError(error)
         return user
 
     def _open_dm(self, team: Team, user_id: str) -> Channel:
@@ -255,7 +255,7 @@ class StandInCore:
         A private channel the bot is not in is invisible: ``channel_not_found`` (SL-13).
         """
         if not ref or not isinstance(ref, str):
-            raise _ApiError("channel_not_found")
+            raise ApiError("channel_not_found")
         channel = self.channels.get(ref)
         if channel is None:
             name = ref.lstrip("#")
@@ -264,16 +264,16 @@ class StandInCore:
         if channel is None and allow_user and ref in self.users and self.users[ref].team_id == team.team_id:
             channel = self._open_dm(team, ref)
         if channel is None or channel.team_id != team.team_id:
-            raise _ApiError("channel_not_found")
+            raise ApiError("channel_not_found")
         if channel.is_private and not channel.bot_member:
-            raise _ApiError("channel_not_found")
+            raise ApiError("channel_not_found")
         return channel
 
     def _check_can_post(self, channel: Channel) -> None:
         if channel.is_archived:
-            raise _ApiError("is_archived")
+            raise ApiError("is_archived")
         if not channel.bot_member and not self.config.chat_write_public:
-            raise _ApiError("not_in_channel")
+            raise ApiError("not_in_channel")
 
     def _content(self, params: dict[str, Any], *, require: bool = True) -> tuple[
             str | None, list[dict[str, Any]] | None, list[dict[str, Any]] | None, list[str]]:
@@ -290,28 +290,28 @@ class StandInCore:
             try:
                 blocks = _json_param(params["blocks"])
             except ValueError as exc:
-                raise _ApiError("invalid_blocks_format") from exc
+                raise ApiError("invalid_blocks_format") from exc
             if not isinstance(blocks, list):
-                raise _ApiError("invalid_blocks_format")
+                raise ApiError("invalid_blocks_format")
             problems = validate_blocks(blocks, "message")
             if problems:
-                raise _ApiError("invalid_blocks", {k: v for k, v in error_body("invalid_blocks", problems).items()
+                raise ApiError("invalid_blocks", {k: v for k, v in error_body("invalid_blocks", problems).items()
                                                    if k not in ("ok", "error")})
         if params.get("attachments") not in (None, ""):
             try:
                 attachments = _json_param(params["attachments"])
             except ValueError as exc:
-                raise _ApiError("invalid_attachments") from exc
+                raise ApiError("invalid_attachments") from exc
             if not isinstance(attachments, list):
-                raise _ApiError("invalid_attachments")
+                raise ApiError("invalid_attachments")
         text = params.get("text")
         if text is not None and not isinstance(text, str):
             text = str(text)
         if require and not text and not blocks and not attachments:
-            raise _ApiError("no_text")
+            raise ApiError("no_text")
         if text is not None and len(text) > self.config.text_max_chars:
             if self.config.text_over_limit == "error":
-                raise _ApiError("msg_too_long")
+                raise ApiError("msg_too_long")
             text = text[: self.config.text_max_chars]
             warnings.append("message_truncated")
         return text, blocks, attachments, warnings
@@ -363,10 +363,10 @@ class StandInCore:
         try:
             metadata = _json_param(metadata)
         except ValueError as exc:
-            raise _ApiError("invalid_metadata_format") from exc
+            raise ApiError("invalid_metadata_format") from exc
         if not isinstance(metadata, dict) or not isinstance(metadata.get("event_type"), str) \
                 or not isinstance(metadata.get("event_payload"), dict):
-            raise _ApiError("invalid_metadata_schema")
+            raise ApiError("invalid_metadata_schema")
         return metadata
 
     def _parse_view(self, params: dict[str, Any], expected: Literal["modal", "home"] | None) -> dict[str, Any]:
@@ -374,22 +374,22 @@ class StandInCore:
         ``response_metadata.messages`` (https://docs.slack.dev/reference/methods/views.open)."""
         raw = params.get("view")
         if raw in (None, ""):
-            raise _ApiError("invalid_arguments", {"response_metadata": {"messages": ["[ERROR] missing required "
+            raise ApiError("invalid_arguments", {"response_metadata": {"messages": ["[ERROR] missing required "
                                                                                       "field: view"]}})
         try:
             view = _json_param(raw)
         except ValueError as exc:
-            raise _ApiError("invalid_arguments", {"response_metadata": {
+            raise ApiError("invalid_arguments", {"response_metadata": {
                 "messages": ["[ERROR] view must be a JSON object [json-pointer:/view]"]}}) from exc
         kind = expected or (view.get("type") if isinstance(view, dict) else None)
         if kind not in ("modal", "home"):
             kind = "modal"
         problems = validate_view(view, kind)
         if problems:
-            raise _ApiError("invalid_arguments", {"response_metadata": {"messages": [f"[ERROR] {p}"
+            raise ApiError("invalid_arguments", {"response_metadata": {"messages": [f"[ERROR] {p}"
                                                                                      for p in problems]}})
         if len(json.dumps(view)) > 250_000:
-            raise _ApiError("view_too_large")
+            raise ApiError("view_too_large")
         return view
 
     def _new_hash(self) -> str:
@@ -415,11 +415,11 @@ class StandInCore:
         if not self.config.check_trigger_ids:
             return trig.user_id if trig else None
         if trig is None or trig.team_id != team.team_id:
-            raise _ApiError("invalid_trigger_id")
+            raise ApiError("invalid_trigger_id")
         if trig.used:
-            raise _ApiError("exchanged_trigger_id")
+            raise ApiError("exchanged_trigger_id")
         if self.now() - trig.created > self.config.trigger_ttl_s:
-            raise _ApiError("expired_trigger_id")
+            raise ApiError("expired_trigger_id")
         trig.used = True
         return trig.user_id
 

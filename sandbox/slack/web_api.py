@@ -13,10 +13,10 @@ from sandbox.slack.core import (
     HISTORY_SCOPES,
     METHOD_SCOPES,
     SUPPORTED_METHODS,
+    ApiError,
     ApiResponse,
     StandInCore,
-    _ApiError,
-    _truthy,
+    truthy,
 )
 from sandbox.slack.ratelimit import retry_after_header
 from sandbox.slack.state import (
@@ -119,7 +119,7 @@ class WebApi(StandInCore):
             return limited
         try:
             body = handler(team, params)
-        except _ApiError as exc:
+        except ApiError as exc:
             return ApiResponse(exc.status, {"ok": False, "error": exc.error, **exc.extra}, delay=delay)
         return ApiResponse(200, body, delay=delay)
 
@@ -151,7 +151,7 @@ class WebApi(StandInCore):
         msg = Message(ts=self._next_ts(), channel=channel.id, team_id=team.team_id, text=text or "",
                       blocks=blocks, attachments=attachments, user=team.bot_user_id, bot_id=team.bot_id,
                       app_id=team.app_id, thread_ts=params.get("thread_ts") or None,
-                      reply_broadcast=_truthy(params.get("reply_broadcast")), metadata=metadata)
+                      reply_broadcast=truthy(params.get("reply_broadcast")), metadata=metadata)
         self._store_message(channel, msg)
         body: dict[str, Any] = {"ok": True, "channel": channel.id, "ts": msg.ts, "message": msg.to_api()}
         for w in warnings:
@@ -164,15 +164,15 @@ class WebApi(StandInCore):
         channel = self._resolve_channel(team, params.get("channel"), allow_user=False)
         ts = str(params.get("ts") or "")
         if channel.is_archived:
-            raise _ApiError("is_inactive")
+            raise ApiError("is_inactive")
         msg = self._find_message(channel.id, ts)
         if msg is None:
-            raise _ApiError("message_not_found")
+            raise ApiError("message_not_found")
         injected = self._update_errors.get((channel.id, ts))
         if injected:
-            raise _ApiError(injected)
+            raise ApiError(injected)
         if msg.user != team.bot_user_id or msg.via_response_url:
-            raise _ApiError("cant_update_message")
+            raise ApiError("cant_update_message")
         text, blocks, attachments, warnings = self._content(params)
         msg.edits.append(Edit(text=msg.text, blocks=copy.deepcopy(msg.blocks), replaced_at_ts=self._next_ts(),
                               via="chat.update"))
@@ -198,9 +198,9 @@ class WebApi(StandInCore):
         ts = str(params.get("ts") or "")
         msg = self._find_message(channel.id, ts)
         if msg is None:
-            raise _ApiError("message_not_found")
+            raise ApiError("message_not_found")
         if msg.user != team.bot_user_id:
-            raise _ApiError("cant_delete_message")
+            raise ApiError("cant_delete_message")
         self._remove_message(channel.id, msg)
         return {"ok": True, "channel": channel.id, "ts": ts}
 
@@ -211,9 +211,9 @@ class WebApi(StandInCore):
         self._check_can_post(channel)
         user = self._user_in_team(team, params.get("user"))
         if not channel.is_im and user.id not in channel.members:
-            raise _ApiError("user_not_in_channel")
+            raise ApiError("user_not_in_channel")
         if channel.is_im and channel.im_user != user.id:
-            raise _ApiError("user_not_in_channel")
+            raise ApiError("user_not_in_channel")
         text, blocks, _attachments, warnings = self._content(params)
         eph = Ephemeral(message_ts=self._next_ts(), channel=channel.id, user=user.id, team_id=team.team_id,
                         text=text or "", blocks=blocks, thread_ts=params.get("thread_ts") or None)
@@ -230,7 +230,7 @@ class WebApi(StandInCore):
         ts = str(params.get("message_ts") or "")
         msg = self._find_message(channel.id, ts)
         if msg is None:
-            raise _ApiError("message_not_found")
+            raise ApiError("message_not_found")
         link = f"{team.url}archives/{channel.id}/p{ts.replace('.', '')}"
         if msg.is_reply:
             link += f"?thread_ts={msg.thread_ts}&cid={channel.id}"
@@ -242,7 +242,7 @@ class WebApi(StandInCore):
         data = self._parse_view(params, "home")
         current = self._home.get((team.team_id, user.id))
         if params.get("hash") and current is not None and params["hash"] != current.hash:
-            raise _ApiError("hash_conflict")
+            raise ApiError("hash_conflict")
         view = self._make_view(team, user.id, data, view_id=current.id if current else None)
         self._home[(team.team_id, user.id)] = view
         self._touch()
@@ -253,7 +253,7 @@ class WebApi(StandInCore):
         user_id = self._exchange_trigger(team, params) or "UNKNOWN"
         data = self._parse_view(params, "modal")
         if data.get("external_id") and self._view_by_external_id(team, data["external_id"]) is not None:
-            raise _ApiError("duplicate_external_id")
+            raise ApiError("duplicate_external_id")
         view = self._make_view(team, user_id, data)
         self._modals[(team.team_id, user_id)] = [view]
         self._touch()
@@ -266,9 +266,9 @@ class WebApi(StandInCore):
         data = self._parse_view(params, "modal")
         stack = self._modals.get((team.team_id, user_id))
         if not stack:
-            raise _ApiError("not_found")
+            raise ApiError("not_found")
         if len(stack) >= 3:
-            raise _ApiError("push_limit_reached")
+            raise ApiError("push_limit_reached")
         view = self._make_view(team, user_id, data, root=stack[0].id, previous=stack[-1].id)
         stack.append(view)
         self._touch()
@@ -283,9 +283,9 @@ class WebApi(StandInCore):
         elif params.get("external_id"):
             target = self._view_by_external_id(team, str(params["external_id"]))
         if target is None or target.team_id != team.team_id:
-            raise _ApiError("not_found")
+            raise ApiError("not_found")
         if params.get("hash") and params["hash"] != target.hash:
-            raise _ApiError("hash_conflict")
+            raise ApiError("hash_conflict")
         data = self._parse_view(params, target.type)
         fresh = self._make_view(team, target.user_id, data, view_id=target.id, root=target.root_view_id,
                                 previous=target.previous_view_id)
@@ -301,17 +301,17 @@ class WebApi(StandInCore):
         """https://docs.slack.dev/reference/methods/conversations.open (one user: the app's DM with them)."""
         if params.get("channel"):
             channel = self._resolve_channel(team, params["channel"], allow_user=False)
-            return {"ok": True, "channel": channel.to_api() if _truthy(params.get("return_im")) else {"id": channel.id}}
+            return {"ok": True, "channel": channel.to_api() if truthy(params.get("return_im")) else {"id": channel.id}}
         users = [u.strip() for u in str(params.get("users") or "").split(",") if u.strip()]
         if not users:
-            raise _ApiError("users_list_not_supplied")
+            raise ApiError("users_list_not_supplied")
         if len(users) > 1:
-            raise _ApiError("not_supported", {"detail": "the stand-in opens one-to-one DMs only"})
+            raise ApiError("not_supported", {"detail": "the stand-in opens one-to-one DMs only"})
         user = self._user_in_team(team, users[0])
         existed = any(c.is_im and c.team_id == team.team_id and c.im_user == user.id for c in self.channels.values())
         channel = self._open_dm(team, user.id)
         self._touch()
-        body: dict[str, Any] = {"ok": True, "channel": channel.to_api() if _truthy(params.get("return_im"))
+        body: dict[str, Any] = {"ok": True, "channel": channel.to_api() if truthy(params.get("return_im"))
                                 else {"id": channel.id}}
         if existed:
             body["no_op"] = True
@@ -328,11 +328,11 @@ class WebApi(StandInCore):
         ref = params.get("channel")
         channel = self.channels.get(str(ref)) if ref else None
         if channel is None or channel.team_id != team.team_id:
-            raise _ApiError("channel_not_found")
+            raise ApiError("channel_not_found")
         if channel.is_im or channel.is_private:
-            raise _ApiError("method_not_supported_for_channel_type")
+            raise ApiError("method_not_supported_for_channel_type")
         if channel.is_archived:
-            raise _ApiError("is_archived")
+            raise ApiError("is_archived")
         body: dict[str, Any] = {"ok": True, "channel": {}}
         if channel.bot_member:
             self._warn(body, "already_in_channel")
@@ -347,10 +347,10 @@ class WebApi(StandInCore):
         channel = self._resolve_channel(team, params.get("channel"), allow_user=False)
         needed = HISTORY_SCOPES["im" if channel.is_im else "private" if channel.is_private else "public"]
         if team.scopes is not None and needed not in team.scopes:
-            raise _ApiError("missing_scope", {k: v for k, v in self._missing_scope(team, needed).items()
+            raise ApiError("missing_scope", {k: v for k, v in self._missing_scope(team, needed).items()
                                               if k not in ("ok", "error")})
         if not channel.bot_member:
-            raise _ApiError("not_in_channel")
+            raise ApiError("not_in_channel")
         return channel
 
     @staticmethod
@@ -364,9 +364,9 @@ class WebApi(StandInCore):
             try:
                 return float(value)
             except (TypeError, ValueError):
-                raise _ApiError(f"invalid_ts_{name}") from None
+                raise ApiError(f"invalid_ts_{name}") from None
 
-        oldest, latest, inclusive = ts_arg("oldest"), ts_arg("latest"), _truthy(params.get("inclusive"))
+        oldest, latest, inclusive = ts_arg("oldest"), ts_arg("latest"), truthy(params.get("inclusive"))
         kept = [m for m in messages
                 if (oldest is None or float(m.ts) > oldest or (inclusive and float(m.ts) == oldest))
                 and (latest is None or float(m.ts) < latest or (inclusive and float(m.ts) == latest))]
@@ -374,7 +374,7 @@ class WebApi(StandInCore):
             limit = max(1, min(999, int(params.get("limit") or default_limit)))
             start = int(params.get("cursor") or 0)
         except (TypeError, ValueError):
-            raise _ApiError("invalid_cursor") from None
+            raise ApiError("invalid_cursor") from None
         page = kept[start:start + limit]
         return page, str(start + limit) if start + limit < len(kept) else ""
 
@@ -391,7 +391,7 @@ class WebApi(StandInCore):
         channel = self._readable(team, params)
         newest_first = list(reversed(self._messages.get(channel.id, [])))
         page, cursor = self._page(newest_first, params)
-        with_metadata = _truthy(params.get("include_all_metadata"))
+        with_metadata = truthy(params.get("include_all_metadata"))
         return {"ok": True, "messages": [self._listed(m, with_metadata) for m in page], "has_more": bool(cursor),
                 "pin_count": 0, "channel_actions_ts": None, "channel_actions_count": 0,
                 "response_metadata": {"next_cursor": cursor}}
@@ -404,9 +404,9 @@ class WebApi(StandInCore):
         if parent is not None and parent.is_reply:
             parent = self._find_message(channel.id, parent.thread_ts or "")
         if parent is None:
-            raise _ApiError("thread_not_found")
+            raise ApiError("thread_not_found")
         page, cursor = self._page([parent, *parent.replies], params, default_limit=1000)
-        with_metadata = _truthy(params.get("include_all_metadata"))
+        with_metadata = truthy(params.get("include_all_metadata"))
         return {"ok": True, "messages": [self._listed(m, with_metadata) for m in page], "has_more": bool(cursor),
                 "response_metadata": {"next_cursor": cursor}}
 
