@@ -458,14 +458,23 @@ class SyncEngine:
 
     @staticmethod
     def _read_outcomes(session: Session, conn: Connection,
-                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]]) -> None:
+                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]],
+                       records: Mapping[tuple[str, int], Any] | None = None) -> None:
         """Read what recording a batch's ``outcomes`` needs, one query per kind (:mod:`sync.chunk_reads`): the
         records, their links and those holding the provider ids written, the attempts and the entries a success
-        resolves."""
+        resolves. ``records``: the records as the batch was prepared from them ((entity, id) -> record, detached),
+        not loaded again: only whether each is still there and when it last changed are read."""
         reads = ChunkReads.attach(session, conn.id, conn.account_id)
         keys = [(str(it["entity"]), int(it["record_id"])) for it, _outcome in outcomes]
+        records = records or {}
         for entity in dict.fromkeys(Entity(e) for e, _id in keys):
-            reads.read_records(entity, [record_id for e, record_id in keys if e == entity])
+            ids = [record_id for e, record_id in keys if e == entity]
+            known = {record_id: records[(entity.value, record_id)] for record_id in ids
+                     if (entity.value, record_id) in records}
+            if known:
+                reads.known_records(entity, known)
+            if len(known) < len(ids):
+                reads.read_records(entity, [record_id for record_id in ids if record_id not in known])
         reads.read_links(keys, [(str(it["entity"]), outcome.remote_id) for it, outcome in outcomes
                                 if isinstance(outcome, Written)])
         reads.read_outcome_entries(keys, [int(it["entry_id"]) for it, _outcome in outcomes])
@@ -1513,6 +1522,7 @@ class SyncEngine:
         batch is skipped (counted in ``summary.skipped``) rather than written a second way."""
         results: list[SyncLogEntry] = []
         items: list[dict[str, Any]] = []
+        prepared: dict[tuple[str, int], Any] = {}  # the batch's records, kept to record its outcomes from
         with self.sessions() as session, session.begin():
             write_lock(session)  # reads the chunk, then writes its attempts and batch
             conn = self._connection(session, connection_id)
@@ -1568,6 +1578,7 @@ class SyncEngine:
                                     self._forgotten_create(session, entry, remote, payload)))
                     continue
                 entries.append(entry)
+                prepared[(t.entity.value, t.record_id)] = record
                 items.append({
                     "key": f"b{i}", "entry_id": entry.id, "entity": t.entity.value, "record_id": t.record_id,
                     "payload": json.loads(dumps(payload)), "digest": digest,  # as it goes on the wire
@@ -1589,7 +1600,8 @@ class SyncEngine:
                                            provider, actor, name))
         if batch is None:
             return results
-        return results + self._send_batch(connection_id, batch.id, batch.request_id, items, provider, actor)
+        return results + self._send_batch(connection_id, batch.id, batch.request_id, items, provider, actor,
+                                          records=prepared)
 
     def resend_batches(self, connection_id: int | None = None) -> int:
         """Send again, exactly as stored, every batch cut short: stored but never answered because its process
@@ -1697,7 +1709,10 @@ class SyncEngine:
             record = self._load_record(session, conn.account_id, entity, record_id)
         except NotFound:
             return False
-        updated = getattr(record, "updated_at", None)
+        reads = ChunkReads.of(session)
+        updated = reads.updated_at(conn.account_id, entity.value, record_id) if reads is not None else UNREAD
+        if updated is UNREAD:
+            updated = getattr(record, "updated_at", None)
         return updated is not None and updated > when
 
     def _keep_copy(self, session: Session, conn: Connection, entity: Entity, record_id: int,
@@ -1725,12 +1740,14 @@ class SyncEngine:
 
     def _send_batch(self, connection_id: int, batch_id: int, request_id: str, items: Sequence[Mapping[str, Any]],
                     provider: Provider, actor: str, known: Mapping[str, Written] | None = None,
-                    resend: bool = False, stored_at: dt.datetime | None = None) -> list[SyncLogEntry]:
+                    resend: bool = False, stored_at: dt.datetime | None = None,
+                    records: Mapping[tuple[str, int], Any] | None = None) -> list[SyncLogEntry]:
         """Send a stored batch (``items`` as :class:`PushBatch` keeps them) under ``request_id`` and record its
         outcomes, settling the batch in the same transaction. ``known``: answers already found by reading
         QuickBooks (:meth:`_reconcile`), whose items are not sent. ``resend``: the batch was sent before and
         what became of that is unknown, so a refusal of the whole request now (a 429, a 401, a 500) says nothing
-        about it: the batch stays parked for the next time, never settled as failed. Returns the entries finished;
+        about it: the batch stays parked for the next time, never settled as failed. ``records``: the members'
+        records as the batch was prepared from them (see :meth:`_read_outcomes`). Returns the entries finished;
         none when another process took the batch over meanwhile (its owner changed): that one records them."""
         known = dict(known or {})
         stored_at = stored_at or self.clock()
@@ -1762,7 +1779,7 @@ class SyncEngine:
                 outcome = _Failed(answer)
             outcomes.append((it, self._with_namesake(provider, Entity(it["entity"]), it["payload"], outcome)))
         try:
-            return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost, stored_at)
+            return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost, stored_at, records)
         except SQLAlchemyError:
             # the answers could not be recorded: the batch is parked (when the database takes that) and sent
             # again by the next run, under its requestid, so QuickBooks answers it again without doing it twice
@@ -1772,7 +1789,8 @@ class SyncEngine:
 
     def _record_batch(self, connection_id: int, batch_id: int,
                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]], provider: Provider,
-                      actor: str, lost: bool, stored_at: dt.datetime) -> list[SyncLogEntry]:
+                      actor: str, lost: bool, stored_at: dt.datetime,
+                      records: Mapping[tuple[str, int], Any] | None = None) -> list[SyncLogEntry]:
         """Record a batch's outcomes and settle it (or park it when its answer was lost), in one transaction. A
         record edited in JobsiteOn since the batch was stored (``stored_at``) got the older version written: its
         link is left stale (the next sync sends the edit) and its totals are not compared with the older copy."""
@@ -1789,7 +1807,7 @@ class SyncEngine:
             conn = self._connection(session, connection_id)
             # read after the UPDATE: on SQLite a transaction that reads and then writes fails at once ("database is
             # locked", not waiting for busy_timeout) when another connection wrote in between (WAL snapshots)
-            self._read_outcomes(session, conn, outcomes)
+            self._read_outcomes(session, conn, outcomes, records)
             for it, outcome in outcomes:
                 entity, record_id = Entity(it["entity"]), int(it["record_id"])
                 if isinstance(outcome, Written) and self._linked_elsewhere(session, conn.id, entity.value,
