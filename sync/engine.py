@@ -35,11 +35,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sync.chunk_reads import UNREAD, ChunkReads
 from sync.db import error_line, write_lock
@@ -669,22 +670,37 @@ class SyncEngine:
     def _new_entry(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
                    digest: str | None, retry_of: SyncLogEntry | None,
                    direction: Direction = Direction.PUSH, creating: bool = False,
-                   sent: Mapping[str, Any] | None = None, flush: bool = True) -> SyncLogEntry:
-        """A pending entry for a new attempt; supersedes the record's open entries. Reuses the requestid of an
-        attempt whose outcome is uncertain when the payload is unchanged, or whatever changed when both are
-        creates (``creating``: the record has no copy linked): QuickBooks then answers with the copy the first
-        one made, if it made one, instead of making a second; ``data["payload_changed"]`` says the copy may hold
-        the older content, which the next sync sends as an update. A reuse is marked ``data["reused_request_id"]``
-        (such an attempt goes out alone, never in a batch under another requestid). The caller holds the record's
-        claim, so a pending attempt of the record is one whose process died (its claim was taken over): it is
-        settled as interrupted first, and its requestid is reused like any uncertain attempt's.
+                   sent: Mapping[str, Any] | None = None) -> SyncLogEntry:
+        """A pending entry for a new attempt (:meth:`_attempt_values`), inserted now; it supersedes the record's
+        open entries and ``retry_of``."""
+        values, previous = self._attempt_values(session, conn, target, record, actor, digest, retry_of, direction,
+                                                creating, sent)
+        entry = SyncLogEntry(**values)
+        session.add(entry)
+        session.flush()
+        for old in previous:
+            old.superseded_by_id = entry.id
+        if retry_of is not None and retry_of.superseded_by_id is None:
+            retry_of.superseded_by_id = entry.id
+        return entry
+
+    def _attempt_values(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
+                        digest: str | None, retry_of: SyncLogEntry | None,
+                        direction: Direction = Direction.PUSH, creating: bool = False,
+                        sent: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[SyncLogEntry]]:
+        """The columns of a pending entry for a new attempt (every column but ``id`` and ``batch_id``), and the
+        record's open entries it supersedes, oldest first. Reuses the requestid of an attempt whose outcome is
+        uncertain when the payload is unchanged, or whatever changed when both are creates (``creating``: the
+        record has no copy linked): QuickBooks then answers with the copy the first one made, if it made one,
+        instead of making a second; ``data["payload_changed"]`` says the copy may hold the older content, which the
+        next sync sends as an update. A reuse is marked ``data["reused_request_id"]`` (such an attempt goes out
+        alone, never in a batch under another requestid). The caller holds the record's claim, so a pending attempt
+        of the record is one whose process died (its claim was taken over): it is settled as interrupted first
+        (flushed), and its requestid is reused like any uncertain attempt's.
 
         ``sent``: a single create's payload, kept as ``data["sent"]`` with the requestid it first went out under
         (a reuse carries the first one forward): should QuickBooks forget that requestid, the copy it may have made
-        is looked for by what was sent, not by the record as it is now (`_forgotten_create`).
-
-        ``flush`` False: the entry gets its id at the caller's next flush (a batch's attempts are inserted
-        together); what it supersedes points at it from then on."""
+        is looked for by what was sent, not by the record as it is now (`_forgotten_create`)."""
         # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
         reads = ChunkReads.of(session)
         pending = reads.pending_entries(conn.id, target.entity, target.record_id) if reads is not None and (
@@ -696,7 +712,7 @@ class SyncEngine:
                 SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None))))
         for abandoned in pending:
             self._settle_interrupted(session, abandoned)
-        if flush or pending:
+        if pending:
             session.flush()
         previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
         last = previous[-1] if previous else retry_of
@@ -710,27 +726,40 @@ class SyncEngine:
                 data["sent"] = first_sent or json.loads(dumps(sent))
         elif creating and sent is not None:
             data = {"sent": json.loads(dumps(sent))}
-        entry = SyncLogEntry(
-            created_at=self.clock(), account_id=conn.account_id, connection_id=conn.id,
-            entity=target.entity.value, record_id=target.record_id, record_label=_label(record),
-            direction=direction.value, status=Status.PENDING.value, request_id=request_id,
-            payload_hash=digest, attempt=(last.attempt + 1) if last is not None and last.resolved_at is None else 1,
-            actor=actor, retry_of_id=retry_of.id if retry_of is not None else None, data=data)
-        session.add(entry)
-        if reads is not None:  # the record's entries changed: read them afresh should anything ask again
+        if reads is not None:  # the record's entries change: read them afresh should anything ask again
             reads.forget_entries(conn.id, target.entity, target.record_id)
-        if not flush:
-            for old in previous:
-                old.superseded_by = entry
-            if retry_of is not None and retry_of.superseded_by_id is None:
-                retry_of.superseded_by = entry
-            return entry
+        return {
+            "created_at": self.clock(), "account_id": conn.account_id, "connection_id": conn.id,
+            "entity": target.entity.value, "record_id": target.record_id, "record_label": _label(record),
+            "direction": direction.value, "status": Status.PENDING.value, "request_id": request_id,
+            "payload_hash": digest,
+            "attempt": (last.attempt + 1) if last is not None and last.resolved_at is None else 1,
+            "actor": actor, "retry_of_id": retry_of.id if retry_of is not None else None, "data": data,
+        }, previous
+
+    @staticmethod
+    def _insert_attempts(session: Session, attempts: Sequence[tuple[dict[str, Any], list[SyncLogEntry]]]) -> list[int]:
+        """Insert pending entries (``attempts``: :meth:`_attempt_values` of records each pushed once here, all
+        with the same columns) with one INSERT ... RETURNING, and point what each supersedes at it with one UPDATE
+        (executemany), without the ORM's unit of work: a batch's attempts. Whatever the session holds is flushed
+        first. Returns the new entries' ids, in the order of ``attempts``."""
+        if not attempts:
+            return []
         session.flush()
-        for old in previous:
-            old.superseded_by_id = entry.id
-        if retry_of is not None and retry_of.superseded_by_id is None:
-            retry_of.superseded_by_id = entry.id
-        return entry
+        table = SyncLogEntry.__table__
+        ids = {(str(entity), int(record_id or 0)): int(entry_id) for entry_id, entity, record_id in session.execute(
+            insert(table).returning(table.c.id, table.c.entity, table.c.record_id),
+            [values for values, _previous in attempts])}
+        if len(ids) != len(attempts):
+            raise ValueError("a batch's attempts are one per record")
+        out = [ids[(str(values["entity"]), int(values["record_id"] or 0))] for values, _previous in attempts]
+        handed = [(old, new_id) for (_values, previous), new_id in zip(attempts, out, strict=True) for old in previous]
+        if handed:
+            session.execute(update(table).where(table.c.id == bindparam("b_old")).values(
+                superseded_by_id=bindparam("b_new")), [{"b_old": old.id, "b_new": new_id} for old, new_id in handed])
+            for old, new_id in handed:  # what the session holds says so too, without a write of its own
+                set_committed_value(old, "superseded_by_id", new_id)
+        return out
 
     # ------------------------------------------------------------------------------------------ one record
 
@@ -1533,10 +1562,10 @@ class SyncEngine:
             provider = self.provider_for(conn)
             waiting = self._in_open_batches(session, conn.id)
             self._read_chunk(session, conn, [t for t in chunk if (t.entity.value, t.record_id) not in waiting])
-            entries: list[SyncLogEntry] = []
             singles: list[tuple[_Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
-                                list[_DepLink], str | None]] = []
-            made: list[tuple[int, _Target, SyncLogEntry, dict[str, Any], str, Link | None, Any]] = []
+                                list[_DepLink], Mapping[str, Any] | None]] = []
+            made: list[tuple[int, _Target, dict[str, Any], str, Link | None, Any]] = []
+            attempts: list[tuple[dict[str, Any], list[SyncLogEntry]]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
                     with lock:
@@ -1566,41 +1595,47 @@ class SyncEngine:
                     with lock:
                         summary.unchanged += 1
                     continue
-                entry = self._new_entry(session, conn, t, record, actor, digest, None, creating=link is None,
-                                        flush=False)
-                made.append((i, t, entry, payload, digest, link, record))
-            session.flush()  # the attempts, inserted together
-            for i, t, entry, payload, digest, link, record in made:
+                values, previous = self._attempt_values(session, conn, t, record, actor, digest, None,
+                                                        creating=link is None)
                 remote = (link.remote_id, link.sync_token) if link is not None else None
-                if (entry.data or {}).get("reused_request_id"):  # repeats an uncertain write: alone, same requestid
+                if (values["data"] or {}).get("reused_request_id"):  # repeats an uncertain write: alone, same id
+                    entry = SyncLogEntry(**values)
+                    session.add(entry)
+                    session.flush()
+                    for old in previous:
+                        old.superseded_by_id = entry.id
                     singles.append((t, entry.id, entry.request_id or "", payload, digest, remote,
                                     self._dep_links(session, conn.id, t.entity, record),
                                     self._forgotten_create(session, entry, remote, payload)))
                     continue
-                entries.append(entry)
+                attempts.append((values, previous))
+                made.append((i, t, payload, digest, link, record))
+            # the batch's attempts, inserted together (one INSERT, one UPDATE of what they supersede), then the
+            # batch that names them, then their batch id
+            batch_id, request_id = None, new_request_id()
+            for (i, t, payload, digest, link, record), entry_id in zip(
+                    made, self._insert_attempts(session, attempts), strict=True):
                 prepared[(t.entity.value, t.record_id)] = record
                 items.append({
-                    "key": f"b{i}", "entry_id": entry.id, "entity": t.entity.value, "record_id": t.record_id,
+                    "key": f"b{i}", "entry_id": entry_id, "entity": t.entity.value, "record_id": t.record_id,
                     "payload": json.loads(dumps(payload)), "digest": digest,  # as it goes on the wire
                     "remote": [link.remote_id, link.sync_token] if link is not None else None,
                     "deps": [[d.entity.value, d.record_id, d.remote_id, d.label]
                              for d in self._dep_links(session, conn.id, t.entity, record)]})
-            batch = None
             if items:
-                batch = PushBatch(connection_id=conn.id, request_id=new_request_id(), owner=self._owner,
-                                  created_at=self.clock(), items=items)
-                session.add(batch)
-                session.flush()
-                for entry in entries:
-                    entry.batch_id = batch.id
+                batch_id = session.execute(insert(PushBatch.__table__).values(
+                    connection_id=conn.id, request_id=request_id, owner=self._owner, created_at=self.clock(),
+                    items=items).returning(PushBatch.__table__.c.id)).scalar_one()
+                session.execute(update(SyncLogEntry.__table__).where(
+                    SyncLogEntry.__table__.c.id.in_([it["entry_id"] for it in items])).values(batch_id=batch_id))
             session.flush()
             session.expunge_all()
         for t, entry_id, request_id, payload, digest, remote, deps, name in singles:
             results.append(self._write_one(connection_id, t, entry_id, request_id, payload, digest, remote, deps,
                                            provider, actor, name))
-        if batch is None:
+        if batch_id is None:
             return results
-        return results + self._send_batch(connection_id, batch.id, batch.request_id, items, provider, actor,
+        return results + self._send_batch(connection_id, batch_id, request_id, items, provider, actor,
                                           records=prepared)
 
     def resend_batches(self, connection_id: int | None = None) -> int:
