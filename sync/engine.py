@@ -223,6 +223,20 @@ class _Failed:
     looked: bool = False
 
 
+@dataclass
+class _Successes:
+    """What a batch's plain successes write (:meth:`SyncEngine._plain_success`), gathered to be written with one
+    statement per kind (:meth:`SyncEngine._write_successes`) instead of through the ORM's unit of work."""
+
+    now: dt.datetime
+    actor: str
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+    new_links: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class _DepLink:
     entity: Entity
@@ -1843,6 +1857,7 @@ class SyncEngine:
             # read after the UPDATE: on SQLite a transaction that reads and then writes fails at once ("database is
             # locked", not waiting for busy_timeout) when another connection wrote in between (WAL snapshots)
             self._read_outcomes(session, conn, outcomes, records)
+            successes = _Successes(self.clock(), actor)
             for it, outcome in outcomes:
                 entity, record_id = Entity(it["entity"]), int(it["record_id"])
                 if isinstance(outcome, Written) and self._linked_elsewhere(session, conn.id, entity.value,
@@ -1858,9 +1873,15 @@ class SyncEngine:
                     if isinstance(outcome, Written):
                         self._keep_copy(session, conn, entity, record_id, outcome)
                     continue
+                plain = entry.status == Status.PENDING  # not settled meanwhile: nothing to undo first
                 _reopen(entry)  # settled as interrupted while the batch waited: its outcome is known now
                 if isinstance(outcome, Written) and self._edited_since(session, conn, entity, record_id, stored_at):
                     entry.data = {**(entry.data or {}), "payload_changed": True}
+                if plain and isinstance(outcome, Written) and self._plain_success(session, conn, entry, outcome,
+                                                                        str(it.get("digest") or ""), provider,
+                                                                        successes):
+                    results.append(entry)
+                    continue
                 try:
                     results.append(self._finish_in(session, conn, entry.id, _Target(entity, record_id, True),
                                                    outcome, str(it.get("digest") or ""), provider, actor))
@@ -1870,9 +1891,79 @@ class SyncEngine:
                     entry.status, entry.resolved_at, entry.resolved_by = Status.INFO.value, self.clock(), actor
                     entry.details = ("The record was deleted in JobsiteOn before QuickBooks' answer to its batch "
                                      f"was known.{copy}")
+            self._write_successes(session, conn, successes)
             session.flush()
             session.expunge_all()
         return results
+
+    def _plain_success(self, session: Session, conn: Connection, entry: SyncLogEntry, written: Written,
+                       payload_digest: str, provider: Provider, successes: _Successes) -> bool:
+        """Record a batch member's successful write as :meth:`_finish_success` does, gathered in ``successes``
+        (written by :meth:`_write_successes`, the session's objects set to match without a flush of their own),
+        when it is plain: a pending attempt of a record still there, not edited since it was sent, whose totals
+        agree, with no Unlink to supersede, and every row it touches read for the batch. Returns False, having
+        changed nothing, for anything else: the caller records it through :meth:`_finish_in`."""
+        reads = ChunkReads.of(session)
+        if reads is None or entry.status != Status.PENDING or entry.record_id is None or (
+                entry.data or {}).get("payload_changed"):
+            return False
+        record = reads.record(conn.account_id, entry.entity, entry.record_id)
+        link = reads.link(conn.id, entry.entity, entry.record_id)
+        chain = reads.chain(entry)
+        unlinked = reads.unlinked(entry)
+        if record is None or record is UNREAD or link is UNREAD or chain is UNREAD or unlinked is UNREAD or unlinked:
+            return False
+        if provider.check(entry.entity, record, written) is not None:  # a total mismatch: the ORM path says so
+            return False
+        now, actor = successes.now, successes.actor
+        fields = {"remote_id": written.remote_id, "sync_token": written.sync_token, "synced_hash": payload_digest,
+                  "synced_at": now, "remote_deleted": False}
+        if link is None:
+            link = Link(connection_id=conn.id, entity=entry.entity, record_id=entry.record_id, tax_code=None,
+                        **fields)
+            reads.added_link(link)  # a later member answered with the same id is then a duplicate
+            successes.new_links.append({"connection_id": conn.id, "entity": entry.entity,
+                                        "record_id": entry.record_id, "tax_code": None, **fields})
+        else:
+            for key, value in fields.items():
+                set_committed_value(link, key, value)
+            successes.links.append({"b_id": link.id, **fields})
+        for old in chain:
+            set_committed_value(old, "resolved_at", now)
+            set_committed_value(old, "resolved_by", actor)
+            successes.resolved.append(old.id)
+        settled = {"status": Status.SYNCED.value, "kind": None, "remote_id": written.remote_id,
+                   "intuit_tid": written.intuit_tid, "resolved_at": now if chain else entry.resolved_at,
+                   "resolved_by": actor if chain else entry.resolved_by}
+        for key, value in settled.items():
+            set_committed_value(entry, key, value)
+        successes.entries.append({"b_id": entry.id, **settled})
+        if chain:
+            successes.notifications.append({
+                "account_id": conn.account_id, "connection_id": conn.id,
+                "topic": record_topic(conn.id, entry.entity, entry.record_id), "event": "resolved",
+                "entry_id": entry.id, "incident_id": None, "created_at": now})
+        return True
+
+    @staticmethod
+    def _write_successes(session: Session, conn: Connection, successes: _Successes) -> None:
+        """Write what :meth:`_plain_success` gathered: one statement per kind of row (executemany), none for a kind
+        with nothing to write."""
+        entries, links = SyncLogEntry.__table__, Link.__table__
+        if successes.new_links:
+            session.execute(insert(links), successes.new_links)
+        if successes.links:
+            # (executemany: the SET clause is the parameters' other keys)
+            session.execute(update(links).where(links.c.id == bindparam("b_id")), successes.links)
+        if successes.entries:
+            session.execute(update(entries).where(entries.c.id == bindparam("b_id")), successes.entries)
+        if successes.resolved:
+            session.execute(update(entries).where(entries.c.id.in_(successes.resolved)).values(
+                resolved_at=successes.now, resolved_by=successes.actor))
+        if successes.notifications:
+            session.execute(insert(Notification.__table__), successes.notifications)
+        if successes.entries:
+            conn.last_sync_at = successes.now
 
     # ------------------------------------------------------------------------------------------ pull
 
