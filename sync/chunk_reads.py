@@ -16,7 +16,7 @@ import enum
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, exists, false, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from sync.diagnosis import Kind
@@ -167,13 +167,14 @@ class ChunkReads:
         record's entries a success settles (errors and warnings not resolved: its chain; an Unlink's entry not
         superseded)."""
         keys = set(keys)
-        unlinked = select(Notification.entry_id).where(Notification.event == "unlinked")
-        rows = self.session.execute(select(SyncLogEntry, SyncLogEntry.id.in_(unlinked)).where(
+        # correlated, through the notifications' entry_id index: not a scan of every notification ever written
+        unlinked = exists().where(Notification.entry_id == SyncLogEntry.id, Notification.event == "unlinked")
+        rows = self.session.execute(select(SyncLogEntry, unlinked).where(
             _of_records(self.connection_id, keys),
             or_(SyncLogEntry.id.in_(sorted(entry_ids)),
                 and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None)),
                 and_(SyncLogEntry.status == Status.INFO, SyncLogEntry.superseded_by_id.is_(None),
-                     SyncLogEntry.id.in_(unlinked)))).order_by(SyncLogEntry.id))
+                     unlinked))).order_by(SyncLogEntry.id))
         entries = []
         for entry, was_unlinked in rows:
             entries.append(entry)
