@@ -74,6 +74,7 @@ from sync.providers.quickbooks import (
     dumps,
     invoice_figures,
     payload_hash,
+    payload_text,
 )
 
 log = logging.getLogger("syncbot.engine")
@@ -1578,7 +1579,7 @@ class SyncEngine:
             self._read_chunk(session, conn, [t for t in chunk if (t.entity.value, t.record_id) not in waiting])
             singles: list[tuple[_Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
                                 list[_DepLink], Mapping[str, Any] | None]] = []
-            made: list[tuple[int, _Target, dict[str, Any], str, Link | None, Any]] = []
+            made: list[tuple[int, _Target, str, str, Link | None, Any]] = []
             attempts: list[tuple[dict[str, Any], list[SyncLogEntry]]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
@@ -1600,7 +1601,7 @@ class SyncEngine:
                     results.append(entry)
                     continue
                 payload = provider.payload(t.entity, record, refs)
-                digest = payload_hash(payload)
+                text, digest = payload_text(payload)
                 # unchanged since it synced, with nothing open (even when forced: another process's Retry All
                 # may have synced it since this run listed it), or waiting for Re-create or Unlink
                 if link is not None and ((link.remote_deleted and not t.force) or (
@@ -1623,16 +1624,16 @@ class SyncEngine:
                                     self._forgotten_create(session, entry, remote, payload)))
                     continue
                 attempts.append((values, previous))
-                made.append((i, t, payload, digest, link, record))
+                made.append((i, t, text, digest, link, record))
             # the batch's attempts, inserted together (one INSERT, one UPDATE of what they supersede), then the
             # batch that names them, then their batch id
             batch_id, request_id = None, new_request_id()
-            for (i, t, payload, digest, link, record), entry_id in zip(
+            for (i, t, text, digest, link, record), entry_id in zip(
                     made, self._insert_attempts(session, attempts), strict=True):
                 prepared[(t.entity.value, t.record_id)] = record
                 items.append({
                     "key": f"b{i}", "entry_id": entry_id, "entity": t.entity.value, "record_id": t.record_id,
-                    "payload": json.loads(dumps(payload)), "digest": digest,  # as it goes on the wire
+                    "payload": json.loads(text), "digest": digest,  # as it goes on the wire
                     "remote": [link.remote_id, link.sync_token] if link is not None else None,
                     "deps": [[d.entity.value, d.record_id, d.remote_id, d.label]
                              for d in self._dep_links(session, conn.id, t.entity, record)]})

@@ -101,10 +101,23 @@ def dumps(payload: Any) -> str:
     return json.dumps(payload, default=_json_default, separators=(",", ":"), sort_keys=True)
 
 
+#: What :func:`payload_hash` leaves out: the ids and versions of the object written to.
+_UNHASHED = ("Id", "SyncToken", "sparse")
+
+
 def payload_hash(payload: Mapping[str, Any]) -> str:
     """A stable hash of what a push sends (ids and versions left out): equal hashes mean nothing changed."""
-    content = {k: v for k, v in payload.items() if k not in ("Id", "SyncToken", "sparse")}
+    content = {k: v for k, v in payload.items() if k not in _UNHASHED}
     return hashlib.sha256(dumps(content).encode()).hexdigest()
+
+
+def payload_text(payload: Mapping[str, Any]) -> tuple[str, str]:
+    """A payload's JSON text (:func:`dumps`) and its :func:`payload_hash`, from one serialisation when it holds no
+    id or version (as a push builds it)."""
+    text = dumps(payload)
+    if any(key in payload for key in _UNHASHED):
+        return text, payload_hash(payload)
+    return text, hashlib.sha256(text.encode()).hexdigest()
 
 
 def _drop_empty(obj: dict[str, Any]) -> dict[str, Any]:
