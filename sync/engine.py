@@ -338,11 +338,14 @@ class SyncEngine:
             if not todo:
                 break
             with self.sessions() as session, session.begin():
-                insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-                got = {(e, r) for e, r in session.execute(insert(RecordClaim).values([
-                    {"connection_id": connection_id, "entity": entity, "record_id": record_id, "owner": self._owner,
-                     "claimed_at": now} for entity, record_id in todo]).on_conflict_do_nothing().returning(
-                    RecordClaim.entity, RecordClaim.record_id))}
+                dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+                # one statement whatever the batch's size (executemany: SQLAlchemy renders the rows as one
+                # multi-row VALUES, in key order); its SQL is compiled once, not once per list of rows
+                claims = RecordClaim.__table__
+                got = {(e, r) for e, r in session.execute(
+                    dialect_insert(claims).on_conflict_do_nothing().returning(claims.c.entity, claims.c.record_id),
+                    [{"connection_id": connection_id, "entity": entity, "record_id": record_id,
+                      "owner": self._owner, "claimed_at": now} for entity, record_id in todo])}
             claimed |= got
             refused = [key for key in todo if key not in got]
             if not refused:
