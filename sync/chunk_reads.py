@@ -5,16 +5,18 @@ its link, the links of what it references, its open entries, its chain), twice: 
 its outcomes. :class:`ChunkReads` reads each of these with one query for the batch and answers the engine's
 per-record helpers (``SyncEngine._load_record``, ``_link``, ``_open_entries``, ...) from them while it is attached to
 the session (:meth:`attach`). The rows are the session's own objects, so what the transaction changes on them is
-seen; a helper asked about something not read here (``UNREAD``) queries as before.
+seen; a helper asked about something not read here (``UNREAD``) queries as before. The records a batch was prepared
+from are not loaded a second time to record its outcomes: :meth:`ChunkReads.known_records` reads only whether each
+is still there and when it last changed.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, exists, false, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from sync.diagnosis import Kind
@@ -72,6 +74,7 @@ class ChunkReads:
         self.connection_id = connection_id
         self.account_id = account_id
         self._records: dict[Key, Any] = {}
+        self._updated: dict[Key, Any] = {}  # when a record read by known_records was last changed (as read now)
         self._links: dict[Key, Link | None] = {}
         self._known_links: dict[int, Link] = {}  # every link read or added, by id(): the by-remote look-ups
         self._remote_read: set[tuple[str, str]] = set()
@@ -111,6 +114,18 @@ class ChunkReads:
         for record in found:
             self._records[(entity.value, record.id)] = record
         return found
+
+    def known_records(self, entity: Entity, records: Mapping[int, Any]) -> None:
+        """Records read earlier in the run (``records``, by id: detached, with what :meth:`read_records` loaded),
+        answered again without loading them twice: one query reads whether each is still in the account and when
+        it was last changed (:meth:`updated_at`); the ones not found are remembered as gone."""
+        model = RECORD_MODELS[entity]
+        for record_id in records:
+            self._records[(entity.value, record_id)] = None
+        for record_id, updated_at in self.session.execute(select(model.id, model.updated_at).where(
+                model.id.in_(sorted(records)), model.account_id == self.account_id)):
+            self._records[(entity.value, record_id)] = records[record_id]
+            self._updated[(entity.value, record_id)] = updated_at
 
     def read_links(self, keys: Iterable[Key], remote_ids: Iterable[tuple[str, str]] = ()) -> None:
         """The connection's links of the records ``keys`` and those holding the provider ids ``remote_ids``
@@ -152,13 +167,14 @@ class ChunkReads:
         record's entries a success settles (errors and warnings not resolved: its chain; an Unlink's entry not
         superseded)."""
         keys = set(keys)
-        unlinked = select(Notification.entry_id).where(Notification.event == "unlinked")
-        rows = self.session.execute(select(SyncLogEntry, SyncLogEntry.id.in_(unlinked)).where(
+        # correlated, through the notifications' entry_id index: not a scan of every notification ever written
+        unlinked = exists().where(Notification.entry_id == SyncLogEntry.id, Notification.event == "unlinked")
+        rows = self.session.execute(select(SyncLogEntry, unlinked).where(
             _of_records(self.connection_id, keys),
             or_(SyncLogEntry.id.in_(sorted(entry_ids)),
                 and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None)),
                 and_(SyncLogEntry.status == Status.INFO, SyncLogEntry.superseded_by_id.is_(None),
-                     SyncLogEntry.id.in_(unlinked)))).order_by(SyncLogEntry.id))
+                     unlinked))).order_by(SyncLogEntry.id))
         entries = []
         for entry, was_unlinked in rows:
             entries.append(entry)
@@ -180,6 +196,13 @@ class ChunkReads:
         if account_id != self.account_id:
             return UNREAD
         return self._records.get((str(entity), record_id), UNREAD)
+
+    def updated_at(self, account_id: int, entity: str, record_id: int) -> Any:
+        """When the record read by :meth:`known_records` was last changed, as the database holds it now, or UNREAD
+        (the record was read otherwise, or not at all: its ``updated_at`` is the one to go by)."""
+        if account_id != self.account_id:
+            return UNREAD
+        return self._updated.get((str(entity), record_id), UNREAD)
 
     def link(self, connection_id: int, entity: str, record_id: int) -> Link | _Unread | None:
         """The record's link (None: it has none), or UNREAD."""

@@ -35,11 +35,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sync.chunk_reads import UNREAD, ChunkReads
 from sync.db import error_line, write_lock
@@ -73,6 +74,7 @@ from sync.providers.quickbooks import (
     dumps,
     invoice_figures,
     payload_hash,
+    payload_text,
 )
 
 log = logging.getLogger("syncbot.engine")
@@ -222,6 +224,20 @@ class _Failed:
     looked: bool = False
 
 
+@dataclass
+class _Successes:
+    """What a batch's plain successes write (:meth:`SyncEngine._plain_success`), gathered to be written with one
+    statement per kind (:meth:`SyncEngine._write_successes`) instead of through the ORM's unit of work."""
+
+    now: dt.datetime
+    actor: str
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+    new_links: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class _DepLink:
     entity: Entity
@@ -322,11 +338,14 @@ class SyncEngine:
             if not todo:
                 break
             with self.sessions() as session, session.begin():
-                insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-                got = {(e, r) for e, r in session.execute(insert(RecordClaim).values([
-                    {"connection_id": connection_id, "entity": entity, "record_id": record_id, "owner": self._owner,
-                     "claimed_at": now} for entity, record_id in todo]).on_conflict_do_nothing().returning(
-                    RecordClaim.entity, RecordClaim.record_id))}
+                dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+                # one statement whatever the batch's size (executemany: SQLAlchemy renders the rows as one
+                # multi-row VALUES, in key order); its SQL is compiled once, not once per list of rows
+                claims = RecordClaim.__table__
+                got = {(e, r) for e, r in session.execute(
+                    dialect_insert(claims).on_conflict_do_nothing().returning(claims.c.entity, claims.c.record_id),
+                    [{"connection_id": connection_id, "entity": entity, "record_id": record_id,
+                      "owner": self._owner, "claimed_at": now} for entity, record_id in todo])}
             claimed |= got
             refused = [key for key in todo if key not in got]
             if not refused:
@@ -458,14 +477,23 @@ class SyncEngine:
 
     @staticmethod
     def _read_outcomes(session: Session, conn: Connection,
-                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]]) -> None:
+                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]],
+                       records: Mapping[tuple[str, int], Any] | None = None) -> None:
         """Read what recording a batch's ``outcomes`` needs, one query per kind (:mod:`sync.chunk_reads`): the
         records, their links and those holding the provider ids written, the attempts and the entries a success
-        resolves."""
+        resolves. ``records``: the records as the batch was prepared from them ((entity, id) -> record, detached),
+        not loaded again: only whether each is still there and when it last changed are read."""
         reads = ChunkReads.attach(session, conn.id, conn.account_id)
         keys = [(str(it["entity"]), int(it["record_id"])) for it, _outcome in outcomes]
+        records = records or {}
         for entity in dict.fromkeys(Entity(e) for e, _id in keys):
-            reads.read_records(entity, [record_id for e, record_id in keys if e == entity])
+            ids = [record_id for e, record_id in keys if e == entity]
+            known = {record_id: records[(entity.value, record_id)] for record_id in ids
+                     if (entity.value, record_id) in records}
+            if known:
+                reads.known_records(entity, known)
+            if len(known) < len(ids):
+                reads.read_records(entity, [record_id for record_id in ids if record_id not in known])
         reads.read_links(keys, [(str(it["entity"]), outcome.remote_id) for it, outcome in outcomes
                                 if isinstance(outcome, Written)])
         reads.read_outcome_entries(keys, [int(it["entry_id"]) for it, _outcome in outcomes])
@@ -660,22 +688,37 @@ class SyncEngine:
     def _new_entry(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
                    digest: str | None, retry_of: SyncLogEntry | None,
                    direction: Direction = Direction.PUSH, creating: bool = False,
-                   sent: Mapping[str, Any] | None = None, flush: bool = True) -> SyncLogEntry:
-        """A pending entry for a new attempt; supersedes the record's open entries. Reuses the requestid of an
-        attempt whose outcome is uncertain when the payload is unchanged, or whatever changed when both are
-        creates (``creating``: the record has no copy linked): QuickBooks then answers with the copy the first
-        one made, if it made one, instead of making a second; ``data["payload_changed"]`` says the copy may hold
-        the older content, which the next sync sends as an update. A reuse is marked ``data["reused_request_id"]``
-        (such an attempt goes out alone, never in a batch under another requestid). The caller holds the record's
-        claim, so a pending attempt of the record is one whose process died (its claim was taken over): it is
-        settled as interrupted first, and its requestid is reused like any uncertain attempt's.
+                   sent: Mapping[str, Any] | None = None) -> SyncLogEntry:
+        """A pending entry for a new attempt (:meth:`_attempt_values`), inserted now; it supersedes the record's
+        open entries and ``retry_of``."""
+        values, previous = self._attempt_values(session, conn, target, record, actor, digest, retry_of, direction,
+                                                creating, sent)
+        entry = SyncLogEntry(**values)
+        session.add(entry)
+        session.flush()
+        for old in previous:
+            old.superseded_by_id = entry.id
+        if retry_of is not None and retry_of.superseded_by_id is None:
+            retry_of.superseded_by_id = entry.id
+        return entry
+
+    def _attempt_values(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
+                        digest: str | None, retry_of: SyncLogEntry | None,
+                        direction: Direction = Direction.PUSH, creating: bool = False,
+                        sent: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[SyncLogEntry]]:
+        """The columns of a pending entry for a new attempt (every column but ``id`` and ``batch_id``), and the
+        record's open entries it supersedes, oldest first. Reuses the requestid of an attempt whose outcome is
+        uncertain when the payload is unchanged, or whatever changed when both are creates (``creating``: the
+        record has no copy linked): QuickBooks then answers with the copy the first one made, if it made one,
+        instead of making a second; ``data["payload_changed"]`` says the copy may hold the older content, which the
+        next sync sends as an update. A reuse is marked ``data["reused_request_id"]`` (such an attempt goes out
+        alone, never in a batch under another requestid). The caller holds the record's claim, so a pending attempt
+        of the record is one whose process died (its claim was taken over): it is settled as interrupted first
+        (flushed), and its requestid is reused like any uncertain attempt's.
 
         ``sent``: a single create's payload, kept as ``data["sent"]`` with the requestid it first went out under
         (a reuse carries the first one forward): should QuickBooks forget that requestid, the copy it may have made
-        is looked for by what was sent, not by the record as it is now (`_forgotten_create`).
-
-        ``flush`` False: the entry gets its id at the caller's next flush (a batch's attempts are inserted
-        together); what it supersedes points at it from then on."""
+        is looked for by what was sent, not by the record as it is now (`_forgotten_create`)."""
         # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
         reads = ChunkReads.of(session)
         pending = reads.pending_entries(conn.id, target.entity, target.record_id) if reads is not None and (
@@ -687,7 +730,7 @@ class SyncEngine:
                 SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None))))
         for abandoned in pending:
             self._settle_interrupted(session, abandoned)
-        if flush or pending:
+        if pending:
             session.flush()
         previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
         last = previous[-1] if previous else retry_of
@@ -701,27 +744,40 @@ class SyncEngine:
                 data["sent"] = first_sent or json.loads(dumps(sent))
         elif creating and sent is not None:
             data = {"sent": json.loads(dumps(sent))}
-        entry = SyncLogEntry(
-            created_at=self.clock(), account_id=conn.account_id, connection_id=conn.id,
-            entity=target.entity.value, record_id=target.record_id, record_label=_label(record),
-            direction=direction.value, status=Status.PENDING.value, request_id=request_id,
-            payload_hash=digest, attempt=(last.attempt + 1) if last is not None and last.resolved_at is None else 1,
-            actor=actor, retry_of_id=retry_of.id if retry_of is not None else None, data=data)
-        session.add(entry)
-        if reads is not None:  # the record's entries changed: read them afresh should anything ask again
+        if reads is not None:  # the record's entries change: read them afresh should anything ask again
             reads.forget_entries(conn.id, target.entity, target.record_id)
-        if not flush:
-            for old in previous:
-                old.superseded_by = entry
-            if retry_of is not None and retry_of.superseded_by_id is None:
-                retry_of.superseded_by = entry
-            return entry
+        return {
+            "created_at": self.clock(), "account_id": conn.account_id, "connection_id": conn.id,
+            "entity": target.entity.value, "record_id": target.record_id, "record_label": _label(record),
+            "direction": direction.value, "status": Status.PENDING.value, "request_id": request_id,
+            "payload_hash": digest,
+            "attempt": (last.attempt + 1) if last is not None and last.resolved_at is None else 1,
+            "actor": actor, "retry_of_id": retry_of.id if retry_of is not None else None, "data": data,
+        }, previous
+
+    @staticmethod
+    def _insert_attempts(session: Session, attempts: Sequence[tuple[dict[str, Any], list[SyncLogEntry]]]) -> list[int]:
+        """Insert pending entries (``attempts``: :meth:`_attempt_values` of records each pushed once here, all
+        with the same columns) with one INSERT ... RETURNING, and point what each supersedes at it with one UPDATE
+        (executemany), without the ORM's unit of work: a batch's attempts. Whatever the session holds is flushed
+        first. Returns the new entries' ids, in the order of ``attempts``."""
+        if not attempts:
+            return []
         session.flush()
-        for old in previous:
-            old.superseded_by_id = entry.id
-        if retry_of is not None and retry_of.superseded_by_id is None:
-            retry_of.superseded_by_id = entry.id
-        return entry
+        table = SyncLogEntry.__table__
+        ids = {(str(entity), int(record_id or 0)): int(entry_id) for entry_id, entity, record_id in session.execute(
+            insert(table).returning(table.c.id, table.c.entity, table.c.record_id),
+            [values for values, _previous in attempts])}
+        if len(ids) != len(attempts):
+            raise ValueError("a batch's attempts are one per record")
+        out = [ids[(str(values["entity"]), int(values["record_id"] or 0))] for values, _previous in attempts]
+        handed = [(old, new_id) for (_values, previous), new_id in zip(attempts, out, strict=True) for old in previous]
+        if handed:
+            session.execute(update(table).where(table.c.id == bindparam("b_old")).values(
+                superseded_by_id=bindparam("b_new")), [{"b_old": old.id, "b_new": new_id} for old, new_id in handed])
+            for old, new_id in handed:  # what the session holds says so too, without a write of its own
+                set_committed_value(old, "superseded_by_id", new_id)
+        return out
 
     # ------------------------------------------------------------------------------------------ one record
 
@@ -1513,6 +1569,7 @@ class SyncEngine:
         batch is skipped (counted in ``summary.skipped``) rather than written a second way."""
         results: list[SyncLogEntry] = []
         items: list[dict[str, Any]] = []
+        prepared: dict[tuple[str, int], Any] = {}  # the batch's records, kept to record its outcomes from
         with self.sessions() as session, session.begin():
             write_lock(session)  # reads the chunk, then writes its attempts and batch
             conn = self._connection(session, connection_id)
@@ -1523,10 +1580,10 @@ class SyncEngine:
             provider = self.provider_for(conn)
             waiting = self._in_open_batches(session, conn.id)
             self._read_chunk(session, conn, [t for t in chunk if (t.entity.value, t.record_id) not in waiting])
-            entries: list[SyncLogEntry] = []
             singles: list[tuple[_Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
-                                list[_DepLink], str | None]] = []
-            made: list[tuple[int, _Target, SyncLogEntry, dict[str, Any], str, Link | None, Any]] = []
+                                list[_DepLink], Mapping[str, Any] | None]] = []
+            made: list[tuple[int, _Target, str, str, Link | None, Any]] = []
+            attempts: list[tuple[dict[str, Any], list[SyncLogEntry]]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
                     with lock:
@@ -1547,7 +1604,7 @@ class SyncEngine:
                     results.append(entry)
                     continue
                 payload = provider.payload(t.entity, record, refs)
-                digest = payload_hash(payload)
+                text, digest = payload_text(payload)
                 # unchanged since it synced, with nothing open (even when forced: another process's Retry All
                 # may have synced it since this run listed it), or waiting for Re-create or Unlink
                 if link is not None and ((link.remote_deleted and not t.force) or (
@@ -1556,40 +1613,48 @@ class SyncEngine:
                     with lock:
                         summary.unchanged += 1
                     continue
-                entry = self._new_entry(session, conn, t, record, actor, digest, None, creating=link is None,
-                                        flush=False)
-                made.append((i, t, entry, payload, digest, link, record))
-            session.flush()  # the attempts, inserted together
-            for i, t, entry, payload, digest, link, record in made:
+                values, previous = self._attempt_values(session, conn, t, record, actor, digest, None,
+                                                        creating=link is None)
                 remote = (link.remote_id, link.sync_token) if link is not None else None
-                if (entry.data or {}).get("reused_request_id"):  # repeats an uncertain write: alone, same requestid
+                if (values["data"] or {}).get("reused_request_id"):  # repeats an uncertain write: alone, same id
+                    entry = SyncLogEntry(**values)
+                    session.add(entry)
+                    session.flush()
+                    for old in previous:
+                        old.superseded_by_id = entry.id
                     singles.append((t, entry.id, entry.request_id or "", payload, digest, remote,
                                     self._dep_links(session, conn.id, t.entity, record),
                                     self._forgotten_create(session, entry, remote, payload)))
                     continue
-                entries.append(entry)
+                attempts.append((values, previous))
+                made.append((i, t, text, digest, link, record))
+            # the batch's attempts, inserted together (one INSERT, one UPDATE of what they supersede), then the
+            # batch that names them, then their batch id
+            batch_id, request_id = None, new_request_id()
+            for (i, t, text, digest, link, record), entry_id in zip(
+                    made, self._insert_attempts(session, attempts), strict=True):
+                prepared[(t.entity.value, t.record_id)] = record
                 items.append({
-                    "key": f"b{i}", "entry_id": entry.id, "entity": t.entity.value, "record_id": t.record_id,
-                    "payload": json.loads(dumps(payload)), "digest": digest,  # as it goes on the wire
+                    "key": f"b{i}", "entry_id": entry_id, "entity": t.entity.value, "record_id": t.record_id,
+                    "payload": json.loads(text), "digest": digest,  # as it goes on the wire
                     "remote": [link.remote_id, link.sync_token] if link is not None else None,
                     "deps": [[d.entity.value, d.record_id, d.remote_id, d.label]
                              for d in self._dep_links(session, conn.id, t.entity, record)]})
-            batch = None
             if items:
-                batch = PushBatch(connection_id=conn.id, request_id=new_request_id(), owner=self._owner,
-                                  created_at=self.clock(), items=items)
-                session.add(batch)
-                session.flush()
-                for entry in entries:
-                    entry.batch_id = batch.id
+                batch_id = session.execute(insert(PushBatch.__table__).values(
+                    connection_id=conn.id, request_id=request_id, owner=self._owner, created_at=self.clock(),
+                    items=items).returning(PushBatch.__table__.c.id)).scalar_one()
+                session.execute(update(SyncLogEntry.__table__).where(
+                    SyncLogEntry.__table__.c.id.in_([it["entry_id"] for it in items])).values(batch_id=batch_id))
             session.flush()
             session.expunge_all()
         for t, entry_id, request_id, payload, digest, remote, deps, name in singles:
             results.append(self._write_one(connection_id, t, entry_id, request_id, payload, digest, remote, deps,
                                            provider, actor, name))
-        if batch is None:
+        if batch_id is None:
             return results
-        return results + self._send_batch(connection_id, batch.id, batch.request_id, items, provider, actor)
+        return results + self._send_batch(connection_id, batch_id, request_id, items, provider, actor,
+                                          records=prepared)
 
     def resend_batches(self, connection_id: int | None = None) -> int:
         """Send again, exactly as stored, every batch cut short: stored but never answered because its process
@@ -1697,7 +1762,10 @@ class SyncEngine:
             record = self._load_record(session, conn.account_id, entity, record_id)
         except NotFound:
             return False
-        updated = getattr(record, "updated_at", None)
+        reads = ChunkReads.of(session)
+        updated = reads.updated_at(conn.account_id, entity.value, record_id) if reads is not None else UNREAD
+        if updated is UNREAD:
+            updated = getattr(record, "updated_at", None)
         return updated is not None and updated > when
 
     def _keep_copy(self, session: Session, conn: Connection, entity: Entity, record_id: int,
@@ -1725,12 +1793,14 @@ class SyncEngine:
 
     def _send_batch(self, connection_id: int, batch_id: int, request_id: str, items: Sequence[Mapping[str, Any]],
                     provider: Provider, actor: str, known: Mapping[str, Written] | None = None,
-                    resend: bool = False, stored_at: dt.datetime | None = None) -> list[SyncLogEntry]:
+                    resend: bool = False, stored_at: dt.datetime | None = None,
+                    records: Mapping[tuple[str, int], Any] | None = None) -> list[SyncLogEntry]:
         """Send a stored batch (``items`` as :class:`PushBatch` keeps them) under ``request_id`` and record its
         outcomes, settling the batch in the same transaction. ``known``: answers already found by reading
         QuickBooks (:meth:`_reconcile`), whose items are not sent. ``resend``: the batch was sent before and
         what became of that is unknown, so a refusal of the whole request now (a 429, a 401, a 500) says nothing
-        about it: the batch stays parked for the next time, never settled as failed. Returns the entries finished;
+        about it: the batch stays parked for the next time, never settled as failed. ``records``: the members'
+        records as the batch was prepared from them (see :meth:`_read_outcomes`). Returns the entries finished;
         none when another process took the batch over meanwhile (its owner changed): that one records them."""
         known = dict(known or {})
         stored_at = stored_at or self.clock()
@@ -1762,7 +1832,7 @@ class SyncEngine:
                 outcome = _Failed(answer)
             outcomes.append((it, self._with_namesake(provider, Entity(it["entity"]), it["payload"], outcome)))
         try:
-            return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost, stored_at)
+            return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost, stored_at, records)
         except SQLAlchemyError:
             # the answers could not be recorded: the batch is parked (when the database takes that) and sent
             # again by the next run, under its requestid, so QuickBooks answers it again without doing it twice
@@ -1772,7 +1842,8 @@ class SyncEngine:
 
     def _record_batch(self, connection_id: int, batch_id: int,
                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]], provider: Provider,
-                      actor: str, lost: bool, stored_at: dt.datetime) -> list[SyncLogEntry]:
+                      actor: str, lost: bool, stored_at: dt.datetime,
+                      records: Mapping[tuple[str, int], Any] | None = None) -> list[SyncLogEntry]:
         """Record a batch's outcomes and settle it (or park it when its answer was lost), in one transaction. A
         record edited in JobsiteOn since the batch was stored (``stored_at``) got the older version written: its
         link is left stale (the next sync sends the edit) and its totals are not compared with the older copy."""
@@ -1789,7 +1860,8 @@ class SyncEngine:
             conn = self._connection(session, connection_id)
             # read after the UPDATE: on SQLite a transaction that reads and then writes fails at once ("database is
             # locked", not waiting for busy_timeout) when another connection wrote in between (WAL snapshots)
-            self._read_outcomes(session, conn, outcomes)
+            self._read_outcomes(session, conn, outcomes, records)
+            successes = _Successes(self.clock(), actor)
             for it, outcome in outcomes:
                 entity, record_id = Entity(it["entity"]), int(it["record_id"])
                 if isinstance(outcome, Written) and self._linked_elsewhere(session, conn.id, entity.value,
@@ -1805,9 +1877,15 @@ class SyncEngine:
                     if isinstance(outcome, Written):
                         self._keep_copy(session, conn, entity, record_id, outcome)
                     continue
+                plain = entry.status == Status.PENDING  # not settled meanwhile: nothing to undo first
                 _reopen(entry)  # settled as interrupted while the batch waited: its outcome is known now
                 if isinstance(outcome, Written) and self._edited_since(session, conn, entity, record_id, stored_at):
                     entry.data = {**(entry.data or {}), "payload_changed": True}
+                if plain and isinstance(outcome, Written) and self._plain_success(session, conn, entry, outcome,
+                                                                        str(it.get("digest") or ""), provider,
+                                                                        successes):
+                    results.append(entry)
+                    continue
                 try:
                     results.append(self._finish_in(session, conn, entry.id, _Target(entity, record_id, True),
                                                    outcome, str(it.get("digest") or ""), provider, actor))
@@ -1817,9 +1895,79 @@ class SyncEngine:
                     entry.status, entry.resolved_at, entry.resolved_by = Status.INFO.value, self.clock(), actor
                     entry.details = ("The record was deleted in JobsiteOn before QuickBooks' answer to its batch "
                                      f"was known.{copy}")
+            self._write_successes(session, conn, successes)
             session.flush()
             session.expunge_all()
         return results
+
+    def _plain_success(self, session: Session, conn: Connection, entry: SyncLogEntry, written: Written,
+                       payload_digest: str, provider: Provider, successes: _Successes) -> bool:
+        """Record a batch member's successful write as :meth:`_finish_success` does, gathered in ``successes``
+        (written by :meth:`_write_successes`, the session's objects set to match without a flush of their own),
+        when it is plain: a pending attempt of a record still there, not edited since it was sent, whose totals
+        agree, with no Unlink to supersede, and every row it touches read for the batch. Returns False, having
+        changed nothing, for anything else: the caller records it through :meth:`_finish_in`."""
+        reads = ChunkReads.of(session)
+        if reads is None or entry.status != Status.PENDING or entry.record_id is None or (
+                entry.data or {}).get("payload_changed"):
+            return False
+        record = reads.record(conn.account_id, entry.entity, entry.record_id)
+        link = reads.link(conn.id, entry.entity, entry.record_id)
+        chain = reads.chain(entry)
+        unlinked = reads.unlinked(entry)
+        if record is None or record is UNREAD or link is UNREAD or chain is UNREAD or unlinked is UNREAD or unlinked:
+            return False
+        if provider.check(entry.entity, record, written) is not None:  # a total mismatch: the ORM path says so
+            return False
+        now, actor = successes.now, successes.actor
+        fields = {"remote_id": written.remote_id, "sync_token": written.sync_token, "synced_hash": payload_digest,
+                  "synced_at": now, "remote_deleted": False}
+        if link is None:
+            link = Link(connection_id=conn.id, entity=entry.entity, record_id=entry.record_id, tax_code=None,
+                        **fields)
+            reads.added_link(link)  # a later member answered with the same id is then a duplicate
+            successes.new_links.append({"connection_id": conn.id, "entity": entry.entity,
+                                        "record_id": entry.record_id, "tax_code": None, **fields})
+        else:
+            for key, value in fields.items():
+                set_committed_value(link, key, value)
+            successes.links.append({"b_id": link.id, **fields})
+        for old in chain:
+            set_committed_value(old, "resolved_at", now)
+            set_committed_value(old, "resolved_by", actor)
+            successes.resolved.append(old.id)
+        settled = {"status": Status.SYNCED.value, "kind": None, "remote_id": written.remote_id,
+                   "intuit_tid": written.intuit_tid, "resolved_at": now if chain else entry.resolved_at,
+                   "resolved_by": actor if chain else entry.resolved_by}
+        for key, value in settled.items():
+            set_committed_value(entry, key, value)
+        successes.entries.append({"b_id": entry.id, **settled})
+        if chain:
+            successes.notifications.append({
+                "account_id": conn.account_id, "connection_id": conn.id,
+                "topic": record_topic(conn.id, entry.entity, entry.record_id), "event": "resolved",
+                "entry_id": entry.id, "incident_id": None, "created_at": now})
+        return True
+
+    @staticmethod
+    def _write_successes(session: Session, conn: Connection, successes: _Successes) -> None:
+        """Write what :meth:`_plain_success` gathered: one statement per kind of row (executemany), none for a kind
+        with nothing to write."""
+        entries, links = SyncLogEntry.__table__, Link.__table__
+        if successes.new_links:
+            session.execute(insert(links), successes.new_links)
+        if successes.links:
+            # (executemany: the SET clause is the parameters' other keys)
+            session.execute(update(links).where(links.c.id == bindparam("b_id")), successes.links)
+        if successes.entries:
+            session.execute(update(entries).where(entries.c.id == bindparam("b_id")), successes.entries)
+        if successes.resolved:
+            session.execute(update(entries).where(entries.c.id.in_(successes.resolved)).values(
+                resolved_at=successes.now, resolved_by=successes.actor))
+        if successes.notifications:
+            session.execute(insert(Notification.__table__), successes.notifications)
+        if successes.entries:
+            conn.last_sync_at = successes.now
 
     # ------------------------------------------------------------------------------------------ pull
 

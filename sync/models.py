@@ -393,10 +393,6 @@ class SyncLogEntry(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("sync_log.id", ondelete="SET NULL"))
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("sync_log.id", ondelete="SET NULL"))
-    #: The newer attempt (``superseded_by_id``), settable before that attempt has an id: a batch's attempts are
-    #: inserted together, at one flush.
-    superseded_by: Mapped[SyncLogEntry | None] = relationship(remote_side="SyncLogEntry.id",
-                                                              foreign_keys=[superseded_by_id])
     #: The batch request this attempt was sent in (`PushBatch`); None for a single write.
     batch_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                                  ForeignKey("push_batches.id", ondelete="SET NULL"), index=True)

@@ -101,10 +101,23 @@ def dumps(payload: Any) -> str:
     return json.dumps(payload, default=_json_default, separators=(",", ":"), sort_keys=True)
 
 
+#: What :func:`payload_hash` leaves out: the ids and versions of the object written to.
+_UNHASHED = ("Id", "SyncToken", "sparse")
+
+
 def payload_hash(payload: Mapping[str, Any]) -> str:
     """A stable hash of what a push sends (ids and versions left out): equal hashes mean nothing changed."""
-    content = {k: v for k, v in payload.items() if k not in ("Id", "SyncToken", "sparse")}
+    content = {k: v for k, v in payload.items() if k not in _UNHASHED}
     return hashlib.sha256(dumps(content).encode()).hexdigest()
+
+
+def payload_text(payload: Mapping[str, Any]) -> tuple[str, str]:
+    """A payload's JSON text (:func:`dumps`) and its :func:`payload_hash`, from one serialisation when it holds no
+    id or version (as a push builds it)."""
+    text = dumps(payload)
+    if any(key in payload for key in _UNHASHED):
+        return text, payload_hash(payload)
+    return text, hashlib.sha256(text.encode()).hexdigest()
 
 
 def _drop_empty(obj: dict[str, Any]) -> dict[str, Any]:
@@ -316,6 +329,13 @@ class QuickBooksProvider:
 
     def _request(self, method: str, path: str, *, params: dict[str, str] | None = None,
                  body: Any = None, cost: int = 1, is_batch: bool = False) -> tuple[Any, httpx.Response]:
+        parsed, resp, _diag = self._exchange(method, path, params=params, body=body, cost=cost, is_batch=is_batch)
+        return parsed, resp
+
+    def _exchange(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                  body: Any = None, cost: int = 1, is_batch: bool = False) -> tuple[Any, httpx.Response, Diagnosis]:
+        """One request, sent again or refreshed as the class says. Returns the parsed answer, the response and
+        the answer's diagnosis (kind None; for a batch, its items'), or raises ProviderError."""
         params = {**(params or {}), "minorversion": str(self.minor_version)}
         content = dumps(body) if body is not None else None
         stale: str | None = None
@@ -360,7 +380,7 @@ class QuickBooksProvider:
                 if parsed is None or not isinstance(parsed, dict):
                     diag = diagnose(502, resp.content, resp.headers.get("content-type"), dict(resp.headers))
                     raise ProviderError(diag)
-                return parsed, resp
+                return parsed, resp, diag
             if diag.kind == Kind.RATE_LIMITED:
                 # Intuit: wait 60 s (one metered minute; shrunk in tests and benches); a Retry-After is kept as is
                 self.limiter.pause(self.realm_id, diag.retry_after or self.limiter.config.minute_seconds)
@@ -531,13 +551,18 @@ class QuickBooksProvider:
                 obj.update({"Id": op.remote[0], "SyncToken": op.remote[1] or "0", "sparse": True})
                 operation = "update"
             items.append({"bId": op.key, "operation": operation, QBO_NAMES[op.entity]: obj})
-        parsed, resp = self._request("POST", "batch", params={"requestid": request_id},
-                                     body={"BatchItemRequest": items},
-                                     cost=self.limiter.config.batch_cost(len(ops)), is_batch=True)
+        parsed, resp, answered_diag = self._exchange("POST", "batch", params={"requestid": request_id},
+                                                     body={"BatchItemRequest": items},
+                                                     cost=self.limiter.config.batch_cost(len(ops)), is_batch=True)
         by_key = {op.key: op for op in ops}
         # the diagnosis judges every bId sent (a missing, repeated or empty item is a failure); objects are read
-        # from the answer with its keys in any case, the first answer of a repeated bId
-        diag = diagnose(200, resp.content, resp.headers.get("content-type"), dict(resp.headers), bids=list(by_key))
+        # from the answer with its keys in any case, the first answer of a repeated bId. When the answer has an
+        # item for every bId sent, its diagnosis (read without the bIds) judged each item as a diagnosis told the
+        # bIds would: it is not read a second time
+        diag = answered_diag
+        if not all(key in answered_diag.items for key in by_key):
+            diag = diagnose(200, resp.content, resp.headers.get("content-type"), dict(resp.headers),
+                            bids=list(by_key))
         answered = normalize_keys(parsed).get("BatchItemResponse")
         objects: dict[str, Mapping[str, Any]] = {}
         for item in answered if isinstance(answered, list) else [answered]:
