@@ -18,6 +18,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # mypy over bot handlers sync sandbox bench, as pyproject.toml's [tool.mypy] says (the pydantic plugin included).

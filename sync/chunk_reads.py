@@ -108,7 +108,7 @@ class ChunkReads:
                                 selectinload(Invoice.contact))
         elif entity == Entity.PAYMENT:
             stmt = stmt.options(selectinload(Payment.contact), selectinload(Payment.invoice))
-        found = list(self.session.scalars(stmt))
+        found: list[Any] = list(self.session.scalars(stmt))  # a select of one of four classes: typed as Base
         for record_id in record_ids:
             self._records[(entity.value, record_id)] = None
         for record in found:
@@ -222,7 +222,7 @@ class ChunkReads:
         return any(link.entity == entity and link.remote_id == remote_id and link.record_id != record_id
                    for link in self._known_links.values())
 
-    def _entries_of(self, connection_id: int, entity: str, record_id: int | None,
+    def _entries_of(self, connection_id: int | None, entity: str, record_id: int | None,
                     read: str = "") -> list[SyncLogEntry] | _Unread:
         if connection_id != self.connection_id or (read and read != self._entries_read):  # not read for this
             return UNREAD

@@ -29,7 +29,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +63,7 @@ from sync.models import (
     RecordClaim,
     Status,
     SyncLogEntry,
+    table_of,
     utcnow,
 )
 from sync.providers.base import BatchOp, Change, Choice, Provider, ProviderError, Written
@@ -341,8 +342,8 @@ class SyncEngine:
                 dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
                 # one statement whatever the batch's size (executemany: SQLAlchemy renders the rows as one
                 # multi-row VALUES, in key order); its SQL is compiled once, not once per list of rows
-                claims = RecordClaim.__table__
-                got = {(e, r) for e, r in session.execute(
+                claims = table_of(RecordClaim)
+                got = {(str(row.entity), int(row.record_id)) for row in session.execute(
                     dialect_insert(claims).on_conflict_do_nothing().returning(claims.c.entity, claims.c.record_id),
                     [{"connection_id": connection_id, "entity": entity, "record_id": record_id,
                       "owner": self._owner, "claimed_at": now} for entity, record_id in todo])}
@@ -764,10 +765,10 @@ class SyncEngine:
         if not attempts:
             return []
         session.flush()
-        table = SyncLogEntry.__table__
-        ids = {(str(entity), int(record_id or 0)): int(entry_id) for entry_id, entity, record_id in session.execute(
-            insert(table).returning(table.c.id, table.c.entity, table.c.record_id),
-            [values for values, _previous in attempts])}
+        table = table_of(SyncLogEntry)
+        returned = session.execute(insert(table).returning(table.c.id, table.c.entity, table.c.record_id),
+                                   [values for values, _previous in attempts]).all()
+        ids = {(str(row.entity), int(row.record_id or 0)): int(row.id) for row in returned}
         if len(ids) != len(attempts):
             raise ValueError("a batch's attempts are one per record")
         out = [ids[(str(values["entity"]), int(values["record_id"] or 0))] for values, _previous in attempts]
@@ -1027,19 +1028,20 @@ class SyncEngine:
         ``entry`` is the newest attempt), InProgress (a retry is running), ConnectionUnavailable.
         """
         entry = self.get_entry(entry_id, account_id)
-        if entry.record_id is None or entry.connection_id is None:
+        connection_id, record_id = entry.connection_id, entry.record_id
+        if record_id is None or connection_id is None:
             raise NothingToRetry("This entry is not about a record.", entry)
         if entry.direction == Direction.PULL:
             return self._retry_pull(entry, actor)
-        with self._claimed(entry.connection_id, entry.entity, entry.record_id):
+        with self._claimed(connection_id, entry.entity, record_id):
             entry = self.get_entry(entry_id, account_id)  # re-read under the claim
             newest = self._newest(entry)
             if newest.resolved_at is not None or newest.status in (Status.SYNCED, Status.INFO):
                 raise NothingToRetry("This record is already resolved.", newest)
             if newest.status == Status.PENDING:
                 raise InProgress("This record is being retried right now.")
-            entry = newest  # an older attempt's button retries the record's current error
-            result = self._push_claimed(entry.connection_id, _Target(Entity(entry.entity), entry.record_id, True),
+            entry = newest  # an older attempt's button retries the record's current error (the same record)
+            result = self._push_claimed(connection_id, _Target(Entity(entry.entity), record_id, True),
                                         actor, entry.id)
             assert result is not None
             return result
@@ -1186,7 +1188,7 @@ class SyncEngine:
             raise NothingToRetry("This entry is not an open error.", entry)
         provider = self._available_provider(entry.connection_id)
         try:
-            found = provider.find_by_name(entry.entity, entry.record_label or "")  # type: ignore[attr-defined]
+            found = provider.find_by_name(entry.entity, entry.record_label or "")
         except ProviderError as exc:
             raise NothingToRetry(f"QuickBooks could not be searched: {exc.diagnosis.details}", entry) from exc
         if found is None:
@@ -1333,7 +1335,7 @@ class SyncEngine:
                     data={"fix": "keep_provider_totals"})
                 session.add(done)
                 session.flush()
-                for old in self._open_entries(session, conn.id, newest.entity, newest.record_id):
+                for old in self._open_entries(session, conn.id, newest.entity, entry.record_id):
                     old.resolved_at, old.resolved_by = now, actor
                     old.superseded_by_id = done.id
                 self._notify(session, conn, "resolved", record_topic(conn.id, newest.entity, newest.record_id),
@@ -1428,7 +1430,8 @@ class SyncEngine:
                 stmt = select(model).where(model.account_id == conn.account_id).order_by(model.id)
                 if entity == Entity.INVOICE:
                     stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item))
-                for record in session.scalars(stmt):
+                records: Iterable[Any] = session.scalars(stmt)  # a select of one of four classes: typed as Base
+                for record in records:
                     link = links.get((entity.value, record.id))
                     if link is None:
                         out.append(_Target(entity, record.id))
@@ -1498,7 +1501,11 @@ class SyncEngine:
         lock = threading.Lock()
         stop = threading.Event()
         seen: set[tuple[Entity, int]] = set()
-        unique = [t for t in targets if not ((t.entity, t.record_id) in seen or seen.add((t.entity, t.record_id)))]
+        unique: list[_Target] = []
+        for t in targets:
+            if (t.entity, t.record_id) not in seen:
+                seen.add((t.entity, t.record_id))
+                unique.append(t)
 
         def run_chunk(chunk: list[_Target]) -> None:
             nonlocal done
@@ -1630,7 +1637,8 @@ class SyncEngine:
                 made.append((i, t, text, digest, link, record))
             # the batch's attempts, inserted together (one INSERT, one UPDATE of what they supersede), then the
             # batch that names them, then their batch id
-            batch_id, request_id = None, new_request_id()
+            batch_id: int | None = None
+            request_id = new_request_id()
             for (i, t, text, digest, link, record), entry_id in zip(
                     made, self._insert_attempts(session, attempts), strict=True):
                 prepared[(t.entity.value, t.record_id)] = record
@@ -1641,11 +1649,11 @@ class SyncEngine:
                     "deps": [[d.entity.value, d.record_id, d.remote_id, d.label]
                              for d in self._dep_links(session, conn.id, t.entity, record)]})
             if items:
-                batch_id = session.execute(insert(PushBatch.__table__).values(
+                batch_id = session.execute(insert(table_of(PushBatch)).values(
                     connection_id=conn.id, request_id=request_id, owner=self._owner, created_at=self.clock(),
-                    items=items).returning(PushBatch.__table__.c.id)).scalar_one()
-                session.execute(update(SyncLogEntry.__table__).where(
-                    SyncLogEntry.__table__.c.id.in_([it["entry_id"] for it in items])).values(batch_id=batch_id))
+                    items=items).returning(table_of(PushBatch).c.id)).scalar_one()
+                session.execute(update(table_of(SyncLogEntry)).where(
+                    table_of(SyncLogEntry).c.id.in_([it["entry_id"] for it in items])).values(batch_id=batch_id))
             session.flush()
             session.expunge_all()
         for t, entry_id, request_id, payload, digest, remote, deps, name in singles:
@@ -1953,7 +1961,7 @@ class SyncEngine:
     def _write_successes(session: Session, conn: Connection, successes: _Successes) -> None:
         """Write what :meth:`_plain_success` gathered: one statement per kind of row (executemany), none for a kind
         with nothing to write."""
-        entries, links = SyncLogEntry.__table__, Link.__table__
+        entries, links = table_of(SyncLogEntry), table_of(Link)
         if successes.new_links:
             session.execute(insert(links), successes.new_links)
         if successes.links:
@@ -1965,7 +1973,7 @@ class SyncEngine:
             session.execute(update(entries).where(entries.c.id.in_(successes.resolved)).values(
                 resolved_at=successes.now, resolved_by=successes.actor))
         if successes.notifications:
-            session.execute(insert(Notification.__table__), successes.notifications)
+            session.execute(insert(table_of(Notification)), successes.notifications)
         if successes.entries:
             conn.last_sync_at = successes.now
 
@@ -2200,10 +2208,10 @@ class SyncEngine:
             with self.sessions() as session:
                 conn = self._connection(session, connection_id)
                 kind = diag.kind if diag.kind in CONNECTION_KINDS else Kind.RATE_LIMITED
-                until = conn.paused_until if kind == Kind.RATE_LIMITED else None
+                paused_until = conn.paused_until if kind == Kind.RATE_LIMITED else None
             log.warning("event=early_resume_failed connection_id=%s kind=%s", connection_id, diag.label)
             raise ConnectionUnavailable(f"QuickBooks did not take the request ({diag.label}).", kind,
-                                        until) from None
+                                        paused_until) from None
         log.info("event=early_resume connection_id=%s actor=%s", connection_id, actor)
         return self.resume(connection_id, actor, resolution="resumed", progress=progress)
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -508,3 +509,13 @@ class QboSpend(Base):
     cost: Mapped[int] = mapped_column(Integer)
     is_batch: Mapped[bool] = mapped_column(Boolean, default=False)
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core ``Table`` a mapped class is mapped to, for bulk statements (``insert(table_of(Link))``).
+    DeclarativeBase types ``__table__`` as a FromClause; every class here is mapped to a Table. Raises TypeError
+    for one that is not."""
+    mapped = model.__table__
+    if not isinstance(mapped, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return mapped
