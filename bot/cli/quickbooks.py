@@ -66,17 +66,23 @@ def connect(account: AccountOpt = None,
         services.close()
 
 
-@app.command("sync-now")
-def sync_now(account: AccountOpt = None) -> None:
-    """Pull what changed in QuickBooks, then push what changed in JobsiteOn."""
+def run_on_connection(account: int | None, run: str, doing: str) -> None:
+    """Run the engine's ``run`` (sync_now or retry_all) on the account's connection as the CLI, after recovering
+    what a killed run left, with progress lines saying ``doing``; print its summary."""
     services = services_for_quickbooks()
     try:
         conn = connection_or_fail(services, account)
         engine_call(recover, services)
-        summary = engine_call(services.engine.sync_now, conn.id, "cli", progress("syncing"))
+        summary = engine_call(getattr(services.engine, run), conn.id, "cli", progress(doing))
         print_summary(summary)
     finally:
         services.close()
+
+
+@app.command("sync-now")
+def sync_now(account: AccountOpt = None) -> None:
+    """Pull what changed in QuickBooks, then push what changed in JobsiteOn."""
+    run_on_connection(account, "sync_now", "syncing")
 
 
 @app.command("retry")
@@ -112,14 +118,7 @@ def retry(entry: Annotated[int, typer.Argument(help="The sync log entry id.", mi
 @app.command("retry-all")
 def retry_all(account: AccountOpt = None) -> None:
     """Retry every open error of the account's connection (in batches)."""
-    services = services_for_quickbooks()
-    try:
-        conn = connection_or_fail(services, account)
-        engine_call(recover, services)
-        summary = engine_call(services.engine.retry_all, conn.id, "cli", progress("retrying"))
-        print_summary(summary)
-    finally:
-        services.close()
+    run_on_connection(account, "retry_all", "retrying")
 
 
 @app.command("resume")
