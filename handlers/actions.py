@@ -212,7 +212,7 @@ def log_button(c: Click) -> None:
             return
     elif action["action_id"] == ids.VIEW_ENTRY_LOG:
         entry = c.rt.services.engine.get_entry(int_value(words_text) or 0, account_id=c.tenant.account_id)
-        words_text = f'entity:{entry.entity} "{entry.record_label or ""}"'
+        words_text = parsing.join_words(parsing.with_free_text([f"entity:{entry.entity}"], entry.record_label or ""))
     try:
         message = pages.log_message(c.rt, c.tenant, c.user, parsing.split_words(words_text),
                                     before=before, after=after)

@@ -260,3 +260,34 @@ def test_a_backlog_larger_than_a_pass_drains_without_waiting_out_the_interval(st
     [digest] = [m for m in messages if "sync errors since" in m["text"]]
     singles = len(messages) - 1
     assert singles == 3 and digest["text"].startswith(f"{31 - singles} sync errors"), digest["text"]
+
+
+def test_quoted_text_pages_on_and_view_log_finds_a_name_with_quotes(stack: Stack, qbo: QBO) -> None:
+    """Free text with a blank keeps its quotes in the Next button, so page 2 is the same search; a card's View
+    log finds a record whose name holds a double quote (its words are written back as they are read)."""
+    with stack.rt.services.sessions() as session, session.begin():
+        session.scalars(select(Contact).where(Contact.display_name == "Acme Corp")).one().display_name = \
+            'Bob "Q" Smith'
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": 'Bob "Q" Smith'})  # a duplicate name
+    for i in range(11):  # Riverside Dental synced 12 times: more than a page of entries
+        with stack.rt.services.sessions() as session, session.begin():
+            session.scalars(select(Contact).where(Contact.display_name == "Riverside Dental")).one().phone = \
+                f"555-01{i:02d}"
+        stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    deliver_all(stack)
+    first = stack.driver.slash_command("/sync-log", '"Riverside Dental"')
+    assert "Riverside Dental" in str(first.json()) and ids.LOG_NEXT in str(first.json())
+    stack.rt.clients.request.chat_postEphemeral(channel=CHANNEL, user=slack_cfg.OWNER_USER_ID, **first.json())
+    eph = stack.ephemerals(slack_cfg.OWNER_USER_ID)[-1]
+    stack.driver.click(ids.LOG_NEXT, channel_id=CHANNEL, message_ts=eph["message_ts"], ephemeral=True)
+    second = wait_for(lambda: [e for e in stack.ephemerals(slack_cfg.OWNER_USER_ID) if ids.LOG_PREV in
+                               str(e["blocks"])])[-1]
+    assert ("entry 11 of" in str(second["blocks"]) or "entries 11\u2013" in str(second["blocks"])) \
+        and "Riverside Dental" in str(second["blocks"])
+    assert "I don't know" not in str(second["blocks"])
+
+    card = next(m for m in stack.messages() if "Bob" in m["text"])
+    assert stack.driver.click(ids.VIEW_ENTRY_LOG, channel_id=CHANNEL, message_ts=card["ts"]).status_code == 200
+    log = wait_for(lambda: [e for e in stack.ephemerals(slack_cfg.OWNER_USER_ID)
+                            if "Sync log" in e["text"] and "Bob" in e["text"]])[-1]
+    assert "No entries match" not in str(log["blocks"]) and "Duplicate" in str(log["blocks"])

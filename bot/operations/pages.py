@@ -12,7 +12,7 @@ from bot import blocks
 from bot.blocks.connection import authorization_ends
 from bot.blocks.kit import section
 from bot.blocks.messages import connection_waiting
-from bot.operations.parsing import check_filter_words
+from bot.operations.parsing import check_filter_words, join_words
 from bot.runtime import SlackRuntime
 from bot.workspaces import Tenant, UserInfo
 from sync.log import page, parse_filter
@@ -30,7 +30,7 @@ def log_message(rt: SlackRuntime, tenant: Tenant, user: UserInfo, words: Sequenc
         conns = session.scalars(select(Connection).where(Connection.account_id == tenant.account_id))
         waiting = {c.id: w for c in conns if (w := connection_waiting(c, now)[0])}  # as the cards say it
         session.expunge_all()
-    return blocks.log_page(result, tz=user.tz or tenant.timezone, filter_text=" ".join(words),
+    return blocks.log_page(result, tz=user.tz or tenant.timezone, filter_text=join_words(words),
                            connection_id=tenant.connection_id, waiting=waiting)
 
 

@@ -3,8 +3,6 @@ and subcommands that exist, and the help headed by what was not understood."""
 
 from __future__ import annotations
 
-import re
-import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,19 +27,71 @@ class Words(list[str]):
 
 
 def split_words(text: str) -> Words:
-    """Split command text like a shell (quotes group free text). Raises BadWords on unbalanced quotes."""
-    lexer = shlex.shlex(text or "", posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
+    """Split command text into words like a shell: blanks separate words, double or single quotes group free
+    text (inside double quotes a backslash keeps a following ``"`` or ``\\``; single quotes keep everything), a
+    backslash outside quotes keeps the next character. A word with any quoted part is free text (in ``quoted``).
+    :func:`join_words` writes words back so that this gives them again. Raises BadWords on an unclosed quote."""
     words, quoted = Words(), set()
-    try:
-        for token in lexer:
-            words.append(token)
-    except ValueError as exc:
-        raise BadWords(f"I could not read that: {exc}.") from None
-    for raw in re.findall(r'"([^"]*)"|\'([^\']*)\'', text or ""):
-        quoted.add(raw[0] or raw[1])
+    word: list[str] = []
+    started = was_quoted = False
+    chars = iter(text or "")
+    for ch in chars:
+        if ch in ('"', "'"):
+            started = was_quoted = True
+            for inner in chars:
+                if inner == ch:
+                    break
+                if ch == '"' and inner == "\\":
+                    following = next(chars, None)
+                    if following is None:
+                        raise BadWords("I could not read that: No closing quotation.")
+                    word.append(following if following in ('"', "\\") else inner + following)
+                    continue
+                word.append(inner)
+            else:
+                raise BadWords("I could not read that: No closing quotation.")
+        elif ch == "\\":
+            following = next(chars, None)
+            if following is None:
+                raise BadWords("I could not read that: No escaped character.")
+            started = True
+            word.append(following)
+        elif ch.isspace():
+            if started:
+                words.append("".join(word))
+                if was_quoted:
+                    quoted.add(words[-1])
+            word, started, was_quoted = [], False, False
+        else:
+            started = True
+            word.append(ch)
+    if started:
+        words.append("".join(word))
+        if was_quoted:
+            quoted.add(words[-1])
     words.quoted = quoted
+    return words
+
+
+def join_words(words: Sequence[str]) -> str:
+    """``words`` as command text that :func:`split_words` reads back as the same words, free text again free
+    text: a word in ``words.quoted`` (when ``words`` is :class:`Words`), or with blanks, quotes or backslashes, is
+    written in double quotes with ``"`` and ``\\`` escaped (a log page's Next and Previous buttons, a card's View
+    log)."""
+    quoted: set[str] = getattr(words, "quoted", set())
+    out = []
+    for word in words:
+        if word in quoted or not word or any(ch.isspace() or ch in "\"'\\" for ch in word):
+            out.append('"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            out.append(word)
+    return " ".join(out)
+
+
+def with_free_text(filters: Sequence[str], text: str) -> Words:
+    """Filter words and one free text (a record's name, say), as :func:`split_words` would give them."""
+    words = Words([*filters, text])
+    words.quoted = {text}
     return words
 
 
