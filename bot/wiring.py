@@ -6,12 +6,14 @@ them imports another back.
 
 from __future__ import annotations
 
+from bot import blocks
 from bot.config import Settings
 from bot.home import HomePublisher
 from bot.jobs import Claimed, JobQueue
 from bot.operations import pages, worker
 from bot.runtime import SlackRuntime, new_runtime
 from bot.services import Services
+from bot.workspaces import READ_REFUSAL
 from handlers.actions import run_click
 
 
@@ -23,8 +25,11 @@ def build_runtime(services: Services, settings: Settings | None = None) -> Slack
 
     def publish_home(team_id: str, user_id: str) -> bool:
         tenant = rt.tenants.get(team_id)
-        if tenant is None or not rt.directory.may_read(tenant, user_id):
+        if tenant is None:
             return False
+        if not rt.directory.may_read(tenant, user_id):  # reading closed since they opened it: the Home says so
+            rt.clients.for_team(team_id).views_publish(user_id=user_id, view=blocks.home_refusal_view(READ_REFUSAL))
+            return True
         pages.publish_home(rt, tenant, rt.directory.user(team_id, user_id))
         return True
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.blocks import ids
 from sandbox.slack import config as slack_cfg
+from sync.models import Contact
 from tests.conftest import CHANNEL, QBO, Stack, wait_for
 
 OWNER = slack_cfg.OWNER_USER_ID
@@ -99,6 +102,23 @@ def test_a_member_who_may_not_read_gets_no_republished_log(stack: Stack, qbo: QB
     qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
     stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
     stack.deliver()
+    assert "Acme Corp" not in home_text(stack, member)
+
+
+def test_a_member_whose_reading_was_closed_sees_the_refusal_not_the_old_log(stack: Stack, qbo: QBO) -> None:
+    stack.rt.home.min_interval = 0.0
+    member = slack_cfg.MEMBER_USER_ID
+    qbo.standin.create_entity(qbo.realm, "Customer", {"DisplayName": "Acme Corp"})
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    assert "Every member" in stack.driver.slash_command("/sync-log", "reading open").response.text
+    open_home(stack, member)
+    assert "Acme Corp" in home_text(stack, member)
+    stack.driver.slash_command("/sync-log", "reading admins")
+    with stack.rt.services.sessions() as session, session.begin():  # something changes: the Homes are redrawn
+        session.scalars(select(Contact).where(Contact.display_name == "Riverside Dental")).one().phone = "555-0199"
+    stack.rt.services.engine.sync_now(stack.connection_id, "U_ADMIN")
+    stack.deliver()
+    wait_for(lambda: "Owner or Admin" in home_text(stack, member))
     assert "Acme Corp" not in home_text(stack, member)
 
 
