@@ -21,30 +21,57 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import itertools
 import json
 import logging
-import os
-import socket
 import threading
-import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from sync.chunk_reads import UNREAD, ChunkReads
 from sync.db import error_line, write_lock
-from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
+from sync.diagnosis import Diagnosis, Kind, make_diagnosis
+from sync.engine_base import (
+    CDC_LOOKBACK,
+    CONNECTION_KINDS,
+    PARKED,
+    PULL_ENTITIES,
+    PUSH_ORDER,
+    UNCERTAIN_HTTP,
+    EngineBase,
+    connection_topic,
+    dependency_diagnosis,
+    explained,
+    found_copies,
+    in_doubt,
+    label_of,
+    new_request_id,
+    no_answer,
+    printable,
+    readable_batch,
+    record_topic,
+    reopen,
+    unreachable,
+    waits_on,
+)
+from sync.engine_claims import claim_owner, owner_is_dead
+from sync.engine_errors import (
+    ConnectionUnavailable,
+    DependencyMissing,
+    EngineError,
+    InProgress,
+    NotFound,
+    NothingToRetry,
+)
+from sync.engine_values import DepLink, EngineConfig, Failed, Progress, RunSummary, Successes, Target
 from sync.log import OPEN_STATUSES, open_clause, open_counts, open_entries, retryable
 from sync.models import (
     RECORD_MODELS,
@@ -64,7 +91,6 @@ from sync.models import (
     Status,
     SyncLogEntry,
     table_of,
-    utcnow,
 )
 from sync.providers.base import BatchOp, Change, Choice, Provider, ProviderError, Written
 from sync.providers.quickbooks import (
@@ -80,15 +106,6 @@ from sync.providers.quickbooks import (
 
 log = logging.getLogger("syncbot.engine")
 
-#: The order records are pushed in: what others reference comes first.
-PUSH_ORDER: tuple[Entity, ...] = (Entity.CONTACT, Entity.ITEM, Entity.INVOICE, Entity.PAYMENT)
-#: The entities whose provider-side changes are pulled (invoices only for deletions).
-PULL_ENTITIES: tuple[Entity, ...] = (Entity.CONTACT, Entity.INVOICE, Entity.PAYMENT)
-CONNECTION_KINDS = frozenset(k for k, info in KINDS.items() if info.scope == "connection")
-UNCERTAIN_HTTP = frozenset({502, 503, 504})
-CDC_LOOKBACK = dt.timedelta(days=29)
-#: The owner of a stored batch that nobody is sending now: ``resend_batches`` takes it over.
-PARKED = ""
 #: Fields a validation error may name that a user can fill from Slack: (entity, provider field) ->
 #: (record attribute, max length).
 FILLABLE_FIELDS: dict[tuple[str, str], tuple[str, int]] = {
@@ -113,672 +130,15 @@ class FieldChoices:
     current: str | None = None
 
 
-class EngineError(Exception):
-    """Base of the engine's refusals; ``str()`` is a sentence fit for a user."""
-
-
-class NotFound(EngineError, LookupError):
-    """No such entry, record or connection (in this account)."""
-
-
-class InProgress(EngineError):
-    """Someone is already syncing this record."""
-
-
-class NothingToRetry(EngineError):
-    """The entry is resolved already, or was retried already (``entry`` is the newest attempt)."""
-
-    def __init__(self, message: str, entry: SyncLogEntry) -> None:
-        super().__init__(message)
-        self.entry = entry
-
-
-class ConnectionUnavailable(EngineError):
-    """The connection cannot take requests now (``kind``: auth_expired, rate_limited or subscription)."""
-
-    def __init__(self, message: str, kind: Kind, until: dt.datetime | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.until = until
-
-
-class DependencyMissing(Exception):
-    """A record references another that is not in the provider yet."""
-
-    def __init__(self, entity: Entity, record_id: int, label: str, fieldname: str, deleted: bool = False) -> None:
-        super().__init__(f"{entity.value} {label}")
-        self.deleted = deleted
-        self.entity = entity
-        self.record_id = record_id
-        self.label = label
-        self.fieldname = fieldname
-
-
-@dataclass
-class RunSummary:
-    """What a run did: counts of outcomes, and whether it stopped on a connection-wide failure."""
-
-    synced: int = 0
-    errors: int = 0
-    warnings: int = 0
-    skipped: int = 0
-    #: of ``skipped``: records whose last attempt is in a batch not settled yet (its answer was lost, or its
-    #: process died): they are sent again as that batch, never a second way
-    waiting: int = 0
-    pulled: int = 0
-    unchanged: int = 0
-    stopped: Kind | None = None
-    #: Why the run stopped when it was not the provider: the database refused a write (its error's first line).
-    #: What was done stays done; the rest is as it was, or in a stored batch that the next run sends again.
-    failure: str | None = None
-    by_kind: dict[str, int] = field(default_factory=dict)
-
-    def count(self, entry: SyncLogEntry) -> None:
-        if entry.status == Status.SYNCED:
-            self.synced += 1
-        elif entry.status == Status.WARNING:
-            self.warnings += 1
-        elif entry.status == Status.ERROR:
-            self.errors += 1
-        if entry.kind:
-            self.by_kind[entry.kind] = self.by_kind.get(entry.kind, 0) + 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"synced": self.synced, "errors": self.errors, "warnings": self.warnings,
-                "skipped": self.skipped, "waiting": self.waiting, "pulled": self.pulled, "unchanged": self.unchanged,
-                "stopped": self.stopped.value if self.stopped else None, "failure": self.failure,
-                "by_kind": dict(self.by_kind)}
-
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass
-class EngineConfig:
-    """Tunables. ``rate_limit_pause_seconds``: pause after a 429 without Retry-After (help article: 15 min)."""
-
-    rate_limit_pause_seconds: int = 900
-    claim_lease_seconds: int = 300
-    batch_workers: int = 4
-    #: How long QuickBooks is trusted to remember a requestid (Intuit does not document it): a batch cut short
-    #: longer ago than this is reconciled by reading QuickBooks before it is sent again (``_reconcile``).
-    requestid_memory_seconds: int = 3600
-
-
-@dataclass
-class _Target:
-    entity: Entity
-    record_id: int
-    force: bool = False
-
-
-@dataclass(frozen=True)
-class _Failed:
-    """A failed attempt: its diagnosis and the provider objects found gone ((entity, record id or None for the
-    record itself)). For a duplicate, ``namesake`` is the provider's object that holds the record's name, looked
-    up right after the refusal (:meth:`SyncEngine._with_namesake`); ``looked`` says whether that look-up answered
-    (a card offers "Link to existing" from what it stored, never asking QuickBooks as it is drawn)."""
-
-    diagnosis: Diagnosis
-    gone: tuple[tuple[str, int | None], ...] = ()
-    namesake: Written | None = None
-    looked: bool = False
-
-
-@dataclass
-class _Successes:
-    """What a batch's plain successes write (:meth:`SyncEngine._plain_success`), gathered to be written with one
-    statement per kind (:meth:`SyncEngine._write_successes`) instead of through the ORM's unit of work."""
-
-    now: dt.datetime
-    actor: str
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    resolved: list[int] = field(default_factory=list)
-    new_links: list[dict[str, Any]] = field(default_factory=list)
-    links: list[dict[str, Any]] = field(default_factory=list)
-    notifications: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _DepLink:
-    entity: Entity
-    record_id: int
-    remote_id: str
-    label: str
-
-
-@functools.cache
-def _boot_id() -> str:
-    """This machine's boot (Linux: /proc/sys/kernel/random/boot_id), so a process id is read on the machine and
-    the boot it was given in; empty where unknown."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip().replace("-", "")[:12]
-    except OSError:
-        return ""
-
-
-def claim_owner() -> str:
-    """The owner name of this engine's record claims: ``host/boot/pid/random`` (at most 64 characters), so that
-    on the same machine and boot a claim of a process that no longer runs is known for abandoned at once."""
-    return f"{socket.gethostname()[:24]}/{_boot_id()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` (see :func:`claim_owner`) names a process of this machine and boot that no longer runs.
-    False when it may still run: another machine or boot, an older owner format, or a live (or reused) pid."""
-    parts = owner.split("/")
-    if len(parts) != 4 or not parts[2].isdigit() or not parts[1]:
-        return False
-    if parts[0] != socket.gethostname()[:24] or parts[1] != _boot_id() or int(parts[2]) == os.getpid():
-        return False
-    try:
-        os.kill(int(parts[2]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError, OSError):
-        return False
-    return False
-
-
-def _claims_of(keys: Collection[tuple[str, int]]) -> Any:
-    """The SQL condition: a claim on one of the records ``keys`` ((entity, record id))."""
-    groups: dict[str, set[int]] = {}
-    for entity, record_id in keys:
-        groups.setdefault(str(entity), set()).add(int(record_id))
-    return or_(*(and_(RecordClaim.entity == entity, RecordClaim.record_id.in_(sorted(ids)))
-                 for entity, ids in groups.items()))
-
-
-def record_topic(connection_id: int, entity: str, record_id: int | None) -> str:
-    """The outbox topic of one record's message."""
-    return f"record:{connection_id}:{entity}:{record_id}"
-
-
-def connection_topic(connection_id: int) -> str:
-    """The outbox topic of a connection's incident message."""
-    return f"connection:{connection_id}"
-
-
-def new_request_id() -> str:
-    """A fresh QuickBooks requestid (32 hex characters: fits both the 50 and the batch 36 limits)."""
-    return uuid.uuid4().hex
-
-
-class SyncEngine:
+class SyncEngine(EngineBase):
     """Runs syncs for connections. Thread-safe: every method opens its own sessions.
 
     ``provider_for(connection)`` returns the Provider bound to that connection (tokens, realm). ``clock`` gives
     the current UTC time (injectable for tests).
     """
 
-    def __init__(self, sessions: sessionmaker[Session], provider_for: Callable[[Connection], Provider],
-                 config: EngineConfig | None = None, clock: Callable[[], dt.datetime] = utcnow) -> None:
-        self.sessions = sessions
-        self.provider_for = provider_for
-        self.config = config or EngineConfig()
-        self.clock = clock
-        self._owner = claim_owner()
-
     # ------------------------------------------------------------------------------------------ claims
 
-    def _try_claim(self, connection_id: int, entity: str, record_id: int) -> bool:
-        return bool(self._try_claim_many(connection_id, [(entity, record_id)]))
-
-    def _try_claim_many(self, connection_id: int, keys: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Claim the records ``keys`` ((entity, record id)) of the connection; returns those claimed. One
-        transaction inserts every claim that is free (``INSERT ... ON CONFLICT DO NOTHING``, in key order, so
-        two processes claiming overlapping batches never wait on each other in a cycle); a claim held by
-        another owner is taken over when its lease has ended or its process is known gone (deleted under that
-        owner's name, then inserted once more), else the record is not claimed."""
-        now = self.clock()
-        stale = now - dt.timedelta(seconds=self.config.claim_lease_seconds)
-        claimed: set[tuple[str, int]] = set()
-        todo = sorted({(str(entity), int(record_id)) for entity, record_id in keys})
-        for round_ in range(2):
-            if not todo:
-                break
-            with self.sessions() as session, session.begin():
-                dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-                # one statement whatever the batch's size (executemany: SQLAlchemy renders the rows as one
-                # multi-row VALUES, in key order); its SQL is compiled once, not once per list of rows
-                claims = table_of(RecordClaim)
-                got = {(str(row.entity), int(row.record_id)) for row in session.execute(
-                    dialect_insert(claims).on_conflict_do_nothing().returning(claims.c.entity, claims.c.record_id),
-                    [{"connection_id": connection_id, "entity": entity, "record_id": record_id,
-                      "owner": self._owner, "claimed_at": now} for entity, record_id in todo])}
-            claimed |= got
-            refused = [key for key in todo if key not in got]
-            if not refused:
-                break
-            with self.sessions() as session, session.begin():
-                held = {(c.entity, c.record_id): c for c in session.scalars(select(RecordClaim).where(
-                    RecordClaim.connection_id == connection_id, _claims_of(refused)))}
-                # a claim outlives its process only until the lease ends, or at once when the process is known gone
-                over = [c for c in held.values() if c.claimed_at < stale or _owner_is_dead(c.owner)]
-                taken: set[tuple[str, int]] = set()
-                if over:
-                    taken = {(e, r) for e, r in session.execute(delete(RecordClaim).where(
-                        RecordClaim.connection_id == connection_id, or_(*(and_(
-                            RecordClaim.entity == c.entity, RecordClaim.record_id == c.record_id,
-                            RecordClaim.owner == c.owner) for c in over))).returning(
-                        RecordClaim.entity, RecordClaim.record_id))}
-            # released meanwhile, or taken over: inserted once more (a second refusal is final)
-            todo = [] if round_ else sorted({key for key in refused if key not in held} | taken)
-        return claimed
-
-    def _release(self, connection_id: int, entity: str, record_id: int) -> None:
-        self._release_many(connection_id, [(entity, record_id)])
-
-    def _release_many(self, connection_id: int, keys: Collection[tuple[str, int]]) -> None:
-        """Release this engine's claims on the records ``keys``, in one statement."""
-        if not keys:
-            return
-        with self.sessions() as session, session.begin():
-            session.execute(delete(RecordClaim).where(
-                RecordClaim.connection_id == connection_id, _claims_of(keys), RecordClaim.owner == self._owner))
-
-    @contextmanager
-    def _claimed(self, connection_id: int, entity: str, record_id: int) -> Iterator[None]:
-        if not self._try_claim(connection_id, entity, record_id):
-            raise InProgress(f"{entity} {record_id} is already being synced")
-        try:
-            yield
-        finally:
-            self._release(connection_id, entity, record_id)
-
-    # ------------------------------------------------------------------------------------------ helpers
-
-    def _connection(self, session: Session, connection_id: int, account_id: int | None = None) -> Connection:
-        conn = session.get(Connection, connection_id)
-        if conn is None or (account_id is not None and conn.account_id != account_id):
-            raise NotFound(f"no connection {connection_id}")
-        return conn
-
-    def _ensure_available(self, conn: Connection) -> None:
-        """Raise ConnectionUnavailable unless the connection can take requests now."""
-        now = self.clock()
-        if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.REVOKED) or not conn.realm_id:
-            raise ConnectionUnavailable("The QuickBooks connection needs to be reconnected.", Kind.AUTH_EXPIRED)
-        if conn.status == ConnectionStatus.SUSPENDED:
-            raise ConnectionUnavailable("The QuickBooks subscription is inactive.", Kind.SUBSCRIPTION)
-        if conn.status == ConnectionStatus.RATE_LIMITED and conn.paused_until and conn.paused_until > now:
-            raise ConnectionUnavailable("QuickBooks asked us to slow down; syncing resumes by itself.",
-                                        Kind.RATE_LIMITED, conn.paused_until)
-
-    def unavailable(self, connection_id: int) -> ConnectionUnavailable | None:
-        """Why the connection cannot take requests now (what a Retry All or Sync Now would be refused with: an
-        expired token, a rate-limit pause, a lapsed subscription), None when it can. Raises NotFound."""
-        with self.sessions() as session:
-            try:
-                self._ensure_available(self._connection(session, connection_id))
-            except ConnectionUnavailable as exc:
-                return exc
-        return None
-
-    def _available_provider(self, connection_id: int) -> Provider:
-        """The Provider of a connection that can take requests now. Raises NotFound, ConnectionUnavailable."""
-        with self.sessions() as session:
-            conn = self._connection(session, connection_id)
-            self._ensure_available(conn)
-            return self.provider_for(conn)
-
-    @staticmethod
-    def _linked_elsewhere(session: Session, connection_id: int, entity: str, remote_id: str, record_id: int) -> bool:
-        """Whether the provider's object ``remote_id`` is already linked to another record than ``record_id``."""
-        reads = ChunkReads.of(session)
-        if reads is not None and (known := reads.linked_elsewhere(connection_id, entity, remote_id,
-                                                                  record_id)) is not UNREAD:
-            return known
-        return session.scalars(select(Link.id).where(
-            Link.connection_id == connection_id, Link.entity == entity, Link.remote_id == remote_id,
-            Link.record_id != record_id).limit(1)).first() is not None
-
-    @staticmethod
-    def _load_record(session: Session, account_id: int, entity: Entity, record_id: int) -> Any:
-        reads = ChunkReads.of(session)
-        record = reads.record(account_id, entity, record_id) if reads is not None else UNREAD
-        if record is UNREAD:
-            model = RECORD_MODELS[entity]
-            stmt = select(model).where(model.id == record_id, model.account_id == account_id)
-            if entity == Entity.INVOICE:
-                stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item),
-                                    selectinload(Invoice.contact))
-            record = session.scalars(stmt).one_or_none()
-        if record is None:
-            raise NotFound(f"no {entity.value} {record_id}")
-        return record
-
-    @staticmethod
-    def _link(session: Session, connection_id: int, entity: str, record_id: int) -> Link | None:
-        reads = ChunkReads.of(session)
-        if reads is not None and (link := reads.link(connection_id, entity, record_id)) is not UNREAD:
-            return link
-        return session.scalars(select(Link).where(Link.connection_id == connection_id, Link.entity == entity,
-                                                  Link.record_id == record_id)).one_or_none()
-
-    @staticmethod
-    def _add_link(session: Session, link: Link) -> None:
-        session.add(link)
-        if (reads := ChunkReads.of(session)) is not None:
-            reads.added_link(link)
-
-    def _read_chunk(self, session: Session, conn: Connection, targets: Sequence[_Target]) -> None:
-        """Read what preparing ``targets`` for a batch needs, one query per kind (:mod:`sync.chunk_reads`): the
-        records (with lines, items and contacts), their links and those of what they reference, their open and
-        pending entries. ``_load_record``, ``_link``, ``_open_entries`` and ``_new_entry`` answer from them."""
-        reads = ChunkReads.attach(session, conn.id, conn.account_id)
-        keys = [(t.entity.value, t.record_id) for t in targets]
-        deps: list[tuple[str, int]] = []
-        for entity in dict.fromkeys(t.entity for t in targets):
-            for record in reads.read_records(entity, [t.record_id for t in targets if t.entity == entity]):
-                deps += [(dep.value, dep_id) for dep, dep_id, _label, _field in self._dependencies(entity, record)]
-        reads.read_links([*keys, *deps])
-        reads.read_push_entries(keys)
-
-    @staticmethod
-    def _read_outcomes(session: Session, conn: Connection,
-                       outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]],
-                       records: Mapping[tuple[str, int], Any] | None = None) -> None:
-        """Read what recording a batch's ``outcomes`` needs, one query per kind (:mod:`sync.chunk_reads`): the
-        records, their links and those holding the provider ids written, the attempts and the entries a success
-        resolves. ``records``: the records as the batch was prepared from them ((entity, id) -> record, detached),
-        not loaded again: only whether each is still there and when it last changed are read."""
-        reads = ChunkReads.attach(session, conn.id, conn.account_id)
-        keys = [(str(it["entity"]), int(it["record_id"])) for it, _outcome in outcomes]
-        records = records or {}
-        for entity in dict.fromkeys(Entity(e) for e, _id in keys):
-            ids = [record_id for e, record_id in keys if e == entity]
-            known = {record_id: records[(entity.value, record_id)] for record_id in ids
-                     if (entity.value, record_id) in records}
-            if known:
-                reads.known_records(entity, known)
-            if len(known) < len(ids):
-                reads.read_records(entity, [record_id for record_id in ids if record_id not in known])
-        reads.read_links(keys, [(str(it["entity"]), outcome.remote_id) for it, outcome in outcomes
-                                if isinstance(outcome, Written)])
-        reads.read_outcome_entries(keys, [int(it["entry_id"]) for it, _outcome in outcomes])
-
-    def _dependencies(self, entity: Entity, record: Any) -> list[tuple[Entity, int, str, str]]:
-        """(entity, record id, label, field) of what ``record`` references, in push order."""
-        if entity == Entity.INVOICE:
-            deps = [(Entity.CONTACT, record.contact_id, record.contact.display_name, "CustomerRef")]
-            seen: set[int] = set()
-            for line in record.lines:
-                if line.item_id not in seen:
-                    seen.add(line.item_id)
-                    deps.append((Entity.ITEM, line.item_id, line.item.name, "Line.SalesItemLineDetail.ItemRef"))
-            return deps
-        if entity == Entity.PAYMENT:
-            deps = [(Entity.CONTACT, record.contact_id, record.contact.display_name, "CustomerRef")]
-            if record.invoice_id:
-                deps.append((Entity.INVOICE, record.invoice_id, record.invoice.number, "LinkedTxn"))
-            return deps
-        return []
-
-    def _refs(self, session: Session, connection_id: int, entity: Entity, record: Any) -> dict[str, Any]:
-        """The provider ids of what ``record`` references (and for an invoice whose own tax is to be stated
-        explicitly, its link's ``tax_code``: see :meth:`send_own_tax`). Raises DependencyMissing."""
-        refs: dict[str, Any] = {"items": {}}
-        if entity == Entity.INVOICE:
-            own = self._link(session, connection_id, entity, record.id)
-            if own is not None and own.tax_code:
-                refs["tax_code"] = own.tax_code
-        for dep_entity, dep_id, label, fieldname in self._dependencies(entity, record):
-            link = self._link(session, connection_id, dep_entity, dep_id)
-            if link is None or link.remote_deleted:
-                raise DependencyMissing(dep_entity, dep_id, label, fieldname,
-                                        deleted=link is not None and link.remote_deleted)
-            if dep_entity == Entity.CONTACT:
-                refs["customer"] = link.remote_id
-            elif dep_entity == Entity.ITEM:
-                refs["items"][dep_id] = link.remote_id
-            elif dep_entity == Entity.INVOICE:
-                refs["invoice"] = link.remote_id
-        return refs
-
-    @staticmethod
-    def _open_entries(session: Session, connection_id: int, entity: str, record_id: int,
-                      direction: str = Direction.PUSH) -> list[SyncLogEntry]:
-        reads = ChunkReads.of(session)
-        if reads is not None and direction == Direction.PUSH and (
-                entries := reads.open_entries(connection_id, entity, record_id)) is not UNREAD:
-            return entries
-        return list(session.scalars(select(SyncLogEntry).where(
-            SyncLogEntry.connection_id == connection_id, SyncLogEntry.entity == entity,
-            SyncLogEntry.record_id == record_id, SyncLogEntry.direction == direction,
-            open_clause()).order_by(SyncLogEntry.id)))
-
-    def _notify(self, session: Session, conn: Connection, event: str, topic: str,
-                entry: SyncLogEntry | None = None, incident: Incident | None = None) -> None:
-        session.add(Notification(account_id=conn.account_id, connection_id=conn.id, topic=topic, event=event,
-                                 entry_id=entry.id if entry else None,
-                                 incident_id=incident.id if incident else None, created_at=self.clock()))
-
-    def _open_incident(self, session: Session, conn: Connection, kind: Kind, details: str) -> Incident:
-        """The connection's open incident of ``kind``, opened (and announced) when there is none. An open
-        incident of another kind is ended first (``resolution`` "replaced"): a rate-limit pause whose next
-        request finds the authorization gone becomes an auth_expired incident, so its message offers Reconnect
-        instead of waiting for a resume that cannot happen."""
-        incident = session.scalars(select(Incident).where(
-            Incident.connection_id == conn.id, Incident.resolved_at.is_(None))).first()
-        if incident is not None and incident.kind != kind.value:
-            incident.resolved_at, incident.resolved_by, incident.resolution = self.clock(), "system", "replaced"
-            # the connection's own entries of the ended kind are over too (a pause that ended is no open error)
-            for step in list(session.scalars(select(SyncLogEntry).where(
-                    SyncLogEntry.connection_id == conn.id, SyncLogEntry.record_id.is_(None),
-                    SyncLogEntry.kind == incident.kind, SyncLogEntry.status.in_(OPEN_STATUSES),
-                    SyncLogEntry.resolved_at.is_(None)))):
-                step.resolved_at, step.resolved_by = self.clock(), "system"
-            self._notify(session, conn, "incident_resolved", connection_topic(conn.id), incident=incident)
-            log.warning("event=incident_replaced connection_id=%s kind=%s by=%s", conn.id, incident.kind,
-                        kind.value)
-            session.flush()
-            incident = None
-        if incident is None:
-            incident = Incident(account_id=conn.account_id, connection_id=conn.id, kind=kind.value,
-                                details=details[:4000], opened_at=self.clock())
-            session.add(incident)
-            session.flush()
-            self._notify(session, conn, "incident_opened", connection_topic(conn.id), incident=incident)
-            log.warning("event=incident_opened connection_id=%s kind=%s", conn.id, kind.value)
-        return incident
-
-    def _apply_connection_failure(self, session: Session, conn: Connection, diag: Diagnosis) -> None:
-        now = self.clock()
-        if diag.kind == Kind.AUTH_EXPIRED:
-            conn.status = ConnectionStatus.EXPIRED.value
-        elif diag.kind == Kind.RATE_LIMITED:
-            conn.status = ConnectionStatus.RATE_LIMITED.value
-            seconds = diag.retry_after if diag.retry_after else self.config.rate_limit_pause_seconds
-            conn.paused_until = now + dt.timedelta(seconds=seconds)
-        elif diag.kind == Kind.SUBSCRIPTION:
-            conn.status = ConnectionStatus.SUSPENDED.value
-        assert diag.kind is not None
-        self._open_incident(session, conn, diag.kind, diag.details)
-
-    def _fill_failure(self, entry: SyncLogEntry, diag: Diagnosis) -> None:
-        entry.status = diag.entry_status
-        entry.kind = diag.kind.value if diag.kind else None
-        entry.details = _printable(diag.details, 10_000)
-        entry.codes = _printable(",".join(diag.codes), 200) or None
-        entry.field = _printable(diag.field, 200) or None
-        entry.http_status = diag.http_status
-        entry.intuit_tid = _printable(diag.intuit_tid, 100) or None
-        # the provider's links, so that a message can show them as links again (details say "text (url)")
-        data = {k: v for k, v in (entry.data or {}).items() if k not in ("links", "meaning")}
-        if diag.links:
-            data["links"] = [[text, url] for text, url in diag.links]
-        if diag.meaning:  # which of the kind's meanings (sync.diagnosis.MEANINGS) the words named
-            data["meaning"] = diag.meaning
-        entry.data = data or None
-
-    def _finish_failure(self, session: Session, conn: Connection, entry: SyncLogEntry, diag: Diagnosis) -> None:
-        """Record a failed attempt: the entry, the connection state, and the notification."""
-        self._fill_failure(entry, diag)
-        if diag.kind in CONNECTION_KINDS:
-            self._apply_connection_failure(session, conn, diag)
-            self._notify(session, conn, "incident_updated", connection_topic(conn.id), entry=entry)
-        else:
-            self._notify(session, conn, "error", record_topic(conn.id, entry.entity, entry.record_id), entry=entry)
-        log.info("event=sync_failed connection_id=%s entity=%s record_id=%s kind=%s attempt=%s",
-                 conn.id, entry.entity, entry.record_id, entry.kind, entry.attempt)
-
-    def _finish_success(self, session: Session, conn: Connection, entry: SyncLogEntry, record: Any,
-                        written: Written, payload_digest: str, provider: Provider, actor: str) -> None:
-        """Record a successful write: the link, the entry (synced, or a total_mismatch warning), the chain. An
-        attempt that repeated an uncertain create whose payload has changed since (``data["payload_changed"]``)
-        may have been answered with the copy of the older content: the link is marked stale (the next sync
-        sends the record as an update) and the totals are not compared with the older copy."""
-        now = self.clock()
-        older_copy = bool((entry.data or {}).get("payload_changed"))
-        link = self._link(session, conn.id, entry.entity, entry.record_id or 0)
-        if link is None:
-            link = Link(connection_id=conn.id, entity=entry.entity, record_id=entry.record_id,
-                        remote_id=written.remote_id)
-            self._add_link(session, link)
-        link.remote_id = written.remote_id
-        link.sync_token = written.sync_token
-        link.synced_hash = "" if older_copy else payload_digest
-        link.synced_at = now
-        link.remote_deleted = False
-        entry.remote_id = written.remote_id
-        entry.intuit_tid = written.intuit_tid
-        warning = None if older_copy else provider.check(entry.entity, record, written)
-        # resolve this record's earlier chain (open or superseded and not yet resolved); a pull that found the
-        # record's copy deleted in QuickBooks is settled too: the record has a live copy again
-        reads = ChunkReads.of(session)
-        chain = reads.chain(entry) if reads is not None else UNREAD
-        if chain is UNREAD:
-            chain = list(session.scalars(select(SyncLogEntry).where(
-                SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
-                SyncLogEntry.record_id == entry.record_id,
-                or_(SyncLogEntry.direction == entry.direction,
-                    and_(SyncLogEntry.direction == Direction.PULL, SyncLogEntry.kind == Kind.NOT_FOUND)),
-                SyncLogEntry.id != entry.id, SyncLogEntry.status.in_((Status.ERROR, Status.WARNING)),
-                SyncLogEntry.resolved_at.is_(None))))
-        for old in chain:
-            old.resolved_at = now
-            old.resolved_by = actor
-        # an Unlink's entry ("the next sync creates a fresh copy") is done once this attempt wrote the copy: it is
-        # superseded by it, and its message is drawn again from this attempt (Synced), not left promising
-        unlinked = reads.unlinked(entry) if reads is not None else UNREAD
-        if unlinked is UNREAD:
-            unlinked = list(session.scalars(select(SyncLogEntry).where(
-                SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == entry.entity,
-                SyncLogEntry.record_id == entry.record_id, SyncLogEntry.status == Status.INFO,
-                SyncLogEntry.id != entry.id, SyncLogEntry.superseded_by_id.is_(None),
-                SyncLogEntry.id.in_(select(Notification.entry_id).where(Notification.event == "unlinked")))))
-        for old in unlinked:
-            old.superseded_by_id = entry.id
-        if warning is not None:
-            self._fill_failure(entry, warning)
-            entry.data = dict(warning.data) if warning.data else None
-            self._notify(session, conn, "error", record_topic(conn.id, entry.entity, entry.record_id), entry=entry)
-        else:
-            entry.status = Status.SYNCED.value
-            entry.kind = None
-            if chain:
-                entry.resolved_at = now
-                entry.resolved_by = actor
-            if chain or unlinked:
-                self._notify(session, conn, "resolved", record_topic(conn.id, entry.entity, entry.record_id),
-                             entry=entry)
-        conn.last_sync_at = now
-
-    def _new_entry(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
-                   digest: str | None, retry_of: SyncLogEntry | None,
-                   direction: Direction = Direction.PUSH, creating: bool = False,
-                   sent: Mapping[str, Any] | None = None) -> SyncLogEntry:
-        """A pending entry for a new attempt (:meth:`_attempt_values`), inserted now; it supersedes the record's
-        open entries and ``retry_of``."""
-        values, previous = self._attempt_values(session, conn, target, record, actor, digest, retry_of, direction,
-                                                creating, sent)
-        entry = SyncLogEntry(**values)
-        session.add(entry)
-        session.flush()
-        for old in previous:
-            old.superseded_by_id = entry.id
-        if retry_of is not None and retry_of.superseded_by_id is None:
-            retry_of.superseded_by_id = entry.id
-        return entry
-
-    def _attempt_values(self, session: Session, conn: Connection, target: _Target, record: Any, actor: str,
-                        digest: str | None, retry_of: SyncLogEntry | None,
-                        direction: Direction = Direction.PUSH, creating: bool = False,
-                        sent: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[SyncLogEntry]]:
-        """The columns of a pending entry for a new attempt (every column but ``id`` and ``batch_id``), and the
-        record's open entries it supersedes, oldest first. Reuses the requestid of an attempt whose outcome is
-        uncertain when the payload is unchanged, or whatever changed when both are creates (``creating``: the
-        record has no copy linked): QuickBooks then answers with the copy the first one made, if it made one,
-        instead of making a second; ``data["payload_changed"]`` says the copy may hold the older content, which the
-        next sync sends as an update. A reuse is marked ``data["reused_request_id"]`` (such an attempt goes out
-        alone, never in a batch under another requestid). The caller holds the record's claim, so a pending attempt
-        of the record is one whose process died (its claim was taken over): it is settled as interrupted first
-        (flushed), and its requestid is reused like any uncertain attempt's.
-
-        ``sent``: a single create's payload, kept as ``data["sent"]`` with the requestid it first went out under
-        (a reuse carries the first one forward): should QuickBooks forget that requestid, the copy it may have made
-        is looked for by what was sent, not by the record as it is now (`_forgotten_create`)."""
-        # (rows read in full before writing: an open SQLite cursor under a write fails with "database is locked")
-        reads = ChunkReads.of(session)
-        pending = reads.pending_entries(conn.id, target.entity, target.record_id) if reads is not None and (
-            direction == Direction.PUSH) else UNREAD
-        if pending is UNREAD:
-            pending = list(session.scalars(select(SyncLogEntry).where(
-                SyncLogEntry.connection_id == conn.id, SyncLogEntry.entity == target.entity,
-                SyncLogEntry.record_id == target.record_id, SyncLogEntry.direction == direction,
-                SyncLogEntry.status == Status.PENDING, SyncLogEntry.superseded_by_id.is_(None))))
-        for abandoned in pending:
-            self._settle_interrupted(session, abandoned)
-        if pending:
-            session.flush()
-        previous = self._open_entries(session, conn.id, target.entity, target.record_id, direction)
-        last = previous[-1] if previous else retry_of
-        request_id = new_request_id()
-        data: dict[str, Any] | None = None
-        if last is not None and last.request_id and _uncertain(last) and (last.payload_hash == digest or creating):
-            request_id = last.request_id
-            data = {"reused_request_id": True, **({"payload_changed": True} if last.payload_hash != digest else {})}
-            first_sent = (last.data or {}).get("sent") if isinstance(last.data, dict) else None
-            if creating and (first_sent or sent) is not None:
-                data["sent"] = first_sent or json.loads(dumps(sent))
-        elif creating and sent is not None:
-            data = {"sent": json.loads(dumps(sent))}
-        if reads is not None:  # the record's entries change: read them afresh should anything ask again
-            reads.forget_entries(conn.id, target.entity, target.record_id)
-        return {
-            "created_at": self.clock(), "account_id": conn.account_id, "connection_id": conn.id,
-            "entity": target.entity.value, "record_id": target.record_id, "record_label": _label(record),
-            "direction": direction.value, "status": Status.PENDING.value, "request_id": request_id,
-            "payload_hash": digest,
-            "attempt": (last.attempt + 1) if last is not None and last.resolved_at is None else 1,
-            "actor": actor, "retry_of_id": retry_of.id if retry_of is not None else None, "data": data,
-        }, previous
-
-    @staticmethod
-    def _insert_attempts(session: Session, attempts: Sequence[tuple[dict[str, Any], list[SyncLogEntry]]]) -> list[int]:
-        """Insert pending entries (``attempts``: :meth:`_attempt_values` of records each pushed once here, all
-        with the same columns) with one INSERT ... RETURNING, and point what each supersedes at it with one UPDATE
-        (executemany), without the ORM's unit of work: a batch's attempts. Whatever the session holds is flushed
-        first. Returns the new entries' ids, in the order of ``attempts``."""
-        if not attempts:
-            return []
-        session.flush()
-        table = table_of(SyncLogEntry)
-        returned = session.execute(insert(table).returning(table.c.id, table.c.entity, table.c.record_id),
-                                   [values for values, _previous in attempts]).all()
-        ids = {(str(row.entity), int(row.record_id or 0)): int(row.id) for row in returned}
-        if len(ids) != len(attempts):
-            raise ValueError("a batch's attempts are one per record")
-        out = [ids[(str(values["entity"]), int(values["record_id"] or 0))] for values, _previous in attempts]
-        handed = [(old, new_id) for (_values, previous), new_id in zip(attempts, out, strict=True) for old in previous]
-        if handed:
-            session.execute(update(table).where(table.c.id == bindparam("b_old")).values(
-                superseded_by_id=bindparam("b_new")), [{"b_old": old.id, "b_new": new_id} for old, new_id in handed])
-            for old, new_id in handed:  # what the session holds says so too, without a write of its own
-                set_committed_value(old, "superseded_by_id", new_id)
-        return out
 
     # ------------------------------------------------------------------------------------------ one record
 
@@ -791,9 +151,9 @@ class SyncEngine:
         """
         entity = Entity(entity)
         with self._claimed(connection_id, entity, record_id):
-            return self._push_claimed(connection_id, _Target(entity, record_id, force), actor, retry_of_id)
+            return self._push_claimed(connection_id, Target(entity, record_id, force), actor, retry_of_id)
 
-    def _push_claimed(self, connection_id: int, target: _Target, actor: str,
+    def _push_claimed(self, connection_id: int, target: Target, actor: str,
                       retry_of_id: int | None) -> SyncLogEntry | None:
         self._ready(connection_id)
         with self.sessions() as session:
@@ -818,8 +178,8 @@ class SyncEngine:
                 refs = self._refs(session, conn.id, target.entity, record)
             except DependencyMissing as missing:
                 entry = self._new_entry(session, conn, target, record, actor, None, retry_of)
-                _waits_on(entry, missing)
-                self._finish_failure(session, conn, entry, _dependency_diagnosis(missing))
+                waits_on(entry, missing)
+                self._finish_failure(session, conn, entry, dependency_diagnosis(missing))
                 return entry
             payload = provider.payload(target.entity, record, refs)
             digest = payload_hash(payload)
@@ -836,19 +196,19 @@ class SyncEngine:
         return self._write_one(connection_id, target, entry_id, request_id, payload, digest, remote, dep_links,
                                provider, actor, look_first)
 
-    def _write_one(self, connection_id: int, target: _Target, entry_id: int, request_id: str,
+    def _write_one(self, connection_id: int, target: Target, entry_id: int, request_id: str,
                    payload: Mapping[str, Any], digest: str, remote: tuple[str, str | None] | None,
-                   dep_links: Sequence[_DepLink], provider: Provider, actor: str,
+                   dep_links: Sequence[DepLink], provider: Provider, actor: str,
                    look_first: Mapping[str, Any] | None) -> SyncLogEntry:
         """One record's write under its attempt's stored ``request_id``, and its outcome recorded. ``look_first``:
         the payload to look the copy up by in QuickBooks first (a create repeated after QuickBooks may have
         forgotten its requestid)."""
-        outcome: Written | _Failed | None = None
+        outcome: Written | Failed | None = None
         if look_first is not None:  # QuickBooks may have forgotten the requestid: read before writing again
             try:
                 outcome = self._own_copy(provider, connection_id, target.entity.value, look_first, target.record_id)
             except ProviderError as exc:
-                outcome = _Failed(exc.diagnosis)
+                outcome = Failed(exc.diagnosis)
         if outcome is None:
             outcome = self._attempt(provider, target.entity, payload, remote, request_id, dep_links)
         outcome = self._with_namesake(provider, target.entity, payload, outcome)
@@ -890,28 +250,28 @@ class SyncEngine:
         with contextlib.suppress(InProgress):
             self.sync_record(connection_id, entity, record_id, actor)
 
-    def _dep_links(self, session: Session, connection_id: int, entity: Entity, record: Any) -> list[_DepLink]:
+    def _dep_links(self, session: Session, connection_id: int, entity: Entity, record: Any) -> list[DepLink]:
         out = []
         for dep_entity, dep_id, label, _field in self._dependencies(entity, record):
             link = self._link(session, connection_id, dep_entity, dep_id)
             if link is not None:
-                out.append(_DepLink(dep_entity, dep_id, link.remote_id, label))
+                out.append(DepLink(dep_entity, dep_id, link.remote_id, label))
         return out
 
     def _attempt(self, provider: Provider, entity: Entity, payload: Mapping[str, Any],
                  remote: tuple[str, str | None] | None, request_id: str,
-                 dep_links: Sequence[_DepLink]) -> Written | _Failed:
+                 dep_links: Sequence[DepLink]) -> Written | Failed:
         """One write with its conflict re-read; a not_found says which object is gone (``gone``)."""
         try:
             return self._write(provider, entity, payload, remote, request_id)
         except ProviderError as exc:
             diag = exc.diagnosis
         if diag.kind != Kind.NOT_FOUND:
-            return _Failed(diag)
+            return Failed(diag)
         return self._locate_not_found(provider, entity, remote, dep_links, diag)
 
     def _locate_not_found(self, provider: Provider, entity: Entity, remote: tuple[str, str | None] | None,
-                          dep_links: Sequence[_DepLink], diag: Diagnosis) -> _Failed:
+                          dep_links: Sequence[DepLink], diag: Diagnosis) -> Failed:
         """QuickBooks says 610/2500 both for the object itself and for what it references: read them to know."""
         candidates: list[tuple[str, str, int | None, str]] = []
         if remote is not None:
@@ -924,22 +284,22 @@ class SyncEngine:
                 if inactive and record_id is not None:
                     # a record it uses was made inactive: reactivating that one is the fix, so nothing is marked
                     # gone (re-creating or unlinking either record would make a second copy in QuickBooks)
-                    return _Failed(dataclasses.replace(
-                        _explain(diag, f"The {cand_entity} '{label}' it uses was made inactive in QuickBooks."),
+                    return Failed(dataclasses.replace(
+                        explained(diag, f"The {cand_entity} '{label}' it uses was made inactive in QuickBooks."),
                         meaning="inactive_reference"))
                 if inactive:  # the record itself: QBO "deletes" names this way
                     raise ProviderError(make_diagnosis(Kind.NOT_FOUND, "made inactive"))
             except ProviderError as exc:
                 if exc.diagnosis.kind != Kind.NOT_FOUND:
-                    return _Failed(diag)
+                    return Failed(diag)
                 if record_id is None:
-                    return _Failed(dataclasses.replace(
-                        _explain(diag, "The linked record was deleted in QuickBooks."), meaning=None),
+                    return Failed(dataclasses.replace(
+                        explained(diag, "The linked record was deleted in QuickBooks."), meaning=None),
                         ((entity.value, None),))
-                return _Failed(dataclasses.replace(
-                    _explain(diag, f"The {cand_entity} '{label}' it uses was deleted in QuickBooks."),
+                return Failed(dataclasses.replace(
+                    explained(diag, f"The {cand_entity} '{label}' it uses was deleted in QuickBooks."),
                     meaning="missing_reference"), ((cand_entity, record_id),))
-        return _Failed(diag)
+        return Failed(diag)
 
     def _write(self, provider: Provider, entity: Entity, payload: Mapping[str, Any],
                remote: tuple[str, str | None] | None, request_id: str) -> Written:
@@ -954,7 +314,7 @@ class SyncEngine:
             current = provider.read(entity, remote[0])
             return provider.update(entity, remote[0], current.sync_token, payload, new_request_id())
 
-    def _finish(self, connection_id: int, entry_id: int, target: _Target, outcome: Written | _Failed,
+    def _finish(self, connection_id: int, entry_id: int, target: Target, outcome: Written | Failed,
                 digest: str | None, provider: Provider, actor: str) -> SyncLogEntry:
         with self.sessions() as session, session.begin():
             conn = self._connection(session, connection_id)
@@ -963,8 +323,8 @@ class SyncEngine:
             session.expunge(entry)
             return entry
 
-    def _finish_in(self, session: Session, conn: Connection, entry_id: int, target: _Target,
-                   outcome: Written | _Failed, digest: str | None, provider: Provider, actor: str) -> SyncLogEntry:
+    def _finish_in(self, session: Session, conn: Connection, entry_id: int, target: Target,
+                   outcome: Written | Failed, digest: str | None, provider: Provider, actor: str) -> SyncLogEntry:
         """Record one attempt's outcome in ``session`` (the caller commits: a chunk commits once)."""
         entry = session.get(SyncLogEntry, entry_id)
         assert entry is not None
@@ -983,13 +343,13 @@ class SyncEngine:
 
     @staticmethod
     def _with_namesake(provider: Provider, entity: Entity, payload: Mapping[str, Any],
-                       outcome: Written | _Failed) -> Written | _Failed:
+                       outcome: Written | Failed) -> Written | Failed:
         """For a refused duplicate: ``outcome`` with the provider's object that holds the name ``payload`` was
         sent with (DisplayName, Name or DocNumber: ``Provider.find_copies``), one query made here, in the sync
         run, so that no card has to ask QuickBooks as it is drawn (a notifier waiting on a company's budget would
         hold up every workspace's delivery). A failed query is logged and leaves ``outcome`` as it was: the card
         then offers the other fixes, and the next attempt looks again."""
-        if (not isinstance(outcome, _Failed) or outcome.diagnosis.kind != Kind.DUPLICATE
+        if (not isinstance(outcome, Failed) or outcome.diagnosis.kind != Kind.DUPLICATE
                 or entity == Entity.PAYMENT):  # a payment has no name: its copies are found another way
             return outcome
         try:
@@ -1041,7 +401,7 @@ class SyncEngine:
             if newest.status == Status.PENDING:
                 raise InProgress("This record is being retried right now.")
             entry = newest  # an older attempt's button retries the record's current error (the same record)
-            result = self._push_claimed(connection_id, _Target(Entity(entry.entity), record_id, True),
+            result = self._push_claimed(connection_id, Target(Entity(entry.entity), record_id, True),
                                         actor, entry.id)
             assert result is not None
             return result
@@ -1165,7 +525,7 @@ class SyncEngine:
                         log.info("event=recreate_found_restored entry_id=%s remote_id=%s", entry.id, back.remote_id)
                     else:
                         session.delete(link)
-            result = self._push_claimed(entry.connection_id, _Target(Entity(entry.entity), entry.record_id, True),
+            result = self._push_claimed(entry.connection_id, Target(Entity(entry.entity), entry.record_id, True),
                                         actor, newest.id)
             assert result is not None
             return result
@@ -1284,7 +644,7 @@ class SyncEngine:
         except ProviderError as exc:
             said = (exc.diagnosis.details or "").strip().splitlines()[:1]
             raise NothingToRetry("QuickBooks could not be read, so nothing was changed"
-                                 + (f": {_printable(said[0], 300)}" if said else "."), entry) from exc
+                                 + (f": {printable(said[0], 300)}" if said else "."), entry) from exc
 
     def keep_provider_totals(self, entry_id: int, actor: str, account_id: int | None = None) -> SyncLogEntry:
         """For a total mismatch, the help article's fix done for the bookkeeper ("adjust the JobsiteOn record to
@@ -1370,7 +730,7 @@ class SyncEngine:
                 assert row is not None
                 row.tax_code = code
             log.info("event=send_own_tax entry_id=%s tax_code=%s actor=%s", entry_id, code, actor)
-            result = self._push_claimed(entry.connection_id, _Target(Entity.INVOICE, newest.record_id or 0, True),
+            result = self._push_claimed(entry.connection_id, Target(Entity.INVOICE, newest.record_id or 0, True),
                                         actor, newest.id)
             assert result is not None
             return result
@@ -1395,7 +755,7 @@ class SyncEngine:
         batches (batches cut short first: what their answers settle is not retried again). Raises
         ConnectionUnavailable."""
         self._ready(connection_id)
-        targets = [_Target(Entity(e.entity), e.record_id or 0, True) for e in self.retry_all_errors(connection_id)]
+        targets = [Target(Entity(e.entity), e.record_id or 0, True) for e in self.retry_all_errors(connection_id)]
         return self.push_many(connection_id, targets, actor, progress, resend=False)
 
     def retry_all_errors(self, connection_id: int) -> list[SyncLogEntry]:
@@ -1403,23 +763,23 @@ class SyncEngine:
         oldest first; the Retry All offer counts the others by kind."""
         return [e for e in self.open_errors(connection_id) if retryable(e)]
 
-    def _uncertain_creates(self, connection_id: int) -> list[_Target]:
+    def _uncertain_creates(self, connection_id: int) -> list[Target]:
         """Records whose create went out but whose outcome is unknown (no answer, or the process died during it)
         and that have no copy linked: QuickBooks may hold a copy a pull would take for a new record of its own.
         Sync Now sends them again (same requestid) before it pulls."""
-        uncertain = [e for e in self.open_errors(connection_id) if _uncertain(e)]
+        uncertain = [e for e in self.open_errors(connection_id) if in_doubt(e)]
         if not uncertain:
             return []
         with self.sessions() as session:
             linked = set(session.execute(select(Link.entity, Link.record_id).where(
                 Link.connection_id == connection_id,
                 Link.record_id.in_({e.record_id for e in uncertain if e.record_id is not None}))).tuples())
-        return [_Target(Entity(e.entity), e.record_id or 0, True) for e in uncertain
+        return [Target(Entity(e.entity), e.record_id or 0, True) for e in uncertain
                 if (e.entity, e.record_id) not in linked]
 
-    def changed_records(self, connection_id: int) -> list[_Target]:
+    def changed_records(self, connection_id: int) -> list[Target]:
         """Records that are not in the provider yet, or changed since their last push, in push order."""
-        out: list[_Target] = []
+        out: list[Target] = []
         with self.sessions() as session:
             conn = self._connection(session, connection_id)
             provider = self.provider_for(conn)
@@ -1434,7 +794,7 @@ class SyncEngine:
                 for record in records:
                     link = links.get((entity.value, record.id))
                     if link is None:
-                        out.append(_Target(entity, record.id))
+                        out.append(Target(entity, record.id))
                         continue
                     if link.remote_deleted:
                         continue  # waits for Re-create or Unlink
@@ -1444,7 +804,7 @@ class SyncEngine:
                     except DependencyMissing:
                         digest = ""
                     if digest != link.synced_hash:
-                        out.append(_Target(entity, record.id))
+                        out.append(Target(entity, record.id))
         return out
 
     def sync_now(self, connection_id: int, actor: str, progress: Progress | None = None, *,
@@ -1487,7 +847,7 @@ class SyncEngine:
             self._ensure_available(self._connection(session, connection_id))
         self.resend_batches(connection_id)
 
-    def push_many(self, connection_id: int, targets: Sequence[_Target], actor: str,
+    def push_many(self, connection_id: int, targets: Sequence[Target], actor: str,
                   progress: Progress | None = None, resend: bool = True) -> RunSummary:
         """Push ``targets`` in batches of 30, entity by entity (contacts, items, invoices, payments), several
         batches in flight. Stops at a connection-wide failure (the rest keep their open entries). ``resend``:
@@ -1501,13 +861,13 @@ class SyncEngine:
         lock = threading.Lock()
         stop = threading.Event()
         seen: set[tuple[Entity, int]] = set()
-        unique: list[_Target] = []
+        unique: list[Target] = []
         for t in targets:
             if (t.entity, t.record_id) not in seen:
                 seen.add((t.entity, t.record_id))
                 unique.append(t)
 
-        def run_chunk(chunk: list[_Target]) -> None:
+        def run_chunk(chunk: list[Target]) -> None:
             nonlocal done
             if stop.is_set():
                 return
@@ -1523,7 +883,7 @@ class SyncEngine:
             with lock:
                 for entry in entries:
                     summary.count(entry)
-                    if entry.kind in CONNECTION_KINDS or _unreachable(entry):
+                    if entry.kind in CONNECTION_KINDS or unreachable(entry):
                         summary.stopped = Kind(entry.kind or Kind.UNKNOWN)
                         stop.set()
                 done += len(chunk)
@@ -1554,7 +914,7 @@ class SyncEngine:
             return plain
         return cut if sum(cut) == count and all(0 < n <= MAX_BATCH for n in cut) else plain
 
-    def _push_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
+    def _push_chunk(self, connection_id: int, chunk: list[Target], actor: str, summary: RunSummary,
                     lock: threading.Lock) -> list[SyncLogEntry]:
         won = self._try_claim_many(connection_id, [(t.entity.value, t.record_id) for t in chunk])
         claimed = [t for t in chunk if (t.entity.value, t.record_id) in won]
@@ -1568,7 +928,7 @@ class SyncEngine:
             except SQLAlchemyError as exc:  # the claims go with this process (or its lease)
                 log.error("event=claims_not_released connection_id=%s error=%s", connection_id, error_line(exc))
 
-    def _push_claimed_chunk(self, connection_id: int, chunk: list[_Target], actor: str, summary: RunSummary,
+    def _push_claimed_chunk(self, connection_id: int, chunk: list[Target], actor: str, summary: RunSummary,
                             lock: threading.Lock) -> list[SyncLogEntry]:
         """Push claimed records as one batch request. The batch (members, payloads, requestid) is stored with the
         attempts' pending entries, in one transaction, before it is sent: a crash after that leaves it to
@@ -1587,9 +947,9 @@ class SyncEngine:
             provider = self.provider_for(conn)
             waiting = self._in_open_batches(session, conn.id)
             self._read_chunk(session, conn, [t for t in chunk if (t.entity.value, t.record_id) not in waiting])
-            singles: list[tuple[_Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
-                                list[_DepLink], Mapping[str, Any] | None]] = []
-            made: list[tuple[int, _Target, str, str, Link | None, Any]] = []
+            singles: list[tuple[Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
+                                list[DepLink], Mapping[str, Any] | None]] = []
+            made: list[tuple[int, Target, str, str, Link | None, Any]] = []
             attempts: list[tuple[dict[str, Any], list[SyncLogEntry]]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
@@ -1606,8 +966,8 @@ class SyncEngine:
                     refs = self._refs(session, conn.id, t.entity, record)
                 except DependencyMissing as missing:
                     entry = self._new_entry(session, conn, t, record, actor, None, None)
-                    _waits_on(entry, missing)
-                    self._finish_failure(session, conn, entry, _dependency_diagnosis(missing))
+                    waits_on(entry, missing)
+                    self._finish_failure(session, conn, entry, dependency_diagnosis(missing))
                     results.append(entry)
                     continue
                 payload = provider.payload(t.entity, record, refs)
@@ -1685,7 +1045,7 @@ class SyncEngine:
             rows = list(session.execute(stmt))
         settled = 0
         for batch_id, owner, created_at, conn_id in rows:
-            if owner == self._owner or (owner != PARKED and created_at >= stale and not _owner_is_dead(owner)):
+            if owner == self._owner or (owner != PARKED and created_at >= stale and not owner_is_dead(owner)):
                 continue  # in flight here or in a live process
             with self.sessions() as session, session.begin():  # take it over: one process sends it again
                 took = session.execute(update(PushBatch).where(
@@ -1696,12 +1056,12 @@ class SyncEngine:
                 batch = session.get(PushBatch, batch_id)
                 assert batch is not None
                 items, request_id = list(batch.items or []), batch.request_id
-                if not _readable_batch(items):  # not as syncbot stored it: never send what it cannot read
+                if not readable_batch(items):  # not as syncbot stored it: never send what it cannot read
                     self._give_up_batch(session, batch)
                     continue
             try:
                 provider = self._available_provider(conn_id)
-                known = _found_copies(items)  # what an earlier reconciliation found (stored in the batch)
+                known = found_copies(items)  # what an earlier reconciliation found (stored in the batch)
                 if created_at < now - dt.timedelta(seconds=self.config.requestid_memory_seconds):
                     request_id = self._reconcile(conn_id, batch_id, items, provider, known)
             except (ConnectionUnavailable, NotFound, ProviderError) as exc:
@@ -1727,7 +1087,7 @@ class SyncEngine:
         note = ("This record was sent in a batch whose stored copy cannot be read back, so syncbot cannot send it "
                 "again as it was. Check in QuickBooks whether it is there (link it), or Retry.")
         for entry in list(session.scalars(select(SyncLogEntry).where(SyncLogEntry.batch_id == batch.id))):
-            if entry.status == Status.PENDING or (entry.is_open and _uncertain(entry)):
+            if entry.status == Status.PENDING or (entry.is_open and in_doubt(entry)):
                 self._fill_failure(entry, make_diagnosis(Kind.UNKNOWN, note))
                 entry.data = {**(entry.data or {}), "interrupted": True}
 
@@ -1822,13 +1182,13 @@ class SyncEngine:
                 answers.update(provider.batch(ops, request_id))
             except ProviderError as exc:
                 answers.update({op.key: exc.diagnosis for op in ops})
-                lost = resend or _no_answer(exc.diagnosis.kind, exc.diagnosis.http_status)
-        outcomes: list[tuple[Mapping[str, Any], Written | _Failed]] = []
+                lost = resend or no_answer(exc.diagnosis.kind, exc.diagnosis.http_status)
+        outcomes: list[tuple[Mapping[str, Any], Written | Failed]] = []
         for it in items:
             answer = answers[it["key"]]
             remote = (str(it["remote"][0]), it["remote"][1]) if it.get("remote") else None
-            deps = tuple(_DepLink(Entity(e), int(r), str(rid), str(label)) for e, r, rid, label in it.get("deps", []))
-            outcome: Written | _Failed
+            deps = tuple(DepLink(Entity(e), int(r), str(rid), str(label)) for e, r, rid, label in it.get("deps", []))
+            outcome: Written | Failed
             if isinstance(answer, Written):
                 outcome = answer
             elif answer.kind == Kind.CONFLICT and remote is not None:
@@ -1837,7 +1197,7 @@ class SyncEngine:
             elif answer.kind == Kind.NOT_FOUND:
                 outcome = self._locate_not_found(provider, Entity(it["entity"]), remote, deps, answer)
             else:
-                outcome = _Failed(answer)
+                outcome = Failed(answer)
             outcomes.append((it, self._with_namesake(provider, Entity(it["entity"]), it["payload"], outcome)))
         try:
             return self._record_batch(connection_id, batch_id, outcomes, provider, actor, lost, stored_at, records)
@@ -1849,7 +1209,7 @@ class SyncEngine:
             raise
 
     def _record_batch(self, connection_id: int, batch_id: int,
-                      outcomes: Sequence[tuple[Mapping[str, Any], Written | _Failed]], provider: Provider,
+                      outcomes: Sequence[tuple[Mapping[str, Any], Written | Failed]], provider: Provider,
                       actor: str, lost: bool, stored_at: dt.datetime,
                       records: Mapping[tuple[str, int], Any] | None = None) -> list[SyncLogEntry]:
         """Record a batch's outcomes and settle it (or park it when its answer was lost), in one transaction. A
@@ -1869,12 +1229,12 @@ class SyncEngine:
             # read after the UPDATE: on SQLite a transaction that reads and then writes fails at once ("database is
             # locked", not waiting for busy_timeout) when another connection wrote in between (WAL snapshots)
             self._read_outcomes(session, conn, outcomes, records)
-            successes = _Successes(self.clock(), actor)
+            successes = Successes(self.clock(), actor)
             for it, outcome in outcomes:
                 entity, record_id = Entity(it["entity"]), int(it["record_id"])
                 if isinstance(outcome, Written) and self._linked_elsewhere(session, conn.id, entity.value,
                                                                            outcome.remote_id, record_id):
-                    outcome = _Failed(make_diagnosis(Kind.DUPLICATE, (
+                    outcome = Failed(make_diagnosis(Kind.DUPLICATE, (
                         f"QuickBooks answered with {QBO_NAMES[entity]} {outcome.remote_id}, which is linked to "
                         "another record already. Check both in QuickBooks, then Retry.")))
                 entry = session.get(SyncLogEntry, int(it["entry_id"]))
@@ -1886,7 +1246,7 @@ class SyncEngine:
                         self._keep_copy(session, conn, entity, record_id, outcome)
                     continue
                 plain = entry.status == Status.PENDING  # not settled meanwhile: nothing to undo first
-                _reopen(entry)  # settled as interrupted while the batch waited: its outcome is known now
+                reopen(entry)  # settled as interrupted while the batch waited: its outcome is known now
                 if isinstance(outcome, Written) and self._edited_since(session, conn, entity, record_id, stored_at):
                     entry.data = {**(entry.data or {}), "payload_changed": True}
                 if plain and isinstance(outcome, Written) and self._plain_success(session, conn, entry, outcome,
@@ -1895,7 +1255,7 @@ class SyncEngine:
                     results.append(entry)
                     continue
                 try:
-                    results.append(self._finish_in(session, conn, entry.id, _Target(entity, record_id, True),
+                    results.append(self._finish_in(session, conn, entry.id, Target(entity, record_id, True),
                                                    outcome, str(it.get("digest") or ""), provider, actor))
                 except NotFound:  # the record was deleted in JobsiteOn while the batch waited
                     copy = f" QuickBooks holds its copy ({QBO_NAMES[entity]} {outcome.remote_id})." if isinstance(
@@ -1909,7 +1269,7 @@ class SyncEngine:
         return results
 
     def _plain_success(self, session: Session, conn: Connection, entry: SyncLogEntry, written: Written,
-                       payload_digest: str, provider: Provider, successes: _Successes) -> bool:
+                       payload_digest: str, provider: Provider, successes: Successes) -> bool:
         """Record a batch member's successful write as :meth:`_finish_success` does, gathered in ``successes``
         (written by :meth:`_write_successes`, the session's objects set to match without a flush of their own),
         when it is plain: a pending attempt of a record still there, not edited since it was sent, whose totals
@@ -1958,7 +1318,7 @@ class SyncEngine:
         return True
 
     @staticmethod
-    def _write_successes(session: Session, conn: Connection, successes: _Successes) -> None:
+    def _write_successes(session: Session, conn: Connection, successes: Successes) -> None:
         """Write what :meth:`_plain_success` gathered: one statement per kind of row (executemany), none for a kind
         with nothing to write."""
         entries, links = table_of(SyncLogEntry), table_of(Link)
@@ -2035,7 +1395,7 @@ class SyncEngine:
             if diag.kind in CONNECTION_KINDS:
                 self._apply_connection_failure(session, conn, diag)
                 summary.stopped = diag.kind
-            elif _unreachable(entry):
+            elif unreachable(entry):
                 summary.stopped = Kind.UNKNOWN
             summary.count(entry)
 
@@ -2060,7 +1420,7 @@ class SyncEngine:
                 return None
             link.remote_deleted = True
             record = session.get(RECORD_MODELS[Entity(change.entity)], link.record_id)
-            label = _label(record) if record is not None else str(link.record_id)
+            label = label_of(record) if record is not None else str(link.record_id)
             what = "made inactive" if not change.deleted else "deleted"
             diag = make_diagnosis(Kind.NOT_FOUND, f"QuickBooks reports {change.entity} {label} (Id "
                                   f"{change.remote_id}) as {what}.")
@@ -2158,7 +1518,7 @@ class SyncEngine:
                         remote_id=change.remote_id)
             session.add(link)
         link.sync_token, link.synced_hash, link.synced_at = sync_token, digest, self.clock()
-        return entry_for(payment.id, _label(payment), Status.SYNCED,
+        return entry_for(payment.id, label_of(payment), Status.SYNCED,
                          f"Payment of {payment.amount_cents / 100:.2f} pulled from QuickBooks ({change.remote_id}).")
 
     # ------------------------------------------------------------------------------------------ connection
@@ -2272,7 +1632,7 @@ class SyncEngine:
                 incident.resolved_at, incident.resolved_by, incident.resolution = now, actor, resolution
                 self._notify(session, conn, "incident_resolved", connection_topic(conn.id), incident=incident)
             self._resolve_connection_steps(session, conn.id, actor)
-        waiting = [_Target(Entity(e.entity), e.record_id or 0, True)
+        waiting = [Target(Entity(e.entity), e.record_id or 0, True)
                    for e in self.open_errors(connection_id, [k.value for k in CONNECTION_KINDS])]
         summary = self.push_many(connection_id, waiting, actor, progress) if waiting else RunSummary()
         if summary.stopped or summary.failure:
@@ -2284,24 +1644,6 @@ class SyncEngine:
             summary.by_kind[kind] = summary.by_kind.get(kind, 0) + n
         summary.stopped, summary.failure = rest.stopped, rest.failure
         return summary
-
-    def _settle_interrupted(self, session: Session, entry: SyncLogEntry) -> None:
-        """An attempt interrupted before QuickBooks answered: it keeps the error it retried (kind, field, codes:
-        the message offers the same fixes again), says it was interrupted, and is marked ``data["interrupted"]``
-        so its outcome counts as uncertain (:func:`_uncertain`: the next attempt reuses its requestid). Without
-        an earlier error it is an unknown error."""
-        note = ("The attempt was interrupted before QuickBooks answered (syncbot stopped during it). Retry it: if "
-                "QuickBooks did the work, it is not done twice.")
-        before = session.get(SyncLogEntry, entry.retry_of_id) if entry.retry_of_id else None
-        if before is not None and before.kind and before.kind in KINDS and Kind(before.kind) not in CONNECTION_KINDS:
-            diag = make_diagnosis(Kind(before.kind), f"{note} The error before it: {before.details or ''}".strip(),
-                                  field=before.field)
-            self._fill_failure(entry, diag)
-            entry.codes = before.codes
-        else:
-            self._fill_failure(entry, make_diagnosis(Kind.UNKNOWN, note))
-        entry.http_status = None
-        entry.data = {**(entry.data or {}), "interrupted": True}
 
     def recover_pending(self, older_than_seconds: float | None = None) -> int:
         """Settle attempts left `pending` by a process that died during them (killed mid-Retry, mid-batch).
@@ -2324,7 +1666,7 @@ class SyncEngine:
         settled = 0
         cutoff = self.clock() - dt.timedelta(seconds=age)
         with self.sessions() as session, session.begin():
-            dead = {owner for owner in session.scalars(select(RecordClaim.owner).distinct()) if _owner_is_dead(owner)}
+            dead = {owner for owner in session.scalars(select(RecordClaim.owner).distinct()) if owner_is_dead(owner)}
             if dead:
                 session.execute(delete(RecordClaim).where(RecordClaim.owner.in_(dead)).where(
                     ~select(SyncLogEntry.id).where(
@@ -2338,7 +1680,7 @@ class SyncEngine:
                 if entry.connection_id is None or entry.record_id is None:
                     continue
                 claim = session.get(RecordClaim, (entry.connection_id, entry.entity, entry.record_id))
-                if claim is not None and _owner_is_dead(claim.owner):
+                if claim is not None and owner_is_dead(claim.owner):
                     session.delete(claim)  # its holder is gone: the record is free again
                 elif claim is not None and (entry.created_at is None or entry.created_at >= cutoff
                                             or claim.claimed_at >= cutoff):
@@ -2376,112 +1718,9 @@ class SyncEngine:
             return entries
 
 
-def _label(record: Any) -> str:
-    if record is None:
-        return ""
-    label = getattr(record, "label", None)
-    return str(label) if label else f"#{getattr(record, 'id', '?')}"
-
-
-def _explain(diag: Diagnosis, sentence: str) -> Diagnosis:
-    """The diagnosis with ``sentence`` put before the provider's details."""
-    return dataclasses.replace(diag, details=f"{sentence} {diag.details}".strip())
-
-
-def _printable(text: str | None, limit: int) -> str:
-    """Provider text fit to store: control characters (NUL breaks PostgreSQL text) replaced, cut to ``limit``."""
-    if not text:
-        return ""
-    return "".join(ch if ch in "\n\t" or (ch.isprintable() or ch == " ") else "\ufffd" for ch in text[:limit])
-
-
-def _unreachable(entry: SyncLogEntry) -> bool:
-    """QuickBooks did not answer (connection error, timeout) or only its gateway did (502/503/504, after the
-    client's resends; an HTML page, or the gateway's own error object whose codes are names like ``BadGateway``,
-    never QuickBooks' numeric ones): a run stops there instead of failing every record the same way."""
-    numeric = [c for c in (entry.codes or "").split(",") if c.strip().isdigit()]
-    return entry.status == Status.ERROR and entry.kind == Kind.UNKNOWN and (
-        entry.http_status is None or entry.http_status in UNCERTAIN_HTTP) and not numeric
-
-
-def _no_answer(kind: str | None, http_status: int | None) -> bool:
-    """A failure that leaves unknown whether QuickBooks did the work: no answer (a timeout, a dropped connection)
-    or only a gateway's 502/503/504."""
-    return kind == Kind.UNKNOWN and (http_status is None or http_status in UNCERTAIN_HTTP)
-
-
-def _uncertain(entry: SyncLogEntry) -> bool:
-    """Did the attempt end without knowing whether the provider did the work?"""
-    if (entry.data or {}).get("interrupted"):  # syncbot stopped while the request was out (recover_pending)
-        return True
-    return _no_answer(entry.kind, entry.http_status)
-
-
-def _found_copies(items: Sequence[Mapping[str, Any]]) -> dict[str, Written]:
-    """The copies a reconciliation found in QuickBooks, as stored in a batch's items (``found``), by item key."""
-    out: dict[str, Written] = {}
-    for it in items:
-        found = it.get("found")
-        if isinstance(found, Mapping) and found.get("remote_id"):
-            token = found.get("sync_token")
-            out[str(it["key"])] = Written(remote_id=str(found["remote_id"]),
-                                          sync_token=str(token) if token is not None else None,
-                                          body=dict(found.get("body") or {}))
-    return out
-
-
-def _readable_batch(items: Any) -> bool:
-    """Do a stored batch's ``items`` have the shape syncbot wrote (:class:`PushBatch`)?"""
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-        return False
-    entities = {e.value for e in Entity}
-    for it in items:
-        if not (isinstance(it, dict) and isinstance(it.get("key"), str) and isinstance(it.get("entry_id"), int)
-                and it.get("entity") in entities and isinstance(it.get("record_id"), int)
-                and isinstance(it.get("payload"), dict)
-                and (it.get("remote") is None or (isinstance(it["remote"], list) and len(it["remote"]) == 2))
-                and all(isinstance(d, list) and len(d) == 4 for d in it.get("deps", []))):
-            return False
-    return len({it["key"] for it in items}) == len(items)
-
-
-def _reopen(entry: SyncLogEntry) -> None:
-    """An attempt settled as an error without knowing QuickBooks' answer (interrupted, or its batch's answer
-    lost) whose answer is now known: back to pending, its guessed failure cleared, so the answer is recorded on
-    it as on any attempt."""
-    if entry.status == Status.PENDING:
-        return
-    entry.status = Status.PENDING.value
-    entry.kind = entry.details = entry.codes = entry.field = entry.intuit_tid = None
-    entry.http_status = None
-    data = {k: v for k, v in (entry.data or {}).items() if k not in ("interrupted", "links")}
-    entry.data = data or None
-
-
-def _waits_on(entry: SyncLogEntry, missing: DependencyMissing) -> None:
-    """Remember on the entry which record it waits on (``data["depends_on"]``: entity, record_id, label), so its
-    message can lead to that record's own message and fix (a payment whose invoice was deleted)."""
-    entry.data = {**(entry.data or {}), "depends_on": {
-        "entity": missing.entity.value, "record_id": missing.record_id, "label": missing.label,
-        "deleted": missing.deleted}}
-
-
-def _dependency_diagnosis(missing: DependencyMissing) -> Diagnosis:
-    what = {"contact": "contact", "item": "item", "invoice": "invoice"}.get(missing.entity.value, "record")
-    if missing.deleted:
-        return make_diagnosis(
-            Kind.NOT_FOUND,
-            f"The {what} '{missing.label}' that this record references was deleted in QuickBooks. Re-create or "
-            f"unlink the {what} first; this record syncs after it.", field=missing.fieldname,
-            meaning="missing_reference")
-    return make_diagnosis(
-        Kind.VALIDATION,
-        f"The {what} '{missing.label}' is not in QuickBooks yet, so this record cannot reference it. "
-        f"Fix the {what}'s own sync error first; this record syncs after it.",
-        field=missing.fieldname)
-
-
 __all__ = [
-    "CONNECTION_KINDS", "ConnectionUnavailable", "EngineConfig", "EngineError", "InProgress", "NotFound",
-    "NothingToRetry", "RunSummary", "SyncEngine", "connection_topic", "record_topic",
+    "CDC_LOOKBACK", "CONNECTION_KINDS", "FILLABLE_FIELDS", "PARKED", "PULL_ENTITIES", "PUSH_ORDER", "UNCERTAIN_HTTP",
+    "ConnectionUnavailable", "DependencyMissing", "EngineConfig", "EngineError", "FieldChoices", "InProgress",
+    "NotFound", "NothingToRetry", "Progress", "RunSummary", "SyncEngine", "claim_owner", "connection_topic",
+    "new_request_id", "record_topic",
 ]
