@@ -35,7 +35,6 @@ class RecordPushes(EngineBase):
         :meth:`sync.engine_batches.BatchPushes.resend_batches`."""
         raise NotImplementedError
 
-
     def sync_record(self, connection_id: int, entity: Entity | str, record_id: int, actor: str = "system",
                     force: bool = False, retry_of_id: int | None = None) -> SyncLogEntry | None:
         """Push one record (and first what it references, when that is not in the provider yet).
