@@ -287,7 +287,7 @@ def seed_failures(prep: Prepared, standin: StandIn, invoices: int, minute_second
 
     Leaves ``invoices`` open error entries (kind unknown, HTTP 500, code 3100) written by the engine itself. A 500
     with a fault code is an answer, not an outage: the run goes on (a 502/503/504 or no answer stops a run at the
-    first batch, engine ``_unreachable``), and nothing is resent. The seeding engine's limiter is opened wide: the
+    first batch, engine ``unreachable``), and nothing is resent. The seeding engine's limiter is opened wide: the
     injected answers cost the stand-in's budget nothing, so there is nothing to pace, and this attempt is not the
     one measured."""
     from sqlalchemy import delete
