@@ -301,7 +301,7 @@ def parse_filter(words: Sequence[str] | str, now: dt.datetime | None = None, **b
 
 class _lower(FunctionElement[str]):
     """lower() that folds every letter, not only ASCII ones: SQLite's built-in lower() leaves 'É' as it is, so
-    a search for 'été' would never find 'ÉTÉ'. On SQLite it calls a Python function (see ``_ready``)."""
+    a search for 'été' would never find 'ÉTÉ'. On SQLite it calls a Python function (see ``prepare_session``)."""
 
     type = String()
     inherit_cache = True
@@ -325,7 +325,7 @@ def _py_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-def _ready(session: Session) -> None:
+def prepare_session(session: Session) -> None:
     """Make the session's connection able to run our queries (on SQLite: register the Unicode lower())."""
     connection = session.connection()
     if connection.dialect.name == "sqlite":
@@ -362,7 +362,7 @@ def _fts_phrase(words: str) -> str:
     return '"' + words.replace('"', '""') + '"'
 
 
-def _apply(stmt: Select[*_Ts], f: LogFilter) -> Select[*_Ts]:
+def apply_filter(stmt: Select[*_Ts], f: LogFilter) -> Select[*_Ts]:
     """``stmt`` with the conditions of ``f`` (free text by the LIKE: :func:`_matches` adds the index that narrows
     it)."""
     conds = []
@@ -491,12 +491,12 @@ def _matches(stmt: Select[*_Ts], f: LogFilter, search: str) -> tuple[Select[*_Ts
     (SQLite) drives the query: its rowids come newest first from the index itself, so a common word stops after a
     page of matches and a rare one reads only its few, where ``id IN (matches)`` would read every match first."""
     if not _fts_driven(f, search) or f.text is None:  # (driven means there is text: None only to the type checker)
-        return _apply(stmt, f), SyncLogEntry.id
+        return apply_filter(stmt, f), SyncLogEntry.id
     driven = (stmt.select_from(_FTS).join(SyncLogEntry, SyncLogEntry.id == _FTS.c.rowid)
               .where(text("sync_log_fts MATCH :fts_phrase").bindparams(fts_phrase=_fts_phrase(f.text))))
     # the FTS table narrows to the entries holding the text, folded as FTS5 folds (Unicode letters too); the LIKE
-    # of _apply stays the final word, so what matches is exactly what matched without the index
-    return _apply(driven, f), _FTS.c.rowid
+    # of apply_filter stays the final word, so what matches is exactly what matched without the index
+    return apply_filter(driven, f), _FTS.c.rowid
 
 
 def _fts_driven(f: LogFilter, search: str) -> bool:
@@ -551,7 +551,7 @@ def page(session: Session, f: LogFilter, before: int | None = None, after: int |
     # a cursor past the ids a BIGINT can hold means "everything" (before) or "nothing" (after)
     before = None if before is None else max(-_MAX_ID, min(before, _MAX_ID))
     after = None if after is None else max(-_MAX_ID, min(after, _MAX_ID))
-    _ready(session)
+    prepare_session(session)
     search = _search(session)
     stmt, key = _matches(select(SyncLogEntry), f, search)
     ids, _ = _matches(select(SyncLogEntry.id), f, search)
@@ -600,66 +600,9 @@ def counts(session: Session, f: LogFilter, by: str) -> dict[str, int]:
               "direction": SyncLogEntry.direction}.get(by)
     if column is None:
         raise ValueError(f"cannot count by {by!r}")
-    _ready(session)
+    prepare_session(session)
     rows = session.execute(_matches(select(column, func.count()), f, _search(session))[0].group_by(column)).all()
     return {str(key) if key is not None else "none": int(n) for key, n in rows}
-
-
-@dataclass
-class WeeklySummary:
-    """The figures of one week of an account's sync log (UTC bounds), and the week before for comparison."""
-
-    since: dt.datetime
-    until: dt.datetime
-    attempts_by_status: dict[str, int]
-    errors_by_kind: dict[str, int]
-    errors_by_entity: dict[str, int]
-    previous_attempts_by_status: dict[str, int]
-    previous_errors_by_kind: dict[str, int]
-    open_errors: int
-    oldest_open: list[SyncLogEntry]
-    most_failing: list[tuple[str, int | None, str | None, int]]  # (entity, record id, label, failures)
-
-    @property
-    def quiet(self) -> bool:
-        """No error or warning this week and none open."""
-        return not self.errors_by_kind and self.open_errors == 0
-
-    def change(self, status: str) -> int:
-        """This week's count of ``status`` minus last week's."""
-        return self.attempts_by_status.get(status, 0) - self.previous_attempts_by_status.get(status, 0)
-
-
-def weekly_summary(session: Session, account_id: int, until: dt.datetime, days: int = 7,
-                   top: int = 5) -> WeeklySummary:
-    """The summary of the ``days`` before ``until`` (UTC) for one account."""
-    since = until - dt.timedelta(days=days)
-    prev_since = since - dt.timedelta(days=days)
-    week = LogFilter(account_id=account_id, since=since, until=until)
-    prev = LogFilter(account_id=account_id, since=prev_since, until=since)
-    failing = (Status.ERROR.value, Status.WARNING.value)
-    errors_week = replace(week, statuses=failing)
-    open_f = LogFilter(account_id=account_id, open_only=True)
-    _ready(session)
-    open_count = sum(open_counts(session, account_id=account_id).values())
-    oldest = list(session.scalars(_apply(select(SyncLogEntry), open_f).order_by(SyncLogEntry.id.asc())
-                                  .limit(top)))
-    most_rows = session.execute(
-        _apply(select(SyncLogEntry.entity, SyncLogEntry.record_id, func.max(SyncLogEntry.record_label),
-                      func.count()), errors_week)
-        .where(SyncLogEntry.record_id.is_not(None))
-        .group_by(SyncLogEntry.entity, SyncLogEntry.record_id)
-        .order_by(func.count().desc(), SyncLogEntry.entity, SyncLogEntry.record_id).limit(top)).all()
-    return WeeklySummary(
-        since=since, until=until,
-        attempts_by_status=counts(session, week, "status"),
-        errors_by_kind=counts(session, errors_week, "kind"),
-        errors_by_entity=counts(session, errors_week, "entity"),
-        previous_attempts_by_status=counts(session, prev, "status"),
-        previous_errors_by_kind=counts(session, replace(prev, statuses=failing), "kind"),
-        open_errors=int(open_count), oldest_open=oldest,
-        most_failing=[(str(e), r, lbl, int(n)) for e, r, lbl, n in most_rows],
-    )
 
 
 def entry_as_dict(entry: SyncLogEntry, tz: Callable[[dt.datetime], dt.datetime] | None = None) -> dict[str, Any]:

@@ -44,8 +44,9 @@ from sandbox.slack import SlackStandIn, SlackStandInConfig, StandInServer, serve
 from sandbox.slack.blockkit import validate_blocks, validate_view
 from sandbox.slack.config import DEFAULT_BOT_TOKEN, DEFAULT_TEAM_ID, ERRORS_CHANNEL_ID, OWNER_USER_ID
 from sync.diagnosis import KINDS, Kind, diagnose_totals
-from sync.log import LogFilter, Page, WeeklySummary
+from sync.log import LogFilter, Page
 from sync.models import Connection, Incident, SyncLogEntry
+from sync.summary import WeeklySummary
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 30, 14, 5, tzinfo=UTC)  # 9:05 AM in New York

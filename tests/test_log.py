@@ -24,9 +24,9 @@ from sync.log import (
     entry_as_dict,
     page,
     parse_filter,
-    weekly_summary,
 )
 from sync.models import Account, Connection, Direction, Entity, Status, SyncLogEntry
+from sync.summary import weekly_summary
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday morning

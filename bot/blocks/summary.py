@@ -1,4 +1,4 @@
-"""The Monday summary of one account's sync log (:class:`sync.log.WeeklySummary`).
+"""The Monday summary of one account's sync log (:class:`sync.summary.WeeklySummary`).
 
 The help article asks people to "check the sync log weekly" and to "set a calendar reminder to check the sync
 log every Monday. A 2-minute review can prevent hours of cleanup later." This message is that review: attempts
@@ -57,7 +57,7 @@ def _bullets(counts: Mapping[str, int], name: Any, previous: Mapping[str, int] |
 
 def weekly_summary_message(summary: Any, *, tz: TzLike = None, account_name: str | None = None,
                            connection_id: int | None = None, now: dt.datetime | None = None) -> Message:
-    """The Monday summary. ``summary`` is a (duck-typed) :class:`sync.log.WeeklySummary`."""
+    """The Monday summary. ``summary`` is a (duck-typed) :class:`sync.summary.WeeklySummary`."""
     now = now or attr(summary, "until") or dt.datetime.now(dt.UTC)
     since, until = attr(summary, "since"), attr(summary, "until")
     span = f"{format_date(since, tz)} to {format_date(until, tz)}"

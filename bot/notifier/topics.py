@@ -20,8 +20,9 @@ from bot.blocks.messages import connection_waiting
 from bot.models import ScheduledSend, SlackMessage, Workspace
 from bot.notifier.base import Fold, Reschedule, message_of
 from bot.notifier.digests import Digests
-from sync.log import existing_label, open_clause, weekly_summary
+from sync.log import existing_label, open_clause
 from sync.models import Account, Connection, Incident, Notification, Status, SyncLogEntry
+from sync.summary import weekly_summary
 
 log = logging.getLogger("syncbot.notifier")
 

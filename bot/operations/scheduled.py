@@ -78,8 +78,8 @@ def summary_preview(rt: SlackRuntime, tenant: Tenant, user: UserInfo) -> dict[st
     """`/sync-log summary preview`: the weekly summary of the seven days until now, drawn as the Monday one is
     (`bot.blocks.weekly_summary_message`), for the asker only (the slash command's answer is ephemeral). Nothing
     is queued or posted, and the scheduled summary still goes out."""
-    from sync.log import weekly_summary
     from sync.models import Account
+    from sync.summary import weekly_summary
 
     now = utcnow()
     with rt.services.sessions() as session:
