@@ -479,6 +479,9 @@ def run_live(data_dir: Path = DEMO_DIR, port: int | None = None, base: Settings 
     logging.getLogger("syncbot").setLevel(logging.ERROR)  # the page shows what happens
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops the demo however it was started, as it stops `syncbot serve` (uvicorn sets its own handler): a
+    # shell starts a background command with SIGINT ignored, and Python then leaves it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     say_line("syncbot demo: starting offline (no Slack workspace, no QuickBooks account needed)...")
     try:
         demo = start_live(data_dir, port, base)

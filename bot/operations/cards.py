@@ -64,8 +64,9 @@ def refusal_notice(rt: SlackRuntime, tenant: Tenant, user: UserInfo, action: str
     if change:
         return notice(tenant, user, action, f"it needs Owner or Admin permissions. Ask {who_can_help(rt, tenant)} "
                       f"to click {button}.")
+    # one line on the card; the reply to the person says how an Owner or Admin opens reading to every member
     return notice(tenant, user, action, "reading the sync log needs Owner or Admin permissions. Ask "
-                  f"{who_can_help(rt, tenant)} (or for `/sync-log reading open`).")
+                  f"{who_can_help(rt, tenant)}.")
 
 
 def show_on_card(rt: SlackRuntime, tenant: Tenant, entry_id: int | None, channel: str, ts: str,
