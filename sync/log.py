@@ -510,9 +510,8 @@ def _cursor(session: Session, f: LogFilter, order: _Order, entry_id: int) -> tup
     takes the time of the newest entry below it, as an id cursor would; None when there is none."""
     if order is not _BY_TIME:
         return (entry_id,)
-    scope = select(SyncLogEntry.created_at, SyncLogEntry.id).where(SyncLogEntry.id <= entry_id)
-    if f.account_id is not None:
-        scope = scope.where(SyncLogEntry.account_id == f.account_id)
+    scope = _scope(select(SyncLogEntry.created_at, SyncLogEntry.id).where(SyncLogEntry.id <= entry_id),
+                   f.account_id, None)
     row = session.execute(scope.order_by(SyncLogEntry.id.desc()).limit(1)).one_or_none()
     if row is None:
         return None
@@ -527,13 +526,19 @@ def _short_text_window(session: Session, f: LogFilter, size: int) -> list[Column
     long enough or the log is smaller than the window."""
     if not f.text or len(f.text) >= TRIGRAM:
         return []
-    newest = select(SyncLogEntry.id)
-    if f.account_id is not None:
-        newest = newest.where(SyncLogEntry.account_id == f.account_id)
-    if f.connection_id is not None:
-        newest = newest.where(SyncLogEntry.connection_id == f.connection_id)
+    newest = _scope(select(SyncLogEntry.id), f.account_id, f.connection_id)
     oldest = session.scalar(newest.order_by(SyncLogEntry.id.desc()).offset(size).limit(1))
     return [] if oldest is None else [SyncLogEntry.id > oldest]
+
+
+def short_text_note(searched_newest: int | None) -> str | None:
+    """What a page says when its free text searched only the newest entries (:attr:`Page.searched_newest`), in
+    Slack and the CLI alike; None when it searched them all."""
+    if not searched_newest:
+        return None
+    newest = "entry" if searched_newest == 1 else f"{searched_newest:,} entries"
+    return (f"text under {TRIGRAM} characters searches only the newest {newest}: type {TRIGRAM} or more to search "
+            "them all")
 
 
 def page(session: Session, f: LogFilter, before: int | None = None, after: int | None = None,

@@ -38,6 +38,7 @@ from bot.blocks.text import (
     record_name,
 )
 from sync.diagnosis import severity
+from sync.log import short_text_note
 
 #: Blocks a page keeps for itself: header, context, actions, the "not shown" note and the short-text note.
 _RESERVED = 5
@@ -135,11 +136,9 @@ def log_page(page: Any, *, tz: TzLike = None, filter_text: str = "", connection_
     if not entries:
         blocks.append(section(f":white_check_mark: No entries match *{mrkdwn(described, 500)}*.\n"
                               "Try `/sync-log errors`, `/sync-log since:7d` or `/sync-log help`."))
-    searched = attr(page, "searched_newest", None)
-    if searched:
-        newest = "entry" if int(searched) == 1 else f"{int(searched):,} entries"
-        blocks.append(context(f"_Text under 3 characters searches only the newest {newest}: type 3 or more to "
-                              "search them all._"))
+    note = short_text_note(attr(page, "searched_newest", None))
+    if note:
+        blocks.append(context(f"_{note.capitalize()}._"))
     if entries:
         blocks.append(context(f"{_span(page, len(entries))}, newest first{words}"))
         room = MESSAGE_BLOCKS_MAX - _RESERVED

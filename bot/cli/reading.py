@@ -25,7 +25,7 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
              as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Show the sync log, newest first."""
     from sync.diagnosis import Kind, kind_info
-    from sync.log import FilterError, entry_as_dict, page, parse_filter
+    from sync.log import FilterError, entry_as_dict, page, parse_filter, short_text_note
 
     services = open_services()
     try:
@@ -52,11 +52,9 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
                 else f", entries {result.first:,}-{result.first + len(rows) - 1:,} of {of}"
                 if rows and result.total and (len(rows) < result.total or result.total_is_lower_bound) else "")
         typer.echo(f"sync log of {acc.name} ({flt.describe()}{span}), times in {acc.timezone}")
-        if result.searched_newest:
-            newest = ("entry" if result.searched_newest == 1
-                      else f"{result.searched_newest:,} entries")
-            typer.echo(f"text under 3 characters searches only the newest {newest}: type 3 or more to search "
-                       "them all")
+        note = short_text_note(result.searched_newest)
+        if note:
+            typer.echo(note)
         if not rows:
             typer.echo("no entries")
         for r in rows:
