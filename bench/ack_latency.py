@@ -87,10 +87,12 @@ def burn() -> None:
         n = (n * 7 + 1) % 1_000_003
 
 
-def start_load(n: int) -> list[subprocess.Popen[bytes]]:
-    """``n`` CPU-burning processes (:func:`burn`), stopped by :func:`stop_load`."""
+def start_load(n: int, own_sessions: bool = True) -> list[subprocess.Popen[bytes]]:
+    """``n`` CPU-burning processes (:func:`burn`), stopped by :func:`stop_load`; ``own_sessions``: each in a
+    session of its own, as other programs on a shared machine run (see :func:`start_stack`)."""
     code = "from bench.ack_latency import burn; burn()"
-    return [subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent) for _ in range(n)]
+    return [subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+                             start_new_session=own_sessions) for _ in range(n)]
 
 
 def stop_load(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -195,10 +197,14 @@ class Stack:
             fn()
 
 
-def start_stack(split: bool = False, database_url: str | None = None) -> Stack:
+def start_stack(split: bool = False, database_url: str | None = None, own_sessions: bool = True) -> Stack:
     """Seed a company with open errors, serve syncbot in a child process (``split``: a web process and a worker
     process), bind the workspace and find a clickable error message. ``database_url``: an empty database to use
-    (PostgreSQL) instead of a SQLite file in a temporary directory."""
+    (PostgreSQL) instead of a SQLite file in a temporary directory. ``own_sessions``: each server process in a
+    session of its own (``setsid``), as a service manager, a container runtime or a terminal starts a service; on
+    Linux with autogroups (``/proc/sys/kernel/sched_autogroup_enabled``) or one cgroup per service, the scheduler
+    then shares the CPU between the server and the other programs (the bench's own clients, the burners of
+    ``--load``) rather than between every thread of them. False: in the bench's session, as before."""
     from bot.config import Settings
     from bot.services import build_services
     from sandbox.quickbooks import DEFAULT_REALM, create_app
@@ -241,8 +247,10 @@ def start_stack(split: bool = False, database_url: str | None = None) -> Stack:
 
     serve = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen([*serve, *(["--role", "web"] if split else [])], env={**os.environ, **env},
+                              start_new_session=own_sessions,
                               stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))  # noqa: SIM115
     worker = subprocess.Popen([*serve, "--role", "worker", "--role", "scheduler"], env={**os.environ, **env},
+                              start_new_session=own_sessions,
                               stdout=subprocess.DEVNULL,
                               stderr=open(work / "worker.log", "w")) if split else None  # noqa: SIM115
     url = f"http://127.0.0.1:{port}/slack/events"
@@ -284,10 +292,20 @@ def start_stack(split: bool = False, database_url: str | None = None) -> Stack:
     return stack
 
 
-def send(driver: Any, request: Request) -> tuple[int, float]:
-    """Sign and send ``request``; (HTTP status, milliseconds from request to the end of the response)."""
+def server_ms(response: httpx.Response) -> float | None:
+    """The server's own time over ``response`` (ms): its ``Server-Timing: app;dur=`` header (bot.server), or None."""
+    for metric in response.headers.get("server-timing", "").split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            return float(params[4:])
+    return None
+
+
+def send(driver: Any, request: Request) -> tuple[int, float, float | None]:
+    """Sign and send ``request``; (HTTP status, milliseconds from request to the end of the response, the server's
+    own milliseconds from :func:`server_ms`)."""
     response, _ = driver.send(request.body, request.content_type)
-    return response.status_code, response.elapsed.total_seconds() * 1000
+    return response.status_code, response.elapsed.total_seconds() * 1000, server_ms(response)
 
 
 def settle(pid: int, quiet_s: float = 0.6, idle_cpu_per_s: float = 0.0, timeout: float = 60.0) -> None:
@@ -319,7 +337,7 @@ def run_single(stack: Stack, per_kind: int) -> dict[str, Any]:
         cpu0, t0 = process_cpu_s(pid), time.monotonic()
         walls, statuses = [], set()
         for request in requests:
-            status, ms = send(driver, request)
+            status, ms, _ = send(driver, request)
             walls.append(ms)
             statuses.add(status)
         acked = time.monotonic()
@@ -350,6 +368,7 @@ def run_closed(stack: Stack, clients: int, total: int, think_ms: float = 0.0) ->
     per_client = max(1, total // clients)
     plans = [mix(stack, per_client) for _ in range(clients)]
     latencies: dict[str, list[float]] = {"command": [], "click": []}
+    on_server: list[float] = []
     statuses: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -361,9 +380,11 @@ def run_closed(stack: Stack, clients: int, total: int, think_ms: float = 0.0) ->
         for n, request in enumerate(plans[index][index % 2:] + plans[index][:index % 2]):
             if think_ms and n:
                 time.sleep(think.expovariate(1000 / think_ms))
-            status, ms = send(own, request)
+            status, ms, server = send(own, request)
             with lock:
                 latencies["click" if request.kind == "click" else "command"].append(ms)
+                if server is not None:
+                    on_server.append(server)
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
         own.close()
 
@@ -378,6 +399,8 @@ def run_closed(stack: Stack, clients: int, total: int, think_ms: float = 0.0) ->
     out: dict[str, Any] = {"statuses": statuses, "requests_per_second": round(len(every) / wall, 1),
                            "all": figures(every)}
     out.update({name: figures(values) for name, values in latencies.items() if values})
+    if on_server:
+        out["server"] = figures(on_server)
     return out
 
 
@@ -397,13 +420,20 @@ def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 6
             at += rng.expovariate(rate)
             arrivals.append(at)
         latencies: list[float] = []
+        on_server: list[float] = []
         statuses: dict[str, int] = {}
 
-        def one(request: Request, planned: float, latencies: list[float], statuses: dict[str, int]) -> None:
+        def one(request: Request, planned: float, latencies: list[float], statuses: dict[str, int],
+                on_server: list[float]) -> None:
             with lock:
                 driver = free.pop()
             try:
-                status = str(driver.send(request.body, request.content_type)[0].status_code)
+                response = driver.send(request.body, request.content_type)[0]
+                status = str(response.status_code)
+                server = server_ms(response)
+                if server is not None:
+                    with lock:
+                        on_server.append(server)
             except httpx.HTTPError as exc:
                 status = type(exc).__name__
             finally:
@@ -421,12 +451,13 @@ def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 6
                 delay = start + offset - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                pool.submit(one, request, start + offset, latencies, statuses)
+                pool.submit(one, request, start + offset, latencies, statuses, on_server)
         elapsed = time.perf_counter() - start
         result = {"rate_per_s": rate, "sent": count, "achieved_per_s": round(count / elapsed, 1),
                   "server_cpu_share": round((stack.cpu_s() - cpu0) / elapsed, 2),
                   "clients_and_standins_cpu_share": round((process_cpu_s(os.getpid()) - own0) / elapsed, 2),
-                  "statuses": statuses, **figures(latencies)}
+                  "statuses": statuses, **figures(latencies),
+                  **({"server": figures(on_server)} if on_server else {})}
         print(result, file=sys.stderr)
         results.append(result)
     for driver in drivers:
@@ -450,6 +481,9 @@ def main() -> int:
                         help="serve as two processes: --role web, and --role worker --role scheduler")
     parser.add_argument("--pg-url", default=None, metavar="URL",
                         help="serve on a fresh PostgreSQL database created beside URL's (dropped afterwards)")
+    parser.add_argument("--same-session", action="store_true",
+                        help="start the server and the burners in the bench's own session (before 2026-12-08: "
+                             "the scheduler then shares the CPU per thread of all of them)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.think_ms < 0:
@@ -460,16 +494,16 @@ def main() -> int:
     mode = "single" if args.single else "rates" if args.rates else "closed"
     suffix = f".{mode}" if mode != "closed" else f".think{args.think_ms:g}ms" if args.think_ms else ""
     suffix += (f".load{args.load}" if args.load else "") + (".split" if args.split else "")
-    suffix += ".pg" if args.pg_url else ""
+    suffix += (".pg" if args.pg_url else "") + (".samesession" if args.same_session else "")
     output = args.output or RESULTS.with_suffix(f"{suffix}.json")
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as databases:
         def database() -> str | None:  # a fresh one per stack, as the SQLite file is
             return databases.enter_context(fresh_database(args.pg_url, "ack")) if args.pg_url else None
 
-        burners = start_load(args.load)
+        burners = start_load(args.load, not args.same_session)
         try:
-            stack = start_stack(args.split, database())
+            stack = start_stack(args.split, database(), not args.same_session)
         except BaseException:
             stop_load(burners)  # never left spinning
             raise
@@ -480,7 +514,7 @@ def main() -> int:
                 measured = {"rates": run_rates(stack, [float(args.rates.split(",")[0])], args.seconds)}
                 for rate in args.rates.split(",")[1:]:
                     stack.stop()
-                    stack = start_stack(args.split, database())
+                    stack = start_stack(args.split, database(), not args.same_session)
                     measured["rates"] += run_rates(stack, [float(rate)], args.seconds)
             else:
                 measured = run_closed(stack, args.clients, args.requests, args.think_ms)
@@ -494,14 +528,17 @@ def main() -> int:
         "config": {"clients": args.clients if mode == "closed" else 1 if mode == "single" else "open loop",
                    "server": "syncbot serve --role web (uvicorn) + --role worker --role scheduler" if args.split
                    else "syncbot serve (uvicorn, 1 process)", "commit": git_commit(),
-                   "cpu_burners": args.load, "database": "postgresql" if args.pg_url else "sqlite",
+                   "cpu_burners": args.load,
+                   "sessions": "the bench's own" if args.same_session else "one per server process and burner",
+                   "database": "postgresql" if args.pg_url else "sqlite",
                    "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                                "platform": platform.platform(),
                                "load_average_before_run": load_before,
                                "load_average_after_run": os.getloadavg()[0]},
                    "note": "Latency is from sending the request to the end of the response (open loop: from the "
                            "planned arrival). The clients and the Slack stand-in run in this process on the same "
-                           "cores as the server."},
+                           "cores as the server. 'server': the server's own time per request, from its "
+                           "Server-Timing header (the app called to the answer's start)."},
         "aim": {"p99_ms": 100},
         **measured,
     }
@@ -513,7 +550,7 @@ def main() -> int:
         summary["aim_met"] = summary["all"]["p99_ms"] < 100
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(summary, indent=2) + "\n")
-    shown = ("all", "command", "click", "statuses", "requests_per_second", "aim_met", "per_kind", "rates",
+    shown = ("all", "command", "click", "server", "statuses", "requests_per_second", "aim_met", "per_kind", "rates",
              "knee_per_s")
     print(json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
     return 0

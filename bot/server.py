@@ -18,6 +18,11 @@
   install link binds the installing workspace to its account (bot.workspaces.InstallLinks).
 - `GET /reconnect`: Intuit's stable Reconnect URL (November 2025 policy): says how to reconnect from Slack.
 - `GET /healthz`: 200 when the database answers.
+
+Every answer carries how long the server took over it, from the request's arrival at the app to the start of the
+answer, as a ``Server-Timing: app;dur=<ms>`` header (W3C Server Timing): the part of an ack's latency that is the
+server's own, apart from the network and the client. An answer to Slack that took 1 s or more is logged
+(``event=slack_ack_slow``): Slack gives up at 3 s (docs/platform-facts.md).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -52,6 +58,34 @@ from sync.providers.base import ProviderError
 
 log = logging.getLogger("syncbot.server")
 MAX_BODY = 1_000_000
+#: An answer to Slack slower than this (seconds) is logged: a third of Slack's 3 s.
+SLOW_ACK_S = 1.0
+
+
+class ServerTiming:
+    """ASGI middleware: adds ``Server-Timing: app;dur=<ms>`` (milliseconds, from the call of the app with the
+    request to its ``http.response.start``) to every HTTP answer, and logs a Slack answer (``/slack/events``) that
+    took ``SLOW_ACK_S`` or more. Pure ASGI, so it adds no task or thread to the request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                took = time.perf_counter() - start
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"server-timing", f"app;dur={took * 1000:.1f}".encode())]}
+                if took >= SLOW_ACK_S and scope.get("path") == "/slack/events":
+                    log.warning("event=slack_ack_slow ms=%.0f status=%s", took * 1000, message.get("status"))
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -262,7 +296,7 @@ def create_server(rt: SlackRuntime, app: App | None, *, socket_mode: bool = Fals
         gc.freeze()
         yield
 
-    return Starlette(lifespan=lifespan, routes=[
+    return Starlette(lifespan=lifespan, middleware=[Middleware(ServerTiming)], routes=[
         Route("/slack/events", slack_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/oauth/quickbooks/start", qbo_start, methods=["GET"]),

@@ -84,3 +84,29 @@ def test_the_home_tab_opened_many_times_at_once_keeps_one_viewer(stack: Stack, q
     stack.rt.replies.shutdown(wait=True)  # every open's work is done
     assert viewers() == 1
     assert not [r for r in caplog.records if "after_ack_failed" in r.getMessage()]
+
+
+def test_every_answer_says_the_servers_own_time(stack: Stack, qbo: QBO) -> None:
+    """Server-Timing (W3C): how much of an ack's latency was the server's, apart from the network and the client;
+    bench.ack_latency reads it."""
+    _acme_error(stack, qbo)
+    result = stack.driver.slash_command("/sync-log", "errors")
+    name, _, duration = result.response.headers["server-timing"].partition(";dur=")
+    assert result.status_code == 200 and name == "app" and 0 < float(duration) < 3000
+    click = stack.driver.click("entry_retry", channel_id=CHANNEL, message_ts=stack.messages()[0]["ts"])
+    assert click.response.headers["server-timing"].startswith("app;dur=")
+    forged = stack.driver.slash_command("/sync-log", "errors", forge=True)
+    assert forged.status_code == 401 and forged.response.headers["server-timing"].startswith("app;dur=")
+
+
+def test_a_slow_answer_to_slack_is_logged(stack: Stack, qbo: QBO, monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """An operator learns of acks nearing Slack's 3 s from the log. The threshold is lowered to 0 s here, since
+    every answer of this stack is fast; what is asserted is the log line an ack past it writes."""
+    import bot.server
+
+    monkeypatch.setattr(bot.server, "SLOW_ACK_S", 0.0)
+    caplog.set_level(logging.WARNING, logger="syncbot.server")
+    stack.driver.slash_command("/sync-log", "errors")
+    slow = [r.getMessage() for r in caplog.records if "event=slack_ack_slow" in r.getMessage()]
+    assert slow and "status=200" in slow[0]
