@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 import bot.models  # noqa: F401
 from sync import db
@@ -57,6 +59,45 @@ def test_downgrade_and_upgrade_again(tmp_path) -> None:  # type: ignore[no-untyp
     finally:
         engine.dispose()
     db.upgrade(url)
+
+
+def test_each_migration_is_named_after_its_revision_and_the_newest_is_alembics_head() -> None:
+    """``sync.db.newest_revision`` reads the head from the file names (a start on an up-to-date database skips
+    loading the migrations): that only holds while every file is named after its revision and follows the one
+    before it."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(db.alembic_config("sqlite://"))
+    assert script.get_heads() == [db.newest_revision()]
+    for rev in script.walk_revisions():
+        assert Path(rev.path).name.startswith(f"{rev.revision}_"), rev.path
+        assert rev.down_revision is None or rev.down_revision < rev.revision
+
+
+def test_a_start_on_an_older_database_still_migrates(tmp_path: Path) -> None:
+    """``build_services`` skips Alembic only on a database at the newest revision: one a migration behind, or
+    one never migrated, is brought up to date; the check itself answers from alembic_version."""
+    from bot.config import Settings
+    from bot.services import build_services
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    older = sorted(p.name[:4] for p in (db.MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))[-2]
+    db.upgrade(url, older)
+    engine = db.make_engine(url)
+    try:
+        assert not db.is_current(engine)
+        services = build_services(Settings(_env_file=None, DATABASE_URL=url))  # type: ignore[call-arg]
+        services.close()
+        assert db.is_current(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == db.newest_revision()
+    finally:
+        engine.dispose()
+    fresh = db.make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    try:
+        assert not db.is_current(fresh)  # no alembic_version at all
+    finally:
+        fresh.dispose()
 
 
 def test_secret_box_rotation_and_wrong_key() -> None:
