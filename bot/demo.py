@@ -23,13 +23,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from sqlalchemy import func, select
 
 from bot.config import Settings
-from bot.services import Services, build_services
+
+if TYPE_CHECKING:  # the services are built where the demo runs: a command that only names DEMO_DIR skips them
+    from bot.services import Services
 
 log = logging.getLogger("syncbot.demo")
 DEMO_DIR = Path("demo-data")
@@ -422,6 +424,8 @@ def _start_live(data_dir: Path, port: int | None, base: Settings | None, say: Ca
         if settings.support_channel == DEMO_SUPPORT_CHANNEL_ID and DEMO_SUPPORT_CHANNEL_ID not in slack.channels:
             slack.add_channel(slack_cfg.DEFAULT_TEAM_ID, DEMO_SUPPORT_CHANNEL_ID, DEMO_SUPPORT_CHANNEL_NAME,
                               bot_member=True)
+        from bot.services import build_services
+
         services = build_services(settings)
     except BaseException:
         for server in servers:
@@ -564,6 +568,8 @@ def _offline_quickbooks(settings: Settings, app_port: int, data_dir: Path, say: 
         if must_seed:
             # The variables as Settings' fields (by alias): strings that pydantic parses, whatever each field's type.
             fields: Mapping[str, Any] = env
+            from bot.services import build_services
+
             services = build_services(Settings(_env_file=None, **fields))
             try:
                 seed(services, qbo, DEFAULT_REALM, say)

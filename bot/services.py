@@ -71,9 +71,7 @@ class Services:
 def build_services(settings: Settings, migrate: bool = True) -> Services:
     """Build every service from ``settings``; ``migrate`` brings the database schema up to date first (Alembic,
     unless the database is at the newest revision already: ``sync.db.is_current``)."""
-    engine = db.make_engine(settings.database_url)
-    if migrate and not db.is_current(engine):
-        db.upgrade(settings.database_url)
+    engine = db.open_migrated(settings.database_url) if migrate else db.make_engine(settings.database_url)
     sessions = db.make_sessionmaker(engine)
     box = SecretBox(settings.token_keys())
     oauth = QuickBooksOAuth(settings.qbo_client_id, settings.qbo_client_secret.get_secret_value(),

@@ -120,6 +120,20 @@ def is_current(engine: Engine) -> bool:
     return versions == [newest_revision()]
 
 
+def open_migrated(url: str) -> Engine:
+    """An Engine for ``url`` (:func:`make_engine`) whose database is at the newest revision: migrated with Alembic
+    first unless :func:`is_current`. Raises what the first query or Alembic raises (sqlalchemy.exc.DBAPIError,
+    ArgumentError for a malformed URL, alembic's CommandError); the engine is disposed of then."""
+    engine = make_engine(url)
+    try:
+        if not is_current(engine):
+            upgrade(url)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at ``url`` to ``revision`` (default: the newest)."""
     from alembic import command

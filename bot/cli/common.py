@@ -5,6 +5,9 @@ words, and a run's counts printed with their exit code."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,20 +36,20 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def open_services(settings: Settings | None = None) -> Any:
-    """The services, or a clear message (exit 2) when the database or the encryption keys are unusable."""
-    from alembic.util.exc import CommandError
+@contextmanager
+def _database_said(settings: Settings) -> Iterator[None]:
+    """Turn an unusable DATABASE_URL (malformed, no driver, unreachable, refused by a migration) into a clear
+    message and exit 2, the password hidden."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-    from bot.services import build_services
-
-    settings = settings or get_settings()
-    _refuse_stray_database(settings)
-    _refuse_memory_database(settings)
     try:
-        return build_services(settings)
-    except (ArgumentError, NoSuchModuleError, DBAPIError, CommandError, OSError, ImportError) as exc:
+        yield
+    except Exception as exc:
+        from alembic.util.exc import CommandError  # only now: alembic takes ~0.1 s to import
+
+        if not isinstance(exc, ArgumentError | NoSuchModuleError | DBAPIError | CommandError | OSError | ImportError):
+            raise
         try:
             shown = make_url(settings.database_url).render_as_string(hide_password=True)
         except ArgumentError:
@@ -57,8 +60,46 @@ def open_services(settings: Settings | None = None) -> Any:
         if isinstance(exc, ImportError):  # the URL names a database whose driver is not installed
             reason += " (its driver is not installed: use sqlite:///FILE or postgresql+psycopg://...)"
         raise fail(f"cannot use the database DATABASE_URL={shown}: {reason}", 2) from None
-    except ValueError as exc:  # e.g. a malformed TOKEN_ENCRYPTION_KEYS
-        raise fail(str(exc), 2) from None
+
+
+def open_services(settings: Settings | None = None) -> Any:
+    """The services, or a clear message (exit 2) when the database or the encryption keys are unusable."""
+    from bot.services import build_services
+
+    settings = settings or get_settings()
+    _refuse_stray_database(settings)
+    _refuse_memory_database(settings)
+    with _database_said(settings):
+        try:
+            return build_services(settings)
+        except ValueError as exc:  # e.g. a malformed TOKEN_ENCRYPTION_KEYS
+            raise fail(str(exc), 2) from None
+
+
+@dataclass
+class Database:
+    """The database alone, for a command that only reads it: ``sessions`` as `Services` has them, and
+    ``close()``."""
+
+    engine: Any
+    sessions: Any
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(settings: Settings | None = None) -> Database:
+    """The database at DATABASE_URL, migrated as `open_services` does and refused with the same messages (exit 2),
+    without building the services: a reading command (`syncbot sync-log`) then imports neither the engine nor the
+    providers, OAuth or the encryption, about half of what a start imports."""
+    from sync import db
+
+    settings = settings or get_settings()
+    _refuse_stray_database(settings)
+    _refuse_memory_database(settings)
+    with _database_said(settings):
+        engine = db.open_migrated(settings.database_url)
+        return Database(engine, db.make_sessionmaker(engine))
 
 
 def _refuse_memory_database(settings: Settings) -> None:

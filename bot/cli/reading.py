@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli.common import AccountOpt, account_and_connection, app, clean, fail, open_services
+from bot.cli.common import AccountOpt, account_and_connection, app, clean, fail, open_database
 
 
 @app.command("sync-log")
@@ -27,7 +27,7 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
     from sync.diagnosis import Kind, kind_info
     from sync.log import FilterError, entry_as_dict, page, parse_filter, short_text_note
 
-    services = open_services()
+    services = open_database()
     try:
         acc, _ = account_and_connection(services, account)
         try:
