@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,15 @@ def test_connect_sync_log_retry_and_retry_all(cli: Any, qbo: QBO, fixtures_dir: 
 
     summary = cli("retry-all")
     assert summary.exit_code == 0 and "errors 1" in summary.output  # Permit fee still lacks its income account
+
+    # the next page's command line is quoted for a shell: pasted as it is, a search of two words stays one
+    first = cli("sync-log", "Acme Corp", "--limit", "1")
+    more = next(line for line in first.output.splitlines() if line.startswith("more: "))
+    assert more.startswith("more: syncbot sync-log 'Acme Corp' --limit 1 --before "), more
+    command = shlex.split(more.removeprefix("more: "))
+    second = cli(*command[1:])
+    assert second.exit_code == 0 and '"Acme Corp"' in second.output.splitlines()[0]
+    assert first.output.splitlines()[1].split()[0] != second.output.splitlines()[1].split()[0]  # the next entry
 
 
 @pytest.mark.parametrize("case_id", ["QBO-13", "QBO-17", "QBO-35", "QBO-09"])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -71,8 +72,9 @@ def sync_log(words: Annotated[list[str] | None, typer.Argument(
                 if r["fix"] and not r["resolved_at"] and not r["retried_by"]:
                     typer.echo(" " * 9 + "fix: " + r["fix"])
         if result.next_before:
-            typer.echo(" ".join(["more: syncbot sync-log", *(words or []), f"--limit {limit}",
-                                 f"--before {result.next_before}"]))
+            # quoted for a shell, so the line can be pasted as it is (a search of several words stays one)
+            typer.echo("more: " + shlex.join(["syncbot", "sync-log", *(words or []), "--limit", str(limit),
+                                              "--before", str(result.next_before)]))
     finally:
         services.close()
 
