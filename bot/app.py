@@ -173,8 +173,8 @@ def build_app(rt: SlackRuntime) -> App:
         if settings.slack_bot_token is None:
             raise ValueError("SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installs "
                              "into many workspaces) must be set to serve the Slack app")
-        app = App(signing_secret=signing_secret,
-                  token=settings.slack_bot_token.get_secret_value(), client=rt.clients.request,
+        # The bot token comes with the client (Bolt reads it from there; given as well, Bolt warns it is unused)
+        app = App(signing_secret=signing_secret, client=rt.clients.request,
                   process_before_response=True, ignoring_self_events_enabled=True)
 
     events = EventLedger(rt.services.sessions)

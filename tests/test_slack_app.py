@@ -332,3 +332,16 @@ def test_the_users_info_cache_is_bounded_and_keeps_the_most_recent(stack: Stack)
     assert not directory.user(slack_cfg.DEFAULT_TEAM_ID, slack_cfg.MEMBER_USER_ID).is_admin
     assert directory.user(slack_cfg.DEFAULT_TEAM_ID, slack_cfg.OWNER_USER_ID).is_admin and calls() == 3
     assert directory.user(slack_cfg.DEFAULT_TEAM_ID, slack_cfg.ADMIN_USER_ID).is_admin and calls() == 4
+
+
+def test_the_app_starts_without_warnings(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """An operator reads every warning at start as something to act on: Bolt's "token will be unused" (the token
+    given beside a client that carries it) was one at every start."""
+    import logging
+
+    from bot.app import build_app
+
+    caplog.set_level(logging.WARNING)
+    app = build_app(stack.rt)
+    assert app.client.token == stack.rt.settings.slack_bot_token.get_secret_value()  # Bolt's token: the client's
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
