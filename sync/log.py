@@ -432,10 +432,13 @@ def _count(session: Session, stmt: Select[*_Ts], order: _Order, cap: int) -> tup
     return (cap, True) if n > cap else (n, False)
 
 
-def _id_bounds(session: Session, f: LogFilter) -> list[ColumnElement[bool]]:
-    """The ids a time-bounded filter can match, as conditions on the id: the lowest and highest id written within
-    ``since``/``until`` (exact: read from the time index, whatever the order entries were written in). A page
-    driven by the FTS table then reads only the ids of the window. Costs a walk of the window's time index."""
+def _id_bounds(session: Session, f: LogFilter,
+               key: SQLColumnExpression[int] = SyncLogEntry.id) -> list[ColumnElement[bool]]:
+    """The ids a time-bounded filter can match, as conditions on ``key`` (the entry id, or the FTS table's rowid,
+    which is the entry id): the lowest and highest id written within ``since``/``until`` (exact: read from the
+    time index, whatever the order entries were written in). A page driven by the FTS table then reads only the
+    ids of the window: on the rowid itself, FTS5 starts its scan there (on the entry's id, SQLite read every match
+    of the text and joined each). Costs a walk of the window's time index."""
     if not (f.since or f.until):
         return []
     # id + 0: PostgreSQL would otherwise read min() and max() off the primary key, walking every entry outside
@@ -450,7 +453,7 @@ def _id_bounds(session: Session, f: LogFilter) -> list[ColumnElement[bool]]:
     low, high = session.execute(window).one()
     if low is None:
         return [false()]
-    return [SyncLogEntry.id >= low, SyncLogEntry.id <= high]
+    return [key >= low, key <= high]
 
 
 _FTS = table("sync_log_fts", column("rowid", BigInteger))
@@ -567,7 +570,7 @@ def page(session: Session, f: LogFilter, before: int | None = None, after: int |
         order = _BY_TIME
     else:
         order = _Order((key,))
-        bounds = _id_bounds(session, f)
+        bounds = _id_bounds(session, f, key)
         stmt, ids = stmt.where(*bounds), ids.where(*bounds)
     if after is not None:
         start = _cursor(session, f, order, after)

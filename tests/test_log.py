@@ -589,6 +589,17 @@ def test_time_bounded_pages_follow_the_entries_times(world: World) -> None:
         other = page(session, f, before=late[-1] + 1, size=3)
         assert ids_of(other.entries) == [late[-1], *ids_of(page(session, f, before=late[-1], size=2).entries)]
         assert page(session, f, before=0).entries == [] and page(session, f, before=-10**20).entries == []
+        # free text in the window (on SQLite the FTS table drives the page, its rowids bounded by the window's
+        # ids): every match once, the late one included, the one outside the window not, forward and back
+        for words, matching in (('time since:3d until:10h', [*on_time, late[2]]),
+                                ('written since:3d until:10h', [late[0]]),
+                                ('before since:3d until:10h', [])):
+            searched = parse_filter(words, now=NOW, account_id=w.a)
+            pages = walk_next(session, searched, 4)
+            found = [i for p in pages for i in ids_of(p.entries)]
+            assert sorted(found) == sorted(matching) and pages[0].total == len(matching), words
+            assert [i for p in walk_prev(session, searched, pages[-1], 4) for i in ids_of(p.entries)] == \
+                [i for p in reversed(pages) for i in ids_of(p.entries)]
 
 
 # ------------------------------------------------------------------------------------------------ counts
