@@ -110,6 +110,7 @@ def filters(last_id: int) -> dict[str, dict[str, Any]]:
         "Smith until:mid": {"words": f"Smith until:{mid}"},
         "Smith since:7d": {"words": f"Smith since:{week}"},
         "text:nothing until:mid": {"words": f"zzqx-nothing until:{mid}"},
+        "text:everywhere until:mid": {"words": f"quickbooks until:{mid}"},
         "next page (all)": {"words": "", "before": last_id - 10},
         "next page (deep)": {"words": "", "before": last_id // 2},
         "next page (Smith)": {"words": "Smith", "next": True},
