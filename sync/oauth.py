@@ -244,8 +244,12 @@ class ConnectionTokens:
             return True
 
     def _current(self, connection_id: int, stale: str | None) -> str | None:
+        """The stored access token while it is valid and not ``stale``, else None (refresh); every request asks,
+        so only the three columns it needs are read (no ORM object). Raises ProviderError (auth_expired)."""
         with self.sessions() as session:
-            conn = session.get(Connection, connection_id)
+            conn = session.execute(select(
+                Connection.access_token_enc, Connection.status, Connection.access_expires_at).where(
+                Connection.id == connection_id)).first()
             if conn is None or conn.access_token_enc is None:
                 raise ProviderError(_auth_expired("The connection has no tokens: connect it first."))
             if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.REVOKED):
