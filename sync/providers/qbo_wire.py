@@ -360,13 +360,19 @@ def normalize_keys(data: Any) -> Any:
     left alone.
     """
     if isinstance(data, list):
-        return [normalize_keys(x) for x in data]
+        return [normalize_keys(x) if isinstance(x, list | Mapping) else x for x in data]
     if not isinstance(data, Mapping):
         return data
     out: dict[str, Any] = {}
-    for k, v in data.items():
+    for k, v in data.items():  # (scalars are not walked into: a batch answer is mostly scalars)
         key = _ENVELOPE_KEYS.get(k.lower(), k) if isinstance(k, str) else k
-        _put(out, key, _norm_fault(v) if key == "Fault" else normalize_keys(v))
+        if key == "Fault":
+            v = _norm_fault(v)
+        elif isinstance(v, list | Mapping):
+            v = normalize_keys(v)
+        if v is None and out.get(key) is not None:  # as _put: of two spellings, the non-null one wins
+            continue
+        out[key] = v
     return out
 
 
