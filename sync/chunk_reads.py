@@ -5,9 +5,10 @@ its link, the links of what it references, its open entries, its chain), twice: 
 its outcomes. :class:`ChunkReads` reads each of these with one query for the batch and answers the engine's
 per-record helpers (``SyncEngine._load_record``, ``_link``, ``_open_entries``, ...) from them while it is attached to
 the session (:meth:`attach`). The rows are the session's own objects, so what the transaction changes on them is
-seen; a helper asked about something not read here (``UNREAD``) queries as before. The records a batch was prepared
-from are not loaded a second time to record its outcomes: :meth:`ChunkReads.known_records` reads only whether each
-is still there and when it last changed.
+seen; a helper asked about something not read here (``UNREAD``) queries as before. Invoices (with their lines,
+items and contact) are read as plain rows (:class:`InvoiceRow`), not ORM objects: the batch path only reads them.
+The records a batch was prepared from are not loaded a second time to record its outcomes:
+:meth:`ChunkReads.known_records` reads only whether each is still there and when it last changed.
 """
 
 from __future__ import annotations
@@ -16,22 +17,25 @@ import enum
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, exists, false, or_, select
+from sqlalchemy import Row, and_, exists, false, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from sync.diagnosis import Kind
 from sync.log import OPEN_STATUSES
 from sync.models import (
     RECORD_MODELS,
+    Contact,
     Direction,
     Entity,
     Invoice,
     InvoiceLine,
+    Item,
     Link,
     Notification,
     Payment,
     Status,
     SyncLogEntry,
+    table_of,
 )
 
 _KEY = "syncbot.chunk_reads"
@@ -62,6 +66,59 @@ def _of_records(connection_id: int, keys: Iterable[Key]) -> Any:
     return and_(SyncLogEntry.connection_id == connection_id, or_(*(
         and_(SyncLogEntry.entity == entity, SyncLogEntry.record_id.in_(sorted(ids)))
         for entity, ids in groups.items())))
+
+
+class RowRecord:
+    """A record read for a batch as a Core row rather than an ORM object: its columns as attributes, named as its
+    mapped class names them. Read-only in use: the batch path builds payloads, labels and totals from it."""
+
+    id: int
+
+    def __init__(self, row: Row[Any]) -> None:
+        self.__dict__.update(row._mapping)
+
+
+class ContactRow(RowRecord):
+    """A contact's columns (:class:`sync.models.Contact`)."""
+
+    display_name: str
+
+    @property
+    def label(self) -> str:
+        return self.display_name
+
+
+class ItemRow(RowRecord):
+    """An item's columns (:class:`sync.models.Item`)."""
+
+    name: str
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+class LineRow(RowRecord):
+    """An invoice line's columns (:class:`sync.models.InvoiceLine`), its ``item`` and its ``invoice``."""
+
+    item: ItemRow | None
+    invoice: InvoiceRow
+
+
+class InvoiceRow(RowRecord):
+    """An invoice's columns (:class:`sync.models.Invoice`), its ``lines`` by position and its ``contact``."""
+
+    number: str
+    contact_id: int
+    contact: ContactRow | None
+
+    def __init__(self, row: Row[Any]) -> None:
+        super().__init__(row)
+        self.lines: list[LineRow] = []
+
+    @property
+    def label(self) -> str:
+        return self.number
 
 
 class ChunkReads:
@@ -99,21 +156,46 @@ class ChunkReads:
 
     def read_records(self, entity: Entity, record_ids: Collection[int]) -> list[Any]:
         """The account's records ``record_ids`` of ``entity`` in one query (an invoice with its lines, their
-        items and its contact; a payment with its contact and invoice); the ones not found are remembered as
-        gone. Returns those found."""
-        model = RECORD_MODELS[entity]
-        stmt = select(model).where(model.id.in_(sorted(record_ids)), model.account_id == self.account_id)
+        items and its contact, as :class:`InvoiceRow`; a payment with its contact and invoice); the ones not found
+        are remembered as gone. Returns those found."""
+        found: list[Any]
         if entity == Entity.INVOICE:
-            stmt = stmt.options(selectinload(Invoice.lines).selectinload(InvoiceLine.item),
-                                selectinload(Invoice.contact))
-        elif entity == Entity.PAYMENT:
-            stmt = stmt.options(selectinload(Payment.contact), selectinload(Payment.invoice))
-        found: list[Any] = list(self.session.scalars(stmt))  # a select of one of four classes: typed as Base
+            found = self._read_invoices(record_ids)
+        else:
+            model = RECORD_MODELS[entity]
+            stmt = select(model).where(model.id.in_(sorted(record_ids)), model.account_id == self.account_id)
+            if entity == Entity.PAYMENT:
+                stmt = stmt.options(selectinload(Payment.contact), selectinload(Payment.invoice))
+            found = list(self.session.scalars(stmt))  # a select of one of four classes: typed as Base
         for record_id in record_ids:
             self._records[(entity.value, record_id)] = None
         for record in found:
             self._records[(entity.value, record.id)] = record
         return found
+
+    def _read_invoices(self, record_ids: Collection[int]) -> list[InvoiceRow]:
+        """The account's invoices ``record_ids`` with their lines (by position), the lines' items and the
+        invoices' contacts, as plain rows (no ORM objects: building those was most of a batch's reading): one
+        query per table, as ``selectinload`` would make."""
+        invoices, lines, items, contacts = (table_of(m) for m in (Invoice, InvoiceLine, Item, Contact))
+        found = {row.id: InvoiceRow(row) for row in self.session.execute(select(invoices).where(
+            invoices.c.id.in_(sorted(record_ids)), invoices.c.account_id == self.account_id))}
+        if not found:
+            return []
+        line_rows = self.session.execute(select(lines).where(lines.c.invoice_id.in_(sorted(found))).order_by(
+            lines.c.position, lines.c.id)).all()
+        item_ids = sorted({row.item_id for row in line_rows})
+        by_item = {row.id: ItemRow(row) for row in self.session.execute(
+            select(items).where(items.c.id.in_(item_ids)))} if item_ids else {}
+        by_contact = {row.id: ContactRow(row) for row in self.session.execute(select(contacts).where(
+            contacts.c.id.in_(sorted({invoice.contact_id for invoice in found.values()}))))}
+        for invoice in found.values():
+            invoice.contact = by_contact.get(invoice.contact_id)
+        for row in line_rows:
+            line = LineRow(row)
+            line.item, line.invoice = by_item.get(row.item_id), found[row.invoice_id]
+            line.invoice.lines.append(line)
+        return list(found.values())
 
     def known_records(self, entity: Entity, records: Mapping[int, Any]) -> None:
         """Records read earlier in the run (``records``, by id: detached, with what :meth:`read_records` loaded),
