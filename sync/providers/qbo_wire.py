@@ -136,13 +136,16 @@ def _utf_without_bom(raw: bytes) -> str | None:
     return None
 
 
+#: The characters :func:`_control_ratio` counts: C0 controls but tab, CR, LF and form feed; DEL and the C1 controls;
+#: the replacement character (bytes that did not decode).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
+
+
 def _control_ratio(text: str) -> float:
     sample = text[:4096]
     if not sample:
         return 0.0
-    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\r\n\f") or 0x7F <= ord(ch) < 0xA0
-              or ch == "\ufffd")
-    return bad / len(sample)
+    return len(_CONTROL.findall(sample)) / len(sample)
 
 
 def binary_kind(body: bytes | str | None) -> str | None:
