@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Row, and_, exists, false, or_, select
+from sqlalchemy import Result, and_, bindparam, exists, false, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from sync.diagnosis import Kind
@@ -50,6 +50,8 @@ UNREAD = _Unread.UNREAD
 
 Key = tuple[str, int]
 
+_R = TypeVar("_R", bound="RowRecord")
+
 
 def _by_entity(keys: Iterable[Key]) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
@@ -74,8 +76,14 @@ class RowRecord:
 
     id: int
 
-    def __init__(self, row: Row[Any]) -> None:
-        self.__dict__.update(row._mapping)
+    def __init__(self, columns: Iterable[tuple[str, Any]]) -> None:
+        self.__dict__.update(columns)
+
+    @classmethod
+    def all_of(cls: type[_R], result: Result[Any]) -> list[_R]:
+        """One record per row of ``result`` (a select of its table's columns)."""
+        keys = tuple(result.keys())
+        return [cls(zip(keys, row, strict=True)) for row in result]
 
 
 class ContactRow(RowRecord):
@@ -101,6 +109,8 @@ class ItemRow(RowRecord):
 class LineRow(RowRecord):
     """An invoice line's columns (:class:`sync.models.InvoiceLine`), its ``item`` and its ``invoice``."""
 
+    item_id: int
+    invoice_id: int
     item: ItemRow | None
     invoice: InvoiceRow
 
@@ -112,13 +122,24 @@ class InvoiceRow(RowRecord):
     contact_id: int
     contact: ContactRow | None
 
-    def __init__(self, row: Row[Any]) -> None:
-        super().__init__(row)
+    def __init__(self, columns: Iterable[tuple[str, Any]]) -> None:
+        super().__init__(columns)
         self.lines: list[LineRow] = []
 
     @property
     def label(self) -> str:
         return self.number
+
+
+_INVOICES_TABLE, _LINES_TABLE, _ITEMS_TABLE, _CONTACTS_TABLE = (
+    table_of(m) for m in (Invoice, InvoiceLine, Item, Contact))
+# built once (not per batch): the lists of ids are expanding parameters
+_INVOICES = select(_INVOICES_TABLE).where(_INVOICES_TABLE.c.id.in_(bindparam("ids", expanding=True)),
+                                          _INVOICES_TABLE.c.account_id == bindparam("account_id"))
+_LINES = select(_LINES_TABLE).where(_LINES_TABLE.c.invoice_id.in_(bindparam("ids", expanding=True))).order_by(
+    _LINES_TABLE.c.position, _LINES_TABLE.c.id)
+_ITEMS = select(_ITEMS_TABLE).where(_ITEMS_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+_CONTACTS = select(_CONTACTS_TABLE).where(_CONTACTS_TABLE.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class ChunkReads:
@@ -177,23 +198,20 @@ class ChunkReads:
         """The account's invoices ``record_ids`` with their lines (by position), the lines' items and the
         invoices' contacts, as plain rows (no ORM objects: building those was most of a batch's reading): one
         query per table, as ``selectinload`` would make."""
-        invoices, lines, items, contacts = (table_of(m) for m in (Invoice, InvoiceLine, Item, Contact))
-        found = {row.id: InvoiceRow(row) for row in self.session.execute(select(invoices).where(
-            invoices.c.id.in_(sorted(record_ids)), invoices.c.account_id == self.account_id))}
+        found = {invoice.id: invoice for invoice in InvoiceRow.all_of(self.session.execute(
+            _INVOICES, {"ids": sorted(record_ids), "account_id": self.account_id}))}
         if not found:
             return []
-        line_rows = self.session.execute(select(lines).where(lines.c.invoice_id.in_(sorted(found))).order_by(
-            lines.c.position, lines.c.id)).all()
-        item_ids = sorted({row.item_id for row in line_rows})
-        by_item = {row.id: ItemRow(row) for row in self.session.execute(
-            select(items).where(items.c.id.in_(item_ids)))} if item_ids else {}
-        by_contact = {row.id: ContactRow(row) for row in self.session.execute(select(contacts).where(
-            contacts.c.id.in_(sorted({invoice.contact_id for invoice in found.values()}))))}
+        lines = LineRow.all_of(self.session.execute(_LINES, {"ids": sorted(found)}))
+        item_ids = sorted({line.item_id for line in lines})
+        by_item = {item.id: item for item in ItemRow.all_of(self.session.execute(
+            _ITEMS, {"ids": item_ids}))} if item_ids else {}
+        by_contact = {contact.id: contact for contact in ContactRow.all_of(self.session.execute(
+            _CONTACTS, {"ids": sorted({invoice.contact_id for invoice in found.values()})}))}
         for invoice in found.values():
             invoice.contact = by_contact.get(invoice.contact_id)
-        for row in line_rows:
-            line = LineRow(row)
-            line.item, line.invoice = by_item.get(row.item_id), found[row.invoice_id]
+        for line in lines:
+            line.item, line.invoice = by_item.get(line.item_id), found[line.invoice_id]
             line.invoice.lines.append(line)
         return list(found.values())
 
