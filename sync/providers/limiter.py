@@ -40,12 +40,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sync.db import db_now
 from sync.models import QboBudget, QboSpend, table_of
+
+_BUDGETS, _SPENDS = table_of(QboBudget), table_of(QboSpend)
+# Every request runs these: built once (building a statement costs several times executing it on SQLite)
+_LOCK = update(_BUDGETS).where(_BUDGETS.c.realm_id == bindparam("b_realm")).values(
+    realm_id=_BUDGETS.c.realm_id).returning(_BUDGETS.c.paused_until)  # a no-op write: the row lock
+_COUNTING = select(_SPENDS.c.at, _SPENDS.c.done_at, _SPENDS.c.cost, _SPENDS.c.is_batch).where(
+    _SPENDS.c.realm_id == bindparam("b_realm"), _SPENDS.c.at > bindparam("b_after"),
+    or_(_SPENDS.c.done_at > bindparam("b_since"), _SPENDS.c.done_at.is_(None)))
+_SPEND = insert(_SPENDS).values(
+    realm_id=bindparam("b_realm", type_=_SPENDS.c.realm_id.type), at=bindparam("b_at", type_=_SPENDS.c.at.type),
+    cost=bindparam("b_cost", type_=_SPENDS.c.cost.type),
+    is_batch=bindparam("b_is_batch", type_=_SPENDS.c.is_batch.type)).returning(_SPENDS.c.id)
+_DONE = update(_SPENDS).where(_SPENDS.c.id == bindparam("b_id")).values(
+    done_at=bindparam("b_done_at", type_=_SPENDS.c.done_at.type))
 
 
 @dataclass
@@ -100,9 +114,8 @@ class RealmLimiter:
         window = dt.timedelta(seconds=self.window)
         slot = dt.timedelta(seconds=self.config.slot_seconds)
         since = now - window
-        rows = session.execute(select(QboSpend.at, QboSpend.done_at, QboSpend.cost, QboSpend.is_batch).where(
-            QboSpend.realm_id == realm, QboSpend.at > since - slot,
-            or_(QboSpend.done_at > since, QboSpend.done_at.is_(None)))).all()
+        rows: list[Any] = list(session.execute(_COUNTING, {"b_realm": realm, "b_after": since - slot,
+                                                           "b_since": since}))
         sent_since = now - slot
         out = sum(1 for at, done, _cost, _batch in rows if done is None and at > sent_since)
         ends = [((done if done is not None else at + slot) + window, cost, bool(batch))
@@ -115,17 +128,14 @@ class RealmLimiter:
         """Lock the realm's row for this transaction (creating it the first time); returns its pause's end (None:
         not paused). One statement once the row exists: a no-op UPDATE (the row lock, SQLite's write lock) that
         returns the pause."""
-        budgets = table_of(QboBudget)
-        lock = update(budgets).where(budgets.c.realm_id == realm).values(
-            realm_id=budgets.c.realm_id).returning(budgets.c.paused_until)
-        row = session.execute(lock).first()
+        row = session.execute(_LOCK, {"b_realm": realm}).first()
         if row is None:
             try:
                 with session.begin_nested():
-                    session.execute(insert(budgets).values(realm_id=realm))
+                    session.execute(insert(_BUDGETS).values(realm_id=realm))
                 return None
             except IntegrityError:  # another process made it meanwhile: lock theirs
-                row = session.execute(lock).one()
+                row = session.execute(_LOCK, {"b_realm": realm}).one()
         paused_until: dt.datetime | None = row[0]
         return paused_until
 
@@ -158,8 +168,8 @@ class RealmLimiter:
             wait = self._wait_time(session, realm, paused_until, cost, is_batch, now)
             if wait > 0:
                 return None, wait
-            spend_id = session.execute(insert(QboSpend).values(
-                realm_id=realm, at=now, cost=cost, is_batch=is_batch).returning(QboSpend.id)).scalar_one()
+            spend_id: int = session.execute(_SPEND, {"b_realm": realm, "b_at": now, "b_cost": cost,
+                                                "b_is_batch": is_batch}).scalar_one()
             if next(self._sweeps) % 50 == 0:  # forget what no window looks at any more
                 old = now - dt.timedelta(seconds=2 * (self.window + self.config.slot_seconds))
                 session.execute(delete(QboSpend).where(QboSpend.realm_id == realm, QboSpend.at < old))
@@ -167,7 +177,7 @@ class RealmLimiter:
 
     def _done(self, spend_id: int) -> None:
         with self.sessions() as session, session.begin():
-            session.execute(update(QboSpend).where(QboSpend.id == spend_id).values(done_at=self._clock(session)))
+            session.execute(_DONE, {"b_id": spend_id, "b_done_at": self._clock(session)})
 
     @contextmanager
     def slot(self, realm: str, cost: int = 1, is_batch: bool = False) -> Iterator[None]:
