@@ -271,10 +271,11 @@ class ChunkReads:
         model = RECORD_MODELS[entity]
         for record_id in records:
             self._records[(entity.value, record_id)] = None
-        for record_id, updated_at in self.session.execute(select(model.id, model.updated_at).where(
-                model.id.in_(sorted(records)), model.account_id == self.account_id)):
-            self._records[(entity.value, record_id)] = records[record_id]
-            self._updated[(entity.value, record_id)] = updated_at
+        stmt = _shaped(("known", entity), lambda: select(model.id, model.updated_at).where(
+            model.id.in_(bindparam("b_ids", expanding=True)), model.account_id == bindparam("b_account")))
+        for row in self.session.execute(stmt, {"b_ids": sorted(records), "b_account": self.account_id}):
+            self._records[(entity.value, row.id)] = records[row.id]
+            self._updated[(entity.value, row.id)] = row.updated_at
 
     def read_links(self, keys: Iterable[Key], remote_ids: Iterable[tuple[str, str]] = ()) -> None:
         """The connection's links of the records ``keys`` and those holding the provider ids ``remote_ids``
