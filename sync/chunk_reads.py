@@ -6,7 +6,8 @@ its outcomes. :class:`ChunkReads` reads each of these with one query for the bat
 per-record helpers (``SyncEngine._load_record``, ``_link``, ``_open_entries``, ...) from them while it is attached to
 the session (:meth:`attach`). The rows are the session's own objects, so what the transaction changes on them is
 seen; a helper asked about something not read here (``UNREAD``) queries as before. Invoices (with their lines,
-items and contact) are read as plain rows (:class:`InvoiceRow`), not ORM objects: the batch path only reads them.
+items and contact) are read as plain rows (:class:`InvoiceRow`), not ORM objects: the batch path only reads them;
+so are the links read to prepare a batch (:class:`LinkRow`; those read to record outcomes are the session's).
 The records a batch was prepared from are not loaded a second time to record its outcomes:
 :meth:`ChunkReads.known_records` reads only whether each is still there and when it last changed.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Result, and_, bindparam, exists, false, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -119,6 +120,12 @@ def _links(by_record: int, by_remote: int) -> Any:
         _records_clause(Link.entity, Link.remote_id, by_remote, "b_remote_")))
 
 
+def _link_rows(by_record: int) -> Any:
+    links = table_of(Link)
+    return select(links).where(links.c.connection_id == bindparam("b_conn"),
+                               _records_clause(links.c.entity, links.c.record_id, by_record, "b_"))
+
+
 class RowRecord:
     """A record read for a batch as a Core row rather than an ORM object: its columns as attributes, named as its
     mapped class names them. Read-only in use: the batch path builds payloads, labels and totals from it."""
@@ -164,6 +171,37 @@ class LineRow(RowRecord):
     invoice: InvoiceRow
 
 
+class LinkRow(RowRecord):
+    """A link's columns (:class:`sync.models.Link`), read to prepare a batch, which only reads them."""
+
+    entity: str
+    record_id: int
+    remote_id: str
+    sync_token: str | None
+    synced_hash: str | None
+    remote_deleted: bool
+    tax_code: str | None
+
+
+class LinkView(Protocol):
+    """What reading a link needs: a :class:`sync.models.Link` or a :class:`LinkRow`."""
+
+    @property
+    def remote_id(self) -> str: ...
+
+    @property
+    def sync_token(self) -> str | None: ...
+
+    @property
+    def synced_hash(self) -> str | None: ...
+
+    @property
+    def remote_deleted(self) -> bool: ...
+
+    @property
+    def tax_code(self) -> str | None: ...
+
+
 class InvoiceRow(RowRecord):
     """An invoice's columns (:class:`sync.models.Invoice`), its ``lines`` by position and its ``contact``."""
 
@@ -203,6 +241,7 @@ class ChunkReads:
         self._records: dict[Key, Any] = {}
         self._updated: dict[Key, Any] = {}  # when a record read by known_records was last changed (as read now)
         self._links: dict[Key, Link | None] = {}
+        self._link_rows: dict[Key, LinkRow | None] = {}  # read as rows to prepare a batch (read_link_rows)
         self._known_links: dict[int, Link] = {}  # every link read or added, by id(): the by-remote look-ups
         self._remote_read: set[tuple[str, str]] = set()
         self._entries: dict[Key, list[SyncLogEntry]] = {}
@@ -298,6 +337,21 @@ class ChunkReads:
         for entity, ids in by_remote.items():
             self._remote_read.update((entity, remote_id) for remote_id in ids)
 
+    def read_link_rows(self, keys: Iterable[Key]) -> None:
+        """The connection's links of the records ``keys`` as plain rows (:class:`LinkRow`, answered by
+        :meth:`link_row`), in one query: preparing a batch only reads its links, and building ORM objects cost
+        more than the query."""
+        keys = {(str(entity), int(record_id)) for entity, record_id in keys}
+        by_record = _by_entity(keys)
+        if not by_record:
+            return
+        for key in keys:
+            self._link_rows[key] = None
+        stmt = _shaped(("link_rows", len(by_record)), lambda: _link_rows(len(by_record)))
+        for link in LinkRow.all_of(self.session.execute(stmt, {"b_conn": self.connection_id,
+                                                               **_records_params(by_record, "b_")})):
+            self._link_rows[(link.entity, link.record_id)] = link
+
     def read_push_entries(self, keys: Iterable[Key]) -> None:
         """The records' push entries an attempt reads before it is sent: open (``sync.log.open_clause``) or
         pending, in one query."""
@@ -352,6 +406,12 @@ class ChunkReads:
         if connection_id != self.connection_id:
             return UNREAD
         return self._links.get((str(entity), record_id), UNREAD)
+
+    def link_row(self, connection_id: int, entity: str, record_id: int) -> LinkRow | _Unread | None:
+        """The record's link as read by :meth:`read_link_rows` (None: it has none), or UNREAD."""
+        if connection_id != self.connection_id:
+            return UNREAD
+        return self._link_rows.get((str(entity), record_id), UNREAD)
 
     def added_link(self, link: Link) -> None:
         """A link the transaction added: answered from now on."""

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from sync.chunk_reads import UNREAD, ChunkReads
+from sync.chunk_reads import UNREAD, ChunkReads, LinkView
 from sync.db import error_line, write_lock
 from sync.diagnosis import Diagnosis, Kind, make_diagnosis
 from sync.engine_base import (
@@ -163,7 +163,7 @@ class BatchPushes(RecordPushes):
             self._read_chunk(session, conn, [t for t in chunk if (t.entity.value, t.record_id) not in waiting])
             singles: list[tuple[Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
                                 list[DepLink], Mapping[str, Any] | None]] = []
-            made: list[tuple[int, Target, str, str, Link | None, Any]] = []
+            made: list[tuple[int, Target, str, str, LinkView | None, Any]] = []
             attempts: list[tuple[dict[str, Any], list[SyncLogEntry]]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
@@ -175,7 +175,7 @@ class BatchPushes(RecordPushes):
                     record = self._load_record(session, conn.account_id, t.entity, t.record_id)
                 except NotFound:
                     continue
-                link = self._link(session, conn.id, t.entity, t.record_id)
+                link = self._link_read(session, conn.id, t.entity, t.record_id)
                 try:
                     refs = self._refs(session, conn.id, t.entity, record)
                 except DependencyMissing as missing:

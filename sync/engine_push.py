@@ -151,7 +151,7 @@ class RecordPushes(EngineBase):
     def _dep_links(self, session: Session, connection_id: int, entity: Entity, record: Any) -> list[DepLink]:
         out = []
         for dep_entity, dep_id, label, _field in self._dependencies(entity, record):
-            link = self._link(session, connection_id, dep_entity, dep_id)
+            link = self._link_read(session, connection_id, dep_entity, dep_id)
             if link is not None:
                 out.append(DepLink(dep_entity, dep_id, link.remote_id, label))
         return out
