@@ -16,7 +16,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from sync.chunk_reads import UNREAD, ChunkReads
+from sync.chunk_reads import UNREAD, ChunkReads, LinkView
 from sync.diagnosis import KINDS, Diagnosis, Kind, make_diagnosis
 from sync.engine_claims import RecordClaims, claim_owner
 from sync.engine_errors import ConnectionUnavailable, DependencyMissing, NotFound
@@ -267,6 +267,15 @@ class EngineBase(RecordClaims):
                                                   Link.record_id == record_id)).one_or_none()
 
     @staticmethod
+    def _link_read(session: Session, connection_id: int, entity: str, record_id: int) -> LinkView | None:
+        """The record's link, to be read only: as a row when a batch being prepared read it so
+        (``ChunkReads.read_link_rows``), else as :meth:`_link` answers."""
+        reads = ChunkReads.of(session)
+        if reads is not None and (row := reads.link_row(connection_id, entity, record_id)) is not UNREAD:
+            return row
+        return EngineBase._link(session, connection_id, entity, record_id)
+
+    @staticmethod
     def _add_link(session: Session, link: Link) -> None:
         session.add(link)
         if (reads := ChunkReads.of(session)) is not None:
@@ -275,14 +284,15 @@ class EngineBase(RecordClaims):
     def _read_chunk(self, session: Session, conn: Connection, targets: Sequence[Target]) -> None:
         """Read what preparing ``targets`` for a batch needs, one query per kind (:mod:`sync.chunk_reads`): the
         records (with lines, items and contacts), their links and those of what they reference, their open and
-        pending entries. ``_load_record``, ``_link``, ``_open_entries`` and ``_new_entry`` answer from them."""
+        pending entries. ``_load_record``, ``_link_read``, ``_open_entries`` and ``_new_entry`` answer from them
+        (the records and links as plain rows: preparing a batch only reads them)."""
         reads = ChunkReads.attach(session, conn.id, conn.account_id)
         keys = [(t.entity.value, t.record_id) for t in targets]
         deps: list[tuple[str, int]] = []
         for entity in dict.fromkeys(t.entity for t in targets):
             for record in reads.read_records(entity, [t.record_id for t in targets if t.entity == entity]):
                 deps += [(dep.value, dep_id) for dep, dep_id, _label, _field in self._dependencies(entity, record)]
-        reads.read_links([*keys, *deps])
+        reads.read_link_rows([*keys, *deps])  # read only while preparing: rows, not ORM objects
         reads.read_push_entries(keys)
 
     @staticmethod
@@ -330,11 +340,11 @@ class EngineBase(RecordClaims):
         explicitly, its link's ``tax_code``: see :meth:`send_own_tax`). Raises DependencyMissing."""
         refs: dict[str, Any] = {"items": {}}
         if entity == Entity.INVOICE:
-            own = self._link(session, connection_id, entity, record.id)
+            own = self._link_read(session, connection_id, entity, record.id)
             if own is not None and own.tax_code:
                 refs["tax_code"] = own.tax_code
         for dep_entity, dep_id, label, fieldname in self._dependencies(entity, record):
-            link = self._link(session, connection_id, dep_entity, dep_id)
+            link = self._link_read(session, connection_id, dep_entity, dep_id)
             if link is None or link.remote_deleted:
                 raise DependencyMissing(dep_entity, dep_id, label, fieldname,
                                         deleted=link is not None and link.remote_deleted)

@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from sync.chunk_reads import UNREAD, ChunkReads
+from sync.chunk_reads import UNREAD, ChunkReads, LinkView
 from sync.db import error_line, write_lock
 from sync.diagnosis import Diagnosis, Kind, make_diagnosis
 from sync.engine_base import (
@@ -46,6 +46,16 @@ from sync.providers.base import BatchOp, Provider, ProviderError, Written
 from sync.providers.quickbooks import MAX_BATCH, QBO_NAMES, dumps, payload_text
 
 log = logging.getLogger("syncbot.engine")
+
+_BATCHES = table_of(PushBatch)
+# a batch this process owns and has not settled: settled, or parked (its answer lost); built once, not per batch
+_OWNED = and_(_BATCHES.c.id == bindparam("b_id"), _BATCHES.c.settled_at.is_(None),
+              _BATCHES.c.owner == bindparam("b_owner"))
+_SETTLE = update(_BATCHES).where(_OWNED).values(settled_at=bindparam("b_now", type_=_BATCHES.c.settled_at.type))
+_PARK = update(_BATCHES).where(_OWNED).values(owner=bindparam("b_parked", type_=_BATCHES.c.owner.type))
+_CONNECTIONS = table_of(Connection)
+_LAST_SYNC = update(_CONNECTIONS).where(_CONNECTIONS.c.id == bindparam("b_id")).values(
+    last_sync_at=bindparam("b_now", type_=_CONNECTIONS.c.last_sync_at.type))
 
 
 class BatchPushes(RecordPushes):
@@ -153,7 +163,7 @@ class BatchPushes(RecordPushes):
             self._read_chunk(session, conn, [t for t in chunk if (t.entity.value, t.record_id) not in waiting])
             singles: list[tuple[Target, int, str, dict[str, Any], str, tuple[str, str | None] | None,
                                 list[DepLink], Mapping[str, Any] | None]] = []
-            made: list[tuple[int, Target, str, str, Link | None, Any]] = []
+            made: list[tuple[int, Target, str, str, LinkView | None, Any]] = []
             attempts: list[tuple[dict[str, Any], list[SyncLogEntry]]] = []
             for i, t in enumerate(chunk):
                 if (t.entity.value, t.record_id) in waiting:
@@ -165,7 +175,7 @@ class BatchPushes(RecordPushes):
                     record = self._load_record(session, conn.account_id, t.entity, t.record_id)
                 except NotFound:
                     continue
-                link = self._link(session, conn.id, t.entity, t.record_id)
+                link = self._link_read(session, conn.id, t.entity, t.record_id)
                 try:
                     refs = self._refs(session, conn.id, t.entity, record)
                 except DependencyMissing as missing:
@@ -414,9 +424,8 @@ class BatchPushes(RecordPushes):
         with self.sessions() as session, session.begin():  # the whole batch's outcomes in one transaction
             # settled, or (answer lost) parked for resend_batches to send again as it is; the entries still say
             # what happened meanwhile (an uncertain error, its requestid kept in the batch)
-            taken = session.execute(update(PushBatch).where(
-                PushBatch.id == batch_id, PushBatch.settled_at.is_(None), PushBatch.owner == self._owner).values(
-                **({"owner": PARKED} if lost else {"settled_at": self.clock()})))
+            taken = session.execute(_PARK if lost else _SETTLE, {"b_id": batch_id, "b_owner": self._owner,
+                                                                  "b_parked": PARKED, "b_now": self.clock()})
             if not taken.rowcount:  # type: ignore[attr-defined]
                 log.warning("event=batch_taken_over connection_id=%s batch_id=%s", connection_id, batch_id)
                 return []
@@ -515,7 +524,7 @@ class BatchPushes(RecordPushes):
     @staticmethod
     def _write_successes(session: Session, conn: Connection, successes: Successes) -> None:
         """Write what :meth:`_plain_success` gathered: one statement per kind of row (executemany), none for a kind
-        with nothing to write."""
+        with nothing to write; and the connection's ``last_sync_at`` (the session's object set to match)."""
         entries, links = table_of(SyncLogEntry), table_of(Link)
         if successes.new_links:
             session.execute(insert(links), successes.new_links)
@@ -529,5 +538,6 @@ class BatchPushes(RecordPushes):
                 resolved_at=successes.now, resolved_by=successes.actor))
         if successes.notifications:
             session.execute(insert(table_of(Notification)), successes.notifications)
-        if successes.entries:
-            conn.last_sync_at = successes.now
+        if successes.entries:  # written here too, not by a flush of the Connection (the unit of work's overhead)
+            session.execute(_LAST_SYNC, {"b_id": conn.id, "b_now": successes.now})
+            set_committed_value(conn, "last_sync_at", successes.now)

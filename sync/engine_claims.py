@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -66,6 +66,23 @@ def claims_of(keys: Collection[tuple[str, int]]) -> Any:
                  for entity, ids in groups.items()))
 
 
+def _release(count: int) -> Any:
+    """The DELETE of an owner's claims on ``count`` kinds of record (``b_e{i}``, ``b_ids{i}``)."""
+    claims = table_of(RecordClaim)
+    return delete(claims).where(claims.c.connection_id == bindparam("b_conn"), or_(*(
+        and_(claims.c.entity == bindparam(f"b_e{i}"), claims.c.record_id.in_(bindparam(f"b_ids{i}", expanding=True)))
+        for i in range(count))), claims.c.owner == bindparam("b_owner"))
+
+
+_CLAIMS = table_of(RecordClaim)
+#: A batch's claims, inserted where free (built once for each dialect)
+_CLAIM_PG = pg_insert(_CLAIMS).on_conflict_do_nothing().returning(_CLAIMS.c.entity, _CLAIMS.c.record_id)
+_CLAIM_SQLITE = sqlite_insert(_CLAIMS).on_conflict_do_nothing().returning(_CLAIMS.c.entity, _CLAIMS.c.record_id)
+
+#: Release statements by how many kinds of record they name, built once (a batch releases its claims with one).
+_RELEASES: dict[int, Any] = {}
+
+
 class RecordClaims:
     """The engine's record claims, held under its owner name (``_owner``)."""
 
@@ -93,12 +110,10 @@ class RecordClaims:
             if not todo:
                 break
             with self.sessions() as session, session.begin():
-                dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
                 # one statement whatever the batch's size (executemany: SQLAlchemy renders the rows as one
                 # multi-row VALUES, in key order); its SQL is compiled once, not once per list of rows
-                claims = table_of(RecordClaim)
-                got = {(str(row.entity), int(row.record_id)) for row in session.execute(
-                    dialect_insert(claims).on_conflict_do_nothing().returning(claims.c.entity, claims.c.record_id),
+                claim = _CLAIM_PG if session.get_bind().dialect.name == "postgresql" else _CLAIM_SQLITE
+                got = {(str(row.entity), int(row.record_id)) for row in session.execute(claim,
                     [{"connection_id": connection_id, "entity": entity, "record_id": record_id,
                       "owner": self._owner, "claimed_at": now} for entity, record_id in todo])}
             claimed |= got
@@ -128,9 +143,17 @@ class RecordClaims:
         """Release this engine's claims on the records ``keys``, in one statement."""
         if not keys:
             return
+        groups: dict[str, set[int]] = {}
+        for entity, record_id in keys:
+            groups.setdefault(str(entity), set()).add(int(record_id))
+        params: dict[str, Any] = {"b_conn": connection_id, "b_owner": self._owner}
+        for i, (entity, ids) in enumerate(groups.items()):
+            params[f"b_e{i}"], params[f"b_ids{i}"] = entity, sorted(ids)
+        stmt = _RELEASES.get(len(groups))
+        if stmt is None:
+            stmt = _RELEASES.setdefault(len(groups), _release(len(groups)))
         with self.sessions() as session, session.begin():
-            session.execute(delete(RecordClaim).where(
-                RecordClaim.connection_id == connection_id, claims_of(keys), RecordClaim.owner == self._owner))
+            session.execute(stmt, params)
 
     @contextmanager
     def _claimed(self, connection_id: int, entity: str, record_id: int) -> Iterator[None]:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from sync.diagnosis import Diagnosis, Kind, make_diagnosis
@@ -23,6 +23,11 @@ from sync.providers.base import Provider, ProviderError, Written
 from sync.providers.quickbooks import QBO_NAMES, payload_hash
 
 log = logging.getLogger("syncbot.engine")
+
+#: Read before every batch and every single push: built once.
+_IN_OPEN_BATCHES = select(SyncLogEntry.entity, SyncLogEntry.record_id).join(
+    PushBatch, PushBatch.id == SyncLogEntry.batch_id).where(
+    PushBatch.connection_id == bindparam("b_conn"), PushBatch.settled_at.is_(None))
 
 
 class RecordPushes(EngineBase):
@@ -146,7 +151,7 @@ class RecordPushes(EngineBase):
     def _dep_links(self, session: Session, connection_id: int, entity: Entity, record: Any) -> list[DepLink]:
         out = []
         for dep_entity, dep_id, label, _field in self._dependencies(entity, record):
-            link = self._link(session, connection_id, dep_entity, dep_id)
+            link = self._link_read(session, connection_id, dep_entity, dep_id)
             if link is not None:
                 out.append(DepLink(dep_entity, dep_id, link.remote_id, label))
         return out
@@ -274,7 +279,5 @@ class RecordPushes(EngineBase):
     def _in_open_batches(session: Session, connection_id: int) -> set[tuple[str, int]]:
         """(entity, record id) of the connection's records whose attempt is in a batch not settled yet (in flight,
         or cut short by a crash and waiting to be sent again). Usually none: one indexed look-up."""
-        rows = session.execute(select(SyncLogEntry.entity, SyncLogEntry.record_id).join(
-            PushBatch, PushBatch.id == SyncLogEntry.batch_id).where(
-            PushBatch.connection_id == connection_id, PushBatch.settled_at.is_(None)))
+        rows = session.execute(_IN_OPEN_BATCHES, {"b_conn": connection_id})
         return {(str(entity), int(record_id)) for entity, record_id in rows if record_id is not None}

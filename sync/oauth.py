@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 from authlib.integrations.httpx_client import OAuth2Client
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.crypto import SecretBox
@@ -244,8 +244,10 @@ class ConnectionTokens:
             return True
 
     def _current(self, connection_id: int, stale: str | None) -> str | None:
+        """The stored access token while it is valid and not ``stale``, else None (refresh); every request asks,
+        so only the three columns it needs are read (no ORM object). Raises ProviderError (auth_expired)."""
         with self.sessions() as session:
-            conn = session.get(Connection, connection_id)
+            conn = session.execute(_TOKEN, {"b_id": connection_id}).first()
             if conn is None or conn.access_token_enc is None:
                 raise ProviderError(_auth_expired("The connection has no tokens: connect it first."))
             if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.REVOKED):
@@ -296,6 +298,11 @@ class ConnectionTokens:
                                 exc.diagnosis.label)
             conn.access_token_enc = conn.refresh_token_enc = None
             conn.status = ConnectionStatus.REVOKED.value
+
+
+#: What every request reads of its connection (built once: building a statement costs more than running it).
+_TOKEN = select(Connection.access_token_enc, Connection.status, Connection.access_expires_at).where(
+    Connection.id == bindparam("b_id"))
 
 
 def _auth_expired(text: str) -> Diagnosis:

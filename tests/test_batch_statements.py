@@ -19,11 +19,12 @@ from tests.test_retry_all_faults import _seed
 INVOICES = 90
 #: Statements per record a Retry All may cost, all told (claims, loads, the stored batch, the pending entries,
 #: the outcomes, the notifications, the releases, the limiter's). Claiming and reading per record made it about
-#: 35. Set-based, a batch of 30 costs about 36 statements on PostgreSQL and SQLite alike (1.2 per record): its
-#: attempts, links and notifications are written with a Core statement per kind (executemany, or one INSERT ...
-#: RETURNING), not as ORM rows, which SQLite inserts one statement each (no ordered RETURNING for a multi-row
-#: insert: that made about 4 per record there).
-MAX_STATEMENTS_PER_RECORD = {"postgresql": 1.5, "sqlite": 1.5}
+#: 35. Set-based, a batch of 30 costs about 34 statements on SQLite and 33 on PostgreSQL (1.13 and 1.10 per
+#: record; 1.21 and 1.18 before the limiter's check lost two statements per request, issue 17): its attempts,
+#: links and notifications are written with a Core statement per kind (executemany, or one INSERT ... RETURNING),
+#: not as ORM rows, which SQLite inserts one statement each (no ordered RETURNING for a multi-row insert: that
+#: made about 4 per record there).
+MAX_STATEMENTS_PER_RECORD = {"postgresql": 1.2, "sqlite": 1.2}
 #: Transactions per batch: claim, prepare and store, record the outcomes, release (and the run's own few).
 MAX_COMMITS_PER_BATCH = 6
 

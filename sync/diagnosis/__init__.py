@@ -13,7 +13,8 @@ Public interface
 ================
 * :class:`Kind`, :class:`FixAction`, :class:`KindInfo` and the :data:`KINDS` table.
 * :class:`FaultError`, :class:`Diagnosis` (``kind is None`` means success, "ok").
-* :func:`diagnose` (an HTTP answer; with ``bids`` for the answer to a batch request),
+* :func:`diagnose` (an HTTP answer; with ``bids`` for the answer to a batch request; :func:`diagnose_reply`
+  also gives the body as read),
   :func:`diagnose_transport` (no answer: timeouts, connection
   errors), :func:`diagnose_totals` (a successful invoice write whose totals differ from ours),
   :func:`diagnose_deleted` (a linked object reported deleted by CDC), :func:`make_diagnosis` (a
@@ -233,7 +234,7 @@ from sync.diagnosis.kinds import (
     kind_info,
     severity,
 )
-from sync.diagnosis.reply import diagnose
+from sync.diagnosis.reply import diagnose, diagnose_reply
 from sync.diagnosis.stated import (
     diagnose_deleted,
     diagnose_totals,
@@ -260,6 +261,7 @@ __all__ = [
     "classify_error",
     "diagnose",
     "diagnose_deleted",
+    "diagnose_reply",
     "diagnose_totals",
     "diagnose_transport",
     "kind_info",

@@ -520,11 +520,22 @@ def diagnose(
     for success. Never raises for any body; raises ``ValueError`` for an unknown ``endpoint``.
     The rules are in the package docstring (`sync.diagnosis`).
     """
+    return diagnose_reply(status, body, content_type, headers, endpoint, bids)[0]
+
+
+def diagnose_reply(
+    status: int,
+    body: bytes | str | None,
+    content_type: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    endpoint: str = "api",
+    bids: Sequence[str] | None = None,
+) -> tuple[Diagnosis, Any]:
+    """:func:`diagnose`, and the body as it was read for that: parsed (``qbo_wire.parse_body``) with its keys
+    normalised (``qbo_wire.normalize_keys``), or None when unreadable. A caller that reads the answer as well
+    (a batch's items) then parses it once. Raises ``ValueError`` for an unknown ``endpoint``."""
     if endpoint not in ENDPOINTS:
         raise ValueError(f"endpoint must be one of {sorted(ENDPOINTS)}, not {endpoint!r}")
-    intuit_tid = _header(headers, "intuit_tid", "intuit-tid")
-    retry_after = _retry_after(_header(headers, "retry-after"))
-    bids = [b for b in (_text(b) for b in bids or ()) if b is not None] or None
     binary_name = binary_kind(body) if isinstance(body, bytes | bytearray | memoryview) else None
     binary = _describe_binary(binary_name, body, content_type) if binary_name else None
     text = "" if binary else decode_body(body, content_type)
@@ -532,6 +543,14 @@ def diagnose(
         data = normalize_keys(parse_body(text))
     except (RecursionError, ValueError):  # nesting too deep for the key walk: read as an unreadable body
         data = None
+    return _diagnosed(status, text, binary, data, headers, endpoint, bids), data
+
+
+def _diagnosed(status: int, text: str, binary: str | None, data: Any, headers: Mapping[str, str] | None,
+               endpoint: str, bids: Sequence[str] | None) -> Diagnosis:
+    intuit_tid = _header(headers, "intuit_tid", "intuit-tid")
+    retry_after = _retry_after(_header(headers, "retry-after"))
+    bids = [b for b in (_text(b) for b in bids or ()) if b is not None] or None
     mapping = data if isinstance(data, Mapping) else None
     fault = _as_fault(mapping.get("Fault")) if mapping is not None else None
     batch = mapping.get("BatchItemResponse") if mapping is not None else None

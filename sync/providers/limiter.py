@@ -40,12 +40,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sync.db import db_now
-from sync.models import QboBudget, QboSpend
+from sync.models import QboBudget, QboSpend, table_of
+
+_BUDGETS, _SPENDS = table_of(QboBudget), table_of(QboSpend)
+# Every request runs these: built once (building a statement costs several times executing it on SQLite)
+_LOCK = update(_BUDGETS).where(_BUDGETS.c.realm_id == bindparam("b_realm")).values(
+    realm_id=_BUDGETS.c.realm_id).returning(_BUDGETS.c.paused_until)  # a no-op write: the row lock
+_COUNTING = select(_SPENDS.c.at, _SPENDS.c.done_at, _SPENDS.c.cost, _SPENDS.c.is_batch).where(
+    _SPENDS.c.realm_id == bindparam("b_realm"), _SPENDS.c.at > bindparam("b_after"),
+    or_(_SPENDS.c.done_at > bindparam("b_since"), _SPENDS.c.done_at.is_(None)))
+_SPEND = insert(_SPENDS).values(
+    realm_id=bindparam("b_realm", type_=_SPENDS.c.realm_id.type), at=bindparam("b_at", type_=_SPENDS.c.at.type),
+    cost=bindparam("b_cost", type_=_SPENDS.c.cost.type),
+    is_batch=bindparam("b_is_batch", type_=_SPENDS.c.is_batch.type)).returning(_SPENDS.c.id)
+_DONE = update(_SPENDS).where(_SPENDS.c.id == bindparam("b_id")).values(
+    done_at=bindparam("b_done_at", type_=_SPENDS.c.done_at.type))
 
 
 @dataclass
@@ -89,48 +103,50 @@ class RealmLimiter:
         """Seconds a unit counts after QuickBooks may have stamped it (its answer, or its timeout)."""
         return self.config.minute_seconds * (1 + self.config.margin) + self.config.clock_resolution
 
-    def _counting(self, session: Session, realm: str, now: dt.datetime) -> list[tuple[dt.datetime, int, bool]]:
-        """The realm's spends that still count against its windows at ``now``: (when the unit stops counting,
-        cost, whether a batch), soonest first. A unit stops counting ``window`` after its answer came back
-        (``done_at``), or, while no answer is known, after ``at + slot_seconds`` (the latest QuickBooks can have
-        received it: the request timed out by then)."""
+    def _spends(self, session: Session, realm: str,
+                now: dt.datetime) -> tuple[list[tuple[dt.datetime, int, bool]], int]:
+        """What the realm's spends hold at ``now``, read with one query: those that still count against its
+        windows, as (when the unit stops counting, cost, whether a batch), soonest first; and how many requests
+        are still out (no answer yet, sent less than ``slot_seconds`` ago). A unit stops counting ``window``
+        after its answer came back (``done_at``), or, while no answer is known, after ``at + slot_seconds`` (the
+        latest QuickBooks can have received it: the request timed out by then). (The requests still out are
+        among the rows read: sent after ``now - slot_seconds``, later than ``now - window - slot_seconds``.)"""
         window = dt.timedelta(seconds=self.window)
         slot = dt.timedelta(seconds=self.config.slot_seconds)
         since = now - window
-        rows = session.execute(select(QboSpend.at, QboSpend.done_at, QboSpend.cost, QboSpend.is_batch).where(
-            QboSpend.realm_id == realm, QboSpend.at > since - slot,
-            or_(QboSpend.done_at > since, QboSpend.done_at.is_(None))))
+        rows: list[Any] = list(session.execute(_COUNTING, {"b_realm": realm, "b_after": since - slot,
+                                                           "b_since": since}))
+        sent_since = now - slot
+        out = sum(1 for at, done, _cost, _batch in rows if done is None and at > sent_since)
         ends = [((done if done is not None else at + slot) + window, cost, bool(batch))
                 for at, done, cost, batch in rows]
-        return sorted((e for e in ends if e[0] > now), key=lambda e: e[0])
+        return sorted((e for e in ends if e[0] > now), key=lambda e: e[0]), out
 
     # ------------------------------------------------------------------------------------------------ the budget
 
-    def _lock(self, session: Session, realm: str) -> QboBudget:
-        """Lock the realm's row for this transaction (creating it the first time) and return it."""
-        lock = (update(QboBudget).where(QboBudget.realm_id == realm).values(realm_id=QboBudget.realm_id)
-                .execution_options(synchronize_session=False))  # a no-op write: the row lock, SQLite's write lock
-        if not session.execute(lock).rowcount:  # type: ignore[attr-defined]
+    def _lock(self, session: Session, realm: str) -> dt.datetime | None:
+        """Lock the realm's row for this transaction (creating it the first time); returns its pause's end (None:
+        not paused). One statement once the row exists: a no-op UPDATE (the row lock, SQLite's write lock) that
+        returns the pause."""
+        row = session.execute(_LOCK, {"b_realm": realm}).first()
+        if row is None:
             try:
                 with session.begin_nested():
-                    session.execute(insert(QboBudget).values(realm_id=realm))
+                    session.execute(insert(_BUDGETS).values(realm_id=realm))
+                return None
             except IntegrityError:  # another process made it meanwhile: lock theirs
-                session.execute(lock)
-        budget = session.get(QboBudget, realm, populate_existing=True)
-        assert budget is not None
-        return budget
+                row = session.execute(_LOCK, {"b_realm": realm}).one()
+        paused_until: dt.datetime | None = row[0]
+        return paused_until
 
-    def _wait_time(self, session: Session, realm: str, budget: QboBudget, cost: int, is_batch: bool,
-                   now: dt.datetime) -> float:
+    def _wait_time(self, session: Session, realm: str, paused_until: dt.datetime | None, cost: int,
+                   is_batch: bool, now: dt.datetime) -> float:
         """Seconds until a request of ``cost`` fits (0 or less: now)."""
         cfg = self.config
-        waits = [(budget.paused_until - now).total_seconds() if budget.paused_until else 0.0]
-        out = session.scalar(select(func.count()).select_from(QboSpend).where(
-            QboSpend.realm_id == realm, QboSpend.done_at.is_(None),
-            QboSpend.at > now - dt.timedelta(seconds=cfg.slot_seconds))) or 0
+        waits = [(paused_until - now).total_seconds() if paused_until else 0.0]
+        counting, out = self._spends(session, realm, now)
         if out >= cfg.max_concurrent:
             waits.append(cfg.poll_seconds)
-        counting = self._counting(session, realm, now)
         spent = sum(c for _, c, _ in counting)
         if spent + cost > cfg.requests_per_minute and counting:
             need, freed = spent + cost - cfg.requests_per_minute, 0
@@ -147,13 +163,13 @@ class RealmLimiter:
     def _take(self, realm: str, cost: int, is_batch: bool) -> tuple[int | None, float]:
         """One try: (the spend's id, 0) when the request fits now, else (None, seconds to wait)."""
         with self.sessions() as session, session.begin():
-            budget = self._lock(session, realm)
+            paused_until = self._lock(session, realm)
             now = self._clock(session)
-            wait = self._wait_time(session, realm, budget, cost, is_batch, now)
+            wait = self._wait_time(session, realm, paused_until, cost, is_batch, now)
             if wait > 0:
                 return None, wait
-            spend_id = session.execute(insert(QboSpend).values(
-                realm_id=realm, at=now, cost=cost, is_batch=is_batch).returning(QboSpend.id)).scalar_one()
+            spend_id: int = session.execute(_SPEND, {"b_realm": realm, "b_at": now, "b_cost": cost,
+                                                "b_is_batch": is_batch}).scalar_one()
             if next(self._sweeps) % 50 == 0:  # forget what no window looks at any more
                 old = now - dt.timedelta(seconds=2 * (self.window + self.config.slot_seconds))
                 session.execute(delete(QboSpend).where(QboSpend.realm_id == realm, QboSpend.at < old))
@@ -161,7 +177,7 @@ class RealmLimiter:
 
     def _done(self, spend_id: int) -> None:
         with self.sessions() as session, session.begin():
-            session.execute(update(QboSpend).where(QboSpend.id == spend_id).values(done_at=self._clock(session)))
+            session.execute(_DONE, {"b_id": spend_id, "b_done_at": self._clock(session)})
 
     @contextmanager
     def slot(self, realm: str, cost: int = 1, is_batch: bool = False) -> Iterator[None]:
@@ -188,10 +204,10 @@ class RealmLimiter:
     def pause(self, realm: str, seconds: float) -> None:
         """Stop all requests to ``realm`` for ``seconds`` (after a 429), in every process."""
         with self.sessions() as session, session.begin():
-            budget = self._lock(session, realm)
+            paused_until = self._lock(session, realm)
             until = self._clock(session) + dt.timedelta(seconds=seconds)
-            if budget.paused_until is None or budget.paused_until < until:
-                budget.paused_until = until
+            if paused_until is None or paused_until < until:
+                session.execute(update(QboBudget).where(QboBudget.realm_id == realm).values(paused_until=until))
         self.throttled += 1
         with self._cond:
             self._cond.notify_all()
@@ -208,10 +224,7 @@ class RealmLimiter:
         requests still out."""
         with self.sessions() as session:
             now = self._clock(session)
-            counting = self._counting(session, realm, now)
-            out = session.scalar(select(func.count()).select_from(QboSpend).where(
-                QboSpend.realm_id == realm, QboSpend.done_at.is_(None),
-                QboSpend.at > now - dt.timedelta(seconds=self.config.slot_seconds))) or 0
+            counting, out = self._spends(session, realm, now)
         return {"units": sum(c for _, c, _ in counting), "batches": sum(1 for _, _, b in counting if b),
                 "out": int(out)}
 

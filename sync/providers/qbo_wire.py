@@ -136,13 +136,16 @@ def _utf_without_bom(raw: bytes) -> str | None:
     return None
 
 
+#: The characters :func:`_control_ratio` counts: C0 controls but tab, CR, LF and form feed; DEL and the C1 controls;
+#: the replacement character (bytes that did not decode).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
+
+
 def _control_ratio(text: str) -> float:
     sample = text[:4096]
     if not sample:
         return 0.0
-    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\r\n\f") or 0x7F <= ord(ch) < 0xA0
-              or ch == "\ufffd")
-    return bad / len(sample)
+    return len(_CONTROL.findall(sample)) / len(sample)
 
 
 def binary_kind(body: bytes | str | None) -> str | None:
@@ -360,13 +363,19 @@ def normalize_keys(data: Any) -> Any:
     left alone.
     """
     if isinstance(data, list):
-        return [normalize_keys(x) for x in data]
+        return [normalize_keys(x) if isinstance(x, list | Mapping) else x for x in data]
     if not isinstance(data, Mapping):
         return data
     out: dict[str, Any] = {}
-    for k, v in data.items():
+    for k, v in data.items():  # (scalars are not walked into: a batch answer is mostly scalars)
         key = _ENVELOPE_KEYS.get(k.lower(), k) if isinstance(k, str) else k
-        _put(out, key, _norm_fault(v) if key == "Fault" else normalize_keys(v))
+        if key == "Fault":
+            v = _norm_fault(v)
+        elif isinstance(v, list | Mapping):
+            v = normalize_keys(v)
+        if v is None and out.get(key) is not None:  # as _put: of two spellings, the non-null one wins
+            continue
+        out[key] = v
     return out
 
 

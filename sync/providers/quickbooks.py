@@ -28,12 +28,12 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from sync.diagnosis import Diagnosis, Kind, diagnose, diagnose_totals, diagnose_transport, tax_rate_of
+from sync.diagnosis import Diagnosis, Kind, diagnose, diagnose_reply, diagnose_totals, diagnose_transport, tax_rate_of
 from sync.models import Contact, Entity, Invoice, Item, Payment
 from sync.oauth import ConnectionTokens
 from sync.providers.base import BatchOp, Change, Choice, ProviderError, Written
 from sync.providers.limiter import RealmLimiter
-from sync.providers.qbo_wire import normalize_keys, parse_body
+from sync.providers.qbo_wire import parse_body
 
 log = logging.getLogger("syncbot.quickbooks")
 
@@ -334,8 +334,9 @@ class QuickBooksProvider:
 
     def _exchange(self, method: str, path: str, *, params: dict[str, str] | None = None,
                   body: Any = None, cost: int = 1, is_batch: bool = False) -> tuple[Any, httpx.Response, Diagnosis]:
-        """One request, sent again or refreshed as the class says. Returns the parsed answer, the response and
-        the answer's diagnosis (kind None; for a batch, its items'), or raises ProviderError."""
+        """One request, sent again or refreshed as the class says. Returns the parsed answer (a batch's with its
+        keys normalised: ``qbo_wire.normalize_keys``), the response and the answer's diagnosis (kind None; for a
+        batch, its items'), or raises ProviderError."""
         params = {**(params or {}), "minorversion": str(self.minor_version)}
         content = dumps(body) if body is not None else None
         stale: str | None = None
@@ -368,15 +369,17 @@ class QuickBooksProvider:
                             resp.status_code, self.realm_id, path, attempt, resp.headers.get("intuit_tid"))
                 self.sleep(self.backoff_seconds * attempt)
                 continue
-            diag = diagnose(resp.status_code, resp.content, resp.headers.get("content-type"), dict(resp.headers))
+            diag, data = diagnose_reply(resp.status_code, resp.content, resp.headers.get("content-type"),
+                                        dict(resp.headers))
             if diag.kind == Kind.AUTH_EXPIRED and not refreshed and resp.status_code != 200:
                 # refused the token another way than 401 (the gateway's 403 AuthenticationFailed, 3100...): like a
                 # 401, refresh once and send again before the connection is called expired
                 stale, refreshed = token, True
                 continue
             if resp.status_code == 200 and (diag.kind is None or (is_batch and diag.items)):
-                # a batch answers 200 even when items fail: those are judged item by item
-                parsed = parse_body(resp.content, resp.headers.get("content-type"))
+                # a batch answers 200 even when items fail: those are judged item by item. Its answer is the one
+                # the diagnosis read (keys normalised), not parsed a second time
+                parsed = data if is_batch else parse_body(resp.content, resp.headers.get("content-type"))
                 if parsed is None or not isinstance(parsed, dict):
                     diag = diagnose(502, resp.content, resp.headers.get("content-type"), dict(resp.headers))
                     raise ProviderError(diag)
@@ -563,7 +566,7 @@ class QuickBooksProvider:
         if not all(key in answered_diag.items for key in by_key):
             diag = diagnose(200, resp.content, resp.headers.get("content-type"), dict(resp.headers),
                             bids=list(by_key))
-        answered = normalize_keys(parsed).get("BatchItemResponse")
+        answered = parsed.get("BatchItemResponse")  # (keys normalised by _exchange)
         objects: dict[str, Mapping[str, Any]] = {}
         for item in answered if isinstance(answered, list) else [answered]:
             if isinstance(item, Mapping) and item.get("bId") is not None:
