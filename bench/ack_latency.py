@@ -34,7 +34,11 @@ response body). Aim (issue 3): p99 under 100 ms (Slack allows 3,000 ms).
   jobs the clicks stored, the notifier, the scheduler), so the work after the acks does not share the web
   process's GIL. File suffix ``.split``; the server CPU figures add up both processes.
 
-The clients and the Slack stand-in share the 2 cores with the server: the figures include that contention.
+The clients and the Slack stand-in share the 2 cores with the server: the figures include that contention. Since
+2026-12-08 the server's processes and the burners each run in a session of their own (as a service manager starts
+a program: with the kernel's autogroups, CPU is then shared per program rather than per thread), and the clients
+of the closed and open loops in a process and session of their own, apart from the stand-ins; ``--same-session``
+runs it as before. Each answer's ``Server-Timing`` header gives the server's own time: the ``server`` figures.
 """
 
 from __future__ import annotations
@@ -192,7 +196,11 @@ class Stack:
         for proc in (self.server, self.worker):
             if proc is not None:
                 proc.terminate()
-                proc.wait(10)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:  # never left running
+                    proc.kill()
+                    proc.wait(10)
         for fn in self.stops:
             fn()
 
@@ -361,40 +369,68 @@ def mix(stack: Stack, n: int) -> list[Request]:
     return [stack.request("click" if stack.click_payload is not None and i % 2 else "errors") for i in range(n)]
 
 
-def run_closed(stack: Stack, clients: int, total: int, think_ms: float = 0.0) -> dict[str, Any]:
-    """``clients`` threads, each sending its share of ``total`` requests one after another; with ``think_ms``,
-    each waits a think time drawn from an exponential distribution of that mean (seeded per client) after each
-    answer, as a person reads the answer before the next click."""
-    per_client = max(1, total // clients)
-    plans = [mix(stack, per_client) for _ in range(clients)]
-    latencies: dict[str, list[float]] = {"command": [], "click": []}
-    on_server: list[float] = []
-    statuses: dict[str, int] = {}
+def closed_loop(url: str, secret: str, plans: list[list[Request]], think_ms: float,
+                own_session: bool = False) -> tuple[list[tuple[str, int, float, float | None]], float]:
+    """One thread per plan, each sending its requests one after another, signed as Slack signs them; with
+    ``think_ms``, each waits a think time drawn from an exponential distribution of that mean (seeded per client)
+    after each answer. ``own_session``: first leave the caller's session (``setsid``; for a child process).
+    Returns (kind, HTTP status, ms from request to the end of the response, the server's own ms) per request, and
+    the wall seconds of the whole run."""
+    from sandbox.slack.driver import sign
+
+    if own_session:
+        os.setsid()
+    results: list[tuple[str, int, float, float | None]] = []
     lock = threading.Lock()
 
     def client(index: int) -> None:
-        own = stack.make_driver()
         think = random.Random(index)
-        if think_ms:  # users do not all start in the same millisecond
-            time.sleep(think.uniform(0, think_ms) / 1000)
-        for n, request in enumerate(plans[index][index % 2:] + plans[index][:index % 2]):
-            if think_ms and n:
-                time.sleep(think.expovariate(1000 / think_ms))
-            status, ms, server = send(own, request)
-            with lock:
-                latencies["click" if request.kind == "click" else "command"].append(ms)
-                if server is not None:
-                    on_server.append(server)
-                statuses[str(status)] = statuses.get(str(status), 0) + 1
-        own.close()
+        plan = plans[index]
+        with httpx.Client(timeout=30) as http:
+            if think_ms:  # users do not all start in the same millisecond
+                time.sleep(think.uniform(0, think_ms) / 1000)
+            for n, request in enumerate(plan[index % 2:] + plan[:index % 2]):
+                if think_ms and n:
+                    time.sleep(think.expovariate(1000 / think_ms))
+                stamp = int(time.time())
+                response = http.post(url, content=request.body.encode(), headers={
+                    "Content-Type": request.content_type, "X-Slack-Request-Timestamp": str(stamp),
+                    "X-Slack-Signature": sign(secret, stamp, request.body)})
+                with lock:
+                    results.append((request.kind, response.status_code, response.elapsed.total_seconds() * 1000,
+                                    server_ms(response)))
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(len(plans))]
     wall = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - wall
+    return results, time.perf_counter() - wall
+
+
+def run_closed(stack: Stack, clients: int, total: int, think_ms: float = 0.0,
+               clients_apart: bool = True) -> dict[str, Any]:
+    """``clients`` clients, each sending its share of ``total`` requests (:func:`closed_loop`), as people do.
+    ``clients_apart``: the clients run in a process and session of their own, as Slack's senders are not on
+    the server's machine, so the stand-ins' work in this process (Slack's API answering the server's calls)
+    does not delay the reading of the answers; False: threads of this process, as before 2026-12-08."""
+    per_client = max(1, total // clients)
+    plans = [mix(stack, per_client) for _ in range(clients)]
+    url = f"http://127.0.0.1:{stack.port}/slack/events"
+    if clients_apart:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            results, wall = pool.apply(closed_loop, (url, SIGNING_SECRET, plans, think_ms, True))
+    else:
+        results, wall = closed_loop(url, SIGNING_SECRET, plans, think_ms)
+    latencies: dict[str, list[float]] = {"command": [], "click": []}
+    statuses: dict[str, int] = {}
+    for kind, status, ms, _ in results:
+        latencies["click" if kind == "click" else "command"].append(ms)
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    on_server = [server for *_, server in results if server is not None]
     every = latencies["command"] + latencies["click"]
     out: dict[str, Any] = {"statuses": statuses, "requests_per_second": round(len(every) / wall, 1),
                            "all": figures(every)}
@@ -404,13 +440,67 @@ def run_closed(stack: Stack, clients: int, total: int, think_ms: float = 0.0) ->
     return out
 
 
-def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 64) -> list[dict[str, Any]]:
-    """Open loop: Poisson arrivals at each rate for ``seconds``; latency from the planned arrival."""
+def open_loop(url: str, secret: str, plan: list[Request], arrivals: list[float], senders: int,
+              own_session: bool = False) -> tuple[list[float], list[float], dict[str, int], float]:
+    """Send ``plan[i]`` at ``arrivals[i]`` seconds from the start, signed as Slack signs them, from a pool of
+    ``senders`` threads; latency counts from the planned arrival, so a late sender counts against the server.
+    ``own_session``: first leave the caller's session (a child process). Returns the latencies (ms), the server's
+    own ms per answer, the statuses and the elapsed seconds."""
+    from sandbox.slack.driver import sign
+
+    if own_session:
+        os.setsid()
+    clients = [httpx.Client(timeout=30) for _ in range(senders)]
+    free = list(clients)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    on_server: list[float] = []
+    statuses: dict[str, int] = {}
+
+    def one(request: Request, planned: float) -> None:
+        with lock:
+            http = free.pop()
+        try:
+            stamp = int(time.time())
+            response = http.post(url, content=request.body.encode(), headers={
+                "Content-Type": request.content_type, "X-Slack-Request-Timestamp": str(stamp),
+                "X-Slack-Signature": sign(secret, stamp, request.body)})
+            status = str(response.status_code)
+            server = server_ms(response)
+        except httpx.HTTPError as exc:
+            status, server = type(exc).__name__, None
+        finally:
+            done = time.perf_counter()
+            with lock:
+                free.append(http)
+        with lock:
+            latencies.append((done - planned) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+            if server is not None:
+                on_server.append(server)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(senders) as pool:
+        for request, offset in zip(plan, arrivals, strict=True):
+            delay = start + offset - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, request, start + offset)
+    elapsed = time.perf_counter() - start
+    for http in clients:
+        http.close()
+    return latencies, on_server, statuses, elapsed
+
+
+def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 64,
+              clients_apart: bool = True) -> list[dict[str, Any]]:
+    """Open loop (:func:`open_loop`): Poisson arrivals at each rate for ``seconds``. ``clients_apart``: the
+    senders run in a process and session of their own (see :func:`run_closed`)."""
+    import multiprocessing
+
     results = []
     rng = random.Random(3)
-    drivers = [stack.make_driver() for _ in range(senders)]
-    free = list(drivers)
-    lock = threading.Lock()
+    url = f"http://127.0.0.1:{stack.port}/slack/events"
     for rate in rates:
         settle(stack.server.pid, timeout=120)
         count = max(1, round(rate * seconds))
@@ -419,49 +509,21 @@ def run_rates(stack: Stack, rates: list[float], seconds: float, senders: int = 6
         for _ in plan:
             at += rng.expovariate(rate)
             arrivals.append(at)
-        latencies: list[float] = []
-        on_server: list[float] = []
-        statuses: dict[str, int] = {}
-
-        def one(request: Request, planned: float, latencies: list[float], statuses: dict[str, int],
-                on_server: list[float]) -> None:
-            with lock:
-                driver = free.pop()
-            try:
-                response = driver.send(request.body, request.content_type)[0]
-                status = str(response.status_code)
-                server = server_ms(response)
-                if server is not None:
-                    with lock:
-                        on_server.append(server)
-            except httpx.HTTPError as exc:
-                status = type(exc).__name__
-            finally:
-                done = time.perf_counter()
-                with lock:
-                    free.append(driver)
-            with lock:
-                latencies.append((done - planned) * 1000)
-                statuses[status] = statuses.get(status, 0) + 1
-
         cpu0, own0 = stack.cpu_s(), process_cpu_s(os.getpid())
-        start = time.perf_counter()
-        with ThreadPoolExecutor(senders) as pool:
-            for request, offset in zip(plan, arrivals, strict=True):
-                delay = start + offset - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                pool.submit(one, request, start + offset, latencies, statuses, on_server)
-        elapsed = time.perf_counter() - start
+        if clients_apart:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                latencies, on_server, statuses, elapsed = pool.apply(
+                    open_loop, (url, SIGNING_SECRET, plan, arrivals, senders, True))
+        else:
+            latencies, on_server, statuses, elapsed = open_loop(url, SIGNING_SECRET, plan, arrivals, senders)
         result = {"rate_per_s": rate, "sent": count, "achieved_per_s": round(count / elapsed, 1),
                   "server_cpu_share": round((stack.cpu_s() - cpu0) / elapsed, 2),
-                  "clients_and_standins_cpu_share": round((process_cpu_s(os.getpid()) - own0) / elapsed, 2),
+                  ("standins_cpu_share" if clients_apart else "clients_and_standins_cpu_share"):
+                      round((process_cpu_s(os.getpid()) - own0) / elapsed, 2),
                   "statuses": statuses, **figures(latencies),
                   **({"server": figures(on_server)} if on_server else {})}
         print(result, file=sys.stderr)
         results.append(result)
-    for driver in drivers:
-        driver.close()
     return results
 
 
@@ -482,14 +544,16 @@ def main() -> int:
     parser.add_argument("--pg-url", default=None, metavar="URL",
                         help="serve on a fresh PostgreSQL database created beside URL's (dropped afterwards)")
     parser.add_argument("--same-session", action="store_true",
-                        help="start the server and the burners in the bench's own session (before 2026-12-08: "
-                             "the scheduler then shares the CPU per thread of all of them)")
+                        help="as before 2026-12-08: the server and the burners in the bench's own session (the "
+                             "scheduler then shares the CPU per thread of all of them), the closed loop's clients "
+                             "threads of the bench's process, beside the stand-ins")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.think_ms < 0:
         parser.error("--think-ms must be 0 or more")
     if args.load < 0:
         parser.error("--load must be 0 or more")
+
 
     mode = "single" if args.single else "rates" if args.rates else "closed"
     suffix = f".{mode}" if mode != "closed" else f".think{args.think_ms:g}ms" if args.think_ms else ""
@@ -511,16 +575,20 @@ def main() -> int:
             if mode == "single":
                 measured: dict[str, Any] = {"per_kind": run_single(stack, args.single)}
             elif mode == "rates":  # each rate on a fresh stack: a run must not inherit the sync log of the last
-                measured = {"rates": run_rates(stack, [float(args.rates.split(",")[0])], args.seconds)}
+                measured = {"rates": run_rates(stack, [float(args.rates.split(",")[0])], args.seconds,
+                                               clients_apart=not args.same_session)}
                 for rate in args.rates.split(",")[1:]:
                     stack.stop()
                     stack = start_stack(args.split, database(), not args.same_session)
-                    measured["rates"] += run_rates(stack, [float(rate)], args.seconds)
+                    measured["rates"] += run_rates(stack, [float(rate)], args.seconds,
+                                                   clients_apart=not args.same_session)
             else:
-                measured = run_closed(stack, args.clients, args.requests, args.think_ms)
+                measured = run_closed(stack, args.clients, args.requests, args.think_ms, not args.same_session)
         finally:
-            stack.stop()
-            stop_load(burners)
+            try:
+                stack.stop()
+            finally:
+                stop_load(burners)
 
     summary: dict[str, Any] = {
         "benchmark": "ack_latency", "mode": mode,
@@ -535,10 +603,12 @@ def main() -> int:
                                "platform": platform.platform(),
                                "load_average_before_run": load_before,
                                "load_average_after_run": os.getloadavg()[0]},
+                   "clients_run_as": "threads of the bench's process, beside the stand-ins" if args.same_session
+                   else "a process and session of their own (the stand-ins in the bench's process)",
                    "note": "Latency is from sending the request to the end of the response (open loop: from the "
-                           "planned arrival). The clients and the Slack stand-in run in this process on the same "
-                           "cores as the server. 'server': the server's own time per request, from its "
-                           "Server-Timing header (the app called to the answer's start)."},
+                           "planned arrival). The clients and the stand-ins share the 2 cores with the server. "
+                           "'server': the server's own time per request, from its Server-Timing header (the app "
+                           "called to the answer's start)."},
         "aim": {"p99_ms": 100},
         **measured,
     }
