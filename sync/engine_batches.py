@@ -71,6 +71,12 @@ _LAST_SYNC = update(_CONNECTIONS).where(_CONNECTIONS.c.id == bindparam("b_id")).
     last_sync_at=bindparam("b_now", type_=_CONNECTIONS.c.last_sync_at.type))
 
 
+def _deps_of(item: Mapping[str, Any]) -> tuple[DepLink, ...]:
+    """The links a stored batch item's record depends on (its ``deps``), as :meth:`RecordPushes._attempt` takes
+    them; built only for the members that are sent again alone or looked for."""
+    return tuple(DepLink(Entity(e), int(r), str(rid), str(label)) for e, r, rid, label in item.get("deps", []))
+
+
 class BatchPushes(RecordPushes):
     """The batch path."""
 
@@ -404,15 +410,15 @@ class BatchPushes(RecordPushes):
         for it in items:
             answer = answers[it["key"]]
             remote = (str(it["remote"][0]), it["remote"][1]) if it.get("remote") else None
-            deps = tuple(DepLink(Entity(e), int(r), str(rid), str(label)) for e, r, rid, label in it.get("deps", []))
             outcome: Written | Failed
             if isinstance(answer, Written):
                 outcome = answer
             elif answer.kind == Kind.CONFLICT and remote is not None:
                 # re-read the SyncToken and send this one alone
-                outcome = self._attempt(provider, Entity(it["entity"]), it["payload"], remote, new_request_id(), deps)
+                outcome = self._attempt(provider, Entity(it["entity"]), it["payload"], remote, new_request_id(),
+                                        _deps_of(it))
             elif answer.kind == Kind.NOT_FOUND:
-                outcome = self._locate_not_found(provider, Entity(it["entity"]), remote, deps, answer)
+                outcome = self._locate_not_found(provider, Entity(it["entity"]), remote, _deps_of(it), answer)
             else:
                 outcome = Failed(answer)
             outcomes.append((it, self._with_namesake(provider, Entity(it["entity"]), it["payload"], outcome)))
