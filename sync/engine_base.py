@@ -43,6 +43,12 @@ from sync.providers.quickbooks import MAX_BATCH, dumps
 
 log = logging.getLogger("syncbot.engine")
 
+_ENTRIES = table_of(SyncLogEntry)
+# a batch's attempts (executemany) and the UPDATE pointing what they supersede at them: built once, not per batch
+_INSERT_ATTEMPTS = insert(_ENTRIES).returning(_ENTRIES.c.id, _ENTRIES.c.entity, _ENTRIES.c.record_id)
+_SUPERSEDE = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_old")).values(
+    superseded_by_id=bindparam("b_new"))
+
 
 #: The order records are pushed in: what others reference comes first.
 PUSH_ORDER: tuple[Entity, ...] = (Entity.CONTACT, Entity.ITEM, Entity.INVOICE, Entity.PAYMENT)
@@ -584,17 +590,14 @@ class EngineBase(RecordClaims):
         if not attempts:
             return []
         session.flush()
-        table = table_of(SyncLogEntry)
-        returned = session.execute(insert(table).returning(table.c.id, table.c.entity, table.c.record_id),
-                                   [values for values, _previous in attempts]).all()
+        returned = session.execute(_INSERT_ATTEMPTS, [values for values, _previous in attempts]).all()
         ids = {(str(row.entity), int(row.record_id or 0)): int(row.id) for row in returned}
         if len(ids) != len(attempts):
             raise ValueError("a batch's attempts are one per record")
         out = [ids[(str(values["entity"]), int(values["record_id"] or 0))] for values, _previous in attempts]
         handed = [(old, new_id) for (_values, previous), new_id in zip(attempts, out, strict=True) for old in previous]
         if handed:
-            session.execute(update(table).where(table.c.id == bindparam("b_old")).values(
-                superseded_by_id=bindparam("b_new")), [{"b_old": old.id, "b_new": new_id} for old, new_id in handed])
+            session.execute(_SUPERSEDE, [{"b_old": old.id, "b_new": new_id} for old, new_id in handed])
             for old, new_id in handed:  # what the session holds says so too, without a write of its own
                 set_committed_value(old, "superseded_by_id", new_id)
         return out

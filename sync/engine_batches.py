@@ -53,9 +53,28 @@ _OWNED = and_(_BATCHES.c.id == bindparam("b_id"), _BATCHES.c.settled_at.is_(None
               _BATCHES.c.owner == bindparam("b_owner"))
 _SETTLE = update(_BATCHES).where(_OWNED).values(settled_at=bindparam("b_now", type_=_BATCHES.c.settled_at.type))
 _PARK = update(_BATCHES).where(_OWNED).values(owner=bindparam("b_parked", type_=_BATCHES.c.owner.type))
+# a batch stored (one row) and its attempts pointed at it
+_INSERT_BATCH = insert(_BATCHES).returning(_BATCHES.c.id)
+_ENTRIES = table_of(SyncLogEntry)
+_SET_BATCH = update(_ENTRIES).where(_ENTRIES.c.id.in_(bindparam("b_ids", expanding=True))).values(
+    batch_id=bindparam("b_batch"))
+# what _write_successes writes (executemany: an UPDATE's SET clause is the parameters' other keys)
+_LINKS = table_of(Link)
+_INSERT_LINKS = insert(_LINKS)
+_UPDATE_LINKS = update(_LINKS).where(_LINKS.c.id == bindparam("b_id"))
+_UPDATE_ENTRIES = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_id"))
+_RESOLVE = update(_ENTRIES).where(_ENTRIES.c.id.in_(bindparam("b_ids", expanding=True))).values(
+    resolved_at=bindparam("b_now", type_=_ENTRIES.c.resolved_at.type), resolved_by=bindparam("b_actor"))
+_INSERT_NOTIFICATIONS = insert(table_of(Notification))
 _CONNECTIONS = table_of(Connection)
 _LAST_SYNC = update(_CONNECTIONS).where(_CONNECTIONS.c.id == bindparam("b_id")).values(
     last_sync_at=bindparam("b_now", type_=_CONNECTIONS.c.last_sync_at.type))
+
+
+def _deps_of(item: Mapping[str, Any]) -> tuple[DepLink, ...]:
+    """The links a stored batch item's record depends on (its ``deps``), as :meth:`RecordPushes._attempt` takes
+    them; built only for the members that are sent again alone or looked for."""
+    return tuple(DepLink(Entity(e), int(r), str(rid), str(label)) for e, r, rid, label in item.get("deps", []))
 
 
 class BatchPushes(RecordPushes):
@@ -223,11 +242,10 @@ class BatchPushes(RecordPushes):
                     "deps": [[d.entity.value, d.record_id, d.remote_id, d.label]
                              for d in self._dep_links(session, conn.id, t.entity, record)]})
             if items:
-                batch_id = session.execute(insert(table_of(PushBatch)).values(
-                    connection_id=conn.id, request_id=request_id, owner=self._owner, created_at=self.clock(),
-                    items=items).returning(table_of(PushBatch).c.id)).scalar_one()
-                session.execute(update(table_of(SyncLogEntry)).where(
-                    table_of(SyncLogEntry).c.id.in_([it["entry_id"] for it in items])).values(batch_id=batch_id))
+                batch_id = session.execute(_INSERT_BATCH, {
+                    "connection_id": conn.id, "request_id": request_id, "owner": self._owner,
+                    "created_at": self.clock(), "items": items}).scalar_one()
+                session.execute(_SET_BATCH, {"b_ids": [it["entry_id"] for it in items], "b_batch": batch_id})
             session.flush()
             session.expunge_all()
         for t, entry_id, request_id, payload, digest, remote, deps, name in singles:
@@ -392,15 +410,15 @@ class BatchPushes(RecordPushes):
         for it in items:
             answer = answers[it["key"]]
             remote = (str(it["remote"][0]), it["remote"][1]) if it.get("remote") else None
-            deps = tuple(DepLink(Entity(e), int(r), str(rid), str(label)) for e, r, rid, label in it.get("deps", []))
             outcome: Written | Failed
             if isinstance(answer, Written):
                 outcome = answer
             elif answer.kind == Kind.CONFLICT and remote is not None:
                 # re-read the SyncToken and send this one alone
-                outcome = self._attempt(provider, Entity(it["entity"]), it["payload"], remote, new_request_id(), deps)
+                outcome = self._attempt(provider, Entity(it["entity"]), it["payload"], remote, new_request_id(),
+                                        _deps_of(it))
             elif answer.kind == Kind.NOT_FOUND:
-                outcome = self._locate_not_found(provider, Entity(it["entity"]), remote, deps, answer)
+                outcome = self._locate_not_found(provider, Entity(it["entity"]), remote, _deps_of(it), answer)
             else:
                 outcome = Failed(answer)
             outcomes.append((it, self._with_namesake(provider, Entity(it["entity"]), it["payload"], outcome)))
@@ -525,19 +543,17 @@ class BatchPushes(RecordPushes):
     def _write_successes(session: Session, conn: Connection, successes: Successes) -> None:
         """Write what :meth:`_plain_success` gathered: one statement per kind of row (executemany), none for a kind
         with nothing to write; and the connection's ``last_sync_at`` (the session's object set to match)."""
-        entries, links = table_of(SyncLogEntry), table_of(Link)
         if successes.new_links:
-            session.execute(insert(links), successes.new_links)
+            session.execute(_INSERT_LINKS, successes.new_links)
         if successes.links:
-            # (executemany: the SET clause is the parameters' other keys)
-            session.execute(update(links).where(links.c.id == bindparam("b_id")), successes.links)
+            session.execute(_UPDATE_LINKS, successes.links)
         if successes.entries:
-            session.execute(update(entries).where(entries.c.id == bindparam("b_id")), successes.entries)
+            session.execute(_UPDATE_ENTRIES, successes.entries)
         if successes.resolved:
-            session.execute(update(entries).where(entries.c.id.in_(successes.resolved)).values(
-                resolved_at=successes.now, resolved_by=successes.actor))
+            session.execute(_RESOLVE, {"b_ids": successes.resolved, "b_now": successes.now,
+                                       "b_actor": successes.actor})
         if successes.notifications:
-            session.execute(insert(table_of(Notification)), successes.notifications)
+            session.execute(_INSERT_NOTIFICATIONS, successes.notifications)
         if successes.entries:  # written here too, not by a flush of the Connection (the unit of work's overhead)
             session.execute(_LAST_SYNC, {"b_id": conn.id, "b_now": successes.now})
             set_committed_value(conn, "last_sync_at", successes.now)

@@ -244,11 +244,13 @@ def payment_fields(payment: Mapping[str, Any]) -> dict[str, Any]:
 def check_invoice_totals(invoice: Invoice, written: Mapping[str, Any]) -> Diagnosis | None:
     """Compare QBO's computed TotalAmt / TotalTax with JobsiteOn's; a difference over half a cent is a
     total_mismatch diagnosis (both sides' subtotal, tax with its rate, and total, and the lines that differ),
-    else None."""
+    else None. The lines' labels are built only when the totals differ (the common agreeing case builds none)."""
+    total, tax = cents_to_amount(invoice.total_cents), cents_to_amount(invoice.tax_cents)
+    if diagnose_totals(total, tax, written, (), ours_rate=invoice.tax_rate) is None:  # agree: no lines needed
+        return None
     lines = [(f"{ln.item.name} x {ln.quantity}" if ln.item else f"line {ln.position}",
               cents_to_amount(line_amount_cents(ln.quantity, ln.rate_cents))) for ln in invoice.lines]
-    return diagnose_totals(cents_to_amount(invoice.total_cents), cents_to_amount(invoice.tax_cents), written, lines,
-                           ours_rate=invoice.tax_rate)
+    return diagnose_totals(total, tax, written, lines, ours_rate=invoice.tax_rate)
 
 
 #: QuickBooks Online's web app for each API host (the app opens the company the person is signed in to).
