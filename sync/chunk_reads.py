@@ -15,10 +15,10 @@ The records a batch was prepared from are not loaded a second time to record its
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Result, and_, bindparam, exists, false, or_, select
+from sqlalchemy import Result, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from sync.diagnosis import Kind
@@ -38,6 +38,7 @@ from sync.models import (
     SyncLogEntry,
     table_of,
 )
+from sync.prebuilt import by_entity, records_clause, records_params, shaped
 
 _KEY = "syncbot.chunk_reads"
 
@@ -54,43 +55,6 @@ Key = tuple[str, int]
 _R = TypeVar("_R", bound="RowRecord")
 
 
-def _by_entity(keys: Iterable[Key]) -> dict[str, set[int]]:
-    out: dict[str, set[int]] = {}
-    for entity, record_id in keys:
-        out.setdefault(str(entity), set()).add(int(record_id))
-    return out
-
-
-#: Statements whose shape depends only on how many kinds of record (entities) they name, built once per shape:
-#: building one of these ORM selects took longer (0.3 to 0.5 ms) than running it.
-_SHAPED: dict[tuple[Any, ...], Any] = {}
-
-
-def _shaped(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-    """The statement of shape ``key``, built by ``build`` the first time."""
-    stmt = _SHAPED.get(key)
-    if stmt is None:
-        stmt = _SHAPED.setdefault(key, build())
-    return stmt
-
-
-def _records_clause(entity: Any, column: Any, count: int, prefix: str) -> Any:
-    """The SQL condition for ``count`` groups of records (:func:`_records_params`): ``entity`` is a group's and
-    ``column`` one of its values."""
-    if not count:
-        return false()
-    return or_(*(and_(entity == bindparam(f"{prefix}e{i}"), column.in_(bindparam(f"{prefix}ids{i}", expanding=True)))
-                 for i in range(count)))
-
-
-def _records_params(groups: Mapping[str, Collection[Any]], prefix: str) -> dict[str, Any]:
-    """The parameters of :func:`_records_clause` for ``groups`` (entity -> values)."""
-    params: dict[str, Any] = {}
-    for i, (entity, ids) in enumerate(groups.items()):
-        params[f"{prefix}e{i}"], params[f"{prefix}ids{i}"] = entity, sorted(ids)
-    return params
-
-
 # correlated, through the notifications' entry_id index: not a scan of every notification ever written
 _UNLINKED = exists().where(Notification.entry_id == SyncLogEntry.id, Notification.event == "unlinked")
 
@@ -98,7 +62,7 @@ _UNLINKED = exists().where(Notification.entry_id == SyncLogEntry.id, Notificatio
 def _push_entries(count: int) -> Any:
     return select(SyncLogEntry).where(
         SyncLogEntry.connection_id == bindparam("b_conn"),
-        _records_clause(SyncLogEntry.entity, SyncLogEntry.record_id, count, "b_"),
+        records_clause(SyncLogEntry.entity, SyncLogEntry.record_id, count, "b_"),
         SyncLogEntry.direction == Direction.PUSH, SyncLogEntry.superseded_by_id.is_(None),
         or_(and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None)),
             SyncLogEntry.status == Status.PENDING)).order_by(SyncLogEntry.id)
@@ -107,7 +71,7 @@ def _push_entries(count: int) -> Any:
 def _outcome_entries(count: int) -> Any:
     return select(SyncLogEntry, _UNLINKED).where(
         SyncLogEntry.connection_id == bindparam("b_conn"),
-        _records_clause(SyncLogEntry.entity, SyncLogEntry.record_id, count, "b_"),
+        records_clause(SyncLogEntry.entity, SyncLogEntry.record_id, count, "b_"),
         or_(SyncLogEntry.id.in_(bindparam("b_entry_ids", expanding=True)),
             and_(SyncLogEntry.status.in_(OPEN_STATUSES), SyncLogEntry.resolved_at.is_(None)),
             and_(SyncLogEntry.status == Status.INFO, SyncLogEntry.superseded_by_id.is_(None),
@@ -116,14 +80,14 @@ def _outcome_entries(count: int) -> Any:
 
 def _links(by_record: int, by_remote: int) -> Any:
     return select(Link).where(Link.connection_id == bindparam("b_conn"), or_(
-        _records_clause(Link.entity, Link.record_id, by_record, "b_"),
-        _records_clause(Link.entity, Link.remote_id, by_remote, "b_remote_")))
+        records_clause(Link.entity, Link.record_id, by_record, "b_"),
+        records_clause(Link.entity, Link.remote_id, by_remote, "b_remote_")))
 
 
 def _link_rows(by_record: int) -> Any:
     links = table_of(Link)
     return select(links).where(links.c.connection_id == bindparam("b_conn"),
-                               _records_clause(links.c.entity, links.c.record_id, by_record, "b_"))
+                               records_clause(links.c.entity, links.c.record_id, by_record, "b_"))
 
 
 class RowRecord:
@@ -310,7 +274,7 @@ class ChunkReads:
         model = RECORD_MODELS[entity]
         for record_id in records:
             self._records[(entity.value, record_id)] = None
-        stmt = _shaped(("known", entity), lambda: select(model.id, model.updated_at).where(
+        stmt = shaped(("known", entity), lambda: select(model.id, model.updated_at).where(
             model.id.in_(bindparam("b_ids", expanding=True)), model.account_id == bindparam("b_account")))
         for row in self.session.execute(stmt, {"b_ids": sorted(records), "b_account": self.account_id}):
             self._records[(entity.value, row.id)] = records[row.id]
@@ -323,14 +287,14 @@ class ChunkReads:
         by_remote: dict[str, set[str]] = {}
         for entity, remote_id in remote_ids:
             by_remote.setdefault(str(entity), set()).add(str(remote_id))
-        by_record = _by_entity(keys)
+        by_record = by_entity(keys)
         if not by_record and not by_remote:
             return
         for key in keys:
             self._links[key] = None
-        stmt = _shaped(("links", len(by_record), len(by_remote)), lambda: _links(len(by_record), len(by_remote)))
-        for link in self.session.scalars(stmt, {"b_conn": self.connection_id, **_records_params(by_record, "b_"),
-                                                **_records_params(by_remote, "b_remote_")}):
+        stmt = shaped(("links", len(by_record), len(by_remote)), lambda: _links(len(by_record), len(by_remote)))
+        for link in self.session.scalars(stmt, {"b_conn": self.connection_id, **records_params(by_record, "b_"),
+                                                **records_params(by_remote, "b_remote_")}):
             self._known_links[id(link)] = link
             if (link.entity, link.record_id) in keys:
                 self._links[(link.entity, link.record_id)] = link
@@ -342,23 +306,23 @@ class ChunkReads:
         :meth:`link_row`), in one query: preparing a batch only reads its links, and building ORM objects cost
         more than the query."""
         keys = {(str(entity), int(record_id)) for entity, record_id in keys}
-        by_record = _by_entity(keys)
+        by_record = by_entity(keys)
         if not by_record:
             return
         for key in keys:
             self._link_rows[key] = None
-        stmt = _shaped(("link_rows", len(by_record)), lambda: _link_rows(len(by_record)))
+        stmt = shaped(("link_rows", len(by_record)), lambda: _link_rows(len(by_record)))
         for link in LinkRow.all_of(self.session.execute(stmt, {"b_conn": self.connection_id,
-                                                               **_records_params(by_record, "b_")})):
+                                                               **records_params(by_record, "b_")})):
             self._link_rows[(link.entity, link.record_id)] = link
 
     def read_push_entries(self, keys: Iterable[Key]) -> None:
         """The records' push entries an attempt reads before it is sent: open (``sync.log.open_clause``) or
         pending, in one query."""
         keys = set(keys)
-        groups = _by_entity(keys)
-        rows = self.session.scalars(_shaped(("push_entries", len(groups)), lambda: _push_entries(len(groups))),
-                                    {"b_conn": self.connection_id, **_records_params(groups, "b_")})
+        groups = by_entity(keys)
+        rows = self.session.scalars(shaped(("push_entries", len(groups)), lambda: _push_entries(len(groups))),
+                                    {"b_conn": self.connection_id, **records_params(groups, "b_")})
         self._keep_entries(keys, rows)
         self._entries_read = "push"
 
@@ -367,10 +331,10 @@ class ChunkReads:
         record's entries a success settles (errors and warnings not resolved: its chain; an Unlink's entry not
         superseded)."""
         keys = set(keys)
-        groups = _by_entity(keys)
+        groups = by_entity(keys)
         rows = self.session.execute(
-            _shaped(("outcome_entries", len(groups)), lambda: _outcome_entries(len(groups))),
-            {"b_conn": self.connection_id, "b_entry_ids": sorted(entry_ids), **_records_params(groups, "b_")})
+            shaped(("outcome_entries", len(groups)), lambda: _outcome_entries(len(groups))),
+            {"b_conn": self.connection_id, "b_entry_ids": sorted(entry_ids), **records_params(groups, "b_")})
         entries: list[SyncLogEntry] = []
         for row in rows:
             entry, was_unlinked = row[0], row[1]

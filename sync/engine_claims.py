@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sync.engine_errors import InProgress
 from sync.engine_values import EngineConfig
 from sync.models import RecordClaim, table_of
+from sync.prebuilt import by_entity, records_clause, records_params, shaped
 
 
 @functools.cache
@@ -59,28 +60,14 @@ def owner_is_dead(owner: str) -> bool:
 
 def claims_of(keys: Collection[tuple[str, int]]) -> Any:
     """The SQL condition: a claim on one of the records ``keys`` ((entity, record id))."""
-    groups: dict[str, set[int]] = {}
-    for entity, record_id in keys:
-        groups.setdefault(str(entity), set()).add(int(record_id))
     return or_(*(and_(RecordClaim.entity == entity, RecordClaim.record_id.in_(sorted(ids)))
-                 for entity, ids in groups.items()))
-
-
-def _release(count: int) -> Any:
-    """The DELETE of an owner's claims on ``count`` kinds of record (``b_e{i}``, ``b_ids{i}``)."""
-    claims = table_of(RecordClaim)
-    return delete(claims).where(claims.c.connection_id == bindparam("b_conn"), or_(*(
-        and_(claims.c.entity == bindparam(f"b_e{i}"), claims.c.record_id.in_(bindparam(f"b_ids{i}", expanding=True)))
-        for i in range(count))), claims.c.owner == bindparam("b_owner"))
+                 for entity, ids in by_entity(keys).items()))
 
 
 _CLAIMS = table_of(RecordClaim)
 #: A batch's claims, inserted where free (built once for each dialect)
 _CLAIM_PG = pg_insert(_CLAIMS).on_conflict_do_nothing().returning(_CLAIMS.c.entity, _CLAIMS.c.record_id)
 _CLAIM_SQLITE = sqlite_insert(_CLAIMS).on_conflict_do_nothing().returning(_CLAIMS.c.entity, _CLAIMS.c.record_id)
-
-#: Release statements by how many kinds of record they name, built once (a batch releases its claims with one).
-_RELEASES: dict[int, Any] = {}
 
 
 class RecordClaims:
@@ -143,17 +130,14 @@ class RecordClaims:
         """Release this engine's claims on the records ``keys``, in one statement."""
         if not keys:
             return
-        groups: dict[str, set[int]] = {}
-        for entity, record_id in keys:
-            groups.setdefault(str(entity), set()).add(int(record_id))
-        params: dict[str, Any] = {"b_conn": connection_id, "b_owner": self._owner}
-        for i, (entity, ids) in enumerate(groups.items()):
-            params[f"b_e{i}"], params[f"b_ids{i}"] = entity, sorted(ids)
-        stmt = _RELEASES.get(len(groups))
-        if stmt is None:
-            stmt = _RELEASES.setdefault(len(groups), _release(len(groups)))
+        groups = by_entity(keys)
+        # one DELETE for each count of record kinds, built once (a batch releases its claims with one)
+        stmt = shaped(("release", len(groups)), lambda: delete(_CLAIMS).where(
+            _CLAIMS.c.connection_id == bindparam("b_conn"),
+            records_clause(_CLAIMS.c.entity, _CLAIMS.c.record_id, len(groups), "b_"),
+            _CLAIMS.c.owner == bindparam("b_owner")))
         with self.sessions() as session, session.begin():
-            session.execute(stmt, params)
+            session.execute(stmt, {"b_conn": connection_id, "b_owner": self._owner, **records_params(groups, "b_")})
 
     @contextmanager
     def _claimed(self, connection_id: int, entity: str, record_id: int) -> Iterator[None]:
