@@ -369,6 +369,16 @@ def mix(stack: Stack, n: int) -> list[Request]:
     return [stack.request("click" if stack.click_payload is not None and i % 2 else "errors") for i in range(n)]
 
 
+def post_signed(http: httpx.Client, url: str, secret: str, request: Request) -> httpx.Response:
+    """POST ``request`` to ``url`` signed as Slack signs it (``sandbox.slack.driver.sign``), timestamped now."""
+    from sandbox.slack.driver import sign
+
+    stamp = int(time.time())
+    return http.post(url, content=request.body.encode(), headers={
+        "Content-Type": request.content_type, "X-Slack-Request-Timestamp": str(stamp),
+        "X-Slack-Signature": sign(secret, stamp, request.body)})
+
+
 def closed_loop(url: str, secret: str, plans: list[list[Request]], think_ms: float,
                 own_session: bool = False) -> tuple[list[tuple[str, int, float, float | None]], float]:
     """One thread per plan, each sending its requests one after another, signed as Slack signs them; with
@@ -376,8 +386,6 @@ def closed_loop(url: str, secret: str, plans: list[list[Request]], think_ms: flo
     after each answer. ``own_session``: first leave the caller's session (``setsid``; for a child process).
     Returns (kind, HTTP status, ms from request to the end of the response, the server's own ms) per request, and
     the wall seconds of the whole run."""
-    from sandbox.slack.driver import sign
-
     if own_session:
         os.setsid()
     results: list[tuple[str, int, float, float | None]] = []
@@ -392,10 +400,7 @@ def closed_loop(url: str, secret: str, plans: list[list[Request]], think_ms: flo
             for n, request in enumerate(plan[index % 2:] + plan[:index % 2]):
                 if think_ms and n:
                     time.sleep(think.expovariate(1000 / think_ms))
-                stamp = int(time.time())
-                response = http.post(url, content=request.body.encode(), headers={
-                    "Content-Type": request.content_type, "X-Slack-Request-Timestamp": str(stamp),
-                    "X-Slack-Signature": sign(secret, stamp, request.body)})
+                response = post_signed(http, url, secret, request)
                 with lock:
                     results.append((request.kind, response.status_code, response.elapsed.total_seconds() * 1000,
                                     server_ms(response)))
@@ -446,8 +451,6 @@ def open_loop(url: str, secret: str, plan: list[Request], arrivals: list[float],
     ``senders`` threads; latency counts from the planned arrival, so a late sender counts against the server.
     ``own_session``: first leave the caller's session (a child process). Returns the latencies (ms), the server's
     own ms per answer, the statuses and the elapsed seconds."""
-    from sandbox.slack.driver import sign
-
     if own_session:
         os.setsid()
     clients = [httpx.Client(timeout=30) for _ in range(senders)]
@@ -461,10 +464,7 @@ def open_loop(url: str, secret: str, plan: list[Request], arrivals: list[float],
         with lock:
             http = free.pop()
         try:
-            stamp = int(time.time())
-            response = http.post(url, content=request.body.encode(), headers={
-                "Content-Type": request.content_type, "X-Slack-Request-Timestamp": str(stamp),
-                "X-Slack-Signature": sign(secret, stamp, request.body)})
+            response = post_signed(http, url, secret, request)
             status = str(response.status_code)
             server = server_ms(response)
         except httpx.HTTPError as exc:
