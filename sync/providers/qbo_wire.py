@@ -373,9 +373,7 @@ def normalize_keys(data: Any) -> Any:
             v = _norm_fault(v)
         elif isinstance(v, list | Mapping):
             v = normalize_keys(v)
-        if v is None and out.get(key) is not None:  # as _put: of two spellings, the non-null one wins
-            continue
-        out[key] = v
+        _put(out, key, v)
     return out
 
 
